@@ -1,0 +1,230 @@
+"""What the observers saw: flows, names, handshakes, requests, and how complete the capture was.
+
+These records are the only thing judges read. They never hold packets; they hold
+packet numbers (1-based, per capture file, as Wireshark numbers them) so every
+finding can point back at the bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Bounded so memory stays flat however long a flow is.
+SAMPLE_PACKETS_PER_FLOW = 8
+
+
+class InitiatorBasis(StrEnum):
+    """How the flow's initiating side was decided (Zeek marks flipped flows with `^`)."""
+
+    SYN = "syn"  # a SYN without ACK was seen
+    SYN_ACK = "syn-ack"  # only the SYN-ACK was seen: its receiver initiated
+    FIRST_PACKET = "first-packet"  # UDP/ICMP/other: the sender of the first packet
+    DIRECTION_FLAG = "direction-flag"  # pcapng epb_flags inbound/outbound on the target's link
+    PORT_HEURISTIC = "port-heuristic"  # mid-connection TCP: the side on the well-known port responds
+    ICMP_TYPE = "icmp-type"  # request/reply types (echo, timestamp, ...) say who asked
+
+
+class PayloadKind(StrEnum):
+    """Classification of a direction's first payload bytes (by content, not by port)."""
+
+    NONE = "none"
+    TLS = "tls"  # a TLS record header (handshake, alert, application data, ...)
+    HTTP = "http"
+    HTTP2_PREFACE = "http2-preface"  # "PRI * HTTP/2.0" (plaintext h2 or gRPC)
+    LDAP = "ldap"  # BER LDAPMessage
+    DNS = "dns"
+    SSH = "ssh"
+    SIP = "sip"
+    OTHER = "other"  # something not recognised: treated as plaintext where TLS is required
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A bidirectional conversation, oriented initiator -> responder."""
+
+    flow_id: int  # 1-based, row order of evidence/flows.csv
+    capture: int  # index into Observations.captures
+    transport: str  # "tcp", "udp", "icmp", "icmpv6", or "ip-<proto>"
+    ip_version: int
+    initiator: IPAddress
+    initiator_port: int  # ICMP: type; other protocols: 0
+    responder: IPAddress
+    responder_port: int  # ICMP: code; other protocols: 0
+    initiator_basis: InitiatorBasis
+    handshake_seen: bool  # TCP: the opening SYN is in the capture
+    answered: bool  # the responder sent at least one packet back
+    accepted: bool  # TCP: SYN-ACK or responder payload; UDP: reply; ICMP: reply type
+    rejected: bool  # TCP RST from responder with no accept, or ICMP unreachable for it
+    packets_out: int  # initiator -> responder
+    packets_in: int
+    bytes_out: int  # IP bytes, as on the wire (original length)
+    bytes_in: int
+    first_time: float  # epoch seconds
+    last_time: float
+    first_packet: int
+    last_packet: int
+    sample_packets: tuple[int, ...]  # first SAMPLE_PACKETS_PER_FLOW packet numbers, both directions
+    tcp_flags_out: int = 0  # OR of TCP flags initiator -> responder
+    tcp_flags_in: int = 0
+    payload_out: PayloadKind = PayloadKind.NONE  # first payload initiator -> responder
+    payload_in: PayloadKind = PayloadKind.NONE
+    first_payload_packet: int | None = None  # packet number of the initiator's first payload
+    payload_head_out: bytes = b""  # first bytes of that payload (<= 64), for findings
+    community_id: str = ""  # Community ID v1 (seed 0)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    name: str
+    rtype: int  # 1 A, 28 AAAA, 5 CNAME, ...
+    ttl: int
+    value: str  # address text, or target name for CNAME/PTR/...
+
+
+@dataclass(frozen=True, slots=True)
+class DnsQuery:
+    """One DNS-format query (and its answer, when seen), on any port.
+
+    `protocol` tells DNS from the scope-limited name protocols of decision 6.
+    """
+
+    capture: int
+    packet: int  # the query's packet number (or the response's, when the query is not seen)
+    time: float
+    flow_id: int
+    client: IPAddress
+    client_port: int
+    server: IPAddress
+    server_port: int
+    transport: str  # "udp" | "tcp"
+    protocol: str  # "dns" | "mdns" | "llmnr" | "nbns"
+    qname: str  # lower-case, no trailing dot
+    qtype: int
+    response_packet: int | None = None
+    rcode: int | None = None
+    answers: tuple[DnsAnswer, ...] = ()
+    count: int = 1  # identical repeats (same flow, qname, qtype, answers) merged to keep memory flat
+    last_packet: int | None = None  # the last repeat's packet number
+
+
+@dataclass(frozen=True, slots=True)
+class TlsClientHello:
+    capture: int
+    packet: int  # the packet that completed the ClientHello
+    time: float
+    flow_id: int
+    sni: str | None
+    versions: tuple[int, ...]  # supported_versions if present, else (legacy_version,)
+    cipher_suites: tuple[int, ...]
+    alpn: tuple[str, ...]
+    segments: int = 1  # TCP segments the ClientHello spanned
+
+
+@dataclass(frozen=True, slots=True)
+class TlsServerHello:
+    capture: int
+    packet: int
+    time: float
+    flow_id: int
+    version: int  # negotiated: supported_versions extension if present (TLS 1.3), else legacy
+    cipher_suite: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An HTTP/1.x request line (plus Host), on any port."""
+
+    capture: int
+    packet: int
+    time: float
+    flow_id: int
+    method: str
+    target: str  # as written: "/path", "http://host/path", or "host:port" for CONNECT
+    version: str  # "HTTP/1.1"
+    host: str | None  # Host header, if in the same segment
+    count: int = 1  # identical repeats on the same flow merged
+
+
+@dataclass(frozen=True, slots=True)
+class NameMention:
+    """A name carried by scope-limited traffic other than DNS format (SSDP, NBNS, ...)."""
+
+    capture: int
+    packet: int
+    flow_id: int
+    protocol: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A packet that could not be decoded: counted, skipped, and reported."""
+
+    capture: int
+    packet: int
+    reason: str
+
+
+# Bounded: the count is exact, the list of examples is not.
+ANOMALY_SAMPLES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    """One capture file and everything that limits what it can prove."""
+
+    path: str
+    format: str  # "pcap" | "pcapng"
+    sha256: str  # of the bytes read (computed while streaming)
+    link_types: tuple[int, ...]  # DLT/LINKTYPE values seen
+    interfaces: int
+    packets: int
+    bytes: int  # file bytes read
+    first_time: float | None
+    last_time: float | None
+    malformed: int  # packets counted and skipped
+    anomalies: tuple[Anomaly, ...]  # up to ANOMALY_SAMPLES of them
+    snap_truncated: int  # packets whose captured length < original length
+    truncated_file: bool  # the file ends inside a record (read to the last whole one)
+    truncated_detail: str | None  # e.g. "file ends inside record 4813 at byte 1048570"
+    drops: int | None  # kernel/interface drops from pcapng ISB (ifdrop + osdrop); None = unknown
+    drop_detail: str | None = None
+    unsupported_link_packets: int = 0
+    fragments: int = 0  # IP fragments seen
+    reassembled: int = 0  # datagrams reassembled from them
+    direction_flags: bool = False  # pcapng EPB direction flags were present
+
+    @property
+    def complete(self) -> bool:
+        """No known loss: the file is whole and no drops were recorded."""
+        return not self.truncated_file and not self.drops
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """Everything the observers produced from every capture of a run."""
+
+    captures: tuple[CaptureSummary, ...]
+    flows: tuple[Flow, ...]
+    dns: tuple[DnsQuery, ...] = ()
+    client_hellos: tuple[TlsClientHello, ...] = ()
+    server_hellos: tuple[TlsServerHello, ...] = ()
+    http_requests: tuple[HttpRequest, ...] = ()
+    names: tuple[NameMention, ...] = ()
+    notes: tuple[str, ...] = field(default=())  # e.g. "12 flows began before the capture"
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.captures) and all(c.complete for c in self.captures)
+
+    @property
+    def packets(self) -> int:
+        return sum(c.packets for c in self.captures)
+
+    def flow(self, flow_id: int) -> Flow:
+        """The flow with that id (ids are 1-based and dense)."""
+        return self.flows[flow_id - 1]

@@ -1,0 +1,289 @@
+"""ucx-conformance command line: a thin front over the pytest suites, plus keygen and verify.
+
+Only this module talks to the terminal: one rich Console on stderr for people; stdout
+carries machine output (the report directory path, `lab faults` lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from conformance import __version__
+from conformance.errors import ConformanceError
+from conformance.plugin import RunSummary
+from conformance.verdict import ExitCode, Verdict
+
+DEFAULT_LAB_PROFILE = "lab-air-gapped.yaml"
+
+_VERDICT_STYLE = {
+    Verdict.PASS: "bold green",
+    Verdict.FAIL: "bold red",
+    Verdict.INCONCLUSIVE: "bold yellow",
+    Verdict.ERROR: "bold magenta",
+    Verdict.NOT_APPLICABLE: "dim",
+}
+
+# pytest's own exit codes, as they reach `run` when the plugin could not map them.
+_PYTEST_INTERNAL_ERROR = 3
+_PYTEST_USAGE_ERROR = 4
+_PYTEST_NO_TESTS = 5
+
+
+def repo_root() -> Path:
+    """The source tree root (suites/ and fixtures/ live there in a checkout)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def suites_dir() -> Path:
+    """Where the conformance suites are: in the package when installed, else in the checkout."""
+    packaged = Path(__file__).resolve().parent / "_suites"
+    return packaged if packaged.is_dir() else repo_root() / "suites"
+
+
+def fixtures_dir() -> Path:
+    return repo_root() / "fixtures"
+
+
+class RichFrontend:
+    """Progress bars and the closing table for `run`; registered as a pytest plugin object."""
+
+    ucx_frontend = True
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.summary: RunSummary | None = None
+        self.progress = _RichProgress(console)
+
+    def finished(self, summary: RunSummary) -> None:
+        self.summary = summary
+
+
+class _RichProgress:
+    """conformance.progress.Progress drawn with rich (stderr)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._bar: Progress | None = None
+        self._task: int | None = None
+
+    def start(self, step: str, total: float | None) -> None:
+        self.finish()
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(step, total=total, detail="")
+
+    def advance(self, done: float, detail: str = "") -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, detail=detail)  # type: ignore[arg-type]
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._task = None
+
+
+def _print_summary(console: Console, summary: RunSummary) -> None:
+    from conformance.catalog import load_catalog
+
+    catalog = load_catalog()
+    table = Table(title="ucx-conformance", show_lines=False)
+    table.add_column("control", no_wrap=True)
+    table.add_column("title")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("why")
+    for result in summary.results:
+        title = catalog.get(result.control_id).title
+        why = result.reason
+        if result.violations:
+            why = f"{why}\n{result.violations[0].summary}"
+            if len(result.violations) > 1:
+                why += f" (+{len(result.violations) - 1} more)"
+        style = _VERDICT_STYLE[result.verdict]
+        table.add_row(result.control_id, title, f"[{style}]{result.verdict.value}[/]", why)
+    console.print(table)
+    style = _VERDICT_STYLE[summary.verdict]
+    console.print(f"verdict: [{style}]{summary.verdict.value}[/] (exit {summary.exit_code})")
+    if summary.report_dir is not None:
+        console.print(f"signed report: {summary.report_dir}")
+    if summary.problem:
+        console.print(f"[red]no report written:[/] {summary.problem}")
+    if summary.key_created and summary.key_path is not None:
+        console.print(
+            f"created signing key {summary.key_path}; pin {summary.key_path}.pub when verifying"
+        )
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    import pytest
+
+    profile = args.profile
+    if profile is None and args.lab:
+        profile = str(fixtures_dir() / "profiles" / DEFAULT_LAB_PROFILE)
+    if profile is None:
+        console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
+        return int(ExitCode.USAGE)
+    if not args.pcap and not args.lab:
+        console.print("[red]ucx-conformance run:[/] give --pcap FILE or --lab")
+        return int(ExitCode.USAGE)
+    pytest_args = [
+        str(suites_dir()),
+        "--ucx-profile",
+        profile,
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "-rN",
+    ]
+    for pcap in args.pcap:
+        pytest_args += ["--ucx-pcap", pcap]
+    if args.lab:
+        pytest_args.append("--ucx-lab")
+    for fault in args.fault:
+        pytest_args += ["--ucx-fault", fault]
+    if args.report_dir:
+        pytest_args += ["--ucx-report-dir", args.report_dir]
+    if args.sign_key:
+        pytest_args += ["--ucx-sign-key", args.sign_key]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        pytest_args += ["-p", "conformance.plugin"]
+    if not args.verbose:
+        pytest_args += ["-p", "no:terminal"]
+    frontend = RichFrontend(console)
+    # pytest writes its own output to stdout; stdout is for machine output here.
+    with contextlib.redirect_stdout(sys.stderr):
+        code = int(pytest.main(pytest_args, plugins=[frontend]))
+    summary = frontend.summary
+    if summary is not None:
+        _print_summary(console, summary)
+        if summary.report_dir is not None:
+            print(summary.report_dir)
+        return summary.exit_code
+    return _unmapped_exit(code)
+
+
+def _unmapped_exit(code: int) -> int:
+    """Exit status when the plugin could not produce a summary (interface.md)."""
+    if code == int(ExitCode.USAGE):
+        return code  # the plugin's own usage/profile error (message already printed)
+    if code == _PYTEST_USAGE_ERROR:
+        return int(ExitCode.USAGE)
+    if code in (0, 1, _PYTEST_NO_TESTS, _PYTEST_INTERNAL_ERROR):
+        return int(ExitCode.INCOMPLETE)  # nothing proven, or the harness broke
+    return int(ExitCode.INCOMPLETE)
+
+
+def _cmd_keygen(args: argparse.Namespace, console: Console) -> int:
+    from conformance.sign.keys import fingerprint, generate_key, load_public_key
+
+    path = generate_key(Path(args.key_path))
+    pub = load_public_key(Path(f"{path}.pub"))
+    console.print(f"private key: {path} (mode 0600)")
+    console.print(f"public key:  {path}.pub")
+    console.print(f"fingerprint: {fingerprint(pub)}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from conformance.sign.verify import verify_report
+
+    result = verify_report(Path(args.report_dir), Path(args.key) if args.key else None)
+    if not result.ok:
+        for problem in result.problems:
+            console.print(f"[red]FAILED[/] {problem}")
+        return 1
+    console.print(
+        f"[green]integrity ok[/]: signature and {result.files_checked} file hashes match key "
+        f"{result.fingerprint}"
+    )
+    if not result.pinned:
+        console.print(
+            "[yellow]signer not pinned[/]: checked against the public key shipped inside the "
+            "report. Re-run with --key PUBKEY (the signer's .pub you trust) to verify the signer."
+        )
+        return 2
+    console.print("[green]verified[/]: signed by the pinned key")
+    return 0
+
+
+def _cmd_lab_faults(args: argparse.Namespace, console: Console) -> int:
+    from conformance.lab import list_faults
+
+    for name, description in list_faults():
+        print(f"{name}\t{description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ucx-conformance",
+        description="Prove, with network evidence, that a UCX install keeps its deployment "
+        "mode's promises; write signed, offline-verifiable reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="judge captures or a live target against a profile")
+    run.add_argument("--profile", help="deployment profile (YAML)")
+    run.add_argument("--pcap", action="append", default=[], help="capture file (repeatable)")
+    run.add_argument("--lab", action="store_true", help="run the built-in reference lab")
+    run.add_argument("--fault", action="append", default=[], help="lab fault switch (repeatable)")
+    run.add_argument("--report-dir", help="report directory (default: reports/<profile>-<time>)")
+    run.add_argument("--sign-key", help="Ed25519 private key (default: created once, reused)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    run.set_defaults(handler=_cmd_run)
+
+    verify = sub.add_parser("verify", help="verify a signed report directory offline")
+    verify.add_argument("report_dir", metavar="REPORT_DIR")
+    verify.add_argument("--key", metavar="PUBKEY", help="the signer's public key (PEM) to pin")
+    verify.set_defaults(handler=_cmd_verify)
+
+    keygen = sub.add_parser("keygen", help="write an Ed25519 signing key pair")
+    keygen.add_argument("key_path", metavar="KEY_PATH")
+    keygen.set_defaults(handler=_cmd_keygen)
+
+    lab = sub.add_parser("lab", help="the built-in lab")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    faults = lab_sub.add_parser("faults", help="list the reference target's fault switches")
+    faults.set_defaults(handler=_cmd_lab_faults)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse `argv`, run one subcommand, return its exit status."""
+    console = Console(stderr=True)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help is 0, bad usage is 2 → ours is 3
+        return 0 if exc.code == 0 else int(ExitCode.USAGE)
+    try:
+        return int(args.handler(args, console))
+    except ConformanceError as exc:
+        console.print(f"[red]ucx-conformance:[/] {exc}")
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: no report written")
+        return int(ExitCode.INCOMPLETE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Evidence from the built-in lab: the reference target captured live on its link."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from conformance.evidence.interface import Evidence
+from conformance.evidence.pcap import capture_evidence_name
+from conformance.observe.builder import observe_captures
+from conformance.profile_model import Profile
+from conformance.progress import Progress
+
+
+class LabSource:
+    """Stands the lab up, captures for the profile's window, tears it down."""
+
+    name = "lab"
+
+    def __init__(self, faults: Sequence[str]) -> None:
+        self.faults = tuple(faults)
+        self._workdir: Path | None = None
+
+    def collect(self, profile: Profile, progress: Progress) -> Evidence:
+        from conformance.lab import run_lab
+
+        self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
+        lab_run = run_lab(profile, self.faults, self._workdir, progress)
+        observations = observe_captures(lab_run.captures, progress)
+        files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(lab_run.captures))
+        notes = lab_run.notes
+        if self.faults:
+            notes = (f"reference target faults switched on: {', '.join(self.faults)}", *notes)
+        return Evidence(
+            observations=observations,
+            files=files + lab_run.evidence_files,
+            probe_log=lab_run.probe_log,
+            notes=notes,
+            source="lab",
+        )
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None

@@ -1,4 +1,4 @@
-"""ucx-conformance: prove, with network evidence, that a UCX install keeps its deployment mode's promises.
+"""ucx-conformance: prove, with network evidence, that a UCX install keeps its mode's promises.
 
 The public API is small: the verdict type, the profile loader, the error base, and the
 version. Everything else is internal and may change.

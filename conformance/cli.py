@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -149,9 +150,6 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         profile,
         "-p",
         "no:cacheprovider",
-        "-q",
-        "--no-header",
-        "-rN",
     ]
     for pcap in args.pcap:
         pytest_args += ["--ucx-pcap", pcap]
@@ -165,7 +163,11 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["--ucx-sign-key", args.sign_key]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "conformance.plugin"]
-    if not args.verbose:
+    if args.verbose:
+        pytest_args += ["--no-header", "-rN", "-v"]
+    else:
+        # The rich frontend is the only output; pytest's terminal reporter (and the
+        # options it owns, such as -q and -r) is switched off.
         pytest_args += ["-p", "no:terminal"]
     frontend = RichFrontend(console)
     # pytest writes its own output to stdout; stdout is for machine output here.
@@ -203,12 +205,18 @@ def _cmd_keygen(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, console: Console) -> int:
+
+    from conformance.errors import VerifyError
     from conformance.sign.verify import verify_report
 
-    result = verify_report(Path(args.report_dir), Path(args.key) if args.key else None)
+    try:
+        result = verify_report(Path(args.report_dir), Path(args.key) if args.key else None)
+    except VerifyError as exc:
+        console.print(f"[red]FAILED[/] {escape(str(exc))}")
+        return 1
     if not result.ok:
         for problem in result.problems:
-            console.print(f"[red]FAILED[/] {problem}")
+            console.print(f"[red]FAILED[/] {escape(str(problem))}")
         return 1
     console.print(
         f"[green]integrity ok[/]: signature and {result.files_checked} file hashes match key "
@@ -269,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse `argv`, run one subcommand, return its exit status."""
-    console = Console(stderr=True)
+    # soft_wrap: never break a path or fingerprint across lines (users copy them).
+    console = Console(stderr=True, soft_wrap=True)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -278,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, console))
     except ConformanceError as exc:
-        console.print(f"[red]ucx-conformance:[/] {exc}")
+        console.print(f"[red]ucx-conformance:[/] {escape(str(exc))}")
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: no report written")

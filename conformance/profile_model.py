@@ -16,13 +16,40 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Transport = Literal["tcp", "udp"]
 
+CLOUD_SERVICES: tuple[str, ...] = (
+    # CT 1-6: the Cloud Connected services of the UCX Suite itself.
+    "licensing",
+    "telemetry",
+    "sso",
+    "user-sync",
+    "presence",
+    "call-control",
+    # HA 2.3: the cloud services a self-hosted platform may interoperate with.
+    "voice-analytics",
+    "smartflows",
+    "virtual-receptionist",
+)
+"""Names of the Cloud-Connected Services a hybrid profile may activate (`cloud.services`)."""
+
+SERVICES_NEEDING_LICENSING: frozenset[str] = frozenset(
+    {"telemetry", "sso", "user-sync", "presence", "call-control"}
+)
+"""Services whose prerequisite is cloud licensing (CT 2: "required to access any Cloud Service")."""
+
+TLS_VERSIONS: tuple[str, ...] = ("1.0", "1.1", "1.2", "1.3")
+"""Values of `cloud.min_tls`, oldest first."""
+
 
 class Mode(StrEnum):
+    """Deployment mode (HA 1): what the site promises about cloud connectivity."""
+
     AIR_GAPPED = "air-gapped"
     HYBRID = "hybrid"
 
 
 class Telemetry(StrEnum):
+    """Whether the site lets telemetry flow to the Imagicle Cloud (CT 3)."""
+
     ENABLED = "enabled"
     DISABLED = "disabled"
 
@@ -83,14 +110,20 @@ class NameHint:
 class Cloud:
     """Hybrid-mode cloud section."""
 
-    services: tuple[str, ...]
-    endpoints: tuple[CloudEndpoint, ...]
-    min_tls: str = "1.2"  # "1.0" | "1.1" | "1.2" | "1.3"
+    services: tuple[str, ...]  # each one of CLOUD_SERVICES, no repeats; may be empty
+    endpoints: tuple[CloudEndpoint, ...]  # never empty while a service is activated
+    min_tls: str = "1.2"  # one of TLS_VERSIONS
     hints: tuple[NameHint, ...] = ()
+
+    def activates(self, service: str) -> bool:
+        """Whether the profile activates `service` (one of CLOUD_SERVICES)."""
+        return service in self.services
 
 
 @dataclass(frozen=True, slots=True)
 class ProxySpec:
+    """The customer's proxy for cloud traffic (CT 7); always inside the environment."""
+
     address: IPAddress
     port: int
 
@@ -101,6 +134,8 @@ class ProxySpec:
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """The UCX host(s) whose traffic is judged; every address is inside the environment."""
+
     addresses: tuple[IPAddress, ...]
 
 

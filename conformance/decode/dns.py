@@ -8,6 +8,7 @@ length (RFC 1035 §4.2.2): callers strip it before calling.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ TYPE_PTR = 12
 TYPE_AAAA = 28
 # Types whose RDATA is a single (possibly compressed) domain name.
 _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR})
+_ADDRESS_TYPES = frozenset({TYPE_A, TYPE_AAAA})
 
 _HEADER = struct.Struct("!6H")
 _QUESTION_TAIL = struct.Struct("!HH")
@@ -85,9 +87,10 @@ def parse_dns(payload: bytes) -> DnsMessage:
         raise DecodeError(f"DNS section counts exceed the {size}-byte message", 4)
 
     off = HEADER_LENGTH
+    known: dict[int, str] = {}
     questions: list[tuple[str, int]] = []
     for _ in range(qdcount):
-        qname, off = _read_name(payload, off)
+        qname, off = _read_name(payload, off, known)
         if off + 4 > size:
             raise DecodeError("DNS question truncated", off)
         qtype, _qclass = _QUESTION_TAIL.unpack_from(payload, off)
@@ -96,7 +99,7 @@ def parse_dns(payload: bytes) -> DnsMessage:
 
     answers: list[DnsAnswer] = []
     for _ in range(ancount):
-        name, off = _read_name(payload, off)
+        name, off = _read_name(payload, off, known)
         if off + 10 > size:
             raise DecodeError("DNS resource record truncated", off)
         rtype, _rclass, ttl, rdlength = _RECORD_TAIL.unpack_from(payload, off)
@@ -106,7 +109,8 @@ def parse_dns(payload: bytes) -> DnsMessage:
             raise DecodeError(f"DNS RDATA of {rdlength} bytes runs past end", start - 2)
         if ttl & TTL_TOP_BIT:
             ttl = 0
-        answers.append(DnsAnswer(name, rtype, ttl, _rdata_value(payload, rtype, start, off)))
+        value = _rdata_value(payload, rtype, start, off, known)
+        answers.append(DnsAnswer(name, rtype, ttl, value))
 
     return DnsMessage(
         txid=txid,
@@ -222,16 +226,29 @@ def _read_labels(buf: bytes, off: int) -> tuple[list[bytes], int]:
     return labels, (off if after < 0 else after)
 
 
-def _read_name(buf: bytes, off: int) -> tuple[str, int]:
-    """The name at `off` in text form (lower-case, no trailing dot) and the offset after it."""
+def _read_name(buf: bytes, off: int, known: dict[int, str]) -> tuple[str, int]:
+    """The name at `off` in text form (lower-case, no trailing dot) and the offset after it.
+
+    `known` maps offsets where a name was already read to its text: answers mostly
+    point back at the question name, so that name is decoded once per message.
+    """
+    if off + 1 < len(buf) and buf[off] >= 0xC0:  # the whole name is one pointer
+        target = ((buf[off] & 0x3F) << 8) | buf[off + 1]
+        if (cached := known.get(target)) is not None:
+            return cached, off + 2
+        start = target
+    else:
+        start = off
     labels, end = _read_labels(buf, off)
     joined = b".".join(labels)
     # Fast path: printable ASCII, and no dot or backslash hiding inside a label.
-    if joined.isascii():
-        text = joined.decode("ascii")
-        if text.isprintable() and "\\" not in text and text.count(".") == len(labels) - 1:
-            return text.lower(), end
-    return ".".join(_label_text(label) for label in labels).lower(), end
+    text = joined.decode("ascii") if joined.isascii() else ""
+    if text.isprintable() and "\\" not in text and text.count(".") == len(labels) - 1:
+        text = text.lower()
+    else:
+        text = ".".join(_label_text(label) for label in labels).lower()
+    known[start] = text
+    return text, end
 
 
 def _label_text(label: bytes) -> str:
@@ -247,15 +264,18 @@ def _label_text(label: bytes) -> str:
     return "".join(out)
 
 
-def _rdata_value(buf: bytes, rtype: int, start: int, end: int) -> str:
+def _rdata_value(buf: bytes, rtype: int, start: int, end: int, known: dict[int, str]) -> str:
     """An answer's value: address text, target name, or RDATA hex."""
-    if rtype == TYPE_A or rtype == TYPE_AAAA:
+    if rtype in _ADDRESS_TYPES:
         want = 4 if rtype == TYPE_A else 16
         if end - start != want:
             raise DecodeError(f"DNS type {rtype} RDATA is {end - start} bytes, not {want}", start)
-        return str(ipaddress.ip_address(bytes(buf[start:end])))
+        if rtype == TYPE_A:
+            return socket.inet_ntop(socket.AF_INET, buf[start:end])
+        # ipaddress, not inet_ntop: its text is what str(IPv6Address) gives elsewhere.
+        return str(ipaddress.IPv6Address(bytes(buf[start:end])))
     if rtype in _NAME_TYPES:
-        name, after = _read_name(buf, start)
+        name, after = _read_name(buf, start, known)
         if after != end:
             raise DecodeError(f"DNS type {rtype} name does not fill its RDATA", start)
         return name

@@ -1,17 +1,60 @@
-"""TLS ClientHello / ServerHello decoding and cipher-suite facts."""
+"""TLS ClientHello / ServerHello decoding and cipher-suite facts.
+
+Hellos are read from the TCP payload as sent: a sequence of TLS records (RFC 8446
+§5.1, RFC 5246 §6.2.1) whose handshake message may be fragmented over several of
+them. Offsets in DecodeError messages are offsets in that payload.
+"""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import struct
 from dataclasses import dataclass
+from typing import NoReturn
+
+from conformance.decode.errors import DecodeError
+
+RECORD_HEADER = 5  # type(1) version(2) length(2)
+HANDSHAKE_HEADER = 4  # msg_type(1) length(3)
+CONTENT_CHANGE_CIPHER_SPEC = 20
+CONTENT_HANDSHAKE = 22
+CLIENT_HELLO = 1
+SERVER_HELLO = 2
+# RFC 8446 §5.1, RFC 5246 §6.2.1: a plaintext record holds at most 2^14 bytes, and
+# hellos always travel in plaintext (uncompressed: compression is negotiated by them).
+MAX_PLAINTEXT_RECORD = 2**14
+# Same sections: zero-length handshake fragments MUST NOT be sent, so every record
+# still to come carries at least one handshake byte. That bounds what is unseen.
+_WORST_BYTES_PER_HANDSHAKE_BYTE = RECORD_HEADER + 1
+RANDOM_LENGTH = 32
+MAX_SESSION_ID = 32  # RFC 8446 §4.1.2, RFC 5246 §7.4.1.2: opaque legacy_session_id<0..32>
+# RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello with this fixed random.
+HELLO_RETRY_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
+
+EXT_SERVER_NAME = 0  # RFC 6066 §3
+EXT_ALPN = 16  # RFC 7301 §3.1
+EXT_SUPPORTED_VERSIONS = 43  # RFC 8446 §4.2.1
+SNI_HOST_NAME = 0
+
+# SSL 2.0-format CLIENT-HELLO (RFC 6101 Appendix E.2, RFC 5246 Appendix E.2): a
+# two-byte header with the top bit set, then msg_type(1) version(2) and three lengths.
+SSL2_HEADER = 2
+SSL2_FIXED = 9  # msg_type + version + cipher_spec/session_id/challenge lengths
+SSL2_VERSION = 0x0002
+SSL2_SPEC_LENGTH = 3
+
+_RECORD = struct.Struct("!BHH")
+_SSL2_FIXED = struct.Struct("!BHHHH")
 
 
 @dataclass(frozen=True, slots=True)
 class ClientHelloInfo:
-    """What a ClientHello offers."""
+    """What a ClientHello offers (GREASE values, RFC 8701, removed)."""
 
-    sni: str | None
-    versions: tuple[int, ...]
-    cipher_suites: tuple[int, ...]
+    sni: str | None  # host_name, lower-case, no trailing dot
+    versions: tuple[int, ...]  # supported_versions if present, else (legacy_version,)
+    cipher_suites: tuple[int, ...]  # SSL 2.0 cipher specs not mapping to TLS are 24-bit
     alpn: tuple[str, ...]
 
 
@@ -19,45 +62,814 @@ class ClientHelloInfo:
 class ServerHelloInfo:
     """What a ServerHello chose."""
 
-    version: int
+    version: int  # supported_versions (TLS 1.3) if present, else legacy_version
     cipher_suite: int
-    hello_retry: bool = False
+    hello_retry: bool = False  # a HelloRetryRequest (RFC 8446 §4.1.4), not a real choice
 
 
 TLS_VERSION_NAMES: dict[int, str] = {
+    SSL2_VERSION: "SSL 2.0",
     0x0300: "SSL 3.0",
     0x0301: "TLS 1.0",
     0x0302: "TLS 1.1",
     0x0303: "TLS 1.2",
     0x0304: "TLS 1.3",
 }
+_TLS13_DRAFT = 0x7F00  # draft-ietf-tls-tls13-NN used 0x7F00 | NN
 
 
 def client_hello_length(buf: bytes) -> int | None:
-    """Bytes of TCP payload needed to hold the whole ClientHello, or None if not one."""
-    raise NotImplementedError  # being written
+    """Bytes of TCP payload needed to hold the whole ClientHello, or None if not one.
+
+    `buf` is the initiator's payload from its first byte. The answer N means:
+
+    - None: `buf` does not start with a handshake record carrying a ClientHello
+      (nor with an SSL 2.0-format CLIENT-HELLO).
+    - N <= len(buf): `buf[:N]` holds the whole ClientHello with every record header;
+      pass it to `parse_client_hello`. When the record framing breaks before the
+      message is complete, N points just past the offending record header so the
+      caller stops waiting and `parse_client_hello` reports the problem.
+    - N > len(buf): more bytes are needed; append the next segment and ask again.
+      Where the next record headers are not visible yet, N is a conservative upper
+      bound: every remaining handshake byte is assumed to come in its own record
+      (6 bytes each; empty handshake fragments are forbidden, RFC 8446 §5.1). If
+      even the 4-byte handshake header is not visible, N is what it takes to see it.
+
+    N never exceeds what the ClientHello can need, so a caller may wait for N bytes
+    but should still cap its buffer: the handshake length field allows 16 MiB.
+    """
+    size = len(buf)
+    if not size:
+        return None
+    if buf[0] & 0x80:
+        return _ssl2_client_hello_length(buf)
+    head = bytearray()  # the handshake header, gathered across records
+    need: int | None = None  # HANDSHAKE_HEADER + the handshake body length
+    got = 0  # handshake bytes in the records walked so far
+    pos = 0
+    while True:
+        if pos + RECORD_HEADER > size:
+            if pos == 0 and not _record_prefix_ok(buf):
+                return None
+            missing = (HANDSHAKE_HEADER if need is None else need) - got
+            return pos + _WORST_BYTES_PER_HANDSHAKE_BYTE * missing
+        ctype, version, length = _record_header(buf, pos)
+        if ctype != CONTENT_HANDSHAKE or not _record_ok(version, length):
+            return None if pos == 0 else pos + RECORD_HEADER
+        body = pos + RECORD_HEADER
+        if need is None:
+            take = min(length, HANDSHAKE_HEADER - len(head))
+            head += buf[body : body + take]
+            if len(head) < HANDSHAKE_HEADER and body + take > size:
+                return body + take  # the handshake header goes on past `buf`
+            if len(head) == HANDSHAKE_HEADER:
+                if head[0] != CLIENT_HELLO:
+                    return None
+                need = HANDSHAKE_HEADER + int.from_bytes(head[1:], "big")
+        if need is not None and got + length >= need:
+            return body + (need - got)
+        got += length
+        pos = body + length
 
 
 def parse_client_hello(buf: bytes) -> ClientHelloInfo:
-    """Decode a ClientHello from TLS records; raise DecodeError if malformed."""
-    raise NotImplementedError  # being written
+    """Decode the ClientHello at the start of `buf`; raise DecodeError if malformed.
+
+    The message may be fragmented over several records; bytes after it are ignored,
+    and so are change_cipher_spec records before it (sent before a second
+    ClientHello, RFC 8446 Appendix D.4). An SSL 2.0-format CLIENT-HELLO is decoded
+    too (no extensions, so no SNI).
+    """
+    if buf and buf[0] & 0x80:
+        return _parse_ssl2_client_hello(buf)
+    r = _handshake_message(buf, CLIENT_HELLO, "ClientHello")
+    legacy_version = r.u16("legacy_version")
+    r.skip(RANDOM_LENGTH, "random")
+    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
+    suites = r.vector(2, "cipher_suites", 2, 2**16 - 2)
+    if len(suites) % 2:
+        r.fail("cipher_suites length is odd", r.pos - len(suites) - 2)
+    r.vector(1, "legacy_compression_methods", 1, 2**8 - 1)
+    extensions = _extensions(r)
+
+    sni: str | None = None
+    if (span := extensions.get(EXT_SERVER_NAME)) is not None:
+        sni = _server_name(r.sub(*span, "server_name extension"))
+    alpn: tuple[str, ...] = ()
+    if (span := extensions.get(EXT_ALPN)) is not None:
+        alpn = _alpn(r.sub(*span, "ALPN extension"))
+    versions: tuple[int, ...] = (legacy_version,)
+    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        sv = r.sub(*span, "supported_versions extension")
+        listed = sv.vector(1, "versions", 2, 254)
+        sv.end_here()
+        if len(listed) % 2:
+            sv.fail("versions length is odd", span[0])
+        versions = _without_grease(listed)
+    return ClientHelloInfo(sni, versions, _without_grease(suites), alpn)
 
 
 def parse_server_hello(buf: bytes) -> ServerHelloInfo:
-    """Decode a ServerHello from TLS records; raise DecodeError if malformed."""
-    raise NotImplementedError  # being written
+    """Decode the ServerHello at the start of `buf`; raise DecodeError if malformed.
+
+    A HelloRetryRequest (RFC 8446 §4.1.3: a ServerHello with a fixed random) comes
+    back with `hello_retry=True`; the real ServerHello follows later in the flow.
+    """
+    r = _handshake_message(buf, SERVER_HELLO, "ServerHello")
+    version = r.u16("legacy_version")
+    hello_retry = r.take(RANDOM_LENGTH, "random") == HELLO_RETRY_RANDOM
+    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
+    suite = r.u16("cipher_suite")
+    r.skip(1, "legacy_compression_method")
+    extensions = _extensions(r)
+    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        sv = r.sub(*span, "supported_versions extension")
+        version = sv.u16("selected_version")
+        sv.end_here()
+    return ServerHelloInfo(version, suite, hello_retry)
 
 
 def version_name(v: int) -> str:
-    """A protocol version's name, e.g. "TLS 1.2"."""
-    raise NotImplementedError  # being written
-
-
-def is_weak_suite(suite: int) -> str | None:
-    """Why a cipher suite is weak ("NULL", "EXPORT", "RC4", ...), or None."""
-    raise NotImplementedError  # being written
+    """A protocol version's name, e.g. "TLS 1.2" for 0x0303."""
+    if (name := TLS_VERSION_NAMES.get(v)) is not None:
+        return name
+    if v >> 8 == _TLS13_DRAFT >> 8:
+        return f"TLS 1.3 draft {v & 0xFF}"
+    if _is_grease(v):
+        return f"GREASE (0x{v:04x})"
+    return f"unknown (0x{v:04x})"
 
 
 def suite_name(suite: int) -> str:
-    """The IANA name of a cipher suite."""
-    raise NotImplementedError  # being written
+    """The IANA name of a cipher suite, e.g. "TLS_AES_128_GCM_SHA256" for 0x1301."""
+    if (name := _SUITE_NAMES.get(suite)) is not None:
+        return name
+    if _is_grease(suite):
+        return f"GREASE (0x{suite:04x})"
+    if suite > 0xFFFF:
+        return _SSL2_SPEC_NAMES.get(suite, f"unknown SSL 2.0 (0x{suite:06x})")
+    return f"unknown (0x{suite:04x})"
+
+
+def is_weak_suite(suite: int) -> str | None:
+    """Why a cipher suite is weak, or None if it is not known to be.
+
+    Reasons, the first that applies: "NULL" (no encryption, also the
+    integrity-only suites of RFC 9150), "EXPORT", "anonymous" (no server
+    authentication), "RC4" (RFC 7465), "DES", "3DES" (64-bit block, Sweet32),
+    "RC2", "IDEA" (RFC 5469), "FORTEZZA"; "SSLv2" for any SSL 2.0 cipher spec
+    (RFC 6176); "SCSV" for a signalling value that is no cipher suite; and
+    "unregistered" for an id in no registry, which the harness cannot vouch for.
+    """
+    if suite > 0xFFFF:
+        return "SSLv2"
+    if suite in _SUITE_NAMES:
+        return _WEAK_REASONS.get(suite)
+    return "unregistered"
+
+
+class _Reader:
+    """A bounds-checked cursor over a reassembled handshake message."""
+
+    __slots__ = ("data", "end", "pos", "spans", "what")
+
+    def __init__(
+        self, data: bytes, what: str, spans: list[tuple[int, int]], pos: int, end: int
+    ) -> None:
+        self.data = data
+        self.what = what
+        self.spans = spans  # (message offset, payload offset) where each record's part starts
+        self.pos = pos
+        self.end = end
+
+    def fail(self, problem: str, at: int | None = None) -> NoReturn:
+        """Raise DecodeError naming the payload offset of message offset `at`."""
+        at = self.pos if at is None else at
+        i = bisect.bisect_right(self.spans, (at, 2**63)) - 1
+        msg_start, buf_start = self.spans[max(i, 0)]
+        raise DecodeError(f"{self.what}: {problem}", buf_start + at - msg_start)
+
+    def take(self, n: int, field: str) -> bytes:
+        """The next `n` bytes."""
+        if self.pos + n > self.end:
+            self.fail(f"{field} runs past end ({n} bytes needed, {self.end - self.pos} left)")
+        start = self.pos
+        self.pos += n
+        return self.data[start : self.pos]
+
+    def skip(self, n: int, field: str) -> None:
+        """Step over `n` bytes."""
+        self.take(n, field)
+
+    def u8(self, field: str) -> int:
+        """The next byte."""
+        return self.take(1, field)[0]
+
+    def u16(self, field: str) -> int:
+        """The next big-endian 16-bit integer."""
+        return int.from_bytes(self.take(2, field), "big")
+
+    def vector(self, length_bytes: int, field: str, floor: int, ceiling: int) -> bytes:
+        """A length-prefixed vector (RFC 8446 §3.4) whose length lies in [floor, ceiling]."""
+        at = self.pos
+        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+        if not floor <= length <= ceiling:
+            self.fail(f"{field} length {length} outside {floor}..{ceiling}", at)
+        return self.take(length, field)
+
+    def span(self, length_bytes: int, field: str) -> tuple[int, int]:
+        """Like `vector` with no bounds, but the (start, end) offsets of its content."""
+        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+        start = self.pos
+        self.take(length, field)
+        return start, self.pos
+
+    def sub(self, start: int, end: int, what: str) -> _Reader:
+        """A reader over [start, end) of the same message."""
+        return _Reader(self.data, f"{self.what}: {what}", self.spans, start, end)
+
+    def end_here(self) -> None:
+        """Fail unless every byte has been read."""
+        if self.pos != self.end:
+            self.fail(f"{self.end - self.pos} trailing bytes")
+
+
+def _record_header(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """Content type, version and length of the record header at `pos`."""
+    ctype, version, length = _RECORD.unpack_from(buf, pos)
+    return int(ctype), int(version), int(length)
+
+
+def _record_ok(version: int, length: int) -> bool:
+    """A record header fit to carry a hello: TLS version and a non-empty plaintext length."""
+    return 0x0300 <= version <= 0x0304 and 0 < length <= MAX_PLAINTEXT_RECORD
+
+
+def _record_prefix_ok(buf: bytes) -> bool:
+    """Whether the visible part of a short first record header could be a handshake record."""
+    return buf[0] == CONTENT_HANDSHAKE and (len(buf) < 2 or buf[1] == 3)
+
+
+def _handshake_message(buf: bytes, msg_type: int, what: str) -> _Reader:
+    """A reader at the body of the handshake message of `msg_type` that `buf` starts with."""
+    size = len(buf)
+    parts: list[bytes] = []
+    spans: list[tuple[int, int]] = []  # (message offset, payload offset) per record part
+    got = 0
+    need: int | None = None
+    pos = 0
+    while need is None or got < need:
+        if pos + RECORD_HEADER > size:
+            raise DecodeError(f"{what}: record header truncated ({size - pos} bytes)", pos)
+        ctype, version, length = _record_header(buf, pos)
+        if ctype == CONTENT_CHANGE_CIPHER_SPEC and not parts and length == 1:
+            # RFC 8446 Appendix D.4: in middlebox compatibility mode a client sends
+            # change_cipher_spec before its second ClientHello (after a HelloRetryRequest).
+            pos += RECORD_HEADER + length
+            continue
+        if ctype != CONTENT_HANDSHAKE:
+            raise DecodeError(f"{what}: content type {ctype} where a handshake record is due", pos)
+        if not _record_ok(version, length):
+            raise DecodeError(f"{what}: bad record header (0x{version:04x}, {length} bytes)", pos)
+        body = pos + RECORD_HEADER
+        part = buf[body : body + length]
+        spans.append((got, body))
+        parts.append(part)
+        got += len(part)
+        if need is None and got >= HANDSHAKE_HEADER:
+            head = parts[0] if len(parts) == 1 else b"".join(parts)
+            if head[0] != msg_type:
+                raise DecodeError(f"{what}: handshake type {head[0]}, not {msg_type}", spans[0][1])
+            need = HANDSHAKE_HEADER + int.from_bytes(head[1:HANDSHAKE_HEADER], "big")
+        if len(part) < length and (need is None or got < need):
+            raise DecodeError(f"{what}: record of {length} bytes runs past end", pos)
+        pos = body + length
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    return _Reader(bytes(data), what, spans, HANDSHAKE_HEADER, need)
+
+
+def _extensions(r: _Reader) -> dict[int, tuple[int, int]]:
+    """The extension block at the end of a hello: type -> (start, end) of its data.
+
+    Absent entirely in hellos older than TLS 1.2-era clients (RFC 5246 §7.4.1.2).
+    """
+    if r.pos == r.end:
+        return {}
+    block_start = r.pos
+    block_end = r.span(2, "extensions")[1]
+    r.end_here()
+    r.pos = block_start + 2
+    found: dict[int, tuple[int, int]] = {}
+    while r.pos < block_end:
+        at = r.pos
+        ext_type = r.u16("extension type")
+        span = r.span(2, f"extension {ext_type}")
+        if ext_type in found:  # RFC 8446 §4.2: at most one of each type
+            r.fail(f"duplicate extension {ext_type}", at)
+        found[ext_type] = span
+    return found
+
+
+def _server_name(r: _Reader) -> str | None:
+    """The host_name of a server_name extension (RFC 6066 §3)."""
+    names = r.span(2, "server_name_list")
+    r.end_here()
+    r.pos, r.end = names
+    host: str | None = None
+    while r.pos < r.end:
+        at = r.pos
+        name_type = r.u8("name_type")
+        name = r.vector(2, "host_name", 1, 2**16 - 1)
+        if name_type == SNI_HOST_NAME:
+            if host is not None:  # RFC 6066 §3: one name per type
+                r.fail("second host_name", at)
+            host = name.decode("ascii", "backslashreplace").rstrip(".").lower()
+    return host
+
+
+def _alpn(r: _Reader) -> tuple[str, ...]:
+    """The protocol names of an ALPN extension (RFC 7301 §3.1), GREASE removed."""
+    names = r.span(2, "protocol_name_list")
+    r.end_here()
+    r.pos, r.end = names
+    out = []
+    while r.pos < r.end:
+        name = r.vector(1, "protocol name", 1, 2**8 - 1)
+        if not (len(name) == 2 and _is_grease(int.from_bytes(name, "big"))):  # RFC 8701 §2
+            out.append(name.decode("ascii", "backslashreplace"))
+    return tuple(out)
+
+
+def _is_grease(v: int) -> bool:
+    """RFC 8701 §2: 0x0A0A, 0x1A1A, ... 0xFAFA."""
+    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+
+
+def _without_grease(data: bytes) -> tuple[int, ...]:
+    """Big-endian uint16 values, GREASE removed."""
+    values = struct.unpack(f"!{len(data) // 2}H", data)
+    return tuple(v for v in values if not _is_grease(v))
+
+
+def _ssl2_client_hello_length(buf: bytes) -> int | None:
+    """The size of an SSL 2.0-format CLIENT-HELLO (two-byte header, no padding)."""
+    if len(buf) < 3:
+        return SSL2_HEADER + 1  # the message type is not visible yet
+    body = ((buf[0] & 0x7F) << 8) | buf[1]
+    if buf[2] != CLIENT_HELLO or body < SSL2_FIXED:
+        return None
+    return SSL2_HEADER + body
+
+
+def _parse_ssl2_client_hello(buf: bytes) -> ClientHelloInfo:
+    """Decode an SSL 2.0-format CLIENT-HELLO (RFC 5246 Appendix E.2)."""
+    what = "SSL 2.0 ClientHello"
+    length = _ssl2_client_hello_length(buf)
+    if length is None or length > len(buf) or len(buf) < SSL2_HEADER + SSL2_FIXED:
+        raise DecodeError(f"{what}: truncated or not a CLIENT-HELLO", 0)
+    _msg_type, version, specs_len, session_len, challenge_len = _SSL2_FIXED.unpack_from(
+        buf, SSL2_HEADER
+    )
+    specs_at = SSL2_HEADER + SSL2_FIXED
+    if specs_len % SSL2_SPEC_LENGTH or specs_at + specs_len + session_len + challenge_len > length:
+        raise DecodeError(f"{what}: lengths do not fit the {length}-byte message", 5)
+    suites = []
+    for at in range(specs_at, specs_at + specs_len, SSL2_SPEC_LENGTH):
+        spec = int.from_bytes(buf[at : at + SSL2_SPEC_LENGTH], "big")
+        # A spec whose first byte is zero is the TLS suite in its other two bytes.
+        if spec > 0xFFFF or not _is_grease(spec):
+            suites.append(spec)
+    return ClientHelloInfo(None, (version,), tuple(suites), ())
+
+
+_WEAKNESS_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("NULL", ("_WITH_NULL_", "TLS_SHA256_SHA256", "TLS_SHA384_SHA384")),
+    ("EXPORT", ("EXPORT",)),
+    ("anonymous", ("_anon_",)),
+    ("RC4", ("_RC4_",)),
+    ("DES", ("_DES_", "_DES40_")),
+    ("3DES", ("3DES",)),
+    ("RC2", ("_RC2_",)),
+    ("IDEA", ("_IDEA_",)),
+    ("FORTEZZA", ("FORTEZZA_CBC",)),  # Skipjack, 80-bit key
+    ("SCSV", ("_SCSV",)),
+)
+
+
+def _weakness(name: str) -> str | None:
+    """The first weakness a suite's name shows."""
+    for reason, markers in _WEAKNESS_MARKERS:
+        if any(marker in name for marker in markers):
+            return reason
+    return None
+
+
+# Cipher suite ids and names: the IANA TLS Cipher Suites registry as Wireshark 4.0
+# carries it, including historical pre-standard ids still seen in the wild
+# (0x0060-0x0066 EXPORT1024 drafts, 0xCC13-0xCC15 ChaCha20 drafts, 0xFEFE-0xFFE1
+# Netscape FIPS; the ChaCha20 drafts get an `_OLD` suffix, as in scapy, to tell them
+# from 0xCCA8-0xCCAA). GREASE (RFC 8701) and non-IANA national suites are left out.
+_SUITE_NAMES: dict[int, str] = {
+    0x0000: "TLS_NULL_WITH_NULL_NULL",
+    0x0001: "TLS_RSA_WITH_NULL_MD5",
+    0x0002: "TLS_RSA_WITH_NULL_SHA",
+    0x0003: "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
+    0x0004: "TLS_RSA_WITH_RC4_128_MD5",
+    0x0005: "TLS_RSA_WITH_RC4_128_SHA",
+    0x0006: "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5",
+    0x0007: "TLS_RSA_WITH_IDEA_CBC_SHA",
+    0x0008: "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA",
+    0x0009: "TLS_RSA_WITH_DES_CBC_SHA",
+    0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x000B: "TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA",
+    0x000C: "TLS_DH_DSS_WITH_DES_CBC_SHA",
+    0x000D: "TLS_DH_DSS_WITH_3DES_EDE_CBC_SHA",
+    0x000E: "TLS_DH_RSA_EXPORT_WITH_DES40_CBC_SHA",
+    0x000F: "TLS_DH_RSA_WITH_DES_CBC_SHA",
+    0x0010: "TLS_DH_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x0011: "TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA",
+    0x0012: "TLS_DHE_DSS_WITH_DES_CBC_SHA",
+    0x0013: "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA",
+    0x0014: "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA",
+    0x0015: "TLS_DHE_RSA_WITH_DES_CBC_SHA",
+    0x0016: "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x0017: "TLS_DH_anon_EXPORT_WITH_RC4_40_MD5",
+    0x0018: "TLS_DH_anon_WITH_RC4_128_MD5",
+    0x0019: "TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA",
+    0x001A: "TLS_DH_anon_WITH_DES_CBC_SHA",
+    0x001B: "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA",
+    0x001C: "SSL_FORTEZZA_KEA_WITH_NULL_SHA",
+    0x001D: "SSL_FORTEZZA_KEA_WITH_FORTEZZA_CBC_SHA",
+    0x001E: "TLS_KRB5_WITH_DES_CBC_SHA",
+    0x001F: "TLS_KRB5_WITH_3DES_EDE_CBC_SHA",
+    0x0020: "TLS_KRB5_WITH_RC4_128_SHA",
+    0x0021: "TLS_KRB5_WITH_IDEA_CBC_SHA",
+    0x0022: "TLS_KRB5_WITH_DES_CBC_MD5",
+    0x0023: "TLS_KRB5_WITH_3DES_EDE_CBC_MD5",
+    0x0024: "TLS_KRB5_WITH_RC4_128_MD5",
+    0x0025: "TLS_KRB5_WITH_IDEA_CBC_MD5",
+    0x0026: "TLS_KRB5_EXPORT_WITH_DES_CBC_40_SHA",
+    0x0027: "TLS_KRB5_EXPORT_WITH_RC2_CBC_40_SHA",
+    0x0028: "TLS_KRB5_EXPORT_WITH_RC4_40_SHA",
+    0x0029: "TLS_KRB5_EXPORT_WITH_DES_CBC_40_MD5",
+    0x002A: "TLS_KRB5_EXPORT_WITH_RC2_CBC_40_MD5",
+    0x002B: "TLS_KRB5_EXPORT_WITH_RC4_40_MD5",
+    0x002C: "TLS_PSK_WITH_NULL_SHA",
+    0x002D: "TLS_DHE_PSK_WITH_NULL_SHA",
+    0x002E: "TLS_RSA_PSK_WITH_NULL_SHA",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
+    0x0030: "TLS_DH_DSS_WITH_AES_128_CBC_SHA",
+    0x0031: "TLS_DH_RSA_WITH_AES_128_CBC_SHA",
+    0x0032: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA",
+    0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    0x0034: "TLS_DH_anon_WITH_AES_128_CBC_SHA",
+    0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+    0x0036: "TLS_DH_DSS_WITH_AES_256_CBC_SHA",
+    0x0037: "TLS_DH_RSA_WITH_AES_256_CBC_SHA",
+    0x0038: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA",
+    0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    0x003A: "TLS_DH_anon_WITH_AES_256_CBC_SHA",
+    0x003B: "TLS_RSA_WITH_NULL_SHA256",
+    0x003C: "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    0x003D: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    0x003E: "TLS_DH_DSS_WITH_AES_128_CBC_SHA256",
+    0x003F: "TLS_DH_RSA_WITH_AES_128_CBC_SHA256",
+    0x0040: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA256",
+    0x0041: "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA",
+    0x0042: "TLS_DH_DSS_WITH_CAMELLIA_128_CBC_SHA",
+    0x0043: "TLS_DH_RSA_WITH_CAMELLIA_128_CBC_SHA",
+    0x0044: "TLS_DHE_DSS_WITH_CAMELLIA_128_CBC_SHA",
+    0x0045: "TLS_DHE_RSA_WITH_CAMELLIA_128_CBC_SHA",
+    0x0046: "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA",
+    0x0060: "TLS_RSA_EXPORT1024_WITH_RC4_56_MD5",
+    0x0061: "TLS_RSA_EXPORT1024_WITH_RC2_CBC_56_MD5",
+    0x0062: "TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA",
+    0x0063: "TLS_DHE_DSS_EXPORT1024_WITH_DES_CBC_SHA",
+    0x0064: "TLS_RSA_EXPORT1024_WITH_RC4_56_SHA",
+    0x0065: "TLS_DHE_DSS_EXPORT1024_WITH_RC4_56_SHA",
+    0x0066: "TLS_DHE_DSS_WITH_RC4_128_SHA",
+    0x0067: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    0x0068: "TLS_DH_DSS_WITH_AES_256_CBC_SHA256",
+    0x0069: "TLS_DH_RSA_WITH_AES_256_CBC_SHA256",
+    0x006A: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA256",
+    0x006B: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    0x006C: "TLS_DH_anon_WITH_AES_128_CBC_SHA256",
+    0x006D: "TLS_DH_anon_WITH_AES_256_CBC_SHA256",
+    0x0080: "TLS_GOSTR341094_WITH_28147_CNT_IMIT",
+    0x0081: "TLS_GOSTR341001_WITH_28147_CNT_IMIT",
+    0x0082: "TLS_GOSTR341094_WITH_NULL_GOSTR3411",
+    0x0083: "TLS_GOSTR341001_WITH_NULL_GOSTR3411",
+    0x0084: "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA",
+    0x0085: "TLS_DH_DSS_WITH_CAMELLIA_256_CBC_SHA",
+    0x0086: "TLS_DH_RSA_WITH_CAMELLIA_256_CBC_SHA",
+    0x0087: "TLS_DHE_DSS_WITH_CAMELLIA_256_CBC_SHA",
+    0x0088: "TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA",
+    0x0089: "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA",
+    0x008A: "TLS_PSK_WITH_RC4_128_SHA",
+    0x008B: "TLS_PSK_WITH_3DES_EDE_CBC_SHA",
+    0x008C: "TLS_PSK_WITH_AES_128_CBC_SHA",
+    0x008D: "TLS_PSK_WITH_AES_256_CBC_SHA",
+    0x008E: "TLS_DHE_PSK_WITH_RC4_128_SHA",
+    0x008F: "TLS_DHE_PSK_WITH_3DES_EDE_CBC_SHA",
+    0x0090: "TLS_DHE_PSK_WITH_AES_128_CBC_SHA",
+    0x0091: "TLS_DHE_PSK_WITH_AES_256_CBC_SHA",
+    0x0092: "TLS_RSA_PSK_WITH_RC4_128_SHA",
+    0x0093: "TLS_RSA_PSK_WITH_3DES_EDE_CBC_SHA",
+    0x0094: "TLS_RSA_PSK_WITH_AES_128_CBC_SHA",
+    0x0095: "TLS_RSA_PSK_WITH_AES_256_CBC_SHA",
+    0x0096: "TLS_RSA_WITH_SEED_CBC_SHA",
+    0x0097: "TLS_DH_DSS_WITH_SEED_CBC_SHA",
+    0x0098: "TLS_DH_RSA_WITH_SEED_CBC_SHA",
+    0x0099: "TLS_DHE_DSS_WITH_SEED_CBC_SHA",
+    0x009A: "TLS_DHE_RSA_WITH_SEED_CBC_SHA",
+    0x009B: "TLS_DH_anon_WITH_SEED_CBC_SHA",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x00A0: "TLS_DH_RSA_WITH_AES_128_GCM_SHA256",
+    0x00A1: "TLS_DH_RSA_WITH_AES_256_GCM_SHA384",
+    0x00A2: "TLS_DHE_DSS_WITH_AES_128_GCM_SHA256",
+    0x00A3: "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384",
+    0x00A4: "TLS_DH_DSS_WITH_AES_128_GCM_SHA256",
+    0x00A5: "TLS_DH_DSS_WITH_AES_256_GCM_SHA384",
+    0x00A6: "TLS_DH_anon_WITH_AES_128_GCM_SHA256",
+    0x00A7: "TLS_DH_anon_WITH_AES_256_GCM_SHA384",
+    0x00A8: "TLS_PSK_WITH_AES_128_GCM_SHA256",
+    0x00A9: "TLS_PSK_WITH_AES_256_GCM_SHA384",
+    0x00AA: "TLS_DHE_PSK_WITH_AES_128_GCM_SHA256",
+    0x00AB: "TLS_DHE_PSK_WITH_AES_256_GCM_SHA384",
+    0x00AC: "TLS_RSA_PSK_WITH_AES_128_GCM_SHA256",
+    0x00AD: "TLS_RSA_PSK_WITH_AES_256_GCM_SHA384",
+    0x00AE: "TLS_PSK_WITH_AES_128_CBC_SHA256",
+    0x00AF: "TLS_PSK_WITH_AES_256_CBC_SHA384",
+    0x00B0: "TLS_PSK_WITH_NULL_SHA256",
+    0x00B1: "TLS_PSK_WITH_NULL_SHA384",
+    0x00B2: "TLS_DHE_PSK_WITH_AES_128_CBC_SHA256",
+    0x00B3: "TLS_DHE_PSK_WITH_AES_256_CBC_SHA384",
+    0x00B4: "TLS_DHE_PSK_WITH_NULL_SHA256",
+    0x00B5: "TLS_DHE_PSK_WITH_NULL_SHA384",
+    0x00B6: "TLS_RSA_PSK_WITH_AES_128_CBC_SHA256",
+    0x00B7: "TLS_RSA_PSK_WITH_AES_256_CBC_SHA384",
+    0x00B8: "TLS_RSA_PSK_WITH_NULL_SHA256",
+    0x00B9: "TLS_RSA_PSK_WITH_NULL_SHA384",
+    0x00BA: "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00BB: "TLS_DH_DSS_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00BC: "TLS_DH_RSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00BD: "TLS_DHE_DSS_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00BE: "TLS_DHE_RSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00BF: "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA256",
+    0x00C0: "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C1: "TLS_DH_DSS_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C2: "TLS_DH_RSA_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C3: "TLS_DHE_DSS_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C4: "TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C5: "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA256",
+    0x00C6: "TLS_SM4_GCM_SM3",
+    0x00C7: "TLS_SM4_CCM_SM3",
+    0x00FF: "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
+    0x1306: "TLS_AEGIS_256_SHA512",  # IANA, after Wireshark 4.0
+    0x1307: "TLS_AEGIS_128L_SHA256",  # IANA, after Wireshark 4.0
+    0x5600: "TLS_FALLBACK_SCSV",
+    0xC001: "TLS_ECDH_ECDSA_WITH_NULL_SHA",
+    0xC002: "TLS_ECDH_ECDSA_WITH_RC4_128_SHA",
+    0xC003: "TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA",
+    0xC004: "TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC005: "TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC006: "TLS_ECDHE_ECDSA_WITH_NULL_SHA",
+    0xC007: "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    0xC008: "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC00B: "TLS_ECDH_RSA_WITH_NULL_SHA",
+    0xC00C: "TLS_ECDH_RSA_WITH_RC4_128_SHA",
+    0xC00D: "TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA",
+    0xC00E: "TLS_ECDH_RSA_WITH_AES_128_CBC_SHA",
+    0xC00F: "TLS_ECDH_RSA_WITH_AES_256_CBC_SHA",
+    0xC010: "TLS_ECDHE_RSA_WITH_NULL_SHA",
+    0xC011: "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    0xC012: "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC015: "TLS_ECDH_anon_WITH_NULL_SHA",
+    0xC016: "TLS_ECDH_anon_WITH_RC4_128_SHA",
+    0xC017: "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA",
+    0xC018: "TLS_ECDH_anon_WITH_AES_128_CBC_SHA",
+    0xC019: "TLS_ECDH_anon_WITH_AES_256_CBC_SHA",
+    0xC01A: "TLS_SRP_SHA_WITH_3DES_EDE_CBC_SHA",
+    0xC01B: "TLS_SRP_SHA_RSA_WITH_3DES_EDE_CBC_SHA",
+    0xC01C: "TLS_SRP_SHA_DSS_WITH_3DES_EDE_CBC_SHA",
+    0xC01D: "TLS_SRP_SHA_WITH_AES_128_CBC_SHA",
+    0xC01E: "TLS_SRP_SHA_RSA_WITH_AES_128_CBC_SHA",
+    0xC01F: "TLS_SRP_SHA_DSS_WITH_AES_128_CBC_SHA",
+    0xC020: "TLS_SRP_SHA_WITH_AES_256_CBC_SHA",
+    0xC021: "TLS_SRP_SHA_RSA_WITH_AES_256_CBC_SHA",
+    0xC022: "TLS_SRP_SHA_DSS_WITH_AES_256_CBC_SHA",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC025: "TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC026: "TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0xC029: "TLS_ECDH_RSA_WITH_AES_128_CBC_SHA256",
+    0xC02A: "TLS_ECDH_RSA_WITH_AES_256_CBC_SHA384",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02D: "TLS_ECDH_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02E: "TLS_ECDH_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xC031: "TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256",
+    0xC032: "TLS_ECDH_RSA_WITH_AES_256_GCM_SHA384",
+    0xC033: "TLS_ECDHE_PSK_WITH_RC4_128_SHA",
+    0xC034: "TLS_ECDHE_PSK_WITH_3DES_EDE_CBC_SHA",
+    0xC035: "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA",
+    0xC036: "TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA",
+    0xC037: "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256",
+    0xC038: "TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384",
+    0xC039: "TLS_ECDHE_PSK_WITH_NULL_SHA",
+    0xC03A: "TLS_ECDHE_PSK_WITH_NULL_SHA256",
+    0xC03B: "TLS_ECDHE_PSK_WITH_NULL_SHA384",
+    0xC03C: "TLS_RSA_WITH_ARIA_128_CBC_SHA256",
+    0xC03D: "TLS_RSA_WITH_ARIA_256_CBC_SHA384",
+    0xC03E: "TLS_DH_DSS_WITH_ARIA_128_CBC_SHA256",
+    0xC03F: "TLS_DH_DSS_WITH_ARIA_256_CBC_SHA384",
+    0xC040: "TLS_DH_RSA_WITH_ARIA_128_CBC_SHA256",
+    0xC041: "TLS_DH_RSA_WITH_ARIA_256_CBC_SHA384",
+    0xC042: "TLS_DHE_DSS_WITH_ARIA_128_CBC_SHA256",
+    0xC043: "TLS_DHE_DSS_WITH_ARIA_256_CBC_SHA384",
+    0xC044: "TLS_DHE_RSA_WITH_ARIA_128_CBC_SHA256",
+    0xC045: "TLS_DHE_RSA_WITH_ARIA_256_CBC_SHA384",
+    0xC046: "TLS_DH_anon_WITH_ARIA_128_CBC_SHA256",
+    0xC047: "TLS_DH_anon_WITH_ARIA_256_CBC_SHA384",
+    0xC048: "TLS_ECDHE_ECDSA_WITH_ARIA_128_CBC_SHA256",
+    0xC049: "TLS_ECDHE_ECDSA_WITH_ARIA_256_CBC_SHA384",
+    0xC04A: "TLS_ECDH_ECDSA_WITH_ARIA_128_CBC_SHA256",
+    0xC04B: "TLS_ECDH_ECDSA_WITH_ARIA_256_CBC_SHA384",
+    0xC04C: "TLS_ECDHE_RSA_WITH_ARIA_128_CBC_SHA256",
+    0xC04D: "TLS_ECDHE_RSA_WITH_ARIA_256_CBC_SHA384",
+    0xC04E: "TLS_ECDH_RSA_WITH_ARIA_128_CBC_SHA256",
+    0xC04F: "TLS_ECDH_RSA_WITH_ARIA_256_CBC_SHA384",
+    0xC050: "TLS_RSA_WITH_ARIA_128_GCM_SHA256",
+    0xC051: "TLS_RSA_WITH_ARIA_256_GCM_SHA384",
+    0xC052: "TLS_DHE_RSA_WITH_ARIA_128_GCM_SHA256",
+    0xC053: "TLS_DHE_RSA_WITH_ARIA_256_GCM_SHA384",
+    0xC054: "TLS_DH_RSA_WITH_ARIA_128_GCM_SHA256",
+    0xC055: "TLS_DH_RSA_WITH_ARIA_256_GCM_SHA384",
+    0xC056: "TLS_DHE_DSS_WITH_ARIA_128_GCM_SHA256",
+    0xC057: "TLS_DHE_DSS_WITH_ARIA_256_GCM_SHA384",
+    0xC058: "TLS_DH_DSS_WITH_ARIA_128_GCM_SHA256",
+    0xC059: "TLS_DH_DSS_WITH_ARIA_256_GCM_SHA384",
+    0xC05A: "TLS_DH_anon_WITH_ARIA_128_GCM_SHA256",
+    0xC05B: "TLS_DH_anon_WITH_ARIA_256_GCM_SHA384",
+    0xC05C: "TLS_ECDHE_ECDSA_WITH_ARIA_128_GCM_SHA256",
+    0xC05D: "TLS_ECDHE_ECDSA_WITH_ARIA_256_GCM_SHA384",
+    0xC05E: "TLS_ECDH_ECDSA_WITH_ARIA_128_GCM_SHA256",
+    0xC05F: "TLS_ECDH_ECDSA_WITH_ARIA_256_GCM_SHA384",
+    0xC060: "TLS_ECDHE_RSA_WITH_ARIA_128_GCM_SHA256",
+    0xC061: "TLS_ECDHE_RSA_WITH_ARIA_256_GCM_SHA384",
+    0xC062: "TLS_ECDH_RSA_WITH_ARIA_128_GCM_SHA256",
+    0xC063: "TLS_ECDH_RSA_WITH_ARIA_256_GCM_SHA384",
+    0xC064: "TLS_PSK_WITH_ARIA_128_CBC_SHA256",
+    0xC065: "TLS_PSK_WITH_ARIA_256_CBC_SHA384",
+    0xC066: "TLS_DHE_PSK_WITH_ARIA_128_CBC_SHA256",
+    0xC067: "TLS_DHE_PSK_WITH_ARIA_256_CBC_SHA384",
+    0xC068: "TLS_RSA_PSK_WITH_ARIA_128_CBC_SHA256",
+    0xC069: "TLS_RSA_PSK_WITH_ARIA_256_CBC_SHA384",
+    0xC06A: "TLS_PSK_WITH_ARIA_128_GCM_SHA256",
+    0xC06B: "TLS_PSK_WITH_ARIA_256_GCM_SHA384",
+    0xC06C: "TLS_DHE_PSK_WITH_ARIA_128_GCM_SHA256",
+    0xC06D: "TLS_DHE_PSK_WITH_ARIA_256_GCM_SHA384",
+    0xC06E: "TLS_RSA_PSK_WITH_ARIA_128_GCM_SHA256",
+    0xC06F: "TLS_RSA_PSK_WITH_ARIA_256_GCM_SHA384",
+    0xC070: "TLS_ECDHE_PSK_WITH_ARIA_128_CBC_SHA256",
+    0xC071: "TLS_ECDHE_PSK_WITH_ARIA_256_CBC_SHA384",
+    0xC072: "TLS_ECDHE_ECDSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC073: "TLS_ECDHE_ECDSA_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC074: "TLS_ECDH_ECDSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC075: "TLS_ECDH_ECDSA_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC076: "TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC077: "TLS_ECDHE_RSA_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC078: "TLS_ECDH_RSA_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC079: "TLS_ECDH_RSA_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC07A: "TLS_RSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC07B: "TLS_RSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC07C: "TLS_DHE_RSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC07D: "TLS_DHE_RSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC07E: "TLS_DH_RSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC07F: "TLS_DH_RSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC080: "TLS_DHE_DSS_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC081: "TLS_DHE_DSS_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC082: "TLS_DH_DSS_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC083: "TLS_DH_DSS_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC084: "TLS_DH_anon_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC085: "TLS_DH_anon_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC086: "TLS_ECDHE_ECDSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC087: "TLS_ECDHE_ECDSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC088: "TLS_ECDH_ECDSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC089: "TLS_ECDH_ECDSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC08A: "TLS_ECDHE_RSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC08B: "TLS_ECDHE_RSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC08C: "TLS_ECDH_RSA_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC08D: "TLS_ECDH_RSA_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC08E: "TLS_PSK_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC08F: "TLS_PSK_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC090: "TLS_DHE_PSK_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC091: "TLS_DHE_PSK_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC092: "TLS_RSA_PSK_WITH_CAMELLIA_128_GCM_SHA256",
+    0xC093: "TLS_RSA_PSK_WITH_CAMELLIA_256_GCM_SHA384",
+    0xC094: "TLS_PSK_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC095: "TLS_PSK_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC096: "TLS_DHE_PSK_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC097: "TLS_DHE_PSK_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC098: "TLS_RSA_PSK_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC099: "TLS_RSA_PSK_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC09A: "TLS_ECDHE_PSK_WITH_CAMELLIA_128_CBC_SHA256",
+    0xC09B: "TLS_ECDHE_PSK_WITH_CAMELLIA_256_CBC_SHA384",
+    0xC09C: "TLS_RSA_WITH_AES_128_CCM",
+    0xC09D: "TLS_RSA_WITH_AES_256_CCM",
+    0xC09E: "TLS_DHE_RSA_WITH_AES_128_CCM",
+    0xC09F: "TLS_DHE_RSA_WITH_AES_256_CCM",
+    0xC0A0: "TLS_RSA_WITH_AES_128_CCM_8",
+    0xC0A1: "TLS_RSA_WITH_AES_256_CCM_8",
+    0xC0A2: "TLS_DHE_RSA_WITH_AES_128_CCM_8",
+    0xC0A3: "TLS_DHE_RSA_WITH_AES_256_CCM_8",
+    0xC0A4: "TLS_PSK_WITH_AES_128_CCM",
+    0xC0A5: "TLS_PSK_WITH_AES_256_CCM",
+    0xC0A6: "TLS_DHE_PSK_WITH_AES_128_CCM",
+    0xC0A7: "TLS_DHE_PSK_WITH_AES_256_CCM",
+    0xC0A8: "TLS_PSK_WITH_AES_128_CCM_8",
+    0xC0A9: "TLS_PSK_WITH_AES_256_CCM_8",
+    0xC0AA: "TLS_PSK_DHE_WITH_AES_128_CCM_8",
+    0xC0AB: "TLS_PSK_DHE_WITH_AES_256_CCM_8",
+    0xC0AC: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+    0xC0AD: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM",
+    0xC0AE: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+    0xC0AF: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8",
+    0xC0B0: "TLS_ECCPWD_WITH_AES_128_GCM_SHA256",
+    0xC0B1: "TLS_ECCPWD_WITH_AES_256_GCM_SHA384",
+    0xC0B2: "TLS_ECCPWD_WITH_AES_128_CCM_SHA256",
+    0xC0B3: "TLS_ECCPWD_WITH_AES_256_CCM_SHA384",
+    0xC0B4: "TLS_SHA256_SHA256",
+    0xC0B5: "TLS_SHA384_SHA384",
+    0xC0FF: "TLS_ECJPAKE_WITH_AES_128_CCM_8",
+    0xC100: "TLS_GOSTR341112_256_WITH_KUZNYECHIK_CTR_OMAC",
+    0xC101: "TLS_GOSTR341112_256_WITH_MAGMA_CTR_OMAC",
+    0xC102: "TLS_GOSTR341112_256_WITH_28147_CNT_IMIT",
+    0xC103: "TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_L",
+    0xC104: "TLS_GOSTR341112_256_WITH_MAGMA_MGM_L",
+    0xC105: "TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_S",
+    0xC106: "TLS_GOSTR341112_256_WITH_MAGMA_MGM_S",
+    0xCC13: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
+    0xCC14: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
+    0xCC15: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAB: "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAC: "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAD: "TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAE: "TLS_RSA_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    0xD001: "TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256",
+    0xD002: "TLS_ECDHE_PSK_WITH_AES_256_GCM_SHA384",
+    0xD003: "TLS_ECDHE_PSK_WITH_AES_128_CCM_8_SHA256",
+    0xD005: "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256",
+    0xE410: "TLS_RSA_WITH_ESTREAM_SALSA20_SHA1",
+    0xE411: "TLS_RSA_WITH_SALSA20_SHA1",
+    0xE412: "TLS_ECDHE_RSA_WITH_ESTREAM_SALSA20_SHA1",
+    0xE413: "TLS_ECDHE_RSA_WITH_SALSA20_SHA1",
+    0xE414: "TLS_ECDHE_ECDSA_WITH_ESTREAM_SALSA20_SHA1",
+    0xE415: "TLS_ECDHE_ECDSA_WITH_SALSA20_SHA1",
+    0xE416: "TLS_PSK_WITH_ESTREAM_SALSA20_SHA1",
+    0xE417: "TLS_PSK_WITH_SALSA20_SHA1",
+    0xE418: "TLS_ECDHE_PSK_WITH_ESTREAM_SALSA20_SHA1",
+    0xE419: "TLS_ECDHE_PSK_WITH_SALSA20_SHA1",
+    0xE41A: "TLS_RSA_PSK_WITH_ESTREAM_SALSA20_SHA1",
+    0xE41B: "TLS_RSA_PSK_WITH_SALSA20_SHA1",
+    0xE41C: "TLS_DHE_PSK_WITH_ESTREAM_SALSA20_SHA1",
+    0xE41D: "TLS_DHE_PSK_WITH_SALSA20_SHA1",
+    0xE41E: "TLS_DHE_RSA_WITH_ESTREAM_SALSA20_SHA1",
+    0xE41F: "TLS_DHE_RSA_WITH_SALSA20_SHA1",
+    0xFEFE: "SSL_RSA_FIPS_WITH_DES_CBC_SHA",
+    0xFEFF: "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA",
+    0xFFE0: "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA",
+    0xFFE1: "SSL_RSA_FIPS_WITH_DES_CBC_SHA",
+}
+# SSL 2.0 cipher specs (draft-hickman-netscape-ssl-00 Appendix C), 24-bit ids.
+_SSL2_SPEC_NAMES: dict[int, str] = {
+    0x010080: "SSL_CK_RC4_128_WITH_MD5",
+    0x020080: "SSL_CK_RC4_128_EXPORT40_WITH_MD5",
+    0x030080: "SSL_CK_RC2_128_CBC_WITH_MD5",
+    0x040080: "SSL_CK_RC2_128_CBC_EXPORT40_WITH_MD5",
+    0x050080: "SSL_CK_IDEA_128_CBC_WITH_MD5",
+    0x060040: "SSL_CK_DES_64_CBC_WITH_MD5",
+    0x0700C0: "SSL_CK_DES_192_EDE3_CBC_WITH_MD5",
+}
+_WEAK_REASONS: dict[int, str] = {
+    suite: reason for suite, name in _SUITE_NAMES.items() if (reason := _weakness(name))
+}

@@ -24,7 +24,8 @@ class InitiatorBasis(StrEnum):
     SYN_ACK = "syn-ack"  # only the SYN-ACK was seen: its receiver initiated
     FIRST_PACKET = "first-packet"  # UDP/ICMP/other: the sender of the first packet
     DIRECTION_FLAG = "direction-flag"  # pcapng epb_flags inbound/outbound on the target's link
-    PORT_HEURISTIC = "port-heuristic"  # mid-connection TCP: the side on the well-known port responds
+    # mid-connection TCP: the side on the well-known port responds
+    PORT_HEURISTIC = "port-heuristic"
     ICMP_TYPE = "icmp-type"  # request/reply types (echo, timestamp, ...) say who asked
 
 
@@ -107,7 +108,8 @@ class DnsQuery:
     response_packet: int | None = None
     rcode: int | None = None
     answers: tuple[DnsAnswer, ...] = ()
-    count: int = 1  # identical repeats (same flow, qname, qtype, answers) merged to keep memory flat
+    # identical repeats (same flow, qname, qtype, answers) merged to keep memory flat
+    count: int = 1
     last_packet: int | None = None  # the last repeat's packet number
 
 

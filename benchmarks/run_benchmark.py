@@ -1,0 +1,691 @@
+"""End-to-end speed and memory of the harness against tshark, and whether their facts agree.
+
+For each capture size: generate the capture (gen_capture.py), run
+`ucx-conformance run --profile P --pcap FILE --report-dir DIR --sign-key KEY` in a fresh child
+process as a user would (wall time -> packets/s, that child's peak RSS), run tshark's single
+field-extraction pass on the same file (tshark_facts.py), print the table and the targets, and
+compare the facts of the report's evidence/*.csv with tshark's.
+
+    python benchmarks/run_benchmark.py --packets 200000,2000000 --workdir /tmp/ucx-bench
+
+Exit status: 0 every target met and every fact kind agrees; 1 a target missed or facts
+disagree (0 with --no-fail-on-miss); 3 setup problem (harness CLI unusable, tshark missing
+without --harness-only, bad arguments); 4 the harness or tshark failed on a capture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import ipaddress
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gen_capture as gen
+from tshark_facts import (
+    Facts,
+    FlowKey,
+    Measurement,
+    address,
+    flow_key,
+    measure,
+    number,
+    qname,
+    run_tshark,
+    tshark_path,
+)
+
+DEFAULT_SIZES = (200_000, 2_000_000)
+DEFAULT_WORKDIR = Path("/tmp/ucx-bench")
+SPEED_TARGET = 10.0  # the harness must be at least this many times faster than tshark
+MEMORY_TARGET = 1.2  # harness peak RSS at the largest size / at the smallest size, at most
+DIFF_SHOWN = 10  # differences printed per side and fact kind
+PREFLIGHT_TIMEOUT_S = 120
+
+EXIT_OK, EXIT_MISS, EXIT_SETUP, EXIT_FAILED = 0, 1, 3, 4
+HARNESS_VERDICT_CODES = (0, 1, 2)  # pass, fail, inconclusive/error: the harness ran to the end
+
+
+class SetupError(Exception):
+    """Something the benchmark needs is not there; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs the harness needs: a profile matching the generator's environment, a signing key
+# ---------------------------------------------------------------------------------------------
+def profile_yaml(cloud: bool) -> str:
+    """A deployment profile for gen_capture's environment (hybrid when it sends cloud traffic).
+
+    The generator reaches the cloud both directly and through the proxy, so the proxy is an
+    on-prem endpoint here rather than the profile's `proxy` (which would forbid direct flows).
+    """
+    g = gen
+    lines = [
+        "# Written by benchmarks/run_benchmark.py for captures from benchmarks/gen_capture.py.",
+        "name: benchmark-synthetic-ucx",
+        f"mode: {'hybrid' if cloud else 'air-gapped'}",
+        "target:",
+        f'  addresses: [{g.TARGET_V4}, "{g.TARGET_V6}"]',
+        "environment:",
+        f'  networks: [{g.ENV_V4}, "{g.ENV_V6}"]',
+        "  strict: false",
+        "  endpoints:",
+        f"    - {{name: cucm, address: {g.CUCM_V4}, "
+        "ports: [5060/udp, 5060/tcp, 5061/tcp, 8443/tcp]}",
+        f"    - {{name: cucm-sub, address: {g.CUCM_SUB_V4}, ports: [8443/tcp]}}",
+        f'    - {{name: cucm-v6, address: "{g.CUCM_V6}", ports: [8443/tcp]}}',
+        f"    - {{name: ad, address: {g.AD_V4}, ports: [636/tcp, 123/udp]}}",
+        f"    - {{name: dns, address: {g.DNS_V4}, ports: [53/udp, 53/tcp]}}",
+        f'    - {{name: dns-v6, address: "{g.DNS_V6}", ports: [53/udp]}}',
+        f"    - {{name: proxy, address: {g.PROXY_V4}, ports: [{g.PROXY_PORT}/tcp]}}",
+    ]
+    if cloud:
+        lines += [
+            "cloud:",
+            "  services: [licensing]",
+            f'  endpoints: ["{g.CLOUD_NAME}:443"]',
+            '  min_tls: "1.2"',
+            "telemetry: disabled",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_signing_key(path: Path) -> None:
+    """An Ed25519 key as `ucx-conformance keygen` writes it: PKCS#8 PEM, mode 0600, and .pub."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    os.chmod(path, 0o600)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    path.with_name(path.name + ".pub").write_bytes(pub)
+
+
+def check_harness(harness: Sequence[str]) -> None:
+    """Fail early, and clearly, when the harness's `run` command is not usable yet."""
+    exe = shutil.which(harness[0])
+    if exe is None:
+        raise SetupError(
+            f"the harness command {harness[0]!r} is not on PATH: install the project "
+            "(pip install -e .) or pass --harness"
+        )
+    try:
+        proc = subprocess.run(
+            [*harness, "run", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=PREFLIGHT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SetupError(f"`{shlex.join(harness)} run --help` did not complete: {exc}") from exc
+    text = proc.stdout + proc.stderr
+    missing = [
+        opt for opt in ("--profile", "--pcap", "--report-dir", "--sign-key") if opt not in text
+    ]
+    if proc.returncode != 0 or missing:
+        tail = "\n".join(text.strip().splitlines()[-5:])
+        why = f"exited {proc.returncode}" if proc.returncode else f"does not offer {missing}"
+        raise SetupError(
+            f"the harness CLI is not usable yet: `{shlex.join(harness)} run --help` {why}\n{tail}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness's facts, read from its report's evidence/*.csv by column name
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class HarnessFacts:
+    facts: Facts
+    oriented: dict[FlowKey, tuple[str, str, int, str, int]] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # fact kind -> what is missing
+    notes: list[str] = field(default_factory=list)
+
+
+_TLS_NAME = re.compile(r"^(ssl|tls)\s*v?\s*(\d)\.(\d)$")
+_ADDRESS_TOKEN = re.compile(r"[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*")
+
+
+def tls_version(text: str) -> int | None:
+    """0x0304 from "TLS1.3", "TLSv1.3", "TLS 1.3", "0x0304" or "772"; SSL3.0 is 0x0300."""
+    text = text.strip().lower()
+    match = _TLS_NAME.match(text)
+    if match:
+        major, minor = int(match[2]), int(match[3])
+        return 0x0300 if match[1] == "ssl" else 0x0301 + minor if major == 1 else None
+    return number(text)
+
+
+def answer_addresses(text: str) -> list[str]:
+    """Addresses in an answers cell, whatever its layout ("name A 192.0.2.1 ttl=300; ...")."""
+    found = []
+    for token in _ADDRESS_TOKEN.findall(text):
+        try:
+            found.append(str(ipaddress.ip_address(token)))
+        except ValueError:
+            continue
+    return found
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _leading(cell: str, parse: Callable[[str], int | None]) -> int | None:
+    """The cell parsed whole ("TLS 1.3"), else its first token ("TLS1.3 TLS1.2")."""
+    value = parse(cell)
+    if value is None and cell.split():
+        value = parse(cell.split(maxsplit=1)[0])
+    return value
+
+
+def _need(header: Sequence[str], columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if c not in header]
+
+
+def _first_of(header: Sequence[str], candidates: Sequence[str]) -> str | None:
+    return next((c for c in candidates if c in header), None)
+
+
+def read_harness_facts(report_dir: Path) -> HarnessFacts:
+    """Normalise a report's evidence tables into the same sets as tshark_facts.parse_fields."""
+    ev = report_dir / "evidence"
+    hf = HarnessFacts(Facts())
+    facts = hf.facts
+    by_id: dict[tuple[str, str], FlowKey] = {}
+
+    path = ev / "flows.csv"
+    if not path.is_file():
+        for kind in ("flows", "tcp_syn", "sni", "server_hellos", "http_requests"):
+            hf.missing[kind] = f"{path} does not exist"
+    else:
+        header, rows = _read(path)
+        need = _need(
+            header, ("transport", "initiator", "initiator_port", "responder", "responder_port")
+        )
+        if need:
+            hf.missing["flows"] = f"flows.csv lacks column(s) {need} (has {header})"
+            hf.missing["tcp_syn"] = hf.missing["flows"]
+        else:
+            for n, row in enumerate(rows, start=1):
+                transport = row["transport"]
+                ini, rsp = address(row["initiator"]), address(row["responder"])
+                iport, rport = int(row["initiator_port"] or 0), int(row["responder_port"] or 0)
+                key = flow_key(transport, ini, iport, rsp, rport)
+                facts.flows.add(key)
+                by_id[(row.get("capture", ""), row.get("flow_id") or str(n))] = key
+                by_id.setdefault(("*", row.get("flow_id") or str(n)), key)
+                if transport == "tcp":
+                    hf.oriented[key] = ("tcp", ini, iport, rsp, rport)
+            if "flow_id" not in header:
+                hf.notes.append("flows.csv has no flow_id column: row order used (contract)")
+
+    def flow_of(row: dict[str, str]) -> FlowKey | None:
+        fid = row.get("flow_id", "")
+        return by_id.get((row.get("capture", ""), fid)) or by_id.get(("*", fid))
+
+    path = ev / "dns.csv"
+    if not path.is_file():
+        hf.missing["dns_queries"] = hf.missing["dns_answers"] = f"{path} does not exist"
+    else:
+        header, rows = _read(path)
+        need = _need(header, ("client", "server", "qname"))
+        answers_col = _first_of(header, ("answers", "answer", "addresses"))
+        if need:
+            hf.missing["dns_queries"] = f"dns.csv lacks column(s) {need} (has {header})"
+        if answers_col is None:
+            hf.missing["dns_answers"] = f"dns.csv has no answers column (has {header})"
+        for row in rows if not need or answers_col else ():
+            if "protocol" in row and row["protocol"] not in ("", "dns", "mdns", "llmnr"):
+                continue  # NBNS etc. are not dns.* in tshark
+            name = qname(row.get("qname", ""))
+            if not need:
+                facts.dns_queries.add((address(row["client"]), address(row["server"]), name))
+            if answers_col:
+                for addr in answer_addresses(row[answers_col]):
+                    facts.dns_answers.add((name, addr))
+
+    path = ev / "tls.csv"
+    if not path.is_file():
+        hf.missing["sni"] = hf.missing["server_hellos"] = f"{path} does not exist"
+    else:
+        header, rows = _read(path)
+        kind_col = _first_of(header, ("message", "kind", "type", "handshake"))
+        ver_col = _first_of(header, ("version", "negotiated_version", "versions"))
+        suite_col = _first_of(header, ("cipher_suite", "cipher", "cipher_suites"))
+        if "sni" not in header or "flow_id" not in header:
+            hf.missing["sni"] = f"tls.csv lacks sni or flow_id (has {header})"
+        if kind_col is None or ver_col is None or suite_col is None:
+            hf.missing["server_hellos"] = (
+                f"tls.csv lacks a message kind, version or cipher suite column (has {header})"
+            )
+        for row in rows:
+            hello_flow = flow_of(row)
+            if hello_flow is None:
+                continue
+            kind = row.get(kind_col or "", "").lower()
+            if "sni" not in hf.missing and row.get("sni") and "server" not in kind:
+                facts.sni.add((hello_flow, qname(row["sni"])))
+            if "server_hellos" not in hf.missing and "server" in kind:
+                version = _leading(row[ver_col or ""], tls_version)
+                suite = _leading(row[suite_col or ""], number)
+                if version is not None and suite is not None:
+                    facts.server_hellos.add((hello_flow, version, suite))
+
+    path = ev / "http.csv"
+    if not path.is_file():
+        hf.missing["http_requests"] = f"{path} does not exist"
+    else:
+        header, rows = _read(path)
+        need = _need(header, ("flow_id", "method", "target"))
+        if need:
+            hf.missing["http_requests"] = f"http.csv lacks column(s) {need} (has {header})"
+        for row in rows if not need else ():
+            request_flow = flow_of(row)
+            if request_flow is not None:
+                facts.http_requests.add((request_flow, row["method"], row["target"]))
+    return hf
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------------------------
+# Required: what the brief promises users the report shows. Optional kinds are compared when
+# the report carries them, and skipped (said so) when it does not.
+FACT_KINDS: tuple[tuple[str, str, bool], ...] = (
+    ("flows", "flows (canonical 5-tuples)", True),
+    ("tcp_syn", "TCP direction where the SYN was seen", False),
+    ("dns_queries", "DNS (client, server, qname)", True),
+    ("dns_answers", "DNS name -> address", False),
+    ("sni", "TLS SNI per flow", True),
+    ("server_hellos", "TLS ServerHello (flow, version, suite)", False),
+    ("http_requests", "HTTP requests (flow, method, target)", True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    kind: str
+    title: str
+    status: str  # AGREE | DISAGREE | MISSING (required, not in the report) | SKIPPED
+    tshark_count: int
+    harness_count: int
+    only_tshark: tuple[str, ...] = ()
+    only_harness: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("AGREE", "SKIPPED")
+
+
+def _shown(items: Iterable[object]) -> tuple[str, ...]:
+    return tuple(sorted(map(str, items))[:DIFF_SHOWN])
+
+
+def compare_facts(tshark: Facts, harness: HarnessFacts) -> list[Comparison]:
+    """Set comparison per fact kind; missing report columns fail only required kinds."""
+    results = []
+    for kind, title, required in FACT_KINDS:
+        theirs: set[object] = set(getattr(tshark, kind))
+        if kind in harness.missing:
+            status = "MISSING" if required else "SKIPPED"
+            results.append(
+                Comparison(kind, title, status, len(theirs), 0, detail=harness.missing[kind])
+            )
+            continue
+        if kind == "tcp_syn":
+            # tshark knows the direction only where it saw the SYN: judge the harness there.
+            seen = {flow_key(*o) for o in tshark.tcp_syn}
+            ours: set[object] = {harness.oriented[k] for k in seen if k in harness.oriented}
+        else:
+            ours = set(getattr(harness.facts, kind))
+        only_t, only_h = theirs - ours, ours - theirs
+        results.append(
+            Comparison(
+                kind,
+                title,
+                "AGREE" if not only_t and not only_h else "DISAGREE",
+                len(theirs),
+                len(ours),
+                _shown(only_t),
+                _shown(only_h),
+                f"{len(only_t)} only in tshark, {len(only_h)} only in the harness"
+                if only_t or only_h
+                else "",
+            )
+        )
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    packets: int
+    file_bytes: int
+    harness: Measurement | None = None
+    harness_verdict: str = ""
+    tshark: Measurement | None = None
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.harness is None or self.tshark is None:
+            return None
+        return self.harness.rate(self.packets) / max(self.tshark.rate(self.packets), 1e-9)
+
+
+def best(runs: Sequence[Measurement]) -> Measurement:
+    """The fastest run, carrying the highest peak RSS seen over all runs (memory is not luck)."""
+    fastest = min(runs, key=lambda m: m.wall_seconds)
+    peak = max(m.peak_rss_kib for m in runs)
+    return Measurement(
+        fastest.command,
+        fastest.returncode,
+        fastest.wall_seconds,
+        peak,
+        fastest.user_seconds,
+        fastest.system_seconds,
+    )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_harness(
+    harness: Sequence[str],
+    profile: Path,
+    pcap: Path,
+    report_dir: Path,
+    key: Path,
+    log: Path,
+    extra: Sequence[str] = (),
+) -> tuple[Measurement, str]:
+    """One end-to-end `run` in a fresh child; returns its measurement and the report verdict."""
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    cmd = [*harness, "run", *extra, "--profile", str(profile), "--pcap", str(pcap)]
+    cmd += ["--report-dir", str(report_dir), "--sign-key", str(key)]
+    m = measure(cmd, log.with_suffix(".out"), log.with_suffix(".err"))
+    report = report_dir / "report.json"
+    if m.returncode not in HARNESS_VERDICT_CODES or not report.is_file():
+        raise RuntimeError(
+            f"`{shlex.join(cmd)}` exited {m.returncode}"
+            + ("" if report.is_file() else " without writing report.json")
+            + f"\n{_tail(log.with_suffix('.err'))}"
+        )
+    try:
+        verdict = str(json.loads(report.read_text()).get("verdict", "?"))
+    except (ValueError, AttributeError):
+        verdict = "unreadable report.json"
+    return m, verdict
+
+
+def _fmt_rate(m: Measurement | None, packets: int) -> str:
+    return f"{m.rate(packets):,.0f}" if m else "-"
+
+
+def _fmt_mib(m: Measurement | None) -> str:
+    return f"{m.peak_mib:,.0f}" if m else "-"
+
+
+def print_table(rows: Sequence[Row], out: Callable[[str], None]) -> None:
+    head = (
+        f"{'packets':>10} {'file MB':>8} {'harness pkt/s':>14} {'harness MiB':>12} "
+        f"{'tshark pkt/s':>13} {'tshark MiB':>11} {'harness/tshark':>15}  verdict"
+    )
+    out(head)
+    out("-" * len(head))
+    for r in rows:
+        ratio = f"{r.ratio:.1f}x" if r.ratio is not None else "-"
+        out(
+            f"{r.packets:>10,} {r.file_bytes / 1e6:>8.1f} {_fmt_rate(r.harness, r.packets):>14} "
+            f"{_fmt_mib(r.harness):>12} {_fmt_rate(r.tshark, r.packets):>13} "
+            f"{_fmt_mib(r.tshark):>11} {ratio:>15}  {r.harness_verdict}"
+        )
+
+
+def targets(rows: Sequence[Row], out: Callable[[str], None]) -> bool:
+    """Print each target with PASS/MISS; True when none is missed."""
+    ok = True
+    for r in rows:
+        if r.ratio is None:
+            out(
+                f"speed at {r.packets:,}: >= {SPEED_TARGET:g}x tshark: "
+                "not evaluated (tshark not run)"
+            )
+            continue
+        hit = r.ratio >= SPEED_TARGET
+        ok &= hit
+        out(
+            f"speed at {r.packets:,}: harness {r.ratio:.1f}x tshark "
+            f"(target >= {SPEED_TARGET:g}x): {'PASS' if hit else 'MISS'}"
+        )
+    measured = [r for r in rows if r.harness is not None]
+    if len(measured) >= 2:
+        small = min(measured, key=lambda r: r.packets)
+        large = max(measured, key=lambda r: r.packets)
+        assert small.harness is not None and large.harness is not None
+        mem = large.harness.peak_mib / small.harness.peak_mib
+        hit = mem <= MEMORY_TARGET
+        ok &= hit
+        out(
+            f"memory: harness peak at {large.packets:,} = {mem:.2f}x its peak at "
+            f"{small.packets:,} ({large.harness.peak_mib:,.0f} / {small.harness.peak_mib:,.0f} "
+            f"MiB; target <= {MEMORY_TARGET:g}x): {'PASS' if hit else 'MISS'}"
+        )
+    else:
+        out(
+            f"memory: <= {MEMORY_TARGET:g}x from smallest to largest size: not evaluated "
+            "(needs two sizes)"
+        )
+    return ok
+
+
+def print_comparisons(
+    packets: int, comparisons: Sequence[Comparison], out: Callable[[str], None]
+) -> bool:
+    out(f"facts at {packets:,} packets (tshark vs harness evidence/*.csv):")
+    for c in comparisons:
+        out(
+            f"  {c.status:8} {c.title}: tshark {c.tshark_count:,}, harness {c.harness_count:,}"
+            + (f" ({c.detail})" if c.detail else "")
+        )
+        for label, items in (
+            ("only in tshark", c.only_tshark),
+            ("only in the harness", c.only_harness),
+        ):
+            if items:
+                out(f"      {label} (first {len(items)}):")
+                for item in items:
+                    out(f"        {item}")
+    return all(c.ok for c in comparisons)
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        value = int(part.strip().replace("_", ""))
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a positive packet count")
+        sizes.append(value)
+    return sorted(set(sizes))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Harness speed/memory vs tshark, and fact agreement."
+    )
+    parser.add_argument(
+        "--packets",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated capture sizes (default 200000,2000000)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="captures, reports and tool output go here (never the repository)",
+    )
+    parser.add_argument("--format", choices=("pcap", "pcapng"), default="pcapng")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--cloud-share",
+        type=gen._fraction,
+        default=gen.DEFAULT_CLOUD_SHARE,
+        help="share of new TLS sessions to the cloud (0: air-gapped profile)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per tool and size: fastest wall time, highest peak RSS",
+    )
+    parser.add_argument(
+        "--harness",
+        default="ucx-conformance",
+        help="the harness command (default: ucx-conformance)",
+    )
+    parser.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `run` (repeatable), e.g. --run-arg=-v",
+    )
+    parser.add_argument(
+        "--harness-only",
+        action="store_true",
+        help="skip tshark (speed ratio and fact checks are then not evaluated)",
+    )
+    parser.add_argument(
+        "--no-fail-on-miss", action="store_true", help="print misses and disagreements but exit 0"
+    )
+    args = parser.parse_args(argv)
+    out = print
+    harness = shlex.split(args.harness)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    try:
+        check_harness(harness)
+        tshark = None if args.harness_only else tshark_path()
+        if not args.harness_only and tshark is None:
+            raise SetupError(
+                "tshark is not installed: apt-get install tshark, or pass --harness-only"
+            )
+    except SetupError as exc:
+        print(f"run_benchmark: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    if args.harness_only:
+        out("--harness-only: tshark is not run; speed ratio and fact agreement are not evaluated")
+
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cloud = args.cloud_share > 0
+    profile = workdir / "profile.yaml"
+    profile.write_text(profile_yaml(cloud))
+    key = workdir / "signing-key.pem"
+    write_signing_key(key)
+    out(f"workdir {workdir}; profile {profile} ({'hybrid' if cloud else 'air-gapped'})")
+
+    rows: list[Row] = []
+    facts_ok = True
+    for packets in args.packets:
+        pcap = workdir / f"capture-{packets}.{args.format}"
+        summary = gen.generate(packets, pcap, args.format, args.seed, cloud_share=args.cloud_share)
+        out(summary.lines()[0] + f" (generated in {summary.seconds:.1f} s)")
+        row = Row(packets, pcap.stat().st_size)
+        rows.append(row)
+        report_dir = workdir / f"report-{packets}"
+        try:
+            runs = []
+            for _ in range(args.repeat):
+                m, row.harness_verdict = run_harness(
+                    harness,
+                    profile,
+                    pcap,
+                    report_dir,
+                    key,
+                    workdir / f"harness-{packets}.log",
+                    args.run_arg,
+                )
+                runs.append(m)
+            row.harness = best(runs)
+            out(
+                f"  harness: {row.harness.wall_seconds:.1f} s, "
+                f"peak {row.harness.peak_mib:,.0f} MiB, verdict {row.harness_verdict}"
+            )
+            if tshark is not None:
+                truns = []
+                facts = None
+                for _ in range(args.repeat):
+                    trun = run_tshark(pcap, workdir, tshark)
+                    if trun.measurement.returncode != 0:
+                        raise RuntimeError(
+                            f"tshark exited {trun.measurement.returncode}\n{trun.stderr_tail}"
+                        )
+                    truns.append(trun.measurement)
+                    facts = trun.facts
+                row.tshark = best(truns)
+                out(
+                    f"  tshark:  {row.tshark.wall_seconds:.1f} s, "
+                    f"peak {row.tshark.peak_mib:,.0f} MiB"
+                )
+                assert facts is not None
+                hf = read_harness_facts(report_dir)
+                for note in hf.notes:
+                    out(f"  note: {note}")
+                row.comparisons = compare_facts(facts, hf)
+        except RuntimeError as exc:
+            print(f"run_benchmark: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    out("")
+    print_table(rows, out)
+    out("")
+    targets_ok = targets(rows, out)
+    for row in rows:
+        if row.comparisons:
+            out("")
+            facts_ok &= print_comparisons(row.packets, row.comparisons, out)
+    out("")
+    parts = [
+        "every evaluated target met" if targets_ok else "a target missed",
+        "facts not compared (no tshark run)"
+        if tshark is None
+        else ("facts agree" if facts_ok else "facts disagree"),
+    ]
+    out("RESULT: " + ", ".join(parts))
+    if targets_ok and facts_ok:
+        return EXIT_OK
+    return EXIT_OK if args.no_fail_on_miss else EXIT_MISS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

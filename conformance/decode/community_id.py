@@ -1,0 +1,42 @@
+"""Community ID v1 flow hashes (https://github.com/corelight/community-id-spec).
+
+SHA-1 over seed . src . dst . proto . 0 . sport . dport in network byte order, with
+the endpoints ordered so that both directions of a flow hash alike; base64, "1:" prefix.
+ICMP and ICMPv6 use type and code mapped to port equivalents (Zeek's table).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import struct
+
+from conformance.decode.icmp import port_equivalents
+from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+
+IPPROTO_SCTP = 132
+# The spec hashes ports only for these; every other protocol is hashed by address alone.
+_PORT_PROTOCOLS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_ICMP, IPPROTO_ICMPV6})
+_PORTS = struct.Struct("!HH")
+_SEED = struct.Struct("!H")
+
+
+def community_id(
+    proto: int, src: bytes, dst: bytes, sport: int = 0, dport: int = 0, *, seed: int = 0
+) -> str:
+    """The Community ID of a flow seen from src to dst (packed 4- or 16-byte addresses).
+
+    For ICMP/ICMPv6, `sport` and `dport` are the message type and code.
+    """
+    if len(src) != len(dst) or len(src) not in (4, 16):
+        raise ValueError("addresses must be packed IPv4 or IPv6 of the same family")
+    one_way = False
+    if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        sport, dport, one_way = port_equivalents(sport, dport, proto == IPPROTO_ICMPV6)
+    if not one_way and (dst, dport) < (src, sport):
+        src, dst, sport, dport = dst, src, dport, sport
+    data = _SEED.pack(seed) + src + dst + bytes((proto, 0))
+    if proto in _PORT_PROTOCOLS:
+        data += _PORTS.pack(sport, dport)
+    digest = hashlib.sha1(data, usedforsecurity=False).digest()
+    return "1:" + binascii.b2a_base64(digest, newline=False).decode("ascii")

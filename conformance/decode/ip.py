@@ -1,0 +1,280 @@
+"""IPv4 (RFC 791) and IPv6 (RFC 8200) headers, extension headers, fragment reassembly.
+
+This is the general path: every packet the observers' fast path does not take
+(options, extension headers, fragments, VLANs, other link types) comes through
+`decode_ip`. Reassembly holds a bounded number of incomplete datagrams for a
+bounded time, so memory stays flat whatever the capture contains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conformance.decode.errors import DecodeError
+from conformance.decode.link import ETHERTYPE_IPV4
+
+IPPROTO_HOPOPTS = 0
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_ESP = 50  # opaque: what follows is encrypted
+IPPROTO_AH = 51
+IPPROTO_ICMPV6 = 58
+IPPROTO_DSTOPTS = 60
+
+# RFC 8200 §4: headers in the (hdr ext len + 1) * 8 format; AH (RFC 4302 §2.2) counts
+# 4-byte words minus 2; the fragment header is always 8 bytes.
+_EXT_8_OCTETS = frozenset({IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS})
+# RFC 8200 §4.1 allows each header once (destination options twice); more than this is
+# a crafted chain, not a packet, and walking on would only burn time.
+MAX_EXTENSION_HEADERS = 16
+
+IPV4_HEADER = 20
+IPV6_HEADER = 40
+_IPV4_FRAG_OFFSET = 0x1FFF
+_IPV4_MORE_FRAGMENTS = 0x2000
+_FRAGMENT_HEADER = 8
+
+# Incomplete datagrams held at once: hosts keep a few; far more means heavy loss or
+# a fragment flood, and the oldest go first so memory stays bounded (~64 KiB each).
+MAX_PENDING_DATAGRAMS = 128
+# RFC 8200 §4.5: give up on a datagram 60 s after its first fragment arrived
+# (Linux uses 30 s for IPv4; 60 s is the longer of the two).
+FRAGMENT_TIMEOUT = 60.0
+# A 64 KiB datagram needs at most ~120 fragments at the 576-byte minimum MTU of RFC 791;
+# more than this is an attack pattern (tiny overlapping fragments), not traffic.
+MAX_FRAGMENTS_PER_DATAGRAM = 256
+# Offset + length can never exceed this (IPv4 total length and IPv6 payload length are
+# 16-bit); a fragment reaching past it is malformed.
+MAX_DATAGRAM_PAYLOAD = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """Where a fragment belongs: its datagram's identification and its byte offset."""
+
+    ident: int
+    offset: int  # bytes into the fragmentable part
+    more: bool  # more fragments follow
+
+
+@dataclass(frozen=True, slots=True)
+class IpPacket:
+    """The network header of one packet, reduced to what the observers need."""
+
+    version: int
+    src: bytes  # packed address, 4 or 16 bytes
+    dst: bytes
+    proto: int  # transport protocol (IPv6: after extension headers; fragments: of the payload)
+    l4: int  # offset of the transport header (fragments: of the fragment's data) in buf
+    end: int  # end of this datagram's bytes present in buf (padding excluded)
+    length: int  # IP bytes on the wire (total length, or header + payload length)
+    fragment: Fragment | None = None
+    snapped: bool = False  # the capture kept fewer bytes than the datagram has
+
+
+def decode_ip(buf: bytes, off: int, end: int, ethertype: int) -> IpPacket:
+    """Decode the IPv4 or IPv6 header at buf[off:end]; raise DecodeError if malformed."""
+    if ethertype == ETHERTYPE_IPV4:
+        return decode_ipv4(buf, off, end)
+    return decode_ipv6(buf, off, end)
+
+
+def decode_ipv4(buf: bytes, off: int, end: int) -> IpPacket:
+    """An IPv4 header with its options skipped."""
+    if end - off < IPV4_HEADER:
+        raise DecodeError("truncated IPv4 header", 0)
+    version = buf[off] >> 4
+    if version != 4:
+        raise DecodeError(f"bad IP version {version} in an IPv4 frame", 0)
+    ihl = (buf[off] & 0x0F) * 4
+    if ihl < IPV4_HEADER:
+        raise DecodeError(f"bad IPv4 header length {ihl}", 0)
+    if off + ihl > end:
+        raise DecodeError("truncated IPv4 options", IPV4_HEADER)
+    total = (buf[off + 2] << 8) | buf[off + 3]
+    if total == 0:
+        # Segmentation offload: the sending host's own capture sees one large frame
+        # whose length field the NIC fills in later. The captured bytes are the datagram.
+        total = end - off
+    elif total < ihl:
+        raise DecodeError(f"IPv4 total length {total} shorter than its header", 2)
+    frag = (buf[off + 6] << 8) | buf[off + 7]
+    fragment = None
+    if frag & (_IPV4_MORE_FRAGMENTS | _IPV4_FRAG_OFFSET):
+        ident = (buf[off + 4] << 8) | buf[off + 5]
+        more = bool(frag & _IPV4_MORE_FRAGMENTS)
+        fragment = Fragment(ident, (frag & _IPV4_FRAG_OFFSET) * 8, more)
+    return IpPacket(
+        4,
+        buf[off + 12 : off + 16],
+        buf[off + 16 : off + 20],
+        buf[off + 9],
+        off + ihl,
+        min(off + total, end),
+        total,
+        fragment,
+        off + total > end,
+    )
+
+
+def decode_ipv6(buf: bytes, off: int, end: int) -> IpPacket:
+    """An IPv6 header and its extension-header chain up to the transport header."""
+    if end - off < IPV6_HEADER:
+        raise DecodeError("truncated IPv6 header", 0)
+    version = buf[off] >> 4
+    if version != 6:
+        raise DecodeError(f"bad IP version {version} in an IPv6 frame", 0)
+    payload = (buf[off + 4] << 8) | buf[off + 5]
+    if payload == 0:
+        payload = end - off - IPV6_HEADER  # jumbogram (RFC 2675) or offload: use what is there
+    declared_end = off + IPV6_HEADER + payload
+    datagram_end = min(declared_end, end)
+    proto, l4, fragment = ipv6_extensions(buf, off + IPV6_HEADER, datagram_end, buf[off + 6], off)
+    return IpPacket(
+        6,
+        buf[off + 8 : off + 24],
+        buf[off + 24 : off + 40],
+        proto,
+        l4,
+        datagram_end,
+        IPV6_HEADER + payload,
+        fragment,
+        declared_end > end,
+    )
+
+
+def ipv6_extensions(
+    buf: bytes, pos: int, end: int, nh: int, base: int = 0
+) -> tuple[int, int, Fragment | None]:
+    """Walk extension headers from pos: (upper protocol, its offset, fragment header).
+
+    Stops at the first fragment header: what follows it belongs to the reassembled
+    datagram. `base` only makes error offsets relative to the packet.
+    """
+    for _ in range(MAX_EXTENSION_HEADERS):
+        if nh in _EXT_8_OCTETS:
+            if pos + 2 > end:
+                raise DecodeError(f"truncated IPv6 extension header {nh}", pos - base)
+            size = (buf[pos + 1] + 1) * 8
+        elif nh == IPPROTO_AH:
+            if pos + 2 > end:
+                raise DecodeError("truncated IPv6 authentication header", pos - base)
+            size = (buf[pos + 1] + 2) * 4
+        elif nh == IPPROTO_FRAGMENT:
+            if pos + _FRAGMENT_HEADER > end:
+                raise DecodeError("truncated IPv6 fragment header", pos - base)
+            word = (buf[pos + 2] << 8) | buf[pos + 3]
+            ident = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            fragment = Fragment(ident, word & 0xFFF8, bool(word & 1))
+            return buf[pos], pos + _FRAGMENT_HEADER, fragment
+        else:
+            return nh, pos, None
+        if pos + size > end:
+            raise DecodeError(f"truncated IPv6 extension header {nh}", pos - base)
+        nh = buf[pos]
+        pos += size
+    raise DecodeError(f"more than {MAX_EXTENSION_HEADERS} IPv6 extension headers", pos - base)
+
+
+@dataclass(slots=True)
+class PendingDatagram:
+    """The fragments of one datagram seen so far."""
+
+    version: int
+    src: bytes
+    dst: bytes
+    proto: int  # IPv4 protocol / IPv6 next header of the fragmentable part
+    ident: int
+    first_time: float
+    pieces: dict[int, bytes] = field(default_factory=dict)  # offset -> data
+    total: int | None = None  # payload length, known once the last fragment arrived
+    damaged: str | None = None  # why it can never be completed
+    # (time, packet number, IP bytes on the wire, direction) of every fragment
+    packets: list[tuple[float, int, int, int]] = field(default_factory=list)
+
+    def assemble(self) -> bytes | None:
+        """The whole payload if every byte has arrived, else None."""
+        if self.total is None or self.damaged:
+            return None
+        covered = 0
+        for offset in sorted(self.pieces):
+            if offset > covered:
+                return None
+            covered = max(covered, offset + len(self.pieces[offset]))
+        if covered < self.total:
+            return None
+        out = bytearray(self.total)
+        # Later offsets are written last; overlaps (RFC 5722 forbids them for IPv6)
+        # keep the bytes of the fragment further on, as most stacks do for IPv4.
+        for offset in sorted(self.pieces):
+            piece = self.pieces[offset][: self.total - offset]
+            out[offset : offset + len(piece)] = piece
+        return bytes(out)
+
+
+class Reassembler:
+    """Collects fragments until their datagram is whole; bounded in count and age."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, bytes, bytes, int, int], PendingDatagram] = {}
+        self._stale: list[PendingDatagram] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self, ip: IpPacket, buf: bytes, time: float, packet: int, direction: int
+    ) -> tuple[PendingDatagram, bytes] | None:
+        """File one fragment; return (datagram, payload) when this one completes it."""
+        frag = ip.fragment
+        if frag is None:
+            raise ValueError("not a fragment")
+        key = (ip.version, ip.src, ip.dst, ip.proto, frag.ident)
+        pending = self._pending.get(key)
+        if pending is None:
+            self._expire(time)
+            pending = PendingDatagram(ip.version, ip.src, ip.dst, ip.proto, frag.ident, time)
+            self._pending[key] = pending
+            if len(self._pending) > MAX_PENDING_DATAGRAMS:
+                oldest = next(iter(self._pending))
+                self._stale.append(self._pending.pop(oldest))
+        pending.packets.append((time, packet, ip.length, direction))
+        if ip.snapped:
+            pending.damaged = pending.damaged or "a fragment was cut short by the snapshot length"
+        elif frag.offset + (ip.end - ip.l4) > MAX_DATAGRAM_PAYLOAD:
+            pending.damaged = "fragment reaches past the largest possible datagram"
+        elif len(pending.packets) > MAX_FRAGMENTS_PER_DATAGRAM:
+            pending.damaged = f"more than {MAX_FRAGMENTS_PER_DATAGRAM} fragments"
+        else:
+            pending.pieces.setdefault(frag.offset, buf[ip.l4 : ip.end])
+            if not frag.more:
+                pending.total = frag.offset + (ip.end - ip.l4)
+        if pending.damaged:
+            self._stale.append(self._pending.pop(key))
+            return None
+        payload = pending.assemble()
+        if payload is None:
+            return None
+        del self._pending[key]
+        return pending, payload
+
+    def take_stale(self) -> list[PendingDatagram]:
+        """Datagrams given up on (too old, too many pending, damaged) since the last call."""
+        stale, self._stale = self._stale, []
+        return stale
+
+    def drain(self) -> list[PendingDatagram]:
+        """Give up on everything still pending (the capture ended)."""
+        stale = self.take_stale() + list(self._pending.values())
+        self._pending.clear()
+        return stale
+
+    def _expire(self, now: float) -> None:
+        while self._pending:
+            key = next(iter(self._pending))
+            if now - self._pending[key].first_time <= FRAGMENT_TIMEOUT:
+                return
+            self._stale.append(self._pending.pop(key))

@@ -1,0 +1,514 @@
+"""Helpers every judge shares: target flows, flow descriptions, names, and fail-closed gating.
+
+Judges read only `Observations` and the `Profile`; this module holds what each of them
+would otherwise write again: which flows concern the target, which addresses are
+outside the Customer Environment (and which are scope-limited, decision 6), how a flow
+is described in a finding, which names a flow carries, and how a list of findings plus
+the state of the evidence becomes a verdict (architecture.md "Fail closed").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
+from conformance.judge.platform import looks_like
+from conformance.names import CLOUD_NAME_PATTERNS, matches
+from conformance.observe.model import (
+    SAMPLE_PACKETS_PER_FLOW,
+    Flow,
+    HttpRequest,
+    InitiatorBasis,
+    IPAddress,
+    Observations,
+)
+from conformance.profile_model import Environment, Profile
+from conformance.verdict import Verdict
+
+# Decision 6: traffic that cannot leave the segment (or the host) is not egress.
+# Link-local, multicast, limited broadcast, loopback and the unspecified address.
+SCOPE_LIMITED_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv4Network("169.254.0.0/16"),
+    ipaddress.IPv4Network("224.0.0.0/4"),
+    ipaddress.IPv4Network("255.255.255.255/32"),
+    ipaddress.IPv4Network("127.0.0.0/8"),
+    ipaddress.IPv4Network("0.0.0.0/32"),
+    ipaddress.IPv6Network("fe80::/10"),
+    ipaddress.IPv6Network("ff00::/8"),
+    ipaddress.IPv6Network("::1/128"),
+    ipaddress.IPv6Network("::/128"),
+)
+
+# A report with tens of thousands of identical findings helps nobody; counts in the
+# control's facts stay exact and every flow is in evidence/flows.csv.
+MAX_FINDINGS = 500
+
+# Names listed in a finding's facts: enough to recognise the service, bounded.
+MAX_NAMES_PER_FINDING = 5
+
+# Below this, a port is a well-known service port (RFC 6335 system ports).
+WELL_KNOWN_PORT_LIMIT = 1024
+
+_K = TypeVar("_K")
+
+_SEVERITY_ORDER = {Severity.VIOLATION: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+_BASIS_NOTE: Mapping[InitiatorBasis, str] = {
+    # Decision 1: a flow already open when the capture began says how its direction was found.
+    InitiatorBasis.PORT_HEURISTIC: " (direction by port heuristic)",
+    InitiatorBasis.DIRECTION_FLAG: " (direction from pcapng direction flags)",
+    InitiatorBasis.SYN_ACK: " (direction from the SYN-ACK; the SYN is not in the capture)",
+}
+
+_ICMP_NAMES: Mapping[tuple[str, int], str] = {
+    ("icmp", 0): "echo-reply",
+    ("icmp", 3): "unreachable",
+    ("icmp", 8): "echo-request",
+    ("icmp", 11): "time-exceeded",
+    ("icmp", 13): "timestamp-request",
+    ("icmpv6", 1): "unreachable",
+    ("icmpv6", 128): "echo-request",
+    ("icmpv6", 129): "echo-reply",
+    ("icmpv6", 133): "router-solicitation",
+    ("icmpv6", 135): "neighbour-solicitation",
+    ("icmpv6", 143): "listener-report",
+}
+
+
+def is_scope_limited(address: IPAddress, environment: Environment) -> bool:
+    """Whether packets to `address` stay on the segment or the host (decision 6).
+
+    Besides the fixed ranges, the directed broadcast address of every IPv4 network of
+    the environment counts (it reaches that segment only).
+    """
+    if any(address in net for net in SCOPE_LIMITED_NETWORKS if net.version == address.version):
+        return True
+    return any(
+        net.version == 4 and net.prefixlen < 31 and address == net.broadcast_address
+        for net in environment.networks
+    )
+
+
+def is_outside(address: IPAddress, environment: Environment) -> bool:
+    """Whether `address` is outside the Customer Environment and not scope-limited."""
+    return not environment.contains(address) and not is_scope_limited(address, environment)
+
+
+def is_cloud_name(name: str) -> bool:
+    """Whether `name` is an Imagicle cloud name (decision 4 matching; malformed names too)."""
+    return any(matches(pattern, name) for pattern in CLOUD_NAME_PATTERNS)
+
+
+def host_of(authority_or_url: str) -> str:
+    """The host part of "host", "host:port", "[v6]:port" or "scheme://host:port/path".
+
+    Lower-case, without brackets or trailing dot; empty when there is none.
+    """
+    text = authority_or_url.strip()
+    if "://" not in text:
+        text = "//" + text
+    try:
+        host = urlsplit(text).hostname or ""
+    except ValueError:  # a bracket without its pair: take the text before the last colon
+        host = text.lstrip("/").rsplit(":", 1)[0].strip("[]").lower()
+    return host.rstrip(".")
+
+
+def address_of(text: str) -> IPAddress | None:
+    """`text` as an IP address, or None when it is a name."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """The part of the observations that concerns the target: computed once per judge."""
+
+    obs: Observations
+    profile: Profile
+    flows: tuple[Flow, ...]  # flows with a target address at either end
+    sent: bool  # some flow carries at least one packet from the target
+
+    def initiated(self, flow: Flow) -> bool:
+        """Whether the target is the flow's initiator."""
+        return self.profile.is_target(flow.initiator)
+
+
+def target_view(obs: Observations, profile: Profile) -> TargetView:
+    """Select the target flows (the target is initiator or responder) of `obs`."""
+    flows = tuple(
+        f for f in obs.flows if profile.is_target(f.initiator) or profile.is_target(f.responder)
+    )
+    sent = any(
+        (profile.is_target(f.initiator) and f.packets_out > 0)
+        or (profile.is_target(f.responder) and f.packets_in > 0)
+        for f in flows
+    )
+    return TargetView(obs=obs, profile=profile, flows=flows, sent=sent)
+
+
+def endpoint_text(address: IPAddress, port: int | None = None) -> str:
+    """An endpoint as text: "192.0.2.10:443", "[2001:db8::1]:443", or the bare address."""
+    if port is None:
+        return str(address)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{host}:{port}"
+
+
+def describe_flow(flow: Flow, note: str = "") -> str:
+    """One line for a finding: "192.0.2.10:51234 -> 198.51.100.7:443 tcp, SYN, 3 packets, ...".
+
+    ICMP flows name their type and code instead of ports; `note` follows the state; a
+    direction not decided by a SYN or a first packet ends by saying how it was decided
+    (decision 1).
+    """
+    if flow.transport in ("tcp", "udp"):
+        ends = (
+            f"{endpoint_text(flow.initiator, flow.initiator_port)} -> "
+            f"{endpoint_text(flow.responder, flow.responder_port)} {flow.transport}"
+        )
+    elif flow.transport in ("icmp", "icmpv6"):
+        kind = _ICMP_NAMES.get((flow.transport, flow.initiator_port), f"type {flow.initiator_port}")
+        ends = (
+            f"{flow.initiator} -> {flow.responder} {flow.transport} {kind}"
+            f" code {flow.responder_port}"
+        )
+    else:
+        ends = f"{flow.initiator} -> {flow.responder} {flow.transport}"
+    parts = [ends]
+    if flow.transport == "tcp":
+        if flow.handshake_seen:
+            parts.append("SYN")
+        elif flow.initiator_basis is InitiatorBasis.SYN_ACK:
+            parts.append("SYN-ACK")
+        else:
+            parts.append("no handshake")
+    parts.append(plural(flow.packets_out + flow.packets_in, "packet"))
+    parts.append(answer_state(flow))
+    return ", ".join(parts) + note + _BASIS_NOTE.get(flow.initiator_basis, "")
+
+
+def answer_state(flow: Flow) -> str:
+    """What the responder did: "accepted", "refused", "answered" or "unanswered"."""
+    if flow.accepted:
+        return "accepted"
+    if flow.rejected:
+        return "refused"
+    return "answered" if flow.answered else "unanswered"
+
+
+def flow_packets(flow: Flow) -> PacketRef:
+    """The flow's sample packets as a reference into its capture."""
+    packets = flow.sample_packets or (flow.first_packet,)
+    return PacketRef(capture=flow.capture, packets=packets)
+
+
+class NameIndex:
+    """The names tied to each flow: TLS SNI, HTTP Host and CONNECT/proxy targets on the
+    flow, names a DNS flow asked for, and DNS names whose answers gave its responder."""
+
+    def __init__(self, obs: Observations) -> None:
+        self._by_flow: dict[int, dict[str, None]] = {}  # dicts as ordered sets
+        self._by_address: dict[str, dict[str, None]] = {}
+        self._requests: dict[int, list[HttpRequest]] = {}
+        for hello in obs.client_hellos:
+            if hello.sni:
+                _add(self._by_flow, hello.flow_id, hello.sni)
+        for request in obs.http_requests:
+            self._requests.setdefault(request.flow_id, []).append(request)
+            for name in request_names(request):
+                _add(self._by_flow, request.flow_id, name)
+        for query in obs.dns:
+            _add(self._by_flow, query.flow_id, query.qname)
+            for answer in query.answers:
+                address = address_of(answer.value)
+                if address is not None:
+                    _add(self._by_address, str(address), query.qname)
+                    _add(self._by_address, str(address), answer.name)
+
+    def names(self, flow: Flow) -> tuple[str, ...]:
+        """Names tied to `flow`, those carried on the flow first."""
+        merged = dict(self._by_flow.get(flow.flow_id, {}))
+        merged.update(self._by_address.get(str(flow.responder), {}))
+        return tuple(merged)
+
+    def requests(self, flow: Flow) -> tuple[HttpRequest, ...]:
+        """The HTTP requests seen on `flow`."""
+        return tuple(self._requests.get(flow.flow_id, ()))
+
+
+def _add(table: dict[_K, dict[str, None]], key: _K, name: str) -> None:
+    """Add `name` to the ordered set under `key`."""
+    if name:
+        table.setdefault(key, {})[name] = None
+
+
+def request_hosts(request: HttpRequest) -> tuple[tuple[str, bool], ...]:
+    """Hosts an HTTP request names, each with whether a proxy is asked to reach it.
+
+    The Host header names the server spoken to (False); a CONNECT authority or an
+    absolute-form target names where a proxy should go (True).
+    """
+    hosts: list[tuple[str, bool]] = []
+    if request.host:
+        hosts.append((host_of(request.host), False))
+    if request.method == "CONNECT" or "://" in request.target:
+        hosts.append((host_of(request.target), True))
+    return tuple((host, proxied) for host, proxied in hosts if host)
+
+
+def request_names(request: HttpRequest) -> tuple[str, ...]:
+    """The names (not address literals) an HTTP request carries, each once."""
+    return tuple(dict.fromkeys(h for h, _ in request_hosts(request) if address_of(h) is None))
+
+
+def flow_finding(
+    severity: Severity,
+    flow: Flow,
+    index: NameIndex | None = None,
+    note: str = "",
+    facts: Mapping[str, str] | None = None,
+) -> Finding:
+    """A finding about one flow: its description, packets, and what it looks like (decision 5)."""
+    names = index.names(flow) if index else ()
+    requests = index.requests(flow) if index else ()
+    all_facts: dict[str, str] = {}
+    label = looks_like(flow, names, requests)
+    if label:
+        all_facts["looks_like"] = label
+    if names:
+        all_facts["names"] = ", ".join(names[:MAX_NAMES_PER_FINDING])
+    all_facts.update(facts or {})
+    return Finding(
+        severity=severity,
+        summary=describe_flow(flow, note),
+        flow_id=flow.flow_id,
+        packets=flow_packets(flow),
+        facts=all_facts,
+    )
+
+
+@dataclass(slots=True)
+class _Group:
+    severity: Severity
+    summary: str
+    capture: int
+    flow_id: int | None
+    facts: dict[str, str]
+    unit: str
+    packets: dict[int, None] = field(default_factory=dict)
+    count: int = 0
+
+
+class FindingGroups:
+    """Merge repeated findings (same key) into one, with a count and sample packets.
+
+    One finding per DNS name or endpoint keeps a report readable when the target repeats
+    itself thousands of times; the first flow and up to SAMPLE_PACKETS_PER_FLOW packets
+    stay as evidence.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[object, ...], _Group] = {}
+
+    def add(
+        self,
+        key: tuple[object, ...],
+        severity: Severity,
+        summary: str,
+        *,
+        capture: int,
+        packets: Iterable[int],
+        flow_id: int | None,
+        count: int = 1,
+        unit: str = "time",
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        """Count `count` occurrences under `key`; the first one's summary and flow are kept.
+
+        `unit` names what is counted in the summary: ", 12 times", ", 12 flows".
+        """
+        group = self._groups.get(key)
+        if group is None:
+            group = _Group(severity, summary, capture, flow_id, dict(facts or {}), unit)
+            self._groups[key] = group
+        group.count += count
+        for packet in packets:
+            if len(group.packets) >= SAMPLE_PACKETS_PER_FLOW:
+                break
+            group.packets[packet] = None
+
+    def findings(self) -> list[Finding]:
+        """One finding per key, ", N times" (or its unit) added when it repeated."""
+        return [
+            Finding(
+                severity=g.severity,
+                summary=g.summary + (f", {plural(g.count, g.unit)}" if g.count > 1 else ""),
+                flow_id=g.flow_id,
+                packets=PacketRef(g.capture, tuple(g.packets)) if g.packets else None,
+                facts=g.facts,
+            )
+            for g in self._groups.values()
+        ]
+
+
+def cap_findings(findings: Sequence[Finding], limit: int = MAX_FINDINGS) -> tuple[Finding, ...]:
+    """The most severe `limit` findings, plus one that counts the rest (never hidden silently)."""
+    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER[f.severity])  # stable
+    if len(ordered) <= limit:
+        return tuple(ordered)
+    kept, rest = ordered[:limit], ordered[limit:]
+    counts = {s: sum(1 for f in rest if f.severity is s) for s in Severity}
+    detail = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+    more = Finding(
+        severity=rest[0].severity,
+        summary=f"{len(rest)} more findings not listed ({detail}); every flow is in flows.csv",
+    )
+    return (*kept, more)
+
+
+def evidence_gaps(obs: Observations, *, payloads: bool = False) -> list[str]:
+    """Why the captures cannot prove absence: truncation, drops, undecoded packets.
+
+    Undecodable packets are counted and skipped by the decoders, so their addresses are
+    unknown: any one could be a leak, and the judge cannot pass over them. With
+    `payloads`, packets cut short by the snap length count too, since a name (DNS,
+    SNI, Host) in them may be unseen.
+    """
+    gaps: list[str] = []
+    many = len(obs.captures) > 1
+    for capture in obs.captures:
+        prefix = f"{PurePath(capture.path).name}: " if many else ""
+        if capture.truncated_file:
+            gaps.append(prefix + (capture.truncated_detail or "capture file is truncated"))
+        if capture.drops:
+            detail = f" ({capture.drop_detail})" if capture.drop_detail else ""
+            gaps.append(f"{prefix}{capture.drops} packets dropped{detail}")
+        if capture.malformed:
+            example = f" (e.g. {capture.anomalies[0].reason})" if capture.anomalies else ""
+            gaps.append(
+                f"{prefix}{capture.malformed} packets could not be decoded{example}:"
+                " a leak could hide in them"
+            )
+        if capture.unsupported_link_packets:
+            gaps.append(
+                f"{prefix}{capture.unsupported_link_packets} packets on an unsupported link"
+                " type were not read"
+            )
+        if payloads and capture.snap_truncated:
+            gaps.append(
+                f"{prefix}{capture.snap_truncated} packets cut short by the snap length:"
+                " a name in them may be unseen"
+            )
+    return gaps
+
+
+def conclude(
+    control_id: str,
+    view: TargetView,
+    findings: Sequence[Finding],
+    *,
+    passed: str,
+    failed: str,
+    facts: Mapping[str, object],
+    gaps: Sequence[str] = (),
+    payloads: bool = False,
+) -> ControlResult:
+    """Turn findings and the state of the evidence into a verdict, failing closed.
+
+    - no capture: inconclusive;
+    - any violation: fail, even when the evidence is incomplete (architecture.md); the
+      reason is `failed` (what was found, counted) and the first violation's summary;
+    - the target sent nothing: inconclusive, silence proves nothing;
+    - incomplete evidence, or a control-specific `gaps` reason: inconclusive, naming why;
+    - otherwise pass, with `passed` saying what was checked.
+    """
+    all_facts = dict(facts)
+    kept = cap_findings(findings)
+    if not view.obs.captures:
+        return ControlResult(control_id, Verdict.INCONCLUSIVE, "no capture", kept, all_facts)
+    missing = evidence_gaps(view.obs, payloads=payloads)
+    if missing:
+        all_facts["incomplete"] = list(missing)
+    first = next((f for f in findings if f.severity is Severity.VIOLATION), None)
+    if first is not None:
+        reason = f"{failed}; first: {first.summary}"
+        if missing:
+            reason += f" (the evidence is also incomplete: {'; '.join(missing)})"
+        return ControlResult(control_id, Verdict.FAIL, reason, kept, all_facts)
+    if not view.sent:
+        targets = ", ".join(str(a) for a in view.profile.target.addresses)
+        reason = (
+            "the target sent no packets: silence proves nothing"
+            f" ({view.obs.packets} packets in the capture, none from {targets})"
+        )
+        return ControlResult(control_id, Verdict.INCONCLUSIVE, reason, kept, all_facts)
+    if missing or gaps:
+        return ControlResult(
+            control_id, Verdict.INCONCLUSIVE, "; ".join([*missing, *gaps]), kept, all_facts
+        )
+    return ControlResult(control_id, Verdict.PASS, passed, kept, all_facts)
+
+
+def plural(count: int, noun: str) -> str:
+    """A count with its noun: "1 flow", "3 flows"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+# DNS record types whose values are addresses (RFC 1035 A, RFC 3596 AAAA).
+ADDRESS_RTYPES = frozenset({1, 28})
+
+_IPV4_REVERSE = ".in-addr.arpa"
+_IPV6_REVERSE = ".ip6.arpa"
+_IPV6_NIBBLES = 32
+
+
+def reverse_address(name: str) -> IPAddress | None:
+    """The address a full reverse-lookup name stands for ("10.2.0.192.in-addr.arpa"), or None."""
+    text = name.lower().rstrip(".")
+    try:
+        if text.endswith(_IPV4_REVERSE):
+            octets = text.removesuffix(_IPV4_REVERSE).split(".")
+            return ipaddress.IPv4Address(".".join(reversed(octets))) if len(octets) == 4 else None
+        if text.endswith(_IPV6_REVERSE):
+            nibbles = text.removesuffix(_IPV6_REVERSE).split(".")
+            if len(nibbles) != _IPV6_NIBBLES or any(len(n) != 1 for n in nibbles):
+                return None
+            return ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16))
+    except ValueError:
+        return None
+    return None
+
+
+def is_local_name(name: str) -> bool:
+    """A name that only means something on the local segment: single-label or under `.local`.
+
+    These are what mDNS (RFC 6762), LLMNR (RFC 4795) and NBNS carry normally.
+    """
+    text = name.lower().rstrip(".")
+    return "." not in text or text == "local" or text.endswith(".local")
+
+
+def internal_names(obs: Observations, environment: Environment) -> frozenset[str]:
+    """Names an on-prem resolver answered with addresses that are all inside the environment.
+
+    The profile has no list of internal zones: what the customer's own resolver says,
+    in this capture, is the evidence that a name is internal (CNAME owners in the chain
+    included). Queries by any host count.
+    """
+    names: set[str] = set()
+    for query in obs.dns:
+        if query.protocol != "dns" or is_outside(query.server, environment):
+            continue
+        addresses = [address_of(a.value) for a in query.answers if a.rtype in ADDRESS_RTYPES]
+        if addresses and all(a is not None and environment.contains(a) for a in addresses):
+            names.add(query.qname)
+            names.update(a.name for a in query.answers)
+    return frozenset(names)

@@ -1,0 +1,164 @@
+"""DNS-format queries matched to their responses, with identical repeats merged.
+
+A query waits in `pending` under (flow, txid, qname, qtype) until a response with the
+same four arrives on the same flow. Finished exchanges are kept once per identity
+(flow, client, qname, qtype, the response's bytes): a resolver asked the
+same thing again on the same flow (mDNS, a keep-alive poll) adds to `count`, so
+memory follows the number of distinct exchanges, never the number of packets.
+Records stay compact tuples until `records` builds the `DnsQuery` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from conformance.decode.dns import DnsMessage
+from conformance.observe.flows import FlowRef
+from conformance.observe.model import DnsAnswer, DnsQuery, IPAddress
+
+# Queries waiting for an answer at once. A host has a few dozen in flight; past this
+# the oldest is recorded as unanswered, which keeps a query flood bounded.
+MAX_PENDING_QUERIES = 1024
+# A query still unanswered after this long is recorded as unanswered: stub resolvers
+# give up after a few 5 s attempts (resolv.conf timeout/attempts), mDNS after seconds.
+ANSWER_TIMEOUT = 30.0
+
+# (client, client port, server, server port, transport, protocol)
+Ends = tuple[bytes, int, bytes, int, str, str]
+_Key = tuple[FlowRef, int, str, int]  # flow, txid, qname, qtype
+# A query waiting for its response: ends, packet, time, [count, last repeat's packet]
+_Waiting = tuple[Ends, int, float, list[int]]
+# flow, client, qname, qtype, answered, the response's bytes after its ID
+_Identity = tuple[FlowRef, bytes, str, int, bool, bytes]
+# ends, packet, time, response packet, rcode, answers, [count, last repeat's packet]
+_Done = tuple[Ends, int, float, int | None, int | None, tuple[DnsAnswer, ...], list[int]]
+
+
+class DnsMap:
+    """All DNS-format exchanges of one capture."""
+
+    def __init__(self, capture: int) -> None:
+        self.capture = capture
+        self._pending: dict[_Key, _Waiting] = {}
+        self._done: dict[_Identity, _Done] = {}
+
+    def add(
+        self,
+        msg: DnsMessage,
+        txid: int,
+        body: bytes,
+        flow: FlowRef,
+        ends: Ends,
+        time: float,
+        packet: int,
+    ) -> None:
+        """File one message sent from ends[0]:ends[1] to ends[2]:ends[3].
+
+        `txid` is the message's own ID and `body` its bytes after the ID (msg may be a
+        decoding shared by repeats). Repeats are recognised by their body: the same
+        answers in the same bytes, which is cheaper to compare than decoded records.
+        """
+        if msg.is_response:
+            client, cport, server, sport, transport, protocol = ends
+            ends = (server, sport, client, cport, transport, protocol)
+            questions = msg.questions or tuple(
+                dict.fromkeys((a.name, a.rtype) for a in msg.answers)
+            )
+            for qname, qtype in questions:
+                answers = msg.answers
+                if not msg.questions:  # unsolicited (mDNS announcement): group by name
+                    answers = tuple(a for a in answers if a.name == qname and a.rtype == qtype)
+                waiting = self._pending.pop((flow, txid, qname, qtype), None)
+                if waiting is None:  # the query was not seen
+                    waiting = (ends, packet, time, [1, 0])
+                w_ends, w_packet, w_time, (count, last) = waiting
+                response = (packet, msg.rcode, answers, body)
+                self._finish(flow, w_ends, w_packet, w_time, qname, qtype, response, count, last)
+            return
+        for qname, qtype in msg.questions:
+            key = (flow, txid, qname, qtype)
+            waiting = self._pending.get(key)
+            if waiting is not None:  # a retransmission
+                waiting[3][0] += 1
+                waiting[3][1] = packet
+                continue
+            self._expire(time)
+            self._pending[key] = (ends, packet, time, [1, 0])
+
+    def records(
+        self, flow_ids: Mapping[FlowRef, int], address: Callable[[bytes], IPAddress]
+    ) -> list[DnsQuery]:
+        """Every exchange, unanswered ones included, in packet order (empties the map)."""
+        while self._pending:
+            self._unanswered(*self._pending.popitem())
+        out = []
+        while self._done:
+            identity, (ends, packet, time, response, rcode, answers, (count, last)) = (
+                self._done.popitem()
+            )
+            flow, _, qname, qtype, _, _ = identity
+            client, cport, server, sport, transport, protocol = ends
+            out.append(
+                DnsQuery(
+                    capture=self.capture,
+                    packet=packet,
+                    time=time,
+                    flow_id=flow_ids.get(flow, 0),
+                    client=address(client),
+                    client_port=cport,
+                    server=address(server),
+                    server_port=sport,
+                    transport=transport,
+                    protocol=protocol,
+                    qname=qname,
+                    qtype=qtype,
+                    response_packet=response,
+                    rcode=rcode,
+                    answers=answers,
+                    count=count,
+                    last_packet=last or None,
+                )
+            )
+        out.sort(key=lambda q: q.packet)
+        return out
+
+    def _expire(self, now: float) -> None:
+        """Record the oldest waiting queries as unanswered: too old, or too many."""
+        pending = self._pending
+        while pending:
+            oldest = next(iter(pending))
+            if len(pending) < MAX_PENDING_QUERIES and now - pending[oldest][2] <= ANSWER_TIMEOUT:
+                return
+            self._unanswered(oldest, pending.pop(oldest))
+
+    def _unanswered(self, key: _Key, waiting: _Waiting) -> None:
+        flow, _, qname, qtype = key
+        ends, packet, time, (count, last) = waiting
+        self._finish(flow, ends, packet, time, qname, qtype, None, count, last)
+
+    def _finish(
+        self,
+        flow: FlowRef,
+        ends: Ends,
+        packet: int,
+        time: float,
+        qname: str,
+        qtype: int,
+        response: tuple[int, int, tuple[DnsAnswer, ...], bytes] | None,
+        count: int,
+        last: int,
+    ) -> None:
+        """Record one exchange; `response` is (packet, rcode, answers, body) if answered."""
+        body = response[3] if response is not None else b""
+        identity: _Identity = (flow, ends[0], qname, qtype, response is not None, body)
+        done = self._done.get(identity)
+        if done is not None:
+            tally = done[6]
+            tally[0] += count
+            tally[1] = last or packet
+            return
+        if response is None:
+            self._done[identity] = (ends, packet, time, None, None, (), [count, last])
+        else:
+            number, rcode, answers, _ = response
+            self._done[identity] = (ends, packet, time, number, rcode, answers, [count, last])

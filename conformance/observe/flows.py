@@ -1,0 +1,428 @@
+"""The flow table: per-direction counters while reading, oriented `Flow`s at the end.
+
+While a capture is read, each direction of a conversation is one entry, keyed by
+the bytes of its addresses and ports exactly as they sit in the packet:
+
+    IPv4: src(4) dst(4) sport(2) dport(2)     IPv6: src(16) dst(16) sport(2) dport(2)
+
+so the hot loop can use one slice of the IPv4 header (bytes 12..24 with the ports
+right behind it) as the key. ICMP uses Community ID port equivalents (type and the
+counterpart type or code) in the port positions; other protocols use zeros.
+Directions are merged, and the initiator decided, only in `finish`.
+
+An entry is a list indexed by the constants below (lists are the fastest mutable
+record CPython has); nothing per packet is retained beyond SAMPLE_PACKETS_PER_FLOW.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.decode.community_id import community_id
+from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
+from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+from conformance.observe.direction import responder_by_number, responder_by_rank
+from conformance.observe.model import (
+    SAMPLE_PACKETS_PER_FLOW,
+    Flow,
+    InitiatorBasis,
+    IPAddress,
+    PayloadKind,
+)
+
+# Entry slots.
+PKTS = 0  # packets sent in this direction
+BYTES = 1  # IP bytes on the wire
+T_FIRST = 2
+T_LAST = 3
+N_FIRST = 4  # packet numbers
+N_LAST = 5
+TCP_FLAGS = 6  # OR of TCP flags
+SAMPLES = 7  # first packet numbers (list, bounded)
+WANT = 8  # payload inspection still wanted (payloads.W_* bits); 0 when done
+TCP_OPEN = 9  # bit SYN_SEEN: SYN without ACK sent; bit SYNACK_SEEN: SYN-ACK sent
+RSTS = 10  # RST segments sent
+DIRS = 11  # OR of capture direction flags (1 inbound, 2 outbound)
+ICMP_CODE = 12  # code of the first ICMP message
+KIND = 13  # PayloadKind of the first payload
+PAYLOAD_N = 14  # packet number of the first payload, 0 if none
+HEAD = 15  # first bytes of that payload
+ERRORS = 16  # ICMP errors quoting this direction's packets: IcmpErrors or None
+STREAM = 17  # payload reassembly state (owned by payloads.PayloadInspector) or None
+
+SYN_SEEN = 1
+SYNACK_SEEN = 2
+
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+TCP_ACK = 0x10
+
+PAYLOAD_HEAD_BYTES = 64  # Flow.payload_head_out bound
+
+Entry = list[Any]
+FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
+
+_TRANSPORTS = {
+    IPPROTO_TCP: "tcp",
+    IPPROTO_UDP: "udp",
+    IPPROTO_ICMP: "icmp",
+    IPPROTO_ICMPV6: "icmpv6",
+}
+_V4_KEY = 12
+_V6_KEY = 36
+
+
+@dataclass(slots=True)
+class IcmpErrors:
+    """ICMP errors that quote packets of one direction."""
+
+    count: int = 0
+    bytes: int = 0
+    rejected: bool = False  # a destination-unreachable among them
+    from_peer: bool = False  # sent by the quoted packet's destination itself
+
+
+@dataclass(slots=True)
+class FlowCounts:
+    """How the flows of one capture were oriented, for the notes."""
+
+    by_basis: dict[tuple[str, InitiatorBasis], int] = field(default_factory=dict)
+
+
+def reverse_key(key: bytes) -> bytes:
+    """The key of the opposite direction."""
+    if len(key) == _V4_KEY:
+        return key[4:8] + key[0:4] + key[10:12] + key[8:10]
+    return key[16:32] + key[0:16] + key[34:36] + key[32:34]
+
+
+def flow_ref(proto: int, key: bytes) -> FlowRef:
+    """A direction-independent name for the flow a direction key belongs to."""
+    rkey = reverse_key(key)
+    return (proto, key if key <= rkey else rkey)
+
+
+def key_parts(key: bytes) -> tuple[bytes, bytes, int, int]:
+    """(src, dst, sport, dport) of a direction key."""
+    half = 4 if len(key) == _V4_KEY else 16
+    return (
+        key[:half],
+        key[half : 2 * half],
+        (key[-4] << 8) | key[-3],
+        (key[-2] << 8) | key[-1],
+    )
+
+
+def new_entry(time: float, packet: int, want: int) -> Entry:
+    """A direction with no packets counted yet, first seen at `packet`."""
+    return [
+        0,
+        0,
+        time,
+        time,
+        packet,
+        packet,
+        0,
+        [],
+        want,
+        0,
+        0,
+        0,
+        0,
+        PayloadKind.NONE,
+        0,
+        b"",
+        None,
+        None,
+    ]
+
+
+class FlowTable:
+    """Per-direction entries of one capture, keyed by protocol and direction key."""
+
+    def __init__(self, capture: int, want: Callable[[int, bytes], int]) -> None:
+        self.capture = capture
+        self.tables: dict[int, dict[bytes, Entry]] = {IPPROTO_TCP: {}, IPPROTO_UDP: {}}
+        self.flows = 0
+        self._want = want
+
+    def __len__(self) -> int:
+        """Flows seen so far (a direction whose reverse is already known adds none)."""
+        return self.flows
+
+    def entry(self, proto: int, key: bytes, time: float, packet: int) -> Entry:
+        """The entry of a direction, created (with no packets) if new."""
+        table = self.tables.get(proto)
+        if table is None:
+            table = self.tables[proto] = {}
+        e = table.get(key)
+        if e is None:
+            e = self.new_direction(table, proto, key, time, packet)
+        return e
+
+    def new_direction(
+        self, table: dict[bytes, Entry], proto: int, key: bytes, time: float, packet: int
+    ) -> Entry:
+        """Create the entry of a direction not seen before, first seen at `packet`."""
+        if reverse_key(key) not in table:
+            self.flows += 1
+        e = table[key] = new_entry(time, packet, self._want(proto, key))
+        return e
+
+    def account(
+        self,
+        proto: int,
+        key: bytes,
+        time: float,
+        packet: int,
+        nbytes: int,
+        tcp_flags: int,
+        direction: int,
+    ) -> Entry:
+        """Count one packet (the general path; the hot loop inlines the same steps)."""
+        e = self.entry(proto, key, time, packet)
+        e[PKTS] += 1
+        e[BYTES] += nbytes
+        if packet >= e[N_LAST]:
+            e[T_LAST] = time
+            e[N_LAST] = packet
+        if packet < e[N_FIRST]:  # fragments are counted when their datagram completes
+            e[N_FIRST] = packet
+            e[T_FIRST] = time
+        if len(e[SAMPLES]) < SAMPLE_PACKETS_PER_FLOW:
+            e[SAMPLES].append(packet)
+        if tcp_flags:
+            e[TCP_FLAGS] |= tcp_flags
+            if tcp_flags & (TCP_SYN | TCP_RST):
+                tcp_control(e, tcp_flags)
+        if direction:
+            e[DIRS] |= direction
+        return e
+
+    def icmp_error(
+        self,
+        proto: int,
+        key: bytes,
+        time: float,
+        packet: int,
+        nbytes: int,
+        rejected: bool,
+        from_peer: bool,
+    ) -> None:
+        """File an ICMP error under the direction whose packet it quotes."""
+        e = self.entry(proto, key, time, packet)
+        errors = e[ERRORS]
+        if errors is None:
+            errors = e[ERRORS] = IcmpErrors()
+        errors.count += 1
+        errors.bytes += nbytes
+        errors.rejected = errors.rejected or rejected
+        errors.from_peer = errors.from_peer or from_peer
+        if packet >= e[N_LAST]:
+            e[T_LAST] = time
+            e[N_LAST] = packet
+        if len(e[SAMPLES]) < SAMPLE_PACKETS_PER_FLOW:
+            e[SAMPLES].append(packet)
+
+    def finish(
+        self, first_id: int, address: Callable[[bytes], IPAddress]
+    ) -> tuple[list[Flow], dict[FlowRef, int], FlowCounts]:
+        """Merge directions into oriented flows, numbered from `first_id` in packet order.
+
+        Entries are released as their flows are built, so the table and the flows
+        never both exist in full.
+        """
+        # (first packet, protocol, a direction key, its reverse), one per flow
+        order: list[tuple[int, int, bytes, bytes]] = []
+        for proto, table in self.tables.items():
+            for key, e in table.items():
+                rkey = reverse_key(key)
+                other = table.get(rkey) if rkey != key else None
+                if other is None:
+                    order.append((e[N_FIRST], proto, key, rkey))
+                elif key < rkey:  # the pair is listed once, under its smaller key
+                    order.append((min(e[N_FIRST], other[N_FIRST]), proto, key, rkey))
+        order.sort()
+        flows: list[Flow] = []
+        ids: dict[FlowRef, int] = {}
+        counts = FlowCounts()
+        for i, (_, proto, key, rkey) in enumerate(order):
+            table = self.tables[proto]
+            e = table.pop(key)
+            other = table.pop(rkey, None)
+            forward, basis = _orient(proto, key, e, other)
+            if forward:
+                flow = _build(self.capture, first_id + i, proto, key, e, other, basis, address)
+            else:
+                flow = _build(self.capture, first_id + i, proto, rkey, other, e, basis, address)
+            flows.append(flow)
+            ids[(proto, key if key <= rkey else rkey)] = flow.flow_id
+            tag = (flow.transport, basis)
+            counts.by_basis[tag] = counts.by_basis.get(tag, 0) + 1
+        return flows, ids, counts
+
+
+def tcp_control(e: Entry, flags: int) -> None:
+    """Note a SYN, SYN-ACK or RST sent in this direction."""
+    if flags & TCP_SYN:
+        e[TCP_OPEN] |= SYNACK_SEEN if flags & TCP_ACK else SYN_SEEN
+    if flags & TCP_RST:
+        e[RSTS] += 1
+
+
+def _orient(proto: int, key: bytes, e: Entry, other: Entry | None) -> tuple[bool, InitiatorBasis]:
+    """(whether `key` is the initiator's direction, how that was decided)."""
+    first = other is None or e[N_FIRST] <= other[N_FIRST]
+    if proto == IPPROTO_TCP:
+        a_open = e[TCP_OPEN]
+        b_open = other[TCP_OPEN] if other is not None else 0
+        if (a_open | b_open) & SYN_SEEN:
+            if not b_open & SYN_SEEN:
+                return True, InitiatorBasis.SYN
+            if not a_open & SYN_SEEN:
+                return False, InitiatorBasis.SYN
+            return first, InitiatorBasis.SYN  # simultaneous open
+        if a_open & SYNACK_SEEN and not b_open & SYNACK_SEEN:
+            return False, InitiatorBasis.SYN_ACK
+        if b_open & SYNACK_SEEN and not a_open & SYNACK_SEEN:
+            return True, InitiatorBasis.SYN_ACK
+        return _by_port(key, e, other, first)
+    if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        v6 = proto == IPPROTO_ICMPV6
+        icmp_type = key[-3]
+        counterpart = (ICMPV6_COUNTERPART if v6 else ICMP_COUNTERPART).get(icmp_type)
+        if counterpart is not None and key[-1] == counterpart:
+            if is_request(icmp_type, v6):
+                return True, InitiatorBasis.ICMP_TYPE
+            if other is not None or not _is_group(key_parts(key)[1]):
+                return False, InitiatorBasis.ICMP_TYPE
+            # An unsolicited reply type to a group (router or neighbour advertisement
+            # to all-nodes): nobody in the group asked, the sender initiated.
+    return first, InitiatorBasis.FIRST_PACKET
+
+
+def _by_port(key: bytes, e: Entry, other: Entry | None, first: bool) -> tuple[bool, InitiatorBasis]:
+    """TCP without SYN or SYN-ACK in the capture (see direction.py for the order)."""
+    sport = (key[-4] << 8) | key[-3]
+    dport = (key[-2] << 8) | key[-1]
+    side = responder_by_rank(sport, dport)
+    if side is not None:
+        return side == 1, InitiatorBasis.PORT_HEURISTIC
+    local_a = bool(e[DIRS] & 2) or bool(other is not None and other[DIRS] & 1)
+    local_b = bool(e[DIRS] & 1) or bool(other is not None and other[DIRS] & 2)
+    if local_a != local_b:
+        return local_a, InitiatorBasis.DIRECTION_FLAG
+    side = responder_by_number(sport, dport)
+    if side is not None:
+        return side == 1, InitiatorBasis.PORT_HEURISTIC
+    return first, InitiatorBasis.PORT_HEURISTIC
+
+
+def _is_group(address: bytes) -> bool:
+    """Multicast or IPv4 limited broadcast."""
+    if len(address) == 4:
+        return 224 <= address[0] <= 239 or address == b"\xff\xff\xff\xff"
+    return address[0] == 0xFF
+
+
+class Addresses:
+    """Packed bytes to address objects, each address built once per run and shared."""
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, IPAddress] = {}
+
+    def __call__(self, raw: bytes) -> IPAddress:
+        found = self._known.get(raw)
+        if found is None:
+            found = self._known[raw] = ipaddress.ip_address(raw)
+        return found
+
+
+def _build(
+    capture: int,
+    flow_id: int,
+    proto: int,
+    key: bytes,
+    out: Entry | None,
+    back: Entry | None,
+    basis: InitiatorBasis,
+    address: Callable[[bytes], IPAddress],
+) -> Flow:
+    """One `Flow` from its two directions; `key` and `out` are the initiator's."""
+    src, dst, sport, dport = key_parts(key)
+    packets_out = bytes_out = packets_in = bytes_in = 0
+    flags_out = flags_in = 0
+    rejected = False
+    answered = False
+    if out is not None:
+        packets_out, bytes_out, flags_out = out[PKTS], out[BYTES], out[TCP_FLAGS]
+        errors: IcmpErrors | None = out[ERRORS]
+        if errors is not None:  # ICMP errors travel against the packets they quote
+            packets_in += errors.count
+            bytes_in += errors.bytes
+            rejected = errors.rejected
+            answered = errors.from_peer
+    if back is not None:
+        packets_in += back[PKTS]
+        bytes_in += back[BYTES]
+        flags_in = back[TCP_FLAGS]
+        answered = answered or back[PKTS] > 0
+        if back[ERRORS] is not None:
+            packets_out += back[ERRORS].count
+            bytes_out += back[ERRORS].bytes
+    first = back if out is None or (back is not None and back[N_FIRST] < out[N_FIRST]) else out
+    last = back if out is None or (back is not None and back[N_LAST] > out[N_LAST]) else out
+    assert first is not None and last is not None
+    samples = out[SAMPLES] if out is not None else []
+    if back is not None:
+        samples = sorted(set(samples).union(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW]
+    if proto == IPPROTO_TCP:
+        accepted = back is not None and (
+            bool(back[TCP_OPEN] & SYNACK_SEEN)
+            or back[PAYLOAD_N] > 0
+            or (back[PKTS] > back[RSTS] and bool(back[TCP_FLAGS] & TCP_ACK))
+        )
+        rejected = rejected or (back is not None and back[RSTS] > 0 and not accepted)
+    elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        accepted = basis is InitiatorBasis.ICMP_TYPE and back is not None and back[PKTS] > 0
+        # Flow ports for ICMP: the initiator's message type and its code.
+        dport = first[ICMP_CODE] if out is None else out[ICMP_CODE]
+    else:
+        accepted = back is not None and back[PKTS] > 0
+        if proto != IPPROTO_UDP:
+            sport = dport = 0
+    return Flow(
+        flow_id,
+        capture,
+        _TRANSPORTS.get(proto) or f"ip-{proto}",
+        4 if len(src) == 4 else 6,
+        address(src),
+        sport,
+        address(dst),
+        dport,
+        basis,
+        basis is InitiatorBasis.SYN,
+        answered,
+        accepted,
+        rejected,
+        packets_out,
+        packets_in,
+        bytes_out,
+        bytes_in,
+        first[T_FIRST],
+        last[T_LAST],
+        first[N_FIRST],
+        last[N_LAST],
+        tuple(samples),
+        flags_out,
+        flags_in,
+        out[KIND] if out is not None else PayloadKind.NONE,
+        back[KIND] if back is not None else PayloadKind.NONE,
+        (out[PAYLOAD_N] or None) if out is not None else None,
+        out[HEAD] if out is not None else b"",
+        community_id(proto, src, dst, sport, dport),
+    )

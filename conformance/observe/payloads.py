@@ -1,0 +1,473 @@
+"""Payload inspection for the few flows that need it: first payloads, names, hellos, HTTP.
+
+The hot loop calls `PayloadInspector.inspect` only while a direction's WANT bits are
+set. Every direction starts with W_FIRST (classify its first payload); name
+protocols keep theirs for the whole flow (every DNS message counts); TLS hello
+assembly, HTTP request heads and CONNECT tunnels keep theirs only as long as they
+need, so a media stream costs one inspection in its whole life.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from conformance.decode.classify import classify_payload
+from conformance.decode.dns import DnsMessage, parse_dns, parse_nbns_name, ssdp_names
+from conformance.decode.errors import DecodeError
+from conformance.decode.http import parse_request_head
+from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.decode.tls import client_hello_length, parse_client_hello, parse_server_hello
+from conformance.observe.dnsmap import DnsMap
+from conformance.observe.flows import (
+    HEAD,
+    KIND,
+    PAYLOAD_HEAD_BYTES,
+    PAYLOAD_N,
+    STREAM,
+    WANT,
+    Entry,
+    FlowRef,
+    FlowTable,
+    flow_ref,
+    key_parts,
+    reverse_key,
+)
+from conformance.observe.model import (
+    HttpRequest,
+    NameMention,
+    PayloadKind,
+    TlsClientHello,
+    TlsServerHello,
+)
+
+W_FIRST = 1  # classify the first payload
+W_DNS = 2  # every payload is DNS-format (TCP: with a 2-byte length prefix)
+W_NBNS = 4  # NetBIOS name service
+W_SSDP = 8  # SSDP (HTTP over UDP)
+W_HTTP = 16  # check every segment start for an HTTP/1.x request head
+W_HELLO = 32  # assembling a ClientHello or ServerHello across segments
+W_SEARCH = 64  # the next few payloads may start a hello (after CONNECT, HRR)
+
+DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS (RFC 6762), LLMNR (RFC 4795)
+NBNS_PORT = 137
+SSDP_PORT = 1900
+
+# A ClientHello with post-quantum key shares is ~2 KiB; 64 KiB covers any real one.
+MAX_HELLO_BYTES = 65536
+# Segments a hello may span: more means loss or a peer dribbling bytes.
+MAX_HELLO_SEGMENTS = 16
+# Payloads looked at for a hello after CONNECT (the proxy's reply, a split request
+# head) or after a HelloRetryRequest.
+MAX_SEARCH_SEGMENTS = 4
+# A DNS message over TCP is at most 65535 bytes plus its length prefix (RFC 1035 §4.2.2).
+MAX_DNS_TCP_BUFFER = 65537
+# Distinct DNS message bodies (all but the 2-byte ID) whose decoding is remembered: a
+# host asks the same few names all day. Bounded; the cache starts over when full.
+DNS_BODY_CACHE = 2048
+
+_TLS_HANDSHAKE = 0x16
+_TLS_SERVER_HELLO = 2
+_RECORD_HEADER = 5
+_HANDSHAKE_HEADER = 4
+_CLIENT = 1
+_SERVER = 2
+
+AnomalySink = Callable[[int, str], None]
+
+
+@dataclass(slots=True)
+class _Seen:
+    record: HttpRequest
+    count: int = 1
+
+
+@dataclass(slots=True)
+class Stream:
+    """Reassembly state of one TCP direction (only for directions that need it)."""
+
+    hello: bytearray | None = None
+    hello_kind: int = 0  # _CLIENT or _SERVER
+    hello_segments: int = 0
+    search: int = 0  # payloads left to look at for a hello start
+    dns: bytearray | None = None
+
+
+def initial_want(proto: int, key: bytes) -> int:
+    """What a new direction needs inspected, from its protocol and ports."""
+    if proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return 0
+    sport = (key[-4] << 8) | key[-3]
+    dport = (key[-2] << 8) | key[-1]
+    want = W_FIRST
+    if sport in DNS_PORTS or dport in DNS_PORTS:
+        want |= W_DNS
+    if proto == IPPROTO_UDP:
+        if NBNS_PORT in (sport, dport):
+            want |= W_NBNS
+        if SSDP_PORT in (sport, dport):
+            want |= W_SSDP
+    return want
+
+
+def dns_protocol(sport: int, dport: int) -> str:
+    """The name protocol of a DNS-format flow, by its ports (alike for both directions)."""
+    if sport == 53 or dport == 53:
+        return "dns"
+    if sport == 5355 or dport == 5355:
+        return "llmnr"
+    if sport == 5353 or dport == 5353:
+        return "mdns"
+    return "dns"
+
+
+class PayloadInspector:
+    """Turns payloads into name, hello and request records for one capture."""
+
+    def __init__(self, capture: int, table: FlowTable, anomaly: AnomalySink) -> None:
+        self.capture = capture
+        self.table = table
+        self.anomaly = anomaly
+        self.dns = DnsMap(capture)
+        self.client_hellos: list[tuple[FlowRef, TlsClientHello]] = []
+        self.server_hellos: list[tuple[FlowRef, TlsServerHello]] = []
+        self._http: dict[tuple[FlowRef, str, str, str, str | None], _Seen] = {}
+        self._names: dict[tuple[FlowRef, str, str], NameMention] = {}
+        self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage]] = {}
+        self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._strs: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    # -- entry point from the hot loop ----------------------------------------------------
+
+    def inspect(
+        self,
+        e: Entry,
+        proto: int,
+        key: bytes,
+        buf: bytes,
+        l4: int,
+        end: int,
+        time: float,
+        packet: int,
+    ) -> None:
+        """Look at one packet's payload; l4 is its transport header, end the datagram's end."""
+        if proto == IPPROTO_TCP:
+            start = l4 + (buf[l4 + 12] >> 4) * 4
+            if start < l4 + 20:
+                self.anomaly(packet, "bad TCP header length")
+                return
+        else:
+            start = l4 + 8
+            udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
+            if udp_end < start:
+                self.anomaly(packet, "bad UDP length")
+                return
+            end = min(end, udp_end)
+        if start >= end:
+            return
+        payload = buf[start:end]
+        want = e[WANT]
+        if want & W_HELLO:
+            self._continue_hello(e, proto, key, payload, time, packet)
+        if want & W_FIRST:
+            self._first(e, proto, key, payload, time, packet)
+        if want & W_SEARCH:
+            self._search(e, proto, key, payload, time, packet)
+        if e[WANT] & W_HTTP:
+            self._http_head(e, proto, key, payload, time, packet)
+        if want & W_DNS:
+            self._dns(e, proto, key, payload, time, packet)
+        if want & W_NBNS:
+            name = parse_nbns_name(payload)
+            if name:
+                self._name(proto, key, "nbns", name, packet)
+        if want & W_SSDP:
+            for name in ssdp_names(payload):
+                self._name(proto, key, "ssdp", name, packet)
+
+    # -- results --------------------------------------------------------------------------
+
+    def http_requests(self, ids: dict[FlowRef, int]) -> list[HttpRequest]:
+        """HTTP request heads with repeats merged, flow ids filled in."""
+        return [
+            dataclasses.replace(seen.record, flow_id=ids.get(identity[0], 0), count=seen.count)
+            for identity, seen in self._http.items()
+        ]
+
+    def names(self, ids: dict[FlowRef, int]) -> list[NameMention]:
+        """Names carried by NBNS and SSDP, once per flow and name."""
+        return [
+            dataclasses.replace(m, flow_id=ids.get(ref, 0))
+            for (ref, _, _), m in self._names.items()
+        ]
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _first(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> None:
+        if e[WANT] & W_DNS and proto == IPPROTO_UDP:
+            kind = PayloadKind.DNS  # _dns below re-classifies it if it does not parse
+        else:
+            kind = classify_payload(payload)
+        e[KIND] = kind
+        e[PAYLOAD_N] = packet
+        e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
+        e[WANT] &= ~W_FIRST
+        if proto != IPPROTO_TCP:
+            return
+        if kind is PayloadKind.TLS:
+            self._start_hello(e, proto, key, payload, time, packet)
+        elif kind is PayloadKind.HTTP and parse_request_head(payload) is not None:
+            e[WANT] |= W_HTTP
+
+    def _http_head(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> None:
+        head = parse_request_head(payload)
+        if head is None:
+            return
+        ref = flow_ref(proto, key)
+        identity = (ref, head.method, head.target, head.version, head.host)
+        seen = self._http.get(identity)
+        if seen is None:
+            record = HttpRequest(
+                self.capture, packet, time, 0, head.method, head.target, head.version, head.host
+            )
+            self._http[identity] = _Seen(record)
+        else:
+            seen.count += 1
+        if head.method == "CONNECT":
+            # RFC 9110 §9.3.6: after a 2xx the connection is a tunnel; the client's next
+            # bytes are the inner protocol (TLS), the proxy's reply comes first.
+            e[WANT] = (e[WANT] & ~W_HTTP) | W_SEARCH
+            self._stream(e).search = MAX_SEARCH_SEGMENTS
+            peer = self.table.tables[IPPROTO_TCP].get(reverse_key(key))
+            if peer is not None:
+                peer[WANT] |= W_SEARCH
+                self._stream(peer).search = MAX_SEARCH_SEGMENTS
+
+    def _search(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> None:
+        stream = self._stream(e)
+        stream.search -= 1
+        if not e[WANT] & W_HELLO and self._start_hello(e, proto, key, payload, time, packet):
+            stream.search = 0
+        if stream.search <= 0:
+            e[WANT] &= ~W_SEARCH
+
+    def _start_hello(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> bool:
+        """If a hello starts this payload, collect it (now or over the next segments)."""
+        need = client_hello_length(payload)
+        if need is not None:
+            kind = _CLIENT
+        elif (
+            len(payload) > _RECORD_HEADER
+            and payload[0] == _TLS_HANDSHAKE
+            and payload[_RECORD_HEADER] == _TLS_SERVER_HELLO
+        ):
+            kind = _SERVER
+            need = _handshake_length(payload)
+        else:
+            return False
+        stream = self._stream(e)
+        stream.hello_kind = kind
+        stream.hello_segments = 1
+        if need is not None and need <= len(payload):  # the usual case: one segment
+            self._parse_hello(e, stream, proto, key, payload[:need], time, packet)
+            return True
+        stream.hello = bytearray(payload)
+        e[WANT] |= W_HELLO
+        return True
+
+    def _continue_hello(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> None:
+        stream = self._stream(e)
+        if stream.hello is None:
+            e[WANT] &= ~W_HELLO
+            return
+        stream.hello += payload
+        stream.hello_segments += 1
+        self._try_hello(e, stream, proto, key, time, packet)
+
+    def _try_hello(
+        self, e: Entry, stream: Stream, proto: int, key: bytes, time: float, packet: int
+    ) -> None:
+        """Parse the hello if it is complete; give up past the bounds."""
+        buf = stream.hello
+        assert buf is not None
+        data = bytes(buf)
+        client = stream.hello_kind == _CLIENT
+        need = client_hello_length(data) if client else _handshake_length(data)
+        if need is None or need <= len(data):
+            self._end_hello(e, stream)
+            self._parse_hello(e, stream, proto, key, data[:need], time, packet)
+            return
+        if len(data) > MAX_HELLO_BYTES or stream.hello_segments >= MAX_HELLO_SEGMENTS:
+            self._end_hello(e, stream)
+            what = "ClientHello" if client else "ServerHello"
+            self.anomaly(packet, f"TLS {what} incomplete after {stream.hello_segments} segments")
+
+    def _parse_hello(
+        self,
+        e: Entry,
+        stream: Stream,
+        proto: int,
+        key: bytes,
+        data: bytes,
+        time: float,
+        packet: int,
+    ) -> None:
+        client = stream.hello_kind == _CLIENT
+        try:
+            if client:
+                self._record_client_hello(proto, key, data, time, packet, stream)
+            else:
+                self._record_server_hello(e, proto, key, data, time, packet)
+        except DecodeError as err:
+            self.anomaly(packet, f"TLS {'ClientHello' if client else 'ServerHello'}: {err}")
+
+    def _end_hello(self, e: Entry, stream: Stream) -> None:
+        stream.hello = None
+        e[WANT] &= ~W_HELLO
+
+    def _record_client_hello(
+        self, proto: int, key: bytes, data: bytes, time: float, packet: int, stream: Stream
+    ) -> None:
+        info = parse_client_hello(data)
+        record = TlsClientHello(
+            self.capture,
+            packet,
+            time,
+            0,
+            info.sni,
+            self._shared_ints(info.versions),
+            self._shared_ints(info.cipher_suites),
+            self._shared_strs(info.alpn),
+            stream.hello_segments,
+        )
+        self.client_hellos.append((flow_ref(proto, key), record))
+
+    def _record_server_hello(
+        self, e: Entry, proto: int, key: bytes, data: bytes, time: float, packet: int
+    ) -> None:
+        info = parse_server_hello(data)
+        if info.hello_retry:
+            # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows.
+            e[WANT] |= W_SEARCH
+            self._stream(e).search = MAX_SEARCH_SEGMENTS
+            return
+        record = TlsServerHello(self.capture, packet, time, 0, info.version, info.cipher_suite)
+        self.server_hellos.append((flow_ref(proto, key), record))
+
+    def _dns(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> None:
+        src, dst, sport, dport = key_parts(key)
+        protocol = dns_protocol(sport, dport)
+        if proto == IPPROTO_UDP:
+            messages = [payload]
+            transport = "udp"
+        else:
+            transport = "tcp"
+            stream = self._stream(e)
+            if stream.dns is None:
+                stream.dns = bytearray()
+            stream.dns += payload
+            messages = []
+            while len(stream.dns) >= 2:
+                size = (stream.dns[0] << 8) | stream.dns[1]
+                if len(stream.dns) < 2 + size:
+                    break
+                messages.append(bytes(stream.dns[2 : 2 + size]))
+                del stream.dns[: 2 + size]
+            if len(stream.dns) > MAX_DNS_TCP_BUFFER:
+                stream.dns = None
+                e[WANT] &= ~W_DNS
+        ends = (src, sport, dst, dport, transport, protocol)
+        ref = flow_ref(proto, key)
+        for message in messages:
+            body = message[2:]
+            try:
+                body, msg = self._parse_dns(message, body)
+            except DecodeError as err:
+                self.anomaly(packet, f"{protocol.upper()} message: {err}")
+                if e[PAYLOAD_N] == packet and proto == IPPROTO_UDP:
+                    e[KIND] = classify_payload(payload)
+                if proto == IPPROTO_TCP:  # the stream cannot be resynchronised
+                    e[WANT] &= ~W_DNS
+                    self._stream(e).dns = None
+                continue
+            if e[PAYLOAD_N] == packet:
+                e[KIND] = PayloadKind.DNS  # the classifier leaves DNS to callers
+            txid = (message[0] << 8) | message[1]
+            self.dns.add(msg, txid, body, ref, ends, time, packet)
+
+    def _parse_dns(self, message: bytes, body: bytes) -> tuple[bytes, DnsMessage]:
+        """parse_dns, once per distinct body (all but the ID): repeats differ only in the ID.
+
+        Returns the first-seen copy of the body too, so repeats share one object.
+        """
+        known = self._dns_bodies.get(body)
+        if known is None:
+            known = (body, parse_dns(message))
+            if len(self._dns_bodies) >= DNS_BODY_CACHE:
+                self._dns_bodies.clear()
+            self._dns_bodies[body] = known
+        return known
+
+    def _name(self, proto: int, key: bytes, protocol: str, name: str, packet: int) -> None:
+        ref = flow_ref(proto, key)
+        identity = (ref, protocol, name)
+        if identity not in self._names:
+            self._names[identity] = NameMention(self.capture, packet, 0, protocol, name)
+
+    def _shared_ints(self, values: tuple[int, ...]) -> tuple[int, ...]:
+        """One object per distinct value: clients repeat the same suite lists all day."""
+        return self._ints.setdefault(values, values)
+
+    def _shared_strs(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        return self._strs.setdefault(values, values)
+
+    def _stream(self, e: Entry) -> Stream:
+        stream = e[STREAM]
+        if stream is None:
+            stream = e[STREAM] = Stream()
+        assert isinstance(stream, Stream)
+        return stream
+
+
+def _handshake_length(buf: bytes) -> int | None:
+    """Bytes needed to hold the first handshake message (across records), or None if not TLS.
+
+    Used for the ServerHello; like `client_hello_length`, a result above len(buf)
+    means "wait for more" and may be an estimate until the record headers arrive.
+    """
+    head = bytearray()
+    need: int | None = None
+    got = 0
+    pos = 0
+    while True:
+        if pos + _RECORD_HEADER > len(buf):
+            missing = (_HANDSHAKE_HEADER if need is None else need) - got
+            return pos + _RECORD_HEADER + missing
+        if buf[pos] != _TLS_HANDSHAKE:
+            return None if pos == 0 else pos  # framing broke: let the parser say why
+        length = (buf[pos + 3] << 8) | buf[pos + 4]
+        body = pos + _RECORD_HEADER
+        if need is None:
+            take = min(length, _HANDSHAKE_HEADER - len(head))
+            head += buf[body : body + take]
+            if len(head) == _HANDSHAKE_HEADER:
+                need = _HANDSHAKE_HEADER + int.from_bytes(head[1:], "big")
+            elif body + take > len(buf):
+                return body + _HANDSHAKE_HEADER
+        if need is not None and got + length >= need:
+            return body + (need - got)
+        got += length
+        pos = body + length

@@ -1,0 +1,199 @@
+"""Write and sign a report directory: evidence, tables, report.json/html, junit.xml, envelope.
+
+Atomicity: everything is written into a fresh hidden sibling, `.<name>.partial-<random>`,
+and the envelope (`report.intoto.json`) is written last, after every file it names. Only
+then is the directory renamed into place. An interrupted or failed run removes the partial
+directory, so REPORT_DIR is either absent, the previous report, or the new complete one:
+never a half-written or half-signed report. (A hard kill can leave the hidden partial
+directory behind; it is never at REPORT_DIR's name.)
+
+An existing REPORT_DIR is accepted only when it is empty or holds a previous report of
+ours (every file it holds is named by its statement); it is replaced at the final rename:
+renamed aside to `.<name>.old-<random>`, the new one renamed in, the old one removed.
+Anything else is refused, so no file of the user's is ever deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conformance.errors import ConformanceError
+from conformance.report.evidence import copy_evidence, write_tables, write_tool_versions
+from conformance.report.html_report import render_html
+from conformance.report.json_report import jsonable, render_json
+from conformance.report.junit_report import render_junit
+from conformance.report.ledger import ReportLedger
+from conformance.report.model import ControlInfo, ReportRun, ReportSummary
+from conformance.report.text import iso_utc
+from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
+from conformance.sign.digest import FileDigest, open_regular_nofollow
+from conformance.sign.dsse import EnvelopeError, parse_envelope, sign_envelope
+from conformance.sign.keys import fingerprint, public_key_pem
+from conformance.sign.statement import (
+    ENVELOPE_NAME,
+    PRIMARY_SUBJECT,
+    StatementError,
+    build_statement,
+    parse_statement,
+)
+from conformance.sign.verify import MAX_ENVELOPE_BYTES
+
+# Tries at a random sibling name before giving up (collisions need a concurrent writer).
+_NAME_ATTEMPTS = 16
+
+
+def _previous_report_files(path: Path) -> set[str] | None:
+    """The files of a previous report of ours at `path`, or None if it is not one.
+
+    The statement is read without verifying its signature: it only decides whether
+    deleting the directory could destroy anything but a report this tool wrote.
+    """
+    try:
+        with open_regular_nofollow(path / ENVELOPE_NAME) as handle:
+            data = handle.read(MAX_ENVELOPE_BYTES + 1)
+        statement = parse_statement(parse_envelope(data).payload)
+    except (OSError, EnvelopeError, StatementError):
+        return None
+    present: set[str] = set()
+    for root, dirs, files in os.walk(path, followlinks=False):
+        base = Path(root)
+        rel = base.relative_to(path).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        if any((base / d).is_symlink() for d in dirs):
+            return None
+        present.update(prefix + name for name in files)
+    present.discard(ENVELOPE_NAME)
+    return present if present <= set(statement.subjects) else None
+
+
+def check_report_dir(report_dir: Path) -> None:
+    """Refuse a REPORT_DIR this run may not take: call it early, before judging.
+
+    Accepted: absent, an empty directory, or a previous report of ours.
+    """
+    if report_dir.is_symlink():
+        raise ConformanceError(f"{report_dir}: is a symlink; give the directory itself")
+    if not report_dir.exists():
+        return
+    if not report_dir.is_dir():
+        raise ConformanceError(f"{report_dir}: exists and is not a directory")
+    if not any(report_dir.iterdir()):
+        return
+    if _previous_report_files(report_dir) is None:
+        raise ConformanceError(
+            f"{report_dir}: not empty and not a previous ucx-conformance report; "
+            "refusing to replace it (choose another --report-dir)"
+        )
+
+
+def _sibling(target: Path, kind: str, *, create: bool) -> Path:
+    """A fresh hidden sibling name `.<name>.<kind>-<random>` (created as a directory if asked)."""
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
+        if create:
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+        if not os.path.lexists(candidate):
+            return candidate
+    raise ConformanceError(f"{target.parent}: cannot find a free name for a {kind} directory")
+
+
+def _install(partial: Path, target: Path) -> None:
+    """Move the finished report to `target`, replacing an empty dir or a previous report."""
+    check_report_dir(target)  # again: the directory may have changed while we judged
+    if not target.exists() or not any(target.iterdir()):
+        os.replace(partial, target)  # POSIX rename replaces an empty directory atomically
+        return
+    old = _sibling(target, "old", create=False)
+    os.rename(target, old)
+    try:
+        os.rename(partial, target)
+    except BaseException:
+        os.rename(old, target)  # put the previous report back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _predicate(view: ReportView, key: Ed25519PrivateKey) -> dict[str, object]:
+    """The signed predicate: what the report concluded, about what, by which harness and key."""
+    return {
+        "verdict": view.verdict.value,
+        "profile": {
+            "name": view.profile_name,
+            "mode": view.profile_mode,
+            "source": view.profile_source,
+        },
+        "harness": {
+            "version": view.harness_version,
+            "started": iso_utc(view.started),
+            "finished": iso_utc(view.finished),
+        },
+        "publicKey": public_key_pem(key.public_key()),
+    }
+
+
+def _fill(
+    root: Path,
+    run: ReportRun,
+    key: Ed25519PrivateKey,
+    lookup: Callable[[str], ControlInfo],
+) -> tuple[ReportView, tuple[FileDigest, ...]]:
+    """Write every file into `root` in order, the envelope last; return the view and subjects."""
+    ledger = ReportLedger(root)
+    capture_paths = copy_evidence(ledger, run)
+    write_tables(ledger, run.observations, capture_paths)
+    write_tool_versions(ledger, run)
+    view = build_view(
+        run, lookup, ledger.under(f"{EVIDENCE_DIR}/"), capture_paths, fingerprint(key.public_key())
+    )
+    ledger.write_bytes(PRIMARY_SUBJECT, render_json(view))
+    ledger.write_bytes("report.html", render_html(view))
+    ledger.write_bytes("junit.xml", render_junit(view))
+    # The statement must name exactly what is on disk: a stray file would fail `verify`.
+    ledger.check_exact()
+    payload = build_statement(ledger.files(), jsonable(_predicate(view, key)))
+    with (root / ENVELOPE_NAME).open("xb") as handle:
+        handle.write(sign_envelope(payload, key, view.fingerprint))
+    subjects = sorted(ledger.files(), key=lambda f: (f.path != PRIMARY_SUBJECT, f.path))
+    return view, tuple(subjects)
+
+
+def write_report(
+    report_dir: Path,
+    run: ReportRun,
+    key: Ed25519PrivateKey,
+    lookup: Callable[[str], ControlInfo],
+) -> ReportSummary:
+    """Write the signed report directory for `run` at `report_dir` (see the module docstring).
+
+    `lookup(control_id)` gives the catalog entry of each result (`load_catalog().get`).
+    Raises ConformanceError when `report_dir` may not be used (checked before any copy),
+    CaptureError when a capture changed after it was judged.
+    """
+    target = report_dir.absolute()
+    check_report_dir(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = _sibling(target, "partial", create=True)
+    try:
+        view, subjects = _fill(partial, run, key, lookup)
+        _install(partial, target)
+    except BaseException:
+        # Interrupted or failed: no half report stays behind, at any name.
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return ReportSummary(
+        report_dir=target,
+        verdict=view.verdict,
+        fingerprint=view.fingerprint,
+        files=subjects,
+        counts=view.counts,
+    )

@@ -1,0 +1,90 @@
+"""The evidence/ folder: copied files (captures, logs, the profile) and the derived tables.
+
+Captures are stream-copied and hashed in one pass. A capture's copy must hash to the SHA-256
+the decoder computed while judging it: otherwise the file changed in between, and signing
+the copy would vouch for evidence nobody judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from conformance.errors import CaptureError
+from conformance.observe.model import Observations
+from conformance.report.json_report import json_bytes, jsonable
+from conformance.report.ledger import ReportLedger
+from conformance.report.model import ReportRun
+from conformance.report.tables import write_dns, write_flows, write_http, write_names, write_tls
+from conformance.report.view import EVIDENCE_DIR
+
+
+def _path(name: str) -> str:
+    return f"{EVIDENCE_DIR}/{name}"
+
+
+def copy_evidence(ledger: ReportLedger, run: ReportRun) -> tuple[str | None, ...]:
+    """Copy every evidence file and the profile; return each capture's path in the report.
+
+    Index i of the result is `run.observations.captures[i]` (None: that capture was not
+    among the evidence files, so findings cite it by index only).
+    """
+    copied: dict[Path, tuple[str, str]] = {}  # resolved source -> (report path, sha256)
+    for source, name in run.evidence_files:
+        digest = ledger.copy_file(source, _path(name))
+        copied.setdefault(source.resolve(), (digest.path, digest.sha256))
+    ledger.copy_file(run.profile_source, _path("profile.yaml"))
+
+    if run.observations is None:
+        return ()
+    paths: list[str | None] = []
+    for summary in run.observations.captures:
+        match = copied.get(Path(summary.path).resolve())
+        if match is None:
+            paths.append(None)
+            continue
+        report_path, sha256 = match
+        if summary.sha256 and summary.sha256 != sha256:
+            raise CaptureError(
+                summary.path,
+                f"changed after it was judged (judged SHA-256 {summary.sha256}, "
+                f"copied {sha256}); capture to a new file and run again",
+            )
+        paths.append(report_path)
+    return tuple(paths)
+
+
+def write_tables(
+    ledger: ReportLedger, observations: Observations | None, capture_paths: Sequence[str | None]
+) -> None:
+    """Write flows/dns/tls/http/names CSVs and captures.json (empty tables without observations)."""
+    # Inside evidence/ a capture is named by its file name (the CSVs sit beside it).
+    names = [
+        p.removeprefix(f"{EVIDENCE_DIR}/") if p else f"#{i}" for i, p in enumerate(capture_paths)
+    ]
+    obs = observations
+    with ledger.open_text(_path("flows.csv")) as out:
+        write_flows(out, obs.flows if obs else (), names)
+    with ledger.open_text(_path("dns.csv")) as out:
+        write_dns(out, obs.dns if obs else (), names)
+    with ledger.open_text(_path("tls.csv")) as out:
+        write_tls(out, obs.client_hellos if obs else (), obs.server_hellos if obs else (), names)
+    with ledger.open_text(_path("http.csv")) as out:
+        write_http(out, obs.http_requests if obs else (), names)
+    with ledger.open_text(_path("names.csv")) as out:
+        write_names(out, obs.names if obs else (), names)
+    captures = [
+        {
+            "evidence": capture_paths[i] if i < len(capture_paths) else None,
+            **asdict(summary),
+            "complete": summary.complete,
+        }
+        for i, summary in enumerate(obs.captures if obs else ())
+    ]
+    ledger.write_bytes(_path("captures.json"), json_bytes(jsonable({"captures": captures})))
+
+
+def write_tool_versions(ledger: ReportLedger, run: ReportRun) -> None:
+    """evidence/tool-versions.json: what produced this evidence, keys sorted."""
+    ledger.write_bytes(_path("tool-versions.json"), json_bytes(jsonable(run.tool_versions)))

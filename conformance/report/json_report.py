@@ -1,0 +1,141 @@
+"""report.json: the machine-readable results (interface.md "Report directory").
+
+Rendered to bytes once; those bytes are written, hashed and signed, never re-serialised.
+Keys come in a fixed, readable order (verdict first); free-form `facts` are sorted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from conformance.report.text import iso_utc
+from conformance.report.view import CaptureView, ControlView, FindingView, ReportView
+
+FORMAT_VERSION = 1
+
+
+def jsonable(value: object) -> Any:
+    """A JSON-ready copy of `value`: mappings with sorted keys, sets sorted, others as text.
+
+    Deterministic whatever a judge put in its facts (sets, addresses, enums, NaN).
+    """
+    match value:
+        case bool() | int() | str() | None:
+            return value
+        case float():
+            return value if math.isfinite(value) else str(value)
+        case Enum():
+            return jsonable(value.value)
+        case datetime():
+            return iso_utc(value)
+        case Mapping():
+            return {str(k): jsonable(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+        case list() | tuple():
+            return [jsonable(v) for v in value]
+        case set() | frozenset():
+            return sorted((jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+        case _:
+            return str(value)
+
+
+def json_bytes(document: object) -> bytes:
+    """UTF-8 JSON, two-space indent, newline at the end.
+
+    A lone surrogate (undecodable network bytes) is written as its `\\uXXXX` escape, which
+    is still valid JSON, instead of failing the report.
+    """
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8", "backslashreplace")
+
+
+def _finding(finding: FindingView) -> dict[str, Any]:
+    packets = None
+    if finding.packets is not None:
+        packets = {
+            "capture": finding.packets.capture,
+            "capture_index": finding.packets.capture_index,
+            "numbers": list(finding.packets.numbers),
+        }
+    return {
+        "severity": finding.severity.value,
+        "summary": finding.summary,
+        "evidence": finding.evidence,
+        "links": list(finding.links),
+        "flow_id": finding.flow_id,
+        "packets": packets,
+        "facts": jsonable(finding.facts),
+    }
+
+
+def _control(control: ControlView) -> dict[str, Any]:
+    return {
+        "id": control.id,
+        "title": control.title,
+        "verdict": control.verdict.value,
+        "clause": control.clause,
+        "clause_text": control.clause_text,
+        "clauses": list(control.clauses),
+        "promise": control.promise,
+        "reason": control.reason,
+        "findings": [_finding(f) for f in control.findings],
+        "facts": jsonable(control.facts),
+    }
+
+
+def _capture(capture: CaptureView) -> dict[str, Any]:
+    summary = capture.summary
+    return {
+        "capture": capture.evidence,
+        "index": capture.index,
+        "source": summary.path,
+        "format": summary.format,
+        "packets": summary.packets,
+        "first_time": iso_utc(summary.first_time) or None,
+        "last_time": iso_utc(summary.last_time) or None,
+        "drops": summary.drops,
+        "drop_detail": summary.drop_detail,
+        "truncated": summary.truncated_file,
+        "truncated_detail": summary.truncated_detail,
+        "snap_truncated": summary.snap_truncated,
+        "malformed": summary.malformed,
+        "unsupported_link_packets": summary.unsupported_link_packets,
+        "complete": summary.complete,
+    }
+
+
+def report_document(view: ReportView) -> dict[str, Any]:
+    """The report.json object."""
+    return {
+        "format": FORMAT_VERSION,
+        "verdict": view.verdict.value,
+        "profile": {
+            "name": view.profile_name,
+            "mode": view.profile_mode,
+            "source": view.profile_source,
+        },
+        "summary": {verdict.value: count for verdict, count in view.counts.items()},
+        "controls": [_control(c) for c in view.controls],
+        "completeness": {
+            "complete": view.complete,
+            "captures": [_capture(c) for c in view.captures],
+        },
+        "notes": list(view.notes),
+        "evidence": [{"path": f.path, "sha256": f.sha256, "bytes": f.size} for f in view.evidence],
+        "harness": {
+            "version": view.harness_version,
+            "started": iso_utc(view.started),
+            "finished": iso_utc(view.finished),
+            "tools": dict(view.tool_versions),
+        },
+        "signer": {"fingerprint": view.fingerprint},
+    }
+
+
+def render_json(view: ReportView) -> bytes:
+    """report.json's bytes."""
+    return json_bytes(report_document(view))

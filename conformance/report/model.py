@@ -1,0 +1,104 @@
+"""What the report layer is given (ReportRun, ControlInfo) and what it returns (ReportSummary)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from conformance.judge.model import ControlResult
+from conformance.observe.model import Observations
+from conformance.sign.digest import FileDigest
+from conformance.sign.statement import unsafe_name_reason
+from conformance.verdict import Verdict
+
+# Names the report writes itself under evidence/; a caller's evidence file may not take them.
+GENERATED_EVIDENCE = frozenset(
+    {
+        "flows.csv",
+        "dns.csv",
+        "tls.csv",
+        "http.csv",
+        "names.csv",
+        "captures.json",
+        "profile.yaml",
+        "tool-versions.json",
+    }
+)
+
+
+# Evidence names appear in hrefs, CSV cells and the auditor's shell recipe (sha256sum lines):
+# letters, digits, ".", "_", "-", with "/" between parts, need no quoting anywhere.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
+class ControlInfo(Protocol):
+    """What the report needs of a catalog control (conformance.catalog.Control fits)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def promise(self) -> str: ...
+
+    @property
+    def clauses(self) -> tuple[str, ...]: ...  # ("HA 2.2", "HA 1")
+
+    @property
+    def clause_text(self) -> str: ...  # the quoted contract text, one "REF: text" per line
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRun:
+    """Everything one run produced that goes into its report directory.
+
+    `evidence_files` maps a source file to its name under `evidence/` (captures as
+    `capture-<i>.<ext>`, probe logs, ...). A capture is linked to its
+    `observations.captures[i]` by path, and its copied bytes must hash to the SHA-256 the
+    decoder computed, so the report never signs a file other than the one judged.
+    """
+
+    profile_name: str
+    profile_mode: str
+    profile_source: Path  # copied byte for byte to evidence/profile.yaml
+    results: tuple[ControlResult, ...]
+    observations: Observations | None
+    started: datetime  # timezone-aware
+    finished: datetime
+    harness_version: str
+    evidence_files: tuple[tuple[Path, str], ...] = ()
+    tool_versions: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for label, moment in (("started", self.started), ("finished", self.finished)):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"ReportRun.{label} must be timezone-aware")
+        names = [name for _source, name in self.evidence_files]
+        if len(set(names)) != len(names):
+            raise ValueError("ReportRun.evidence_files: duplicate names")
+        for name in names:
+            reason = unsafe_name_reason(name)
+            if reason or not _SAFE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"ReportRun.evidence_files: {name!r}: {reason or 'use only [A-Za-z0-9._-/]'}"
+                )
+            if name in GENERATED_EVIDENCE:
+                raise ValueError(f"ReportRun.evidence_files: {name!r} is written by the report")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """What `write_report` produced: where, the overall verdict, and every signed file."""
+
+    report_dir: Path
+    verdict: Verdict
+    fingerprint: str
+    files: tuple[FileDigest, ...]  # every file the statement names, report.json first
+    counts: Mapping[Verdict, int]

@@ -1,0 +1,418 @@
+"""TLS hello decoding: real OpenSSL hellos, scapy-built hellos, and hand-made damage.
+
+The files in data/ are TCP payloads captured on 127.0.0.1 between OpenSSL 3.0
+`s_server` and `s_client -servername api.imagicle.com` (TLS 1.2 with ALPN, TLS 1.3
+with ALPN, and TLS 1.3 with a HelloRetryRequest forced by `-groups`), recorded with
+`tcpdump -i lo` and cut out with `tshark -T fields -e tcp.payload`:
+
+    s_client -tls1_2 -alpn h2,http/1.1 -cipher ECDHE-ECDSA-AES128-GCM-SHA256:...
+    s_client -tls1_3 -alpn h2,http/1.1
+    s_server -groups P-256  /  s_client -tls1_3 -groups X25519:P-256   (HRR)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import pytest
+from scapy.layers.tls.extensions import (
+    ProtocolName,
+    ServerName,
+    TLS_Ext_ALPN,
+    TLS_Ext_ServerName,
+    TLS_Ext_SupportedVersion_CH,
+    TLS_Ext_SupportedVersion_SH,
+)
+from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
+from scapy.layers.tls.record import TLS
+
+from conformance.decode.errors import DecodeError
+from conformance.decode.tls import (
+    TLS_VERSION_NAMES,
+    ClientHelloInfo,
+    ServerHelloInfo,
+    client_hello_length,
+    is_weak_suite,
+    parse_client_hello,
+    parse_server_hello,
+    suite_name,
+    version_name,
+)
+
+DATA = Path(__file__).parent / "data"
+TLS12, TLS13 = 0x0303, 0x0304
+GREASE_SUITE, GREASE_VERSION = 0x0A0A, 0x3A3A
+
+
+def captured(name: str) -> bytes:
+    """A captured TCP payload from data/<name>.hex."""
+    return bytes.fromhex((DATA / f"{name}.hex").read_text().strip())
+
+
+def first_message(payload: bytes) -> bytes:
+    """The handshake message in the first record of a one-record hello."""
+    length = struct.unpack_from("!H", payload, 3)[0]
+    return payload[5 : 5 + length]
+
+
+def records(message: bytes, *sizes: int, content_type: int = 22) -> bytes:
+    """`message` framed as TLS 1.0-versioned records of `sizes`, the last taking the rest."""
+    out, pos = b"", 0
+    for size in (*sizes, len(message)):
+        part = message[pos : pos + size]
+        if not part:
+            break
+        out += struct.pack("!BHH", content_type, 0x0301, len(part)) + part
+        pos += len(part)
+    return out
+
+
+def grease_client_hello() -> bytes:
+    """A scapy ClientHello with GREASE in suites, versions and ALPN, and an odd-cased SNI."""
+    hello = TLSClientHello(
+        version=TLS12,
+        ciphers=[GREASE_SUITE, 0x1301, 0xC02F],
+        ext=[
+            TLS_Ext_ServerName(servernames=[ServerName(servername=b"API.Imagicle.com.")]),
+            TLS_Ext_SupportedVersion_CH(versions=[GREASE_VERSION, TLS13, TLS12]),
+            TLS_Ext_ALPN(
+                protocols=[ProtocolName(protocol=b"\x2a\x2a"), ProtocolName(protocol=b"h2")]
+            ),
+        ],
+    )
+    return bytes(TLS(msg=[hello]))
+
+
+def client_hello_without_extensions() -> bytes:
+    """A TLS 1.0-era ClientHello: no extension block at all."""
+    body = b"\x03\x01" + bytes(32) + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
+    return records(b"\x01" + len(body).to_bytes(3, "big") + body)
+
+
+def hand_made_client_hello(extension_block: bytes) -> bytes:
+    """A one-record TLS 1.2 ClientHello offering TLS_AES_128_GCM_SHA256 with these extensions."""
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + extension_block
+    return records(b"\x01" + len(body).to_bytes(3, "big") + body)
+
+
+# --- real captures ------------------------------------------------------------------
+
+
+def test_tls12_client_hello_from_openssl() -> None:
+    payload = captured("tls12_client_hello")
+    assert client_hello_length(payload) == len(payload)
+    assert parse_client_hello(payload) == ClientHelloInfo(
+        sni="api.imagicle.com",
+        versions=(TLS12,),
+        cipher_suites=(0xC02B, 0xC02C, 0x00FF),
+        alpn=("h2", "http/1.1"),
+    )
+
+
+def test_tls12_server_hello_followed_by_certificate_records() -> None:
+    assert parse_server_hello(captured("tls12_server_flight")) == ServerHelloInfo(TLS12, 0xC02B)
+
+
+def test_tls13_offered_through_supported_versions() -> None:
+    info = parse_client_hello(captured("tls13_client_hello"))
+    assert info.versions == (TLS13,)
+    assert info.sni == "api.imagicle.com"
+    assert info.cipher_suites[:3] == (0x1302, 0x1303, 0x1301)
+
+
+def test_tls13_server_hello_version_comes_from_supported_versions() -> None:
+    payload = captured("tls13_server_flight")
+    assert first_message(payload)[4:6] == b"\x03\x03"  # legacy_version says TLS 1.2
+    assert parse_server_hello(payload) == ServerHelloInfo(TLS13, 0x1302, hello_retry=False)
+
+
+def test_hello_retry_request_is_marked() -> None:
+    info = parse_server_hello(captured("tls13_hello_retry_request"))
+    assert info == ServerHelloInfo(TLS13, 0x1302, hello_retry=True)
+
+
+def test_second_client_hello_after_change_cipher_spec() -> None:
+    payload = captured("tls13_client_hello_after_retry")
+    assert payload[0] == 20  # middlebox-compatibility change_cipher_spec first
+    info = parse_client_hello(payload)
+    assert (info.sni, info.versions) == ("api.imagicle.com", (TLS13,))
+
+
+# --- scapy-built and reframed hellos ------------------------------------------------
+
+
+def test_grease_is_removed_everywhere() -> None:
+    info = parse_client_hello(grease_client_hello())
+    assert info == ClientHelloInfo(
+        sni="api.imagicle.com",  # lower-cased, trailing dot gone
+        versions=(TLS13, TLS12),
+        cipher_suites=(0x1301, 0xC02F),
+        alpn=("h2",),
+    )
+
+
+def test_client_hello_without_extensions_reports_legacy_version() -> None:
+    info = parse_client_hello(client_hello_without_extensions())
+    assert info == ClientHelloInfo(None, (0x0301,), (0x002F,), ())
+
+
+def test_client_hello_split_over_two_records() -> None:
+    message = first_message(captured("tls13_client_hello"))
+    split = records(message, 100)
+    assert split.count(b"\x16\x03\x01") >= 2
+    assert client_hello_length(split) == len(split)
+    assert parse_client_hello(split) == parse_client_hello(captured("tls13_client_hello"))
+
+
+def test_handshake_header_split_over_records() -> None:
+    message = first_message(captured("tls12_client_hello"))
+    split = records(message, 1, 2, 50)
+    assert client_hello_length(split) == len(split)
+    assert parse_client_hello(split).sni == "api.imagicle.com"
+
+
+def test_client_hello_length_while_segments_arrive() -> None:
+    split = records(first_message(captured("tls13_client_hello")), 100)
+    total = len(split)
+    for seen in range(1, total):
+        needed = client_hello_length(split[:seen])
+        assert needed is not None and needed > seen, seen
+        if seen >= 9:  # the handshake header is visible: an upper bound
+            assert needed >= total, seen
+    # Once the second record header is visible the answer is exact.
+    assert client_hello_length(split[: 5 + 100 + 5]) == total
+
+
+def test_client_hello_length_upper_bound_before_next_record_header() -> None:
+    message = first_message(captured("tls13_client_hello"))
+    split = records(message, 100)
+    remaining = len(message) - 100
+    assert client_hello_length(split[:105]) == 105 + 6 * remaining
+
+
+def test_client_hello_length_ignores_what_follows() -> None:
+    payload = captured("tls12_client_hello")
+    assert client_hello_length(payload + b"\x17\x03\x03\x00\x10" + bytes(16)) == len(payload)
+
+
+def test_client_hello_length_needs_the_handshake_header() -> None:
+    assert client_hello_length(b"\x16\x03\x01") == 6 * 4  # worst case: 4 one-byte records
+    assert client_hello_length(b"\x16\x03\x01\x00\x50\x01") == 9
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x17\x03\x03\x00\x10" + bytes(16),  # application data
+        b"\x15\x03\x03\x00\x02\x02\x28",  # alert
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\x16\x02\x00",  # not a TLS version
+        b"\x16\x03\x03\x00\x00",  # empty handshake record: forbidden
+    ],
+)
+def test_client_hello_length_none_for_other_payloads(payload: bytes) -> None:
+    assert client_hello_length(payload) is None
+
+
+def test_client_hello_length_none_for_server_hello() -> None:
+    assert client_hello_length(captured("tls12_server_flight")) is None
+
+
+def test_broken_framing_stops_the_wait() -> None:
+    message = first_message(captured("tls12_client_hello"))
+    broken = records(message[:60]) + b"\x17\x03\x03\x00\x10" + bytes(16)
+    needed = client_hello_length(broken)
+    assert needed == 65 + 5 <= len(broken)
+    with pytest.raises(DecodeError, match="content type 23") as caught:
+        parse_client_hello(broken[:needed])
+    assert caught.value.offset == 65
+
+
+def test_server_hello_built_by_scapy() -> None:
+    hello = TLSServerHello(
+        version=TLS12, cipher=0x1301, ext=[TLS_Ext_SupportedVersion_SH(version=TLS13)]
+    )
+    assert parse_server_hello(bytes(TLS(msg=[hello]))) == ServerHelloInfo(TLS13, 0x1301)
+
+
+def test_hello_retry_request_built_by_hand() -> None:
+    random = hashlib.sha256(b"HelloRetryRequest").digest()
+    body = (
+        b"\x03\x03" + random + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x06\x00\x2b\x00\x02\x03\x04"
+    )
+    payload = records(b"\x02" + len(body).to_bytes(3, "big") + body)
+    assert parse_server_hello(payload) == ServerHelloInfo(TLS13, 0x1301, hello_retry=True)
+
+
+def test_ssl2_format_client_hello() -> None:
+    specs = bytes.fromhex("010080" + "00002f" + "000a0a")  # SSLv2 RC4, TLS suite, GREASE
+    body = b"\x01\x03\x01" + struct.pack("!HHH", len(specs), 0, 16) + specs + bytes(16)
+    payload = bytes([0x80 | (len(body) >> 8), len(body) & 0xFF]) + body
+    assert client_hello_length(payload) == len(payload)
+    info = parse_client_hello(payload)
+    assert info == ClientHelloInfo(None, (0x0301,), (0x010080, 0x002F), ())
+    assert is_weak_suite(0x010080) == "SSLv2"
+
+
+# --- malformed hellos ---------------------------------------------------------------
+
+
+def damaged(offset: int, replacement: bytes) -> bytes:
+    """The TLS 1.2 ClientHello message with bytes at `offset` (in the message) replaced."""
+    message = bytearray(first_message(captured("tls12_client_hello")))
+    message[offset : offset + len(replacement)] = replacement
+    return bytes(message)
+
+
+SESSION_ID_LENGTH_AT = 4 + 2 + 32
+
+
+def test_cipher_suites_length_past_end() -> None:
+    message = damaged(SESSION_ID_LENGTH_AT, b"\x00\xff\xf0")  # no session id, huge suites
+    with pytest.raises(DecodeError, match="cipher_suites runs past end"):
+        parse_client_hello(records(message))
+
+
+def test_session_id_longer_than_32() -> None:
+    with pytest.raises(DecodeError, match="legacy_session_id length 33"):
+        parse_client_hello(records(damaged(SESSION_ID_LENGTH_AT, b"\x21")))
+
+
+def test_truncated_extension() -> None:
+    message = first_message(captured("tls12_client_hello"))
+    cut = message[:-3]
+    cut = cut[:1] + (len(cut) - 4).to_bytes(3, "big") + cut[4:]  # handshake length agrees
+    with pytest.raises(DecodeError, match="extensions runs past end"):
+        parse_client_hello(records(cut))
+
+
+def test_extension_data_past_its_block() -> None:
+    extension = b"\x00\x10\x00\x09\x00\x03\x02h2"  # ALPN claims 9 bytes, has 5
+    with pytest.raises(DecodeError, match="extension 16 runs past end"):
+        parse_client_hello(hand_made_client_hello(len(extension).to_bytes(2, "big") + extension))
+
+
+def test_sni_list_length_disagrees_with_extension() -> None:
+    sni = b"\x00\x20\x00\x00\x04a.bc"  # list claims 32 bytes, has 7
+    extension = b"\x00\x00" + len(sni).to_bytes(2, "big") + sni
+    with pytest.raises(DecodeError, match="server_name_list runs past end"):
+        parse_client_hello(hand_made_client_hello(len(extension).to_bytes(2, "big") + extension))
+
+
+def test_duplicate_extension() -> None:
+    block = b"\x00\x08" + b"\x00\x17\x00\x00" * 2  # extended_master_secret twice
+    with pytest.raises(DecodeError, match="duplicate extension 23"):
+        parse_client_hello(hand_made_client_hello(block))
+
+
+def test_trailing_bytes_after_extensions() -> None:
+    message = first_message(captured("tls12_client_hello")) + b"\x00"
+    message = message[:1] + (len(message) - 4).to_bytes(3, "big") + message[4:]
+    with pytest.raises(DecodeError, match="trailing"):
+        parse_client_hello(records(message))
+
+
+def test_message_truncated_in_second_segment() -> None:
+    split = records(first_message(captured("tls13_client_hello")), 100)
+    with pytest.raises(DecodeError, match="runs past end") as caught:
+        parse_client_hello(split[:-10])
+    assert caught.value.offset == 105  # the second record's header
+
+
+def test_error_offsets_point_into_the_payload() -> None:
+    message = damaged(SESSION_ID_LENGTH_AT, b"\x21")
+    with pytest.raises(DecodeError) as caught:
+        parse_client_hello(records(message, 20))  # second record starts at payload 25
+    assert caught.value.offset == 5 + 20 + 5 + (SESSION_ID_LENGTH_AT - 20)
+    assert "offset" in str(caught.value)
+
+
+def test_server_hello_is_not_a_client_hello() -> None:
+    with pytest.raises(DecodeError, match="handshake type 2, not 1"):
+        parse_client_hello(captured("tls12_server_flight"))
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x16\x03", b"\x16\x03\x01\x00\x04\x02\x00"])
+def test_truncated_server_hello(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        parse_server_hello(payload)
+
+
+def test_server_hello_supported_versions_wrong_size() -> None:
+    body = (
+        b"\x03\x03"
+        + bytes(32)
+        + b"\x00"
+        + b"\x13\x01\x00"
+        + b"\x00\x07\x00\x2b\x00\x03\x03\x04\x00"
+    )
+    with pytest.raises(DecodeError, match="trailing"):
+        parse_server_hello(records(b"\x02" + len(body).to_bytes(3, "big") + body))
+
+
+# --- names and weak suites ----------------------------------------------------------
+
+
+def test_version_names() -> None:
+    assert TLS_VERSION_NAMES[0x0300] == "SSL 3.0"
+    assert [version_name(v) for v in (0x0301, 0x0302, TLS12, TLS13)] == [
+        "TLS 1.0",
+        "TLS 1.1",
+        "TLS 1.2",
+        "TLS 1.3",
+    ]
+    assert version_name(0x7F17) == "TLS 1.3 draft 23"
+    assert version_name(GREASE_VERSION) == "GREASE (0x3a3a)"
+    assert version_name(0x0305) == "unknown (0x0305)"
+
+
+@pytest.mark.parametrize(
+    ("suite", "reason"),
+    [
+        (0x0000, "NULL"),  # TLS_NULL_WITH_NULL_NULL
+        (0x0002, "NULL"),  # TLS_RSA_WITH_NULL_SHA
+        (0xC0B4, "NULL"),  # TLS_SHA256_SHA256, integrity only (RFC 9150)
+        (0x0003, "EXPORT"),  # TLS_RSA_EXPORT_WITH_RC4_40_MD5
+        (0x0062, "EXPORT"),  # TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA (pre-standard)
+        (0x0018, "anonymous"),  # TLS_DH_anon_WITH_RC4_128_MD5
+        (0xC018, "anonymous"),  # TLS_ECDH_anon_WITH_AES_128_CBC_SHA
+        (0x0005, "RC4"),  # TLS_RSA_WITH_RC4_128_SHA
+        (0xC011, "RC4"),  # TLS_ECDHE_RSA_WITH_RC4_128_SHA
+        (0x0009, "DES"),  # TLS_RSA_WITH_DES_CBC_SHA
+        (0x000A, "3DES"),  # TLS_RSA_WITH_3DES_EDE_CBC_SHA
+        (0xC012, "3DES"),  # TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA
+        (0x0007, "IDEA"),  # TLS_RSA_WITH_IDEA_CBC_SHA
+        (0x00FF, "SCSV"),
+        (0x0A0A, "unregistered"),  # GREASE can never be chosen
+        (0x1301, None),
+        (0x1303, None),
+        (0xC02B, None),
+        (0xC02F, None),
+        (0xCCA8, None),
+        (0x009C, None),  # TLS_RSA_WITH_AES_128_GCM_SHA256: not forward-secret, not weak here
+    ],
+)
+def test_weak_suites(suite: int, reason: str | None) -> None:
+    assert is_weak_suite(suite) == reason
+
+
+def test_weak_suites_agree_with_scapy_names() -> None:
+    """An independent table (scapy's) flags nothing that our table misses."""
+    from scapy.layers.tls.crypto.suites import _tls_cipher_suites
+
+    markers = ("NULL", "EXPORT", "_anon_", "RC4", "3DES", "_DES", "IDEA", "RC2")
+    for suite, name in _tls_cipher_suites.items():
+        assert suite_name(suite) != f"unknown (0x{suite:04x})", name
+        if any(marker in name for marker in markers):
+            assert is_weak_suite(suite) is not None, name
+
+
+def test_suite_names() -> None:
+    assert suite_name(0x1301) == "TLS_AES_128_GCM_SHA256"
+    assert suite_name(0xC02F) == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    assert suite_name(0x0A0A) == "GREASE (0x0a0a)"
+    assert suite_name(0xBEEF) == "unknown (0xbeef)"
+    assert suite_name(0x0700C0) == "SSL_CK_DES_192_EDE3_CBC_WITH_MD5"

@@ -1,0 +1,277 @@
+"""Flows from packets: orientation, handshakes, answers, rejections, ICMP."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, IPv6
+
+from conformance.decode.community_id import community_id
+from conformance.observe.model import InitiatorBasis, PayloadKind
+from tests.observe.conftest import Observe
+from tests.observe.frames import (
+    CLIENT,
+    CLIENT6,
+    SERVER,
+    SERVER6,
+    eth,
+    handshake,
+    tcp,
+    tcp6,
+    udp,
+)
+
+
+def test_tcp_handshake_orients_by_syn(observe: Observe) -> None:
+    obs = observe(
+        handshake(request=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", response=b"HTTP/1.1 200 OK\r\n\r\n")
+    )
+    (flow,) = obs.flows
+    assert flow.transport == "tcp"
+    assert str(flow.initiator) == CLIENT
+    assert (flow.initiator_port, flow.responder_port) == (51000, 443)
+    assert flow.initiator_basis is InitiatorBasis.SYN
+    assert flow.handshake_seen and flow.answered and flow.accepted and not flow.rejected
+    assert (flow.packets_out, flow.packets_in) == (3, 2)
+    assert flow.bytes_out == 40 + 40 + 40 + 27
+    assert (flow.first_packet, flow.last_packet) == (1, 5)
+    assert flow.sample_packets == (1, 2, 3, 4, 5)
+    assert flow.tcp_flags_out == 0x02 | 0x10 | 0x08
+    assert flow.tcp_flags_in == 0x02 | 0x10 | 0x08
+    assert flow.payload_out is PayloadKind.HTTP
+    assert flow.payload_in is PayloadKind.HTTP
+    assert flow.first_payload_packet == 4
+    assert flow.payload_head_out == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert flow.community_id == community_id(
+        6, ipaddress.ip_address(CLIENT).packed, ipaddress.ip_address(SERVER).packed, 51000, 443
+    )
+    assert obs.notes == ()
+
+
+def test_capture_starting_mid_connection_orients_by_port(observe: Observe) -> None:
+    frames = [
+        tcp(SERVER, CLIENT, 443, 51000, "PA", b"\x17\x03\x03\x00\x05hello"),
+        tcp(CLIENT, SERVER, 51000, 443, "A"),
+    ]
+    obs = observe(frames)
+    (flow,) = obs.flows
+    assert str(flow.initiator) == CLIENT
+    assert flow.initiator_basis is InitiatorBasis.PORT_HEURISTIC
+    assert not flow.handshake_seen
+    assert flow.accepted
+    assert flow.payload_in is PayloadKind.TLS
+    assert flow.payload_out is PayloadKind.NONE
+    assert obs.notes == (
+        "1 TCP flows began before the capture; their direction was decided by port",
+    )
+
+
+def test_registered_service_port_beats_ephemeral(observe: Observe) -> None:
+    obs = observe([tcp(SERVER, CLIENT, 5061, 49999, "A"), tcp(CLIENT, SERVER, 49999, 5061, "A")])
+    assert obs.flows[0].responder_port == 5061
+
+
+def test_syn_ack_only_makes_its_receiver_the_initiator(observe: Observe) -> None:
+    obs = observe([tcp(SERVER, CLIENT, 8443, 40001, "SA"), tcp(CLIENT, SERVER, 40001, 8443, "A")])
+    (flow,) = obs.flows
+    assert str(flow.initiator) == CLIENT
+    assert flow.initiator_basis is InitiatorBasis.SYN_ACK
+    assert not flow.handshake_seen
+    assert flow.accepted
+    assert "seen from the SYN-ACK on" in obs.notes[0]
+
+
+def test_unanswered_syn(observe: Observe) -> None:
+    obs = observe([tcp(CLIENT, SERVER, 51000, 443, "S"), tcp(CLIENT, SERVER, 51000, 443, "S")])
+    (flow,) = obs.flows
+    assert flow.initiator_basis is InitiatorBasis.SYN
+    assert not flow.answered and not flow.accepted and not flow.rejected
+    assert flow.packets_out == 2
+
+
+def test_rst_rejects(observe: Observe) -> None:
+    obs = observe([tcp(CLIENT, SERVER, 51000, 25, "S"), tcp(SERVER, CLIENT, 25, 51000, "RA")])
+    (flow,) = obs.flows
+    assert flow.answered and flow.rejected and not flow.accepted
+
+
+def test_rst_after_data_is_not_a_rejection(observe: Observe) -> None:
+    frames = [*handshake(request=b"x", response=b"y"), tcp(SERVER, CLIENT, 443, 51000, "R")]
+    (flow,) = observe(frames).flows
+    assert flow.accepted and not flow.rejected
+
+
+def test_udp_reply_is_accepted(observe: Observe) -> None:
+    obs = observe([udp(CLIENT, SERVER, 40000, 123), udp(SERVER, CLIENT, 123, 40000)])
+    (flow,) = obs.flows
+    assert flow.initiator_basis is InitiatorBasis.FIRST_PACKET
+    assert str(flow.initiator) == CLIENT
+    assert flow.answered and flow.accepted
+    assert flow.payload_out is PayloadKind.OTHER
+
+
+def test_udp_without_reply(observe: Observe) -> None:
+    (flow,) = observe([udp(CLIENT, SERVER, 40000, 514)]).flows
+    assert not flow.answered and not flow.accepted
+
+
+def test_icmp_echo(observe: Observe) -> None:
+    frames = [
+        eth(IP(src=CLIENT, dst=SERVER) / ICMP(type=8, id=1, seq=1)),
+        eth(IP(src=SERVER, dst=CLIENT) / ICMP(type=0, id=1, seq=1)),
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.transport == "icmp"
+    assert str(flow.initiator) == CLIENT
+    assert (flow.initiator_port, flow.responder_port) == (8, 0)
+    assert flow.initiator_basis is InitiatorBasis.ICMP_TYPE
+    assert flow.accepted and flow.answered
+    assert (
+        flow.community_id
+        == "1:"
+        + community_id(
+            1, ipaddress.ip_address(CLIENT).packed, ipaddress.ip_address(SERVER).packed, 8, 0
+        ).split(":")[1]
+    )
+
+
+def test_icmp_reply_alone_names_the_asker(observe: Observe) -> None:
+    (flow,) = observe([eth(IP(src=CLIENT, dst=SERVER) / ICMP(type=0))]).flows
+    assert str(flow.initiator) == SERVER  # the outside host pinged; the target answered
+    assert flow.initiator_basis is InitiatorBasis.ICMP_TYPE
+    assert flow.accepted
+    assert flow.packets_out == 0 and flow.packets_in == 1
+
+
+def test_unsolicited_advertisement_to_all_nodes(observe: Observe) -> None:
+    frame = eth(IPv6(src=CLIENT6, dst="ff02::1") / ICMPv6ND_NA(tgt=CLIENT6))
+    (flow,) = observe([frame]).flows
+    assert flow.transport == "icmpv6"
+    assert str(flow.initiator) == CLIENT6
+    assert flow.initiator_basis is InitiatorBasis.FIRST_PACKET
+    assert flow.initiator_port == 136
+
+
+def test_icmpv6_echo(observe: Observe) -> None:
+    frames = [
+        eth(IPv6(src=CLIENT6, dst=SERVER6) / ICMPv6EchoRequest(id=3)),
+        eth(IPv6(src=SERVER6, dst=CLIENT6) / ICMPv6EchoReply(id=3)),
+    ]
+    (flow,) = observe(frames).flows
+    assert (flow.transport, flow.ip_version, flow.initiator_port) == ("icmpv6", 6, 128)
+    assert flow.accepted
+
+
+def test_port_unreachable_belongs_to_the_quoted_udp_flow(observe: Observe) -> None:
+    probe = IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=161) / b"snmp"
+    frames = [
+        eth(probe),
+        eth(IP(src=SERVER, dst=CLIENT) / ICMP(type=3, code=3) / bytes(probe)[:28]),
+    ]
+    obs = observe(frames)
+    (flow,) = obs.flows  # no separate ICMP flow
+    assert flow.transport == "udp"
+    assert (flow.initiator_port, flow.responder_port) == (40000, 161)
+    assert flow.rejected and not flow.accepted
+    assert flow.answered  # the destination itself said no
+    assert (flow.packets_out, flow.packets_in) == (1, 1)
+    assert flow.sample_packets == (1, 2)
+    assert flow.last_packet == 2
+
+
+def test_unreachable_from_a_router_is_not_an_answer(observe: Observe) -> None:
+    probe = IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=53)
+    frames = [
+        eth(probe),
+        eth(IP(src="192.0.2.1", dst=CLIENT) / ICMP(type=3, code=1) / bytes(probe)[:28]),
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.rejected and not flow.answered
+
+
+def test_error_for_an_unseen_packet_creates_its_flow(observe: Observe) -> None:
+    probe = IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=161)
+    error = eth(IP(src=SERVER, dst=CLIENT) / ICMP(type=3, code=3) / bytes(probe)[:28])
+    (flow,) = observe([error]).flows
+    assert str(flow.initiator) == CLIENT
+    assert flow.packets_out == 0 and flow.packets_in == 1
+    assert flow.rejected
+
+
+def test_time_exceeded_is_attributed_but_not_a_rejection(observe: Observe) -> None:
+    probe = IP(src=CLIENT, dst=SERVER, ttl=1) / UDP(sport=33434, dport=33435)
+    frames = [
+        eth(probe),
+        eth(IP(src="192.0.2.1", dst=CLIENT) / ICMP(type=11, code=0) / bytes(probe)[:28]),
+    ]
+    (flow,) = observe(frames).flows
+    assert not flow.rejected and flow.packets_in == 1
+
+
+def test_other_ip_protocols(observe: Observe) -> None:
+    frames = [
+        eth(IP(src=CLIENT, dst=SERVER, proto=47) / b"gre"),
+        eth(IP(src=SERVER, dst=CLIENT, proto=47) / b"gre"),
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.transport == "ip-47"
+    assert (flow.initiator_port, flow.responder_port) == (0, 0)
+    assert flow.accepted
+
+
+def test_ipv6_tcp_on_the_fast_path(observe: Observe) -> None:
+    frames = [tcp6(flags="S"), tcp6(SERVER6, CLIENT6, 443, 51000, "SA")]
+    (flow,) = observe(frames).flows
+    assert flow.ip_version == 6
+    assert str(flow.initiator) == CLIENT6
+    assert flow.accepted and flow.bytes_out == 60
+
+
+def test_flow_ids_follow_first_packets(observe: Observe) -> None:
+    frames = [
+        udp(CLIENT, SERVER, 40000, 1),
+        tcp(CLIENT, SERVER, 51000, 443, "S"),
+        udp(CLIENT, SERVER, 40000, 1),
+        udp(CLIENT, SERVER, 40002, 2),
+    ]
+    obs = observe(frames)
+    assert [(f.flow_id, f.first_packet) for f in obs.flows] == [(1, 1), (2, 2), (3, 4)]
+    assert obs.flow(2).transport == "tcp"
+
+
+def test_sample_packets_are_bounded(observe: Observe) -> None:
+    frames = [udp(CLIENT, SERVER, 40000, 5004)] * 20 + [udp(SERVER, CLIENT, 5004, 40000)]
+    (flow,) = observe(frames).flows
+    assert flow.sample_packets == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert (flow.packets_out, flow.packets_in) == (20, 1)
+
+
+def test_icmpv6_unreachable_rejects_the_quoted_flow(observe: Observe) -> None:
+    from scapy.layers.inet6 import ICMPv6DestUnreach
+
+    probe = IPv6(src=CLIENT6, dst=SERVER6) / UDP(sport=40000, dport=5060) / b"x"
+    frames = [
+        eth(probe),
+        eth(IPv6(src=SERVER6, dst=CLIENT6) / ICMPv6DestUnreach(code=4) / bytes(probe)),
+    ]
+    (flow,) = observe(frames).flows
+    assert (flow.transport, flow.ip_version) == ("udp", 6)
+    assert flow.rejected and flow.answered and not flow.accepted
+
+
+def test_icmp_unreachable_for_a_syn(observe: Observe) -> None:
+    syn = IP(src=CLIENT, dst=SERVER) / TCP(sport=51000, dport=443, flags="S")
+    frames = [
+        eth(syn),
+        eth(IP(src="192.0.2.1", dst=CLIENT) / ICMP(type=3, code=13) / bytes(syn)[:28]),
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.transport == "tcp" and flow.initiator_basis is InitiatorBasis.SYN
+    assert flow.rejected and not flow.answered
+
+
+def test_icmp_error_quoting_too_little_is_its_own_flow(observe: Observe) -> None:
+    frame = eth(IP(src=SERVER, dst=CLIENT) / ICMP(type=3, code=3) / b"\x45\x00")
+    (flow,) = observe([frame]).flows
+    assert (flow.transport, flow.initiator_port, flow.responder_port) == ("icmp", 3, 3)

@@ -1,0 +1,35 @@
+"""Properties of the observe layer as a whole: no scapy on the read path, no side effects."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+from conformance.observe.builder import observe_captures
+from tests.capture_files import write_pcap
+from tests.observe.frames import udp
+
+
+def test_reading_captures_never_imports_scapy() -> None:
+    code = (
+        "import sys\n"
+        "import conformance.observe.builder, conformance.decode.capture\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'scapy')\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_garbage_collector_state_is_restored(tmp_path: Path) -> None:
+    path = write_pcap(tmp_path / "a.pcap", [udp()])
+    assert gc.isenabled()
+    observe_captures([path])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        observe_captures([path])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -1,0 +1,304 @@
+"""Names, hellos and requests taken from payloads."""
+
+from __future__ import annotations
+
+import struct
+
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, TCP, UDP
+
+from conformance.observe.model import PayloadKind
+from tests.observe.conftest import Observe
+from tests.observe.frames import (
+    CLIENT,
+    SERVER,
+    client_hello,
+    eth,
+    handshake,
+    server_hello,
+    tcp,
+    udp,
+)
+
+RESOLVER = "192.0.2.53"
+PROXY = "192.0.2.80"
+
+
+def dns_query(
+    qid: int, name: str, sport: int = 40000, dst: str = RESOLVER, dport: int = 53
+) -> bytes:
+    return eth(
+        IP(src=CLIENT, dst=dst)
+        / UDP(sport=sport, dport=dport)
+        / DNS(id=qid, rd=1, qd=DNSQR(qname=name))
+    )
+
+
+def dns_answer(
+    qid: int, name: str, address: str | None, sport: int = 40000, src: str = RESOLVER
+) -> bytes:
+    an = DNSRR(rrname=name, type="A", rdata=address, ttl=60) if address else None
+    reply = DNS(id=qid, qr=1, rcode=0 if address else 3, qd=DNSQR(qname=name), an=an)
+    return eth(IP(src=src, dst=CLIENT) / UDP(sport=53, dport=sport) / reply)
+
+
+def test_dns_query_matched_to_its_response(observe: Observe) -> None:
+    obs = observe(
+        [dns_query(7, "api.imagicle.com"), dns_answer(7, "api.imagicle.com", "203.0.113.25")]
+    )
+    (q,) = obs.dns
+    (flow,) = obs.flows
+    assert (q.packet, q.response_packet, q.flow_id) == (1, 2, flow.flow_id)
+    assert (str(q.client), q.client_port, str(q.server), q.server_port) == (
+        CLIENT,
+        40000,
+        RESOLVER,
+        53,
+    )
+    assert (q.transport, q.protocol, q.qname, q.qtype, q.rcode) == (
+        "udp",
+        "dns",
+        "api.imagicle.com",
+        1,
+        0,
+    )
+    assert [(a.name, a.rtype, a.value) for a in q.answers] == [
+        ("api.imagicle.com", 1, "203.0.113.25")
+    ]
+    assert q.count == 1
+    assert flow.payload_out is PayloadKind.DNS and flow.payload_in is PayloadKind.DNS
+
+
+def test_identical_repeats_are_merged(observe: Observe) -> None:
+    frames = []
+    for i in range(5):
+        frames += [
+            dns_query(100 + i, "cucm.acme.example"),
+            dns_answer(100 + i, "cucm.acme.example", "192.0.2.20"),
+        ]
+    obs = observe(frames)
+    (q,) = obs.dns
+    assert q.count == 5
+    assert (q.packet, q.last_packet) == (1, 9)
+
+
+def test_unanswered_and_nxdomain_are_kept_apart(observe: Observe) -> None:
+    obs = observe(
+        [
+            dns_query(1, "telemetry.imagicle.cloud"),
+            dns_query(1, "telemetry.imagicle.cloud"),  # retransmission
+            dns_query(2, "nothere.acme.example"),
+            dns_answer(2, "nothere.acme.example", None),
+        ]
+    )
+    by_name = {q.qname: q for q in obs.dns}
+    lost = by_name["telemetry.imagicle.cloud"]
+    assert (lost.response_packet, lost.rcode, lost.count, lost.last_packet) == (None, None, 2, 2)
+    nx = by_name["nothere.acme.example"]
+    assert (nx.response_packet, nx.rcode, nx.answers) == (4, 3, ())
+
+
+def test_response_without_its_query(observe: Observe) -> None:
+    (q,) = observe([dns_answer(9, "api.imagicle.com", "203.0.113.25")]).dns
+    assert (q.packet, q.response_packet) == (1, 1)
+    assert str(q.client) == CLIENT
+
+
+def test_malformed_dns_is_an_anomaly_not_a_crash(observe: Observe) -> None:
+    obs = observe(
+        [udp(CLIENT, RESOLVER, 40000, 53, b"\x00\x01garbage"), dns_query(3, "ok.example")]
+    )
+    summary = obs.captures[0]
+    assert summary.malformed == 1
+    assert summary.anomalies[0].packet == 1
+    assert summary.anomalies[0].reason.startswith("DNS message: ")
+    assert [q.qname for q in obs.dns] == ["ok.example"]
+    (flow,) = obs.flows
+    assert flow.packets_out == 2  # the damaged message still counts in its flow
+
+
+def test_dns_over_tcp_with_length_prefix_across_segments(observe: Observe) -> None:
+    query = bytes(DNS(id=5, rd=1, qd=DNSQR(qname="api.imagicle.com")))
+    framed = struct.pack("!H", len(query)) + query
+    reply = bytes(
+        DNS(
+            id=5,
+            qr=1,
+            qd=DNSQR(qname="api.imagicle.com"),
+            an=DNSRR(rrname="api.imagicle.com", rdata="203.0.113.25"),
+        )
+    )
+    frames = [
+        *handshake(CLIENT, RESOLVER, 41000, 53),
+        tcp(CLIENT, RESOLVER, 41000, 53, "PA", framed[:10], seq=1001, ack=5001),
+        tcp(CLIENT, RESOLVER, 41000, 53, "PA", framed[10:], seq=1011, ack=5001),
+        tcp(RESOLVER, CLIENT, 53, 41000, "PA", struct.pack("!H", len(reply)) + reply, seq=5001),
+    ]
+    (q,) = observe(frames).dns
+    assert (q.transport, q.packet, q.response_packet) == ("tcp", 5, 6)
+    assert q.answers[0].value == "203.0.113.25"
+
+
+def test_mdns_and_llmnr_protocols(observe: Observe) -> None:
+    mdns = eth(
+        IP(src=CLIENT, dst="224.0.0.251")
+        / UDP(sport=5353, dport=5353)
+        / DNS(qr=1, aa=1, qd=[], an=DNSRR(rrname="ucx.local", rdata=CLIENT, ttl=120))
+    )
+    llmnr = dns_query(8, "wpad", sport=50000, dst="224.0.0.252", dport=5355)
+    obs = observe([mdns, mdns, llmnr])
+    by_protocol = {q.protocol: q for q in obs.dns}
+    assert by_protocol["mdns"].qname == "ucx.local"
+    assert by_protocol["mdns"].count == 2
+    assert by_protocol["llmnr"].qname == "wpad"
+
+
+def test_nbns_and_ssdp_names(observe: Observe) -> None:
+    nbns = bytes(
+        DNS(id=1, opcode=0, rd=1, qd=DNSQR(qname=b"FHEPFCELEHFCEPFFFACACACACACACAAA", qtype=32))
+    )
+    ssdp = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nLOCATION: http://updates.imagicle.com/desc.xml\r\n\r\n"
+    obs = observe(
+        [
+            udp(CLIENT, "192.0.2.255", 137, 137, nbns),
+            udp(CLIENT, "192.0.2.255", 137, 137, nbns),
+            udp(CLIENT, "239.255.255.250", 50000, 1900, ssdp),
+        ]
+    )
+    names = {(m.protocol, m.name) for m in obs.names}
+    assert ("nbns", "workgroup") in names
+    assert ("ssdp", "updates.imagicle.com") in names
+    assert len([m for m in obs.names if m.protocol == "nbns"]) == 1  # repeats kept once
+
+
+def test_client_hello_split_over_two_segments(observe: Observe) -> None:
+    hello = client_hello("api.imagicle.com", padding=1500)
+    frames = [
+        *handshake(),
+        tcp(CLIENT, SERVER, 51000, 443, "A", hello[:1000], seq=1001, ack=5001),
+        tcp(CLIENT, SERVER, 51000, 443, "PA", hello[1000:], seq=2001, ack=5001),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", server_hello() + b"\x17\x03\x03\x00\x01x", seq=5001),
+    ]
+    obs = observe(frames)
+    (flow,) = obs.flows
+    (ch,) = obs.client_hellos
+    assert (ch.flow_id, ch.packet, ch.segments, ch.sni) == (flow.flow_id, 5, 2, "api.imagicle.com")
+    assert ch.versions == (0x0304, 0x0303)
+    assert ch.alpn == ("h2", "http/1.1")
+    (sh,) = obs.server_hellos
+    assert (sh.flow_id, sh.packet, sh.version, sh.cipher_suite) == (flow.flow_id, 6, 0x0304, 0x1301)
+    assert flow.payload_out is PayloadKind.TLS and flow.payload_in is PayloadKind.TLS
+    assert flow.first_payload_packet == 4
+
+
+def test_truncated_client_hello_is_an_anomaly(observe: Observe) -> None:
+    hello = client_hello(padding=1500)
+    frames = [*handshake()]
+    frames += [tcp(CLIENT, SERVER, 51000, 443, "A", hello[:100], seq=1001 + i) for i in range(16)]
+    obs = observe(frames)
+    assert obs.client_hellos == ()
+    assert "ClientHello incomplete after 16 segments" in obs.captures[0].anomalies[0].reason
+
+
+def test_connect_then_tls_inside_the_tunnel(observe: Observe) -> None:
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    established = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    frames = [
+        *handshake(CLIENT, PROXY, 52000, 3128, connect, established),
+        tcp(CLIENT, PROXY, 52000, 3128, "PA", client_hello("api.imagicle.com"), seq=2000),
+        tcp(PROXY, CLIENT, 3128, 52000, "PA", server_hello(0x0303, 0xC02F), seq=6000),
+    ]
+    obs = observe(frames)
+    (flow,) = obs.flows
+    (req,) = obs.http_requests
+    assert (req.method, req.target, req.host, req.flow_id) == (
+        "CONNECT",
+        "api.imagicle.com:443",
+        "api.imagicle.com:443",
+        flow.flow_id,
+    )
+    (ch,) = obs.client_hellos
+    assert (ch.flow_id, ch.sni, ch.packet) == (flow.flow_id, "api.imagicle.com", 6)
+    (sh,) = obs.server_hellos
+    assert (sh.flow_id, sh.version, sh.cipher_suite) == (flow.flow_id, 0x0303, 0xC02F)
+    assert flow.payload_out is PayloadKind.HTTP
+
+
+def test_http_requests_on_a_keep_alive_flow(observe: Observe) -> None:
+    get = b"GET http://updates.example/x HTTP/1.1\r\nHost: updates.example\r\n\r\n"
+    frames = [
+        *handshake(
+            CLIENT, PROXY, 52001, 3128, get, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        ),
+        tcp(CLIENT, PROXY, 52001, 3128, "PA", get, seq=3000),
+        tcp(
+            CLIENT,
+            PROXY,
+            52001,
+            3128,
+            "PA",
+            b"POST /t HTTP/1.1\r\nHost: t.example\r\n\r\n",
+            seq=4000,
+        ),
+        tcp(CLIENT, PROXY, 52001, 3128, "PA", b"body bytes, not a request", seq=5000),
+    ]
+    obs = observe(frames)
+    got = sorted((r.method, r.target, r.host, r.count, r.packet) for r in obs.http_requests)
+    assert got == [
+        ("GET", "http://updates.example/x", "updates.example", 2, 4),
+        ("POST", "/t", "t.example", 1, 7),
+    ]
+
+
+def test_http_only_when_the_first_payload_is_http(observe: Observe) -> None:
+    frames = [
+        *handshake(request=b"\x00binary first"),
+        tcp(CLIENT, SERVER, 51000, 443, "PA", b"GET / HTTP/1.1\r\n\r\n", seq=3000),
+    ]
+    assert observe(frames).http_requests == ()
+
+
+def test_bad_tcp_data_offset_is_an_anomaly(observe: Observe) -> None:
+    bad = eth(
+        IP(src=CLIENT, dst=SERVER) / TCP(sport=51000, dport=443, flags="PA", dataofs=3) / b"data"
+    )
+    obs = observe([*handshake(), bad])
+    assert obs.captures[0].malformed == 1
+    assert obs.captures[0].anomalies[0].reason == "bad TCP header length"
+
+
+def test_server_hello_split_over_two_segments(observe: Observe) -> None:
+    hello = server_hello(0x0303, 0xC030)
+    frames = [
+        *handshake(request=client_hello()),
+        tcp(SERVER, CLIENT, 443, 51000, "A", hello[:20], seq=5001),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", hello[20:], seq=5021),
+    ]
+    obs = observe(frames)
+    (sh,) = obs.server_hellos
+    assert (sh.packet, sh.version, sh.cipher_suite) == (6, 0x0303, 0xC030)
+    assert len(obs.client_hellos) == 1
+
+
+def test_hello_retry_request_waits_for_the_real_server_hello(observe: Observe) -> None:
+    import hashlib
+
+    hrr = bytearray(server_hello())
+    hrr[11:43] = hashlib.sha256(b"HelloRetryRequest").digest()  # RFC 8446 §4.1.3
+    frames = [
+        *handshake(request=client_hello()),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", bytes(hrr), seq=5001),
+        tcp(CLIENT, SERVER, 51000, 443, "PA", client_hello(), seq=3000),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", server_hello(0x0304, 0x1302), seq=6000),
+    ]
+    obs = observe(frames)
+    (sh,) = obs.server_hellos
+    assert (sh.packet, sh.cipher_suite) == (7, 0x1302)
+
+
+def test_malformed_client_hello_is_an_anomaly(observe: Observe) -> None:
+    broken = bytearray(client_hello())
+    broken[43] = 200  # legacy_session_id longer than 32 bytes
+    obs = observe([*handshake(request=bytes(broken))])
+    assert obs.client_hellos == ()
+    assert obs.captures[0].anomalies[0].reason.startswith("TLS ClientHello: ")

@@ -1,0 +1,54 @@
+"""evidence/*.csv: flow N on line N+1, one row per line whatever the network sent."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+
+import pytest
+
+from conformance.report.tables import FLOW_COLUMNS, write_dns, write_flows, write_tls
+from tests.report.builders import SignedReport, flow, make_run
+
+
+def test_flows_header_then_flow_n_on_line_n_plus_1(written: SignedReport) -> None:
+    lines = (written.report_dir / "evidence" / "flows.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(FLOW_COLUMNS)
+    for number, line in enumerate(lines[1:], start=1):
+        assert line.split(",")[0] == str(number)
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
+    assert rows[1]["responder"] == "198.51.100.7" and rows[1]["answered"] == "false"
+    assert rows[1]["first_time"] == "2023-11-14T22:13:22.000000Z"
+    assert rows[1]["sample_packets"] == "20 21"
+
+
+def test_flow_ids_must_be_dense_from_one() -> None:
+    with pytest.raises(ValueError, match="not dense"):
+        write_flows(io.StringIO(), [flow(1, "192.0.2.20", 53), flow(3, "192.0.2.20", 53)], [])
+
+
+def test_network_newlines_stay_on_one_line(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    observations = make_run(tmp_path).observations
+    assert observations is not None
+    out = io.StringIO()
+    assert write_dns(out, observations.dns, ["capture-0.pcapng"]) == 1
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "evil\\x0aline.example" in lines[1]
+
+
+def test_tls_rows_in_packet_order_with_named_versions(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    observations = make_run(tmp_path).observations
+    assert observations is not None
+    out = io.StringIO()
+    server = replace(observations.server_hellos[0], packet=5)
+    write_tls(out, observations.client_hellos, [server], [])
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["message"] for r in rows] == ["server-hello", "client-hello"]
+    assert rows[1]["versions"] == "TLS1.3 TLS1.2" and rows[1]["capture"] == "#0"

@@ -345,5 +345,10 @@ def _applies(control: Control) -> str:
     return _WHEN[control.when]
 
 
+def applies_when(control: Control) -> str:
+    """The condition, beyond its modes, under which `control` applies, in words."""
+    return _WHEN[control.when]
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")

@@ -141,8 +141,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     if profile is None:
         console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
         return int(ExitCode.USAGE)
-    if not args.pcap and not args.lab:
-        console.print("[red]ucx-conformance run:[/] give --pcap FILE or --lab")
+    if not (args.pcap or args.lab or args.image or args.host):
+        console.print(
+            "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
+        )
         return int(ExitCode.USAGE)
     pytest_args = [
         str(suites_dir()),
@@ -157,6 +159,14 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args.append("--ucx-lab")
     for fault in args.fault:
         pytest_args += ["--ucx-fault", fault]
+    if args.image:
+        pytest_args += ["--ucx-image", args.image]
+    for env in args.env:
+        pytest_args += ["--ucx-env", env]
+    for volume in args.volume:
+        pytest_args += ["--ucx-volume", volume]
+    if args.host:
+        pytest_args += ["--ucx-host", args.host]
     if args.report_dir:
         pytest_args += ["--ucx-report-dir", args.report_dir]
     if args.sign_key:
@@ -254,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pcap", action="append", default=[], help="capture file (repeatable)")
     run.add_argument("--lab", action="store_true", help="run the built-in reference lab")
     run.add_argument("--fault", action="append", default=[], help="lab fault switch (repeatable)")
+    run.add_argument("--image", help="run this container image as the lab's target")
+    run.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="with --image (repeatable)"
+    )
+    run.add_argument(
+        "--volume",
+        action="append",
+        default=[],
+        metavar="HOST:CONTAINER[:ro]",
+        help="with --image: bind mount (repeatable)",
+    )
+    run.add_argument("--host", metavar="URL", help="live host: ssh://user@addr, local://, ...")
     run.add_argument("--report-dir", help="report directory (default: reports/<profile>-<time>)")
     run.add_argument("--sign-key", help="Ed25519 private key (default: created once, reused)")
     run.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")

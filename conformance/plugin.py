@@ -23,9 +23,10 @@ from typing import Protocol
 import pytest
 
 from conformance import __version__
-from conformance.catalog import load_catalog
+from conformance.catalog import Control, applies_when, load_catalog
 from conformance.errors import ConformanceError
 from conformance.evidence.interface import Evidence, EvidenceSource
+from conformance.evidence.select import SourceRequest
 from conformance.judge.model import ControlResult
 from conformance.observe.model import Observations
 from conformance.profile import load_profile
@@ -117,6 +118,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lab only: switch on a reference-target fault (`ucx-conformance lab faults`)",
     )
     group.addoption(
+        "--ucx-image",
+        metavar="IMAGE",
+        help="run this container image as the lab's target (Docker engine needed)",
+    )
+    group.addoption(
+        "--ucx-env",
+        metavar="K=V",
+        action="append",
+        default=[],
+        help="with --ucx-image: environment variable for the container (repeatable)",
+    )
+    group.addoption(
+        "--ucx-volume",
+        metavar="HOST:CONTAINER[:ro]",
+        action="append",
+        default=[],
+        help="with --ucx-image: bind mount for the container (repeatable)",
+    )
+    group.addoption(
+        "--ucx-host",
+        metavar="URL",
+        help="live host to collect facts from (testinfra URL: ssh://user@addr, local://, ...)",
+    )
+    group.addoption(
         "--ucx-report-dir",
         metavar="DIR",
         help="report directory (default: reports/<profile>-<UTC time>)",
@@ -132,13 +157,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "ucx_control(control_id): the catalog control a conformance test judges"
     )
+    from conformance.evidence.select import request_from_options
+
     profile_opt = config.getoption("--ucx-profile", default=None)
-    lab = bool(config.getoption("--ucx-lab", default=False))
-    pcaps = [Path(p) for p in config.getoption("--ucx-pcap", default=[]) or []]
-    if profile_opt is None and not lab and not pcaps:
+    request = request_from_options(
+        pcaps=config.getoption("--ucx-pcap", default=None),
+        lab=bool(config.getoption("--ucx-lab", default=False)),
+        faults=config.getoption("--ucx-fault", default=None),
+        image=config.getoption("--ucx-image", default=None),
+        env=config.getoption("--ucx-env", default=None),
+        volumes=config.getoption("--ucx-volume", default=None),
+        host=config.getoption("--ucx-host", default=None),
+    )
+    if profile_opt is None and not request.given:
         return  # inert: not a conformance run
     try:
-        config.stash[_RUN] = _prepare_run(config, profile_opt, lab, pcaps)
+        config.stash[_RUN] = _prepare_run(config, profile_opt, request)
     except ConformanceError as exc:
         pytest.exit(f"ucx-conformance: {exc}", returncode=int(ExitCode.USAGE))
 
@@ -150,32 +184,17 @@ def _find_frontend(config: pytest.Config) -> Frontend | None:
     return None
 
 
-def _prepare_run(
-    config: pytest.Config, profile_opt: str | None, lab: bool, pcaps: list[Path]
-) -> UcxRun:
+def _prepare_run(config: pytest.Config, profile_opt: str | None, request: SourceRequest) -> UcxRun:
     """Check everything a user can get wrong before anything is judged (exit 3 on error)."""
     from conformance.errors import CaptureError
-    from conformance.evidence.pcap import PcapSource, check_capture_paths
+    from conformance.evidence.select import build_source
+    from conformance.report.assemble import check_report_dir
     from conformance.sign.keys import ensure_key
 
     if profile_opt is None:
         raise CaptureError("--ucx-profile", "a deployment profile is required")
-    if lab and pcaps:
-        raise CaptureError("--ucx-pcap", "use either --ucx-lab or --ucx-pcap, not both")
-    if not lab and not pcaps:
-        raise CaptureError("--ucx-pcap", "no evidence: give --ucx-pcap FILE or --ucx-lab")
-    faults = list(config.getoption("--ucx-fault") or [])
-    if faults and not lab:
-        raise CaptureError("--ucx-fault", "fault switches exist only in the lab (--ucx-lab)")
     profile = load_profile(Path(profile_opt))
-    source: EvidenceSource
-    if lab:
-        from conformance.evidence.lab import LabSource
-
-        source = LabSource(faults)
-    else:
-        check_capture_paths(pcaps)
-        source = PcapSource(pcaps)
+    source = build_source(request)
 
     key_opt = config.getoption("--ucx-sign-key")
     key, key_path, created = ensure_key(Path(key_opt) if key_opt else None)
@@ -191,6 +210,7 @@ def _prepare_run(
     report_dir = report_dir.absolute()
     if key_path.absolute().is_relative_to(report_dir):
         raise CaptureError(key_path, "the signing key must not live inside the report directory")
+    check_report_dir(report_dir)
     return UcxRun(
         profile=profile,
         source=source,
@@ -239,12 +259,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if run is None or control_id is None:
         return
     control = load_catalog().get(control_id)
-    if run.profile.mode.value not in control.modes:
-        reason = (
-            f"{control_id} applies to {', '.join(control.modes)}; profile is {run.profile.mode}"
-        )
+    if not control.applies_to(run.profile):
+        reason = _not_applicable_reason(control, run.profile)
         run.record(ControlResult(control_id, Verdict.NOT_APPLICABLE, reason))
         pytest.skip(reason)
+
+
+def _not_applicable_reason(control: Control, profile: Profile) -> str:
+    if profile.mode.value not in control.modes:
+        return f"{control.id} applies to {', '.join(control.modes)}; profile is {profile.mode}"
+    return f"{control.id} applies only when {applies_when(control)}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -351,6 +375,11 @@ def _complete_results(run: UcxRun) -> tuple[ControlResult, ...]:
     results = dict(run.results)
     for control in catalog.for_mode(run.profile.mode.value):
         if control.id in results or control.id == "RP-SIGNED":
+            continue
+        if not control.applies_to(run.profile):
+            results[control.id] = ControlResult(
+                control.id, Verdict.NOT_APPLICABLE, _not_applicable_reason(control, run.profile)
+            )
             continue
         results[control.id] = ControlResult(
             control.id, Verdict.INCONCLUSIVE, "no suite judged this control in this run"

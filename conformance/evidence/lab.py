@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.evidence.interface import Evidence
+from conformance.evidence.interface import PROBE_LOG, Evidence
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
@@ -36,7 +36,10 @@ class LabSource:
         return Evidence(
             observations=observations,
             files=files + lab_run.evidence_files,
-            probe_log=lab_run.probe_log,
+            logs={
+                **lab_run.logs,
+                **({PROBE_LOG: lab_run.probe_log} if lab_run.probe_log is not None else {}),
+            },
             notes=notes,
             source="lab",
         )

@@ -6,8 +6,8 @@ Public API (used by the evidence source `conformance.evidence.lab` and the CLI):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.profile_model import Profile
@@ -24,6 +24,9 @@ class LabRun:
     evidence_files: tuple[tuple[Path, str], ...]  # (file, name under evidence/)
     probe_log: Path | None  # AG-PERIMETER probe log, when probes ran
     notes: tuple[str, ...]  # start-up time, capture summary, cleanup, anything odd
+    # named logs for the judges (keys: conformance.evidence.interface), each also in
+    # evidence_files
+    logs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def list_faults() -> tuple[tuple[str, str], ...]:

@@ -287,6 +287,7 @@ class _Run:
             evidence_files=tuple(files),
             probe_log=self.probe_log,
             notes=tuple(self.notes),
+            logs={name: p for name, p in self.evidence.logs.items() if p.exists()},
         )
 
 

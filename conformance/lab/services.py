@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from conformance.errors import LabError
+from conformance.evidence.interface import CLOUD_REQUESTS, PROXY_ACCESS_LOG
 from conformance.lab import topology as topo
 from conformance.lab.certs import CertPair, LabCA
 from conformance.lab.netns import LabState, in_netns, run, run_dir, shm_prefix
@@ -43,9 +44,13 @@ class Evidence:
     files: list[tuple[Path, str]] = field(default_factory=list)
     # Files that live outside the workdir while the lab runs, copied in at teardown.
     copy_back: list[tuple[Path, Path]] = field(default_factory=list)
+    # The ones a judge reads, by conformance.evidence.interface log name.
+    logs: dict[str, Path] = field(default_factory=dict)
 
-    def add(self, path: Path, name: str) -> Path:
+    def add(self, path: Path, name: str, log: str | None = None) -> Path:
         self.files.append((path, name))
+        if log is not None:
+            self.logs[log] = path
         return path
 
 
@@ -219,7 +224,7 @@ class Services:
         )
         access = self.workdir / "squid-access.log"
         self.evidence.copy_back.append((home / "access.log", access))
-        self.evidence.add(access, "lab/squid-access.log")
+        self.evidence.add(access, "lab/squid-access.log", PROXY_ACCESS_LOG)
 
     # --- directory -------------------------------------------------------------------------------
 
@@ -341,10 +346,21 @@ class Services:
                 "delay": 1.0,
                 "period": 3.0,
             }
-        self._standins("standins-cloud", self.ns.internet, config, "lab/cloud-requests.jsonl")
+        self._standins(
+            "standins-cloud",
+            self.ns.internet,
+            config,
+            "lab/cloud-requests.jsonl",
+            CLOUD_REQUESTS,
+        )
 
     def _standins(
-        self, name: str, namespace: str, config: dict[str, object], evidence: str
+        self,
+        name: str,
+        namespace: str,
+        config: dict[str, object],
+        evidence: str,
+        log_name: str | None = None,
     ) -> None:
         requests = self.workdir / f"{name}.jsonl"
         ready = self.workdir / f"{name}.ready"
@@ -355,7 +371,7 @@ class Services:
         proc = self._spawn(name, namespace, [sys.executable, str(STANDINS_PROGRAM), str(conf)], log)
         self.pending.append((ready.exists, name, proc, log))
         requests.touch()
-        self.evidence.add(requests, evidence)
+        self.evidence.add(requests, evidence, log_name)
 
     # --- the target ------------------------------------------------------------------------------
 

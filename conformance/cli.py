@@ -101,6 +101,11 @@ class _RichProgress:
             self._task = None
 
 
+def _shorten(text: str, limit: int = 160) -> str:
+    """The terminal table keeps reasons short; report.json and report.html have them whole."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _print_summary(console: Console, summary: RunSummary) -> None:
     from conformance.catalog import load_catalog
 
@@ -112,7 +117,7 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
     table.add_column("why")
     for result in summary.results:
         title = catalog.get(result.control_id).title
-        why = result.reason
+        why = _shorten(result.reason)
         if result.violations:
             why = f"{why}\n{result.violations[0].summary}"
             if len(result.violations) > 1:
@@ -146,8 +151,15 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
         return int(ExitCode.USAGE)
+    suites = suites_dir()
     pytest_args = [
-        str(suites_dir()),
+        str(suites),
+        # Explicit ini and rootdir: pytest would otherwise take the common ancestor of every
+        # path-like argument (profile, captures) and could pick up a project's own settings.
+        "-c",
+        str(suites / "pytest.ini"),
+        "--rootdir",
+        str(suites),
         "--ucx-profile",
         profile,
         "-p",

@@ -383,3 +383,26 @@ def test_help_mentions_every_documented_command(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     for command in ("run", "verify", "keygen", "lab"):
         assert command in out
+
+
+def test_run_ignores_pytest_settings_of_the_directory_it_is_given_paths_in(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    # pytest would take the common ancestor of the profile and capture paths as rootdir and
+    # read its settings; a customer's project with `addopts = -ra` broke `run` that way.
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "-ra --strict-config -x"\n'
+    )
+    report = tmp_path / "report"
+    code = run_cli(
+        "run",
+        "--profile",
+        profile_file,
+        "--pcap",
+        clean_capture,
+        "--report-dir",
+        report,
+        "--sign-key",
+        sign_key,
+    )
+    assert code == 0, controls(report)

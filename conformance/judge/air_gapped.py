@@ -20,6 +20,7 @@ from conformance.judge.common import (
     flow_finding,
     internal_names,
     is_cloud_name,
+    is_link_scoped_flow,
     is_local_name,
     is_outside,
     is_scope_limited,
@@ -74,7 +75,9 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     findings: list[Finding] = []
     outside = inside = scope = inbound = 0
     for flow in view.flows:
-        if view.initiated(flow):
+        if is_link_scoped_flow(flow):
+            scope += 1
+        elif view.initiated(flow):
             if is_outside(flow.responder, env):
                 outside += 1
                 findings.append(flow_finding(Severity.VIOLATION, flow, index))
@@ -471,7 +474,7 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
         if profile.is_target(flow.initiator) and profile.is_target(flow.responder):
             continue  # the target talking to itself
         peer = flow.responder if view.initiated(flow) else flow.initiator
-        if is_scope_limited(peer, env):
+        if is_scope_limited(peer, env) or is_link_scoped_flow(flow):
             scope += 1
             continue
         if not env.contains(peer):

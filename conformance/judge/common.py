@@ -94,6 +94,17 @@ def is_scope_limited(address: IPAddress, environment: Environment) -> bool:
     )
 
 
+# ICMPv6 neighbour discovery (RFC 4861: RS, RA, NS, NA, redirect) is sent with hop limit 255
+# and never forwarded, even when addressed to a global unicast address (neighbour
+# unreachability detection): it cannot leave the segment whatever its destination.
+_NEIGHBOUR_DISCOVERY_TYPES = frozenset({133, 134, 135, 136, 137})
+
+
+def is_link_scoped_flow(flow: Flow) -> bool:
+    """Whether `flow`'s protocol keeps it on the link regardless of its addresses."""
+    return flow.transport == "icmpv6" and flow.initiator_port in _NEIGHBOUR_DISCOVERY_TYPES
+
+
 def is_outside(address: IPAddress, environment: Environment) -> bool:
     """Whether `address` is outside the Customer Environment and not scope-limited."""
     return not environment.contains(address) and not is_scope_limited(address, environment)

@@ -163,3 +163,15 @@ def test_fail_reason_names_the_first_violation_not_a_warning() -> None:
     result = egress(s.observations(), PROFILE)
     assert result.verdict is Verdict.FAIL
     assert result.reason.startswith("1 flow initiated to outside addresses; first: 192.0.2.10")
+
+
+def test_neighbour_solicitation_to_an_outside_global_address_is_not_egress() -> None:
+    s = Scenario()
+    s.flow(TARGET, CUCM, 5060, transport="udp", sport=5060)
+    s.flow(TARGET6, OUTSIDE6, 0, transport="icmpv6", sport=135)
+    result = egress(s.observations(), defect_profile())
+    assert result.verdict is Verdict.PASS
+    assert result.facts["scope_limited_flows"] == 1
+    # ...while an echo request to the same address is a leak.
+    s.flow(TARGET6, OUTSIDE6, 0, transport="icmpv6", sport=128)
+    assert egress(s.observations(), defect_profile()).verdict is Verdict.FAIL

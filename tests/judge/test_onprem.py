@@ -14,6 +14,7 @@ from tests.defects import (
     NTP_SERVER,
     OUTSIDE,
     TARGET,
+    TARGET6,
     UNDECLARED,
     defect_profile,
 )
@@ -117,3 +118,14 @@ def test_no_integration_traffic_is_inconclusive() -> None:
     result = onprem(s.observations(), defect_profile())
     assert result.verdict is Verdict.INCONCLUSIVE
     assert "initiated no flow inside the environment" in result.reason
+
+
+def test_neighbour_discovery_to_a_global_address_is_scope_limited_not_an_endpoint() -> None:
+    # Neighbour unreachability detection sends NS to the router's global address; NDP is
+    # never forwarded (hop limit 255), so it is no integration and no warning.
+    s = declared_only()
+    s.flow(TARGET6, "2001:db8:1::1", 0, transport="icmpv6", sport=135)
+    result = onprem(s.observations(), defect_profile(strict=True))
+    assert result.verdict is Verdict.PASS
+    assert result.findings == ()
+    assert result.facts["scope_limited_flows"] == 1

@@ -18,9 +18,9 @@ from conformance.catalog import (
 )
 from conformance.profile import load_profile
 from conformance.profile_model import Mode
+from tests.shared import shared_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"  # beside the repository, in CI as on every developer machine
 REGENERATE = (
     'python -c "from conformance.catalog import render_markdown;'
     " print(render_markdown(), end='')\" > docs/controls.md"
@@ -28,9 +28,7 @@ REGENERATE = (
 
 
 def _shared(relative: str) -> str:
-    path = SHARED / relative
-    assert path.is_file(), f"{path} is missing: ../shared must sit beside the repository"
-    return path.read_text(encoding="utf-8")
+    return shared_text(relative)
 
 
 def _requirement_rows() -> dict[str, tuple[str, str]]:

@@ -15,9 +15,9 @@ import yaml
 from conformance.errors import ProfileError
 from conformance.profile import MAX_PROFILE_BYTES, load_profile
 from conformance.profile_model import Mode, PortSpec, Telemetry
+from tests.shared import shared_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"  # beside the repository, in CI as on every developer machine
 PROFILES = ROOT / "fixtures" / "profiles"
 
 AIR_GAPPED: dict[str, Any] = {
@@ -138,9 +138,7 @@ def _yaml_blocks(markdown: str) -> list[str]:
 
 
 def _interface_example() -> str:
-    interface = SHARED / "spec" / "interface.md"
-    assert interface.is_file(), f"{interface} is missing: ../shared must sit beside the repo"
-    section = interface.read_text(encoding="utf-8").split("## Deployment profile (YAML)")[1]
+    section = shared_text("spec/interface.md").split("## Deployment profile (YAML)")[1]
     return _yaml_blocks(section)[0]
 
 

@@ -7,7 +7,10 @@ import pytest
 from tests.shared import COPY, ORIGINAL
 
 FILES = sorted(
-    str(p.relative_to(COPY)) for d in ("spec", "seeds") for p in (COPY / d).rglob("*") if p.is_file()
+    str(path.relative_to(COPY))
+    for part in ("spec", "seeds")
+    for path in (COPY / part).rglob("*")
+    if path.is_file()
 )
 
 

@@ -137,6 +137,9 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
         )
 
 
+_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     import pytest
 
@@ -183,8 +186,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["--ucx-report-dir", args.report_dir]
     if args.sign_key:
         pytest_args += ["--ucx-sign-key", args.sign_key]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        pytest_args += ["-p", "conformance.plugin"]
+    # Only our plugin: third-party pytest plugins installed beside the harness have no say in
+    # a conformance run (and must not make traffic of their own). unraisableexception runs
+    # gc.collect() five times at exit, which costs a second with millions of packets' objects.
+    pytest_args += ["-p", "conformance.plugin", "-p", "no:unraisableexception"]
     if args.verbose:
         pytest_args += ["--no-header", "-rN", "-v"]
     else:
@@ -193,8 +198,16 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["-p", "no:terminal"]
     frontend = RichFrontend(console)
     # pytest writes its own output to stdout; stdout is for machine output here.
-    with contextlib.redirect_stdout(sys.stderr):
-        code = int(pytest.main(pytest_args, plugins=[frontend]))
+    saved_autoload = os.environ.get(_AUTOLOAD)
+    os.environ[_AUTOLOAD] = "1"
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            code = int(pytest.main(pytest_args, plugins=[frontend]))
+    finally:
+        if saved_autoload is None:
+            os.environ.pop(_AUTOLOAD, None)
+        else:
+            os.environ[_AUTOLOAD] = saved_autoload
     summary = frontend.summary
     if summary is not None:
         _print_summary(console, summary)

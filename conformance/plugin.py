@@ -32,6 +32,7 @@ from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
+from conformance.report.prestage import Prestage
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -82,6 +83,7 @@ class UcxRun:
     results: dict[str, ControlResult] = field(default_factory=dict)
     evidence: Evidence | None = None
     evidence_error: str | None = None
+    prestage: Prestage | None = None
     usage_error: str | None = None
     summary: RunSummary | None = None
 
@@ -234,6 +236,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if run is None or session.testscollected == 0 or session.config.option.collectonly:
         return
     progress = run.frontend.progress if run.frontend else NULL_PROGRESS
+    _start_prestage(run)
     try:
         run.evidence = run.source.collect(run.profile, progress)
     except ConformanceError as exc:
@@ -244,6 +247,16 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         run.evidence_error = f"collecting evidence failed: {type(exc).__name__}: {exc}"
     finally:
         progress.finish()
+
+
+def _start_prestage(run: UcxRun) -> None:
+    """Start copying captures the user gave into the report while they are judged."""
+    from conformance.evidence.pcap import PcapSource
+    from conformance.report.prestage import Prestage
+
+    if isinstance(run.source, PcapSource):
+        run.prestage = Prestage(run.report_dir)
+        run.prestage.start(run.source.paths)
 
 
 def _control_id(item: pytest.Item) -> str | None:
@@ -433,7 +446,13 @@ def _write(run: UcxRun, results: tuple[ControlResult, ...]) -> None:
         notes=notes,
     )
     catalog = load_catalog()
-    write_report(run.report_dir, report_run, run.sign(), catalog.get)  # type: ignore[arg-type]
+    write_report(
+        run.report_dir,
+        report_run,
+        run.sign(),  # type: ignore[arg-type]
+        catalog.get,
+        run.prestage,
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -460,6 +479,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 run.summary = _summary(run, results, verdict, run.report_dir, None)
         session.exitstatus = run.summary.exit_code
     finally:
+        if run.prestage is not None:
+            run.prestage.close()
         run.source.close()
         if run.frontend is not None and run.summary is not None:
             run.frontend.finished(run.summary)

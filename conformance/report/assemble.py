@@ -20,6 +20,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -43,6 +44,9 @@ from conformance.sign.statement import (
     parse_statement,
 )
 from conformance.sign.verify import MAX_ENVELOPE_BYTES
+
+if TYPE_CHECKING:
+    from conformance.report.prestage import Prestage
 
 # Tries at a random sibling name before giving up (collisions need a concurrent writer).
 _NAME_ATTEMPTS = 16
@@ -92,7 +96,7 @@ def check_report_dir(report_dir: Path) -> None:
         )
 
 
-def _sibling(target: Path, kind: str, *, create: bool) -> Path:
+def hidden_sibling(target: Path, kind: str, *, create: bool) -> Path:
     """A fresh hidden sibling name `.<name>.<kind>-<random>` (created as a directory if asked)."""
     for _ in range(_NAME_ATTEMPTS):
         candidate = target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
@@ -113,7 +117,7 @@ def _install(partial: Path, target: Path) -> None:
     if not target.exists() or not any(target.iterdir()):
         os.replace(partial, target)  # POSIX rename replaces an empty directory atomically
         return
-    old = _sibling(target, "old", create=False)
+    old = hidden_sibling(target, "old", create=False)
     os.rename(target, old)
     try:
         os.rename(partial, target)
@@ -146,10 +150,11 @@ def _fill(
     run: ReportRun,
     key: Ed25519PrivateKey,
     lookup: Callable[[str], ControlInfo],
+    prestage: Prestage | None,
 ) -> tuple[ReportView, tuple[FileDigest, ...]]:
     """Write every file into `root` in order, the envelope last; return the view and subjects."""
     ledger = ReportLedger(root)
-    capture_paths = copy_evidence(ledger, run)
+    capture_paths = copy_evidence(ledger, run, prestage)
     write_tables(ledger, run.observations, capture_paths)
     write_tool_versions(ledger, run)
     view = build_view(
@@ -172,19 +177,21 @@ def write_report(
     run: ReportRun,
     key: Ed25519PrivateKey,
     lookup: Callable[[str], ControlInfo],
+    prestage: Prestage | None = None,
 ) -> ReportSummary:
     """Write the signed report directory for `run` at `report_dir` (see the module docstring).
 
-    `lookup(control_id)` gives the catalog entry of each result (`load_catalog().get`).
+    `lookup(control_id)` gives the catalog entry of each result (`load_catalog().get`);
+    `prestage` holds evidence copies made while the run was judging (report.prestage).
     Raises ConformanceError when `report_dir` may not be used (checked before any copy),
     CaptureError when a capture changed after it was judged.
     """
     target = report_dir.absolute()
     check_report_dir(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = _sibling(target, "partial", create=True)
+    partial = hidden_sibling(target, "partial", create=True)
     try:
-        view, subjects = _fill(partial, run, key, lookup)
+        view, subjects = _fill(partial, run, key, lookup, prestage)
         _install(partial, target)
     except BaseException:
         # Interrupted or failed: no half report stays behind, at any name.

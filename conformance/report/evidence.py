@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.errors import CaptureError
 from conformance.observe.model import Observations
@@ -19,12 +20,17 @@ from conformance.report.model import ReportRun
 from conformance.report.tables import write_dns, write_flows, write_http, write_names, write_tls
 from conformance.report.view import EVIDENCE_DIR
 
+if TYPE_CHECKING:
+    from conformance.report.prestage import Prestage
+
 
 def _path(name: str) -> str:
     return f"{EVIDENCE_DIR}/{name}"
 
 
-def copy_evidence(ledger: ReportLedger, run: ReportRun) -> tuple[str | None, ...]:
+def copy_evidence(
+    ledger: ReportLedger, run: ReportRun, prestage: Prestage | None = None
+) -> tuple[str | None, ...]:
     """Copy every evidence file and the profile; return each capture's path in the report.
 
     Index i of the result is `run.observations.captures[i]` (None: that capture was not
@@ -32,7 +38,11 @@ def copy_evidence(ledger: ReportLedger, run: ReportRun) -> tuple[str | None, ...
     """
     copied: dict[Path, tuple[str, str]] = {}  # resolved source -> (report path, sha256)
     for source, name in run.evidence_files:
-        digest = ledger.copy_file(source, _path(name))
+        staged = prestage.take(source) if prestage is not None else None
+        if staged is None:
+            digest = ledger.copy_file(source, _path(name))
+        else:
+            digest = ledger.adopt_file(*staged, _path(name))
         copied.setdefault(source.resolve(), (digest.path, digest.sha256))
     ledger.copy_file(run.profile_source, _path("profile.yaml"))
 

@@ -53,6 +53,14 @@ class ReportLedger:
         sha256, size = copy_hashed(source, self._target(name))
         return self._record(name, sha256, size)
 
+    def adopt_file(self, staged: Path, sha256: str, size: int, name: str) -> FileDigest:
+        """Move a file copied and hashed earlier (report.prestage) in as `name`."""
+        target = self._target(name)
+        if os.path.lexists(target):
+            raise FileExistsError(f"{target}: already written")
+        os.rename(staged, target)
+        return self._record(name, sha256, size)
+
     @contextmanager
     def open_text(self, name: str) -> Iterator[TextIO]:
         """Stream UTF-8 text into `name` (newline="" as the csv module wants).

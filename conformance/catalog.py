@@ -30,6 +30,7 @@ class EvidenceKind(StrEnum):
     PROBE = "probe"  # an active probe or scan run by the harness
     CONTENT = "content"  # application messages recorded by the lab's cloud side or a proxy
     REPORT = "report"  # the report directory itself
+    HOST = "host"  # facts read on the live host (sockets, settings, hosts file, firewall)
 
 
 class Condition(StrEnum):
@@ -276,6 +277,7 @@ _GROUPS = {
     "PX": "Proxy (hybrid mode with a proxy)",
     "TM": "Telemetry",
     "RP": "Report",
+    "HOST": "Host facts (live hosts, `--host`; harness additions)",
 }
 _WHEN = {
     Condition.ALWAYS: "always",
@@ -299,7 +301,8 @@ there or not enough), `not-applicable` (the profile's mode or settings make it m
 Evidence kinds: **capture** a packet capture of the target's traffic; **lab** the lab drives
 the target (restarts, impostor servers, a stand-in cloud); **probe** an active probe or scan
 run by the harness; **content** application messages recorded by the lab's cloud side or an
-intercepting proxy; **report** the report directory itself.
+intercepting proxy; **report** the report directory itself; **host** facts read on the live
+host through testinfra (`--host`; without it these controls are not-applicable).
 """
 
 

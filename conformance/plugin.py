@@ -266,6 +266,13 @@ def _control_id(item: pytest.Item) -> str | None:
     return str(marker.args[0])
 
 
+def _supplementary(item: pytest.Item) -> bool:
+    """`ucx_control(ID, supplementary=True)`: judges ID from other evidence (host facts) and
+    may have nothing to say; the control's main test still decides when it says nothing."""
+    marker = item.get_closest_marker("ucx_control")
+    return bool(marker is not None and marker.kwargs.get("supplementary", False))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     run = _active(item.config)
     control_id = _control_id(item)
@@ -275,6 +282,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not control.applies_to(run.profile):
         reason = _not_applicable_reason(control, run.profile)
         run.record(ControlResult(control_id, Verdict.NOT_APPLICABLE, reason))
+        item.ucx_recorded = True  # type: ignore[attr-defined]
         pytest.skip(reason)
 
 
@@ -293,11 +301,14 @@ def pytest_runtest_makereport(
     control_id = _control_id(item)
     if run is None or control_id is None:
         return report
-    recorded = run.results.get(control_id)
+    # Whether *this* test recorded: another test may judge the same control (host facts).
+    recorded = run.results.get(control_id) if getattr(item, "ucx_recorded", False) else None
     if report.when == "call" and recorded is not None:
         report.ucx_verdict = recorded.verdict.value  # type: ignore[attr-defined]
     if recorded is not None or (report.when in ("setup", "teardown") and report.passed):
         return report
+    if _supplementary(item) and (report.passed or report.skipped):
+        return report  # a second opinion with nothing to say (e.g. no host in this run)
     # Nothing recorded: whatever happened, the control is not proven.
     if call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception):
         run.record(
@@ -362,6 +373,7 @@ def ucx_verdict(request: pytest.FixtureRequest) -> Callable[[ControlResult], Non
         if expected is not None and result.control_id != expected:
             raise HarnessError(f"test judged {result.control_id}, marked {expected}")
         run.record(result)
+        request.node.ucx_recorded = True
         match result.verdict:
             case Verdict.PASS:
                 return

@@ -76,7 +76,10 @@ def catalog() -> Catalog:
 def test_every_required_control_is_in_the_catalog_in_order(catalog: Catalog) -> None:
     required = list(_requirement_rows())
     assert len(required) == 19
-    assert list(catalog.ids()) == required
+    ids = list(catalog.ids())
+    assert ids[: len(required)] == required
+    # Controls the harness adds (host facts) come after the specification's, never between.
+    assert all(extra.startswith("HOST-") for extra in ids[len(required) :])
 
 
 def test_promise_and_judgement_follow_the_requirement(catalog: Catalog) -> None:
@@ -115,6 +118,7 @@ def test_modes_and_conditions(catalog: Catalog) -> None:
             "PX": (Mode.HYBRID,),
             "TM": (Mode.AIR_GAPPED,) if control.id == "TM-AIRGAP" else (Mode.HYBRID,),
             "RP": (Mode.AIR_GAPPED, Mode.HYBRID),
+            "HOST": (Mode.AIR_GAPPED, Mode.HYBRID),
         }[prefix]
         assert control.modes == expected, control.id
         if prefix == "PX":
@@ -136,7 +140,7 @@ def test_evidence_kinds(catalog: Catalog) -> None:
 
 
 def test_ids_are_unique_and_titles_short(catalog: Catalog) -> None:
-    assert len(set(catalog.ids())) == len(catalog) == 19
+    assert len(set(catalog.ids())) == len(catalog) == 22
     for control in catalog:
         assert len(control.title) <= 60, control.id
         assert "|" not in control.title
@@ -169,11 +173,14 @@ def test_for_mode(catalog: Catalog) -> None:
         "AG-PERIMETER",
         "TM-AIRGAP",
         "RP-SIGNED",
+        "HOST-HOSTS",
+        "HOST-PROXY",
+        "HOST-TELEMETRY",
     ]
     hybrid = catalog.for_mode(Mode.HYBRID)
     assert hybrid[0].id == "HY-DEST"
-    assert hybrid[-1].id == "RP-SIGNED"
-    assert len(hybrid) == 13
+    assert hybrid[-4].id == "RP-SIGNED"
+    assert len(hybrid) == 16
     with pytest.raises(ValueError, match="unknown mode 'airgapped'; known modes: air-gapped"):
         catalog.for_mode("airgapped")
 

@@ -22,6 +22,8 @@ IMPOSTOR_LOG = "impostor"  # HY-CERT impostor servers' per-connection log
 ENDPOINT_SCAN = "endpoint-scan"  # HY-ENDPOINT server-side TLS scan results (JSON)
 HOST_FACTS = "host-facts"  # facts collected on a live host (JSON)
 CONTAINER_LOG = "container"  # the target container's stdout/stderr
+STIMULI_LOG = "stimuli"  # stimuli run during the window (JSON lines, conformance.lab.stimuli)
+KNOWN_PEOPLE = "known-people"  # names of the site's people (JSON list): personal data (TM-MINIMAL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,16 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.evidence.interface import PROBE_LOG, Evidence
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+
+if TYPE_CHECKING:
+    from conformance.lab.sshd import LabHostHook
 
 
 class LabSource:
@@ -21,13 +25,14 @@ class LabSource:
 
     def __init__(self, faults: Sequence[str]) -> None:
         self.faults = tuple(faults)
+        self.host_hook: LabHostHook | None = None  # set by HostSource (--host with --lab)
         self._workdir: Path | None = None
 
     def collect(self, profile: Profile, progress: Progress) -> Evidence:
         from conformance.lab import run_lab
 
         self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
-        lab_run = run_lab(profile, self.faults, self._workdir, progress)
+        lab_run = run_lab(profile, self.faults, self._workdir, progress, self.host_hook)
         observations = observe_captures(lab_run.captures, progress)
         files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(lab_run.captures))
         notes = lab_run.notes

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from conformance.lab.sshd import LabHostHook
 
 __all__ = ["LabRun", "list_faults", "run_lab"]
 
@@ -41,6 +45,7 @@ def run_lab(
     faults: Sequence[str],
     workdir: Path,
     progress: Progress = NULL_PROGRESS,
+    host_hook: LabHostHook | None = None,
 ) -> LabRun:
     """Stand the lab up around the reference target in `profile.mode` and observe it.
 
@@ -49,8 +54,9 @@ def run_lab(
     tears everything down on every exit path (exception, SIGINT/SIGTERM) and returns the
     evidence. Raises LabError for an unknown fault (listing the valid ones), a missing tool
     (saying what to install), no root, or a lab that fails to come up; ProfileError for a bad
-    `lab:`, `probes:` or `stimuli:` section.
+    `lab:`, `probes:` or `stimuli:` section. With `host_hook`, a real sshd runs in the
+    target's namespace and the hook is told when to sample and when to collect (--host).
     """
     from conformance.lab.run import run_lab as _run_lab
 
-    return _run_lab(profile, faults, workdir, progress)
+    return _run_lab(profile, faults, workdir, progress, host_hook)

@@ -139,3 +139,12 @@ class LabCA:
         key_file.touch(mode=0o600)
         key_file.write_bytes(_key_pem(key))
         return CertPair(chain, key_file)
+
+    def export_for_interceptor(self, path: Path) -> Path:
+        """The CA's key and certificate in one PEM file (key first: mitmproxy's
+        `mitmproxy-ca.pem` layout), mode 0600, so the lab's interceptor issues certificates
+        the target already trusts."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(_key_pem(self._ca_key) + self._ca.public_bytes(serialization.Encoding.PEM))
+        return path

@@ -283,7 +283,10 @@ class LabState:
         """
         notes = stop_all(self.processes)
         for child in self.children:
-            child.poll()  # reaped already (returncode 0 then) or reaps it now
+            # Reaped already (returncode 0 then), or reap it now; a process stop_all just
+            # SIGKILLed may not be dead yet, and a bare poll() would leave it unreaped.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=1.0)
         self.children.clear()
         if on_stopped is not None:
             try:

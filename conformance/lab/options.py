@@ -5,6 +5,8 @@ lab:
   cloud_cert: valid        # valid | untrusted | expired | wrong-name (the cloud stand-ins')
   scanner: true            # the outside scanner tries to connect in (AG-INGRESS evidence)
   periods: {licensing: 4}  # seconds between the target's behaviours (see DEFAULT_PERIODS)
+  intercept: auto          # the content-level interceptor behind the proxy: true | false | auto
+                           # (auto: on when the profile has a proxy and cloud_cert is valid)
 probes: {perimeter: true}  # AG-PERIMETER probes after the window
 """
 
@@ -33,7 +35,7 @@ DEFAULT_PERIODS: Final = {
     "fault": 3.0,
 }
 SCAN_PORTS: Final = (8080, 9443)  # the admin API and the remote-support port of the fault
-_LAB_KEYS: Final = ("perimeter", "cloud_cert", "scanner", "periods")
+_LAB_KEYS: Final = ("perimeter", "cloud_cert", "scanner", "periods", "intercept")
 _PROBE_KEYS: Final = ("perimeter",)
 
 
@@ -47,6 +49,7 @@ class LabOptions:
     scanner: bool = True
     periods: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PERIODS))
     probe_perimeter: bool = False
+    intercept: bool = False  # mitmproxy behind squid records DECRYPTED_REQUESTS
 
 
 def _mapping(value: object, source: Path, key: str, allowed: tuple[str, ...]) -> dict[str, object]:
@@ -89,13 +92,23 @@ def lab_options(profile: Profile) -> LabOptions:
                 source, f"lab.periods.{name}", "expected a positive number of seconds"
             )
         periods[name] = float(seconds)
+    cloud_cert = _choice(lab.get("cloud_cert", "valid"), source, "lab.cloud_cert", CERT_KINDS)
+    intercept = lab.get("intercept", "auto")
+    if intercept == "auto":
+        # An interceptor would stand in for an untrusted cloud certificate (HY-CERT).
+        intercept = profile.proxy is not None and cloud_cert == "valid"
+    intercept = _flag(intercept, source, "lab.intercept")
+    if intercept and profile.proxy is None:
+        raise ProfileError(source, "lab.intercept", "the interceptor sits behind the proxy: the"
+                           " profile declares none")
     return LabOptions(
         window=profile.window_seconds or DEFAULT_WINDOW,
         perimeter=_choice(
             lab.get("perimeter", default_perimeter), source, "lab.perimeter", POLICIES
         ),
-        cloud_cert=_choice(lab.get("cloud_cert", "valid"), source, "lab.cloud_cert", CERT_KINDS),
+        cloud_cert=cloud_cert,
         scanner=_flag(lab.get("scanner", True), source, "lab.scanner"),
         periods=periods,
         probe_perimeter=_flag(probes.get("perimeter", False), source, "probes.perimeter"),
+        intercept=intercept,
     )

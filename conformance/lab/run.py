@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Final
 
 from conformance.errors import LabError
+from conformance.evidence.interface import STIMULI_LOG
 from conformance.lab import LabRun
 from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
@@ -31,7 +32,15 @@ from conformance.lab.netns import LabState, check_host, clean_stale, in_netns
 from conformance.lab.network import build
 from conformance.lab.options import SCAN_PORTS, LabOptions, lab_options
 from conformance.lab.perimeter import counters, install
-from conformance.lab.services import LDAP_BIND_DN, LDAP_PASSWORD, LDAP_SUFFIX, Evidence, Services
+from conformance.lab.services import (
+    LDAP_BIND_DN,
+    LDAP_PASSWORD,
+    LDAP_SUFFIX,
+    Evidence,
+    Services,
+    listening,
+)
+from conformance.lab.sshd import LabHostAccess, LabHostHook, start_sshd, write_host_files
 from conformance.lab.stimuli import Stimulus, StimulusRunner, parse_stimuli
 from conformance.profile_model import Mode, Profile
 from conformance.progress import Progress
@@ -145,7 +154,9 @@ class _Run:
         options: LabOptions,
         stimuli: tuple[Stimulus, ...],
         progress: Progress,
+        host_hook: LabHostHook | None = None,
     ) -> None:
+        self.host_hook = host_hook
         self.profile, self.faults, self.workdir = profile, faults, workdir
         self.options, self.stimuli, self.progress = options, stimuli, progress
         self.notes: list[str] = []
@@ -153,6 +164,29 @@ class _Run:
         self.state: LabState | None = None
         self.capture_path = workdir / "capture-target.pcapng"
         self.probe_log: Path | None = None
+
+    def _host_access(self, state: LabState, ns: topo.Namespaces) -> LabHostAccess:
+        """sshd in the target's namespace and the product's settings file, for --host."""
+        proxy = str(self.profile.proxy) if self.profile.proxy is not None else "none"
+        if "proxy-mismatch" in self.faults:
+            proxy = f"{topo.UNDECLARED_V4}:3128"
+        settings: dict[str, object] = {
+            "mode": self.profile.mode.value,
+            "telemetry": self.profile.telemetry.value,
+            "proxy": proxy,
+        }
+        write_host_files(ns, self.workdir, settings, "hosts-override" in self.faults)
+        proc, access = start_sshd(state, ns, self.workdir)
+        self.evidence.add(self.workdir / "sshd.log", "lab/sshd.log")
+        self.evidence.add(self.workdir / "ucx-settings.json", "lab/ucx-settings.json")
+        deadline = time.monotonic() + 5
+        while not listening(proc.pid, "tcp", 22):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.workdir / "sshd.log").read_text(errors="replace")[-300:]
+                raise LabError(f"the lab's sshd did not start: {log}")
+            time.sleep(0.05)
+        self.notes.append("sshd in the target's namespace for the live-host backend")
+        return access
 
     def execute(self) -> None:
         self.notes += clean_stale()
@@ -183,7 +217,9 @@ class _Run:
         services = Services(state, ns, self.workdir, ca, self.evidence)
         services.onprem_dns(hybrid=self.profile.mode is Mode.HYBRID)
         services.outside_dns()
-        services.proxy()
+        services.proxy(intercept=self.options.intercept)
+        if self.options.intercept:
+            services.interceptor()
         services.directory()
         services.onprem_standins()
         services.cloud_standins(self.options.cloud_cert, SCAN_PORTS if self.options.scanner else ())
@@ -198,12 +234,18 @@ class _Run:
             )
         )
 
+        sshd = self._host_access(state, ns) if self.host_hook is not None else None
         capture = Capture(state, ns.target, topo.TARGET_LINK, self.capture_path)
         target = services.target(
             _target_config(self.profile, self.faults, self.options, ca.ca_file, licence)
         )
         services.wait_ready()
         self.notes.append(f"lab up in {time.monotonic() - began:.2f} s (capture started first)")
+        if self.options.intercept:
+            self.notes.append(
+                "content-level interceptor (mitmproxy) behind the proxy, lab CA trusted by the"
+                " target: decrypted requests in lab/decrypted-requests.jsonl"
+            )
 
         stimuli_log = self.workdir / "stimuli.jsonl"
         runner = StimulusRunner(
@@ -216,8 +258,12 @@ class _Run:
             shell_argv=lambda s: in_netns(ns.target, ["sh", "-c", s.command]),
         )
         if self.stimuli:
-            self.evidence.add(stimuli_log, "lab/stimuli.jsonl")
+            self.evidence.add(stimuli_log, "lab/stimuli.jsonl", STIMULI_LOG)
+        if sshd is not None and self.host_hook is not None:
+            self.host_hook.lab_ready(sshd)
         self._window(capture, runner, target)
+        if self.host_hook is not None:
+            self.host_hook.window_over()
         if self.options.probe_perimeter:
             self._probe(ns)
 
@@ -291,7 +337,13 @@ class _Run:
         )
 
 
-def run_lab(profile: Profile, faults: Sequence[str], workdir: Path, progress: Progress) -> LabRun:
+def run_lab(
+    profile: Profile,
+    faults: Sequence[str],
+    workdir: Path,
+    progress: Progress,
+    host_hook: LabHostHook | None = None,
+) -> LabRun:
     """See conformance.lab.run_lab."""
     checked = check_faults(faults)
     options = lab_options(profile)
@@ -299,7 +351,7 @@ def run_lab(profile: Profile, faults: Sequence[str], workdir: Path, progress: Pr
     _check_profile(profile)
     check_host()
     workdir.mkdir(parents=True, exist_ok=True)
-    lab = _Run(profile, checked, workdir, options, stimuli, progress)
+    lab = _Run(profile, checked, workdir, options, stimuli, progress, host_hook)
     with _signals_raise():
         lab.execute()
     return lab.result()

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Final
 
 from conformance.errors import LabError
-from conformance.evidence.interface import CLOUD_REQUESTS, PROXY_ACCESS_LOG
+from conformance.evidence.interface import (
+    CLOUD_REQUESTS,
+    DECRYPTED_REQUESTS,
+    KNOWN_PEOPLE,
+    PROXY_ACCESS_LOG,
+)
 from conformance.lab import topology as topo
 from conformance.lab.certs import CertPair, LabCA
 from conformance.lab.netns import LabState, in_netns, run, run_dir, shm_prefix
@@ -35,6 +40,12 @@ LDAP_BIND_DN: Final = f"cn=ucx-svc,{LDAP_SUFFIX}"
 LDAP_PASSWORD: Final = "lab-only-secret"  # a throwaway directory inside a namespace
 
 _TCP_LISTEN = "0A"  # /proc/net/tcp state of a listening socket
+INTERCEPT_PORT: Final = 3129  # the interceptor, squid's parent proxy (same address)
+INTERCEPT_PEER: Final = (
+    f"cache_peer {topo.PROXY_V4} parent {INTERCEPT_PORT} 0 no-query no-digest"
+    " no-netdb-exchange default name=interceptor",
+    "never_direct allow all",
+)
 
 
 @dataclass
@@ -179,8 +190,12 @@ class Services:
 
     # --- proxy ---------------------------------------------------------------------------------
 
-    def proxy(self) -> None:
-        """squid on 192.0.2.80:3128: CONNECT to 443/636 only, access.log kept as evidence."""
+    def proxy(self, intercept: bool = False) -> None:
+        """squid on 192.0.2.80:3128: CONNECT to 443/636 only, access.log kept as evidence.
+
+        With `intercept`, squid hands every request to the interceptor (`interceptor()`) as
+        its parent proxy instead of going direct.
+        """
         home = run_dir(self.state.run_id) / "squid"
         home.mkdir(mode=0o750, exist_ok=True)
         shutil.chown(home, "proxy", "proxy")
@@ -212,6 +227,7 @@ class Services:
                     "http_access deny CONNECT !SSL_ports",
                     "http_access allow localnet",
                     "http_access deny all",
+                    *(INTERCEPT_PEER if intercept else []),
                 ]
             )
             + "\n"
@@ -225,6 +241,51 @@ class Services:
         access = self.workdir / "squid-access.log"
         self.evidence.copy_back.append((home / "access.log", access))
         self.evidence.add(access, "lab/squid-access.log", PROXY_ACCESS_LOG)
+
+    def interceptor(self) -> None:
+        """mitmproxy (conformance.lab.intercept) on 192.0.2.80:3129, squid's parent: decrypts
+        with lab-CA certificates and records DECRYPTED_REQUESTS; forwards to the lab only."""
+        confdir = self.workdir / "pki" / "interceptor"
+        self.ca.export_for_interceptor(confdir / "mitmproxy-ca.pem")
+        log = self.workdir / "decrypted-requests.jsonl"
+        log.touch()
+        ready = self.workdir / "interceptor.ready"
+        conf = self.workdir / "interceptor.json"
+        conf.write_text(
+            json.dumps(
+                {
+                    "listen_host": topo.PROXY_V4,
+                    "listen_port": INTERCEPT_PORT,
+                    "confdir": str(confdir),
+                    "upstream_ca": str(self.ca.ca_file),
+                    "connect_addr": topo.PROXY_V4,
+                    "allowed_hosts": [
+                        topo.API_NAME,
+                        topo.GRPC_NAME,
+                        topo.LDAPS_NAME,
+                        topo.UNDOCUMENTED_NAME,
+                    ],
+                    "log": str(log),
+                    "proxy_host": topo.PROXY_V4,
+                    "proxy_port": topo.PROXY_PORT,
+                    "ready": str(ready),
+                },
+                indent=2,
+            )
+        )
+        out = self.workdir / "interceptor.out"
+        argv = [
+            "env",
+            f"PYTHONPATH={FIXTURES.parents[1]}",
+            sys.executable,
+            "-m",
+            "conformance.lab.intercept",
+            str(conf),
+        ]
+        proc = self._spawn("interceptor", self.ns.onprem, argv, out)
+        # Ready once a warm-up CONNECT made it through squid to the interceptor.
+        self.pending.append((ready.exists, "interceptor", proc, out))
+        self.evidence.add(log, "lab/decrypted-requests.jsonl", DECRYPTED_REQUESTS)
 
     # --- directory -------------------------------------------------------------------------------
 
@@ -268,6 +329,9 @@ class Services:
         ]
         ldif = home / "directory.ldif"
         ldif.write_text("\n".join(entries))
+        known = self.workdir / "known-people.json"
+        known.write_text(json.dumps([cn for cn, _ in people]))
+        self.evidence.add(known, "lab/known-people.json", KNOWN_PEOPLE)
         run(["slapadd", "-q", "-f", str(conf), "-l", str(ldif)])
         log = self.workdir / "slapd.log"
         urls = f"ldap://{topo.LDAP_V4}/ ldaps://{topo.LDAP_V4}/"

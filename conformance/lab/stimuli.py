@@ -171,6 +171,7 @@ class StimulusRunner:
 
     def _record(self, stimulus: Stimulus, argv: list[str]) -> None:
         began = time.monotonic() - self.started
+        began_epoch = time.time()
         try:
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=STIMULUS_TIMEOUT, check=False
@@ -184,6 +185,7 @@ class StimulusRunner:
         line = {
             "at": stimulus.at,
             "ran_at": round(began, 3),
+            "t": round(began_epoch, 3),  # epoch, to compare with the content logs' times
             "stimulus": stimulus.describe(),
             **result,
         }

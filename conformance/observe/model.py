@@ -206,9 +206,13 @@ class CaptureSummary:
         return not self.truncated_file and not self.drops
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Observations:
-    """Everything the observers produced from every capture of a run."""
+    """Everything the observers produced from every capture of a run.
+
+    Its repr gives counts only: pytest shows a failing test's arguments in the traceback,
+    and the full repr of millions of packets' records costs seconds and tens of MiB.
+    """
 
     captures: tuple[CaptureSummary, ...]
     flows: tuple[Flow, ...]
@@ -218,6 +222,14 @@ class Observations:
     http_requests: tuple[HttpRequest, ...] = ()
     names: tuple[NameMention, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "12 flows began before the capture"
+
+    def __repr__(self) -> str:
+        return (
+            f"Observations(captures={len(self.captures)}, packets={self.packets}, "
+            f"flows={len(self.flows)}, dns={len(self.dns)}, "
+            f"client_hellos={len(self.client_hellos)}, server_hellos={len(self.server_hellos)}, "
+            f"http_requests={len(self.http_requests)}, names={len(self.names)})"
+        )
 
     @property
     def complete(self) -> bool:

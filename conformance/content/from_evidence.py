@@ -1,0 +1,72 @@
+"""Read the named logs of an `Evidence` for the proxy and telemetry judges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conformance.content.logs import ContentEvidence, load_content
+from conformance.content.squid import read_access_log
+from conformance.evidence.interface import (
+    CLOUD_REQUESTS,
+    DECRYPTED_REQUESTS,
+    KNOWN_PEOPLE,
+    PROXY_ACCESS_LOG,
+    STIMULI_LOG,
+    Evidence,
+)
+from conformance.judge.proxy import ProxyLog
+
+
+def evidence_names(evidence: Evidence) -> dict[Path, str]:
+    """Each evidence file and its name under the report's evidence/."""
+    return {path: name for path, name in evidence.files}
+
+
+def content_evidence(evidence: Evidence) -> ContentEvidence:
+    """DECRYPTED_REQUESTS and CLOUD_REQUESTS, whichever the source produced."""
+    logs = {
+        name: path
+        for name in (DECRYPTED_REQUESTS, CLOUD_REQUESTS)
+        if (path := evidence.log(name)) is not None
+    }
+    return load_content(logs, evidence_names(evidence))
+
+
+def proxy_log(evidence: Evidence) -> ProxyLog | None:
+    """The proxy's access.log, when the source has one."""
+    path = evidence.log(PROXY_ACCESS_LOG)
+    if path is None:
+        return None
+    entries, bad = read_access_log(path)
+    name = evidence_names(evidence).get(path, path.name)
+    return ProxyLog(name, tuple(entries), tuple(bad))
+
+
+def stimuli(evidence: Evidence) -> list[dict[str, Any]] | None:
+    """The stimuli run during the window, or None when the source ran none."""
+    path = evidence.log(STIMULI_LOG)
+    if path is None:
+        return None
+    records = []
+    for text in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def known_people(evidence: Evidence) -> tuple[str, ...]:
+    """Names of the site's people (the lab directory's), to find them in telemetry."""
+    path = evidence.log(KNOWN_PEOPLE)
+    if path is None:
+        return ()
+    try:
+        names = json.loads(path.read_text())
+    except ValueError:
+        return ()
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()

@@ -1,0 +1,54 @@
+"""A squid access.log (native format) as records: the proxy's own account of what it carried.
+
+1732345678.123 1023 192.0.2.10 TCP_TUNNEL/200 3954 CONNECT api.imagicle.com:443 - HIER_DIRECT/-
+time           elapsed client action/status bytes method URL          ident hierarchy/peer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+_FIELDS: Final = 7  # time, elapsed, client, action/status, bytes, method, URL (the rest optional)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLogEntry:
+    line: int  # 1-based
+    time: float
+    client: str
+    action: str  # TCP_TUNNEL, TCP_DENIED, TCP_MISS, ...
+    status: int
+    method: str
+    url: str  # "host:port" for CONNECT, "http://host/path" for a proxied request
+    text: str  # the line as written
+
+
+def read_access_log(path: Path) -> tuple[list[ProxyLogEntry], list[int]]:
+    """The entries and the numbers of lines that could not be read."""
+    entries: list[ProxyLogEntry] = []
+    bad: list[int] = []
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        parts = text.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) < _FIELDS:
+                raise ValueError(text)
+            action, _, status = parts[3].partition("/")
+            entries.append(
+                ProxyLogEntry(
+                    line=number,
+                    time=float(parts[0]),
+                    client=parts[2],
+                    action=action,
+                    status=int(status or 0),
+                    method=parts[5],
+                    url=parts[6],
+                    text=text.strip(),
+                )
+            )
+        except ValueError:
+            bad.append(number)
+    return entries, bad

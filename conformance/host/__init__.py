@@ -1,0 +1,1 @@
+"""Live hosts: facts collected over testinfra's backends (docs/hosts.md)."""

@@ -1,0 +1,404 @@
+"""The proxy judges: PX-ONLY, PX-CONNECT and PX-DNS (CT 7 "Via proxy, so no need for the UCX
+Suite to have direct connectivity").
+
+Judged on the capture of the target's link; the proxy's own access.log (squid native format)
+is a second source where the evidence has one: it names what the proxy carried for the target
+(a plaintext request it forwarded, a CONNECT to a host the capture cannot name). Content-level
+evidence (the intercepting proxy's decrypted log) adds plaintext requests it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conformance.content.logs import ContentEvidence
+from conformance.content.squid import ProxyLogEntry
+from conformance.evidence.interface import DECRYPTED_REQUESTS
+from conformance.judge.common import (
+    FindingGroups,
+    NameIndex,
+    conclude,
+    describe_flow,
+    flow_finding,
+    flow_packets,
+    host_of,
+    is_cloud_name,
+    is_outside,
+    plural,
+    target_view,
+)
+from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
+from conformance.names import matches
+from conformance.observe.model import Flow, Observations, TlsClientHello
+from conformance.profile_model import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLog:
+    """The proxy's access.log as read, and its name under the report's evidence/."""
+
+    evidence_file: str
+    entries: tuple[ProxyLogEntry, ...]
+    unreadable: tuple[int, ...] = ()
+
+
+def _no_proxy(control_id: str, profile: Profile) -> ControlResult | None:
+    if profile.proxy is None:
+        from conformance.verdict import Verdict
+
+        return ControlResult(control_id, Verdict.NOT_APPLICABLE, "the profile declares no proxy")
+    return None
+
+
+def _to_proxy(flow: Flow, profile: Profile) -> bool:
+    proxy = profile.proxy
+    return (
+        proxy is not None
+        and flow.transport == "tcp"
+        and flow.responder == proxy.address
+        and flow.responder_port == proxy.port
+    )
+
+
+def _target_entries(log: ProxyLog | None, profile: Profile) -> list[ProxyLogEntry]:
+    if log is None:
+        return []
+    targets = {str(a) for a in profile.target.addresses}
+    return [e for e in log.entries if e.client in targets]
+
+
+# --- PX-ONLY ---------------------------------------------------------------------------------
+
+
+def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> ControlResult:
+    """PX-ONLY: every flow the target opens to an outside address goes to the proxy instead.
+
+    A DNS query to an outside resolver is PX-DNS's to judge (shown here as info), so each
+    fault fails one control; any other flow to an outside address, answered or not, fails.
+    """
+    skip = _no_proxy("PX-ONLY", profile)
+    if skip is not None:
+        return skip
+    assert profile.proxy is not None
+    view = target_view(obs, profile)
+    index = NameIndex(obs)
+    findings: list[Finding] = []
+    dns_flows = {q.flow_id for q in obs.dns if profile.is_target(q.client)}
+    direct = proxied = dns_outside = 0
+    for flow in view.flows:
+        if not view.initiated(flow):
+            continue
+        if _to_proxy(flow, profile):
+            proxied += 1
+        elif is_outside(flow.responder, profile.environment) and flow.flow_id in dns_flows:
+            dns_outside += 1
+            findings.append(
+                flow_finding(Severity.INFO, flow, index, ": DNS to an outside resolver (PX-DNS)")
+            )
+        elif is_outside(flow.responder, profile.environment):
+            direct += 1
+            findings.append(
+                flow_finding(Severity.VIOLATION, flow, index, f": around the proxy {profile.proxy}")
+            )
+    tunnels = [e for e in _target_entries(log, profile) if e.method == "CONNECT"]
+    facts: dict[str, object] = {
+        "target_flows": len(view.flows),
+        "flows_to_proxy": proxied,
+        "direct_external_flows": direct,
+        "dns_flows_to_outside_resolvers": dns_outside,
+        "proxy_log": log.evidence_file if log else "not available",
+        "proxy_log_tunnels_for_target": len(tunnels),
+    }
+    if log is not None and tunnels:
+        findings.append(
+            Finding(
+                Severity.INFO,
+                f"the proxy's access.log records {plural(len(tunnels), 'tunnel')} for the target",
+                evidence_file=log.evidence_file,
+                evidence_line=tunnels[0].line,
+            )
+        )
+    gaps = []
+    if not proxied:
+        gaps.append(
+            f"the target opened no connection to the proxy {profile.proxy} in the window:"
+            " nothing shows its cloud traffic uses it"
+        )
+    return conclude(
+        "PX-ONLY",
+        view,
+        findings,
+        passed=(
+            f"{plural(proxied, 'flow')} to the proxy {profile.proxy};"
+            f" no direct flow to an outside address ({len(view.flows)} target flows)"
+        ),
+        failed=f"{plural(direct, 'flow')} to outside addresses around the proxy",
+        facts=facts,
+        gaps=gaps,
+    )
+
+
+# --- PX-CONNECT ------------------------------------------------------------------------------
+
+
+def allowed_endpoint(host: str, port: int | None, profile: Profile) -> bool:
+    """Whether host:port is one of the profile's cloud endpoints (decision 4 patterns)."""
+    if profile.cloud is None or port is None:
+        return False
+    return any(e.port == port and _matches(e.pattern, host) for e in profile.cloud.endpoints)
+
+
+def _matches(pattern: str, host: str) -> bool:
+    try:
+        return matches(pattern, host)
+    except ValueError:
+        return False
+
+
+def _split_authority(target: str) -> tuple[str, int | None]:
+    host = host_of(target)
+    _, _, port = target.rpartition(":")
+    return host, int(port) if port.isdigit() else None
+
+
+def _endpoints(profile: Profile) -> str:
+    return ", ".join(str(e) for e in profile.cloud.endpoints) if profile.cloud else "none"
+
+
+def connect(
+    obs: Observations,
+    profile: Profile,
+    log: ProxyLog | None = None,
+    content: ContentEvidence | None = None,
+) -> ControlResult:
+    """PX-CONNECT: each request to the proxy is CONNECT to an allowed host:port, the tunnel's
+    TLS ClientHello names the CONNECT host (SNI), and no plaintext request goes through it."""
+    skip = _no_proxy("PX-CONNECT", profile)
+    if skip is not None:
+        return skip
+    view = target_view(obs, profile)
+    index = NameIndex(obs)
+    hellos: dict[int, list[TlsClientHello]] = {}
+    for hello in obs.client_hellos:
+        hellos.setdefault(hello.flow_id, []).append(hello)
+    groups = FindingGroups()
+    counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0}
+    opaque = 0
+    for flow in view.flows:
+        if not view.initiated(flow) or not _to_proxy(flow, profile):
+            continue
+        requests = index.requests(flow)
+        if not requests and flow.first_payload_packet is not None:
+            opaque += 1
+        for request in requests:
+            packets = PacketRef(request.capture, (request.packet,))
+            if request.method != "CONNECT":
+                counts["plaintext"] += request.count
+                groups.add(
+                    ("plain", request.method, request.target),
+                    Severity.VIOLATION,
+                    f"{request.method} {request.target} sent to the proxy in plaintext"
+                    f" ({describe_flow(flow)}): not a CONNECT tunnel",
+                    capture=request.capture,
+                    packets=packets.packets,
+                    flow_id=flow.flow_id,
+                    count=request.count,
+                )
+                continue
+            counts["connects"] += request.count
+            host, port = _split_authority(request.target)
+            if not allowed_endpoint(host, port, profile):
+                counts["not_allowed"] += request.count
+                groups.add(
+                    ("target", request.target),
+                    Severity.VIOLATION,
+                    f"CONNECT {request.target}: not an allowed endpoint ({_endpoints(profile)})",
+                    capture=request.capture,
+                    packets=packets.packets,
+                    flow_id=flow.flow_id,
+                    count=request.count,
+                )
+            _judge_tunnel(flow, host, request.target, hellos.get(flow.flow_id, []), groups, counts)
+    findings = groups.findings()
+    findings += _log_findings(_target_entries(log, profile), log, profile, counts)
+    findings += _content_findings(content, counts)
+    facts: dict[str, object] = {
+        **counts,
+        "proxy_log": log.evidence_file if log else "not available",
+        "proxy_flows_without_request": opaque,
+    }
+    gaps: list[str] = []
+    if not counts["connects"]:
+        gaps.append("the capture shows no CONNECT request to the proxy: no tunnel to judge")
+    if opaque:
+        gaps.append(f"{plural(opaque, 'flow')} to the proxy carried no readable HTTP request")
+    if log is not None and log.unreadable:
+        gaps.append(f"{log.evidence_file}: {plural(len(log.unreadable), 'line')} unreadable")
+    violations = sum(1 for f in findings if f.severity is Severity.VIOLATION)
+    return conclude(
+        "PX-CONNECT",
+        view,
+        findings,
+        passed=(
+            f"{plural(counts['connects'], 'CONNECT request')} to allowed endpoints;"
+            f" {counts['sni_matched']} tunnels' ClientHello SNI equals the CONNECT host;"
+            " no plaintext request through the proxy"
+        ),
+        failed=f"{plural(violations, 'problem')} with what went through the proxy",
+        facts=facts,
+        gaps=gaps,
+        payloads=True,
+    )
+
+
+def _judge_tunnel(
+    flow: Flow,
+    host: str,
+    target: str,
+    hellos: Sequence[TlsClientHello],
+    groups: FindingGroups,
+    counts: dict[str, int],
+) -> None:
+    if not hellos:
+        groups.add(
+            ("nohello", target, flow.flow_id),
+            Severity.WARNING,
+            f"CONNECT {target}: no TLS ClientHello followed in the capture (refused by the"
+            f" proxy, closed, or cut by the window's end), {describe_flow(flow)}",
+            capture=flow.capture,
+            packets=flow_packets(flow).packets,
+            flow_id=flow.flow_id,
+        )
+        return
+    for hello in hellos:
+        sni = (hello.sni or "").lower().rstrip(".")
+        if sni and sni == host:
+            counts["sni_matched"] += 1
+            continue
+        what = f"SNI {hello.sni}" if hello.sni else "no SNI"
+        groups.add(
+            ("sni", target, hello.sni),
+            Severity.VIOLATION,
+            f"CONNECT {target}, then a TLS ClientHello with {what}: the tunnel does not carry"
+            f" TLS to the CONNECT host ({describe_flow(flow)})",
+            capture=hello.capture,
+            packets=(hello.packet,),
+            flow_id=flow.flow_id,
+        )
+
+
+def _log_findings(
+    entries: Sequence[ProxyLogEntry],
+    log: ProxyLog | None,
+    profile: Profile,
+    counts: dict[str, int],
+) -> list[Finding]:
+    """The proxy's own account: non-CONNECT requests and CONNECTs to disallowed endpoints."""
+    if log is None:
+        return []
+    findings: list[Finding] = []
+    for entry in entries:
+        if entry.method != "CONNECT":
+            why = "a plaintext request through the proxy, not a CONNECT tunnel"
+        else:
+            host, port = _split_authority(entry.url)
+            if allowed_endpoint(host, port, profile):
+                continue
+            why = f"CONNECT to an endpoint that is not allowed ({_endpoints(profile)})"
+        counts["proxy_log_violations"] = counts.get("proxy_log_violations", 0) + 1
+        findings.append(
+            Finding(
+                Severity.VIOLATION,
+                f"proxy access.log: {entry.client} {entry.method} {entry.url}"
+                f" ({entry.action}/{entry.status}): {why}",
+                evidence_file=log.evidence_file,
+                evidence_line=entry.line,
+                facts={"line": entry.text},
+            )
+        )
+    return findings
+
+
+def _content_findings(content: ContentEvidence | None, counts: dict[str, int]) -> list[Finding]:
+    """Plaintext requests the intercepting proxy saw (absolute-form, or plaintext in a tunnel)."""
+    if content is None:
+        return []
+    findings: list[Finding] = []
+    for message in content.messages:
+        if message.source != DECRYPTED_REQUESTS or message.tls is not None:
+            continue
+        counts["plaintext_decrypted"] = counts.get("plaintext_decrypted", 0) + 1
+        findings.append(
+            Finding(
+                Severity.VIOLATION,
+                f"intercepting proxy saw {message.describe()}: plaintext through the proxy",
+                evidence_file=message.evidence_file,
+                evidence_line=message.line,
+            )
+        )
+    return findings
+
+
+# --- PX-DNS ----------------------------------------------------------------------------------
+
+
+def dns(obs: Observations, profile: Profile) -> ControlResult:
+    """PX-DNS: no DNS query of the target goes to a resolver outside the environment; queries
+    for cloud names (which the proxy resolves, so the target need not) are reported as info."""
+    skip = _no_proxy("PX-DNS", profile)
+    if skip is not None:
+        return skip
+    view = target_view(obs, profile)
+    groups = FindingGroups()
+    total = outside = cloud = 0
+    for query in obs.dns:
+        if not profile.is_target(query.client):
+            continue
+        total += query.count
+        packets = tuple(p for p in (query.packet, query.response_packet) if p is not None)
+        if is_outside(query.server, profile.environment):
+            outside += query.count
+            groups.add(
+                ("outside", query.qname, query.server),
+                Severity.VIOLATION,
+                f"DNS query for {query.qname} to {query.server}:{query.server_port}, a resolver"
+                " outside the environment: the name leaves around the proxy",
+                capture=query.capture,
+                packets=packets,
+                flow_id=query.flow_id,
+                count=query.count,
+            )
+        elif is_cloud_name(query.qname):
+            cloud += query.count
+            groups.add(
+                ("cloud", query.qname, query.server),
+                Severity.INFO,
+                f"DNS query for the cloud name {query.qname} at {query.server} (inside the"
+                " environment; the proxy resolves cloud names, the target need not)",
+                capture=query.capture,
+                packets=packets,
+                flow_id=query.flow_id,
+                count=query.count,
+            )
+    facts: dict[str, object] = {
+        "dns_queries": total,
+        "to_outside_resolvers": outside,
+        "cloud_name_queries": cloud,
+    }
+    passed = f"{_queries(total)} by the target, none to a resolver outside the environment"
+    if cloud:
+        passed += f"; {cloud} for cloud names at on-prem resolvers (reported)"
+    return conclude(
+        "PX-DNS",
+        view,
+        groups.findings(),
+        passed=passed,
+        failed=f"{_queries(outside)} to resolvers outside the environment",
+        facts=facts,
+        payloads=True,
+    )
+
+
+def _queries(count: int) -> str:
+    return f"{count} DNS {'query' if count == 1 else 'queries'}"

@@ -1,0 +1,133 @@
+"""The live-host backend against the lab target over real SSH (sshd in the target's namespace).
+
+One well-behaved run, one run with every host-visible fault, and the ways a host can fail to
+answer: each must end in a clear message and `inconclusive`, never `pass`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.evidence.host import HostSource, load_facts
+from conformance.evidence.interface import HOST_FACTS
+from conformance.evidence.lab import LabSource
+from conformance.host.model import HostFacts
+from conformance.judge import host
+from conformance.profile_model import Profile
+from conformance.progress import NULL_PROGRESS
+from conformance.verdict import Verdict
+from tests.lab.conftest import lab_profile
+
+HOST_FAULTS = ("cloud-licensing-airgapped", "listen-outside", "hosts-override", "proxy-mismatch")
+
+
+def _collect(profile: Profile, url: str, faults: tuple[str, ...] = ()) -> HostFacts:
+    source = HostSource(url, LabSource(faults))
+    try:
+        evidence = source.collect(profile, NULL_PROGRESS)
+        path = evidence.log(HOST_FACTS)
+        assert path is not None
+        return load_facts(path)
+    finally:
+        source.close()
+
+
+@pytest.fixture(scope="module")
+def profile() -> Profile:
+    return lab_profile("lab-air-gapped", window=5.0, probes={"perimeter": False})
+
+
+@pytest.fixture(scope="module")
+def clean(profile: Profile) -> HostFacts:
+    return _collect(profile, "lab")
+
+
+@pytest.fixture(scope="module")
+def broken(profile: Profile) -> HostFacts:
+    return _collect(profile, "lab", HOST_FAULTS)
+
+
+def test_well_behaved_target_passes_every_host_judgement(
+    clean: HostFacts, profile: Profile
+) -> None:
+    assert clean.samples >= 2, clean.problems
+    assert clean.firewall == "nftables" and clean.firewall_input_restricted is True
+    assert any(s.local_port == 22 for s in clean.listeners)  # sshd itself, seen over ssh
+    for result in (
+        host.egress(clean, profile),
+        host.ingress(clean, profile),
+        host.hosts_file(clean),
+        host.proxy_setting(clean, profile),
+        host.product_settings(clean, profile),
+    ):
+        assert result is not None and result.verdict is Verdict.PASS, result
+
+
+def test_outside_connection_fails_egress(broken: HostFacts, profile: Profile) -> None:
+    result = host.egress(broken, profile)
+    assert result is not None and result.verdict is Verdict.FAIL
+    assert any("203.0.113.10:443" in f.summary for f in result.violations)
+
+
+def test_listener_without_host_firewall_fails_ingress(broken: HostFacts, profile: Profile) -> None:
+    result = host.ingress(broken, profile)
+    assert result.verdict is Verdict.FAIL
+    assert any(":9443" in f.summary for f in result.violations)
+
+
+def test_hosts_override_fails_host_hosts(broken: HostFacts) -> None:
+    result = host.hosts_file(broken)
+    assert result.verdict is Verdict.FAIL
+    assert "api.imagicle.com" in result.violations[0].summary
+
+
+def test_proxy_setting_unlike_the_profile_fails_host_proxy(
+    broken: HostFacts, profile: Profile
+) -> None:
+    result = host.proxy_setting(broken, profile)
+    assert result.verdict is Verdict.FAIL
+    assert "192.0.2.99:3128" in result.violations[0].summary
+
+
+@pytest.fixture
+def short(profile: Profile) -> Iterator[Profile]:
+    yield dataclasses.replace(profile, window_seconds=2.0)
+
+
+def _all_inconclusive(facts: HostFacts, profile: Profile) -> None:
+    for result in (
+        host.egress(facts, profile),
+        host.ingress(facts, profile),
+        host.hosts_file(facts),
+    ):
+        assert result is not None and result.verdict is Verdict.INCONCLUSIVE, result
+
+
+def test_bad_credentials_are_inconclusive_with_the_reason(short: Profile) -> None:
+    facts = _collect(short, "ssh://no-such-user@lab")
+    assert any("Permission denied" in p for p in facts.problems), facts.problems
+    _all_inconclusive(facts, short)
+
+
+def test_unreachable_host_is_inconclusive(short: Profile) -> None:
+    # 192.0.2.77 exists in no lab namespace: the relay inside the lab finds nothing there.
+    facts = _collect(short, "ssh://root@192.0.2.77")
+    assert any("No route to host" in p for p in facts.problems), facts.problems
+    _all_inconclusive(facts, short)
+
+
+def test_hanging_command_times_out_and_is_reported(short: Profile, tmp_path: Path) -> None:
+    fifo = tmp_path / "settings.fifo"
+    os.mkfifo(fifo)  # `cat` of a FIFO nobody writes blocks forever
+    hanging = dataclasses.replace(
+        short,
+        extra={**short.extra, "host": {"settings": str(fifo), "command_timeout": 2}},
+    )
+    facts = _collect(hanging, "lab")
+    assert any("settings" in p and "timed out" in p for p in facts.problems), facts.problems
+    assert host.product_settings(facts, hanging).verdict is Verdict.INCONCLUSIVE

@@ -1,0 +1,155 @@
+"""Proxy mode in the lab, telemetry disabled and enabled, with the content-level interceptor:
+the well-behaved target passes every PX and TM control; each proxy or telemetry fault fails
+exactly the control it breaks, with a finding that quotes the offending request (redacted)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance.catalog import load_catalog
+from conformance.content.from_evidence import content_evidence, known_people, proxy_log, stimuli
+from conformance.evidence.interface import DECRYPTED_REQUESTS, Evidence
+from conformance.judge import proxy, telemetry
+from conformance.judge.model import ControlResult
+from conformance.lab import run_lab
+from conformance.observe.builder import observe_captures
+from conformance.verdict import Verdict
+from tests.lab.conftest import lab_profile, leftovers
+
+pytestmark = pytest.mark.lab
+
+WINDOW = 4.0  # stimuli at 2 s (licence refresh) and 3 s (restart); every behaviour once
+CONTROLS = ("PX-ONLY", "PX-CONNECT", "PX-DNS", "TM-OPTOUT", "TM-MINIMAL", "TM-CHANNEL")
+RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "off": ("lab-proxy", ()),
+    "on": ("lab-proxy-telemetry", ()),
+    "direct-despite-proxy": ("lab-proxy", ("direct-despite-proxy",)),
+    "plaintext-get-via-proxy": ("lab-proxy", ("plaintext-get-via-proxy",)),
+    "outside-resolver": ("lab-proxy", ("outside-resolver",)),
+    "telemetry-despite-optout": ("lab-proxy", ("telemetry-despite-optout",)),
+    "pii-in-telemetry": ("lab-proxy-telemetry", ("pii-in-telemetry",)),
+    "undocumented-telemetry-field": ("lab-proxy-telemetry", ("undocumented-telemetry-field",)),
+    "telemetry-off-channel": ("lab-proxy-telemetry", ("telemetry-off-channel",)),
+}
+BREAKS = {
+    "direct-despite-proxy": "PX-ONLY",
+    "plaintext-get-via-proxy": "PX-CONNECT",
+    "outside-resolver": "PX-DNS",
+    "telemetry-despite-optout": "TM-OPTOUT",
+    "pii-in-telemetry": "TM-MINIMAL",
+    "undocumented-telemetry-field": "TM-MINIMAL",
+    "telemetry-off-channel": "TM-CHANNEL",
+}
+
+
+@dataclass(frozen=True)
+class Judged:
+    evidence: Evidence
+    results: dict[str, ControlResult]  # applicable controls only
+    workdir: Path
+
+
+def _judge(name: str, workdir: Path) -> Judged:
+    profile_name, faults = RUNS[name]
+    profile = lab_profile(profile_name, window=WINDOW)
+    run = run_lab(profile, faults, workdir)
+    obs = observe_captures(run.captures)
+    evidence = Evidence(obs, run.evidence_files, run.logs, source="lab")
+    content, log = content_evidence(evidence), proxy_log(evidence)
+    people = known_people(evidence)
+    all_results = (
+        proxy.only(obs, profile, log),
+        proxy.connect(obs, profile, log, content),
+        proxy.dns(obs, profile),
+        telemetry.optout(content, profile, stimuli(evidence), known_names=people),
+        telemetry.minimal(content, profile, known_names=people),
+        telemetry.channel(content, profile, known_names=people),
+    )
+    catalog = load_catalog()
+    results = {
+        r.control_id: r for r in all_results if catalog.get(r.control_id).applies_to(profile)
+    }
+    return Judged(evidence, results, workdir)
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Judged]]:
+    """Each run once per module (lazily), judged by every PX and TM judge."""
+    done: dict[str, Judged] = {}
+
+    def get(name: str) -> Judged:
+        if name not in done:
+            done[name] = _judge(name, tmp_path_factory.mktemp(f"px-{name}"))
+        return done[name]
+
+    yield get
+    for run in done.values():
+        assert leftovers(run.workdir) == []
+
+
+@pytest.mark.parametrize("name", ["off", "on"])
+def test_well_behaved_target_passes_every_px_and_tm_control(
+    name: str, judged: Callable[[str], Judged]
+) -> None:
+    results = judged(name).results
+    expected = {"PX-ONLY", "PX-CONNECT", "PX-DNS"} | (
+        {"TM-OPTOUT"} if name == "off" else {"TM-MINIMAL", "TM-CHANNEL"}
+    )
+    assert set(results) == expected
+    for result in results.values():
+        assert result.verdict is Verdict.PASS, result
+
+
+def test_decrypted_requests_are_evidence_and_decode_grpc(judged: Callable[[str], Judged]) -> None:
+    evidence = judged("on").evidence
+    path = evidence.log(DECRYPTED_REQUESTS)
+    assert path is not None
+    assert (path, "lab/decrypted-requests.jsonl") in evidence.files  # hashed into the report
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    requests = [r for r in records if r["event"] == "request"]
+    grpc = [r for r in requests if r["proto"] == "HTTP/2.0"]
+    assert grpc and grpc[0]["body"]["encoding"] == "grpc"
+    assert grpc[0]["body"]["messages"][0]["value"]["subscribe"] == "presence"
+    assert any(r["path"] == "/v1/telemetry/beat" and r["tls"]["sni"] for r in requests)
+    # the LDAPS tunnel is recorded too, as raw TCP messages
+    assert any(r["event"] == "tcp-message" and r["port"] == 636 for r in records)
+
+
+@pytest.mark.parametrize("fault", sorted(BREAKS))
+def test_each_fault_fails_exactly_the_control_it_breaks(
+    fault: str, judged: Callable[[str], Judged]
+) -> None:
+    results = judged(fault).results
+    failed = {cid for cid, r in results.items() if r.verdict is Verdict.FAIL}
+    assert failed == {BREAKS[fault]}, {cid: r.reason for cid, r in results.items()}
+    for cid, result in results.items():
+        if cid != BREAKS[fault]:
+            assert result.verdict is Verdict.PASS, result
+    broken = results[BREAKS[fault]]
+    assert broken.violations
+    assert all(f.flow_id or f.evidence_file for f in broken.violations)
+
+
+@pytest.mark.parametrize(
+    ("fault", "quoted"),
+    [
+        ("plaintext-get-via-proxy", "GET http://api.imagicle.com/v1/licensing/poll"),
+        ("telemetry-despite-optout", "POST api.imagicle.com:443/v1/telemetry/beat"),
+        ("pii-in-telemetry", '"email":"[e-mail redacted]"'),
+        ("undocumented-telemetry-field", '"recent_calls":[{"from":"1001"'),
+        ("telemetry-off-channel", "POST grpc.imagicle.com:443/telemetry"),
+    ],
+)
+def test_findings_quote_the_offending_request(
+    fault: str, quoted: str, judged: Callable[[str], Judged]
+) -> None:
+    broken = judged(fault).results[BREAKS[fault]]
+    assert any(quoted in f.summary for f in broken.violations), broken.violations
+    for finding in broken.violations:
+        assert "mario.rossi@example.com" not in finding.summary
+        assert "Mario Rossi" not in finding.summary

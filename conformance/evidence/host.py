@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.evidence.interface import HOST_FACTS, Evidence, EvidenceSource
+from conformance.host.capture import RemoteCapture
 from conformance.host.collect import HostCollector, HostOptions, public_url
 from conformance.host.model import HostFacts
 from conformance.host.options import host_options
@@ -41,6 +42,9 @@ class HostSource:
         self._collector: HostCollector | None = None
         self._facts: HostFacts | None = None
         self._options: HostOptions | None = None
+        self._lab_capture: RemoteCapture | None = None
+        self._lab_capture_stats: object = None
+        self._lab_window = DEFAULT_WINDOW
 
     # --- the lab's hook (--lab --host): sample while the target runs ----------------------
 
@@ -57,11 +61,24 @@ class HostSource:
         url = lab_url(self.host, access.url)
         self._collector = HostCollector(url, options)
         self._collector.start_sampling()
+        if options.capture_interface is not None and self._workdir is not None:
+            # Over the lab's ssh too: the lab's own capture stays the judged one; this one
+            # shows the remote route working and is kept as evidence beside it.
+            self._lab_capture = RemoteCapture(
+                url,
+                options,
+                options.capture_interface,
+                self._lab_window,
+                self._workdir / "remote-capture.pcap",
+            )
+            self._lab_capture.start()
 
     def window_over(self) -> None:
         if self._collector is not None:
             self._collector.stop_sampling()
             self._facts = self._collector.collect()
+        if self._lab_capture is not None:
+            self._lab_capture_stats = self._lab_capture.finish()[0]
 
     # --- EvidenceSource ---------------------------------------------------------------------
 
@@ -73,12 +90,14 @@ class HostSource:
         inner_evidence: Evidence | None = None
         if isinstance(self.inner, LabSource):
             self.inner.host_hook = self
+            self._lab_window = profile.window_seconds or DEFAULT_WINDOW
             inner_evidence = self.inner.collect(profile, progress)
             if self._facts is None:
                 self._facts = _unreached(self.host, "the lab never became ready for the host")
         else:
             self._collector = HostCollector(self.host, self._options)
             self._collector.start_sampling()
+            capture = self._start_capture(profile) if self.inner is None else None
             try:
                 if self.inner is not None:
                     inner_evidence = self.inner.collect(profile, progress)
@@ -87,7 +106,77 @@ class HostSource:
             finally:
                 self._collector.stop_sampling()
             self._facts = self._collector.collect()
-        return self._evidence(self._facts, inner_evidence)
+            if capture is not None:
+                inner_evidence = self._finish_capture(capture, progress)
+        evidence = self._evidence(self._facts, inner_evidence)
+        if self._lab_capture is not None:
+            extra = [(self._lab_capture.output, "host/remote-capture.pcap")]
+            err = self._lab_capture.output.with_suffix(".stderr.txt")
+            if err.exists():
+                extra.append((err, "host/tcpdump.stderr.txt"))
+            note = (
+                f"remote tcpdump over ssh (kept beside the lab capture): {self._lab_capture_stats}"
+            )
+            evidence = replace(
+                evidence, files=(*evidence.files, *extra), notes=(*evidence.notes, note)
+            )
+        return evidence
+
+    def _start_capture(self, profile: Profile) -> RemoteCapture | None:
+        assert self._options is not None and self._workdir is not None
+        if self._options.capture_interface is None:
+            return None
+        capture = RemoteCapture(
+            self.host,
+            self._options,
+            self._options.capture_interface,
+            profile.window_seconds or DEFAULT_WINDOW,
+            self._workdir / "remote-capture.pcap",
+        )
+        capture.start()
+        return capture
+
+    def _finish_capture(self, capture: RemoteCapture, progress: Progress) -> Evidence:
+        """The remote capture as evidence; tcpdump's own drop count joins the file's facts."""
+        from conformance.errors import CaptureError
+        from conformance.observe.builder import observe_captures
+
+        stats, stderr = capture.finish()
+        files = [(capture.output, "host/remote-capture.pcap")]
+        if capture.output.with_suffix(".stderr.txt").exists():
+            files.append((capture.output.with_suffix(".stderr.txt"), "host/tcpdump.stderr.txt"))
+        tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
+        if capture.output.stat().st_size == 0:
+            note = f"remote capture gave no packets file: {tail}"
+            empty = Observations(captures=(), flows=(), notes=(note,))
+            return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
+        try:
+            observations = observe_captures([capture.output], progress)
+        except CaptureError as exc:
+            note = f"remote capture unreadable: {exc}"
+            empty = Observations(captures=(), flows=(), notes=(note,))
+            return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
+        summary = observations.captures[0]
+        if stats is None:
+            # Killed before it printed its statistics: losses unknown, so not complete.
+            summary = replace(
+                summary,
+                truncated_file=True,
+                truncated_detail=f"tcpdump ended without its statistics ({tail})",
+            )
+        else:
+            summary = replace(
+                summary, drops=stats.dropped, drop_detail=f"tcpdump: {stats.dropped} dropped"
+            )
+        observations = replace(observations, captures=(summary,))
+        return Evidence(
+            observations,
+            tuple(files),
+            notes=(
+                f"remote tcpdump on {self._options.capture_interface if self._options else ''}",
+            ),
+            source="host-capture",
+        )
 
     def _sample_window(self, profile: Profile, progress: Progress) -> None:
         window = profile.window_seconds or DEFAULT_WINDOW
@@ -139,6 +228,8 @@ class HostSource:
     def close(self) -> None:
         if self._collector is not None:
             self._collector.stop_sampling()
+        if self._lab_capture is not None:
+            self._lab_capture.stop()
         if self.inner is not None:
             self.inner.close()
         if self._workdir is not None:

@@ -56,6 +56,7 @@ class HostOptions:
     command_timeout: float = 20.0
     sample_interval: float = 2.0
     sudo: bool = False
+    capture_interface: str | None = None  # remote tcpdump on this interface for the window
 
 
 def public_url(url: str) -> str:

@@ -8,7 +8,15 @@ from conformance.errors import ProfileError
 from conformance.host.collect import HostOptions
 from conformance.profile_model import Profile
 
-_KEYS = ("ssh_config", "identity", "settings", "command_timeout", "sample_interval", "sudo")
+_KEYS = (
+    "ssh_config",
+    "identity",
+    "settings",
+    "command_timeout",
+    "sample_interval",
+    "sudo",
+    "capture",
+)
 
 
 def _path(value: object, profile: Profile, key: str) -> Path | None:
@@ -50,7 +58,13 @@ def host_options(profile: Profile) -> HostOptions:
     sudo = section.get("sudo", False)
     if not isinstance(sudo, bool):
         raise ProfileError(profile.source, "host.sudo", "expected true or false")
+    capture = section.get("capture")
+    if capture is not None and (
+        not isinstance(capture, str) or not capture or any(c in capture for c in " ;'\"$`")
+    ):
+        raise ProfileError(profile.source, "host.capture", "expected an interface name")
     return HostOptions(
+        capture_interface=capture,
         ssh_config=_path(section.get("ssh_config"), profile, "host.ssh_config"),
         ssh_identity=_path(section.get("identity"), profile, "host.identity"),
         settings_path=settings,

@@ -18,6 +18,7 @@ from conformance.evidence.interface import HOST_FACTS
 from conformance.evidence.lab import LabSource
 from conformance.host.model import HostFacts
 from conformance.judge import host
+from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
@@ -26,12 +27,21 @@ from tests.lab.conftest import lab_profile
 HOST_FAULTS = ("cloud-licensing-airgapped", "listen-outside", "hosts-override", "proxy-mismatch")
 
 
-def _collect(profile: Profile, url: str, faults: tuple[str, ...] = ()) -> HostFacts:
+REMOTE_PACKETS: dict[str, int] = {}  # run label -> packets in the remote tcpdump capture
+
+
+def _collect(
+    profile: Profile, url: str, faults: tuple[str, ...] = (), label: str = ""
+) -> HostFacts:
     source = HostSource(url, LabSource(faults))
     try:
         evidence = source.collect(profile, NULL_PROGRESS)
         path = evidence.log(HOST_FACTS)
         assert path is not None
+        remote = [p for p, name in evidence.files if name == "host/remote-capture.pcap"]
+        if remote:
+            observed = observe_captures(remote)
+            REMOTE_PACKETS[label] = observed.captures[0].packets
         return load_facts(path)
     finally:
         source.close()
@@ -44,7 +54,9 @@ def profile() -> Profile:
 
 @pytest.fixture(scope="module")
 def clean(profile: Profile) -> HostFacts:
-    return _collect(profile, "lab")
+    # With a remote tcpdump over the same ssh route (kept beside the lab's own capture).
+    capturing = dataclasses.replace(profile, extra={**profile.extra, "host": {"capture": "eth0"}})
+    return _collect(capturing, "lab", label="clean")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +78,10 @@ def test_well_behaved_target_passes_every_host_judgement(
         host.product_settings(clean, profile),
     ):
         assert result is not None and result.verdict is Verdict.PASS, result
+
+
+def test_remote_tcpdump_over_ssh_streams_a_capture(clean: HostFacts) -> None:
+    assert REMOTE_PACKETS.get("clean", 0) > 10, REMOTE_PACKETS
 
 
 def test_outside_connection_fails_egress(broken: HostFacts, profile: Profile) -> None:

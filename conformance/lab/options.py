@@ -99,8 +99,11 @@ def lab_options(profile: Profile) -> LabOptions:
         intercept = profile.proxy is not None and cloud_cert == "valid"
     intercept = _flag(intercept, source, "lab.intercept")
     if intercept and profile.proxy is None:
-        raise ProfileError(source, "lab.intercept", "the interceptor sits behind the proxy: the"
-                           " profile declares none")
+        raise ProfileError(
+            source,
+            "lab.intercept",
+            "the interceptor sits behind the proxy: the profile declares none",
+        )
     return LabOptions(
         window=profile.window_seconds or DEFAULT_WINDOW,
         perimeter=_choice(

@@ -200,3 +200,17 @@ def test_telemetry_off_the_licensing_channel_fails(
 
 def test_channel_without_content_is_inconclusive() -> None:
     assert telemetry.channel(None, ON).verdict is Verdict.INCONCLUSIVE
+
+
+def test_telemetry_in_grpc_frames_is_decoded_and_judged(tmp_path: Path) -> None:
+    from conformance.content.decode import decode_body
+
+    message = json.dumps(beat("pii-in-telemetry")).encode()
+    record = request("/imagicle.telemetry.v1.Telemetry/Beat")
+    frame = b"\0" + len(message).to_bytes(4, "big") + message
+    record["body"] = decode_body(gzip.compress(frame), "application/grpc", "gzip")
+    logs = content(tmp_path, [LICENCE, record])
+    assert telemetry.optout(logs, OFF, STIMULI).verdict is Verdict.FAIL
+    result = telemetry.minimal(logs, ON)
+    assert result.verdict is Verdict.FAIL
+    assert "e-mail address" in {f.facts.get("kind") for f in result.violations}

@@ -1,6 +1,7 @@
-"""Proxy mode in the lab, telemetry disabled and enabled, with the content-level interceptor:
-the well-behaved target passes every PX and TM control; each proxy or telemetry fault fails
-exactly the control it breaks, with a finding that quotes the offending request (redacted)."""
+"""Proxy mode in the lab, telemetry disabled and enabled, with the content-level interceptor
+(and hybrid without a proxy, judged on the cloud side's record): the well-behaved target passes
+every PX and TM control; each proxy or telemetry fault fails exactly the control it breaks,
+with a finding that quotes the offending request (redacted)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ CONTROLS = ("PX-ONLY", "PX-CONNECT", "PX-DNS", "TM-OPTOUT", "TM-MINIMAL", "TM-CH
 RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "off": ("lab-proxy", ()),
     "on": ("lab-proxy-telemetry", ()),
+    "hybrid-off": ("lab-hybrid-telemetry-off", ()),
+    "hybrid-on": ("lab-hybrid", ()),
+    "hybrid-telemetry-despite-optout": ("lab-hybrid-telemetry-off", ("telemetry-despite-optout",)),
     "direct-despite-proxy": ("lab-proxy", ("direct-despite-proxy",)),
     "plaintext-get-via-proxy": ("lab-proxy", ("plaintext-get-via-proxy",)),
     "outside-resolver": ("lab-proxy", ("outside-resolver",)),
@@ -44,6 +48,7 @@ BREAKS = {
     "pii-in-telemetry": "TM-MINIMAL",
     "undocumented-telemetry-field": "TM-MINIMAL",
     "telemetry-off-channel": "TM-CHANNEL",
+    "hybrid-telemetry-despite-optout": "TM-OPTOUT",
 }
 
 
@@ -92,13 +97,13 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str],
         assert leftovers(run.workdir) == []
 
 
-@pytest.mark.parametrize("name", ["off", "on"])
+@pytest.mark.parametrize("name", ["off", "on", "hybrid-off", "hybrid-on"])
 def test_well_behaved_target_passes_every_px_and_tm_control(
     name: str, judged: Callable[[str], Judged]
 ) -> None:
     results = judged(name).results
-    expected = {"PX-ONLY", "PX-CONNECT", "PX-DNS"} | (
-        {"TM-OPTOUT"} if name == "off" else {"TM-MINIMAL", "TM-CHANNEL"}
+    expected = (set() if name.startswith("hybrid") else {"PX-ONLY", "PX-CONNECT", "PX-DNS"}) | (
+        {"TM-OPTOUT"} if name.endswith("off") else {"TM-MINIMAL", "TM-CHANNEL"}
     )
     assert set(results) == expected
     for result in results.values():

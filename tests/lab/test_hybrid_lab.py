@@ -1,0 +1,66 @@
+"""Hybrid mode in the lab, real TLS stacks on both sides: the well-behaved target passes every
+HY control judged from the capture, and each fault fails exactly the control it breaks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conformance.judge import hybrid
+from conformance.judge.model import ControlResult
+from conformance.observe.builder import observe_captures
+from conformance.verdict import Verdict
+from tests.lab.conftest import SCENARIOS, Scenario
+
+pytestmark = pytest.mark.lab
+
+Runs = Callable[[str], Scenario]
+SCENARIOS.setdefault("hy-clean", ("lab-hybrid", (), {}))
+SCENARIOS.setdefault("hy-listen", ("lab-hybrid", ("listen-outside",), {}))
+
+
+def judge(scenario: Scenario) -> dict[str, ControlResult]:
+    obs = observe_captures(scenario.run.captures)
+    return {
+        "HY-DEST": hybrid.dest(obs, scenario.profile),
+        "HY-TLS": hybrid.tls(obs, scenario.profile),
+        "HY-INGRESS": hybrid.ingress(obs, scenario.profile),
+    }
+
+
+def test_well_behaved_target_passes_and_the_report_shows_tls_per_endpoint(
+    lab_runs: Runs,
+) -> None:
+    results = judge(lab_runs("hy-clean"))
+    for result in results.values():
+        assert result.verdict is Verdict.PASS, result
+    endpoints = results["HY-TLS"].facts["endpoints"]
+    assert isinstance(endpoints, dict)
+    assert endpoints["api.imagicle.com:443"]["version"] == "TLS 1.3"
+    assert "grpc.imagicle.com:443" in endpoints
+
+
+@pytest.mark.parametrize(
+    ("scenario", "control", "evidence"),
+    [
+        ("hy-faults-1", "HY-TLS", "plaintext HTTP"),  # plaintext-licence
+        ("hy-faults-1", "HY-DEST", "updates.example.net"),  # undocumented-endpoint
+        ("hy-faults-2", "HY-TLS", "TLS 1.0"),  # tls10
+        ("hy-faults-2", "HY-TLS", "no SNI"),  # no-sni
+        ("hy-listen", "HY-INGRESS", "203.0.113.66"),  # listen-outside
+    ],
+)
+def test_fault_fails_its_control(
+    scenario: str, control: str, evidence: str, lab_runs: Runs
+) -> None:
+    result = judge(lab_runs(scenario))[control]
+    assert result.verdict is Verdict.FAIL, result
+    assert any(evidence in f.summary for f in result.violations), result.findings
+
+
+def test_faults_fail_nothing_else(lab_runs: Runs) -> None:
+    # plaintext-licence and undocumented-endpoint break HY-TLS and HY-DEST, not HY-INGRESS.
+    assert judge(lab_runs("hy-faults-1"))["HY-INGRESS"].verdict is Verdict.PASS
+    results = judge(lab_runs("hy-faults-2"))
+    assert results["HY-DEST"].verdict is Verdict.PASS, results["HY-DEST"]

@@ -16,13 +16,15 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY: Final = datetime.timedelta(days=2)  # a lab lives for seconds; short is honest
 CLOCK_SKEW: Final = datetime.timedelta(minutes=5)
 
 CERT_KINDS: Final = ("valid", "untrusted", "expired", "wrong-name")
+IMPOSTOR_CERTS: Final = ("self-signed", "untrusted-ca", "wrong-name", "expired", "weak-key")
+"""What the HY-CERT impostors present, in turn."""
 """What the cloud stand-ins may present (`lab: {cloud_cert: ...}` in a profile)."""
 
 
@@ -43,7 +45,10 @@ def _name(common: str) -> x509.Name:
     )
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -78,8 +83,13 @@ def _leaf(
     ca_key: ec.EllipticCurvePrivateKey,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+    rsa_bits: int | None = None,
+) -> tuple[x509.Certificate, PrivateKey]:
+    key: PrivateKey = (
+        rsa.generate_private_key(65537, rsa_bits)
+        if rsa_bits is not None
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     alt: list[x509.GeneralName] = []
     for name in names:
         try:
@@ -101,6 +111,26 @@ def _leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
         .sign(ca_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _self_signed(
+    names: tuple[str, ...], now: datetime.datetime
+) -> tuple[x509.Certificate, PrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(names[0])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
     )
     return cert, key
 
@@ -135,6 +165,48 @@ class LabCA:
         chain.write_bytes(
             cert.public_bytes(serialization.Encoding.PEM)
             + ca.public_bytes(serialization.Encoding.PEM)
+        )
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(_key_pem(key))
+        return CertPair(chain, key_file)
+
+    def impostor(self, kind: str, names: tuple[str, ...]) -> CertPair:
+        """A certificate the target must refuse (HY-CERT), one of IMPOSTOR_CERTS."""
+        now = self.now
+        label = f"impostor-{kind}"
+        if kind == "self-signed":
+            cert, key = _self_signed(names, now)
+            return self._write(label, cert, key, None)
+        if kind == "untrusted-ca":
+            cert, key = _leaf(names, self._rogue, self._rogue_key, now - CLOCK_SKEW, now + VALIDITY)
+            return self._write(label, cert, key, self._rogue)
+        if kind == "wrong-name":
+            cert, key = _leaf(
+                ("impostor.example.net",), self._ca, self._ca_key, now - CLOCK_SKEW, now + VALIDITY
+            )
+            return self._write(label, cert, key, self._ca)
+        if kind == "expired":
+            cert, key = _leaf(names, self._ca, self._ca_key, now - 10 * VALIDITY, now - VALIDITY)
+            return self._write(label, cert, key, self._ca)
+        if kind == "weak-key":
+            cert, key = _leaf(
+                names, self._ca, self._ca_key, now - CLOCK_SKEW, now + VALIDITY, rsa_bits=1024
+            )
+            return self._write(label, cert, key, self._ca)
+        raise ValueError(f"unknown impostor {kind!r}; one of {', '.join(IMPOSTOR_CERTS)}")
+
+    def _write(
+        self,
+        label: str,
+        cert: x509.Certificate,
+        key: PrivateKey,
+        ca: x509.Certificate | None,
+    ) -> CertPair:
+        chain = self.directory / f"{label}.pem"
+        key_file = self.directory / f"{label}.key"
+        chain.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + (ca.public_bytes(serialization.Encoding.PEM) if ca is not None else b"")
         )
         key_file.touch(mode=0o600)
         key_file.write_bytes(_key_pem(key))

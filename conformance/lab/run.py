@@ -28,6 +28,7 @@ from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
 from conformance.lab.certs import LabCA
 from conformance.lab.faults import check_faults
+from conformance.lab.impostors import run_impostor_phase
 from conformance.lab.netns import LabState, check_host, clean_stale, in_netns
 from conformance.lab.network import build
 from conformance.lab.options import SCAN_PORTS, LabOptions, lab_options
@@ -264,6 +265,11 @@ class _Run:
         self._window(capture, runner, target)
         if self.host_hook is not None:
             self.host_hook.window_over()
+        if self.profile.mode is Mode.HYBRID and not self.options.intercept:
+            # HY-CERT: an interceptor would face the impostors instead of the target.
+            self.notes += run_impostor_phase(
+                state, ns, self.workdir, ca, self.evidence, _python_argv
+            )
         if self.options.probe_perimeter:
             self._probe(ns)
 

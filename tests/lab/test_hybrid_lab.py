@@ -64,3 +64,35 @@ def test_faults_fail_nothing_else(lab_runs: Runs) -> None:
     assert judge(lab_runs("hy-faults-1"))["HY-INGRESS"].verdict is Verdict.PASS
     results = judge(lab_runs("hy-faults-2"))
     assert results["HY-DEST"].verdict is Verdict.PASS, results["HY-DEST"]
+
+
+SCENARIOS.setdefault("hy-cert-fault", ("lab-hybrid", ("accept-untrusted-cert",), {}))
+
+
+def judge_cert(scenario: Scenario) -> ControlResult:
+    from conformance.evidence.interface import Evidence
+    from conformance.judge.impostor import judge_impostor
+    from conformance.observe.model import Observations
+
+    evidence = Evidence(
+        observations=Observations(captures=(), flows=()),
+        files=scenario.run.evidence_files,
+        logs=scenario.run.logs,
+    )
+    return judge_impostor(evidence, scenario.profile)
+
+
+def test_well_behaved_target_refuses_every_impostor(lab_runs: Runs) -> None:
+    result = judge_cert(lab_runs("hy-clean"))
+    assert result.verdict is Verdict.PASS, result
+    by_kind = result.facts["by_kind"]
+    assert isinstance(by_kind, dict)
+    assert set(by_kind) == {"self-signed", "untrusted-ca", "wrong-name", "expired", "weak-key"}
+
+
+def test_target_that_accepts_an_untrusted_certificate_fails_hy_cert(lab_runs: Runs) -> None:
+    result = judge_cert(lab_runs("hy-cert-fault"))
+    assert result.verdict is Verdict.FAIL, result
+    finding = result.violations[0]
+    assert "application data" in finding.summary
+    assert finding.evidence_file == "lab/impostors.jsonl" and finding.evidence_line

@@ -50,3 +50,12 @@ def test_nothing_goes_to_the_cloud_without_an_activated_service(
     ucx_observations: Observations, ucx_profile: Profile, ucx_verdict: Record
 ) -> None:
     ucx_verdict(hybrid.deactivated(ucx_observations, ucx_profile))
+
+
+@pytest.mark.ucx_control("HY-ENDPOINT")
+def test_cloud_endpoints_offer_sound_tls(
+    ucx_evidence: Evidence, ucx_profile: Profile, ucx_verdict: Record
+) -> None:
+    from conformance.judge.endpoint import judge_endpoints
+
+    ucx_verdict(judge_endpoints(ucx_evidence, ucx_profile))

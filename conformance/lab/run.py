@@ -33,6 +33,7 @@ from conformance.lab.netns import LabState, check_host, clean_stale, in_netns
 from conformance.lab.network import build
 from conformance.lab.options import SCAN_PORTS, LabOptions, lab_options
 from conformance.lab.perimeter import counters, install
+from conformance.lab.scan_phase import run_endpoint_scan
 from conformance.lab.services import (
     LDAP_BIND_DN,
     LDAP_PASSWORD,
@@ -223,7 +224,11 @@ class _Run:
             services.interceptor()
         services.directory()
         services.onprem_standins()
-        services.cloud_standins(self.options.cloud_cert, SCAN_PORTS if self.options.scanner else ())
+        services.cloud_standins(
+            self.options.cloud_cert,
+            SCAN_PORTS if self.options.scanner else (),
+            legacy_tls="tls10" in self.faults,  # only the tls10 fault needs a TLS 1.0 server
+        )
         services.wait_ready()
         topology = self.workdir / "lab-topology.json"
         topology.write_text(topo.describe(ns, self.profile.mode.value, self.options.perimeter))
@@ -269,6 +274,9 @@ class _Run:
             # HY-CERT: an interceptor would face the impostors instead of the target.
             self.notes += run_impostor_phase(
                 state, ns, self.workdir, ca, self.evidence, _python_argv
+            )
+            self.notes += run_endpoint_scan(
+                self.profile, ns.target, self.workdir, ca.ca_file, self.evidence, _python_argv
             )
         if self.options.probe_perimeter:
             self._probe(ns)

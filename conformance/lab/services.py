@@ -357,7 +357,9 @@ class Services:
             "lab/onprem-requests.jsonl",
         )
 
-    def cloud_standins(self, cert_kind: str, scan_ports: tuple[int, ...]) -> None:
+    def cloud_standins(
+        self, cert_kind: str, scan_ports: tuple[int, ...], legacy_tls: bool = False
+    ) -> None:
         """Imagicle cloud stand-ins, a non-Imagicle service, canaries and the scanner."""
 
         def cert(label: str, *names: str) -> CertPair:
@@ -389,6 +391,7 @@ class Services:
         ]
         config: dict[str, object] = {
             "role": "cloud",
+            "legacy_tls": legacy_tls,
             "services": [
                 {
                     "name": name,

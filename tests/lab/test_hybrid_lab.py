@@ -96,3 +96,31 @@ def test_target_that_accepts_an_untrusted_certificate_fails_hy_cert(lab_runs: Ru
     finding = result.violations[0]
     assert "application data" in finding.summary
     assert finding.evidence_file == "lab/impostors.jsonl" and finding.evidence_line
+
+
+def judge_scan(scenario: Scenario) -> ControlResult:
+    from conformance.evidence.interface import Evidence
+    from conformance.judge.endpoint import judge_endpoints
+    from conformance.observe.model import Observations
+
+    evidence = Evidence(
+        observations=Observations(captures=(), flows=()),
+        files=scenario.run.evidence_files,
+        logs=scenario.run.logs,
+    )
+    return judge_endpoints(evidence, scenario.profile)
+
+
+def test_endpoint_scan_passes_the_sound_cloud(lab_runs: Runs) -> None:
+    result = judge_scan(lab_runs("hy-clean"))
+    assert result.verdict is Verdict.PASS, result
+    endpoints = result.facts["endpoints"]
+    assert isinstance(endpoints, dict) and "api.imagicle.com:443" in endpoints
+
+
+def test_endpoint_scan_fails_a_misconfigured_stand_in(lab_runs: Runs) -> None:
+    # With the tls10 fault the stand-ins accept TLS 1.0 (so the fault can be seen): a server
+    # misconfiguration HY-ENDPOINT must catch.
+    result = judge_scan(lab_runs("hy-faults-2"))
+    assert result.verdict is Verdict.FAIL, result
+    assert any("TLS 1.0" in f.summary for f in result.violations)

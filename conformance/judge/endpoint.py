@@ -1,0 +1,95 @@
+"""HY-ENDPOINT: the cloud endpoints the site reaches offer sound TLS (server-side scan).
+
+Judged from the sslyze scan results (Evidence log ENDPOINT_SCAN, conformance.lab.endpoint_scan):
+per endpoint, no protocol version below the profile's minimum is offered, no weak suite is
+accepted, and the certificate chain is valid for the name and not expired. An endpoint that
+could not be scanned leaves the control inconclusive; without a scan in the run, it is
+inconclusive (docs/hybrid.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+from conformance.evidence.interface import ENDPOINT_SCAN, Evidence
+from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.profile_model import Profile
+from conformance.verdict import Verdict
+
+CONTROL = "HY-ENDPOINT"
+EVIDENCE_NAME = "lab/endpoint-scan.json"
+_ORDER = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+
+
+def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
+    path = evidence.log(ENDPOINT_SCAN)
+    if path is None:
+        return ControlResult(
+            CONTROL,
+            Verdict.INCONCLUSIVE,
+            "no endpoint scan in this run (server-side scans run in the lab, after the window)",
+        )
+    try:
+        endpoints = json.loads(path.read_text())["endpoints"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return ControlResult(CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results: {exc}")
+    minimum = f"TLS {profile.cloud.min_tls}" if profile.cloud is not None else "TLS 1.2"
+    below = set(_ORDER[: _ORDER.index(minimum)]) if minimum in _ORDER else set()
+    findings: list[Finding] = []
+    table: dict[str, dict[str, object]] = {}
+    unscanned: list[str] = []
+    for entry in endpoints:
+        key = f"{entry['name']}:{entry['port']}"
+        cert = entry.get("certificate")
+        table[key] = {
+            "versions": entry.get("versions", []),
+            "weak_suites": entry.get("weak_suites", []),
+            "certificate": cert,
+        }
+
+        def fail(text: str, key: str = key) -> None:
+            findings.append(
+                Finding(Severity.VIOLATION, f"{key}: {text}", evidence_file=EVIDENCE_NAME)
+            )
+
+        if entry.get("connectivity") != "COMPLETED" or cert is None:
+            unscanned.append(f"{key} ({entry.get('error') or entry.get('connectivity')})")
+            continue
+        offered_below = [v for v in entry.get("versions", []) if v in below]
+        if offered_below:
+            fail(f"offers {', '.join(offered_below)}, below the minimum {minimum}")
+        if entry.get("weak_suites"):
+            fail(f"accepts weak suites: {', '.join(entry['weak_suites'][:5])}")
+        if not cert.get("trusted_by"):
+            fail(f"certificate chain not valid ({cert.get('subject')})")
+        if not cert.get("matches_name"):
+            fail(f"certificate not issued for {entry['name']} ({cert.get('subject')})")
+        if cert.get("days_to_expiry", 0) < 0:
+            fail(f"certificate expired on {cert.get('not_after')}")
+    facts: dict[str, object] = {"endpoints": table}
+    if findings:
+        return ControlResult(
+            CONTROL,
+            Verdict.FAIL,
+            f"{len(findings)} problem(s) with the cloud endpoints' TLS: {findings[0].summary}",
+            tuple(findings),
+            facts,
+        )
+    if unscanned or not endpoints:
+        return ControlResult(
+            CONTROL,
+            Verdict.INCONCLUSIVE,
+            "not every endpoint could be scanned: " + ("; ".join(unscanned) or "none listed"),
+            (),
+            facts,
+        )
+    parts = []
+    for entry in endpoints:
+        cert = entry["certificate"]
+        parts.append(
+            f"{entry['name']}:{entry['port']} {', '.join(entry['versions'])} "
+            f"(certificate valid, {cert.get('days_to_expiry')} days left)"
+        )
+    return ControlResult(
+        CONTROL, Verdict.PASS, f"{len(table)} endpoint(s) sound: {'; '.join(parts)}", (), facts
+    )

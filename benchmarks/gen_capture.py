@@ -78,6 +78,13 @@ DEFAULT_CALLS = 64  # concurrent calls (each two RTP streams: 100 packets/s per 
 DEFAULT_RTP_SHARE = 0.88
 DEFAULT_CLOUD_SHARE = 0.3  # of new TLS sessions, the share that goes to the cloud
 DEFAULT_PROXY_SHARE = 0.5  # of cloud sessions, the share tunnelled through the proxy
+# The target's stub resolver caches answers (Windows' DNS Client service does): a name is asked
+# again only when its answer expired. Answers carry TTL 300 s; NXDOMAIN (no SOA) is kept 60 s,
+# well below Windows' default MaxNegativeCacheTtl (900 s).
+DNS_ANSWER_TTL_S = 300
+DNS_NEGATIVE_TTL_S = 60
+# W32Time polls its domain controller at most every 2^6 s (MinPollInterval 6).
+NTP_POLL_S = 64
 CALL_MEAN_S = 90.0
 CALL_MIN_S = 5.0
 CALL_MAX_S = 900.0
@@ -552,6 +559,8 @@ class Generator:
         self.peer_ports: dict[Addr, int] = {}
         self.persistent: list[TcpConn] = []
         self.dns_cache_cloud: list[Addr] = []
+        self.dns_cache: dict[tuple[str, str, int], int] = {}  # (transport, name, qtype) -> expiry
+        self.ntp_next = 0
 
     # --- bookkeeping --------------------------------------------------------------------------
     def flow(self, transport: str, a: Addr, aport: int, b: Addr, bport: int) -> int:
@@ -606,8 +615,22 @@ class Generator:
             t, self.link.frame(src, dst, 17, _udp(src, dst, sport, dport, payload), tos), fid, tags
         )
 
+    def cached(self, t: int, transport: str, name: str, qtype: int) -> bool:
+        """Whether the target's resolver still holds this answer; if not, it will after `t`."""
+        key = (transport, name, qtype)
+        if self.dns_cache.get(key, -1) > t:
+            return True
+        _, rcode = self.resolve(name, qtype)
+        self.dns_cache[key] = t + 1_000_000 * (DNS_NEGATIVE_TTL_S if rcode else DNS_ANSWER_TTL_S)
+        return False
+
     def dns_exchange(self, t: int, name: str, qtype: int, over_v6: bool = False) -> int:
-        """A query from the target to the on-prem resolver and its answer. Returns answer time."""
+        """A query from the target to the on-prem resolver and its answer. Returns answer time.
+
+        Nothing is sent while the resolver's cache still holds the answer (returns `t`).
+        """
+        if self.cached(t, "udp", name, qtype):
+            return t
         rng = self.rng
         client: Addr = TARGET_V6 if over_v6 else TARGET_V4
         server: Addr = DNS_V6 if over_v6 else DNS_V4
@@ -672,6 +695,9 @@ class Generator:
         self.push(t + 100 + self.rng.randrange(300), frame + b"\0" * (60 - len(frame)), -1)
 
     def ntp(self, t: int) -> None:
+        if t < self.ntp_next:
+            return  # polled recently
+        self.ntp_next = t + NTP_POLL_S * 1_000_000
         sport = 49152 + self.rng.randrange(16384)
         req = b"\xe3\x00\x06\xec" + b"\0" * 36 + self.rng.randbytes(8)
         self.udp(t, TARGET_V4, sport, AD_V4, 123, req)
@@ -855,6 +881,8 @@ class Generator:
         """A large answer retried over TCP (RFC 7766): length-prefixed messages."""
         rng = self.rng
         name = rng.choice(list(INTERNAL_NAMES))
+        if self.cached(t, "tcp", name, 1):
+            return
         c = self.tcp_conn(TARGET_V4, self.ephemeral(), DNS_V4, 53)
         rtt = 300 + rng.randrange(800)
         t = self.open(c, t, rtt)

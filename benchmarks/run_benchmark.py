@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import ipaddress
 import json
 import os
@@ -379,6 +380,54 @@ def compare_facts(tshark: Facts, harness: HarnessFacts) -> list[Comparison]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Captures: generated once per (size, format, seed, cloud share, generator), then reused
+# ---------------------------------------------------------------------------------------------
+def _generator_digest() -> str:
+    return hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest()
+
+
+def capture_for(
+    workdir: Path, packets: int, fmt: str, seed: int, cloud_share: float, regenerate: bool
+) -> tuple[Path, str]:
+    """The capture for these parameters and its summary line, generated only when needed.
+
+    A sidecar `<capture>.gen.json` records what made it (parameters, the generator's
+    SHA-256) and the file's size and mtime; any difference means generate again.
+    """
+    pcap = workdir / f"capture-{packets}.{fmt}"
+    sidecar = pcap.with_name(pcap.name + ".gen.json")
+    made_by = {
+        "packets": packets,
+        "format": fmt,
+        "seed": seed,
+        "cloud_share": cloud_share,
+        "generator_sha256": _generator_digest(),
+    }
+    if not regenerate and pcap.is_file() and sidecar.is_file():
+        try:
+            known = json.loads(sidecar.read_text())
+        except ValueError:
+            known = {}
+        stat = pcap.stat()
+        if known.get("made_by") == made_by and known.get("file") == [
+            stat.st_size,
+            stat.st_mtime_ns,
+        ]:
+            return pcap, f"{known.get('summary', pcap)} (reused, generated earlier)"
+    sidecar.unlink(missing_ok=True)
+    summary = gen.generate(packets, pcap, fmt, seed, cloud_share=cloud_share)
+    line = summary.lines()[0]
+    stat = pcap.stat()
+    sidecar.write_text(
+        json.dumps(
+            {"made_by": made_by, "file": [stat.st_size, stat.st_mtime_ns], "summary": line},
+            indent=1,
+        )
+    )
+    return pcap, f"{line} (generated in {summary.seconds:.1f} s)"
+
+
+# ---------------------------------------------------------------------------------------------
 # The benchmark
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -470,13 +519,25 @@ def print_table(rows: Sequence[Row], out: Callable[[str], None]) -> None:
 
 
 def targets(rows: Sequence[Row], out: Callable[[str], None]) -> bool:
-    """Print each target with PASS/MISS; True when none is missed."""
+    """Print each target with PASS/MISS; True when none is missed.
+
+    The speed target is issue #2's: on the large (2M-packet) capture, i.e. the largest size
+    measured. Smaller sizes are shown for information: there the harness's fixed start-up
+    (interpreter, pytest, report, signing: about half a second) dominates the wall time.
+    """
     ok = True
+    largest = max((r.packets for r in rows), default=0)
     for r in rows:
         if r.ratio is None:
             out(
                 f"speed at {r.packets:,}: >= {SPEED_TARGET:g}x tshark: "
                 "not evaluated (tshark not run)"
+            )
+            continue
+        if r.packets != largest:
+            out(
+                f"speed at {r.packets:,}: harness {r.ratio:.1f}x tshark "
+                f"(information: the target applies at the largest size, {largest:,})"
             )
             continue
         hit = r.ratio >= SPEED_TARGET
@@ -576,7 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="ARG",
-        help="extra argument for `run` (repeatable), e.g. --run-arg=-v",
+        help="extra argument for `run` (repeatable)",
+    )
+    parser.add_argument(
+        "--regenerate",
+        action="store_true",
+        help="generate the captures even when the workdir holds them from an earlier run",
     )
     parser.add_argument(
         "--harness-only",
@@ -617,9 +683,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     facts_ok = True
     for packets in args.packets:
-        pcap = workdir / f"capture-{packets}.{args.format}"
-        summary = gen.generate(packets, pcap, args.format, args.seed, cloud_share=args.cloud_share)
-        out(summary.lines()[0] + f" (generated in {summary.seconds:.1f} s)")
+        pcap, line = capture_for(
+            workdir, packets, args.format, args.seed, args.cloud_share, args.regenerate
+        )
+        out(line)
         row = Row(packets, pcap.stat().st_size)
         rows.append(row)
         report_dir = workdir / f"report-{packets}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,6 +141,10 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
 _AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     import pytest
 
@@ -200,10 +205,14 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     # pytest writes its own output to stdout; stdout is for machine output here.
     saved_autoload = os.environ.get(_AUTOLOAD)
     os.environ[_AUTOLOAD] = "1"
+    # SIGTERM unwinds like Ctrl-C, so every source cleans up (lab namespaces, containers)
+    # and no half report stays behind, whenever it arrives.
+    saved_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             code = int(pytest.main(pytest_args, plugins=[frontend]))
     finally:
+        signal.signal(signal.SIGTERM, saved_term)
         if saved_autoload is None:
             os.environ.pop(_AUTOLOAD, None)
         else:

@@ -242,6 +242,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     except ConformanceError as exc:
         run.usage_error = str(exc)
         run.source.close()
+        if run.frontend is not None:  # its terminal has no pytest reporter to show the exit
+            sys.stderr.write(f"ucx-conformance: {exc}\n")
         pytest.exit(f"ucx-conformance: {exc}", returncode=int(ExitCode.USAGE))
     except Exception as exc:  # the harness broke: every control becomes `error`
         run.evidence_error = f"collecting evidence failed: {type(exc).__name__}: {exc}"
@@ -256,7 +258,8 @@ def _start_prestage(run: UcxRun) -> None:
 
     if isinstance(run.source, PcapSource):
         run.prestage = Prestage(run.report_dir)
-        run.prestage.start(run.source.paths)
+        run.prestage.start(run.source.paths, teed=True)  # the decoder writes the copies
+        run.source.copies = run.prestage
 
 
 def _control_id(item: pytest.Item) -> str | None:
@@ -422,7 +425,7 @@ def _tool_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"ucx-conformance": __version__, "python": sys.version.split()[0]}
-    for dist in ("pytest", "scapy", "cryptography", "PyYAML", "rich"):
+    for dist in ("pytest", "scapy", "cryptography", "PyYAML", "rich", "mitmproxy"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -442,6 +445,9 @@ def _write(run: UcxRun, results: tuple[ControlResult, ...]) -> None:
         evidence_files = run.evidence.files
         notes = run.evidence.notes + run.evidence.observations.notes
         observations = run.evidence.observations
+        from conformance.content.from_evidence import content_notes
+
+        notes += content_notes(run.evidence, run.profile)  # says when there was no content
     if run.evidence_error:
         notes += (run.evidence_error,)
     report_run = ReportRun(

@@ -67,7 +67,12 @@ def load_profile(path: Path | str) -> Profile:
     """Parse the YAML profile at `path` into a frozen Profile, or raise ProfileError."""
     source = Path(path)
     at = _At(str(path))
-    return _profile(_read_yaml(source, at), at, source)
+    profile = _profile(_read_yaml(source, at), at, source)
+    if "host" in profile.extra:
+        from conformance.host.options import host_options
+
+        host_options(profile)  # `host:` is checked on load, not only when --host reads it
+    return profile
 
 
 # --- where a value sits, and how problems are worded -------------------------------------

@@ -17,6 +17,7 @@ from conformance.evidence.interface import (
     Evidence,
 )
 from conformance.judge.proxy import ProxyLog
+from conformance.profile_model import Mode, Profile
 
 
 def evidence_names(evidence: Evidence) -> dict[Path, str]:
@@ -70,3 +71,31 @@ def known_people(evidence: Evidence) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+
+
+def content_notes(evidence: Evidence, profile: Profile) -> tuple[str, ...]:
+    """What the report says about content-level evidence in a hybrid run: which source the
+    telemetry controls were judged on, or plainly that there was none."""
+    if profile.mode is not Mode.HYBRID:
+        return ()
+    names = evidence_names(evidence)
+    present = [
+        (title, names.get(path, path.name))
+        for log, title in (
+            (DECRYPTED_REQUESTS, "the intercepting proxy's decrypted requests"),
+            (CLOUD_REQUESTS, "what the lab cloud side received"),
+        )
+        if (path := evidence.log(log)) is not None
+    ]
+    if not present:
+        return (
+            "content-level evidence not available: no intercepting proxy's decrypted requests"
+            " and no record of what the cloud side received. Telemetry shares the licensing"
+            " channel (CT 3), so TM-OPTOUT, TM-MINIMAL and TM-CHANNEL are inconclusive, never"
+            " pass",
+        )
+    listed = "; ".join(f"{title} ({name})" for title, name in present)
+    note = f"content-level evidence: {listed}"
+    if evidence.log(DECRYPTED_REQUESTS) is None:
+        note += " (no intercepting proxy: the target's own side of the traffic was not decrypted)"
+    return (note,)

@@ -1,10 +1,15 @@
 """Stream packet records out of pcap and pcapng files in constant memory.
 
 `CaptureReader` reads the file in large chunks, walks the records with
-`struct.unpack_from` on offsets (no slicing per packet), hashes every byte it reads,
+`struct.unpack_from` on offsets (no slicing per packet), hashes every byte of the file,
 and yields one `PacketRecord` per packet: a tuple that points into the current
 chunk instead of copying the frame. Records stay valid while the consumer handles
 them; a consumer that keeps bytes must slice them out.
+
+Reading, hashing and (optionally) copying the file happen on a read-ahead thread: the
+system calls and SHA-256 release the GIL, so on a second core they cost the decoding
+thread nothing, and the copy (`tee`) is made of exactly the bytes that were hashed and
+decoded, in the same pass.
 
 Formats: pcap (both byte orders, micro- and nanosecond magic, and the old
 "modified" pcap with longer record headers) and pcapng (draft-ietf-opsawg-pcapng):
@@ -18,6 +23,7 @@ the reader stops at the last whole record and says where in `truncated_detail`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import queue
@@ -27,19 +33,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from conformance.errors import CaptureError
 
-# Large enough that read() calls and buffer copies vanish in the per-packet cost
-# (256 KiB measured as fast as 1 MiB), small enough that the few in flight keep
+# Large enough that read() calls, buffer copies and the read-ahead thread's GIL
+# hand-overs vanish in the per-packet cost, small enough that the few in flight keep
 # memory flat.
-CHUNK_BYTES = 1 << 18
+CHUNK_BYTES = 1 << 20
 # No link layer or offload segment comes near this; a longer record or block length
 # is a corrupt length field, and reading on would only misinterpret the rest.
 MAX_RECORD_BYTES = 1 << 26
-# SHA-256 runs on a worker thread (hashlib releases the GIL for large buffers), so
-# hashing costs no wall time on a second core. It may lag by this many chunks.
-HASH_QUEUE_CHUNKS = 2
+# Chunks the read-ahead thread may hold ready (read, hashed, copied) for the decoder.
+READ_AHEAD_CHUNKS = 3
 
 # (time, buffer, offset of the frame in buffer, captured length, original length,
 #  link type, direction). Direction: 0 unknown, 1 inbound, 2 outbound.
@@ -73,6 +79,9 @@ _SHB_MIN = 28  # type, length, magic, major, minor, section length, trailing len
 _EPB_HEADER = 28  # type, length, interface, timestamp (2), captured, original length
 _EPB_MIN = 32  # the header and the trailing length
 _BLOCK_MIN = 12  # type, length, trailing length
+# For consumers that walk EPBs themselves (PcapngScan).
+EPB_BLOCK_TYPE = _EPB
+EPB_HEADER_BYTES = _EPB_HEADER
 
 # pcapng option codes (§4.2 IDB, §4.3 EPB, §4.6 ISB).
 _OPT_END = 0
@@ -162,6 +171,35 @@ class _PcapngState:
         return 0 if direction == _EPB_DIRECTION_MASK else direction
 
 
+@dataclass(slots=True)
+class PcapngScan:
+    """A pcapng walk driven by its consumer (see `CaptureReader.pcapng_scan`).
+
+    The consumer walks Enhanced Packet Blocks in `buf` from `pos` itself while each is
+    whole, in this byte order (`epb`), without options, not snap-truncated, and on
+    interface `iface` with high timestamp word `hi` (time = `base_ts` + low word *
+    `scale_lo`, link type `linktype`). At anything else it stores `pos`, `packets` and
+    `time` back and calls `CaptureReader.pcapng_step`, which handles that one block (a
+    packet in it lands in `record`) or reads on, and sets `done` at the end.
+    """
+
+    buf: bytes
+    pos: int
+    epb: Callable[[bytes, int], tuple[int, ...]]
+    packets: int = 0
+    time: float = 0.0
+    iface: int = -1
+    hi: int = -1
+    base_ts: float = 0.0
+    scale_lo: float = 0.0
+    linktype: int = LINKTYPE_UNDEFINED_INTERFACE
+    record: PacketRecord | None = None
+    done: bool = False
+    base: int = 0  # file offset of buf[0]
+    snap: int = 0
+    state: _PcapngState = field(default_factory=_PcapngState)
+
+
 class CaptureReader:
     """One capture file, read front to back once. Use as a context manager.
 
@@ -170,12 +208,27 @@ class CaptureReader:
     once it is exhausted (or closed).
     """
 
-    def __init__(self, path: Path | str, on_chunk: Callable[[], None] | None = None) -> None:
-        """Open `path` and check its header; `on_chunk` is called after each chunk read."""
+    def __init__(
+        self,
+        path: Path | str,
+        on_chunk: Callable[[], None] | None = None,
+        tee: BinaryIO | None = None,
+    ) -> None:
+        """Open `path` and check its header.
+
+        `on_chunk` is called after each chunk the decoder takes. `tee`, if given, receives
+        every byte of the file as it is read and hashed (the evidence copy); `tee_complete`
+        says whether it got the whole file.
+        """
         self.path = Path(path)
         self._on_chunk = on_chunk
-        self._hash_queue: queue.Queue[memoryview | None] | None = None
-        self._hasher: threading.Thread | None = None
+        self._tee = tee
+        self._chunks: queue.Queue[bytes | BaseException | None] | None = None
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._exhausted = False  # the decoder took the end-of-file marker
+        self.tee_complete = False
+        self.tee_error: OSError | None = None
         self.format = ""
         self.link_types: list[int] = []
         self.interfaces = 0
@@ -191,7 +244,6 @@ class CaptureReader:
         self.direction_flags = False
         self._hash = hashlib.sha256()
         self._file: io.FileIO | None = None
-        self._scratch = bytearray()
         self._head = b""
         try:
             self._file = self.path.open("rb", buffering=0)
@@ -207,7 +259,6 @@ class CaptureReader:
             self.close()
             raise CaptureError(self.path, f"cannot be read: {err.strerror or err}") from None
         self.bytes_read = len(self._head)
-        self._hash.update(self._head)
         try:
             self._check_header()
         except CaptureError:
@@ -218,8 +269,8 @@ class CaptureReader:
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of the bytes read (the whole file once `packets()` is exhausted)."""
-        self._stop_hasher()
+        """SHA-256 of the whole file (read to its end if the decoder stopped early)."""
+        self._read_to_end()
         return self._hash.hexdigest()
 
     @property
@@ -229,36 +280,92 @@ class CaptureReader:
 
     def packets(self) -> Iterator[PacketRecord]:
         """Every packet record of the file, in file order."""
-        self._start_hasher()
+        self._start_reader()
         if self.format == "pcap":
             return self._pcap_packets()
         return self._pcapng_packets()
 
     def close(self) -> None:
-        """Release the file (and the hashing thread)."""
-        self._stop_hasher()
+        """Release the file (and stop the read-ahead thread where it is)."""
+        self._stop_reader()
         if self._file is not None:
             self._file.close()
             self._file = None
 
-    def _start_hasher(self) -> None:
-        if self._hasher is None:
-            self._hash_queue = queue.Queue(maxsize=HASH_QUEUE_CHUNKS)
-            self._hasher = threading.Thread(
-                target=self._hash_chunks, args=(self._hash_queue,), daemon=True
+    def _start_reader(self) -> None:
+        if self._reader is None and self._file is not None:
+            self._chunks = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+            self._reader = threading.Thread(
+                target=self._read_ahead,
+                args=(self._file, self._chunks),
+                name="ucx-read-ahead",
+                daemon=True,
             )
-            self._hasher.start()
+            self._reader.start()
 
-    def _hash_chunks(self, chunks: queue.Queue[memoryview | None]) -> None:
-        while (chunk := chunks.get()) is not None:
-            self._hash.update(chunk)
+    def _read_ahead(
+        self, file: io.FileIO, chunks: queue.Queue[bytes | BaseException | None]
+    ) -> None:
+        """Read the rest of the file: hash each chunk, copy it to the tee, hand it over."""
+        put, stop = chunks.put, self._stop
+        try:
+            self._hash.update(self._head)
+            self._copy(self._head)
+            while not stop.is_set():
+                chunk = file.read(CHUNK_BYTES)
+                if not chunk:
+                    self.tee_complete = self._tee is not None and self.tee_error is None
+                    put(None)
+                    return
+                self._hash.update(chunk)
+                self._copy(chunk)
+                put(chunk)
+        except BaseException as exc:  # handed to the decoder, which raises it
+            put(exc)
 
-    def _stop_hasher(self) -> None:
-        if self._hasher is not None and self._hash_queue is not None:
-            self._hash_queue.put(None)
-            self._hasher.join()
-            self._hasher = None
-            self._hash_queue = None
+    def _copy(self, chunk: bytes) -> None:
+        if self._tee is not None and self.tee_error is None:
+            try:
+                self._tee.write(chunk)
+            except OSError as exc:  # e.g. disk full: the report copies the file itself
+                self.tee_error = exc
+
+    def _next_chunk(self) -> bytes | None:
+        """The next chunk from the read-ahead thread, or None at the end of the file."""
+        if self._chunks is None or self._exhausted:
+            return None
+        item = self._chunks.get()
+        if item is None:
+            self._exhausted = True
+            return None
+        if isinstance(item, BaseException):
+            self._exhausted = True
+            raise item
+        return item
+
+    def _read_to_end(self) -> None:
+        """Let the read-ahead thread finish the file (hash and copy) and wait for it."""
+        if self._file is None:
+            return
+        self._start_reader()
+        try:
+            while self._next_chunk() is not None:
+                pass
+        except OSError:
+            pass  # already raised to the decoder, or the hash is of what could be read
+        self._stop_reader()
+
+    def _stop_reader(self) -> None:
+        reader, chunks = self._reader, self._chunks
+        if reader is None or chunks is None:
+            return
+        self._stop.set()
+        while reader.is_alive():  # unblock a put() on a full queue
+            with contextlib.suppress(queue.Empty):
+                chunks.get(timeout=0.05)
+        reader.join()
+        self._reader = None
+        self._chunks = None
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -372,37 +479,134 @@ class CaptureReader:
                 self.last_time = ts
 
     def _refill(self, buf: bytes, pos: int, base: int, need: int) -> tuple[bytes, int, int, bool]:
-        """Keep the unread tail of `buf` and read the next chunk behind it.
-
-        The new buffer is built in a reused scratch area and copied out at a fixed
-        size (CHUNK_BYTES, unless one record needs more), so the allocator recycles
-        the same blocks chunk after chunk instead of fragmenting the heap.
-        """
-        if self._file is None:
+        """Keep the unread tail of `buf` and append chunks until `need` more bytes are there."""
+        chunk = self._next_chunk()
+        if chunk is None:
             return buf, pos, base, False
-        rest = len(buf) - pos
-        size = max(CHUNK_BYTES, rest + need)
-        if len(self._scratch) < size:
-            self._scratch = bytearray(size)
-        with memoryview(self._scratch) as scratch:
-            if rest:
-                with memoryview(buf) as old:
-                    scratch[:rest] = old[pos:]
-            got = self._file.readinto(scratch[rest:size])
-            if not got:
-                return buf, pos, base, False
-            new = bytes(scratch[: rest + got])
+        got = len(chunk)
+        new = buf[pos:] + chunk if pos < len(buf) else chunk
+        while got < need and (more := self._next_chunk()) is not None:
+            got += len(more)
+            new += more
         self.bytes_read += got
-        fresh = memoryview(new)[rest:]
-        if self._hash_queue is not None:
-            self._hash_queue.put(fresh)
-        else:
-            self._hash.update(fresh)
         if self._on_chunk is not None:
             self._on_chunk()
         return new, 0, base + pos, True
 
     # -- pcapng --------------------------------------------------------------------------
+
+    def pcapng_scan(self) -> PcapngScan:
+        """Start a consumer-driven walk of a pcapng file (the decoder's hot loop).
+
+        `packets()` is the general interface; this one lets a consumer that handles
+        millions of packets walk the common blocks inline, without a generator step
+        and a record tuple per packet. The counters are final once `done` is set (or
+        after `pcapng_finish`).
+        """
+        if self.format != "pcapng":
+            raise ValueError(f"{self.path}: not a pcapng file")
+        self._start_reader()
+        state = _PcapngState()
+        return PcapngScan(self._head, 0, state.structs.epb.unpack_from, state=state)
+
+    def pcapng_step(self, scan: PcapngScan) -> None:
+        """Handle the block at `scan.pos` that the consumer did not take, or read on."""
+        scan.record = None
+        state = scan.state
+        buf, pos = scan.buf, scan.pos
+        end = len(buf)
+        nxt = -1
+        if pos + _EPB_HEADER <= end:
+            # An EPB the consumer did not take (options, another interface or hour, cut
+            # short by the snaplen) is read exactly as `packets()` reads it.
+            nxt = self._plain_epb(state, buf, pos, end)
+        if nxt < 0 and pos + 8 <= end:
+            nxt = self._pcapng_block(state, buf, pos, end, scan.base, scan.packets, scan.time)
+        if nxt == -2:
+            scan.done = True
+            return
+        if nxt >= 0:
+            record = state.packet
+            if record is not None:
+                state.packet = None
+                scan.record = record
+                scan.packets += 1
+                scan.time = record[0]
+                if scan.packets == 1:
+                    self.first_time = record[0]
+                if record[3] < record[4]:
+                    scan.snap += 1
+                self._fast_path_for(scan, buf, pos)
+            else:
+                scan.iface = -1  # an SHB or IDB may have changed what packets mean
+                scan.epb = state.structs.epb.unpack_from
+            scan.pos = nxt
+            return
+        self.packets_read = scan.packets
+        scan.buf, scan.pos, scan.base, more = self._refill(buf, pos, scan.base, state.need)
+        state.need = 0
+        if not more:
+            buf, pos = scan.buf, scan.pos
+            if pos < len(buf):
+                self.truncated_detail = (
+                    f"file ends inside block {scan.packets + state.other_blocks + 1} at byte "
+                    f"{scan.base + pos} ({len(buf) - pos} bytes of it present; "
+                    f"packet {scan.packets} was the last whole one)"
+                )
+            scan.done = True
+
+    def _plain_epb(self, state: _PcapngState, buf: bytes, pos: int, end: int) -> int:
+        """The fast path of `_pcapng_packets` for one block: next offset, or -1 if not taken."""
+        btype, blen, iface, hi, lo, cap, orig = state.structs.epb.unpack_from(buf, pos)
+        nxt: int = pos + blen
+        off = pos + _EPB_HEADER
+        rest = nxt - off - cap
+        if btype != _EPB or rest < 4 or nxt > end or blen & 3:
+            return -1
+        direction = 0
+        if rest >= 8:
+            direction = state.epb_options(buf, off + cap + (-cap & 3), nxt - 4)
+        try:
+            linktype, scale_hi, scale_lo, toff = state.by_if[iface]
+        except IndexError:
+            linktype, scale_hi, scale_lo, toff = _UNDEFINED_INTERFACE
+        state.packet = (
+            hi * scale_hi + toff + lo * scale_lo,
+            buf,
+            off,
+            cap,
+            orig,
+            linktype,
+            direction,
+        )
+        return nxt
+
+    def _fast_path_for(self, scan: PcapngScan, buf: bytes, pos: int) -> None:
+        """After an EPB: let the consumer take the next ones of its interface and hour."""
+        state = scan.state
+        st = state.structs
+        btype = st.block.unpack_from(buf, pos)[0]
+        if btype != _EPB:
+            scan.iface = -1
+            return
+        _, _, iface, hi, _, _, _ = st.epb.unpack_from(buf, pos)
+        if iface >= len(state.by_if):
+            scan.iface = -1
+            return
+        linktype, scale_hi, scale_lo, toff = state.by_if[iface]
+        scan.iface, scan.hi, scan.linktype = iface, hi, linktype
+        scan.base_ts = hi * scale_hi + toff
+        scan.scale_lo = scale_lo
+        scan.epb = st.epb.unpack_from
+
+    def pcapng_finish(self, scan: PcapngScan) -> None:
+        """Final counters of a walk (also when the consumer stopped early)."""
+        self.packets_read = scan.packets
+        self.snap_truncated = scan.snap
+        self.direction_flags = scan.state.flags_seen
+        if scan.packets:
+            self.last_time = scan.time
+        self._set_drops(scan.state.isb_drops, scan.state.packet_drops)
 
     def _pcapng_packets(self) -> Iterator[PacketRecord]:
         """Walk pcapng blocks; yield packets from EPB, SPB and PB, read IDB, ISB and SHB."""

@@ -18,10 +18,11 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.evidence.interface import HOST_FACTS, Evidence, EvidenceSource
-from conformance.host.capture import RemoteCapture
+from conformance.host.capture import CaptureStats, RemoteCapture
 from conformance.host.collect import HostCollector, HostOptions, public_url
 from conformance.host.model import HostFacts
 from conformance.host.options import host_options
+from conformance.host.pktmon import PktmonCapture, is_windows, winrm_runner
 from conformance.judge.host import raw_output_name
 from conformance.observe.model import Observations
 from conformance.profile_model import Profile
@@ -43,7 +44,9 @@ class HostSource:
         self._facts: HostFacts | None = None
         self._options: HostOptions | None = None
         self._lab_capture: RemoteCapture | None = None
-        self._lab_capture_stats: object = None
+        self._pktmon: PktmonCapture | None = None
+        self._lab_capture_result: tuple[CaptureStats | None, str] | None = None
+        self.remote_capture: Evidence | None = None  # the remote capture, judged on its own
         self._lab_window = DEFAULT_WINDOW
 
     # --- the lab's hook (--lab --host): sample while the target runs ----------------------
@@ -78,7 +81,7 @@ class HostSource:
             self._collector.stop_sampling()
             self._facts = self._collector.collect()
         if self._lab_capture is not None:
-            self._lab_capture_stats = self._lab_capture.finish()[0]
+            self._lab_capture_result = self._lab_capture.finish()
 
     # --- EvidenceSource ---------------------------------------------------------------------
 
@@ -95,6 +98,13 @@ class HostSource:
             if self._facts is None:
                 self._facts = _unreached(self.host, "the lab never became ready for the host")
         else:
+            if urlsplit(self.host).scheme == "ssh" and self._options.ssh_config is None:
+                from conformance.host.sshconfig import run_ssh_config
+
+                # Never ~/.ssh/config: a config of this run's own (docs/hosts.md).
+                self._options = replace(
+                    self._options, ssh_config=run_ssh_config(self._workdir, self._options)
+                )
             self._collector = HostCollector(self.host, self._options)
             self._collector.start_sampling()
             capture = self._start_capture(profile) if self.inner is None else None
@@ -107,25 +117,35 @@ class HostSource:
                 self._collector.stop_sampling()
             self._facts = self._collector.collect()
             if capture is not None:
-                inner_evidence = self._finish_capture(capture, progress)
+                stats, stderr = capture.finish()
+                inner_evidence = self._capture_evidence(capture, stats, stderr, progress)
+                self.remote_capture = inner_evidence
         evidence = self._evidence(self._facts, inner_evidence)
         if self._lab_capture is not None:
-            extra = [(self._lab_capture.output, "host/remote-capture.pcap")]
-            err = self._lab_capture.output.with_suffix(".stderr.txt")
-            if err.exists():
-                extra.append((err, "host/tcpdump.stderr.txt"))
-            note = (
-                f"remote tcpdump over ssh (kept beside the lab capture): {self._lab_capture_stats}"
+            stats, stderr = self._lab_capture_result or (None, "the lab window never closed")
+            remote = self._capture_evidence(self._lab_capture, stats, stderr, progress)
+            self.remote_capture = remote
+            note = "remote tcpdump over ssh, kept beside the lab's judged capture: " + "; ".join(
+                remote.notes
             )
             evidence = replace(
-                evidence, files=(*evidence.files, *extra), notes=(*evidence.notes, note)
+                evidence, files=(*evidence.files, *remote.files), notes=(*evidence.notes, note)
             )
         return evidence
 
-    def _start_capture(self, profile: Profile) -> RemoteCapture | None:
+    def _start_capture(self, profile: Profile) -> RemoteCapture | PktmonCapture | None:
         assert self._options is not None and self._workdir is not None
         if self._options.capture_interface is None:
             return None
+        if is_windows(self.host):
+            pktmon = PktmonCapture(
+                winrm_runner(self.host, self._options),
+                profile.window_seconds or DEFAULT_WINDOW,
+                self._workdir / "remote-capture.pcapng",
+            )
+            pktmon.start()
+            self._pktmon = pktmon
+            return pktmon
         capture = RemoteCapture(
             self.host,
             self._options,
@@ -136,44 +156,53 @@ class HostSource:
         capture.start()
         return capture
 
-    def _finish_capture(self, capture: RemoteCapture, progress: Progress) -> Evidence:
-        """The remote capture as evidence; tcpdump's own drop count joins the file's facts."""
+    def _capture_evidence(
+        self,
+        capture: RemoteCapture | PktmonCapture,
+        stats: CaptureStats | None,
+        stderr: str,
+        progress: Progress,
+    ) -> Evidence:
+        """The remote capture as evidence; the capture tool's own loss count joins its facts."""
         from conformance.errors import CaptureError
         from conformance.observe.builder import observe_captures
 
-        stats, stderr = capture.finish()
-        files = [(capture.output, "host/remote-capture.pcap")]
+        tool = "pktmon" if isinstance(capture, PktmonCapture) else "tcpdump"
+        outputs = capture.outputs if isinstance(capture, PktmonCapture) else (capture.output,)
+        packets = [p for p in outputs if p.exists() and p.stat().st_size > 0]
+        files = [(p, f"host/{p.name}") for p in outputs if p.exists()]
         if capture.output.with_suffix(".stderr.txt").exists():
-            files.append((capture.output.with_suffix(".stderr.txt"), "host/tcpdump.stderr.txt"))
+            files.append((capture.output.with_suffix(".stderr.txt"), f"host/{tool}.stderr.txt"))
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
-        if capture.output.stat().st_size == 0:
+        if capture.output not in packets:
             note = f"remote capture gave no packets file: {tail}"
             empty = Observations(captures=(), flows=(), notes=(note,))
             return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
         try:
-            observations = observe_captures([capture.output], progress)
+            observations = observe_captures(packets, progress)
         except CaptureError as exc:
             note = f"remote capture unreadable: {exc}"
             empty = Observations(captures=(), flows=(), notes=(note,))
             return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
         summary = observations.captures[0]
         if stats is None:
-            # Killed before it printed its statistics: losses unknown, so not complete.
+            # Ended without its statistics (killed, failed): losses unknown, so not complete.
             summary = replace(
                 summary,
                 truncated_file=True,
-                truncated_detail=f"tcpdump ended without its statistics ({tail})",
+                truncated_detail=f"{tool} ended without its loss statistics ({tail})",
             )
         else:
             summary = replace(
-                summary, drops=stats.dropped, drop_detail=f"tcpdump: {stats.dropped} dropped"
+                summary, drops=stats.dropped, drop_detail=f"{tool}: {stats.dropped} lost"
             )
-        observations = replace(observations, captures=(summary,))
+        observations = replace(observations, captures=(summary, *observations.captures[1:]))
         return Evidence(
             observations,
             tuple(files),
             notes=(
-                f"remote tcpdump on {self._options.capture_interface if self._options else ''}",
+                f"remote {tool} on {capture.interface}: "
+                + (f"{stats.captured} captured, {stats.dropped} dropped" if stats else tail),
             ),
             source="host-capture",
         )
@@ -230,6 +259,8 @@ class HostSource:
             self._collector.stop_sampling()
         if self._lab_capture is not None:
             self._lab_capture.stop()
+        if self._pktmon is not None:
+            self._pktmon.stop()
         if self.inner is not None:
             self.inner.close()
         if self._workdir is not None:

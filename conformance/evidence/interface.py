@@ -19,6 +19,7 @@ PROXY_ACCESS_LOG = "proxy-access"  # squid access.log of the site's proxy
 CLOUD_REQUESTS = "cloud-requests"  # what the cloud stand-ins received (JSON lines)
 DECRYPTED_REQUESTS = "decrypted-requests"  # intercepting proxy's request/response log
 IMPOSTOR_LOG = "impostor"  # HY-CERT impostor servers' per-connection log
+IMPOSTOR_CAPTURE = "impostor-capture"  # the target's link during the HY-CERT phase
 ENDPOINT_SCAN = "endpoint-scan"  # HY-ENDPOINT server-side TLS scan results (JSON)
 HOST_FACTS = "host-facts"  # facts collected on a live host (JSON)
 CONTAINER_LOG = "container"  # the target container's stdout/stderr

@@ -15,6 +15,7 @@ from conformance.profile_model import Profile
 from conformance.progress import Progress
 
 if TYPE_CHECKING:
+    from conformance.lab.external import ExternalTarget
     from conformance.lab.sshd import LabHostHook
 
 
@@ -26,13 +27,18 @@ class LabSource:
     def __init__(self, faults: Sequence[str]) -> None:
         self.faults = tuple(faults)
         self.host_hook: LabHostHook | None = None  # set by HostSource (--host with --lab)
+        self.external: ExternalTarget | None = None  # set by DockerSource (--image)
+        self.workdir: Path | None = None  # a caller-made workdir (DockerSource mounts it)
         self._workdir: Path | None = None
 
     def collect(self, profile: Profile, progress: Progress) -> Evidence:
         from conformance.lab import run_lab
 
-        self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
-        lab_run = run_lab(profile, self.faults, self._workdir, progress, self.host_hook)
+        if self.workdir is not None:
+            workdir = self.workdir  # the caller owns it and removes it
+        else:
+            workdir = self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
+        lab_run = run_lab(profile, self.faults, workdir, progress, self.host_hook, self.external)
         observations = observe_captures(lab_run.captures, progress)
         files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(lab_run.captures))
         notes = lab_run.notes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conformance.errors import CaptureError
 from conformance.evidence.interface import Evidence
-from conformance.observe.builder import observe_captures
+from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.profile_model import Profile
 from conformance.progress import Progress
 
@@ -34,10 +34,13 @@ class PcapSource:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
+        # Set by the run (report.prestage): the report's evidence copies are written
+        # while the captures are read, from the very bytes that are judged.
+        self.copies: EvidenceCopies | None = None
 
     def collect(self, profile: Profile, progress: Progress) -> Evidence:
         check_capture_paths(self.paths)
-        observations = observe_captures(self.paths, progress)
+        observations = observe_captures(self.paths, progress, self.copies)
         files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(self.paths))
         return Evidence(observations=observations, files=files, source="pcap")
 

@@ -41,13 +41,13 @@ def build_source(request: SourceRequest) -> EvidenceSource:
         raise CaptureError("--ucx-image", "use either --image or --pcap, not both")
     if (request.env or request.volumes) and not request.image:
         raise CaptureError("--ucx-env", "--env and --volume apply only to --image")
-    if request.faults and not request.lab:
-        raise CaptureError("--ucx-fault", "fault switches exist only in the lab (--lab)")
+    if request.faults and not (request.lab or request.image):
+        raise CaptureError("--ucx-fault", "fault switches exist only in the lab (--lab, --image)")
     inner: EvidenceSource | None = None
     if request.image:
         from conformance.evidence.docker import DockerSource
 
-        inner = DockerSource(request.image, request.env, request.volumes)
+        inner = DockerSource(request.image, request.env, request.volumes, request.faults)
     elif request.lab:
         from conformance.evidence.lab import LabSource
 

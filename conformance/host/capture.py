@@ -83,24 +83,46 @@ class RemoteCapture:
     output: Path
     _proc: subprocess.Popen[bytes] | None = None
     _stderr: Path | None = None
+    _failure: str | None = None
 
-    def start(self) -> None:
-        scheme = urlsplit(self.url).scheme
+    def argv(self) -> list[str]:
+        """The local command that runs tcpdump on the host (ValueError: scheme not supported)."""
+        parts = urlsplit(self.url)
         command = tcpdump_command(self.interface, self.seconds)
         if self.options.sudo:
             command = f"sudo -n sh -c {shlex.quote(command)}"
-        if scheme == "ssh":
-            argv = ssh_argv(self.url, self.options, command)
-        elif scheme == "local":
-            argv = ["sh", "-c", command]
-        else:
-            raise ValueError(f"remote capture supports ssh:// and local:// hosts, not {scheme}://")
+        if parts.scheme in ("ssh", "paramiko"):
+            # paramiko:// hosts are captured through the OpenSSH client with the same config.
+            return ssh_argv(self.url, self.options, command)
+        if parts.scheme == "local":
+            return ["sh", "-c", command]
+        if parts.scheme == "docker" and parts.hostname:
+            return ["docker", "exec", parts.hostname, "sh", "-c", command]
+        raise ValueError(
+            f"remote tcpdump runs on ssh://, paramiko://, docker:// and local:// hosts, "
+            f"not {parts.scheme}:// (Windows: the pktmon route, docs/hosts.md)"
+        )
+
+    def start(self) -> None:
+        """Start tcpdump; a failure to start is kept and reported by `finish`, never raised."""
+        try:
+            argv = self.argv()
+        except ValueError as exc:
+            self._failure = str(exc)
+            return
         self._stderr = self.output.with_suffix(".stderr.txt")
-        with self.output.open("wb") as out, self._stderr.open("wb") as err:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        try:
+            with self.output.open("wb") as out, self._stderr.open("wb") as err:
+                self._proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+                )
+        except OSError as exc:
+            self._failure = f"{argv[0]}: {exc.strerror or exc}"
 
     def finish(self, grace: float = 15.0) -> tuple[CaptureStats | None, str]:
         """Wait for tcpdump to end (the window plus `grace`); return its stats and stderr."""
+        if self._failure is not None:
+            return None, self._failure
         if self._proc is None or self._stderr is None:
             return None, "not started"
         try:
@@ -108,6 +130,9 @@ class RemoteCapture:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+            timed_out = f"remote capture did not end {grace:g} s after its window: stopped\n"
+            with self._stderr.open("a") as err:
+                err.write(timed_out)
         stderr = self._stderr.read_text(errors="replace")
         return parse_tcpdump_stats(stderr), stderr
 
@@ -128,13 +153,17 @@ FETCH_CHUNK = 4 * 1024 * 1024
 def pktmon_commands(etl: str = rf"{PKTMON_DIR}\capture.etl") -> dict[str, str]:
     """PowerShell commands of the pktmon route, by step (run each through WinRM)."""
     pcapng = etl.removesuffix(".etl") + ".pcapng"
+    drops = etl.removesuffix(".etl") + ".drops.pcapng"
     return {
         "prepare": f"New-Item -ItemType Directory -Force -Path '{PKTMON_DIR}' | Out-Null",
         "start": f"pktmon start --capture --pkt-size 0 --file-name '{etl}'",
         "stop": "pktmon stop",
         "convert": f"pktmon etl2pcap '{etl}' --out '{pcapng}'",
+        "convert_drops": f"pktmon etl2pcap '{etl}' --drop-only --out '{drops}'",
+        "pcapng": pcapng,
+        "drops_pcapng": drops,
         "size": f"(Get-Item '{pcapng}').Length",
-        "cleanup": f"Remove-Item -Force '{etl}','{pcapng}'",
+        "cleanup": f"Remove-Item -Force -ErrorAction SilentlyContinue '{etl}','{pcapng}','{drops}'",
     }
 
 

@@ -52,6 +52,7 @@ class HostOptions:
 
     ssh_config: Path | None = None
     ssh_identity: Path | None = None
+    known_hosts: Path | None = None  # the only host keys trusted (written into a per-run config)
     settings_path: str | None = None  # the product's settings file on the host
     command_timeout: float = 20.0
     sample_interval: float = 2.0
@@ -105,7 +106,13 @@ class HostCollector:
                     kwargs["ssh_config"] = str(self.options.ssh_config)
                 if self.options.ssh_identity is not None:
                     kwargs["ssh_identity_file"] = str(self.options.ssh_identity)
-            self._host = testinfra.get_host(self.url, **kwargs)
+            host = testinfra.get_host(self.url, **kwargs)
+            if scheme == "paramiko":
+                from conformance.host.sshconfig import strict_paramiko_client
+
+                # Before testinfra's own client (which accepts any host key) is ever made.
+                host.backend.__dict__["client"] = strict_paramiko_client(self.url, self.options)
+            self._host = host
         return self._host
 
     def run(self, name: str, command: str) -> CommandRecord:

@@ -11,6 +11,7 @@ from conformance.profile_model import Profile
 _KEYS = (
     "ssh_config",
     "identity",
+    "known_hosts",
     "settings",
     "command_timeout",
     "sample_interval",
@@ -67,6 +68,7 @@ def host_options(profile: Profile) -> HostOptions:
         capture_interface=capture,
         ssh_config=_path(section.get("ssh_config"), profile, "host.ssh_config"),
         ssh_identity=_path(section.get("identity"), profile, "host.identity"),
+        known_hosts=_path(section.get("known_hosts"), profile, "host.known_hosts"),
         settings_path=settings,
         command_timeout=_seconds(
             section.get("command_timeout"), profile, "host.command_timeout", 20.0

@@ -19,6 +19,31 @@ from conformance.verdict import Verdict
 CONTROL = "HY-ENDPOINT"
 EVIDENCE_NAME = "lab/endpoint-scan.json"
 _ORDER = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 224}  # NIST SP 800-57 part 1: 112-bit strength
+
+
+def _row(entry: dict[str, object], cert: object) -> dict[str, object]:
+    """One endpoint's line of the report's table: what it offers and its certificate."""
+    row: dict[str, object] = {
+        "address": entry.get("address"),
+        "versions": entry.get("versions", []),
+        "weak_suites": entry.get("weak_suites", []),
+    }
+    if isinstance(cert, dict):
+        row.update(
+            {
+                "subject": cert.get("subject"),
+                "names": cert.get("names"),
+                "matches_name": cert.get("matches_name"),
+                "chain_valid_with": cert.get("trusted_by"),
+                "not_after": cert.get("not_after"),
+                "days_to_expiry": cert.get("days_to_expiry"),
+                "key": f"{cert.get('key_type', '?')} {cert.get('key_bits', '?')} bits",
+            }
+        )
+    else:
+        row["error"] = entry.get("error") or entry.get("connectivity")
+    return row
 
 
 def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
@@ -31,8 +56,14 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
         )
     try:
         endpoints = json.loads(path.read_text())["endpoints"]
+        if not isinstance(endpoints, list) or not all(
+            isinstance(e, dict) and "name" in e and "port" in e for e in endpoints
+        ):
+            raise TypeError("'endpoints' is not a list of {name, port, ...}")
     except (ValueError, KeyError, TypeError) as exc:
-        return ControlResult(CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results: {exc}")
+        return ControlResult(
+            CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results ({EVIDENCE_NAME}): {exc}"
+        )
     minimum = f"TLS {profile.cloud.min_tls}" if profile.cloud is not None else "TLS 1.2"
     below = set(_ORDER[: _ORDER.index(minimum)]) if minimum in _ORDER else set()
     findings: list[Finding] = []
@@ -41,11 +72,7 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
     for entry in endpoints:
         key = f"{entry['name']}:{entry['port']}"
         cert = entry.get("certificate")
-        table[key] = {
-            "versions": entry.get("versions", []),
-            "weak_suites": entry.get("weak_suites", []),
-            "certificate": cert,
-        }
+        table[key] = _row(entry, cert)
 
         def fail(text: str, key: str = key) -> None:
             findings.append(
@@ -66,6 +93,10 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
             fail(f"certificate not issued for {entry['name']} ({cert.get('subject')})")
         if cert.get("days_to_expiry", 0) < 0:
             fail(f"certificate expired on {cert.get('not_after')}")
+        key_type, bits = cert.get("key_type"), cert.get("key_bits")
+        least = MIN_KEY_BITS.get(str(key_type))
+        if least is not None and isinstance(bits, int) and bits < least:
+            fail(f"weak {key_type} key: {bits} bits (at least {least})")
     facts: dict[str, object] = {"endpoints": table}
     if findings:
         return ControlResult(

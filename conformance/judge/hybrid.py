@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.decode.ldap import is_starttls_request
 from conformance.decode.tls import TLS_VERSION_NAMES, is_weak_suite, suite_name, version_name
 from conformance.judge import air_gapped
 from conformance.judge.common import (
@@ -40,7 +41,6 @@ from conformance.verdict import Verdict, worst
 
 # A DNS answer is still usable this long after its TTL ran out (clock skew, resolver caching).
 TTL_SLACK_SECONDS = 5.0
-STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"  # RFC 4511 4.14.1
 LDAP_PORT = 389
 _VERSION_BY_TEXT = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303, "1.3": 0x0304}
 _PLAINTEXT = {
@@ -235,7 +235,8 @@ def _min_version(profile: Profile) -> int:
 
 
 def _starttls_first(flow: Flow) -> bool:
-    return flow.responder_port == LDAP_PORT and STARTTLS_OID in flow.payload_head_out
+    """LDAP on 389 whose first message is the StartTLS request: no bind before the upgrade."""
+    return flow.responder_port == LDAP_PORT and is_starttls_request(flow.payload_head_out)
 
 
 def tls(obs: Observations, profile: Profile) -> ControlResult:

@@ -27,6 +27,7 @@ from conformance.verdict import Verdict
 
 QUOTE_CHARS: Final = 320
 REQUIRED_STIMULI: Final = ("restart", "licence-refresh")
+OPTIONAL_STIMULI: Final = ("telemetry-beat",)  # reported when run: "send telemetry now"
 NO_CONTENT: Final = (
     "content-level evidence not available (no decrypted request log from an intercepting"
     " proxy, no record of what the cloud side received): telemetry travels in the licensing"
@@ -223,6 +224,9 @@ def optout(
     stimulus_facts: dict[str, object] = {}
     for name in REQUIRED_STIMULI:
         stimulus_facts[name] = _stimulus_gap(name, stimuli, messages, gaps)
+    for name in OPTIONAL_STIMULI:
+        if _succeeded(name, stimuli):
+            stimulus_facts[name] = "ran"
     facts: dict[str, object] = {
         "content_sources": content.describe_sources(),
         "messages": len(messages),
@@ -253,21 +257,26 @@ def _stimulus_gap(
     if stimuli is None:
         gaps.append(f"no stimulus log: the window cannot be shown to include a {name}")
         return "no stimulus log"
-    done = [
-        s
-        for s in stimuli
-        if str(s.get("stimulus", "")).endswith(f"/actions/{name}") and s.get("exit") == 0
-    ]
+    done = _succeeded(name, stimuli)
     if not done:
         gaps.append(f"the window included no successful {name} (add it to the profile's stimuli)")
         return "not run"
-    when = done[0].get("t")
+    when = done[-1].get("t")  # the last: a message after it is after every one
     if isinstance(when, int | float) and not any(
         m.time is not None and m.time >= when for m in messages
     ):
         gaps.append(f"no message was recorded after the {name}: the channel was not observed")
         return "no message after it"
     return "ran, messages recorded after it"
+
+
+def _succeeded(name: str, stimuli: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]]:
+    """The successful runs of the admin action `name` in the stimuli log."""
+    return [
+        s
+        for s in stimuli or ()
+        if str(s.get("stimulus", "")).endswith(f"/actions/{name}") and s.get("exit") == 0
+    ]
 
 
 # --- TM-MINIMAL ------------------------------------------------------------------------------

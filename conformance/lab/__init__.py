@@ -15,6 +15,7 @@ from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
 
 if TYPE_CHECKING:
+    from conformance.lab.external import ExternalTarget
     from conformance.lab.sshd import LabHostHook
 
 __all__ = ["LabRun", "list_faults", "run_lab"]
@@ -46,6 +47,7 @@ def run_lab(
     workdir: Path,
     progress: Progress = NULL_PROGRESS,
     host_hook: LabHostHook | None = None,
+    external: ExternalTarget | None = None,
 ) -> LabRun:
     """Stand the lab up around the reference target in `profile.mode` and observe it.
 
@@ -56,7 +58,8 @@ def run_lab(
     (saying what to install), no root, or a lab that fails to come up; ProfileError for a bad
     `lab:`, `probes:` or `stimuli:` section. With `host_hook`, a real sshd runs in the
     target's namespace and the hook is told when to sample and when to collect (--host).
+    With `external`, the target is not started by the lab but adopted (a container, --image).
     """
     from conformance.lab.run import run_lab as _run_lab
 
-    return _run_lab(profile, faults, workdir, progress, host_hook)
+    return _run_lab(profile, faults, workdir, progress, host_hook, external)

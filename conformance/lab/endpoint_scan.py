@@ -95,9 +95,10 @@ def scan(
                         for name in accepted
                         if any(m in name for m in _WEAK_MARKS)
                     ]
-            entry["certificate"] = _certificate(
-                scan_result.certificate_info.result, location.hostname
-            )
+            attempt = scan_result.certificate_info
+            entry["certificate"] = _certificate(attempt.result, location.hostname)
+            if attempt.result is None:
+                entry["error"] = f"certificate scan: {attempt.status.name} {attempt.error_reason}"
         results.append(entry)
     return results
 
@@ -136,7 +137,21 @@ def _certificate(info: Any, hostname: str) -> dict[str, Any] | None:
         "names": _names(leaf),
         "trusted_by": sorted(name for name, ok in validations.items() if ok),
         "key_bits": getattr(leaf.public_key(), "key_size", None),
+        "key_type": _key_type(leaf.public_key()),
     }
+
+
+def _key_type(key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+
+    for kind, name in (
+        (rsa.RSAPublicKey, "RSA"),
+        (ec.EllipticCurvePublicKey, "EC"),
+        (dsa.DSAPublicKey, "DSA"),
+    ):
+        if isinstance(key, kind):
+            return name
+    return type(key).__name__
 
 
 def main(config_path: str) -> int:

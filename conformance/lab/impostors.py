@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from conformance.evidence.interface import IMPOSTOR_LOG
+from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG
 from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
 from conformance.lab.certs import IMPOSTOR_CERTS, LabCA
@@ -123,7 +123,9 @@ def run_impostor_phase(
         run(in_netns(ns.router, ["nft", "delete", "table", "ip", "ucx_impostor"]), check=False)
         summary = capture.stop()
     evidence.add(log, "lab/impostors.jsonl", IMPOSTOR_LOG)
-    evidence.add(workdir / "capture-impostors.pcapng", "lab/capture-impostors.pcapng")
+    evidence.add(
+        workdir / "capture-impostors.pcapng", "lab/capture-impostors.pcapng", IMPOSTOR_CAPTURE
+    )
     notes.append(
         "HY-CERT phase after the judged window: impostors "
         + ", ".join(f"{k} at {a}" for k, a in IMPOSTOR_V4.items())

@@ -196,6 +196,9 @@ class LabState:
     # The Popen objects of this run's children (not saved): polled after teardown so the
     # objects know their processes ended.
     children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    # Namespaces to adopt from a running process instead of creating (a container target):
+    # name -> pid. Not saved: teardown deletes the name, the process's own namespace stays.
+    attach: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def new(cls) -> LabState:
@@ -245,7 +248,10 @@ class LabState:
         etc.mkdir(parents=True, exist_ok=True)
         # No resolver: glibc then asks 127.0.0.1, inside the namespace, where nothing answers.
         (etc / "resolv.conf").write_text(f"nameserver {resolver}\n" if resolver else "# none\n")
-        run(["ip", "netns", "add", namespace])
+        if namespace in self.attach:
+            run(["ip", "netns", "attach", namespace, str(self.attach[namespace])])
+        else:
+            run(["ip", "netns", "add", namespace])
         ip_batch(namespace, ["link set lo up"])
 
     def spawn(

@@ -27,6 +27,7 @@ from conformance.lab import LabRun
 from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
 from conformance.lab.certs import LabCA
+from conformance.lab.external import ExternalTarget
 from conformance.lab.faults import check_faults
 from conformance.lab.impostors import run_impostor_phase
 from conformance.lab.netns import LabState, check_host, clean_stale, in_netns
@@ -157,8 +158,10 @@ class _Run:
         stimuli: tuple[Stimulus, ...],
         progress: Progress,
         host_hook: LabHostHook | None = None,
+        external: ExternalTarget | None = None,
     ) -> None:
         self.host_hook = host_hook
+        self.external = external
         self.profile, self.faults, self.workdir = profile, faults, workdir
         self.options, self.stimuli, self.progress = options, stimuli, progress
         self.notes: list[str] = []
@@ -166,6 +169,25 @@ class _Run:
         self.state: LabState | None = None
         self.capture_path = workdir / "capture-target.pcapng"
         self.probe_log: Path | None = None
+
+    def _start_external(
+        self, external: ExternalTarget, services: Services, config: dict[str, object]
+    ) -> subprocess.Popen[bytes]:
+        """Hand the configuration to a target the lab did not start (a container)."""
+        log = self.workdir / "target.jsonl"
+        log.touch()
+        conf = self.workdir / "target.json"
+        partial = conf.with_suffix(".partial")
+        partial.write_text(json.dumps({**config, "log": str(log)}, indent=2))
+        partial.rename(conf)  # the target waits for this file: whole or absent
+        self.evidence.add(log, "lab/target.jsonl")
+        watcher = external.start(conf, self.workdir)
+        pid, port = external.netns_pid(), topo.ADMIN_PORT
+        services.pending.append(
+            (lambda: listening(pid, "tcp", port), "container target", watcher, None)
+        )
+        self.notes.append(f"target: {external.describe()} (placed in the lab's target segment)")
+        return watcher
 
     def _host_access(self, state: LabState, ns: topo.Namespaces) -> LabHostAccess:
         """sshd in the target's namespace and the product's settings file, for --host."""
@@ -178,7 +200,7 @@ class _Run:
             "proxy": proxy,
         }
         write_host_files(ns, self.workdir, settings, "hosts-override" in self.faults)
-        proc, access = start_sshd(state, ns, self.workdir)
+        proc, access = start_sshd(state, ns, self.workdir, "no-tcpdump" in self.faults)
         self.evidence.add(self.workdir / "sshd.log", "lab/sshd.log")
         self.evidence.add(self.workdir / "ucx-settings.json", "lab/ucx-settings.json")
         deadline = time.monotonic() + 5
@@ -193,6 +215,8 @@ class _Run:
     def execute(self) -> None:
         self.notes += clean_stale()
         self.state = state = LabState.new()
+        if self.external is not None:
+            state.attach[topo.Namespaces(state.run_id).target] = self.external.netns_pid()
         atexit.register(state.teardown)
         try:
             self._up_and_observe(state)
@@ -242,9 +266,11 @@ class _Run:
 
         sshd = self._host_access(state, ns) if self.host_hook is not None else None
         capture = Capture(state, ns.target, topo.TARGET_LINK, self.capture_path)
-        target = services.target(
-            _target_config(self.profile, self.faults, self.options, ca.ca_file, licence)
-        )
+        config = _target_config(self.profile, self.faults, self.options, ca.ca_file, licence)
+        if self.external is not None:
+            target = self._start_external(self.external, services, config)
+        else:
+            target = services.target(config)
         services.wait_ready()
         self.notes.append(f"lab up in {time.monotonic() - began:.2f} s (capture started first)")
         if self.options.intercept:
@@ -357,6 +383,7 @@ def run_lab(
     workdir: Path,
     progress: Progress,
     host_hook: LabHostHook | None = None,
+    external: ExternalTarget | None = None,
 ) -> LabRun:
     """See conformance.lab.run_lab."""
     checked = check_faults(faults)
@@ -365,7 +392,7 @@ def run_lab(
     _check_profile(profile)
     check_host()
     workdir.mkdir(parents=True, exist_ok=True)
-    lab = _Run(profile, checked, workdir, options, stimuli, progress, host_hook)
+    lab = _Run(profile, checked, workdir, options, stimuli, progress, host_hook, external)
     with _signals_raise():
         lab.execute()
     return lab.result()

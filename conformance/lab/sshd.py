@@ -53,10 +53,37 @@ def _keygen(path: Path, comment: str) -> None:
     )
 
 
+def _path_without(tool: str, into: Path) -> str:
+    """A PATH whose one directory links every program of the usual PATH except `tool`.
+
+    The `no-tcpdump` fault: the host's sessions find no tcpdump, as on a server where it was
+    never installed, while the machine's own tcpdump stays where it is.
+    """
+    into.mkdir(mode=0o755, exist_ok=True)
+    for directory in (
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ):
+        if not Path(directory).is_dir():
+            continue
+        for program in sorted(Path(directory).iterdir()):
+            link = into / program.name
+            if program.name != tool and not link.exists() and not link.is_symlink():
+                link.symlink_to(program)
+    return str(into)
+
+
 def start_sshd(
-    state: LabState, ns: topo.Namespaces, workdir: Path
+    state: LabState, ns: topo.Namespaces, workdir: Path, no_tcpdump: bool = False
 ) -> tuple[subprocess.Popen[bytes], LabHostAccess]:
-    """Start sshd on the target's address; return it and the client's access."""
+    """Start sshd on the target's address; return it and the client's access.
+
+    `no_tcpdump` (the fault of that name): the sessions' PATH has no tcpdump.
+    """
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not Path(sshd).exists() or shutil.which("ssh") is None:
         raise LabError(
@@ -85,6 +112,7 @@ def start_sshd(
                 "PidFile none",
                 "PrintMotd no",
                 "LogLevel VERBOSE",
+                *([f"SetEnv PATH={_path_without('tcpdump', home / 'bin')}"] if no_tcpdump else []),
                 "",
             ]
         )

@@ -11,6 +11,12 @@ How things are decided (the model's fields say which way each time):
   flow that began before the capture, ports, then capture direction flags, then the
   lower port (observe/direction.py). ICMP request/reply types say who asked; UDP and
   everything else: the sender of the first packet.
+- A TCP 5-tuple used again is a new flow: a SYN without ACK opens a new connection (own
+  Flow, initiator, payload inspection, ClientHello) when the earlier one ended with FIN or
+  RST, was silent for over 120 s, or had its SYN answered under another ISN. The same SYN
+  again before any SYN-ACK (retransmission, retry after a refusal) stays in its flow.
+  Records (hellos, DNS, HTTP) go to the flow of their 5-tuple whose packets they are among.
+- A TLS HelloRetryRequest is not the negotiated ServerHello: the real one that follows is.
 - ICMP errors belong to the flow of the packet they quote (never a flow of their own
   when they quote enough to name it); destination unreachable marks it `rejected`.
 - `malformed` counts packets that could not be decoded: a damaged header (the packet
@@ -24,10 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from conformance.decode.capture import CaptureReader
 from conformance.observe.flows import Addresses, FlowCounts
@@ -48,6 +56,18 @@ from conformance.progress import NULL_PROGRESS, Progress
 # Report progress about this often (packets): live enough for a bar, rare enough to
 # cost nothing. Checked once per chunk read, never per packet.
 PROGRESS_EVERY = 1 << 16
+# While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
+# GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
+# wait that long each time behind the decoding loop and fall behind it.
+READ_SWITCH_INTERVAL_S = 0.0005
+
+
+class EvidenceCopies(Protocol):
+    """Where the decoder writes evidence copies of the captures it reads (report.prestage)."""
+
+    def open(self, source: Path) -> BinaryIO | None: ...
+
+    def done(self, source: Path, sha256: str, complete: bool) -> None: ...
 
 
 @dataclass(slots=True)
@@ -62,8 +82,15 @@ class _Collected:
     counts: dict[tuple[str, InitiatorBasis], int] = dataclasses.field(default_factory=dict)
 
 
-def observe_captures(paths: Sequence[Path], progress: Progress = NULL_PROGRESS) -> Observations:
+def observe_captures(
+    paths: Sequence[Path],
+    progress: Progress = NULL_PROGRESS,
+    copies: EvidenceCopies | None = None,
+) -> Observations:
     """Read every capture (index = position in `paths`) into one `Observations`.
+
+    With `copies`, each capture is also copied, in the same pass, to the file
+    `copies.open(path)` gives (if any).
 
     Raises CaptureError only for a file that cannot be read at all (missing, empty,
     not pcap/pcapng, unsupported version); every header is checked before any file
@@ -74,9 +101,9 @@ def observe_captures(paths: Sequence[Path], progress: Progress = NULL_PROGRESS) 
         CaptureReader(path).close()
     out = _Collected()
     address = Addresses()
-    with _collector_paused():
+    with _collector_paused(), _quick_thread_switches():
         for index, path in enumerate(paths):
-            _observe_one(index, Path(path), out, progress, address)
+            _observe_one(index, Path(path), out, progress, address, copies)
     return Observations(
         captures=tuple(out.captures),
         flows=tuple(out.flows),
@@ -107,8 +134,23 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def _quick_thread_switches() -> Iterator[None]:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, READ_SWITCH_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def _observe_one(
-    index: int, path: Path, out: _Collected, progress: Progress, address: Addresses
+    index: int,
+    path: Path,
+    out: _Collected,
+    progress: Progress,
+    address: Addresses,
+    copies: EvidenceCopies | None,
 ) -> None:
     ingest = CaptureIngest(index)
     reported = 0
@@ -119,25 +161,34 @@ def _observe_one(
             reported = reader.packets_read
             progress.advance(reader.bytes_read, f"{reported} packets, {len(ingest.table)} flows")
 
-    with CaptureReader(path, report) as reader:
-        progress.start(f"reading {path.name}", reader.file_size)
-        try:
-            ingest.run(reader.packets())
-            ingest.finish()
-        finally:
-            progress.advance(
-                reader.bytes_read, f"{ingest.packets} packets, {len(ingest.table)} flows"
-            )
-            progress.finish()
+    tee = copies.open(path) if copies is not None else None
+    complete = False
+    sha256 = ""
+    try:
+        with CaptureReader(path, report, tee) as reader:
+            progress.start(f"reading {path.name}", reader.file_size)
+            try:
+                ingest.run_reader(reader)
+                ingest.finish()
+            finally:
+                progress.advance(
+                    reader.bytes_read, f"{ingest.packets} packets, {len(ingest.table)} flows"
+                )
+                progress.finish()
+            sha256 = reader.sha256
+            complete = reader.tee_complete
+    finally:
+        if copies is not None and tee is not None:
+            copies.done(path, sha256, complete)
     flows, ids, counts = ingest.table.finish(len(out.flows) + 1, address)
     inspector = ingest.inspector
     out.flows.extend(flows)
     out.dns.extend(inspector.dns.records(ids, address))
     out.client_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, 0)) for ref, h in inspector.client_hellos
+        dataclasses.replace(h, flow_id=ids.get(ref, h.packet)) for ref, h in inspector.client_hellos
     )
     out.server_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, 0)) for ref, h in inspector.server_hellos
+        dataclasses.replace(h, flow_id=ids.get(ref, h.packet)) for ref, h in inspector.server_hellos
     )
     out.http.extend(sorted(inspector.http_requests(ids), key=lambda r: r.packet))
     out.names.extend(sorted(inspector.names(ids), key=lambda m: m.packet))
@@ -152,7 +203,7 @@ def _observe_one(
         CaptureSummary(
             path=str(path),
             format=reader.format,
-            sha256=reader.sha256,
+            sha256=sha256,
             link_types=tuple(reader.link_types),
             interfaces=reader.interfaces,
             packets=reader.packets_read,

@@ -10,10 +10,10 @@ Records stay compact tuples until `records` builds the `DnsQuery` objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from conformance.decode.dns import DnsMessage
-from conformance.observe.flows import FlowRef
+from conformance.observe.flows import FlowIds, FlowRef
 from conformance.observe.model import DnsAnswer, DnsQuery, IPAddress
 
 # Queries waiting for an answer at once. A host has a few dozen in flight; past this
@@ -85,9 +85,7 @@ class DnsMap:
             self._expire(time)
             self._pending[key] = (ends, packet, time, [1, 0])
 
-    def records(
-        self, flow_ids: Mapping[FlowRef, int], address: Callable[[bytes], IPAddress]
-    ) -> list[DnsQuery]:
+    def records(self, flow_ids: FlowIds, address: Callable[[bytes], IPAddress]) -> list[DnsQuery]:
         """Every exchange, unanswered ones included, in packet order (empties the map)."""
         while self._pending:
             self._unanswered(*self._pending.popitem())
@@ -103,7 +101,7 @@ class DnsMap:
                     capture=self.capture,
                     packet=packet,
                     time=time,
-                    flow_id=flow_ids.get(flow, 0),
+                    flow_id=flow_ids.get(flow, packet),
                     client=address(client),
                     client_port=cport,
                     server=address(server),

@@ -17,6 +17,7 @@ record CPython has); nothing per packet is retained beyond SAMPLE_PACKETS_PER_FL
 from __future__ import annotations
 
 import ipaddress
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ T_LAST = 3
 N_FIRST = 4  # packet numbers
 N_LAST = 5
 TCP_FLAGS = 6  # OR of TCP flags
-SAMPLES = 7  # first packet numbers (list, bounded)
+SAMPLES = 7  # first packet numbers (array of int64, bounded: 8 bytes each, no int objects)
 WANT = 8  # payload inspection still wanted (payloads.W_* bits); 0 when done
 TCP_OPEN = 9  # bit SYN_SEEN: SYN without ACK sent; bit SYNACK_SEEN: SYN-ACK sent
 RSTS = 10  # RST segments sent
@@ -52,6 +53,7 @@ PAYLOAD_N = 14  # packet number of the first payload, 0 if none
 HEAD = 15  # first bytes of that payload
 ERRORS = 16  # ICMP errors quoting this direction's packets: IcmpErrors or None
 STREAM = 17  # payload reassembly state (owned by payloads.PayloadInspector) or None
+ISN = 18  # TCP: sequence number (4 bytes) of the last SYN without ACK sent, or None
 
 SYN_SEEN = 1
 SYNACK_SEEN = 2
@@ -62,6 +64,9 @@ TCP_RST = 0x04
 TCP_ACK = 0x10
 
 PAYLOAD_HEAD_BYTES = 64  # Flow.payload_head_out bound
+# A SYN on a TCP 5-tuple silent this long opens a new connection, whatever came before (a
+# SYN is retransmitted for about two minutes at most: RFC 6298 backoff, tcp_syn_retries).
+TCP_REUSE_IDLE_S = 120.0
 
 Entry = list[Any]
 FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
@@ -127,7 +132,7 @@ def new_entry(time: float, packet: int, want: int) -> Entry:
         packet,
         packet,
         0,
-        [],
+        array("q"),
         want,
         0,
         0,
@@ -138,7 +143,34 @@ def new_entry(time: float, packet: int, want: int) -> Entry:
         b"",
         None,
         None,
+        None,
     ]
+
+
+class FlowIds:
+    """Flow ids by flow reference; a reused TCP 5-tuple has several, told apart by packet."""
+
+    def __init__(self) -> None:
+        self._last: dict[FlowRef, int] = {}
+        self._reused: dict[FlowRef, list[tuple[int, int]]] = {}  # (first packet, flow id)
+
+    def add(self, ref: FlowRef, first_packet: int, flow_id: int) -> None:
+        known = self._last.get(ref)
+        if known is not None:
+            self._reused.setdefault(ref, [(0, known)]).append((first_packet, flow_id))
+        self._last[ref] = flow_id
+
+    def get(self, ref: FlowRef, packet: int) -> int:
+        """The id of the flow `ref` names at `packet` (0 if none)."""
+        generations = self._reused.get(ref)
+        if generations is None:
+            return self._last.get(ref, 0)
+        found = generations[0][1]
+        for first, flow_id in generations:  # few, in packet order
+            if first > packet:
+                break
+            found = flow_id
+        return found
 
 
 class FlowTable:
@@ -149,6 +181,49 @@ class FlowTable:
         self.tables: dict[int, dict[bytes, Entry]] = {IPPROTO_TCP: {}, IPPROTO_UDP: {}}
         self.flows = 0
         self._want = want
+        # TCP connections that ended before their 5-tuple was used again: (key, e, other)
+        self._retired: list[tuple[bytes, Entry, Entry | None]] = []
+        self._generations: dict[FlowRef, int] = {}
+
+    def generation(self, ref: FlowRef) -> int:
+        """How many times the 5-tuple of `ref` was reused so far (0: never)."""
+        return self._generations.get(ref, 0) if self._generations else 0
+
+    def syn(self, key: bytes, e: Entry, time: float, packet: int, isn: bytes) -> Entry:
+        """A TCP SYN without ACK on direction `key`, before it is counted: maybe a new connection.
+
+        The SYN opens a new connection when the 5-tuple's connection ended (FIN or RST
+        either way), was silent for TCP_REUSE_IDLE_S, or had its handshake answered
+        (SYN-ACK) under another ISN. A SYN sent again with the same ISN before any SYN-ACK
+        (a retransmission, or a retry after a refusal) stays in its attempt. A new
+        connection's predecessor is kept aside as a flow of its own and fresh entries
+        start, so it gets its own initiator, payload inspection and ClientHello.
+        """
+        if not e[PKTS]:
+            e[ISN] = isn
+            return e
+        table = self.tables[IPPROTO_TCP]
+        rkey = reverse_key(key)
+        other = table.get(rkey) if rkey != key else None
+        answered = other is not None and bool(other[TCP_OPEN] & SYNACK_SEEN)
+        last = max(e[T_LAST], other[T_LAST]) if other is not None else e[T_LAST]
+        idle = time - last > TCP_REUSE_IDLE_S
+        same = e[ISN] == isn
+        if same and not answered and not idle:
+            return e
+        flags = e[TCP_FLAGS] | (other[TCP_FLAGS] if other is not None else 0)
+        if not (flags & (TCP_FIN | TCP_RST) or idle or (answered and not same)):
+            e[ISN] = isn  # e.g. another SYN before any answer: still the same attempt
+            return e
+        del table[key]
+        if other is not None:
+            del table[rkey]
+        self._retired.append((key, e, other))
+        ref = flow_ref(IPPROTO_TCP, key)
+        self._generations[ref] = self._generations.get(ref, 0) + 1
+        fresh = self.new_direction(table, IPPROTO_TCP, key, time, packet)
+        fresh[ISN] = isn
+        return fresh
 
     def __len__(self) -> int:
         """Flows seen so far (a direction whose reverse is already known adds none)."""
@@ -182,9 +257,12 @@ class FlowTable:
         nbytes: int,
         tcp_flags: int,
         direction: int,
+        isn: bytes = b"",
     ) -> Entry:
         """Count one packet (the general path; the hot loop inlines the same steps)."""
         e = self.entry(proto, key, time, packet)
+        if tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN and proto == IPPROTO_TCP:
+            e = self.syn(key, e, time, packet, isn)
         e[PKTS] += 1
         e[BYTES] += nbytes
         if packet >= e[N_LAST]:
@@ -230,39 +308,47 @@ class FlowTable:
 
     def finish(
         self, first_id: int, address: Callable[[bytes], IPAddress]
-    ) -> tuple[list[Flow], dict[FlowRef, int], FlowCounts]:
+    ) -> tuple[list[Flow], FlowIds, FlowCounts]:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
         Entries are released as their flows are built, so the table and the flows
         never both exist in full.
         """
-        # (first packet, protocol, a direction key, its reverse), one per flow
-        order: list[tuple[int, int, bytes, bytes]] = []
+        # (first packet, protocol, a direction key, its reverse, retired index or -1)
+        order: list[tuple[int, int, bytes, bytes, int]] = []
         for proto, table in self.tables.items():
             for key, e in table.items():
                 rkey = reverse_key(key)
                 other = table.get(rkey) if rkey != key else None
                 if other is None:
-                    order.append((e[N_FIRST], proto, key, rkey))
+                    order.append((e[N_FIRST], proto, key, rkey, -1))
                 elif key < rkey:  # the pair is listed once, under its smaller key
-                    order.append((min(e[N_FIRST], other[N_FIRST]), proto, key, rkey))
+                    order.append((min(e[N_FIRST], other[N_FIRST]), proto, key, rkey, -1))
+        retired = self._retired
+        for index, (key, e, other) in enumerate(retired):
+            first = e[N_FIRST] if other is None else min(e[N_FIRST], other[N_FIRST])
+            order.append((first, IPPROTO_TCP, key, reverse_key(key), index))
         order.sort()
         flows: list[Flow] = []
-        ids: dict[FlowRef, int] = {}
+        ids = FlowIds()
         counts = FlowCounts()
-        for i, (_, proto, key, rkey) in enumerate(order):
-            table = self.tables[proto]
-            e = table.pop(key)
-            other = table.pop(rkey, None)
+        for i, (first, proto, key, rkey, index) in enumerate(order):
+            if index < 0:
+                table = self.tables[proto]
+                e = table.pop(key)
+                other = table.pop(rkey, None)
+            else:
+                _, e, other = retired[index]
             forward, basis = _orient(proto, key, e, other)
             if forward:
                 flow = _build(self.capture, first_id + i, proto, key, e, other, basis, address)
             else:
                 flow = _build(self.capture, first_id + i, proto, rkey, other, e, basis, address)
             flows.append(flow)
-            ids[(proto, key if key <= rkey else rkey)] = flow.flow_id
+            ids.add((proto, key if key <= rkey else rkey), first, flow.flow_id)
             tag = (flow.transport, basis)
             counts.by_basis[tag] = counts.by_basis.get(tag, 0) + 1
+        self._retired = []
         return flows, ids, counts
 
 
@@ -377,7 +463,7 @@ def _build(
     first = back if out is None or (back is not None and back[N_FIRST] < out[N_FIRST]) else out
     last = back if out is None or (back is not None and back[N_LAST] > out[N_LAST]) else out
     assert first is not None and last is not None
-    samples = out[SAMPLES] if out is not None else []
+    samples = out[SAMPLES] if out is not None else ()
     if back is not None:
         samples = sorted(set(samples).union(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW]
     if proto == IPPROTO_TCP:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from conformance.decode.capture import PacketRecord
+from conformance.decode.capture import EPB_BLOCK_TYPE, EPB_HEADER_BYTES, CaptureReader, PacketRecord
 from conformance.decode.errors import DecodeError
 from conformance.decode.icmp import (
     ICMP_HEADER,
@@ -43,7 +43,19 @@ from conformance.decode.link import (
     SUPPORTED_LINK_TYPES,
     network_layer,
 )
-from conformance.observe.flows import ICMP_CODE, WANT, FlowTable, tcp_control
+from conformance.observe.flows import (
+    BYTES,
+    DIRS,
+    ICMP_CODE,
+    N_LAST,
+    PKTS,
+    SAMPLES,
+    T_LAST,
+    TCP_FLAGS,
+    WANT,
+    FlowTable,
+    tcp_control,
+)
 from conformance.observe.model import ANOMALY_SAMPLES, SAMPLE_PACKETS_PER_FLOW, Anomaly
 from conformance.observe.payloads import PayloadInspector, initial_want
 
@@ -85,11 +97,150 @@ class CaptureIngest:
         for datagram in self.reassembler.drain():
             self._incomplete(datagram)
 
+    def run_reader(self, reader: CaptureReader) -> None:
+        """Consume every packet of an open capture."""
+        if reader.format == "pcapng":
+            self._run_pcapng(reader)
+        else:
+            self.run(reader.packets())
+
+    def _run_pcapng(self, reader: CaptureReader) -> None:
+        """`run` fused with the pcapng block walk (see PcapngScan): the same steps, inline.
+
+        Most packets of a UC capture are whole Ethernet frames in option-less EPBs of one
+        interface; for those this loop is the whole decoder. Anything else goes through
+        `reader.pcapng_step` and the general per-record path, as in `run`. Keep the
+        IPv4 UDP/TCP steps below identical to those of `run`.
+        """
+        tcp = self.table.tables[IPPROTO_TCP]
+        udp = self.table.tables[IPPROTO_UDP]
+        new_direction = self.table.new_direction
+        syn = self.table.syn
+        inspect = self.inspector.inspect
+        slow = self._slow
+        fast6 = self._ipv6
+        record_one = self._record
+        unpack = _ETH_IPV4.unpack_from
+        samples = SAMPLE_PACKETS_PER_FLOW
+        ethernet, frag_mask, ipv4, ipv6, epb_type = (
+            LINKTYPE_ETHERNET,
+            _FRAG_MASK,
+            ETHERTYPE_IPV4,
+            ETHERTYPE_IPV6,
+            EPB_BLOCK_TYPE,
+        )
+        proto_udp, proto_tcp = IPPROTO_UDP, IPPROTO_TCP
+        header, eth_len, l4_at = EPB_HEADER_BYTES, _ETH, _IPV4_FAST_L4
+        min_cap = _IPV4_FAST_L4 + _UDP_HEADER
+        tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
+        scan = reader.pcapng_scan()
+        step = reader.pcapng_step
+        n = self.packets
+        base_n = n - scan.packets  # packets of earlier captures fed to this ingest
+        try:
+            while not scan.done:
+                buf, pos = scan.buf, scan.pos
+                n = base_n + scan.packets
+                ts = scan.time
+                if scan.linktype == ethernet:
+                    end = len(buf) - header
+                    epb = scan.epb
+                    cur_if, cur_hi, base_ts, scale = (
+                        scan.iface,
+                        scan.hi,
+                        scan.base_ts,
+                        scan.scale_lo,
+                    )
+                    while pos <= end:
+                        btype, blen, iface, hi, lo, cap, orig = epb(buf, pos)
+                        nxt = pos + blen
+                        # whole, no options (padding + trailing length < 8), one interface
+                        # and hour, not snap-truncated: anything else takes the general step
+                        if (
+                            btype != epb_type
+                            or not 3 < blen - header - cap < 8
+                            or blen & 3
+                            or nxt > end + header
+                            or iface != cur_if
+                            or hi != cur_hi
+                            or cap != orig
+                        ):
+                            break
+                        n += 1
+                        ts = base_ts + lo * scale
+                        off = pos + header
+                        pos = nxt
+                        if cap < min_cap:
+                            slow(ts, buf, off, cap, ethernet, 0, n)
+                            continue
+                        et, vihl, tot, frag, proto = unpack(buf, off)
+                        if et != ipv4 or vihl != 0x45 or frag & frag_mask:
+                            if et == ipv6:
+                                fast6(ts, buf, off, cap, ethernet, 0, n)
+                            else:
+                                slow(ts, buf, off, cap, ethernet, 0, n)
+                            continue
+                        if proto == proto_udp and tot >= 28:  # IPv4 + UDP headers
+                            key = buf[off + 26 : off + 38]  # src, dst, sport, dport
+                            e = udp.get(key)
+                            if e is None:
+                                e = new_direction(udp, proto_udp, key, ts, n)
+                            count = e[0] + 1
+                            e[0] = count  # PKTS
+                            e[1] += tot  # BYTES
+                            e[3] = ts  # T_LAST
+                            e[5] = n  # N_LAST
+                            if count <= samples:
+                                e[7].append(n)  # SAMPLES
+                            if e[8]:  # WANT
+                                stop = min(off + eth_len + tot, off + cap)
+                                inspect(e, proto_udp, key, buf, off + l4_at, stop, ts, n)
+                        elif proto == proto_tcp and tot >= 40 and cap >= tcp_cap:
+                            key = buf[off + 26 : off + 38]
+                            flags = buf[off + 47]
+                            e = tcp.get(key)
+                            if e is None:
+                                e = new_direction(tcp, proto_tcp, key, ts, n)
+                            if flags & 2 and not flags & 16:  # SYN: maybe a new connection
+                                e = syn(key, e, ts, n, buf[off + 38 : off + 42])
+                            count = e[0] + 1
+                            e[0] = count
+                            e[1] += tot
+                            e[3] = ts
+                            e[5] = n
+                            e[6] |= flags  # TCP_FLAGS
+                            if count <= samples:
+                                e[7].append(n)
+                            if flags & 6:  # SYN or RST
+                                tcp_control(e, flags)
+                            if e[8] and tot > 20 + ((buf[off + 46] >> 4) << 2):
+                                stop = min(off + eth_len + tot, off + cap)
+                                inspect(e, proto_tcp, key, buf, off + l4_at, stop, ts, n)
+                        else:
+                            slow(ts, buf, off, cap, ethernet, 0, n)
+                scan.pos = pos
+                scan.packets = n - base_n
+                scan.time = ts
+                step(scan)
+                record = scan.record
+                if record is not None:
+                    n = base_n + scan.packets
+                    record_one(record, n)
+        finally:
+            reader.pcapng_finish(scan)
+            self.packets = base_n + scan.packets
+
+    def _record(self, record: PacketRecord, n: int) -> None:
+        """One packet record the scan did not take inline (the general path)."""
+        ts, buf, off, cap, _orig, lt, dirf = record
+        self._slow(ts, buf, off, cap, lt, dirf, n)
+
     def run(self, records: Iterable[PacketRecord]) -> None:
         """Consume every record (the hot loop: Ethernet, IPv4 without options, UDP/TCP)."""
         tcp = self.table.tables[IPPROTO_TCP]
         udp = self.table.tables[IPPROTO_UDP]
         new_direction = self.table.new_direction
+        syn = self.table.syn
         inspect = self.inspector.inspect
         slow = self._slow
         fast6 = self._ipv6
@@ -142,6 +293,8 @@ class CaptureIngest:
                     e = tcp.get(key)
                     if e is None:
                         e = new_direction(tcp, proto_tcp, key, ts, n)
+                    if flags & 2 and not flags & 16:  # SYN: maybe a new connection
+                        e = syn(key, e, ts, n, buf[off + 38 : off + 42])
                     count = e[0] + 1
                     e[0] = count
                     e[1] += tot
@@ -178,8 +331,27 @@ class CaptureIngest:
             self._slow(ts, buf, off, cap, lt, dirf, n)
             return
         key = buf[off + 22 : off + 58]  # src, dst, sport, dport
-        flags = buf[l4 + 13] if proto == IPPROTO_TCP else 0
-        e = self.table.account(proto, key, ts, n, span + 40, flags, dirf)
+        table = self.table.tables[proto]
+        e = table.get(key)
+        if e is None:
+            e = self.table.new_direction(table, proto, key, ts, n)
+        if proto == IPPROTO_TCP and buf[l4 + 13] & 0x12 == 0x02:  # SYN: maybe a new connection
+            e = self.table.syn(key, e, ts, n, buf[l4 + 4 : l4 + 8])
+        # FlowTable.account's steps, inline (packets arrive in order here)
+        count = e[PKTS] + 1
+        e[PKTS] = count
+        e[BYTES] += span + 40
+        e[T_LAST] = ts
+        e[N_LAST] = n
+        if count <= SAMPLE_PACKETS_PER_FLOW:
+            e[SAMPLES].append(n)
+        if proto == IPPROTO_TCP:
+            flags = buf[l4 + 13]
+            e[TCP_FLAGS] |= flags
+            if flags & 6:  # SYN or RST
+                tcp_control(e, flags)
+        if dirf:
+            e[DIRS] |= dirf
         if e[WANT]:
             self.inspector.inspect(e, proto, key, buf, l4, min(l4 + span, end), ts, n)
 
@@ -221,6 +393,7 @@ class CaptureIngest:
         table = self.table
         src, dst = ip.src, ip.dst
         flags = 0
+        isn = b""
         if proto in (IPPROTO_TCP, IPPROTO_UDP):
             need = 20 if proto == IPPROTO_TCP else _UDP_HEADER
             if l4 + need > end:
@@ -231,6 +404,7 @@ class CaptureIngest:
             key = src + dst + buf[l4 : l4 + 4]
             if proto == IPPROTO_TCP:
                 flags = buf[l4 + 13]
+                isn = buf[l4 + 4 : l4 + 8]
                 if (buf[l4 + 12] >> 4) < 5:
                     for _, number, _, _ in packets:
                         self.anomaly(number, "bad TCP header length")
@@ -254,7 +428,7 @@ class CaptureIngest:
             key = src + dst + _PORTS_ZERO
         e = None
         for t, number, size, direction in packets:
-            e = table.account(proto, key, t, number, size, flags, direction)
+            e = table.account(proto, key, t, number, size, flags, direction, isn)
         if inspect and e is not None and e[WANT]:
             self.inspector.inspect(e, proto, key, buf, l4, end, ts, n)
 

@@ -18,6 +18,7 @@ from conformance.decode.dns import DnsMessage, parse_dns, parse_nbns_name, ssdp_
 from conformance.decode.errors import DecodeError
 from conformance.decode.http import parse_request_head
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.decode.ldap import is_starttls_request
 from conformance.decode.tls import client_hello_length, parse_client_hello, parse_server_hello
 from conformance.observe.dnsmap import DnsMap
 from conformance.observe.flows import (
@@ -28,6 +29,7 @@ from conformance.observe.flows import (
     STREAM,
     WANT,
     Entry,
+    FlowIds,
     FlowRef,
     FlowTable,
     flow_ref,
@@ -132,8 +134,8 @@ class PayloadInspector:
         self.dns = DnsMap(capture)
         self.client_hellos: list[tuple[FlowRef, TlsClientHello]] = []
         self.server_hellos: list[tuple[FlowRef, TlsServerHello]] = []
-        self._http: dict[tuple[FlowRef, str, str, str, str | None], _Seen] = {}
-        self._names: dict[tuple[FlowRef, str, str], NameMention] = {}
+        self._http: dict[tuple[FlowRef, int, str, str, str, str | None], _Seen] = {}
+        self._names: dict[tuple[FlowRef, int, str, str], NameMention] = {}
         self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage]] = {}
         self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._strs: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -185,21 +187,27 @@ class PayloadInspector:
         if want & W_SSDP:
             for name in ssdp_names(payload):
                 self._name(proto, key, "ssdp", name, packet)
+        if not e[WANT]:
+            e[STREAM] = None  # nothing more to reassemble on this direction: free it
 
     # -- results --------------------------------------------------------------------------
 
-    def http_requests(self, ids: dict[FlowRef, int]) -> list[HttpRequest]:
+    def http_requests(self, ids: FlowIds) -> list[HttpRequest]:
         """HTTP request heads with repeats merged, flow ids filled in."""
         return [
-            dataclasses.replace(seen.record, flow_id=ids.get(identity[0], 0), count=seen.count)
+            dataclasses.replace(
+                seen.record,
+                flow_id=ids.get(identity[0], seen.record.packet),
+                count=seen.count,
+            )
             for identity, seen in self._http.items()
         ]
 
-    def names(self, ids: dict[FlowRef, int]) -> list[NameMention]:
+    def names(self, ids: FlowIds) -> list[NameMention]:
         """Names carried by NBNS and SSDP, once per flow and name."""
         return [
-            dataclasses.replace(m, flow_id=ids.get(ref, 0))
-            for (ref, _, _), m in self._names.items()
+            dataclasses.replace(m, flow_id=ids.get(ref, m.packet))
+            for (ref, _, _, _), m in self._names.items()
         ]
 
     # -- steps ----------------------------------------------------------------------------
@@ -221,6 +229,9 @@ class PayloadInspector:
             self._start_hello(e, proto, key, payload, time, packet)
         elif kind is PayloadKind.HTTP and parse_request_head(payload) is not None:
             e[WANT] |= W_HTTP
+        elif kind is PayloadKind.LDAP and is_starttls_request(payload):
+            # RFC 4511 §4.14: after the server's ExtendedResponse both sides start TLS.
+            self._search_both(e, key)
 
     def _http_head(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
@@ -229,7 +240,15 @@ class PayloadInspector:
         if head is None:
             return
         ref = flow_ref(proto, key)
-        identity = (ref, head.method, head.target, head.version, head.host)
+        # one record per connection: a reused 5-tuple's requests are not merged into the old
+        identity = (
+            ref,
+            self.table.generation(ref),
+            head.method,
+            head.target,
+            head.version,
+            head.host,
+        )
         seen = self._http.get(identity)
         if seen is None:
             record = HttpRequest(
@@ -247,6 +266,15 @@ class PayloadInspector:
             if peer is not None:
                 peer[WANT] |= W_SEARCH
                 self._stream(peer).search = MAX_SEARCH_SEGMENTS
+
+    def _search_both(self, e: Entry, key: bytes) -> None:
+        """Look for a hello in the next few payloads of this direction and its peer."""
+        e[WANT] |= W_SEARCH
+        self._stream(e).search = MAX_SEARCH_SEGMENTS
+        peer = self.table.tables[IPPROTO_TCP].get(reverse_key(key))
+        if peer is not None:
+            peer[WANT] |= W_SEARCH
+            self._stream(peer).search = MAX_SEARCH_SEGMENTS
 
     def _search(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
@@ -423,7 +451,7 @@ class PayloadInspector:
 
     def _name(self, proto: int, key: bytes, protocol: str, name: str, packet: int) -> None:
         ref = flow_ref(proto, key)
-        identity = (ref, protocol, name)
+        identity = (ref, self.table.generation(ref), protocol, name)
         if identity not in self._names:
             self._names[identity] = NameMention(self.capture, packet, 0, protocol, name)
 

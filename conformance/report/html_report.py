@@ -99,11 +99,38 @@ def _fact_value(value: object) -> str:
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
 
+def _fact_table(value: object) -> str | None:
+    """A fact that is a table (per endpoint, per connection) as an HTML table, else None.
+
+    Table-shaped: a mapping of mappings (row label -> columns) or a list of mappings.
+    """
+    rows: list[tuple[str | None, Mapping[str, object]]]
+    if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+        rows = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        rows = [(None, v) for v in value]
+    else:
+        return None
+    columns: list[str] = []
+    for _, row in rows:
+        columns += [str(c) for c in row if str(c) not in columns]
+    labelled = rows[0][0] is not None
+    head = ("<th></th>" if labelled else "") + "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + (f"<th>{_e(label)}</th>" if label is not None else "")
+        + "".join(f"<td>{_e(_fact_value(row[c])) if c in row else ''}</td>" for c in columns)
+        + "</tr>"
+        for label, row in rows
+    )
+    return f'<table class="facts"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _facts(facts: Mapping[str, object]) -> str:
     if not facts:
         return ""
     rows = "".join(
-        f"<dt>{_e(k)}</dt><dd>{_e(_fact_value(v))}</dd>"
+        f"<dt>{_e(k)}</dt><dd>{_fact_table(v) or _e(_fact_value(v))}</dd>"
         for k, v in sorted(facts.items(), key=lambda i: str(i[0]))
     )
     return f'<dl class="meta">{rows}</dl>'

@@ -7,6 +7,12 @@ report directory (same filesystem, so the report takes it with a rename), while 
 thread decodes. File I/O and SHA-256 release the GIL, so on two cores the copy is nearly
 free. The report still compares each copy's hash with the one the decoder computed, so a
 file that changed meanwhile is refused exactly as before.
+
+Captures the decoder reads anyway are better copied by the decoder itself (`start(...,
+teed=True)`): its read-ahead thread writes each chunk it hashed into the copy (`open`), so
+the file is read once, hashed once, and the copy is exactly the bytes that were judged.
+A teed copy the decoder did not finish (`done(..., complete=False)`) is dropped and the
+report copies the file itself.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from conformance.sign.digest import copy_hashed
 
@@ -27,22 +34,61 @@ class Prestage:
         self._dir: Path | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._jobs: dict[Path, Future[tuple[Path, str, int]]] = {}
+        self._tees: dict[Path, Path] = {}  # source -> staged copy the decoder writes
+        self._open: dict[Path, BinaryIO] = {}
+        self._teed: dict[Path, tuple[Path, str, int]] = {}
 
-    def start(self, sources: Sequence[Path]) -> None:
-        """Begin copying `sources` (in order, one at a time) into the staging directory."""
+    def start(self, sources: Sequence[Path], *, teed: bool = False) -> None:
+        """Begin copying `sources` into the staging directory.
+
+        Without `teed`, a worker thread copies them (in order, one at a time). With it,
+        nothing is copied here: the decoder writes each copy while it reads the file
+        (`open` / `done`).
+        """
         if not sources:
             return
         from conformance.report.assemble import hidden_sibling
 
         self._report_dir.parent.mkdir(parents=True, exist_ok=True)
         self._dir = hidden_sibling(self._report_dir, "prestage", create=True)
+        if teed:
+            for index, source in enumerate(sources):
+                self._tees.setdefault(source.resolve(), self._dir / f"{index}.copy")
+            return
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ucx-prestage")
         for index, source in enumerate(sources):
             destination = self._dir / f"{index}.copy"
             self._jobs[source.resolve()] = self._pool.submit(_copy, source, destination)
 
+    def open(self, source: Path) -> BinaryIO | None:
+        """A new file for the decoder to write `source`'s copy into, or None (not staged)."""
+        key = source.resolve()
+        destination = self._tees.pop(key, None)
+        if destination is None:
+            return None
+        handle = destination.open("xb", buffering=0)
+        self._open[key] = handle
+        return handle
+
+    def done(self, source: Path, sha256: str, complete: bool) -> None:
+        """The decoder finished `source`: keep its copy (SHA-256 of every byte) if complete."""
+        key = source.resolve()
+        handle = self._open.pop(key, None)
+        if handle is None:
+            return
+        destination = Path(str(handle.name))
+        size = handle.tell()
+        handle.close()
+        if complete:
+            self._teed[key] = (destination, sha256, size)
+        else:
+            destination.unlink(missing_ok=True)
+
     def take(self, source: Path) -> tuple[Path, str, int] | None:
         """The staged copy of `source` (path, SHA-256, size), or None: copy it again then."""
+        teed = self._teed.pop(source.resolve(), None)
+        if teed is not None:
+            return teed
         job = self._jobs.pop(source.resolve(), None)
         if job is None:
             return None
@@ -57,6 +103,11 @@ class Prestage:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._jobs.clear()
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+        self._tees.clear()
+        self._teed.clear()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -8,11 +8,13 @@ network can shift the rows below it.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from itertools import chain
 from typing import TextIO
 
 from conformance.observe.model import (
+    DnsAnswer,
     DnsQuery,
     Flow,
     HttpRequest,
@@ -51,6 +53,13 @@ _DNS_TYPES = {
 }  # fmt: skip
 
 Cell = str | int
+Row = tuple[Cell, ...]  # cells in the order of the table's columns
+
+
+@lru_cache(maxsize=4096)
+def _address(address: object) -> str:
+    """str() of an address: flows and queries repeat the same few addresses all day."""
+    return str(address)
 
 
 def capture_label(names: Sequence[str], index: int) -> str:
@@ -70,14 +79,17 @@ def _dns_type(value: int) -> str:
     return _DNS_TYPES.get(value, f"TYPE{value}")
 
 
-def _stream(out: TextIO, columns: Sequence[str], rows: Iterable[Mapping[str, Cell]]) -> int:
+def _stream(out: TextIO, columns: Sequence[str], rows: Iterable[Row]) -> int:
     """Write the header and then each row as it comes; return the number of rows."""
     # lineterminator "\n": one row is one line for `#L<n>` links and for `sed -n Np`.
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
     count = 0
+    write = writer.writerow
     for row in rows:
-        writer.writerow(row)
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} cells for {len(columns)} columns")
+        write(row)
         count += 1
     return count
 
@@ -86,37 +98,37 @@ def _text(value: str | None) -> str:
     return "" if value is None else one_line(value)
 
 
-def _flow_rows(flows: Iterable[Flow], capture_names: Sequence[str]) -> Iterator[dict[str, Cell]]:
+def _flow_rows(flows: Iterable[Flow], capture_names: Sequence[str]) -> Iterator[Row]:
     for row_number, flow in enumerate(flows, start=1):
         if flow.flow_id != row_number:
             # Links into this table are line numbers; a gap would make them point elsewhere.
             raise ValueError(f"flow ids not dense from 1: row {row_number} is flow {flow.flow_id}")
-        yield {
-            "flow_id": flow.flow_id,
-            "capture": capture_label(capture_names, flow.capture),
-            "community_id": flow.community_id,
-            "transport": flow.transport,
-            "initiator": str(flow.initiator),
-            "initiator_port": flow.initiator_port,
-            "responder": str(flow.responder),
-            "responder_port": flow.responder_port,
-            "initiator_basis": flow.initiator_basis.value,
-            "handshake_seen": _flag(flow.handshake_seen),
-            "answered": _flag(flow.answered),
-            "accepted": _flag(flow.accepted),
-            "rejected": _flag(flow.rejected),
-            "packets_out": flow.packets_out,
-            "packets_in": flow.packets_in,
-            "bytes_out": flow.bytes_out,
-            "bytes_in": flow.bytes_in,
-            "first_time": iso_utc(flow.first_time),
-            "last_time": iso_utc(flow.last_time),
-            "first_packet": flow.first_packet,
-            "last_packet": flow.last_packet,
-            "sample_packets": " ".join(map(str, flow.sample_packets)),
-            "payload_out": flow.payload_out.value,
-            "payload_in": flow.payload_in.value,
-        }
+        yield (  # FLOW_COLUMNS
+            flow.flow_id,
+            capture_label(capture_names, flow.capture),
+            flow.community_id,
+            flow.transport,
+            _address(flow.initiator),
+            flow.initiator_port,
+            _address(flow.responder),
+            flow.responder_port,
+            flow.initiator_basis.value,
+            _flag(flow.handshake_seen),
+            _flag(flow.answered),
+            _flag(flow.accepted),
+            _flag(flow.rejected),
+            flow.packets_out,
+            flow.packets_in,
+            flow.bytes_out,
+            flow.bytes_in,
+            iso_utc(flow.first_time),
+            iso_utc(flow.last_time),
+            flow.first_packet,
+            flow.last_packet,
+            " ".join(map(str, flow.sample_packets)),
+            flow.payload_out.value,
+            flow.payload_in.value,
+        )
 
 
 def write_flows(out: TextIO, flows: Iterable[Flow], capture_names: Sequence[str]) -> int:
@@ -128,29 +140,34 @@ def _optional(value: int | None) -> Cell:
     return "" if value is None else value
 
 
-def _dns_row(query: DnsQuery, capture_names: Sequence[str]) -> dict[str, Cell]:
-    answers = "; ".join(
-        f"{a.name} {_dns_type(a.rtype)} {a.value} ttl={a.ttl}" for a in query.answers
+@lru_cache(maxsize=1024)
+def _answers(answers: tuple[DnsAnswer, ...]) -> str:
+    """The answers cell (queries repeat the same few answer sets: shared, so cached)."""
+    return one_line(
+        "; ".join(f"{a.name} {_dns_type(a.rtype)} {a.value} ttl={a.ttl}" for a in answers)
     )
-    return {
-        "capture": capture_label(capture_names, query.capture),
-        "packet": query.packet,
-        "time": iso_utc(query.time),
-        "flow_id": query.flow_id,
-        "protocol": query.protocol,
-        "transport": query.transport,
-        "client": str(query.client),
-        "client_port": query.client_port,
-        "server": str(query.server),
-        "server_port": query.server_port,
-        "qname": one_line(query.qname),
-        "qtype": _dns_type(query.qtype),
-        "rcode": _optional(query.rcode),
-        "response_packet": _optional(query.response_packet),
-        "answers": one_line(answers),
-        "count": query.count,
-        "last_packet": _optional(query.last_packet),
-    }
+
+
+def _dns_row(query: DnsQuery, capture_names: Sequence[str]) -> Row:
+    return (  # DNS_COLUMNS
+        capture_label(capture_names, query.capture),
+        query.packet,
+        iso_utc(query.time),
+        query.flow_id,
+        query.protocol,
+        query.transport,
+        _address(query.client),
+        query.client_port,
+        _address(query.server),
+        query.server_port,
+        one_line(query.qname),
+        _dns_type(query.qtype),
+        _optional(query.rcode),
+        _optional(query.response_packet),
+        _answers(query.answers),
+        query.count,
+        _optional(query.last_packet),
+    )
 
 
 def write_dns(out: TextIO, queries: Iterable[DnsQuery], capture_names: Sequence[str]) -> int:
@@ -158,29 +175,32 @@ def write_dns(out: TextIO, queries: Iterable[DnsQuery], capture_names: Sequence[
     return _stream(out, DNS_COLUMNS, (_dns_row(q, capture_names) for q in queries))
 
 
-def _tls_row(
-    hello: TlsClientHello | TlsServerHello, capture_names: Sequence[str]
-) -> dict[str, Cell]:
-    row: dict[str, Cell] = {
-        "capture": capture_label(capture_names, hello.capture),
-        "packet": hello.packet,
-        "time": iso_utc(hello.time),
-        "flow_id": hello.flow_id,
-    }
+def _tls_row(hello: TlsClientHello | TlsServerHello, capture_names: Sequence[str]) -> Row:
+    head = (
+        capture_label(capture_names, hello.capture),
+        hello.packet,
+        iso_utc(hello.time),
+        hello.flow_id,
+    )
     if isinstance(hello, TlsClientHello):
-        return row | {
-            "message": "client-hello",
-            "sni": _text(hello.sni),
-            "versions": " ".join(_tls_version(v) for v in hello.versions),
-            "cipher_suites": " ".join(f"0x{s:04x}" for s in hello.cipher_suites),
-            "alpn": one_line(" ".join(hello.alpn)),
-            "segments": hello.segments,
-        }
-    return row | {
-        "message": "server-hello",
-        "versions": _tls_version(hello.version),
-        "cipher_suites": f"0x{hello.cipher_suite:04x}",
-    }
+        return (  # TLS_COLUMNS
+            *head,
+            "client-hello",
+            _text(hello.sni),
+            " ".join(_tls_version(v) for v in hello.versions),
+            " ".join(f"0x{s:04x}" for s in hello.cipher_suites),
+            one_line(" ".join(hello.alpn)),
+            hello.segments,
+        )
+    return (
+        *head,
+        "server-hello",
+        "",
+        _tls_version(hello.version),
+        f"0x{hello.cipher_suite:04x}",
+        "",
+        "",
+    )
 
 
 def write_tls(
@@ -196,18 +216,18 @@ def write_tls(
     return _stream(out, TLS_COLUMNS, (_tls_row(h, capture_names) for h in hellos))
 
 
-def _http_row(request: HttpRequest, capture_names: Sequence[str]) -> dict[str, Cell]:
-    return {
-        "capture": capture_label(capture_names, request.capture),
-        "packet": request.packet,
-        "time": iso_utc(request.time),
-        "flow_id": request.flow_id,
-        "method": one_line(request.method),
-        "target": one_line(request.target),
-        "version": one_line(request.version),
-        "host": _text(request.host),
-        "count": request.count,
-    }
+def _http_row(request: HttpRequest, capture_names: Sequence[str]) -> Row:
+    return (  # HTTP_COLUMNS
+        capture_label(capture_names, request.capture),
+        request.packet,
+        iso_utc(request.time),
+        request.flow_id,
+        one_line(request.method),
+        one_line(request.target),
+        one_line(request.version),
+        _text(request.host),
+        request.count,
+    )
 
 
 def write_http(out: TextIO, requests: Iterable[HttpRequest], capture_names: Sequence[str]) -> int:
@@ -215,14 +235,14 @@ def write_http(out: TextIO, requests: Iterable[HttpRequest], capture_names: Sequ
     return _stream(out, HTTP_COLUMNS, (_http_row(r, capture_names) for r in requests))
 
 
-def _name_row(mention: NameMention, capture_names: Sequence[str]) -> dict[str, Cell]:
-    return {
-        "capture": capture_label(capture_names, mention.capture),
-        "packet": mention.packet,
-        "flow_id": mention.flow_id,
-        "protocol": one_line(mention.protocol),
-        "name": one_line(mention.name),
-    }
+def _name_row(mention: NameMention, capture_names: Sequence[str]) -> Row:
+    return (  # NAME_COLUMNS
+        capture_label(capture_names, mention.capture),
+        mention.packet,
+        mention.flow_id,
+        one_line(mention.protocol),
+        one_line(mention.name),
+    )
 
 
 def write_names(out: TextIO, mentions: Iterable[NameMention], capture_names: Sequence[str]) -> int:

@@ -31,6 +31,7 @@ def iso_utc(moment: datetime | float | None) -> str:
     if moment is None:
         return ""
     if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
+        # Already UTC: the evidence tables format tens of thousands of these.
+        return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
     text = moment.astimezone(UTC).isoformat(timespec="microseconds")
     return text.removesuffix("+00:00") + "Z"

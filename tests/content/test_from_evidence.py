@@ -7,11 +7,13 @@ from pathlib import Path
 
 from conformance.content.from_evidence import (
     content_evidence,
+    content_notes,
     known_people,
     proxy_log,
     stimuli,
 )
 from conformance.evidence.interface import (
+    CLOUD_REQUESTS,
     DECRYPTED_REQUESTS,
     KNOWN_PEOPLE,
     STIMULI_LOG,
@@ -55,3 +57,32 @@ def test_logs_keep_their_evidence_names(tmp_path: Path) -> None:
     assert content.messages[0].evidence_file == "lab/decrypted-requests.jsonl"
     assert known_people(evidence) == ("Alice Example",)
     assert stimuli(evidence) == [{"stimulus": "POST x/actions/restart", "exit": 0}]
+
+
+def test_the_report_says_plainly_when_there_is_no_content_level_evidence(tmp_path: Path) -> None:
+    bare = Evidence(Observations(captures=(), flows=()), files=(), source="pcap")
+    (note,) = content_notes(bare, proxy_profile("lab-proxy"))
+    assert note.startswith("content-level evidence not available")
+    assert "TM-OPTOUT" in note and "never pass" in note
+    air_gapped = proxy_profile("lab-air-gapped")
+    assert content_notes(bare, air_gapped) == ()
+
+    cloud = tmp_path / "cloud.jsonl"
+    cloud.write_text("")
+    decrypted = tmp_path / "decrypted.jsonl"
+    decrypted.write_text("")
+    only_cloud = Evidence(
+        Observations(captures=(), flows=()),
+        files=((cloud, "lab/cloud-requests.jsonl"),),
+        logs={CLOUD_REQUESTS: cloud},
+    )
+    (note,) = content_notes(only_cloud, proxy_profile("lab-proxy"))
+    assert "lab/cloud-requests.jsonl" in note and "no intercepting proxy" in note
+    both = Evidence(
+        Observations(captures=(), flows=()),
+        files=((decrypted, "lab/decrypted-requests.jsonl"), (cloud, "lab/cloud-requests.jsonl")),
+        logs={DECRYPTED_REQUESTS: decrypted, CLOUD_REQUESTS: cloud},
+    )
+    (note,) = content_notes(both, proxy_profile("lab-proxy"))
+    assert "decrypted requests (lab/decrypted-requests.jsonl)" in note
+    assert "no intercepting proxy" not in note

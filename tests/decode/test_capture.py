@@ -37,8 +37,15 @@ from tests.capture_files import (
 FRAMES = [bytes([i]) * (20 + i) for i in range(1, 6)]
 
 
-def read_all(path: Path) -> tuple[CaptureReader, list[tuple[float, bytes, int, int, int]]]:
-    """(reader, [(time, frame, original length, link type, direction)])."""
+Packets = list[tuple[float, bytes, int, int, int]]
+
+
+def read_all(path: Path) -> tuple[CaptureReader, Packets]:
+    """(reader, [(time, frame, original length, link type, direction)]).
+
+    A pcapng file is also walked as the decoder's hot loop walks it (`scan_all`), which
+    must see exactly the same packets and end with the same counters.
+    """
     out = []
     with CaptureReader(path) as reader:
         rec: PacketRecord
@@ -46,6 +53,64 @@ def read_all(path: Path) -> tuple[CaptureReader, list[tuple[float, bytes, int, i
             ts, buf, off, cap, orig, lt, direction = rec
             out.append((ts, buf[off : off + cap], orig, lt, direction))
         reader.sha256  # noqa: B018 - finish hashing before the reader closes
+    if reader.format == "pcapng":
+        scanner, scanned = scan_all(path)
+        assert scanned == out
+        assert _counters(scanner) == _counters(reader)
+    return reader, out
+
+
+def _counters(reader: CaptureReader) -> tuple[object, ...]:
+    return (
+        reader.packets_read,
+        reader.first_time,
+        reader.last_time,
+        reader.snap_truncated,
+        reader.truncated_detail,
+        reader.drops,
+        reader.drop_detail,
+        reader.direction_flags,
+        reader.interfaces,
+        reader.link_types,
+        reader.sha256,
+    )
+
+
+def scan_all(path: Path) -> tuple[CaptureReader, Packets]:
+    """Walk a pcapng file through PcapngScan, taking plain EPBs inline like observe.ingest."""
+    out: Packets = []
+    with CaptureReader(path) as reader:
+        scan = reader.pcapng_scan()
+        try:
+            while not scan.done:
+                buf, pos, n, ts = scan.buf, scan.pos, scan.packets, scan.time
+                end = len(buf) - capture.EPB_HEADER_BYTES
+                while pos <= end:
+                    btype, blen, iface, hi, lo, cap, orig = scan.epb(buf, pos)
+                    nxt = pos + blen
+                    if (
+                        btype != capture.EPB_BLOCK_TYPE
+                        or not 3 < blen - capture.EPB_HEADER_BYTES - cap < 8
+                        or blen & 3
+                        or nxt > len(buf)
+                        or iface != scan.iface
+                        or hi != scan.hi
+                        or cap != orig
+                    ):
+                        break
+                    n += 1
+                    ts = scan.base_ts + lo * scan.scale_lo
+                    off = pos + capture.EPB_HEADER_BYTES
+                    out.append((ts, buf[off : off + cap], orig, scan.linktype, 0))
+                    pos = nxt
+                scan.pos, scan.packets, scan.time = pos, n, ts
+                reader.pcapng_step(scan)
+                if scan.record is not None:
+                    ts, buf, off, cap, orig, lt, direction = scan.record
+                    out.append((ts, buf[off : off + cap], orig, lt, direction))
+        finally:
+            reader.pcapng_finish(scan)
+        reader.sha256  # noqa: B018
     return reader, out
 
 
@@ -340,3 +405,68 @@ def test_modified_pcap_records(tmp_path: Path) -> None:
     reader, packets = read_all(path)
     assert [p[1] for p in packets] == FRAMES[:2]
     assert not reader.truncated
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_pcapng_blocks_across_chunk_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_endian: bool
+) -> None:
+    monkeypatch.setattr(capture, "CHUNK_BYTES", 1000)
+    records: list[Epb | Isb] = []
+    for i in range(300):
+        frame = bytes([i % 251]) * (60 + i % 700)
+        flags = INBOUND if i % 7 == 0 else None
+        records.append(Epb(frame, time=1_700_000_000 + i * 900.0, interface=i % 2, flags=flags))
+    records.append(Epb(b"J" * 5000, interface=1))  # one block longer than a whole chunk
+    records.append(Isb(0, ifdrop=0))
+    path = write_pcapng(
+        tmp_path / "many.pcapng",
+        records,
+        [Interface(LINKTYPE_ETHERNET), Interface(LINKTYPE_RAW, tsresol=9)],
+        big_endian=big_endian,
+    )
+    reader, packets = read_all(path)  # both walks, compared
+    assert [p[1] for p in packets] == [r.data for r in records if isinstance(r, Epb)]
+    assert reader.drops == 0
+
+
+@pytest.mark.parametrize("name", ["ok.pcapng", "ok.pcap"])
+def test_tee_gets_every_byte_that_was_hashed(tmp_path: Path, name: str) -> None:
+    frames = [bytes([i % 251]) * (60 + i) for i in range(400)]
+    writer = write_pcapng if name.endswith("ng") else write_pcap
+    path = writer(tmp_path / name, frames)
+    copy = tmp_path / "copy"
+    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+        assert sum(1 for _ in reader.packets()) == 400
+        digest = reader.sha256
+    assert reader.tee_complete
+    assert copy.read_bytes() == path.read_bytes()
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_decoder_stopping_early_still_hashes_and_copies_the_whole_file(tmp_path: Path) -> None:
+    data = bytearray(
+        write_pcapng(tmp_path / "x.pcapng", [FRAMES[0], Isb(0), FRAMES[1]]).read_bytes()
+    )
+    isb_start = 48 + struct.unpack_from("<I", data, 48 + 4)[0]
+    isb_len = struct.unpack_from("<I", data, isb_start + 4)[0]
+    struct.pack_into("<I", data, isb_start + isb_len - 4, isb_len + 4)  # reading stops here
+    path = tmp_path / "mismatch.pcapng"
+    path.write_bytes(bytes(data))
+    copy = tmp_path / "copy"
+    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+        assert len(list(reader.packets())) == 1
+        assert reader.sha256 == hashlib.sha256(bytes(data)).hexdigest()
+    assert reader.truncated and reader.tee_complete
+    assert copy.read_bytes() == bytes(data)
+
+
+def test_closing_before_the_end_leaves_the_copy_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture, "CHUNK_BYTES", 1000)
+    path = write_pcapng(tmp_path / "big.pcapng", [bytes(500)] * 200)
+    copy = tmp_path / "copy"
+    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+        next(iter(reader.packets()))
+    assert not reader.tee_complete

@@ -33,7 +33,7 @@ tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 
 1490 packets received by filter
 7 packets dropped by kernel
 """
-# Recorded format of `pktmon etl2pcap` (Windows Server 2022); not run here against a live host.
+# `pktmon etl2pcap` output as its documented format has it; NOT recorded from a live host.
 ETL2PCAP = """\
 Processing...
 

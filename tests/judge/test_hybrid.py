@@ -235,3 +235,125 @@ def test_deactivated_is_judged_like_air_gapped(tmp_path: Path) -> None:
     result = hybrid.deactivated(leak, profile)
     assert result.verdict is F
     assert any("api.imagicle.com" in f.summary for f in result.violations)
+
+
+# --- cases the lab cannot make: StartTLS, HelloRetryRequest, tunnels without SNI, ordering ---
+
+STARTTLS = bytes.fromhex("301d02010177188016") + b"1.3.6.1.4.1.1466.20037"
+STARTTLS_OK = bytes.fromhex("300c02010178070a010004000400")
+BIND = (
+    bytes.fromhex("302002010260")
+    + bytes([27])
+    + bytes.fromhex("020103040d")
+    + (b"cn=sync,o=ucx" + bytes.fromhex("8007") + b"s3cr3t!")
+)
+BIND_OK = bytes.fromhex("300c02010261070a010004000400")
+
+
+def conversation(
+    server: str, sport: int, turns: list[tuple[str, bytes]], cport: int
+) -> list[Packet]:
+    """A TCP conversation with several data segments: turns of ("c" | "s", payload)."""
+    seq = {"c": 1001, "s": 5001}
+    ends = {"c": (TARGET, cport, server, sport), "s": (server, sport, TARGET, cport)}
+    packets = defects.tcp_session(TARGET, cport, server, sport)[:3]  # SYN, SYN-ACK, ACK
+    for side, data in turns:
+        src, s_port, dst, d_port = ends[side]
+        other = "s" if side == "c" else "c"
+        segment = TCP(sport=s_port, dport=d_port, flags="PA", seq=seq[side], ack=seq[other])
+        packets.append(defects._frame(src, dst, segment) / Raw(data))
+        seq[side] += len(data)
+    fin = TCP(sport=cport, dport=sport, flags="FA", seq=seq["c"], ack=seq["s"])
+    packets.append(defects._frame(TARGET, server, fin))
+    return packets
+
+
+def hello_retry(suite: int = 0x0005) -> bytes:
+    """A HelloRetryRequest: a ServerHello whose random is the RFC 8446 §4.1.3 constant."""
+    from conformance.decode.tls import HELLO_RETRY_RANDOM
+
+    record = bytearray(server_hello(0x0304, suite))
+    record[11:43] = HELLO_RETRY_RANDOM  # 5 record + 4 handshake + 2 legacy version bytes
+    return bytes(record)
+
+
+LDAP_CLOUD = "203.0.113.12"
+HELLO = defects.client_hello("ldaps.imagicle.cloud")
+
+
+def test_starttls_before_any_bind_is_tls(tmp_path: Path) -> None:
+    turns = [("c", STARTTLS), ("s", STARTTLS_OK), ("c", HELLO), ("s", server_hello())]
+    packets = scenario(conversation(LDAP_CLOUD, 389, turns, 40010))
+    obs = observe(tmp_path, packets)
+    result = hybrid.tls(obs, profile_for(tmp_path, "starttls"))
+    assert result.verdict is P, result
+    endpoints = result.facts["endpoints"]
+    assert isinstance(endpoints, dict)
+    assert endpoints["ldaps.imagicle.cloud:389"]["version"] == "TLS 1.3"  # after StartTLS
+
+
+def test_bind_before_starttls_is_plaintext(tmp_path: Path) -> None:
+    turns = [("c", BIND), ("s", BIND_OK), ("c", STARTTLS), ("s", STARTTLS_OK), ("c", HELLO)]
+    packets = scenario(conversation(LDAP_CLOUD, 389, turns, 40011))
+    result = hybrid.tls(observe(tmp_path, packets), profile_for(tmp_path, "bind"))
+    assert result.verdict is F
+    assert "plaintext LDAP" in result.violations[0].summary
+
+
+def test_starttls_on_another_port_is_not_accepted(tmp_path: Path) -> None:
+    turns = [("c", STARTTLS), ("s", STARTTLS_OK), ("c", HELLO), ("s", server_hello())]
+    packets = scenario(conversation(LDAP_CLOUD, 3268, turns, 40012))
+    assert hybrid.tls(observe(tmp_path, packets), profile_for(tmp_path, "gc")).verdict is F
+
+
+def test_hello_retry_request_is_not_the_negotiated_choice(tmp_path: Path) -> None:
+    # The HRR names RC4 (0x0005); the real ServerHello after it chooses TLS_AES_128_GCM_SHA256.
+    turns = [
+        ("c", defects.client_hello("api.imagicle.com")),
+        ("s", hello_retry()),
+        ("c", defects.client_hello("api.imagicle.com")),
+        ("s", server_hello()),
+    ]
+    packets = scenario(lookup("api.imagicle.com", API), conversation(API, 443, turns, 40013))
+    result = hybrid.tls(observe(tmp_path, packets), profile_for(tmp_path, "hrr"))
+    assert result.verdict is P, result
+    endpoints = result.facts["endpoints"]
+    assert isinstance(endpoints, dict)
+    assert endpoints["api.imagicle.com:443"]["suite"] == "TLS_AES_128_GCM_SHA256"
+
+
+def test_plaintext_is_found_by_payload_on_any_port(tmp_path: Path) -> None:
+    grpc = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    packets = scenario(
+        lookup("api.imagicle.com", API),
+        defects.tcp_session(TARGET, 40014, API, 443, grpc),
+        defects.tcp_session(TARGET, 40015, API, 8443, b"\x00\x01binary-licence-blob"),
+    )
+    result = hybrid.tls(observe(tmp_path, packets), profile_for(tmp_path, "grpc"))
+    assert result.verdict is F
+    summaries = " | ".join(f.summary for f in result.violations)
+    assert "HTTP/2 (gRPC) preface" in summaries and "non-TLS bytes" in summaries
+
+
+def test_tunnel_without_sni_is_named_by_its_connect_target(tmp_path: Path) -> None:
+    hello = _no_sni_hello()
+    packets = scenario(via_proxy("api.imagicle.com:443", hello))
+    obs = observe(tmp_path, packets)
+    profile = profile_for(tmp_path, "proxy_nosni")
+    dest = hybrid.dest(obs, profile)
+    assert dest.verdict is P and dest.facts["endpoints_reached"] == {"api.imagicle.com:443": 1}
+    tls_result = hybrid.tls(obs, profile)
+    assert tls_result.verdict is F and "no SNI" in tls_result.violations[0].summary
+
+
+def test_dns_answer_after_the_flow_does_not_name_it(tmp_path: Path) -> None:
+    packets = scenario(tls_to(API, None), lookup("api.imagicle.com", API))
+    result = hybrid.dest(observe(tmp_path, packets), profile_for(tmp_path, "late"))
+    assert result.verdict is F and "unmapped" in result.violations[0].summary
+
+
+def test_answer_another_host_received_does_not_name_the_targets_flow(tmp_path: Path) -> None:
+    other = defects.dns_lookup("192.0.2.77", DNS_SERVER, "api.imagicle.com", answers=[API])
+    packets = scenario(other, tls_to(API, None))
+    result = hybrid.dest(observe(tmp_path, packets), profile_for(tmp_path, "other"))
+    assert result.verdict is F and "unmapped" in result.violations[0].summary

@@ -73,6 +73,24 @@ def test_opt_out_window_must_include_restart_and_licence_refresh(
     assert reason in result.reason
 
 
+def test_the_last_restart_must_be_followed_by_a_message(tmp_path: Path) -> None:
+    second = {**STIMULI[1], "t": 500.0}  # a second restart, after the last message (t=100)
+    result = telemetry.optout(content(tmp_path, [LICENCE]), OFF, [*STIMULI, second])
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "no message was recorded after the restart" in result.reason
+
+
+def test_send_telemetry_now_is_reported_when_it_ran(tmp_path: Path) -> None:
+    beat_now = {"stimulus": "POST http://192.0.2.10:8080/actions/telemetry-beat", "exit": 0}
+    result = telemetry.optout(content(tmp_path, [LICENCE]), OFF, [*STIMULI, beat_now])
+    assert result.verdict is Verdict.PASS, result
+    assert result.facts["stimuli"] == {
+        "restart": "ran, messages recorded after it",
+        "licence-refresh": "ran, messages recorded after it",
+        "telemetry-beat": "ran",
+    }
+
+
 def test_silent_content_sources_are_inconclusive(tmp_path: Path) -> None:
     result = telemetry.optout(content(tmp_path, []), OFF, STIMULI)
     assert result.verdict is Verdict.INCONCLUSIVE

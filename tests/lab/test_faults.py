@@ -223,7 +223,7 @@ PROMISES: dict[str, Callable[[Runs], bool]] = {
 
 
 # Faults that change what a live host shows (--host), not traffic: tests/host covers them.
-HOST_FAULTS = {"hosts-override", "proxy-mismatch"}
+HOST_FAULTS = {"hosts-override", "proxy-mismatch", "no-tcpdump"}
 
 
 def test_every_fault_has_a_check() -> None:

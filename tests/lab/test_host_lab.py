@@ -17,7 +17,8 @@ from conformance.evidence.host import HostSource, load_facts
 from conformance.evidence.interface import HOST_FACTS
 from conformance.evidence.lab import LabSource
 from conformance.host.model import HostFacts
-from conformance.judge import host
+from conformance.judge import air_gapped, host
+from conformance.judge.model import ControlResult
 from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
@@ -28,6 +29,8 @@ HOST_FAULTS = ("cloud-licensing-airgapped", "listen-outside", "hosts-override", 
 
 
 REMOTE_PACKETS: dict[str, int] = {}  # run label -> packets in the remote tcpdump capture
+REMOTE_EGRESS: dict[str, ControlResult] = {}  # run label -> AG-EGRESS judged on that capture alone
+REMOTE_NOTES: dict[str, tuple[str, ...]] = {}
 
 
 def _collect(
@@ -38,10 +41,18 @@ def _collect(
         evidence = source.collect(profile, NULL_PROGRESS)
         path = evidence.log(HOST_FACTS)
         assert path is not None
-        remote = [p for p, name in evidence.files if name == "host/remote-capture.pcap"]
+        remote = [
+            p
+            for p, name in evidence.files
+            if name == "host/remote-capture.pcap" and p.stat().st_size > 0
+        ]
         if remote:
             observed = observe_captures(remote)
             REMOTE_PACKETS[label] = observed.captures[0].packets
+        if source.remote_capture is not None:
+            # The remote capture through the same engine and judge, as if it were the only one.
+            REMOTE_EGRESS[label] = air_gapped.egress(source.remote_capture.observations, profile)
+            REMOTE_NOTES[label] = source.remote_capture.notes
         return load_facts(path)
     finally:
         source.close()
@@ -82,6 +93,21 @@ def test_well_behaved_target_passes_every_host_judgement(
 
 def test_remote_tcpdump_over_ssh_streams_a_capture(clean: HostFacts) -> None:
     assert REMOTE_PACKETS.get("clean", 0) > 10, REMOTE_PACKETS
+    judged = REMOTE_EGRESS["clean"]
+    assert judged.verdict is Verdict.PASS, judged  # tcpdump's own statistics: 0 dropped
+    assert any("0 dropped" in note for note in REMOTE_NOTES["clean"]), REMOTE_NOTES
+
+
+def test_missing_tcpdump_on_the_host_leaves_the_capture_inconclusive(profile: Profile) -> None:
+    short = dataclasses.replace(
+        profile, window_seconds=3.0, extra={**profile.extra, "host": {"capture": "eth0"}}
+    )
+    facts = _collect(short, "lab", ("no-tcpdump",), label="no-tcpdump")
+    assert any("tcpdump: not installed" in n for n in REMOTE_NOTES["no-tcpdump"]), REMOTE_NOTES
+    judged = REMOTE_EGRESS["no-tcpdump"]
+    assert judged.verdict is Verdict.INCONCLUSIVE, judged
+    # The host's facts are still read and judged.
+    assert host.hosts_file(facts).verdict is Verdict.PASS
 
 
 def test_outside_connection_fails_egress(broken: HostFacts, profile: Profile) -> None:
@@ -147,3 +173,23 @@ def test_hanging_command_times_out_and_is_reported(short: Profile, tmp_path: Pat
     facts = _collect(hanging, "lab")
     assert any("settings" in p and "timed out" in p for p in facts.problems), facts.problems
     assert host.product_settings(facts, hanging).verdict is Verdict.INCONCLUSIVE
+
+
+def test_paramiko_backend_reads_the_same_host_over_real_ssh(short: Profile) -> None:
+    facts = _collect(short, "paramiko://root@lab")
+    assert facts.samples >= 1 and not facts.problems, facts.problems
+    assert host.hosts_file(facts).verdict is Verdict.PASS
+    assert host.ingress(facts, short).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("scheme", "message"),
+    [("ssh", "Host key verification failed"), ("paramiko", "not found in known_hosts")],
+)
+def test_unknown_host_key_is_refused(short: Profile, scheme: str, message: str) -> None:
+    # The target's own address: its key is known only under the lab's alias, so OpenSSH
+    # (StrictHostKeyChecking yes, this run's known_hosts only) and paramiko (RejectPolicy)
+    # refuse it.
+    facts = _collect(short, f"{scheme}://root@192.0.2.10")
+    assert any(message in p for p in facts.problems), facts.problems
+    _all_inconclusive(facts, short)

@@ -17,21 +17,27 @@ from conformance.content.from_evidence import content_evidence, known_people, pr
 from conformance.evidence.interface import DECRYPTED_REQUESTS, Evidence
 from conformance.judge import proxy, telemetry
 from conformance.judge.model import ControlResult
-from conformance.lab import run_lab
+from conformance.lab import LabRun, run_lab
 from conformance.observe.builder import observe_captures
+from conformance.profile_model import Profile
 from conformance.verdict import Verdict
-from tests.lab.conftest import lab_profile, leftovers
+from tests.lab.conftest import Scenario, lab_profile, leftovers
 
 pytestmark = pytest.mark.lab
 
-WINDOW = 4.0  # stimuli at 2 s (licence refresh) and 3 s (restart); every behaviour once
+WINDOW = 4.0  # stimuli at 1.5-3 s (licence refresh, restart, "send telemetry now")
 CONTROLS = ("PX-ONLY", "PX-CONNECT", "PX-DNS", "TM-OPTOUT", "TM-MINIMAL", "TM-CHANNEL")
+# With telemetry disabled the admin also asks for a beat now: an opted-out target sends none.
+OPTOUT_STIMULI = [
+    {"at": "1.5s", "action": "licence-refresh"},
+    {"at": "2.5s", "action": "restart"},
+    {"at": "3s", "action": "telemetry-beat"},
+]
 RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "off": ("lab-proxy", ()),
     "on": ("lab-proxy-telemetry", ()),
     "hybrid-off": ("lab-hybrid-telemetry-off", ()),
     "hybrid-on": ("lab-hybrid", ()),
-    "hybrid-telemetry-despite-optout": ("lab-hybrid-telemetry-off", ("telemetry-despite-optout",)),
     "direct-despite-proxy": ("lab-proxy", ("direct-despite-proxy",)),
     "plaintext-get-via-proxy": ("lab-proxy", ("plaintext-get-via-proxy",)),
     "outside-resolver": ("lab-proxy", ("outside-resolver",)),
@@ -48,7 +54,13 @@ BREAKS = {
     "pii-in-telemetry": "TM-MINIMAL",
     "undocumented-telemetry-field": "TM-MINIMAL",
     "telemetry-off-channel": "TM-CHANNEL",
-    "hybrid-telemetry-despite-optout": "TM-OPTOUT",
+}
+# Hybrid without a proxy (the cloud side's record is the content), judged on the session's
+# shared runs (tests/lab/conftest.py SCENARIOS): the TM control each breaks, among TM-*.
+SESSION_BREAKS = {
+    "tm-optout": {"TM-OPTOUT"},  # telemetry-despite-optout
+    "hy-faults-1": {"TM-MINIMAL"},  # pii-in-telemetry, undocumented-telemetry-field (+ HY faults)
+    "hy-faults-2": {"TM-CHANNEL"},  # telemetry-off-channel (+ tls10, no-sni)
 }
 
 
@@ -59,10 +71,14 @@ class Judged:
     workdir: Path
 
 
-def _judge(name: str, workdir: Path) -> Judged:
+def _run(name: str, workdir: Path) -> tuple[Profile, LabRun]:
     profile_name, faults = RUNS[name]
-    profile = lab_profile(profile_name, window=WINDOW)
-    run = run_lab(profile, faults, workdir)
+    extra = {"stimuli": OPTOUT_STIMULI} if profile_name.endswith(("proxy", "off")) else {}
+    profile = lab_profile(profile_name, window=WINDOW, **extra)
+    return profile, run_lab(profile, faults, workdir)
+
+
+def _judge(profile: Profile, run: LabRun, workdir: Path) -> Judged:
     obs = observe_captures(run.captures)
     evidence = Evidence(obs, run.evidence_files, run.logs, source="lab")
     content, log = content_evidence(evidence), proxy_log(evidence)
@@ -89,7 +105,8 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str],
 
     def get(name: str) -> Judged:
         if name not in done:
-            done[name] = _judge(name, tmp_path_factory.mktemp(f"px-{name}"))
+            workdir = tmp_path_factory.mktemp(f"px-{name}")
+            done[name] = _judge(*_run(name, workdir), workdir)
         return done[name]
 
     yield get
@@ -158,3 +175,31 @@ def test_findings_quote_the_offending_request(
     for finding in broken.violations:
         assert "mario.rossi@example.com" not in finding.summary
         assert "Mario Rossi" not in finding.summary
+
+
+@pytest.mark.parametrize("name", ["off", "hybrid-off"])
+def test_opted_out_target_ignores_send_telemetry_now(
+    name: str, judged: Callable[[str], Judged]
+) -> None:
+    result = judged(name).results["TM-OPTOUT"]
+    assert result.verdict is Verdict.PASS, result
+    stimuli = result.facts["stimuli"]
+    assert isinstance(stimuli, dict) and stimuli["telemetry-beat"] == "ran"
+    assert stimuli["restart"] == stimuli["licence-refresh"] == "ran, messages recorded after it"
+
+
+@pytest.mark.parametrize("scenario", sorted(SESSION_BREAKS))
+def test_hybrid_telemetry_faults_fail_their_tm_control_on_the_cloud_record(
+    scenario: str, lab_runs: Callable[[str], Scenario]
+) -> None:
+    run = lab_runs(scenario)
+    results = _judge(run.profile, run.run, run.workdir).results
+    tm = {cid: r for cid, r in results.items() if cid.startswith("TM-")}
+    failed = {cid for cid, r in tm.items() if r.verdict is Verdict.FAIL}
+    assert failed == SESSION_BREAKS[scenario], {cid: r.reason for cid, r in tm.items()}
+    assert all(r.verdict is Verdict.PASS for cid, r in tm.items() if cid not in failed), tm
+    for cid in failed:
+        assert all(f.evidence_file == "lab/cloud-requests.jsonl" for f in tm[cid].violations)
+        assert all(f.evidence_line for f in tm[cid].violations)
+        for finding in tm[cid].violations:
+            assert "mario.rossi@example.com" not in finding.summary

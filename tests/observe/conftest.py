@@ -1,7 +1,13 @@
-"""Helpers shared by the observe tests: write frames to a capture and observe it."""
+"""Helpers shared by the observe tests: write frames to a capture and observe it.
+
+Every capture is observed twice, written as pcap and as pcapng: the pcapng reader has a
+fused fast path (decode.capture.PcapngScan + observe.ingest) that must see exactly what
+the general record path sees, and every observe test checks that on its own frames.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -9,10 +15,52 @@ import pytest
 
 from conformance.observe.builder import observe_captures
 from conformance.observe.model import Observations
-from tests.capture_files import LINKTYPE_ETHERNET, write_pcap
+from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
 from tests.observe.frames import timed
 
 Observe = Callable[..., Observations]
+
+
+def _comparable(value: object) -> object:
+    """Records with times rounded to the microsecond (both formats store microseconds)."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, tuple | list):
+        return tuple(_comparable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(_comparable(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return value
+
+
+def facts(obs: Observations) -> object:
+    """What the observers concluded, without what differs between file formats."""
+    captures = [
+        (
+            c.packets,
+            c.first_time,
+            c.last_time,
+            c.malformed,
+            c.anomalies,
+            c.snap_truncated,
+            c.truncated_file,
+            c.unsupported_link_packets,
+            c.fragments,
+            c.reassembled,
+        )
+        for c in obs.captures
+    ]
+    return _comparable(
+        (
+            captures,
+            obs.flows,
+            obs.dns,
+            obs.client_hellos,
+            obs.server_hellos,
+            obs.http_requests,
+            obs.names,
+            obs.notes,
+        )
+    )
 
 
 @pytest.fixture
@@ -26,7 +74,14 @@ def observe(tmp_path: Path) -> Observe:
         items = [f for f in frames]
         if items and all(isinstance(f, bytes) for f in items):
             items = list(timed([f for f in items if isinstance(f, bytes)]))
-        path = write_pcap(tmp_path / f"capture-{next(counter)}.pcap", items, linktype)
-        return observe_captures([path])
+        index = next(counter)
+        path = write_pcap(tmp_path / f"capture-{index}.pcap", items, linktype)
+        obs = observe_captures([path])
+        records = [
+            Epb(item) if isinstance(item, bytes) else Epb(item[1], time=item[0]) for item in items
+        ]
+        ng = write_pcapng(tmp_path / f"capture-{index}.pcapng", records, [Interface(linktype)])
+        assert facts(observe_captures([ng])) == facts(obs), "pcapng and pcap disagree"
+        return obs
 
     return run

@@ -8,13 +8,14 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, IPv6
 
 from conformance.decode.community_id import community_id
-from conformance.observe.model import InitiatorBasis, PayloadKind
+from conformance.observe.model import InitiatorBasis, Observations, PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import (
     CLIENT,
     CLIENT6,
     SERVER,
     SERVER6,
+    T0,
     eth,
     handshake,
     tcp,
@@ -275,3 +276,122 @@ def test_icmp_error_quoting_too_little_is_its_own_flow(observe: Observe) -> None
     frame = eth(IP(src=SERVER, dst=CLIENT) / ICMP(type=3, code=3) / b"\x45\x00")
     (flow,) = observe([frame]).flows
     assert (flow.transport, flow.initiator_port, flow.responder_port) == ("icmp", 3, 3)
+
+
+# --- a TCP 5-tuple used again: each connection is a flow of its own ---------------------------
+
+
+def _connection(
+    isn: int, sni: str, end: str = "F", client: str = CLIENT, cport: int = 51000
+) -> list[bytes]:
+    """SYN, SYN-ACK, ACK, a ClientHello, then FIN (both ways) or a RST from the server."""
+    from tests.observe.frames import client_hello
+
+    hello = client_hello(sni)
+    srv = isn + 7_000_000
+    frames = [
+        tcp(client, SERVER, cport, 443, "S", seq=isn),
+        tcp(SERVER, client, 443, cport, "SA", seq=srv, ack=isn + 1),
+        tcp(client, SERVER, cport, 443, "A", seq=isn + 1, ack=srv + 1),
+        tcp(client, SERVER, cport, 443, "PA", hello, seq=isn + 1, ack=srv + 1),
+    ]
+    after = isn + 1 + len(hello)
+    if end == "F":
+        frames += [
+            tcp(client, SERVER, cport, 443, "FA", seq=after, ack=srv + 1),
+            tcp(SERVER, client, 443, cport, "FA", seq=srv + 1, ack=after + 1),
+            tcp(client, SERVER, cport, 443, "A", seq=after + 1, ack=srv + 2),
+        ]
+    elif end == "R":
+        frames.append(tcp(SERVER, client, 443, cport, "R", seq=srv + 1))
+    return frames
+
+
+def _two_flows_with_their_hellos(obs: Observations, first_packets: tuple[int, int]) -> None:
+    assert len(obs.flows) == 2
+    one, two = obs.flows
+    assert (one.first_packet, two.first_packet) == first_packets
+    for flow in (one, two):
+        assert str(flow.initiator) == CLIENT and flow.initiator_port == 51000
+        assert flow.initiator_basis is InitiatorBasis.SYN and flow.handshake_seen
+        assert flow.accepted and flow.payload_out is PayloadKind.TLS
+    hellos = {(h.flow_id, h.sni) for h in obs.client_hellos}
+    assert hellos == {(1, "cucm.corp.example"), (2, "api.imagicle.com")}
+    assert one.last_packet < two.first_packet
+
+
+def test_a_new_syn_after_fin_on_the_same_5_tuple_is_a_new_flow(observe: Observe) -> None:
+    frames = _connection(1000, "cucm.corp.example") + _connection(900_000, "api.imagicle.com")
+    _two_flows_with_their_hellos(observe(frames), (1, 8))
+
+
+def test_a_new_syn_after_rst_on_the_same_5_tuple_is_a_new_flow(observe: Observe) -> None:
+    frames = _connection(1000, "cucm.corp.example", end="R")
+    frames += _connection(900_000, "api.imagicle.com", end="R")
+    obs = observe(frames)
+    _two_flows_with_their_hellos(obs, (1, 6))
+    assert obs.flows[0].packets_in == 2 and obs.flows[1].packets_in == 2
+
+
+def test_a_new_syn_after_a_long_silence_is_a_new_flow(observe: Observe) -> None:
+    first = _connection(1000, "cucm.corp.example", end="")
+    second = _connection(900_000, "api.imagicle.com", end="")
+    frames = [(T0 + i, f) for i, f in enumerate(first)]
+    frames += [(T0 + 200 + i, f) for i, f in enumerate(second)]  # 200 s later, no FIN seen
+    _two_flows_with_their_hellos(observe(frames), (1, 5))
+
+
+def test_a_syn_with_another_isn_after_the_handshake_is_a_new_flow(observe: Observe) -> None:
+    frames = _connection(1000, "cucm.corp.example", end="")
+    frames += _connection(900_000, "api.imagicle.com", end="")  # 10 ms later, no FIN
+    _two_flows_with_their_hellos(observe(frames), (1, 5))
+
+
+def test_a_retransmitted_syn_stays_in_its_flow(observe: Observe) -> None:
+    frames = [
+        tcp(CLIENT, SERVER, 51000, 443, "S", seq=1000),
+        tcp(CLIENT, SERVER, 51000, 443, "S", seq=1000),  # no answer yet: sent again
+        *_connection(1000, "cucm.corp.example")[1:],
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.packets_out == 6 and flow.packets_in == 2
+
+
+def test_a_syn_retried_after_a_refusal_stays_in_its_flow(observe: Observe) -> None:
+    frames = [
+        tcp(CLIENT, SERVER, 51000, 443, "S", seq=1000),
+        tcp(SERVER, CLIENT, 443, 51000, "RA", seq=0, ack=1001),
+        tcp(CLIENT, SERVER, 51000, 443, "S", seq=1000),  # Windows retries the same SYN
+        tcp(SERVER, CLIENT, 443, 51000, "RA", seq=0, ack=1001),
+    ]
+    (flow,) = observe(frames).flows
+    assert flow.rejected and not flow.accepted and flow.packets_out == 2
+
+
+def test_reuse_is_seen_over_ipv6_too(observe: Observe) -> None:
+    frames = [
+        tcp6(CLIENT6, SERVER6, 51000, 443, "S"),
+        tcp6(SERVER6, CLIENT6, 443, 51000, "SA"),
+        tcp6(CLIENT6, SERVER6, 51000, 443, "FA"),
+        tcp6(SERVER6, CLIENT6, 443, 51000, "FA"),
+        tcp6(CLIENT6, SERVER6, 51000, 443, "S"),
+        tcp6(SERVER6, CLIENT6, 443, 51000, "SA"),
+    ]
+    obs = observe(frames)
+    assert [(f.first_packet, f.last_packet) for f in obs.flows] == [(1, 4), (5, 6)]
+
+
+def test_the_same_request_on_a_reused_5_tuple_is_recorded_per_connection(
+    observe: Observe,
+) -> None:
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    frames = []
+    for isn in (1000, 900_000):
+        frames += [
+            tcp(CLIENT, SERVER, 51000, 3128, "S", seq=isn),
+            tcp(SERVER, CLIENT, 3128, 51000, "SA", seq=5000, ack=isn + 1),
+            tcp(CLIENT, SERVER, 51000, 3128, "PA", connect, seq=isn + 1, ack=5001),
+            tcp(CLIENT, SERVER, 51000, 3128, "FA", seq=isn + 1 + len(connect), ack=5001),
+        ]
+    obs = observe(frames)
+    assert [(r.flow_id, r.packet, r.count) for r in obs.http_requests] == [(1, 3, 1), (2, 7, 1)]

@@ -40,3 +40,35 @@ def test_a_vanished_source_falls_back_to_the_reports_own_copy(tmp_path: Path) ->
     stage.start([missing])
     assert stage.take(missing) is None
     stage.close()
+
+
+def test_a_teed_copy_written_by_the_decoder_is_taken_when_complete(tmp_path: Path) -> None:
+    source = tmp_path / "c.pcapng"
+    source.write_bytes(b"z" * 5000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    handle = stage.open(source)
+    assert handle is not None
+    assert stage.open(source) is None  # one copy per source
+    handle.write(source.read_bytes())
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    stage.done(source, digest, complete=True)
+    staged = stage.take(source)
+    assert staged is not None
+    path, sha256, size = staged
+    assert (path.read_bytes(), sha256, size) == (source.read_bytes(), digest, 5000)
+    stage.close()
+
+
+def test_an_incomplete_teed_copy_is_dropped(tmp_path: Path) -> None:
+    source = tmp_path / "c.pcapng"
+    source.write_bytes(b"z" * 5000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    handle = stage.open(source)
+    assert handle is not None
+    handle.write(b"z" * 100)
+    stage.done(source, "", complete=False)
+    assert stage.take(source) is None  # the report copies the file itself
+    stage.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]

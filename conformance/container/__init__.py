@@ -1,0 +1,1 @@
+"""Containerised targets: the reference image and running an image as the lab's target."""

@@ -1,0 +1,44 @@
+"""Table-shaped facts (per endpoint, per connection) render as escaped HTML tables."""
+
+from __future__ import annotations
+
+from conformance.report import html_report
+from tests.report.test_html_report import Structure
+
+
+def render(facts: dict[str, object]) -> tuple[str, Structure]:
+    page = html_report._facts(facts)
+    structure = Structure()
+    structure.feed(page)
+    structure.close()
+    assert structure.stack == []
+    return page, structure
+
+
+def test_per_endpoint_facts_are_a_table_with_a_row_per_endpoint() -> None:
+    page, structure = render(
+        {
+            "endpoints": {
+                "api.imagicle.com:443": {"version": "TLS 1.3", "suite": "TLS_AES_256_GCM_SHA384"},
+                "ldaps.imagicle.cloud:636": {"version": "TLS 1.2", "sni": "<b>x</b>"},
+            },
+            "external_flows": 3,
+        }
+    )
+    assert [t for t, _ in structure.tags].count("tr") == 3  # head + one per endpoint
+    assert "<th>api.imagicle.com:443</th>" in page and "<td>TLS 1.3</td>" in page
+    assert "<th>sni</th>" in page and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>" not in page
+    assert "<dd>3</dd>" in page
+
+
+def test_a_list_of_records_is_a_table_and_other_values_stay_text() -> None:
+    page, structure = render(
+        {
+            "connections": [{"kind": "expired", "bytes": 0}, {"kind": "self-signed"}],
+            "plain": {"a": 1},
+            "empty": [],
+        }
+    )
+    assert [t for t, _ in structure.tags].count("table") == 1
+    assert "<td>expired</td>" in page and "<td></td>" in page  # a missing column is empty
+    assert "{&quot;a&quot;: 1}" in page

@@ -482,3 +482,32 @@ def test_tshark_sees_what_the_generator_wrote(
     assert len(facts.http_requests) == summary.connects
     assert ("cucm.corp.example", "192.0.2.20") in facts.dns_answers
     assert run.measurement.peak_mib > 0 and run.measurement.wall_seconds > 0
+
+
+def test_captures_are_generated_once_and_regenerated_when_anything_changed(
+    tmp_path: Path,
+) -> None:
+    path, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 5, 0.3, False)
+    assert "generated in" in line
+    first = path.read_bytes()
+    again, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 5, 0.3, False)
+    assert again == path and "reused" in line and path.read_bytes() == first
+    _, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 6, 0.3, False)  # other seed
+    assert "generated in" in line and path.read_bytes() != first
+    path.write_bytes(path.read_bytes()[:-4])  # the file changed under the sidecar
+    _, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 6, 0.3, False)
+    assert "generated in" in line
+    _, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 6, 0.3, True)
+    assert "generated in" in line
+
+
+def test_the_speed_target_is_judged_at_the_largest_size() -> None:
+    m = tshark_facts.Measurement(("x",), 0, 1.0, 1024, 0.0, 0.0)
+    slow = tshark_facts.Measurement(("x",), 0, 20.0, 1024, 0.0, 0.0)
+    rows = [
+        run_benchmark.Row(100, 1, harness=m, tshark=m),  # 1x: information only
+        run_benchmark.Row(1000, 1, harness=m, tshark=slow),  # 20x
+    ]
+    lines: list[str] = []
+    assert run_benchmark.targets(rows, lines.append)
+    assert "information" in lines[0] and "PASS" in lines[1]

@@ -483,6 +483,7 @@ class CaptureReader:
         chunk = self._next_chunk()
         if chunk is None:
             return buf, pos, base, False
+        self._head = b""  # hashed and copied by now, and the decoder is past it
         got = len(chunk)
         new = buf[pos:] + chunk if pos < len(buf) else chunk
         while got < need and (more := self._next_chunk()) is not None:

@@ -22,6 +22,10 @@ _ORDER = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 224}  # NIST SP 800-57 part 1: 112-bit strength
 
 
+def _days(days: object) -> str:
+    return f"{days} day{'' if days == 1 else 's'}"
+
+
 def _row(entry: dict[str, object], cert: object) -> dict[str, object]:
     """One endpoint's line of the report's table: what it offers and its certificate."""
     row: dict[str, object] = {
@@ -64,6 +68,7 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
         return ControlResult(
             CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results ({EVIDENCE_NAME}): {exc}"
         )
+    endpoints = sorted(endpoints, key=lambda e: (str(e["name"]), str(e["port"])))
     minimum = f"TLS {profile.cloud.min_tls}" if profile.cloud is not None else "TLS 1.2"
     below = set(_ORDER[: _ORDER.index(minimum)]) if minimum in _ORDER else set()
     findings: list[Finding] = []
@@ -119,7 +124,7 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
         cert = entry["certificate"]
         parts.append(
             f"{entry['name']}:{entry['port']} {', '.join(entry['versions'])} "
-            f"(certificate valid, {cert.get('days_to_expiry')} days left)"
+            f"(certificate valid, {_days(cert.get('days_to_expiry'))} left)"
         )
     return ControlResult(
         CONTROL, Verdict.PASS, f"{len(table)} endpoint(s) sound: {'; '.join(parts)}", (), facts

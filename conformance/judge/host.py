@@ -86,13 +86,21 @@ def egress(facts: HostFacts, profile: Profile) -> ControlResult | None:
                     evidence_line=line,
                 )
             )
-    facts_out: dict[str, object] = {"samples": facts.samples, "connections": len(facts.connections)}
-    if findings:
+    findings += _egress_context(facts, profile)
+    facts_out: dict[str, object] = {
+        "samples": facts.samples,
+        "connections": len(facts.connections),
+        "firewall": facts.firewall or "unknown",
+        "firewall_output_default_drop": facts.firewall_output_restricted,
+        "resolvers": list(facts.resolvers),
+    }
+    violations = [f for f in findings if f.severity is Severity.VIOLATION]
+    if violations:
         return ControlResult(
             control,
             Verdict.FAIL,
-            f"host {facts.url}: {len(findings)} socket(s) to outside addresses; "
-            f"{findings[0].summary}",
+            f"host {facts.url}: {len(violations)} socket(s) to outside addresses; "
+            f"{violations[0].summary}",
             tuple(findings),
             facts_out,
         )
@@ -101,9 +109,46 @@ def egress(facts: HostFacts, profile: Profile) -> ControlResult | None:
         Verdict.PASS,
         f"host {facts.url}: {len(facts.connections)} connected sockets in {facts.samples} "
         "samples, none opened to an outside address",
-        (),
+        tuple(findings),
         facts_out,
     )
+
+
+def _egress_context(facts: HostFacts, profile: Profile) -> list[Finding]:
+    """Warnings, not violations: what would let a connection out, though none was seen.
+
+    The outbound firewall and the resolvers are the customer's (HA 5: network and firewalls
+    are the customer's responsibility), so they never fail the product's promise.
+    """
+    found: list[Finding] = []
+    if facts.firewall_output_restricted is False:
+        found.append(
+            Finding(
+                Severity.WARNING,
+                f"the host firewall ({facts.firewall or 'none'}) has no default-drop output "
+                "policy: nothing on the host stops a connection out",
+                evidence_file=raw_output_name(facts.firewall or "nftables"),
+            )
+        )
+    record = facts.record("resolv.conf")
+    lines = record.stdout.splitlines() if record is not None else []
+    for resolver in facts.resolvers:
+        try:
+            address = ipaddress.ip_address(resolver.split("%", 1)[0])
+        except ValueError:
+            continue
+        if address.is_loopback or not is_outside(address, profile.environment):
+            continue
+        line = next((n for n, text in enumerate(lines, 1) if resolver in text), None)
+        found.append(
+            Finding(
+                Severity.WARNING,
+                f"resolver {resolver} is outside the environment (no query to it was sampled)",
+                evidence_file=raw_output_name("resolv.conf"),
+                evidence_line=line,
+            )
+        )
+    return found
 
 
 def ingress(facts: HostFacts, profile: Profile) -> ControlResult:

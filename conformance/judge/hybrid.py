@@ -20,6 +20,7 @@ from conformance.judge.common import (
     TargetView,
     address_of,
     conclude,
+    evidence_gaps,
     flow_finding,
     host_of,
     is_outside,
@@ -42,6 +43,7 @@ from conformance.verdict import Verdict, worst
 # A DNS answer is still usable this long after its TTL ran out (clock skew, resolver caching).
 TTL_SLACK_SECONDS = 5.0
 LDAP_PORT = 389
+TLS_APPLICATION_DATA = b"\x17"  # record content type (RFC 8446 5.1)
 _VERSION_BY_TEXT = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303, "1.3": 0x0304}
 _PLAINTEXT = {
     PayloadKind.HTTP: "plaintext HTTP",
@@ -101,6 +103,14 @@ class _Index:
         if usable:
             return max(usable)[1], "dns"
         return None, ""
+
+    def dns_names(self, address: str, at: float) -> set[str]:
+        """Every name a DNS answer usable at `at` gave `address`."""
+        return {
+            name
+            for seen, expiry, name in self.answers.get(address, ())
+            if seen <= at <= expiry + TTL_SLACK_SECONDS
+        }
 
 
 def _connect_authority(requests: Iterable[HttpRequest]) -> tuple[str, int] | None:
@@ -180,6 +190,21 @@ def _describe(cloud: CloudFlow) -> str:
 # --- HY-DEST -------------------------------------------------------------------------------
 
 
+def _sni_conflict(cloud: CloudFlow, index: _Index) -> str:
+    """A note when the SNI names an allowed endpoint but the target's own DNS answers gave
+    the flow's address only to other names (an SNI is the client's claim; the verdict still
+    follows it, by the mapping order, and the report shows the conflict)."""
+    if cloud.basis != "sni" or cloud.tunnel or cloud.name is None:
+        return ""
+    others = index.dns_names(cloud.address, cloud.flow.first_time)
+    if not others or cloud.name.lower() in {n.lower() for n in others}:
+        return ""
+    return (
+        f": SNI {cloud.name}, but the DNS answers the target received for {cloud.address} "
+        f"name only {', '.join(sorted(others))}"
+    )
+
+
 def dest(obs: Observations, profile: Profile) -> ControlResult:
     """HY-DEST: every external flow maps to an allowed endpoint name and port."""
     view = target_view(obs, profile)
@@ -194,6 +219,9 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
             allowed += 1
             key = f"{cloud.name}:{cloud.port}"
             reached[key] = reached.get(key, 0) + 1
+            conflict = _sni_conflict(cloud, index)
+            if conflict:
+                findings.append(flow_finding(Severity.WARNING, cloud.flow, names, conflict))
             continue
         if cloud.name is None:
             why = "unmapped: no SNI, CONNECT name, earlier DNS answer or hint names it"
@@ -239,6 +267,13 @@ def _starttls_first(flow: Flow) -> bool:
     return flow.responder_port == LDAP_PORT and is_starttls_request(flow.payload_head_out)
 
 
+def _records_without_handshake(flow: Flow) -> bool:
+    """The connection's opening is in the capture, yet its first payload is an application-data
+    record: no real TLS stack sends one before a handshake (decision 1 covers flows that began
+    before the capture, whose handshake is simply not in it)."""
+    return flow.handshake_seen and flow.payload_head_out[:1] == TLS_APPLICATION_DATA
+
+
 def tls(obs: Observations, profile: Profile) -> ControlResult:
     """HY-TLS: every external flow is TLS from its first byte, sound version and suite, SNI."""
     view = target_view(obs, profile)
@@ -246,6 +281,7 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
     names = NameIndex(obs)
     flows, proxy_other = cloud_flows(view, index)
     minimum = _min_version(profile)
+    complete = not evidence_gaps(obs, payloads=True)
     findings: list[Finding] = []
     endpoint_facts: dict[str, dict[str, str]] = {}
     shown: dict[str, int] = {}  # endpoint -> a version another flow showed
@@ -284,10 +320,35 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
                 )
             )
             continue
+        if hello is None and not cloud.tunnel and _records_without_handshake(flow) and complete:
+            # Only on complete evidence: a dropped ClientHello would look the same.
+            findings.append(
+                flow_finding(
+                    Severity.VIOLATION,
+                    flow,
+                    names,
+                    f": TLS application-data records to {key} with no handshake on a connection "
+                    "opened in the capture: not a TLS session",
+                )
+            )
+            continue
         if hello is not None and not hello.sni:
             findings.append(flow_finding(Severity.VIOLATION, flow, names, f": no SNI to {key}"))
         server = index.server.get(flow.flow_id)
         if server is None:
+            offered = hello.versions if hello is not None else ()
+            if offered and max(offered) < minimum:
+                # No ServerHello, but whatever the server chose would be below the minimum.
+                findings.append(
+                    flow_finding(
+                        Severity.VIOLATION,
+                        flow,
+                        names,
+                        f": {key} offered at most {version_name(max(offered))}, below the "
+                        f"minimum {TLS_VERSION_NAMES.get(minimum, hex(minimum))}",
+                    )
+                )
+                continue
             unknown_version.append(cloud)
             continue
         shown[key] = max(shown.get(key, 0), server.version)

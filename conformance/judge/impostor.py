@@ -112,8 +112,7 @@ def cross_check(entries: list[tuple[int, Entry]], obs: Observations) -> _CrossCh
     if unlogged:
         gaps.append(
             f"the capture shows {plural(len(unlogged), 'accepted connection')} to the impostors' "
-            "address the impostor log lacks: "
-            + "; ".join(describe_flow(f) for f in unlogged[:3])
+            "address the impostor log lacks: " + "; ".join(describe_flow(f) for f in unlogged[:3])
         )
     return _CrossCheck(matched, gaps)
 

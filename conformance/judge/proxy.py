@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from conformance.content.logs import ContentEvidence
 from conformance.content.squid import ProxyLogEntry
@@ -32,6 +33,8 @@ from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.names import matches
 from conformance.observe.model import Flow, Observations, TlsClientHello
 from conformance.profile_model import Profile
+
+NO_REQUEST: Final = "error:transaction-end-before-headers"  # squid: a connection, no request
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +302,22 @@ def _log_findings(
         return []
     findings: list[Finding] = []
     for entry in entries:
-        if entry.method != "CONNECT":
+        if entry.url == NO_REQUEST:
+            findings.append(
+                Finding(
+                    Severity.WARNING,
+                    f"proxy access.log: {entry.client} opened a connection to the proxy and it"
+                    " ended before any request (closed, or cut by the window's end): nothing"
+                    " passed through it",
+                    evidence_file=log.evidence_file,
+                    evidence_line=entry.line,
+                    facts={"line": entry.text},
+                )
+            )
+            continue
+        if entry.method == "-" and entry.url.startswith("error:"):
+            why = "the proxy could not read a request from it: not a CONNECT tunnel"
+        elif entry.method != "CONNECT":
             why = "a plaintext request through the proxy, not a CONNECT tunnel"
         else:
             host, port = _split_authority(entry.url)

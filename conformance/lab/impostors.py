@@ -20,6 +20,7 @@ from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG
 from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
 from conformance.lab.certs import IMPOSTOR_CERTS, LabCA
+from conformance.lab.impostor import READ_SECONDS
 from conformance.lab.netns import LabState, in_netns, run
 from conformance.lab.services import Evidence
 
@@ -29,11 +30,31 @@ WAIT_PER_KIND: Final = 4.0  # seconds to wait for the target's connection to eac
 
 
 def _nat_rule(address: str) -> str:
+    # One nft transaction replaces the previous impostor's rule: no gap in which a new
+    # connection could reach the real stand-in unlogged.
     return f"""
+table ip ucx_hold
+delete table ip ucx_hold
+table ip ucx_impostor
+delete table ip ucx_impostor
 table ip ucx_impostor {{
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr {topo.API_V4} tcp dport 443 dnat to {address}
+  }}
+}}
+"""
+
+
+# While no impostor answers but the phase's capture runs, new connections to the cloud name
+# are dropped (unanswered SYNs are not accepted connections): every connection the capture
+# shows reaching that address is then one an impostor logged. Before destination NAT
+# (priority -100), after conntrack (-200), so it touches new connections only.
+_HOLD_RULE: Final = f"""
+table ip ucx_hold {{
+  chain prerouting {{
+    type filter hook prerouting priority -150; policy accept;
+    ip daddr {topo.API_V4} tcp dport 443 ct state new drop
   }}
 }}
 """
@@ -98,11 +119,12 @@ def run_impostor_phase(
             notes.append(f"HY-CERT impostors did not start: {tail}")
             return notes
         time.sleep(0.05)
+    # Held from before the capture starts until the first impostor answers (see _HOLD_RULE).
+    run(in_netns(ns.router, ["nft", "-f", "-"]), stdin=_HOLD_RULE)
     capture = Capture(state, ns.target, topo.TARGET_LINK, workdir / "capture-impostors.pcapng")
     refresh = f"http://{topo.TARGET_V4}:{topo.ADMIN_PORT}/actions/licence-refresh"
     try:
         for kind, address in IMPOSTOR_V4.items():
-            run(in_netns(ns.router, ["nft", "delete", "table", "ip", "ucx_impostor"]), check=False)
             run(in_netns(ns.router, ["nft", "-f", "-"]), stdin=_nat_rule(address))
             run(
                 in_netns(
@@ -118,10 +140,15 @@ def run_impostor_phase(
             time.sleep(0.3)
             if _connections(log, kind) == 0:
                 notes.append(f"HY-CERT: the target never reached the {kind} impostor")
-        time.sleep(2.2)  # the last impostor's read window
     finally:
+        # HY-CERT cross-checks the log with the capture, so no connection may reach an
+        # impostor unseen, or the stand-in unlogged: hold new connections (dropped SYNs are
+        # not accepted ones), stop the capture, let the last impostor log what it holds.
+        run(in_netns(ns.router, ["nft", "-f", "-"]), stdin=_HOLD_RULE, check=False)
         run(in_netns(ns.router, ["nft", "delete", "table", "ip", "ucx_impostor"]), check=False)
         summary = capture.stop()
+        time.sleep(READ_SECONDS + 0.5)
+        run(in_netns(ns.router, ["nft", "delete", "table", "ip", "ucx_hold"]), check=False)
     evidence.add(log, "lab/impostors.jsonl", IMPOSTOR_LOG)
     evidence.add(
         workdir / "capture-impostors.pcapng", "lab/capture-impostors.pcapng", IMPOSTOR_CAPTURE

@@ -296,11 +296,21 @@ class _Run:
         self._window(capture, runner, target)
         if self.host_hook is not None:
             self.host_hook.window_over()
-        if self.profile.mode is Mode.HYBRID and not self.options.intercept:
-            # HY-CERT: an interceptor would face the impostors instead of the target.
-            self.notes += run_impostor_phase(
-                state, ns, self.workdir, ca, self.evidence, _python_argv
+        if self.profile.mode is Mode.HYBRID and self.options.intercept:
+            self.notes.append(
+                "HY-CERT, HY-ENDPOINT: no impostor phase and no endpoint scan in this run: the"
+                " content-level interceptor stands in for the cloud (lab.intercept: false runs"
+                " them, without content-level evidence)"
             )
+        if self.profile.mode is Mode.HYBRID and not self.options.intercept:
+            # HY-CERT: an interceptor would face the impostors instead of the target; and the
+            # impostors answer the licensing connection, which only an activated service makes.
+            if self.profile.cloud is not None and "licensing" in self.profile.cloud.services:
+                self.notes += run_impostor_phase(
+                    state, ns, self.workdir, ca, self.evidence, _python_argv
+                )
+            else:
+                self.notes.append("HY-CERT: no impostor phase: the profile activates no licensing")
             self.notes += run_endpoint_scan(
                 self.profile, ns.target, self.workdir, ca.ca_file, self.evidence, _python_argv
             )

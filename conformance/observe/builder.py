@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from conformance.decode.capture import CaptureReader
 from conformance.observe.flows import Addresses, FlowCounts
@@ -56,6 +56,7 @@ from conformance.progress import NULL_PROGRESS, Progress
 # Report progress about this often (packets): live enough for a bar, rare enough to
 # cost nothing. Checked once per chunk read, never per packet.
 PROGRESS_EVERY = 1 << 16
+_T = TypeVar("_T")
 # While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
 # GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
 # wait that long each time behind the decoding loop and fall behind it.
@@ -184,11 +185,14 @@ def _observe_one(
     inspector = ingest.inspector
     out.flows.extend(flows)
     out.dns.extend(inspector.dns.records(ids, address))
+    # Each record is released as its copy with the flow id is made: never both lists in full.
     out.client_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, h.packet)) for ref, h in inspector.client_hellos
+        dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
+        for ref, h in _drained(inspector.client_hellos)
     )
     out.server_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, h.packet)) for ref, h in inspector.server_hellos
+        dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
+        for ref, h in _drained(inspector.server_hellos)
     )
     out.http.extend(sorted(inspector.http_requests(ids), key=lambda r: r.packet))
     out.names.extend(sorted(inspector.names(ids), key=lambda m: m.packet))
@@ -223,6 +227,13 @@ def _observe_one(
             direction_flags=reader.direction_flags,
         )
     )
+
+
+def _drained(items: list[_T]) -> Iterator[_T]:
+    """The items of `items` in order, emptying the list as they are taken."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def _add_counts(out: _Collected, counts: FlowCounts) -> None:

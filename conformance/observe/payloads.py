@@ -27,6 +27,8 @@ from conformance.observe.flows import (
     PAYLOAD_HEAD_BYTES,
     PAYLOAD_N,
     STREAM,
+    SYNACK_SEEN,
+    TCP_OPEN,
     WANT,
     Entry,
     FlowIds,
@@ -221,7 +223,8 @@ class PayloadInspector:
             kind = classify_payload(payload)
         e[KIND] = kind
         e[PAYLOAD_N] = packet
-        e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
+        if e[TCP_OPEN] != SYNACK_SEEN:  # a SYN-ACK's sender responds: its head is never shown
+            e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
         e[WANT] &= ~W_FIRST
         if proto != IPPROTO_TCP:
             return

@@ -99,6 +99,13 @@ def _fact_value(value: object) -> str:
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
 
+def _cell(value: object) -> str:
+    """A table cell: a list of plain values reads as a comma-separated list."""
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    return _fact_value(value)
+
+
 def _fact_table(value: object) -> str | None:
     """A fact that is a table (per endpoint, per connection) as an HTML table, else None.
 
@@ -119,7 +126,7 @@ def _fact_table(value: object) -> str | None:
     body = "".join(
         "<tr>"
         + (f"<th>{_e(label)}</th>" if label is not None else "")
-        + "".join(f"<td>{_e(_fact_value(row[c])) if c in row else ''}</td>" for c in columns)
+        + "".join(f"<td>{_e(_cell(row[c])) if c in row else ''}</td>" for c in columns)
         + "</tr>"
         for label, row in rows
     )

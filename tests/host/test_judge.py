@@ -173,3 +173,17 @@ def test_nothing_read_is_inconclusive_never_pass(tmp_path: Path) -> None:
     ):
         assert result is not None and result.verdict is Verdict.INCONCLUSIVE, result
     assert ipaddress.ip_address("192.0.2.10") in p.target.addresses
+
+
+def test_open_outbound_firewall_and_outside_resolver_are_warnings(tmp_path: Path) -> None:
+    sound = facts()
+    base = [c for c in sound.commands if c.name != "resolv.conf"]
+    resolv = CommandRecord(
+        "resolv.conf", "cat /etc/resolv.conf", 0, "nameserver 198.51.100.53\n", ""
+    )
+    result = host.egress(build_facts(sound.url, (*base, resolv), HostOptions()), profile(tmp_path))
+    assert result is not None and result.verdict is Verdict.PASS  # the customer's, HA 5
+    summaries = [f.summary for f in result.findings]
+    assert any("no default-drop output policy" in s for s in summaries), summaries
+    resolver = next(f for f in result.findings if "198.51.100.53" in f.summary)
+    assert (resolver.evidence_file, resolver.evidence_line) == ("host/resolv.conf.txt", 1)

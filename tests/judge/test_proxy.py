@@ -134,6 +134,29 @@ def test_plaintext_request_in_the_access_log_fails(tmp_path: Path) -> None:
     assert "GET http://api.imagicle.com/v1/licensing/poll" in finding.summary
 
 
+CUT = (
+    "1795420053.433      0 192.0.2.10 NONE_NONE/000 0 - error:transaction-end-before-headers -"
+    " HIER_NONE/- -"
+)
+INVALID = "1795420054.433      0 192.0.2.10 NONE_NONE/400 0 - error:invalid-request - HIER_NONE/- -"
+
+
+def test_a_connection_cut_before_any_request_is_a_warning(tmp_path: Path) -> None:
+    log = squid_log(tmp_path, TUNNEL, CUT)
+    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    assert result.verdict is Verdict.PASS, result
+    (warning,) = [f for f in result.findings if f.severity is Severity.WARNING]
+    assert warning.evidence_line == 2 and "before any request" in warning.summary
+
+
+def test_a_request_the_proxy_could_not_read_fails(tmp_path: Path) -> None:
+    log = squid_log(tmp_path, TUNNEL, INVALID)
+    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    assert result.verdict is Verdict.FAIL, result
+    (finding,) = result.violations
+    assert finding.evidence_line == 2 and "error:invalid-request" in finding.summary
+
+
 def test_plaintext_request_seen_by_the_interceptor_fails(tmp_path: Path) -> None:
     log = tmp_path / "decrypted.jsonl"
     record = {

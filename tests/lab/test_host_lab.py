@@ -25,6 +25,8 @@ from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
 from tests.lab.conftest import lab_profile
 
+pytestmark = pytest.mark.lab
+
 HOST_FAULTS = ("cloud-licensing-airgapped", "listen-outside", "hosts-override", "proxy-mismatch")
 
 

@@ -88,6 +88,9 @@ def test_well_behaved_target_refuses_every_impostor(lab_runs: Runs) -> None:
     by_kind = result.facts["by_kind"]
     assert isinstance(by_kind, dict)
     assert set(by_kind) == {"self-signed", "untrusted-ca", "wrong-name", "expired", "weak-key"}
+    # every connection the impostors logged is a flow of the phase's own capture
+    table = result.facts["impostor_connections"]
+    assert isinstance(table, list) and all(row["capture_flow"] for row in table)
 
 
 def test_target_that_accepts_an_untrusted_certificate_fails_hy_cert(lab_runs: Runs) -> None:
@@ -124,3 +127,24 @@ def test_endpoint_scan_fails_a_misconfigured_stand_in(lab_runs: Runs) -> None:
     result = judge_scan(lab_runs("hy-faults-2"))
     assert result.verdict is Verdict.FAIL, result
     assert any("TLS 1.0" in f.summary for f in result.violations)
+
+
+SCENARIOS.setdefault("hy-off", ("lab-hybrid-deactivated", (), {}))
+SCENARIOS.setdefault("hy-off-fault", ("lab-hybrid-deactivated", ("cloud-licensing-airgapped",), {}))
+
+
+def test_nothing_activated_and_nothing_sent_passes_hy_deactivated(lab_runs: Runs) -> None:
+    scenario = lab_runs("hy-off")
+    result = hybrid.deactivated(observe_captures(scenario.run.captures), scenario.profile)
+    assert result.verdict is Verdict.PASS, result
+    # no licensing activated: no impostor phase, and HY-CERT says why it cannot judge
+    assert judge_cert(scenario).verdict is Verdict.INCONCLUSIVE
+
+
+def test_cloud_licensing_without_an_activated_service_fails_hy_deactivated(
+    lab_runs: Runs,
+) -> None:
+    scenario = lab_runs("hy-off-fault")
+    result = hybrid.deactivated(observe_captures(scenario.run.captures), scenario.profile)
+    assert result.verdict is Verdict.FAIL, result
+    assert any("203.0.113.10" in f.summary for f in result.violations), result.findings

@@ -21,11 +21,13 @@ def test_per_endpoint_facts_are_a_table_with_a_row_per_endpoint() -> None:
             "endpoints": {
                 "api.imagicle.com:443": {"version": "TLS 1.3", "suite": "TLS_AES_256_GCM_SHA384"},
                 "ldaps.imagicle.cloud:636": {"version": "TLS 1.2", "sni": "<b>x</b>"},
+                "grpc.imagicle.com:443": {"versions": ["TLS 1.2", "TLS 1.3"]},
             },
             "external_flows": 3,
         }
     )
-    assert [t for t, _ in structure.tags].count("tr") == 3  # head + one per endpoint
+    assert [t for t, _ in structure.tags].count("tr") == 4  # head + one per endpoint
+    assert "<td>TLS 1.2, TLS 1.3</td>" in page
     assert "<th>api.imagicle.com:443</th>" in page and "<td>TLS 1.3</td>" in page
     assert "<th>sni</th>" in page and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>" not in page
     assert "<dd>3</dd>" in page

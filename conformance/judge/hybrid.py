@@ -286,6 +286,7 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
     endpoint_facts: dict[str, dict[str, str]] = {}
     shown: dict[str, int] = {}  # endpoint -> a version another flow showed
     unknown_version: list[CloudFlow] = []
+    unknown_tunnels: list[CloudFlow] = []
     checked = 0
     for flow in proxy_other:
         for request in index.requests.get(flow.flow_id, ()):
@@ -301,8 +302,12 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
         flow = cloud.flow
         first = PayloadKind.TLS if cloud.tunnel else flow.payload_out
         hello = index.client.get(flow.flow_id)
-        if cloud.tunnel and hello is None and flow.packets_out > 1:
-            first = PayloadKind.OTHER if flow.bytes_out > 0 else PayloadKind.NONE
+        if cloud.tunnel and hello is None:
+            # No ClientHello after the CONNECT: the proxy may have refused the tunnel, or
+            # what went through it was not seen. Neither proves TLS nor plaintext (PX-CONNECT
+            # reports the tunnel); the flow stays open below, so HY-TLS cannot pass on it.
+            unknown_tunnels.append(cloud)
+            continue
         if first is PayloadKind.NONE and hello is None:
             continue  # nothing sent: no data to protect
         checked += 1
@@ -383,6 +388,11 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
         gaps.append(
             f"{plural(len(unresolved), 'TLS flow')} without a ServerHello in the capture and no "
             "other flow to the same endpoint shows the version (decision 1)"
+        )
+    if unknown_tunnels:
+        gaps.append(
+            f"{plural(len(unknown_tunnels), 'CONNECT tunnel')} with no ClientHello seen after "
+            "the CONNECT (refused by the proxy, or its content not in the capture)"
         )
     if checked == 0 and view.sent:
         gaps.append("no external flow carried data in this capture: nothing shows")

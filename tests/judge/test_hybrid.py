@@ -139,6 +139,16 @@ CAPTURES: dict[str, Callable[[], list[Packet]]] = {
     "proxy_other": lambda: scenario(
         via_proxy("updates.example.net:443", defects.client_hello("updates.example.net"))
     ),
+    "proxy_refused": lambda: scenario(
+        defects.tcp_session(
+            TARGET,
+            41003,
+            PROXY,
+            3128,
+            b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n",
+            b"HTTP/1.1 403 Forbidden\r\n\r\n",
+        )
+    ),
     "proxy_get": lambda: scenario(
         defects.tcp_session(
             TARGET, 41002, PROXY, 3128, b"GET http://api.imagicle.com/v1 HTTP/1.1\r\n\r\n"
@@ -164,6 +174,7 @@ EXPECTED: dict[str, tuple[Verdict, Verdict, Verdict]] = {
     "proxy_clean": (P, P, P),
     "proxy_other": (F, P, P),
     "proxy_get": (I, F, P),
+    "proxy_refused": (P, I, P),  # a refused tunnel is neither TLS nor plaintext: not proven
     "inbound": (I, I, F),
 }
 

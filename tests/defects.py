@@ -241,15 +241,20 @@ def dns_lookup(
     return [query, response]
 
 
-def client_hello(sni: str) -> bytes:
-    """A minimal TLS 1.3 ClientHello record naming `sni` (RFC 8446 4.1.2, RFC 6066 3)."""
-    name = sni.encode("ascii")
-    server_name = b"\x00" + struct.pack("!H", len(name)) + name
-    sni_ext = (
-        struct.pack("!HH", 0, len(server_name) + 2)
-        + struct.pack("!H", len(server_name))
-        + server_name
-    )
+def client_hello(sni: str | None) -> bytes:
+    """A minimal TLS 1.3 ClientHello record naming `sni` (RFC 8446 4.1.2, RFC 6066 3).
+
+    `sni=None`: no server_name extension at all (only supported_versions).
+    """
+    sni_ext = b""
+    if sni is not None:
+        name = sni.encode("ascii")
+        server_name = b"\x00" + struct.pack("!H", len(name)) + name
+        sni_ext = (
+            struct.pack("!HH", 0, len(server_name) + 2)
+            + struct.pack("!H", len(server_name))
+            + server_name
+        )
     versions_ext = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
     extensions = sni_ext + versions_ext
     body = (

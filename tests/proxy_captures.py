@@ -8,7 +8,6 @@ endpoints api.imagicle.com:443, grpc.imagicle.com:443, *.imagicle.cloud:636).
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 from scapy.layers.inet import TCP
@@ -104,7 +103,7 @@ def sni_mismatch() -> list[Packet]:
 
 
 def no_sni() -> list[Packet]:
-    return with_clean(tunnel(50012, "api.imagicle.com:443", None, inner=_hello_without_sni()))
+    return with_clean(tunnel(50012, "api.imagicle.com:443", None, inner=client_hello(None)))
 
 
 def disallowed_connect() -> list[Packet]:
@@ -128,20 +127,3 @@ def outside_resolver() -> list[Packet]:
 
 def cloud_name_onprem() -> list[Packet]:
     return with_clean(dns_lookup(TARGET, DNS_SERVER, "api.imagicle.com", answers=[API]))
-
-
-def _hello_without_sni() -> bytes:
-    """A TLS 1.3 ClientHello with no server_name extension (only supported_versions)."""
-    extensions = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
-    body = (
-        b"\x03\x03"
-        + bytes(32)
-        + b"\x00"
-        + struct.pack("!H", 2)
-        + b"\x13\x01"
-        + b"\x01\x00"
-        + struct.pack("!H", len(extensions))
-        + extensions
-    )
-    handshake = b"\x01" + len(body).to_bytes(3, "big") + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake

@@ -147,6 +147,21 @@ def start_sshd(
             ],
         )
     )
+    # Options for every host: this run's key and known_hosts only, no prompts, bounded waits,
+    # and the relay, so any address is reached from inside the lab, never from the machine.
+    common = [
+        f"  IdentityFile {client_key}",
+        "  IdentitiesOnly yes",
+        f"  UserKnownHostsFile {known}",
+        "  GlobalKnownHostsFile /dev/null",
+        "  StrictHostKeyChecking yes",
+        "  BatchMode yes",
+        "  ConnectTimeout 5",
+        "  ServerAliveInterval 5",
+        "  ServerAliveCountMax 2",
+        f"  ProxyCommand {relay}",
+        "  LogLevel ERROR",
+    ]
     client = home / "ssh_config"
     client.write_text(
         "\n".join(
@@ -155,31 +170,10 @@ def start_sshd(
                 f"  HostName {topo.TARGET_V4}",
                 f"  Port {SSHD_PORT}",
                 f"  HostKeyAlias {HOST_ALIAS}",
-                f"  IdentityFile {client_key}",
-                "  IdentitiesOnly yes",
-                f"  UserKnownHostsFile {known}",
-                "  GlobalKnownHostsFile /dev/null",
-                "  StrictHostKeyChecking yes",
-                "  BatchMode yes",
-                "  ConnectTimeout 5",
-                "  ServerAliveInterval 5",
-                "  ServerAliveCountMax 2",
-                f"  ProxyCommand {relay}",
-                "  LogLevel ERROR",
-                # Any other address is also reached from inside the lab (never from the
-                # machine's own network), and trusted only if its key is known: it is not.
+                *common,
+                # Any other address: trusted only if its key is known, and it is not.
                 "Host *",
-                f"  IdentityFile {client_key}",
-                "  IdentitiesOnly yes",
-                f"  UserKnownHostsFile {known}",
-                "  GlobalKnownHostsFile /dev/null",
-                "  StrictHostKeyChecking yes",
-                "  BatchMode yes",
-                "  ConnectTimeout 5",
-                "  ServerAliveInterval 5",
-                "  ServerAliveCountMax 2",
-                f"  ProxyCommand {relay}",
-                "  LogLevel ERROR",
+                *common,
                 "",
             ]
         )

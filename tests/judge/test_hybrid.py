@@ -68,25 +68,8 @@ def tls_to(
     cport: int = 40001,
     port: int = 443,
 ) -> list[Packet]:
-    hello = defects.client_hello(sni) if sni else _no_sni_hello()
+    hello = defects.client_hello(sni or None)
     return defects.tcp_session(TARGET, cport, server, port, hello, server_hello(version, suite))
-
-
-def _no_sni_hello() -> bytes:
-    """A TLS 1.3 ClientHello with supported_versions and no server_name extension."""
-    extensions = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
-    body = (
-        b"\x03\x03"
-        + bytes(32)
-        + b"\x00"
-        + struct.pack("!H", 2)
-        + b"\x13\x01"
-        + b"\x01\x00"
-        + struct.pack("!H", len(extensions))
-        + extensions
-    )
-    handshake = b"\x01" + len(body).to_bytes(3, "big") + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
 
 
 def lookup(name: str, address: str, cport: int = 53001) -> list[Packet]:
@@ -347,7 +330,7 @@ def test_plaintext_is_found_by_payload_on_any_port(tmp_path: Path) -> None:
 
 
 def test_tunnel_without_sni_is_named_by_its_connect_target(tmp_path: Path) -> None:
-    hello = _no_sni_hello()
+    hello = defects.client_hello(None)
     packets = scenario(via_proxy("api.imagicle.com:443", hello))
     obs = observe(tmp_path, packets)
     profile = profile_for(tmp_path, "proxy_nosni")

@@ -78,6 +78,16 @@ class Flow:
     community_id: str = ""  # Community ID v1 (seed 0)
 
 
+class EchKind(StrEnum):
+    """What a ClientHello's encrypted_client_hello extension means (controls.md decision 9)."""
+
+    NONE = "none"  # no ECH extension: the SNI is the name the client wants
+    GREASE = "grease"  # an ECH extension shown to carry no real inner ClientHello
+    REAL = "real"  # real ECH: the visible SNI is only the public name, the real one is hidden
+    # an ECH extension that could not be told GREASE or real: the real name may be hidden
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class DnsAnswer:
     name: str
@@ -111,6 +121,7 @@ class DnsQuery:
     # identical repeats (same flow, qname, qtype, answers) merged to keep memory flat
     count: int = 1
     last_packet: int | None = None  # the last repeat's packet number
+    last_time: float | None = None  # the last repeat's time (answers stay valid from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +134,9 @@ class TlsClientHello:
     versions: tuple[int, ...]  # supported_versions if present, else (legacy_version,)
     cipher_suites: tuple[int, ...]
     alpn: tuple[str, ...]
-    segments: int = 1  # TCP segments the ClientHello spanned
+    segments: int = 1  # TCP segments (or QUIC Initial packets) the ClientHello spanned
+    quic_version: int | None = None  # QUIC version of the Initial that carried it; None: TCP
+    ech: EchKind = EchKind.NONE  # decision 9: with REAL/UNKNOWN, `sni` is only the public name
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,7 +188,7 @@ def _find_frontend(config: pytest.Config) -> Frontend | None:
 
 def _prepare_run(config: pytest.Config, profile_opt: str | None, request: SourceRequest) -> UcxRun:
     """Check everything a user can get wrong before anything is judged (exit 3 on error)."""
-    from conformance.errors import CaptureError
+    from conformance.errors import CaptureError, ProfileError
     from conformance.evidence.select import build_source
     from conformance.report.assemble import check_report_dir
     from conformance.sign.keys import ensure_key
@@ -196,6 +196,13 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
     if profile_opt is None:
         raise CaptureError("--ucx-profile", "a deployment profile is required")
     profile = load_profile(Path(profile_opt))
+    if profile.draft:
+        raise ProfileError(
+            profile.source,
+            "draft",
+            "this profile is a draft (`profile draft` wrote it from a capture): review every"
+            " entry, then remove the `draft: true` line",
+        )
     source = build_source(request)
 
     key_opt = config.getoption("--ucx-sign-key")

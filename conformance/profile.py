@@ -46,16 +46,19 @@ MAX_DEPTH: Final = 32  # nesting; real profiles use 4 levels, and this keeps rec
 MAX_TEXT: Final = 200  # names and labels are shown on one line of the report
 MAX_JUSTIFICATION: Final = 2000  # a paragraph, shown in the report next to the endpoint
 MAX_WINDOW_SECONDS: Final = 86_400  # a live observation longer than a day is not a plan
+# observation.minimum_window: a period of continuous judgement may be weeks; a year is a typo.
+MAX_MINIMUM_WINDOW_SECONDS: Final = 366 * 86_400
 
 LATER_SECTIONS: Final = ("lab", "stimuli", "probes", "host", "image")
 """Top-level sections owned and validated by later features; kept in `Profile.extra`."""
 
 _TOP_REQUIRED = ("name", "mode", "target", "environment")
-_TOP_OPTIONAL = ("cloud", "proxy", "telemetry", "window", *LATER_SECTIONS)
+_TOP_OPTIONAL = ("cloud", "proxy", "telemetry", "window", "observation", "draft", *LATER_SECTIONS)
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PORT_SPEC = re.compile(r"(\d{1,5})/(tcp|udp)", re.IGNORECASE)
-_WINDOW = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)")
-_WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_WINDOW = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)", re.ASCII)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.ASCII)
+_WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _BOOL_HINT = "YAML reads unquoted yes/no/on/off/true/false as booleans; quote the value"
 _HA_NO_CLOUD = (
     'air-gapped mode has no cloud connectivity (HA 2.2: "Cloud-Connected Services and AI'
@@ -410,6 +413,10 @@ def _profile(data: object, at: _At, source: Path) -> Profile:
         proxy=proxy,
         telemetry=_telemetry(top, at / "telemetry", mode, cloud),
         window_seconds=_window(top["window"], at / "window") if "window" in top else None,
+        minimum_window_seconds=(
+            _observation(top["observation"], at / "observation") if "observation" in top else None
+        ),
+        draft=_bool(top["draft"], at / "draft") if "draft" in top else False,
         extra={key: _later(top[key], at / key) for key in LATER_SECTIONS if key in top},
     )
 
@@ -623,6 +630,29 @@ def _window(value: object, at: _At) -> float:
         seconds = float(value)
     if not 0 < seconds <= MAX_WINDOW_SECONDS:
         at.fail(f"{seconds:g} seconds is not between 0 and {MAX_WINDOW_SECONDS} (a day)")
+    return seconds
+
+
+def _observation(value: object, at: _At) -> float | None:
+    """`observation: {minimum_window: 1h}`: the shortest window that can prove absence."""
+    fields = _fields(value, at, (), ("minimum_window",))
+    if "minimum_window" not in fields:
+        return None
+    where = at / "minimum_window"
+    raw = fields["minimum_window"]
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        _expected(where, "a duration such as 1h, 30m, 2d or 3600", raw)
+    if isinstance(raw, str):
+        found = _DURATION.fullmatch(raw.strip())
+        if found is None:
+            where.fail(f"{_quote(raw)} is not a duration such as 1h, 30m, 2d or 3600")
+        seconds = float(found[1]) * _WINDOW_UNITS[found[2]]
+    else:
+        seconds = float(raw)
+    if not 0 < seconds <= MAX_MINIMUM_WINDOW_SECONDS:
+        where.fail(
+            f"{seconds:g} seconds is not between 0 and {MAX_MINIMUM_WINDOW_SECONDS} (a year)"
+        )
     return seconds
 
 

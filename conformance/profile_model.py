@@ -152,6 +152,9 @@ class Profile:
     proxy: ProxySpec | None = None
     telemetry: Telemetry = Telemetry.DISABLED
     window_seconds: float | None = None  # observation window for live targets
+    # observation.minimum_window: a shorter capture window makes absence claims inconclusive
+    minimum_window_seconds: float | None = None
+    draft: bool = False  # written by `profile draft`; `run` refuses it until a person removes it
     extra: dict[str, object] = field(default_factory=dict)  # sections owned by later features
 
     def is_target(self, address: IPAddress) -> bool:

@@ -892,3 +892,37 @@ def test_later_sections_must_be_mappings_or_lists(refused: Any, key: str, value:
     error = refused(changed(AIR_GAPPED, **{key: value}))
     assert error.key == key
     assert error.problem.startswith("expected a mapping or a list (the feature that owns it")
+
+
+# --- observation.minimum_window and draft (interface.md) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("1h", 3600.0), ("30m", 1800.0), ("2d", 172800.0), ("90s", 90.0), (3600, 3600.0)],
+)
+def test_minimum_window_durations(write: Any, written: object, seconds: float) -> None:
+    profile = load_profile(write(changed(AIR_GAPPED, observation={"minimum_window": written})))
+    assert profile.minimum_window_seconds == seconds
+
+
+def test_minimum_window_absent_by_default(write: Any) -> None:
+    assert load_profile(write(AIR_GAPPED)).minimum_window_seconds is None
+    assert load_profile(write(changed(AIR_GAPPED, observation={}))).minimum_window_seconds is None
+
+
+@pytest.mark.parametrize("written", ["1 week", "-1h", "0", "\u0665h", True, "400d"])
+def test_minimum_window_refused(refused: Any, written: object) -> None:
+    error = refused(changed(AIR_GAPPED, observation={"minimum_window": written}))
+    assert error.key == "observation.minimum_window"
+
+
+def test_observation_unknown_key_refused(refused: Any) -> None:
+    error = refused(changed(AIR_GAPPED, observation={"minimum": "1h"}))
+    assert error.key == "observation.minimum"
+
+
+def test_draft_key(write: Any, refused: Any) -> None:
+    assert load_profile(write(changed(AIR_GAPPED, draft=True))).draft is True
+    assert load_profile(write(AIR_GAPPED)).draft is False
+    assert refused(changed(AIR_GAPPED, draft="yes please")).key == "draft"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -406,3 +407,26 @@ def test_run_ignores_pytest_settings_of_the_directory_it_is_given_paths_in(
         sign_key,
     )
     assert code == 0, controls(report)
+
+
+def test_run_refuses_a_draft_profile(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path, capsys: Any
+) -> None:
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(profile_file.read_text() + "\ndraft: true\n")
+    report = tmp_path / "report"
+    code = run_cli(
+        "run",
+        "--profile",
+        draft,
+        "--pcap",
+        clean_capture,
+        "--report-dir",
+        report,
+        "--sign-key",
+        sign_key,
+    )
+    assert code == 3
+    assert not report.exists()
+    err = capsys.readouterr().err
+    assert "draft" in err and "remove" in err

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conformance.observe.builder import observe_captures
 from scapy.packet import Packet
 
 from conformance.judge import air_gapped
 from conformance.judge.model import ControlResult, Severity
+from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests import defects

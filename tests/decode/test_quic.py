@@ -51,7 +51,6 @@ from conformance.decode.quic import (
     VERSION_2,
     QuicAuthError,
     QuicClientReader,
-    QuicDatagram,
     QuicServerReader,
     initial_keys,
     looks_like_quic_initial,
@@ -655,7 +654,8 @@ def test_unsupported_version_and_version_negotiation_are_skipped() -> None:
     negotiation = b"\xc0" + bytes(4) + b"\x00\x08" + RFC_DCID + (1).to_bytes(4, "big")
     reader = QuicServerReader(QuicClientReader())
     for datagram in (bytes(packet), negotiation):
-        assert reader.feed(datagram) == QuicDatagram[ServerHelloInfo]()
+        got = reader.feed(datagram)
+        assert (got.hellos, got.initials, got.error) == ((), 0, None)
 
 
 def test_hello_of_the_wrong_type_reports_a_stream_offset() -> None:
@@ -790,7 +790,7 @@ def test_pcap_with_quic_on_a_non_443_port(tmp_path: Path) -> None:
             found += [f"ServerHello {h.hello.version:#x}" for h in answered.hellos]
             errors.append(answered.error)
     assert found == [NAME, "ServerHello 0x304"]
-    assert errors == [None] * 3
+    assert errors == [None] * len(frames)
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

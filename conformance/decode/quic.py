@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -238,6 +239,8 @@ def _long_header(buf: bytes, pos: int) -> _Packet | None:
     Raises DecodeError when the header is malformed or a length runs past the datagram.
     """
     size = len(buf)
+    if pos >= size:
+        raise DecodeError("empty packet", pos)
     first = buf[pos]
     if not first & HEADER_FORM:
         raise DecodeError("not a long header packet", pos)
@@ -414,14 +417,22 @@ class _CryptoStream:
         return start, bytes(self.data[start:end]), tuple(datagrams)
 
 
-@dataclass(slots=True)
 class _KeyContext:
-    """One Initial packet number space: the connection ID its keys come from, and its stream."""
+    """One sender's Initial keys (version, client connection ID), packet numbers and stream.
 
-    dcid: bytes
-    largest_pn: int = -1
-    stream: _CryptoStream = field(default_factory=_CryptoStream)
-    broken: bool = False  # its stream hit a bound or a bad message: read no further
+    A new version or connection ID means a new connection attempt (after Version
+    Negotiation or Retry) whose ClientHello starts again at CRYPTO offset 0.
+    """
+
+    __slots__ = ("broken", "dcid", "largest_pn", "protection", "stream", "version")
+
+    def __init__(self, version: int, dcid: bytes, server: bool) -> None:
+        self.version = version
+        self.dcid = dcid
+        self.protection = _Protection(initial_keys(version, dcid, server=server))
+        self.largest_pn = -1
+        self.stream = _CryptoStream()
+        self.broken = False  # its stream hit a bound or a bad message: read no further
 
 
 class _InitialReader(Generic[HelloT]):
@@ -430,8 +441,7 @@ class _InitialReader(Generic[HelloT]):
     _server = False  # which sender's keys open this direction's packets
 
     def __init__(self) -> None:
-        self._contexts: list[_KeyContext] = []
-        self._protections: dict[tuple[int, bytes], _Protection] = {}
+        self._contexts: dict[tuple[int, bytes], _KeyContext] = {}  # oldest first
         self._datagrams = 0
         self._initials = 0
         self._quiet = 0  # datagrams in a row without an Initial
@@ -458,7 +468,15 @@ class _InitialReader(Generic[HelloT]):
     @property
     def key_dcids(self) -> tuple[bytes, ...]:
         """The client connection IDs whose Initial keys opened packets, oldest first."""
-        return tuple(context.dcid for context in self._contexts)
+        return tuple(dict.fromkeys(dcid for _version, dcid in self._contexts))
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether decrypted CRYPTO data holds the start of a hello that never completed."""
+        return any(
+            len(context.stream.data) > context.stream.parsed or context.stream.pending
+            for context in self._contexts.values()
+        )
 
     def feed(self, payload: bytes) -> QuicDatagram[HelloT]:
         """Read the next datagram payload of this direction; see QuicDatagram."""
@@ -487,7 +505,7 @@ class _InitialReader(Generic[HelloT]):
                 pos = packet.end
         except DecodeError as problem:
             error = problem
-        self._quiet = 0 if initials or error else self._quiet + 1
+        self._quiet = 0 if initials else self._quiet + 1
         self._hellos += len(hellos)
         return QuicDatagram(tuple(hellos), initials, error)
 
@@ -499,8 +517,7 @@ class _InitialReader(Generic[HelloT]):
         if not candidates:
             raise QuicAuthError("no client Initial seen, so no key for this Initial", packet.start)
         for context in candidates:
-            protection = self._protection(packet.version, context.dcid)
-            opened = protection.open(buf, packet, context.largest_pn + 1)
+            opened = context.protection.open(buf, packet, context.largest_pn + 1)
             if opened is not None:
                 break
         else:
@@ -512,12 +529,13 @@ class _InitialReader(Generic[HelloT]):
         first, pn, plain = opened
         if first & RESERVED_BITS:
             raise DecodeError("Initial packet with reserved bits set", packet.start)
-        if context not in self._contexts:
+        key = (context.version, context.dcid)
+        if key not in self._contexts:
             if len(self._contexts) >= MAX_KEY_CONTEXTS:
                 raise DecodeError(
                     f"more than {MAX_KEY_CONTEXTS} Initial key contexts", packet.start
                 )
-            self._contexts.append(context)
+            self._contexts[key] = context
         self._initials += 1
         if self.version is None:
             self.version = packet.version
@@ -580,13 +598,13 @@ class _InitialReader(Generic[HelloT]):
         self.connection_close = (code, plain[i : i + length].decode("utf-8", "replace"))
         return i + length
 
-    def _protection(self, version: int, dcid: bytes) -> _Protection:
-        """The (cached) protection of this direction's sender for a version and client DCID."""
-        key = (version, dcid)
-        if (found := self._protections.get(key)) is None:
-            keys = initial_keys(version, dcid, server=self._server)
-            found = self._protections[key] = _Protection(keys)
-        return found
+    def _contexts_for(self, version: int, dcids: Iterable[bytes]) -> list[_KeyContext]:
+        """The key contexts of `version` for each of `dcids` (new ones where none exists)."""
+        out: list[_KeyContext] = []
+        for dcid in dict.fromkeys(dcids):
+            context = self._contexts.get((version, dcid))
+            out.append(context or _KeyContext(version, dcid, self._server))
+        return out
 
     def _parse(self, message: bytes, offset: int) -> HelloT:
         """Decode one handshake message of the stream (stream offsets in errors)."""
@@ -611,11 +629,14 @@ class QuicClientReader(_InitialReader[ClientHelloInfo]):
     _server = False
 
     def _candidates(self, packet: _Packet) -> list[_KeyContext]:
-        """Known contexts, newest first, then a new one from the packet's own DCID."""
-        candidates = self._contexts[::-1]
-        if all(context.dcid != packet.dcid for context in candidates):
-            candidates.append(_KeyContext(packet.dcid))
-        return candidates
+        """Connection IDs already known, newest first, then the packet's own DCID.
+
+        Known ones are tried in the packet's version too: with compatible version
+        negotiation (RFC 9368) the client goes on in the server's version with keys
+        from its original connection ID.
+        """
+        known = [dcid for _version, dcid in reversed(self._contexts)]
+        return self._contexts_for(packet.version, [*known, packet.dcid])
 
     def _parse(self, message: bytes, offset: int) -> ClientHelloInfo:
         """A ClientHello; any other message in the client's Initial stream is an error."""
@@ -641,9 +662,8 @@ class QuicServerReader(_InitialReader[ServerHelloInfo]):
 
     def _candidates(self, packet: _Packet) -> list[_KeyContext]:
         """Contexts for every client connection ID known, newest first."""
-        known = {context.dcid: context for context in self._contexts}
         dcids = [*self._client.key_dcids, *self._retry_dcids]
-        return [known.get(dcid) or _KeyContext(dcid) for dcid in reversed(dcids)]
+        return self._contexts_for(packet.version, reversed(dcids))
 
     def _retry(self, packet: _Packet) -> None:
         """A Retry's Source Connection ID keys the Initials after it (RFC 9001 §5.2)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -107,6 +108,7 @@ FRAME_CONNECTION_CLOSE = 0x1C
 FRAME_CONNECTION_CLOSE_APP = 0x1D  # not allowed in Initial (§12.5), but read alike
 MAX_VARINT = 2**62 - 1  # RFC 9000 §16
 
+_NONZERO = re.compile(rb"[^\x00]")
 _CLIENT_LABEL = b"client in"  # RFC 9001 §5.2
 _SERVER_LABEL = b"server in"
 
@@ -213,11 +215,16 @@ def looks_like_quic_initial(payload: bytes) -> bool:
     most 20 bytes, and token and Length fields that fit the payload with room for the
     header-protection sample. True is only a candidate: `feed` decides by the AEAD tag.
     """
+    if len(payload) < 7 or payload[0] & 0xC0 != 0xC0:  # exceptions cost: reject early
+        return False
+    spec = SUPPORTED_VERSIONS.get(int.from_bytes(payload[1:5], "big"))
+    if spec is None or spec.types[(payload[0] >> 4) & 0x03] != INITIAL:
+        return False
     try:
         packet = _long_header(payload, 0)
     except DecodeError:
         return False
-    return packet is not None and packet.kind == INITIAL
+    return packet is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,9 +573,9 @@ class _InitialReader(Generic[HelloT]):
         while i < size:
             at = i
             frame_type, i = _varint(plain, i, "frame type")
-            if frame_type == FRAME_PADDING:
-                while i < size and plain[i] == 0:
-                    i += 1
+            if frame_type == FRAME_PADDING:  # runs of them fill most client Initials
+                found = _NONZERO.search(plain, i)
+                i = found.start() if found else size
             elif frame_type == FRAME_PING:
                 pass
             elif frame_type in (FRAME_ACK, FRAME_ACK_ECN):

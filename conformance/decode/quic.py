@@ -178,6 +178,7 @@ class QuicDatagram(Generic[HelloT]):
 
     hellos: tuple[QuicHello[HelloT], ...] = ()
     initials: int = 0  # Initial packets decrypted
+    packets: int = 0  # long header packets walked (Initials, Handshake, 0-RTT, Retry, ...)
     error: DecodeError | None = None  # the first problem; packets after it were not read
 
 
@@ -490,7 +491,7 @@ class _InitialReader(Generic[HelloT]):
         index = self._datagrams
         self._datagrams += 1
         hellos: list[QuicHello[HelloT]] = []
-        initials = 0
+        initials = packets = 0
         error: DecodeError | None = None
         pos = 0
         first_dcid: bytes | None = None
@@ -504,6 +505,7 @@ class _InitialReader(Generic[HelloT]):
                     first_dcid = packet.dcid
                 elif packet.dcid != first_dcid:
                     break  # RFC 9000 §12.2: another connection's packet; receivers ignore it
+                packets += 1
                 if packet.kind == INITIAL and self._initials < MAX_INITIAL_PACKETS:
                     self._initial(payload, packet, index, hellos)
                     initials += 1
@@ -514,7 +516,7 @@ class _InitialReader(Generic[HelloT]):
             error = problem
         self._quiet = 0 if initials else self._quiet + 1
         self._hellos += len(hellos)
-        return QuicDatagram(tuple(hellos), initials, error)
+        return QuicDatagram(tuple(hellos), initials, packets, error)
 
     def _initial(
         self, buf: bytes, packet: _Packet, index: int, hellos: list[QuicHello[HelloT]]

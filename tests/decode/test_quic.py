@@ -478,6 +478,7 @@ def test_coalesced_initial_handshake_and_padding() -> None:
     datagram += bytes(1200 - len(datagram))  # padding after the packets
     got = QuicClientReader().feed(datagram)
     assert got.error is None and got.initials == 1 and len(got.hellos) == 1
+    assert got.packets == 3
 
 
 def test_two_initials_coalesced_in_one_datagram() -> None:
@@ -495,7 +496,7 @@ def test_coalesced_packet_of_another_connection_is_ignored() -> None:
         crypto_frame(80, hello[80:]), pn=1, dcid=b"\x07" * 8
     )
     got = QuicClientReader().feed(datagram)
-    assert got.initials == 1 and got.hellos == () and got.error is None
+    assert got.initials == got.packets == 1 and got.hellos == () and got.error is None
 
 
 def test_coalesced_length_past_the_datagram() -> None:

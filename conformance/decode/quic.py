@@ -13,6 +13,9 @@ order; the server's reader borrows the keys its client reader found:
     server = QuicServerReader(client)
     got = client.feed(payload)        # QuicDatagram: hellos completed, error if any
     for quic_hello in got.hellos: ...  # .hello is a tls.ClientHelloInfo
+    if client.done: ...                # stop feeding: the Initial exchange is over
+
+`looks_like_quic_initial(payload)` is the cheap test for a flow's first payload.
 
 A ClientHello may span several Initial packets and datagrams, its CRYPTO frames may
 come out of order, overlap or repeat, and an Initial may share its datagram with other
@@ -61,8 +64,8 @@ _DRAFTS_29_TO_32 = range(0xFF00_001D, 0xFF00_0021)
 
 SALT_V1 = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")  # RFC 9001 §5.2
 SALT_V2 = bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9")  # RFC 9369 §3.3.1
-SALT_DRAFT_23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
-SALT_DRAFT_29 = bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899")
+SALT_DRAFT_23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")  # drafts 23-28
+SALT_DRAFT_29 = bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899")  # drafts 29-32
 
 # RFC 9000 §17.2: a version 1 connection ID is at most 20 bytes (and so in v2 and drafts).
 MAX_CID_LENGTH = 20
@@ -70,7 +73,6 @@ MAX_CID_LENGTH = 20
 # packet number's start, so a protected packet holds at least 20 bytes from there.
 SAMPLE_LENGTH = 16
 SAMPLE_OFFSET = 4
-AEAD_TAG_LENGTH = 16  # AES-128-GCM, the Initial AEAD (RFC 9001 §5.2)
 HEADER_FORM = 0x80  # long header (RFC 9000 §17.2)
 FIXED_BIT = 0x40  # must be 1 (RFC 9000 §17.2; RFC 9287 lets it be greased only after
 # the peer offered grease_quic_bit, which an Initial to a new server cannot rely on)
@@ -106,7 +108,6 @@ FRAME_ACK_ECN = 0x03
 FRAME_CRYPTO = 0x06
 FRAME_CONNECTION_CLOSE = 0x1C
 FRAME_CONNECTION_CLOSE_APP = 0x1D  # not allowed in Initial (§12.5), but read alike
-MAX_VARINT = 2**62 - 1  # RFC 9000 §16
 
 _NONZERO = re.compile(rb"[^\x00]")
 _CLIENT_LABEL = b"client in"  # RFC 9001 §5.2
@@ -252,20 +253,22 @@ def _long_header(buf: bytes, pos: int) -> _Packet | None:
     first = buf[pos]
     if not first & HEADER_FORM:
         raise DecodeError("not a long header packet", pos)
-    if not first & FIXED_BIT:
-        raise DecodeError("long header with the fixed bit clear", pos)
     at = pos + 1
     if at + 5 > size:
         raise DecodeError(f"long header truncated ({size - pos} bytes)", pos)
     version = int.from_bytes(buf[at : at + 4], "big")
-    spec = SUPPORTED_VERSIONS.get(version)
-    if version != VERSION_NEGOTIATION and spec is None:
-        return None
     at += 4
+    if version == VERSION_NEGOTIATION:  # RFC 8999 §6: any first bits, IDs up to 255 bytes
+        dcid, at = _cid(buf, at, "Destination Connection ID", 255)
+        scid, at = _cid(buf, at, "Source Connection ID", 255)
+        return _Packet(pos, size, version, "Version Negotiation", dcid, scid)
+    spec = SUPPORTED_VERSIONS.get(version)
+    if spec is None:
+        return None  # RFC 8999: nothing but the version is known of other versions
+    if not first & FIXED_BIT:
+        raise DecodeError("long header with the fixed bit clear", pos)
     dcid, at = _cid(buf, at, "Destination Connection ID")
     scid, at = _cid(buf, at, "Source Connection ID")
-    if spec is None:  # Version Negotiation takes the rest of the datagram
-        return _Packet(pos, size, version, "Version Negotiation", dcid, scid)
     kind = spec.types[(first >> 4) & 0x03]
     if kind == RETRY:  # no Length field: the rest of the datagram (RFC 9000 §17.2.5)
         return _Packet(pos, size, version, kind, dcid, scid)
@@ -284,13 +287,13 @@ def _long_header(buf: bytes, pos: int) -> _Packet | None:
     return _Packet(pos, at + length, version, kind, dcid, scid, pn_offset=at)
 
 
-def _cid(buf: bytes, at: int, what: str) -> tuple[bytes, int]:
-    """A length-prefixed connection ID of at most 20 bytes, and the offset after it."""
+def _cid(buf: bytes, at: int, what: str, most: int = MAX_CID_LENGTH) -> tuple[bytes, int]:
+    """A length-prefixed connection ID of at most `most` bytes, and the offset after it."""
     if at >= len(buf):
         raise DecodeError(f"{what} length missing", at)
     length = buf[at]
-    if length > MAX_CID_LENGTH:
-        raise DecodeError(f"{what} of {length} bytes (at most {MAX_CID_LENGTH})", at)
+    if length > most:
+        raise DecodeError(f"{what} of {length} bytes (at most {most})", at)
     if at + 1 + length > len(buf):
         raise DecodeError(f"{what} of {length} bytes runs past end", at)
     return bytes(buf[at + 1 : at + 1 + length]), at + 1 + length

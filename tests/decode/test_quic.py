@@ -706,11 +706,29 @@ def test_unsupported_version_and_version_negotiation_are_skipped() -> None:
     packet = bytearray(vector("rfc9001_client_initial"))
     packet[1:5] = (0x0A1A2A3A).to_bytes(4, "big")  # a greased version (RFC 9000 §15)
     assert not looks_like_quic_initial(bytes(packet))
-    negotiation = b"\xc0" + bytes(4) + b"\x00\x08" + RFC_DCID + (1).to_bytes(4, "big")
+    # Version Negotiation: any "unused" bits, here with the fixed bit clear (RFC 8999 §6).
+    negotiation = b"\x8a" + bytes(4) + b"\x00\x08" + RFC_DCID + (1).to_bytes(4, "big")
     reader = QuicServerReader(QuicClientReader())
     for datagram in (bytes(packet), negotiation):
         got = reader.feed(datagram)
         assert (got.hellos, got.initials, got.error) == ((), 0, None)
+
+
+def test_fixed_bit_clear_is_an_error() -> None:
+    packet = bytearray(vector("rfc9001_client_initial"))
+    packet[0] &= ~0x40
+    assert not looks_like_quic_initial(bytes(packet))
+    got = QuicClientReader().feed(bytes(packet))
+    assert got.error is not None and "fixed bit clear" in got.error.what
+
+
+def test_connection_id_longer_than_20_bytes() -> None:
+    packet = vector("rfc9001_client_initial")
+    longer = packet[:5] + b"\x15" + bytes(21) + packet[14:]
+    assert not looks_like_quic_initial(longer)
+    got = QuicClientReader().feed(longer)
+    assert got.error is not None and "of 21 bytes (at most 20)" in got.error.what
+    assert got.error.offset == 5
 
 
 def test_hello_of_the_wrong_type_reports_a_stream_offset() -> None:

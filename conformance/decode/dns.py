@@ -2,7 +2,9 @@
 
 The same wire format carries unicast DNS, mDNS (RFC 6762) and LLMNR (RFC 4795), so
 `parse_dns` serves all three. DNS over TCP prefixes each message with a two-byte
-length (RFC 1035 §4.2.2): callers strip it before calling.
+length (RFC 1035 §4.2.2): callers strip it before calling. SVCB and HTTPS answers
+(RFC 9460) keep their RDATA as hex in `DnsAnswer.value`; `parse_svcb_rdata` decodes
+it, ECH configs included.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from conformance.decode.ech import EchConfig, parse_ech_config_list
 from conformance.decode.errors import DecodeError
 from conformance.observe.model import DnsAnswer
 
@@ -34,6 +37,8 @@ TYPE_NS = 2
 TYPE_CNAME = 5
 TYPE_PTR = 12
 TYPE_AAAA = 28
+TYPE_SVCB = 64  # RFC 9460
+TYPE_HTTPS = 65
 # Types whose RDATA is a single (possibly compressed) domain name.
 _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR})
 _ADDRESS_TYPES = frozenset({TYPE_A, TYPE_AAAA})
@@ -41,6 +46,13 @@ _ADDRESS_TYPES = frozenset({TYPE_A, TYPE_AAAA})
 _HEADER = struct.Struct("!6H")
 _QUESTION_TAIL = struct.Struct("!HH")
 _RECORD_TAIL = struct.Struct("!HHIH")
+
+# SvcParamKeys (RFC 9460 §14.3.2); ech is RFC 9848's.
+SVC_MANDATORY = 0
+SVC_ALPN = 1
+SVC_NO_DEFAULT_ALPN = 2
+SVC_PORT = 3
+SVC_ECH = 5
 
 # NBNS (RFC 1002 §4.1): the first-level encoding turns a 16-byte NetBIOS name into a
 # 32-byte label of letters 'A'..'P', one per half-byte.
@@ -120,6 +132,69 @@ def parse_dns(payload: bytes) -> DnsMessage:
         questions=tuple(questions),
         answers=tuple(answers),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SvcbRecord:
+    """The RDATA of one SVCB or HTTPS record (RFC 9460 §2.2).
+
+    `priority` 0 is AliasMode (its target names where the real records are; its
+    SvcParams are ignored, §2.4.2). `target` is lower-case without a trailing dot;
+    "" is the root, which in ServiceMode means the owner name itself.
+    """
+
+    priority: int
+    target: str
+    keys: tuple[int, ...]  # every SvcParamKey present, in (increasing) wire order
+    alpn: tuple[str, ...] = ()
+    port: int | None = None
+    ech: tuple[EchConfig, ...] | None = None  # None: no `ech` SvcParam
+
+
+def parse_svcb_rdata(rdata: bytes) -> SvcbRecord:
+    """Decode SVCB/HTTPS RDATA (`bytes.fromhex(answer.value)`); raise DecodeError if malformed.
+
+    The target name is never compressed (RFC 9460 §2.2); keys must come in strictly
+    increasing order (§2.2), and alpn, port and ech values must fill their lengths.
+    Offsets in DecodeError are offsets in `rdata`.
+    """
+    size = len(rdata)
+    if size < 3:
+        raise DecodeError(f"SVCB RDATA of {size} bytes", 0)
+    priority = int.from_bytes(rdata[:2], "big")
+    target, pos = _uncompressed_name(rdata, 2)
+    keys: list[int] = []
+    alpn: tuple[str, ...] = ()
+    port: int | None = None
+    ech: tuple[EchConfig, ...] | None = None
+    while pos < size:
+        if pos + 4 > size:
+            raise DecodeError("SvcParam header truncated", pos)
+        key = int.from_bytes(rdata[pos : pos + 2], "big")
+        length = int.from_bytes(rdata[pos + 2 : pos + 4], "big")
+        start = pos + 4
+        end = start + length
+        if end > size:
+            raise DecodeError(f"SvcParam {key} of {length} bytes runs past end", pos + 2)
+        if keys and key <= keys[-1]:
+            raise DecodeError(f"SvcParamKey {key} after {keys[-1]}: not increasing", pos)
+        keys.append(key)
+        value = rdata[start:end]
+        if priority == 0:
+            pass  # AliasMode: SvcParams are ignored (RFC 9460 §2.4.2)
+        elif key == SVC_ALPN:
+            alpn = _alpn_ids(value, start)
+        elif key == SVC_PORT:
+            if length != 2:
+                raise DecodeError(f"SvcParam port of {length} bytes", pos + 2)
+            port = int.from_bytes(value, "big")
+        elif key == SVC_ECH:
+            try:
+                ech = parse_ech_config_list(value)
+            except DecodeError as problem:
+                raise DecodeError(f"SvcParam ech: {problem.what}", start + problem.offset) from None
+        pos = end
+    return SvcbRecord(priority, target, tuple(keys), alpn, port, ech)
 
 
 def parse_nbns_name(payload: bytes) -> str | None:
@@ -224,6 +299,43 @@ def _read_labels(buf: bytes, off: int) -> tuple[list[bytes], int]:
             raise DecodeError(f"DNS name longer than {MAX_NAME_LENGTH} bytes", start - 1)
         labels.append(buf[start:off])
     return labels, (off if after < 0 else after)
+
+
+def _uncompressed_name(buf: bytes, off: int) -> tuple[str, int]:
+    """A name that must not be compressed (RFC 9460 §2.2), in text form, and the offset after."""
+    labels: list[str] = []
+    wire_length = 1
+    while True:
+        if off >= len(buf):
+            raise DecodeError("SVCB TargetName runs past end", off)
+        length = buf[off]
+        if length == 0:
+            return ".".join(labels).lower(), off + 1
+        if length & 0xC0:
+            raise DecodeError(f"SVCB TargetName label type 0x{length:02x} (compressed?)", off)
+        start = off + 1
+        off = start + length
+        if off > len(buf):
+            raise DecodeError(f"SVCB TargetName label of {length} bytes runs past end", start - 1)
+        wire_length += length + 1
+        if wire_length > MAX_NAME_LENGTH:
+            raise DecodeError(f"SVCB TargetName longer than {MAX_NAME_LENGTH} bytes", start - 1)
+        labels.append(_label_text(buf[start:off]))
+
+
+def _alpn_ids(value: bytes, at: int) -> tuple[str, ...]:
+    """The alpn SvcParam (RFC 9460 §7.1.1): length-prefixed protocol ids, at least one."""
+    ids: list[str] = []
+    pos = 0
+    while pos < len(value):
+        length = value[pos]
+        if length == 0 or pos + 1 + length > len(value):
+            raise DecodeError(f"SvcParam alpn id of {length} bytes does not fit", at + pos)
+        ids.append(value[pos + 1 : pos + 1 + length].decode("ascii", "backslashreplace"))
+        pos += 1 + length
+    if not ids:
+        raise DecodeError("SvcParam alpn is empty", at)
+    return tuple(ids)
 
 
 def _read_name(buf: bytes, off: int, known: dict[int, str]) -> tuple[str, int]:

@@ -2,7 +2,13 @@
 
 Hellos are read from the TCP payload as sent: a sequence of TLS records (RFC 8446
 §5.1, RFC 5246 §6.2.1) whose handshake message may be fragmented over several of
-them. Offsets in DecodeError messages are offsets in that payload.
+them. Offsets in DecodeError messages are offsets in that payload. QUIC carries
+the bare handshake messages in CRYPTO frames, without records (RFC 9001 §4):
+`parse_client_hello_message` and `parse_server_hello_message` read those, with
+offsets in the message.
+
+The encrypted_client_hello extension (ECH, RFC 9849 §5) is decoded into
+`EchExtension`; whether it is real or GREASE is `decode/ech.py`'s question.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ HELLO_RETRY_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
 EXT_SERVER_NAME = 0  # RFC 6066 §3
 EXT_ALPN = 16  # RFC 7301 §3.1
 EXT_SUPPORTED_VERSIONS = 43  # RFC 8446 §4.2.1
+EXT_ECH = 0xFE0D  # encrypted_client_hello, RFC 9849 §5
+EXT_ECH_OUTER_EXTENSIONS = 0xFD00  # ech_outer_extensions, RFC 9849 §5.1
+ECH_OUTER = 0  # ECHClientHelloType (RFC 9849 §5)
+ECH_INNER = 1
+# RFC 9849 §7.2.1: a HelloRetryRequest's ECH extension is an 8-byte confirmation.
+ECH_HRR_CONFIRMATION = 8
 SNI_HOST_NAME = 0
 
 # SSL 2.0-format CLIENT-HELLO (RFC 6101 Appendix E.2, RFC 5246 Appendix E.2): a
@@ -49,6 +61,24 @@ _SSL2_FIXED = struct.Struct("!BHHHH")
 
 
 @dataclass(frozen=True, slots=True)
+class EchExtension:
+    """An encrypted_client_hello extension as a ClientHello carries it (RFC 9849 §5).
+
+    An outer extension names the HPKE suite and ECHConfig the client used (or, for
+    GREASE, pretends to: RFC 9849 §6.2 makes the two look alike on purpose). An
+    inner one (`inner=True`) marks a ClientHelloInner, which is only ever sent
+    encrypted; the other fields are then None/0.
+    """
+
+    inner: bool
+    kdf_id: int | None = None  # HpkeSymmetricCipherSuite (RFC 9180 §7.2, §7.3)
+    aead_id: int | None = None
+    config_id: int | None = None  # the ECHConfig's config_id (RFC 9849 §4)
+    enc_length: int = 0  # HPKE encapsulated key; empty after a HelloRetryRequest
+    payload_length: int = 0  # the encrypted ClientHelloInner
+
+
+@dataclass(frozen=True, slots=True)
 class ClientHelloInfo:
     """What a ClientHello offers (GREASE values, RFC 8701, removed)."""
 
@@ -56,6 +86,8 @@ class ClientHelloInfo:
     versions: tuple[int, ...]  # supported_versions if present, else (legacy_version,)
     cipher_suites: tuple[int, ...]  # SSL 2.0 cipher specs not mapping to TLS are 24-bit
     alpn: tuple[str, ...]
+    ech: EchExtension | None = None  # with an outer ECH, `sni` is only the public name
+    ech_outer_extensions: bool = False  # RFC 9849 §5.1: belongs inside ClientHelloInner only
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +97,9 @@ class ServerHelloInfo:
     version: int  # supported_versions (TLS 1.3) if present, else legacy_version
     cipher_suite: int
     hello_retry: bool = False  # a HelloRetryRequest (RFC 8446 §4.1.4), not a real choice
+    # RFC 9849 §7.2.1: a HelloRetryRequest carries an ECH extension only when the
+    # server accepted ECH (it decrypted a real ClientHelloInner).
+    ech_confirmation: bool = False
 
 
 TLS_VERSION_NAMES: dict[int, str] = {
@@ -142,31 +177,26 @@ def parse_client_hello(buf: bytes) -> ClientHelloInfo:
     """
     if buf and buf[0] & 0x80:
         return _parse_ssl2_client_hello(buf)
-    r = _handshake_message(buf, CLIENT_HELLO, "ClientHello")
-    legacy_version = r.u16("legacy_version")
-    r.skip(RANDOM_LENGTH, "random")
-    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
-    suites = r.vector(2, "cipher_suites", 2, 2**16 - 2)
-    if len(suites) % 2:
-        r.fail("cipher_suites length is odd", r.pos - len(suites) - 2)
-    r.vector(1, "legacy_compression_methods", 1, 2**8 - 1)
-    extensions = _extensions(r)
+    return _client_hello(_handshake_message(buf, CLIENT_HELLO, "ClientHello"))
 
-    sni: str | None = None
-    if (span := extensions.get(EXT_SERVER_NAME)) is not None:
-        sni = _server_name(r.sub(*span, "server_name extension"))
-    alpn: tuple[str, ...] = ()
-    if (span := extensions.get(EXT_ALPN)) is not None:
-        alpn = _alpn(r.sub(*span, "ALPN extension"))
-    versions: tuple[int, ...] = (legacy_version,)
-    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
-        sv = r.sub(*span, "supported_versions extension")
-        listed = sv.vector(1, "versions", 2, 254)
-        sv.end_here()
-        if len(listed) % 2:
-            sv.fail("versions length is odd", span[0])
-        versions = _without_grease(listed)
-    return ClientHelloInfo(sni, versions, _without_grease(suites), alpn)
+
+def parse_client_hello_message(message: bytes) -> ClientHelloInfo:
+    """Decode a bare ClientHello handshake message (no record header, as QUIC carries it).
+
+    `message` starts with the handshake header (msg_type, 3-byte length); bytes after
+    the message are ignored. DecodeError offsets are offsets in `message`.
+    """
+    return _client_hello(_bare_message(message, CLIENT_HELLO, "ClientHello"))
+
+
+def handshake_message_length(buf: bytes) -> int | None:
+    """Bytes the handshake message at the start of `buf` takes (header included).
+
+    None while the 4-byte handshake header is not complete.
+    """
+    if len(buf) < HANDSHAKE_HEADER:
+        return None
+    return HANDSHAKE_HEADER + int.from_bytes(buf[1:HANDSHAKE_HEADER], "big")
 
 
 def parse_server_hello(buf: bytes) -> ServerHelloInfo:
@@ -175,18 +205,12 @@ def parse_server_hello(buf: bytes) -> ServerHelloInfo:
     A HelloRetryRequest (RFC 8446 §4.1.3: a ServerHello with a fixed random) comes
     back with `hello_retry=True`; the real ServerHello follows later in the flow.
     """
-    r = _handshake_message(buf, SERVER_HELLO, "ServerHello")
-    version = r.u16("legacy_version")
-    hello_retry = r.take(RANDOM_LENGTH, "random") == HELLO_RETRY_RANDOM
-    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
-    suite = r.u16("cipher_suite")
-    r.skip(1, "legacy_compression_method")
-    extensions = _extensions(r)
-    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
-        sv = r.sub(*span, "supported_versions extension")
-        version = sv.u16("selected_version")
-        sv.end_here()
-    return ServerHelloInfo(version, suite, hello_retry)
+    return _server_hello(_handshake_message(buf, SERVER_HELLO, "ServerHello"))
+
+
+def parse_server_hello_message(message: bytes) -> ServerHelloInfo:
+    """Decode a bare ServerHello handshake message (no record header, as QUIC carries it)."""
+    return _server_hello(_bare_message(message, SERVER_HELLO, "ServerHello"))
 
 
 def version_name(v: int) -> str:
@@ -348,6 +372,77 @@ def _handshake_message(buf: bytes, msg_type: int, what: str) -> _Reader:
     return _Reader(bytes(data), what, spans, HANDSHAKE_HEADER, need)
 
 
+def _client_hello(r: _Reader) -> ClientHelloInfo:
+    """Decode a ClientHello body from a reader placed after its handshake header."""
+    legacy_version = r.u16("legacy_version")
+    r.skip(RANDOM_LENGTH, "random")
+    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
+    suites = r.vector(2, "cipher_suites", 2, 2**16 - 2)
+    if len(suites) % 2:
+        r.fail("cipher_suites length is odd", r.pos - len(suites) - 2)
+    r.vector(1, "legacy_compression_methods", 1, 2**8 - 1)
+    extensions = _extensions(r)
+
+    sni: str | None = None
+    if (span := extensions.get(EXT_SERVER_NAME)) is not None:
+        sni = _server_name(r.sub(*span, "server_name extension"))
+    alpn: tuple[str, ...] = ()
+    if (span := extensions.get(EXT_ALPN)) is not None:
+        alpn = _alpn(r.sub(*span, "ALPN extension"))
+    versions: tuple[int, ...] = (legacy_version,)
+    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        sv = r.sub(*span, "supported_versions extension")
+        listed = sv.vector(1, "versions", 2, 254)
+        sv.end_here()
+        if len(listed) % 2:
+            sv.fail("versions length is odd", span[0])
+        versions = _without_grease(listed)
+    ech: EchExtension | None = None
+    if (span := extensions.get(EXT_ECH)) is not None:
+        ech = _ech_client_hello(r.sub(*span, "encrypted_client_hello extension"))
+    return ClientHelloInfo(
+        sni,
+        versions,
+        _without_grease(suites),
+        alpn,
+        ech=ech,
+        ech_outer_extensions=EXT_ECH_OUTER_EXTENSIONS in extensions,
+    )
+
+
+def _server_hello(r: _Reader) -> ServerHelloInfo:
+    """Decode a ServerHello body from a reader placed after its handshake header."""
+    version = r.u16("legacy_version")
+    hello_retry = r.take(RANDOM_LENGTH, "random") == HELLO_RETRY_RANDOM
+    r.vector(1, "legacy_session_id", 0, MAX_SESSION_ID)
+    suite = r.u16("cipher_suite")
+    r.skip(1, "legacy_compression_method")
+    extensions = _extensions(r)
+    if (span := extensions.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        sv = r.sub(*span, "supported_versions extension")
+        version = sv.u16("selected_version")
+        sv.end_here()
+    ech_confirmation = False
+    if hello_retry and (span := extensions.get(EXT_ECH)) is not None:
+        if span[1] - span[0] != ECH_HRR_CONFIRMATION:
+            r.fail(f"ECH confirmation of {span[1] - span[0]} bytes, not 8", span[0])
+        ech_confirmation = True
+    return ServerHelloInfo(version, suite, hello_retry, ech_confirmation)
+
+
+def _bare_message(message: bytes, msg_type: int, what: str) -> _Reader:
+    """A reader at the body of a handshake message given without record framing."""
+    size = len(message)
+    if size < HANDSHAKE_HEADER:
+        raise DecodeError(f"{what}: handshake header truncated ({size} bytes)", 0)
+    if message[0] != msg_type:
+        raise DecodeError(f"{what}: handshake type {message[0]}, not {msg_type}", 0)
+    need = HANDSHAKE_HEADER + int.from_bytes(message[1:HANDSHAKE_HEADER], "big")
+    if need > size:
+        raise DecodeError(f"{what}: message of {need} bytes runs past end ({size})", 1)
+    return _Reader(bytes(message), what, [(0, 0)], HANDSHAKE_HEADER, need)
+
+
 def _extensions(r: _Reader) -> dict[int, tuple[int, int]]:
     """The extension block at the end of a hello: type -> (start, end) of its data.
 
@@ -398,6 +493,24 @@ def _alpn(r: _Reader) -> tuple[str, ...]:
         if not (len(name) == 2 and _is_grease(int.from_bytes(name, "big"))):  # RFC 8701 §2
             out.append(name.decode("ascii", "backslashreplace"))
     return tuple(out)
+
+
+def _ech_client_hello(r: _Reader) -> EchExtension:
+    """An ECHClientHello (RFC 9849 §5): outer with suite, config_id, enc, payload; or inner."""
+    at = r.pos
+    kind = r.u8("ECHClientHelloType")
+    if kind == ECH_INNER:
+        r.end_here()
+        return EchExtension(inner=True)
+    if kind != ECH_OUTER:
+        r.fail(f"ECHClientHelloType {kind} is neither outer (0) nor inner (1)", at)
+    kdf_id = r.u16("kdf_id")
+    aead_id = r.u16("aead_id")
+    config_id = r.u8("config_id")
+    enc = r.vector(2, "enc", 0, 2**16 - 1)
+    payload = r.vector(2, "payload", 1, 2**16 - 1)
+    r.end_here()
+    return EchExtension(False, kdf_id, aead_id, config_id, len(enc), len(payload))
 
 
 def _is_grease(v: int) -> bool:

@@ -5,10 +5,20 @@ from __future__ import annotations
 import struct
 
 import pytest
-from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRRHTTPS, DNSRRSVCB, SvcParam
 from scapy.layers.netbios import NBNSHeader, NBNSQueryRequest
 
-from conformance.decode.dns import DnsMessage, parse_dns, parse_nbns_name, ssdp_names
+from conformance.decode.dns import (
+    TYPE_HTTPS,
+    TYPE_SVCB,
+    DnsMessage,
+    SvcbRecord,
+    parse_dns,
+    parse_nbns_name,
+    parse_svcb_rdata,
+    ssdp_names,
+)
+from conformance.decode.ech import EchConfig
 from conformance.decode.errors import DecodeError
 from conformance.observe.model import DnsAnswer
 
@@ -328,3 +338,93 @@ def test_ssdp_response_with_lf_only_and_repeats() -> None:
 )
 def test_ssdp_not_ssdp_or_no_names(payload: bytes) -> None:
     assert ssdp_names(payload) == ()
+
+
+# --- SVCB / HTTPS (RFC 9460) --------------------------------------------------------
+
+# An ECHConfigList of the shape Cloudflare publishes: one X25519 / HKDF-SHA256 /
+# AES-128-GCM config for public_name cloudflare-ech.com.
+ECH_CONFIG_LIST = bytes.fromhex(
+    "0045fe0d0041a5002000207f454e211d6ab746ae66f098f48821269af28760868505a930fb941482de5c20"
+    "0004000100010012636c6f7564666c6172652d6563682e636f6d0000"
+)
+CLOUDFLARE_ECH = EchConfig(0xA5, 0x0020, ((1, 1),), 0, "cloudflare-ech.com")
+
+
+def svc_param(key: int, value: bytes) -> bytes:
+    """One SvcParam in wire form (RFC 9460 §2.2)."""
+    return struct.pack("!HH", key, len(value)) + value
+
+
+def test_https_answer_built_by_scapy() -> None:
+    response = DNS(
+        id=1,
+        qr=1,
+        qd=DNSQR(qname="crypto.example.com", qtype="HTTPS"),
+        an=DNSRRHTTPS(
+            rrname="crypto.example.com",
+            svc_priority=1,
+            target_name=".",
+            svc_params=[
+                SvcParam(key="alpn", value=[b"h3", b"h2"]),
+                SvcParam(key="port", value=8443),
+                SvcParam(key="ech", value=ECH_CONFIG_LIST),
+            ],
+        ),
+    )
+    (answer,) = parse_dns(bytes(response)).answers
+    assert answer.rtype == TYPE_HTTPS
+    assert parse_svcb_rdata(bytes.fromhex(answer.value)) == SvcbRecord(
+        priority=1,
+        target="",
+        keys=(1, 3, 5),
+        alpn=("h3", "h2"),
+        port=8443,
+        ech=(CLOUDFLARE_ECH,),
+    )
+
+
+def test_svcb_alias_mode_built_by_scapy() -> None:
+    response = DNS(
+        id=2,
+        qr=1,
+        qd=DNSQR(qname="_dns.resolver.arpa", qtype="SVCB"),
+        an=DNSRRSVCB(rrname="_dns.resolver.arpa", svc_priority=0, target_name="Svc.Example.NET."),
+    )
+    (answer,) = parse_dns(bytes(response)).answers
+    assert answer.rtype == TYPE_SVCB
+    record_ = parse_svcb_rdata(bytes.fromhex(answer.value))
+    assert (record_.priority, record_.target, record_.ech) == (0, "svc.example.net", None)
+
+
+def test_alias_mode_params_are_ignored() -> None:
+    rdata = b"\x00\x00" + name(b"x", b"example") + svc_param(5, b"junk")
+    assert parse_svcb_rdata(rdata) == SvcbRecord(0, "x.example", (5,))
+
+
+def test_https_without_ech() -> None:
+    rdata = b"\x00\x01" + b"\x00" + svc_param(1, b"\x02h3")
+    assert parse_svcb_rdata(rdata).ech is None
+
+
+@pytest.mark.parametrize(
+    ("rdata", "problem", "offset"),
+    [
+        (b"\x00", "SVCB RDATA of 1 bytes", 0),
+        (b"\x00\x01" + pointer(12), "compressed", 2),
+        (b"\x00\x01\x05abc", "label of 5 bytes runs past end", 2),
+        (b"\x00\x01\x03abc", "TargetName runs past end", 6),
+        (b"\x00\x01\x00\x00\x01", "SvcParam header truncated", 3),
+        (b"\x00\x01\x00" + struct.pack("!HH", 1, 9) + b"\x02h3", "runs past end", 5),
+        (b"\x00\x01\x00" + svc_param(3, b"\x01\xbb") + svc_param(1, b"\x02h3"), "increasing", 9),
+        (b"\x00\x01\x00" + svc_param(1, b"\x02h3") + svc_param(1, b"\x02h2"), "increasing", 10),
+        (b"\x00\x01\x00" + svc_param(1, b"\x05h3"), "alpn id of 5 bytes", 7),
+        (b"\x00\x01\x00" + svc_param(1, b""), "alpn is empty", 7),
+        (b"\x00\x01\x00" + svc_param(3, b"\x01"), "port of 1 bytes", 5),
+        (b"\x00\x01\x00" + svc_param(5, ECH_CONFIG_LIST[:-1]), "SvcParam ech: ECHConfigList", 7),
+    ],
+)
+def test_malformed_svcb(rdata: bytes, problem: str, offset: int) -> None:
+    with pytest.raises(DecodeError, match=problem) as caught:
+        parse_svcb_rdata(rdata)
+    assert caught.value.offset == offset

@@ -32,11 +32,15 @@ from conformance.decode.errors import DecodeError
 from conformance.decode.tls import (
     TLS_VERSION_NAMES,
     ClientHelloInfo,
+    EchExtension,
     ServerHelloInfo,
     client_hello_length,
+    handshake_message_length,
     is_weak_suite,
     parse_client_hello,
+    parse_client_hello_message,
     parse_server_hello,
+    parse_server_hello_message,
     suite_name,
     version_name,
 )
@@ -416,3 +420,144 @@ def test_suite_names() -> None:
     assert suite_name(0x0A0A) == "GREASE (0x0a0a)"
     assert suite_name(0xBEEF) == "unknown (0xbeef)"
     assert suite_name(0x0700C0) == "SSL_CK_DES_192_EDE3_CBC_WITH_MD5"
+
+
+# --- bare handshake messages (as QUIC carries them) ---------------------------------
+
+
+def test_bare_client_hello_message() -> None:
+    payload = captured("tls13_client_hello")
+    message = first_message(payload)
+    assert handshake_message_length(message) == len(message)
+    assert parse_client_hello_message(message + b"trailing") == parse_client_hello(payload)
+
+
+def test_bare_server_hello_message() -> None:
+    payload = captured("tls13_server_flight")
+    assert parse_server_hello_message(first_message(payload)) == parse_server_hello(payload)
+
+
+def test_handshake_message_length_needs_four_bytes() -> None:
+    assert handshake_message_length(b"\x01\x00\x01") is None
+    assert handshake_message_length(b"\x01\x00\x01\x00") == 4 + 256
+
+
+@pytest.mark.parametrize(
+    ("message", "problem", "offset"),
+    [
+        (b"\x01\x00", "handshake header truncated", 0),
+        (b"\x02\x00\x00\x00", "handshake type 2, not 1", 0),
+        (b"\x01\x00\x01\x00" + bytes(10), "message of 260 bytes runs past end", 1),
+    ],
+)
+def test_bare_message_damage(message: bytes, problem: str, offset: int) -> None:
+    with pytest.raises(DecodeError, match=problem) as caught:
+        parse_client_hello_message(message)
+    assert caught.value.offset == offset
+
+
+def test_bare_message_errors_have_message_offsets() -> None:
+    message = damaged(SESSION_ID_LENGTH_AT, b"\x21")
+    with pytest.raises(DecodeError, match="legacy_session_id length 33") as caught:
+        parse_client_hello_message(message)
+    assert caught.value.offset == SESSION_ID_LENGTH_AT
+
+
+# --- encrypted_client_hello (RFC 9849 §5) -------------------------------------------
+
+EXT_ECH = b"\xfe\x0d"
+
+
+def extension(ext_type: bytes, data: bytes) -> bytes:
+    """One extension: type, length, data."""
+    return ext_type + len(data).to_bytes(2, "big") + data
+
+
+def sni_extension(host: bytes) -> bytes:
+    """A server_name extension naming `host`."""
+    entry = b"\x00" + len(host).to_bytes(2, "big") + host
+    return extension(b"\x00\x00", len(entry).to_bytes(2, "big") + entry)
+
+
+def outer_ech(config_id: int = 0x2A, enc: bytes = bytes(32), payload: bytes = bytes(200)) -> bytes:
+    """An outer ECHClientHello: HKDF-SHA256 (1), AES-128-GCM (1), `config_id`, enc, payload."""
+    return (
+        b"\x00\x00\x01\x00\x01"
+        + bytes([config_id])
+        + len(enc).to_bytes(2, "big")
+        + enc
+        + len(payload).to_bytes(2, "big")
+        + payload
+    )
+
+
+def ech_client_hello(ech: bytes, *more: bytes, sni: bytes = b"public.example.com") -> bytes:
+    """A ClientHello with SNI `sni`, an encrypted_client_hello extension and `more`."""
+    block = sni_extension(sni) + extension(EXT_ECH, ech) + b"".join(more)
+    return hand_made_client_hello(len(block).to_bytes(2, "big") + block)
+
+
+def test_outer_ech_extension() -> None:
+    info = parse_client_hello(ech_client_hello(outer_ech()))
+    assert info.sni == "public.example.com"
+    assert info.ech == EchExtension(
+        inner=False, kdf_id=1, aead_id=1, config_id=0x2A, enc_length=32, payload_length=200
+    )
+    assert not info.ech_outer_extensions
+
+
+def test_outer_ech_after_hello_retry_has_empty_enc() -> None:
+    info = parse_client_hello(ech_client_hello(outer_ech(enc=b"")))
+    assert info.ech is not None and info.ech.enc_length == 0
+
+
+def test_inner_ech_extension_and_outer_extensions() -> None:
+    outer_extensions = extension(b"\xfd\x00", b"\x04\x00\x0a\x00\x0d")
+    info = parse_client_hello(ech_client_hello(b"\x01", outer_extensions))
+    assert info.ech == EchExtension(inner=True)
+    assert info.ech_outer_extensions
+
+
+def test_no_ech_by_default() -> None:
+    info = parse_client_hello(captured("tls13_client_hello"))
+    assert info.ech is None and not info.ech_outer_extensions
+
+
+@pytest.mark.parametrize(
+    ("ech", "problem"),
+    [
+        (b"", "ECHClientHelloType runs past end"),
+        (b"\x02", "ECHClientHelloType 2"),
+        (b"\x01\x00", "1 trailing bytes"),
+        (outer_ech(payload=b""), "payload length 0 outside 1..65535"),
+        (outer_ech()[:-1], "payload runs past end"),
+        (outer_ech() + b"\x00", "1 trailing bytes"),
+        (b"\x00\x00\x01\x00", "aead_id runs past end"),
+    ],
+)
+def test_malformed_ech_extension(ech: bytes, problem: str) -> None:
+    with pytest.raises(DecodeError, match=problem):
+        parse_client_hello(ech_client_hello(ech))
+
+
+def hello_retry_request(*extensions: bytes) -> bytes:
+    """A HelloRetryRequest (TLS 1.3, TLS_AES_128_GCM_SHA256) with extra extensions."""
+    random = hashlib.sha256(b"HelloRetryRequest").digest()
+    block = b"\x00\x2b\x00\x02\x03\x04" + b"".join(extensions)
+    body = b"\x03\x03" + random + b"\x00" + b"\x13\x01" + b"\x00"
+    body += len(block).to_bytes(2, "big") + block
+    return records(b"\x02" + len(body).to_bytes(3, "big") + body)
+
+
+def test_hello_retry_request_with_ech_confirmation() -> None:
+    info = parse_server_hello(hello_retry_request(extension(EXT_ECH, bytes(8))))
+    assert info == ServerHelloInfo(TLS13, 0x1301, hello_retry=True, ech_confirmation=True)
+
+
+def test_hello_retry_request_without_ech_confirmation() -> None:
+    assert not parse_server_hello(hello_retry_request()).ech_confirmation
+
+
+def test_ech_confirmation_of_the_wrong_size() -> None:
+    with pytest.raises(DecodeError, match="ECH confirmation of 7 bytes"):
+        parse_server_hello(hello_retry_request(extension(EXT_ECH, bytes(7))))

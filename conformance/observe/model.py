@@ -122,6 +122,10 @@ class DnsQuery:
     count: int = 1
     last_packet: int | None = None  # the last repeat's packet number
     last_time: float | None = None  # the last repeat's time (answers stay valid from it)
+    # (first, last) query time of each run of repeats: a run ends where a repeat came after
+    # the earlier answers had expired (TTL), so the answers were valid from `first` until
+    # `last` + TTL. Empty when not known: then `time` and `last_time` are the only times.
+    answer_runs: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -535,14 +535,14 @@ def _name_port(written: str, at: _At) -> tuple[str, int, Transport]:
         at.fail(f"{_quote(written)} has no port; write {_CLOUD_SPELLING}")
     found = _CLOUD_PORT.fullmatch(port)
     if found is None:
-        number, slash, transport = port.partition("/")
-        if slash and transport.lower() in ("tcp", "udp"):
+        written_number, slash, suffix = port.partition("/")
+        if slash and suffix.lower() in ("tcp", "udp"):
             at.fail(
                 f"{_quote(written)}: write the transport in lower case"
-                f" ({number}/{transport.lower()}); {_CLOUD_SPELLING}"
+                f" ({written_number}/{suffix.lower()}); {_CLOUD_SPELLING}"
             )
         if slash:
-            at.fail(f"{_quote(written)}: {_quote(transport)} is not tcp or udp; {_CLOUD_SPELLING}")
+            at.fail(f"{_quote(written)}: {_quote(suffix)} is not tcp or udp; {_CLOUD_SPELLING}")
         at.fail(f"{_quote(written)}: {_quote(port)} is not a port number; {_CLOUD_SPELLING}")
     digits = found[1]
     if len(digits) > 1 and digits.startswith("0"):

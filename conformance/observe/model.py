@@ -27,6 +27,8 @@ class InitiatorBasis(StrEnum):
     # mid-connection TCP: the side on the well-known port responds
     PORT_HEURISTIC = "port-heuristic"
     ICMP_TYPE = "icmp-type"  # request/reply types (echo, timestamp, ...) say who asked
+    # UDP whose first packet is a response (DNS QR=1, NTP server mode, ...): the other side asked
+    RESPONSE_FIRST = "response-first"
 
 
 class PayloadKind(StrEnum):

@@ -78,7 +78,7 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
         if is_link_scoped_flow(flow):
             scope += 1
         elif view.initiated(flow) and answer_only(flow) and is_outside(flow.responder, env):
-            findings.append(flow_finding(Severity.WARNING, flow, index, _ANSWER_ONLY))
+            findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
         elif view.initiated(flow):
             if is_outside(flow.responder, env):
                 outside += 1
@@ -126,7 +126,7 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     )
 
 
-_ANSWER_ONLY = (
+ANSWER_ONLY = (
     ": only the answer is in the capture (its first packet is a response): the request went"
     " out before the capture began, or the capture lost it"
 )

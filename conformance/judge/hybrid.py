@@ -34,10 +34,9 @@ from conformance.judge.common import (
     target_view,
 )
 from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.judge.name_map import Agreement, DnsNames, name_key
+from conformance.judge.name_map import Agreement, DnsNames, name_key, real_name_hidden
 from conformance.names import matches
 from conformance.observe.model import (
-    EchKind,
     Flow,
     HttpRequest,
     Observations,
@@ -56,8 +55,6 @@ TLS_1_3 = 0x0304  # QUIC carries TLS 1.3 and nothing older (RFC 9001 §4.2)
 QUIC_VERSIONS = frozenset({0x00000001, 0x6B3343CF})
 QUIC_DRAFT_PREFIX = 0xFF000000
 QUIC_LONG_HEADER = 0xC0
-# ECH kinds under which the SNI is only the public name (decision 9).
-HIDDEN_ECH = frozenset({EchKind.REAL, EchKind.UNKNOWN})
 _VERSION_BY_TEXT = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303, "1.3": 0x0304}
 _PLAINTEXT = {
     PayloadKind.HTTP: "plaintext HTTP",
@@ -126,10 +123,6 @@ def _host_claim(requests: Iterable[HttpRequest]) -> str | None:
     return None
 
 
-def _hidden(hello: TlsClientHello | None) -> bool:
-    return hello is not None and hello.ech in HIDDEN_ECH
-
-
 def _claimed(base: CloudFlow, name: str, basis: str, dns: DnsNames, what: str) -> CloudFlow:
     """`base` named by a client's claim, checked against the capture's DNS (decision 8)."""
     agreement, answered = dns.agreement(name, base.address)
@@ -167,7 +160,7 @@ def _tunnel(
     with it as a direct flow's SNI would)."""
     host, port = authority
     hello = index.client.get(flow.flow_id)
-    hidden = _hidden(hello)
+    hidden = real_name_hidden(hello)
     sni = hello.sni if hello is not None and hello.sni else None
     base = CloudFlow(
         flow, port, None, "", host, True, "tcp", ech=hidden, public_name=sni if hidden else None
@@ -185,7 +178,7 @@ def _tunnel(
 def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
     """A flow to an outside address, named by its claims, else its DNS answer or a hint."""
     hello = index.client.get(flow.flow_id)
-    hidden = _hidden(hello)
+    hidden = real_name_hidden(hello)
     sni = hello.sni if hello is not None and hello.sni else None
     quic = hello is not None and hello.quic_version is not None
     base = CloudFlow(

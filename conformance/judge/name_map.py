@@ -28,7 +28,7 @@ from enum import StrEnum
 
 from conformance.judge.common import ADDRESS_RTYPES, address_of
 from conformance.names import normalize_name
-from conformance.observe.model import DnsQuery, Observations
+from conformance.observe.model import DnsQuery, EchKind, Observations, TlsClientHello
 from conformance.profile_model import Profile
 
 # A DNS answer is still usable this long after its TTL ran out (clock skew, resolver caching).
@@ -37,6 +37,13 @@ TTL_SLACK_SECONDS = 5.0
 # and a loop in the capture's answers must not run forever.
 MAX_CNAME_CHAIN = 16
 CNAME_RTYPE = 5  # RFC 1035
+# ECH kinds under which the SNI is only the public name (decision 9); GREASE hides nothing.
+HIDDEN_ECH = frozenset({EchKind.REAL, EchKind.UNKNOWN})
+
+
+def real_name_hidden(hello: TlsClientHello | None) -> bool:
+    """Whether a ClientHello's SNI is only ECH's public name (decision 9)."""
+    return hello is not None and hello.ech in HIDDEN_ECH
 
 
 class Agreement(StrEnum):

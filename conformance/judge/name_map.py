@@ -21,6 +21,7 @@ segment, and any neighbour may send them unasked.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,12 +80,16 @@ class DnsNames:
         self._targets: dict[str, set[str]] = {}  # CNAME owner -> target names
         self._owners: dict[str, set[str]] = {}  # CNAME target -> owner names
         self._valid: dict[str, list[_Validity]] = {}  # address -> the target's own answers
+        self._answered: dict[str, frozenset[str]] = {}  # name -> addresses, once computed
         for query in obs.dns:
             if query.protocol != "dns":
                 continue
             self._add_answers(query)
             if profile.is_target(query.client):
                 self._add_validity(query)
+        for entries in self._valid.values():
+            entries.sort(key=lambda v: v.start)
+        self._starts = {a: [v.start for v in entries] for a, entries in self._valid.items()}
 
     def _add_answers(self, query: DnsQuery) -> None:
         for answer in query.answers:
@@ -115,10 +120,14 @@ class DnsNames:
 
     def answered(self, name: str) -> frozenset[str]:
         """Every address the capture's DNS answers gave `name`, CNAME chains followed."""
-        addresses: set[str] = set()
-        for alias in self._chain(name_key(name), self._targets):
-            addresses |= self._direct.get(alias, set())
-        return frozenset(addresses)
+        key = name_key(name)
+        found = self._answered.get(key)
+        if found is None:
+            addresses: set[str] = set()
+            for alias in self._chain(key, self._targets):
+                addresses |= self._direct.get(alias, set())
+            found = self._answered[key] = frozenset(addresses)
+        return found
 
     def agreement(self, name: str, address: str) -> tuple[Agreement, frozenset[str]]:
         """Whether `address` is one the capture's DNS gave `name`, and the addresses it gave."""
@@ -133,10 +142,13 @@ class DnsNames:
         The latest usable answer wins (its query's name, the names of its chain, and every
         owner whose CNAME chain leads to them); empty when none is usable.
         """
-        usable = self._usable(address, at)
-        if not usable:
-            return ()
-        return self._with_owners(max(usable, key=lambda v: v.start).names)
+        entries = self._valid.get(address, ())
+        # Sorted by start: walk back from the last answer received by `at`; the first one
+        # still valid then is the latest usable.
+        for index in range(bisect.bisect_right(self._starts.get(address, ()), at) - 1, -1, -1):
+            if at <= entries[index].end + TTL_SLACK_SECONDS:
+                return self._with_owners(entries[index].names)
+        return ()
 
     def all_names_at(self, address: str, at: float) -> tuple[str, ...]:
         """Every name any of the target's own DNS answers usable at `at` gave `address`."""

@@ -38,6 +38,7 @@ from conformance.profile_model import (
     ProxySpec,
     Target,
     Telemetry,
+    Transport,
 )
 
 MAX_PROFILE_BYTES: Final = 1 << 20  # a profile is a page of YAML; 1 MiB is a mistake or an attack
@@ -56,6 +57,9 @@ _TOP_REQUIRED = ("name", "mode", "target", "environment")
 _TOP_OPTIONAL = ("cloud", "proxy", "telemetry", "window", "observation", "draft", *LATER_SECTIONS)
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PORT_SPEC = re.compile(r"(\d{1,5})/(tcp|udp)", re.IGNORECASE)
+# A cloud endpoint's port: ASCII digits, then `/tcp` (the default) or `/udp` (QUIC), lower case.
+_CLOUD_PORT = re.compile(r"([0-9]{1,10})(?:/(tcp|udp))?", re.ASCII)
+_CLOUD_SPELLING = "name:port (TCP), name:port/tcp, or name:port/udp (QUIC)"
 _WINDOW = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)", re.ASCII)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.ASCII)
 _WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -506,33 +510,47 @@ def _cloud_endpoint(value: object, at: _At) -> CloudEndpoint:
     else:
         what = '"name:port" or {endpoint: "name:port", justification: "..."}'
         written = _string(value, at, what)
-    pattern, port = _name_port(written, where)
+    pattern, port, transport = _name_port(written, where)
+    endpoint = CloudEndpoint(pattern, port, justification, transport)
     documented = any(covers(known, pattern) for known in DOCUMENTED_ENDPOINT_PATTERNS)
     if justification is None and not documented:
         missing = at / "justification" if isinstance(value, dict) else at
         missing.fail(
-            f"{pattern}:{port} is not a documented Imagicle endpoint"
+            f"{endpoint} is not a documented Imagicle endpoint"
             f" ({', '.join(DOCUMENTED_ENDPOINT_PATTERNS)}); allow it only with a written"
             " justification, which the report shows (controls.md decision 5):"
-            f' {{endpoint: "{pattern}:{port}", justification: "..."}}'
+            f' {{endpoint: "{endpoint}", justification: "..."}}'
         )
-    return CloudEndpoint(pattern=pattern, port=port, justification=justification)
+    return endpoint
 
 
-def _name_port(written: str, at: _At) -> tuple[str, int]:
-    """`name:port` (optionally `/tcp`): a name pattern (decision 4) and a TCP port."""
+def _name_port(written: str, at: _At) -> tuple[str, int, Transport]:
+    """`name:port` or `name:port/tcp` (TLS over TCP), `name:port/udp` (QUIC, HTTP/3).
+
+    Spelled strictly, as the report writes it back: ASCII digits without leading zeros,
+    the transport in lower case.
+    """
     host, colon, port = written.rpartition(":")
     if not colon:
-        at.fail(f"{_quote(written)} has no port; write name:port (cloud endpoints are TCP)")
-    lowered = port.lower()
-    if lowered.endswith("/udp"):
-        at.fail(f"{_quote(written)}: cloud endpoints are TCP; write name:port")
-    port = port[: -len("/tcp")] if lowered.endswith("/tcp") else port
-    if not port.isdigit():
-        at.fail(f"{_quote(written)}: {_quote(port)} is not a port number")
-    number = _port_number(port, at, written)
+        at.fail(f"{_quote(written)} has no port; write {_CLOUD_SPELLING}")
+    found = _CLOUD_PORT.fullmatch(port)
+    if found is None:
+        written_number, slash, suffix = port.partition("/")
+        if slash and suffix.lower() in ("tcp", "udp"):
+            at.fail(
+                f"{_quote(written)}: write the transport in lower case"
+                f" ({written_number}/{suffix.lower()}); {_CLOUD_SPELLING}"
+            )
+        if slash:
+            at.fail(f"{_quote(written)}: {_quote(suffix)} is not tcp or udp; {_CLOUD_SPELLING}")
+        at.fail(f"{_quote(written)}: {_quote(port)} is not a port number; {_CLOUD_SPELLING}")
+    digits = found[1]
+    if len(digits) > 1 and digits.startswith("0"):
+        at.fail(f"{_quote(written)}: write the port without leading zeros ({int(digits)})")
+    number = _port_number(digits, at, written)
+    transport: Transport = "udp" if found[2] == "udp" else "tcp"
     try:
-        return normalize_pattern(host), number
+        return normalize_pattern(host), number, transport
     except ValueError as exc:
         at.fail(f"{_quote(host)} is not a valid name pattern: {exc}")
 

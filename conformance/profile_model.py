@@ -88,14 +88,20 @@ class Environment:
 
 @dataclass(frozen=True, slots=True)
 class CloudEndpoint:
-    """An allowed cloud endpoint: a name pattern (decision 4) and a TCP port."""
+    """An allowed cloud endpoint: a name pattern (decision 4), a port and its transport.
+
+    `tcp` is TLS over TCP; `udp` (written `name:port/udp`) allows QUIC (HTTP/3) to it.
+    """
 
     pattern: str  # lower-case, IDNA, no trailing dot; may start with "*."
     port: int
     justification: str | None = None  # required for endpoints beyond Imagicle's documented ones
+    transport: Transport = "tcp"
 
     def __str__(self) -> str:
-        return f"{self.pattern}:{self.port}"
+        """As written in a profile: `name:port` (TCP) or `name:port/udp`."""
+        suffix = "/udp" if self.transport == "udp" else ""
+        return f"{self.pattern}:{self.port}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)

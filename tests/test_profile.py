@@ -656,7 +656,14 @@ def test_activated_service_needs_endpoints(refused: Any) -> None:
     [
         ("api.imagicle.com", "cloud.endpoints[1]", "has no port; write name:port"),
         ("api.imagicle.com:https", "cloud.endpoints[1]", '"https" is not a port number'),
-        ("api.imagicle.com:443/udp", "cloud.endpoints[1]", "cloud endpoints are TCP"),
+        ("api.imagicle.com:443/UDP", "cloud.endpoints[1]", "lower case (443/udp)"),
+        ("api.imagicle.com:443/Tcp", "cloud.endpoints[1]", "lower case (443/tcp)"),
+        ("api.imagicle.com:443/sctp", "cloud.endpoints[1]", '"sctp" is not tcp or udp'),
+        ("api.imagicle.com:443/", "cloud.endpoints[1]", '"" is not tcp or udp'),
+        ("api.imagicle.com:0443", "cloud.endpoints[1]", "without leading zeros (443)"),
+        ("api.imagicle.com:\u0664\u0664\u0663", "cloud.endpoints[1]", "is not a port number"),
+        ("api.imagicle.com:443/udp/udp", "cloud.endpoints[1]", "is not tcp or udp"),
+        ("api.imagicle.com:+443", "cloud.endpoints[1]", "is not a port number"),
         ("api.imagicle.com:0", "cloud.endpoints[1]", "port 0 is out of range"),
         ("api.imagicle.com:65536", "cloud.endpoints[1]", "port 65536 is out of range"),
         ("a.*.imagicle.com:443", "cloud.endpoints[1]", "whole first label"),
@@ -702,6 +709,33 @@ def test_documented_endpoints_need_no_justification(write: Any, endpoint: str) -
     profile = load_profile(write(changed(HYBRID, cloud__endpoints=[endpoint])))
     assert profile.cloud is not None
     assert profile.cloud.endpoints[0].justification is None
+
+
+@pytest.mark.parametrize(
+    ("written", "transport", "shown"),
+    [
+        ("api.imagicle.com:443", "tcp", "api.imagicle.com:443"),
+        ("api.imagicle.com:443/tcp", "tcp", "api.imagicle.com:443"),
+        ("api.imagicle.com:443/udp", "udp", "api.imagicle.com:443/udp"),
+        ("*.imagicle.cloud:8443/udp", "udp", "*.imagicle.cloud:8443/udp"),
+    ],
+)
+def test_cloud_endpoint_transport(write: Any, written: str, transport: str, shown: str) -> None:
+    """`name:port/udp` allows QUIC to the endpoint; str() writes the profile's spelling back."""
+    profile = load_profile(write(changed(HYBRID, cloud__endpoints=[written])))
+    assert profile.cloud is not None
+    (endpoint,) = profile.cloud.endpoints
+    assert endpoint.transport == transport and str(endpoint) == shown
+
+
+def test_error_message_shows_the_accepted_spelling(refused: Any) -> None:
+    error = refused(changed(HYBRID, cloud__endpoints=["api.imagicle.com:https"]))
+    assert "name:port (TCP), name:port/tcp, or name:port/udp (QUIC)" in error.problem
+
+
+def test_undocumented_udp_endpoint_names_its_transport(refused: Any) -> None:
+    error = refused(changed(HYBRID, cloud__endpoints=["quic.example.net:443/udp"]))
+    assert 'endpoint: "quic.example.net:443/udp"' in error.problem
 
 
 @pytest.mark.parametrize(

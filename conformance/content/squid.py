@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 _FIELDS: Final = 7  # time, elapsed, client, action/status, bytes, method, URL (the rest optional)
+_HIERARCHY: Final = 8  # index of hierarchy/peer, after the ident field
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,9 @@ class ProxyLogEntry:
     method: str
     url: str  # "host:port" for CONNECT, "http://host/path" for a proxied request
     text: str  # the line as written
+    # "HIER_DIRECT/203.0.113.10": how squid forwarded it and the address (or parent) it
+    # connected to; "-" when the line does not say
+    hierarchy: str = "-"
 
 
 def read_access_log(path: Path) -> tuple[list[ProxyLogEntry], list[int]]:
@@ -47,6 +51,7 @@ def read_access_log(path: Path) -> tuple[list[ProxyLogEntry], list[int]]:
                     method=parts[5],
                     url=parts[6],
                     text=text.strip(),
+                    hierarchy=parts[8] if len(parts) > _HIERARCHY else "-",
                 )
             )
         except ValueError:

@@ -77,6 +77,8 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     for flow in view.flows:
         if is_link_scoped_flow(flow):
             scope += 1
+        elif view.initiated(flow) and answer_only(flow) and is_outside(flow.responder, env):
+            findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
         elif view.initiated(flow):
             if is_outside(flow.responder, env):
                 outside += 1
@@ -122,6 +124,19 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
         failed=f"{plural(outside, 'flow')} initiated to outside addresses",
         facts=facts,
     )
+
+
+ANSWER_ONLY = (
+    ": only the answer is in the capture (its first packet is a response): the request went"
+    " out before the capture began, or the capture lost it"
+)
+
+
+def answer_only(flow: Flow) -> bool:
+    """A flow the observers turned around because its first packet is a response (UDP), in
+    which the initiator sent nothing: it shows that a request was made, not when. Decision 1
+    judges packets, so the judges report it as a warning, as `_reply_to_earlier_request`."""
+    return flow.initiator_basis is InitiatorBasis.RESPONSE_FIRST and flow.packets_out == 0
 
 
 def _reply_to_earlier_request(flow: Flow, view: TargetView) -> bool:

@@ -63,6 +63,7 @@ _BASIS_NOTE: Mapping[InitiatorBasis, str] = {
     InitiatorBasis.PORT_HEURISTIC: " (direction by port heuristic)",
     InitiatorBasis.DIRECTION_FLAG: " (direction from pcapng direction flags)",
     InitiatorBasis.SYN_ACK: " (direction from the SYN-ACK; the SYN is not in the capture)",
+    InitiatorBasis.RESPONSE_FIRST: " (its first packet is a response: the other side asked)",
 }
 
 _ICMP_NAMES: Mapping[tuple[str, int], str] = {

@@ -8,9 +8,11 @@ whether the handshake completed and how many bytes of application data arrived a
 application data was sent, measured at the impostor).
 
 The phase's own capture (IMPOSTOR_CAPTURE) cross-checks the log: every logged connection must
-be a flow the target opened in the capture (same client address and port), and every accepted
-connection the target opened to the same front address and port must be in the log. A mismatch
-means the log may miss a connection: the control cannot pass.
+be a flow opened in the capture (same client address and port), and every accepted connection
+opened to the same front address and port must be in the log. A mismatch means the log may
+miss a connection: the control cannot pass. Without a proxy the client is the target; with
+one it is the proxy carrying the target's CONNECT tunnel (the capture is then taken on the
+proxy's segment, docs/hybrid.md), and the TLS the impostor measures is still the target's.
 """
 
 from __future__ import annotations

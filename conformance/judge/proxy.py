@@ -3,8 +3,12 @@ Suite to have direct connectivity").
 
 Judged on the capture of the target's link; the proxy's own access.log (squid native format)
 is a second source where the evidence has one: it names what the proxy carried for the target
-(a plaintext request it forwarded, a CONNECT to a host the capture cannot name). Content-level
-evidence (the intercepting proxy's decrypted log) adds plaintext requests it saw.
+(a plaintext request it forwarded, a CONNECT to a host the capture cannot name, the address
+it connected to). Content-level evidence (the intercepting proxy's decrypted log) adds
+plaintext requests it saw. Names and addresses (decision 8) through a proxy: the proxy, not
+the target, resolves a CONNECT host, so the tunnel's SNI must be the CONNECT host itself, and
+where the access.log records the address the proxy reached, it is checked against the
+capture's DNS answers for that host (docs/proxy-telemetry.md).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Final
 from conformance.content.logs import ContentEvidence
 from conformance.content.squid import ProxyLogEntry
 from conformance.evidence.interface import DECRYPTED_REQUESTS
+from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
 from conformance.judge.common import (
     FindingGroups,
     NameIndex,
+    address_of,
     conclude,
     describe_flow,
     flow_finding,
@@ -30,11 +36,13 @@ from conformance.judge.common import (
     target_view,
 )
 from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
+from conformance.judge.name_map import Agreement, DnsNames, real_name_hidden
 from conformance.names import matches
 from conformance.observe.model import Flow, Observations, TlsClientHello
 from conformance.profile_model import Profile
 
 NO_REQUEST: Final = "error:transaction-end-before-headers"  # squid: a connection, no request
+DIRECT: Final = "HIER_DIRECT"  # squid's hierarchy code: it connected to the origin itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +85,9 @@ def _target_entries(log: ProxyLog | None, profile: Profile) -> list[ProxyLogEntr
 def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> ControlResult:
     """PX-ONLY: every flow the target opens to an outside address goes to the proxy instead.
 
-    A DNS query to an outside resolver is PX-DNS's to judge (shown here as info), so each
-    fault fails one control; any other flow to an outside address, answered or not, fails.
+    Any other flow to an outside address fails, answered or not, DNS to an outside resolver
+    included (PX-DNS judges the name it carried as well: both fail). A flow in which only
+    an answer to an earlier request is seen is a warning (`air_gapped.answer_only`).
     """
     skip = _no_proxy("PX-ONLY", profile)
     if skip is not None:
@@ -94,16 +103,17 @@ def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> Co
             continue
         if _to_proxy(flow, profile):
             proxied += 1
-        elif is_outside(flow.responder, profile.environment) and flow.flow_id in dns_flows:
-            dns_outside += 1
-            findings.append(
-                flow_finding(Severity.INFO, flow, index, ": DNS to an outside resolver (PX-DNS)")
-            )
-        elif is_outside(flow.responder, profile.environment):
+        elif not is_outside(flow.responder, profile.environment):
+            continue
+        elif answer_only(flow):
+            findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
+        else:
             direct += 1
-            findings.append(
-                flow_finding(Severity.VIOLATION, flow, index, f": around the proxy {profile.proxy}")
-            )
+            note = f": around the proxy {profile.proxy}"
+            if flow.flow_id in dns_flows:
+                dns_outside += 1
+                note = f": DNS to an outside resolver, around the proxy {profile.proxy} (PX-DNS)"
+            findings.append(flow_finding(Severity.VIOLATION, flow, index, note))
     tunnels = [e for e in _target_entries(log, profile) if e.method == "CONNECT"]
     facts: dict[str, object] = {
         "target_flows": len(view.flows),
@@ -146,10 +156,14 @@ def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> Co
 
 
 def allowed_endpoint(host: str, port: int | None, profile: Profile) -> bool:
-    """Whether host:port is one of the profile's cloud endpoints (decision 4 patterns)."""
+    """Whether host:port is one of the profile's TCP cloud endpoints (decision 4 patterns):
+    a CONNECT tunnel is TCP, so a `/udp` (QUIC) endpoint does not allow it."""
     if profile.cloud is None or port is None:
         return False
-    return any(e.port == port and _matches(e.pattern, host) for e in profile.cloud.endpoints)
+    return any(
+        e.port == port and e.transport == "tcp" and _matches(e.pattern, host)
+        for e in profile.cloud.endpoints
+    )
 
 
 def _matches(pattern: str, host: str) -> bool:
@@ -186,7 +200,7 @@ def connect(
     for hello in obs.client_hellos:
         hellos.setdefault(hello.flow_id, []).append(hello)
     groups = FindingGroups()
-    counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0}
+    counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0, "ech_hidden": 0}
     opaque = 0
     for flow in view.flows:
         if not view.initiated(flow) or not _to_proxy(flow, profile):
@@ -224,7 +238,9 @@ def connect(
                 )
             _judge_tunnel(flow, host, request.target, hellos.get(flow.flow_id, []), groups, counts)
     findings = groups.findings()
-    findings += _log_findings(_target_entries(log, profile), log, profile, counts)
+    entries = _target_entries(log, profile)
+    findings += _log_findings(entries, log, profile, counts)
+    findings += _peer_findings(entries, log, DnsNames(obs, profile), counts)
     findings += _content_findings(content, counts)
     facts: dict[str, object] = {
         **counts,
@@ -236,6 +252,11 @@ def connect(
         gaps.append("the capture shows no CONNECT request to the proxy: no tunnel to judge")
     if opaque:
         gaps.append(f"{plural(opaque, 'flow')} to the proxy carried no readable HTTP request")
+    if counts["ech_hidden"]:
+        gaps.append(
+            f"{plural(counts['ech_hidden'], 'tunnel')} whose ClientHello hides its real name"
+            " (Encrypted ClientHello): it cannot be compared with the CONNECT host (decision 9)"
+        )
     if log is not None and log.unreadable:
         gaps.append(f"{log.evidence_file}: {plural(len(log.unreadable), 'line')} unreadable")
     violations = sum(1 for f in findings if f.severity is Severity.VIOLATION)
@@ -275,6 +296,19 @@ def _judge_tunnel(
         )
         return
     for hello in hellos:
+        if real_name_hidden(hello):
+            counts["ech_hidden"] += 1
+            groups.add(
+                ("ech", target, hello.sni),
+                Severity.WARNING,
+                f"CONNECT {target}, then a TLS ClientHello whose real name Encrypted"
+                f" ClientHello hides (public name {hello.sni or '(none)'}): the tunnel's name"
+                f" cannot be compared with the CONNECT host ({describe_flow(flow)})",
+                capture=hello.capture,
+                packets=(hello.packet,),
+                flow_id=flow.flow_id,
+            )
+            continue
         sni = (hello.sni or "").lower().rstrip(".")
         if sni and sni == host:
             counts["sni_matched"] += 1
@@ -335,6 +369,49 @@ def _log_findings(
                 facts={"line": entry.text},
             )
         )
+    return findings
+
+
+def _peer_findings(
+    entries: Sequence[ProxyLogEntry],
+    log: ProxyLog | None,
+    dns: DnsNames,
+    counts: dict[str, int],
+) -> list[Finding]:
+    """Decision 8 through the proxy: the address squid connected to for a CONNECT host
+    (`HIER_DIRECT/address`), where the capture holds DNS answers for that host.
+
+    The proxy resolves the CONNECT host with its own resolver, which may answer otherwise
+    (another view, another moment): a disagreement is shown as a warning, since the target
+    did not choose that address. A tunnel forwarded to a parent proxy names no address.
+    """
+    if log is None:
+        return []
+    findings: list[Finding] = []
+    for entry in entries:
+        code, _, peer = entry.hierarchy.partition("/")
+        if entry.method != "CONNECT" or code != DIRECT or address_of(peer) is None:
+            continue
+        host, _ = _split_authority(entry.url)
+        if address_of(host) is not None:
+            continue
+        agreement, answered = dns.agreement(host, str(address_of(peer)))
+        if agreement is Agreement.AGREES:
+            counts["proxy_peers_agreeing"] = counts.get("proxy_peers_agreeing", 0) + 1
+        elif agreement is Agreement.MISMATCH:
+            counts["proxy_peers_disagreeing"] = counts.get("proxy_peers_disagreeing", 0) + 1
+            findings.append(
+                Finding(
+                    Severity.WARNING,
+                    f"proxy access.log: the proxy reached {host} at {peer}, but the capture's"
+                    f" DNS answers give {host} only {', '.join(sorted(answered)[:5])}"
+                    " (the proxy resolves the CONNECT host itself; its resolver may answer"
+                    " otherwise)",
+                    evidence_file=log.evidence_file,
+                    evidence_line=entry.line,
+                    facts={"line": entry.text},
+                )
+            )
     return findings
 
 

@@ -6,6 +6,11 @@ target's connections for api.imagicle.com:443 to each in turn while the admin wo
 the target for a licence refresh. The phase has its own capture (evidence beside the judged
 one, like the perimeter probes: the harness's active traffic stays out of the judged capture,
 decision 7); the impostors' per-connection log is what HY-CERT judges.
+
+With a proxy, the target's CONNECT tunnels meet the impostors: squid's own connection to
+api.imagicle.com:443 is the one redirected, the TLS inside the tunnel is the target's, and the
+phase's capture is taken on the on-prem segment's bridge, where both the target's CONNECT to
+the proxy and the proxy's connection out show (the impostors log the proxy as their client).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from conformance.lab.services import Evidence
 # One address per kind on the internet segment, none used by any other lab host.
 IMPOSTOR_V4: Final = {kind: f"203.0.113.{41 + i}" for i, kind in enumerate(IMPOSTOR_CERTS)}
 WAIT_PER_KIND: Final = 4.0  # seconds to wait for the target's connection to each impostor
+ONPREM_BRIDGE: Final = "br0"  # the on-prem segment's bridge (network.py), the proxy's link
 
 
 def _nat_rule(address: str) -> str:
@@ -79,8 +85,11 @@ def run_impostor_phase(
     ca: LabCA,
     evidence: Evidence,
     python_argv: Callable[..., list[str]],
+    *,
+    proxied: bool = False,
 ) -> list[str]:
-    """Meet the target with every impostor in turn; return notes for the report."""
+    """Meet the target (through the proxy when `proxied`) with every impostor in turn;
+    return notes for the report."""
     notes: list[str] = []
     log = workdir / "impostors.jsonl"
     config = {
@@ -121,7 +130,10 @@ def run_impostor_phase(
         time.sleep(0.05)
     # Held from before the capture starts until the first impostor answers (see _HOLD_RULE).
     run(in_netns(ns.router, ["nft", "-f", "-"]), stdin=_HOLD_RULE)
-    capture = Capture(state, ns.target, topo.TARGET_LINK, workdir / "capture-impostors.pcapng")
+    # Where the connections the impostors answer start: the target's link, or with a proxy
+    # the on-prem bridge (the proxy's address is on it, so its traffic shows there).
+    namespace, link = (ns.onprem, ONPREM_BRIDGE) if proxied else (ns.target, topo.TARGET_LINK)
+    capture = Capture(state, namespace, link, workdir / "capture-impostors.pcapng")
     refresh = f"http://{topo.TARGET_V4}:{topo.ADMIN_PORT}/actions/licence-refresh"
     try:
         for kind, address in IMPOSTOR_V4.items():
@@ -153,9 +165,10 @@ def run_impostor_phase(
     evidence.add(
         workdir / "capture-impostors.pcapng", "lab/capture-impostors.pcapng", IMPOSTOR_CAPTURE
     )
+    via = " through the proxy's CONNECT tunnels" if proxied else ""
     notes.append(
         "HY-CERT phase after the judged window: impostors "
         + ", ".join(f"{k} at {a}" for k, a in IMPOSTOR_V4.items())
-        + f" answered api.imagicle.com:443 in turn (own capture: {summary or 'stopped'})"
+        + f" answered api.imagicle.com:443{via} in turn (own capture: {summary or 'stopped'})"
     )
     return notes

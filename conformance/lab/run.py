@@ -296,18 +296,22 @@ class _Run:
         self._window(capture, runner, target)
         if self.host_hook is not None:
             self.host_hook.window_over()
-        if self.profile.mode is Mode.HYBRID and self.options.intercept:
-            self.notes.append(
-                "HY-CERT, HY-ENDPOINT: no impostor phase and no endpoint scan in this run: the"
-                " content-level interceptor stands in for the cloud (lab.intercept: false runs"
-                " them, without content-level evidence)"
-            )
-        if self.profile.mode is Mode.HYBRID and not self.options.intercept:
-            # HY-CERT: an interceptor would face the impostors instead of the target; and the
-            # impostors answer the licensing connection, which only an activated service makes.
+        if self.profile.mode is Mode.HYBRID:
+            if self.profile.proxy is not None:
+                # The impostors and the scan meet the cloud side through the proxy, not the
+                # interceptor (which would face them instead of the target).
+                self.notes.append(services.proxy_after_window())
+            # HY-CERT: the impostors answer the licensing connection, which only an activated
+            # service makes.
             if self.profile.cloud is not None and "licensing" in self.profile.cloud.services:
                 self.notes += run_impostor_phase(
-                    state, ns, self.workdir, ca, self.evidence, _python_argv
+                    state,
+                    ns,
+                    self.workdir,
+                    ca,
+                    self.evidence,
+                    _python_argv,
+                    proxied=self.profile.proxy is not None,
                 )
             else:
                 self.notes.append("HY-CERT: no impostor phase: the profile activates no licensing")

@@ -29,11 +29,16 @@ SCAN_TIMEOUT: Final = 90.0
 
 
 def scan_targets(profile: Profile) -> list[dict[str, object]]:
-    """The lab endpoints the profile allows: name, port and address for sslyze."""
+    """The lab endpoints the profile allows over TCP: name, port and address for sslyze.
+
+    `/udp` (QUIC) endpoints are not scanned: sslyze speaks TLS over TCP only.
+    """
     if profile.cloud is None:
         return []
     found: list[dict[str, object]] = []
     for endpoint in profile.cloud.endpoints:
+        if endpoint.transport != "tcp":
+            continue
         for name, address in LAB_CLOUD:
             if matches(endpoint.pattern, name):
                 entry: dict[str, object] = {"name": name, "port": endpoint.port, "address": address}

@@ -10,6 +10,7 @@ lab resolver.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from conformance.evidence.interface import (
 )
 from conformance.lab import topology as topo
 from conformance.lab.certs import CertPair, LabCA
-from conformance.lab.netns import LabState, in_netns, run, run_dir, shm_prefix
+from conformance.lab.netns import LabState, in_netns, run, run_dir, shm_prefix, stop_process
 
 READY_TIMEOUT: Final = 5.0  # a service not listening after this is broken, not slow
 POLL: Final = 0.02
@@ -116,6 +117,8 @@ class Services:
             evidence,
         )
         self.pending: list[tuple[object, str, subprocess.Popen[bytes], Path | None]] = []
+        self._squid: subprocess.Popen[bytes] | None = None
+        self._interceptor: subprocess.Popen[bytes] | None = None
 
     def _spawn(
         self, name: str, namespace: str, argv: list[str], log: Path
@@ -194,12 +197,45 @@ class Services:
         """squid on 192.0.2.80:3128: CONNECT to 443/636 only, access.log kept as evidence.
 
         With `intercept`, squid hands every request to the interceptor (`interceptor()`) as
-        its parent proxy instead of going direct.
+        its parent proxy instead of going direct. This squid serves the judged window only
+        (`proxy_after_window`): its access.log is the one PX-* read.
         """
-        home = run_dir(self.state.run_id) / "squid"
+        access = self.workdir / "squid-access.log"
+        self._squid = self._start_squid("squid", intercept, access)
+        self.evidence.add(access, "lab/squid-access.log", PROXY_ACCESS_LOG)
+
+    def proxy_after_window(self) -> str:
+        """Stop the interceptor and the window's squid; start a squid that goes direct.
+
+        The phases after the window (impostors, endpoint scan) reach the cloud through the
+        proxy like the target does, but must meet the cloud side itself, not the
+        interceptor, and their CONNECTs must stay out of the judged access.log (decision 7):
+        this squid has its own log, kept as evidence but judged by nobody.
+        """
+        for proc in (self._squid, self._interceptor):  # squid first: no request meets a
+            if proc is not None:  # dead parent (a 503 in the judged log)
+                self._stop(proc)
+        self._interceptor = None
+        access = self.workdir / "squid-access-after-window.log"
+        self._squid = self._start_squid("squid-after-window", False, access)
+        self.evidence.add(access, "lab/squid-access-after-window.log")
+        self.wait_ready()
+        return (
+            "after the window: the interceptor stopped, a direct squid (own access.log,"
+            " lab/squid-access-after-window.log) carries the impostor phase and the scan"
+        )
+
+    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        started = next((p.started for p in self.state.processes if p.pid == proc.pid), None)
+        stop_process(proc.pid, started)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+
+    def _start_squid(self, name: str, intercept: bool, access: Path) -> subprocess.Popen[bytes]:
+        home = run_dir(self.state.run_id) / name
         home.mkdir(mode=0o750, exist_ok=True)
         shutil.chown(home, "proxy", "proxy")
-        conf = self.workdir / "squid.conf"
+        conf = self.workdir / f"{name}.conf"
         conf.write_text(
             "\n".join(
                 [
@@ -232,15 +268,16 @@ class Services:
             )
             + "\n"
         )
-        log = self.workdir / "squid.out"
+        log = self.workdir / f"{name}.out"
+        # One squid at a time under the run's service name (its shared memory): a second one
+        # starts only after the first has exited.
         argv = ["squid", "-N", "-n", shm_prefix(self.state.run_id), "-f", str(conf)]
-        proc = self._spawn("squid", self.ns.onprem, argv, log)
+        proc = self._spawn(name, self.ns.onprem, argv, log)
         self.pending.append(
-            (lambda: listening(proc.pid, "tcp", topo.PROXY_PORT), "squid", proc, home / "cache.log")
+            (lambda: listening(proc.pid, "tcp", topo.PROXY_PORT), name, proc, home / "cache.log")
         )
-        access = self.workdir / "squid-access.log"
         self.evidence.copy_back.append((home / "access.log", access))
-        self.evidence.add(access, "lab/squid-access.log", PROXY_ACCESS_LOG)
+        return proc
 
     def interceptor(self) -> None:
         """mitmproxy (conformance.lab.intercept) on 192.0.2.80:3129, squid's parent: decrypts
@@ -282,7 +319,7 @@ class Services:
             "conformance.lab.intercept",
             str(conf),
         ]
-        proc = self._spawn("interceptor", self.ns.onprem, argv, out)
+        proc = self._interceptor = self._spawn("interceptor", self.ns.onprem, argv, out)
         # Ready once a warm-up CONNECT made it through squid to the interceptor.
         self.pending.append((ready.exists, "interceptor", proc, out))
         self.evidence.add(log, "lab/decrypted-requests.jsonl", DECRYPTED_REQUESTS)

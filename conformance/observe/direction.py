@@ -1,4 +1,10 @@
-"""Which side of a TCP connection began it, when the capture missed the handshake.
+"""Which side of a conversation began it, when the capture missed its opening.
+
+UDP (`udp_response_first`): a flow whose first packet is a response of a known protocol
+(a DNS-format message with QR=1, an NTP server reply, a STUN response, an HTTP-over-UDP
+status line, a BOOTP/DHCP reply) was asked for by the other side, which is its initiator.
+
+TCP:
 
 Order of evidence (controls.md, decision 1): the port each side uses; then, when the
 ports do not tell, pcapng/Linux-cooked direction flags; then the lower port.
@@ -15,6 +21,8 @@ ports do not tell, pcapng/Linux-cooked direction flags; then the lower port.
 """
 
 from __future__ import annotations
+
+from conformance.observe.model import PayloadKind
 
 # Lowest ephemeral port of the common stacks (Linux default ip_local_port_range).
 EPHEMERAL_MIN = 32768
@@ -92,3 +100,39 @@ def responder_by_number(port_a: int, port_b: int) -> int | None:
     if port_a == port_b:
         return None
     return 0 if port_a < port_b else 1
+
+
+NTP_PORT = 123
+NTP_HEADER = 48  # RFC 5905 §7.3: the fixed header every NTP packet has
+NTP_SERVER_MODE = 4  # RFC 5905 §7.3 mode 4: server (a reply to a client's mode 3)
+STUN_HEADER = 20
+STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 8489 §5
+STUN_CLASS_MASK = 0x0110  # the class bits C1 C0 of the message type (RFC 8489 §5)
+STUN_REQUEST_CLASSES = (0x0000, 0x0010)  # request, indication: the rest are responses
+DNS_HEADER = 12  # RFC 1035 §4.1.1
+DNS_QR = 0x80  # in the third byte: the message is a response
+NBNS_PORT = 137  # RFC 1002: DNS-format header
+BOOTP_SERVER_PORT = 67
+BOOTP_CLIENT_PORT = 68
+BOOTP_REPLY = 2  # RFC 951 op: BOOTREPLY
+
+
+def udp_response_first(sport: int, dport: int, kind: PayloadKind, head: bytes) -> bool:
+    """Whether a UDP payload from sport to dport is a response of a protocol we know.
+
+    `kind` is the payload's classification and `head` its first bytes. Only shapes whose
+    request and response differ in a fixed header field count; anything else says nothing.
+    """
+    if (kind is PayloadKind.DNS or NBNS_PORT in (sport, dport)) and len(head) >= DNS_HEADER:
+        return bool(head[2] & DNS_QR)
+    if head.startswith(b"HTTP/1."):  # SSDP and other HTTP-over-UDP: a status line answers
+        return True
+    if NTP_PORT in (sport, dport) and len(head) >= NTP_HEADER:
+        version = (head[0] >> 3) & 0x07
+        return 1 <= version <= 4 and head[0] & 0x07 == NTP_SERVER_MODE
+    if len(head) >= STUN_HEADER and head[4:8] == STUN_MAGIC_COOKIE and head[0] & 0xC0 == 0:
+        message_type = (head[0] << 8) | head[1]
+        return message_type & STUN_CLASS_MASK not in STUN_REQUEST_CLASSES
+    if (sport, dport) == (BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT) and head:
+        return head[0] == BOOTP_REPLY
+    return False

@@ -6,10 +6,17 @@ same four arrives on the same flow. Finished exchanges are kept once per identit
 same thing again on the same flow (mDNS, a keep-alive poll) adds to `count`, so
 memory follows the number of distinct exchanges, never the number of packets.
 Records stay compact tuples until `records` builds the `DnsQuery` objects.
+
+A judge needs to know when an answer was valid (RFC 1035 §3.2.1 TTL) for every repeat, not
+only the first: a repeat that arrives after the earlier answers expired starts a new *run*
+(`DnsQuery.answer_runs`), and repeats while the answers are still valid extend the current
+one. Runs are bounded per record (MAX_ANSWER_RUNS); past the bound the exchange continues
+in a new record, so nothing is merged that was not valid and memory stays flat.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 
 from conformance.decode.dns import DnsMessage
@@ -22,6 +29,12 @@ MAX_PENDING_QUERIES = 1024
 # A query still unanswered after this long is recorded as unanswered: stub resolvers
 # give up after a few 5 s attempts (resolv.conf timeout/attempts), mDNS after seconds.
 ANSWER_TIMEOUT = 30.0
+# Runs of valid answers one record keeps: each needs the answers to expire between two
+# repeats on one flow, so this is dozens of TTLs; past it a new record begins.
+MAX_ANSWER_RUNS = 32
+# DNS record types whose values are addresses (RFC 1035 A, RFC 3596 AAAA): their TTLs decide
+# when an exchange's answers expire.
+_ADDRESS_RTYPES = frozenset({1, 28})
 
 # (client, client port, server, server port, transport, protocol)
 Ends = tuple[bytes, int, bytes, int, str, str]
@@ -30,8 +43,10 @@ _Key = tuple[FlowRef, int, str, int]  # flow, txid, qname, qtype
 _Waiting = tuple[Ends, int, float, list[int]]
 # flow, client, qname, qtype, answered, the response's bytes after its ID
 _Identity = tuple[FlowRef, bytes, str, int, bool, bytes]
-# ends, packet, time, response packet, rcode, answers, [count, last repeat's packet]
-_Done = tuple[Ends, int, float, int | None, int | None, tuple[DnsAnswer, ...], list[int]]
+# count, last repeat's packet, last repeat's time, runs (start, end, start, end, ...)
+_Tally = tuple[list[int], list[float], "array[float]"]
+# ends, packet, time, response packet, rcode, answers, tally
+_Done = tuple[Ends, int, float, int | None, int | None, tuple[DnsAnswer, ...], _Tally]
 
 
 class DnsMap:
@@ -41,6 +56,7 @@ class DnsMap:
         self.capture = capture
         self._pending: dict[_Key, _Waiting] = {}
         self._done: dict[_Identity, _Done] = {}
+        self._full: list[tuple[_Identity, _Done]] = []  # records that reached MAX_ANSWER_RUNS
 
     def add(
         self,
@@ -90,12 +106,12 @@ class DnsMap:
         while self._pending:
             self._unanswered(*self._pending.popitem())
         out = []
-        while self._done:
-            identity, (ends, packet, time, response, rcode, answers, (count, last)) = (
-                self._done.popitem()
-            )
+        while self._done or self._full:
+            identity, done = self._full.pop() if self._full else self._done.popitem()
+            ends, packet, time, response, rcode, answers, (counts, times, runs) = done
             flow, _, qname, qtype, _, _ = identity
             client, cport, server, sport, transport, protocol = ends
+            last_packet = counts[1] or None
             out.append(
                 DnsQuery(
                     capture=self.capture,
@@ -113,8 +129,10 @@ class DnsMap:
                     response_packet=response,
                     rcode=rcode,
                     answers=answers,
-                    count=count,
-                    last_packet=last or None,
+                    count=counts[0],
+                    last_packet=last_packet,
+                    last_time=times[0] if last_packet is not None else None,
+                    answer_runs=tuple(zip(runs[::2], runs[1::2], strict=True)),
                 )
             )
         out.sort(key=lambda q: q.packet)
@@ -146,17 +164,40 @@ class DnsMap:
         count: int,
         last: int,
     ) -> None:
-        """Record one exchange; `response` is (packet, rcode, answers, body) if answered."""
+        """Record one exchange; `response` is (packet, rcode, answers, body) if answered.
+
+        `time` is the exchange's query time; a repeat of a known exchange extends its
+        current run while the answers were still valid then, and starts a new run otherwise.
+        """
         body = response[3] if response is not None else b""
         identity: _Identity = (flow, ends[0], qname, qtype, response is not None, body)
         done = self._done.get(identity)
         if done is not None:
-            tally = done[6]
-            tally[0] += count
-            tally[1] = last or packet
-            return
+            counts, times, runs = done[6]
+            if time <= runs[-1] + _lifetime(done[5]):
+                runs[-1] = max(runs[-1], time)
+            elif len(runs) < 2 * MAX_ANSWER_RUNS:
+                runs.extend((time, time))
+            else:  # bounded: this record is full, the exchange goes on in a new one
+                self._full.append((identity, done))
+                del self._done[identity]
+                done = None
+            if done is not None:
+                counts[0] += count
+                counts[1] = last or packet
+                times[0] = time
+                return
+        tally: _Tally = ([count, last], [time], array("d", (time, time)))
         if response is None:
-            self._done[identity] = (ends, packet, time, None, None, (), [count, last])
+            self._done[identity] = (ends, packet, time, None, None, (), tally)
         else:
             number, rcode, answers, _ = response
-            self._done[identity] = (ends, packet, time, number, rcode, answers, [count, last])
+            self._done[identity] = (ends, packet, time, number, rcode, answers, tally)
+
+
+def _lifetime(answers: tuple[DnsAnswer, ...]) -> float:
+    """How long an exchange's answers stay valid: the smallest address TTL (RFC 2181 §5.2
+    makes the TTLs of one set equal; the smallest is the safe reading), else the smallest of
+    any answer; without answers, no expiry (nothing to be valid or not)."""
+    ttls = [a.ttl for a in answers if a.rtype in _ADDRESS_RTYPES] or [a.ttl for a in answers]
+    return float(min(ttls)) if ttls else float("inf")

@@ -25,7 +25,11 @@ from typing import Any
 from conformance.decode.community_id import community_id
 from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
-from conformance.observe.direction import responder_by_number, responder_by_rank
+from conformance.observe.direction import (
+    responder_by_number,
+    responder_by_rank,
+    udp_response_first,
+)
 from conformance.observe.model import (
     SAMPLE_PACKETS_PER_FLOW,
     Flow,
@@ -388,7 +392,23 @@ def _orient(proto: int, key: bytes, e: Entry, other: Entry | None) -> tuple[bool
                 return False, InitiatorBasis.ICMP_TYPE
             # An unsolicited reply type to a group (router or neighbour advertisement
             # to all-nodes): nobody in the group asked, the sender initiated.
+    if proto == IPPROTO_UDP:
+        lead, lead_key = (e, key) if first or other is None else (other, reverse_key(key))
+        if _response_first(lead, lead_key):
+            return not first, InitiatorBasis.RESPONSE_FIRST
     return first, InitiatorBasis.FIRST_PACKET
+
+
+def _response_first(e: Entry, key: bytes) -> bool:
+    """Whether direction `key`'s first packet is a known response (direction.py) to a
+    single host: a flow seen mid-conversation, whose asker is the other side. A response
+    to a group (an mDNS announcement) was asked for by nobody: its sender initiated."""
+    _, dst, sport, dport = key_parts(key)
+    return (
+        e[PAYLOAD_N] == e[N_FIRST]
+        and not _is_group(dst)
+        and udp_response_first(sport, dport, e[KIND], e[HEAD])
+    )
 
 
 def _by_port(key: bytes, e: Entry, other: Entry | None, first: bool) -> tuple[bool, InitiatorBasis]:

@@ -27,6 +27,8 @@ class InitiatorBasis(StrEnum):
     # mid-connection TCP: the side on the well-known port responds
     PORT_HEURISTIC = "port-heuristic"
     ICMP_TYPE = "icmp-type"  # request/reply types (echo, timestamp, ...) say who asked
+    # UDP whose first packet is a response (DNS QR=1, NTP server mode, ...): the other side asked
+    RESPONSE_FIRST = "response-first"
 
 
 class PayloadKind(StrEnum):
@@ -122,6 +124,10 @@ class DnsQuery:
     count: int = 1
     last_packet: int | None = None  # the last repeat's packet number
     last_time: float | None = None  # the last repeat's time (answers stay valid from it)
+    # (first, last) query time of each run of repeats: a run ends where a repeat came after
+    # the earlier answers had expired (TTL), so the answers were valid from `first` until
+    # `last` + TTL. Empty when not known: then `time` and `last_time` are the only times.
+    answer_runs: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

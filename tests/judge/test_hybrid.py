@@ -145,7 +145,7 @@ CAPTURES: dict[str, Callable[[], list[Packet]]] = {
 # capture -> (HY-DEST, HY-TLS, HY-INGRESS), proxy profile when the name starts with "proxy"
 EXPECTED: dict[str, tuple[Verdict, Verdict, Verdict]] = {
     "clean": (P, P, P),
-    "unmapped": (F, F, P),  # no SNI, no DNS, no hint: "unmapped"; and no SNI fails HY-TLS
+    "unmapped": (F, F, P),  # no SNI, no DNS, no hint: "unexplained"; and no SNI fails HY-TLS
     "undocumented": (F, P, P),
     "plaintext": (P, F, P),
     "tls10": (P, F, P),
@@ -190,11 +190,11 @@ def test_capture_gets_its_verdicts(tmp_path: Path, name: str) -> None:
     assert got == EXPECTED[name], [f"{r.control_id} {r.verdict}: {r.reason}" for r in results]
 
 
-def test_unmapped_flow_says_unmapped_and_points_at_the_flow(tmp_path: Path) -> None:
+def test_unmapped_flow_says_unexplained_and_points_at_the_flow(tmp_path: Path) -> None:
     obs = observe(tmp_path, CAPTURES["unmapped"]())
     result = hybrid.dest(obs, profile_for(tmp_path, "unmapped"))
     (finding,) = result.violations
-    assert "unmapped" in finding.summary and finding.flow_id is not None
+    assert "unexplained" in finding.summary and finding.flow_id is not None
     assert finding.packets is not None and finding.packets.packets
 
 
@@ -218,7 +218,7 @@ def test_dns_answer_past_its_ttl_does_not_name_a_later_flow(tmp_path: Path) -> N
     clock.now += 3600  # an hour later: the 300 s answer has expired
     stamped += clock.stamp(later)
     result = hybrid.dest(observe(tmp_path, stamped), profile_for(tmp_path, "ttl"))
-    assert result.verdict is F and "unmapped" in result.violations[0].summary
+    assert result.verdict is F and "unexplained" in result.violations[0].summary
 
 
 def test_deactivated_is_judged_like_air_gapped(tmp_path: Path) -> None:
@@ -343,11 +343,11 @@ def test_tunnel_without_sni_is_named_by_its_connect_target(tmp_path: Path) -> No
 def test_dns_answer_after_the_flow_does_not_name_it(tmp_path: Path) -> None:
     packets = scenario(tls_to(API, None), lookup("api.imagicle.com", API))
     result = hybrid.dest(observe(tmp_path, packets), profile_for(tmp_path, "late"))
-    assert result.verdict is F and "unmapped" in result.violations[0].summary
+    assert result.verdict is F and "unexplained" in result.violations[0].summary
 
 
 def test_answer_another_host_received_does_not_name_the_targets_flow(tmp_path: Path) -> None:
     other = defects.dns_lookup("192.0.2.77", DNS_SERVER, "api.imagicle.com", answers=[API])
     packets = scenario(other, tls_to(API, None))
     result = hybrid.dest(observe(tmp_path, packets), profile_for(tmp_path, "other"))
-    assert result.verdict is F and "unmapped" in result.violations[0].summary
+    assert result.verdict is F and "unexplained" in result.violations[0].summary

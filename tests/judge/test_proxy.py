@@ -65,11 +65,18 @@ def test_direct_tls_around_the_proxy_fails_px_only(tmp_path: Path) -> None:
     assert result.violations[0].flow_id is not None and result.violations[0].packets
 
 
-def test_dns_to_an_outside_resolver_is_left_to_px_dns(tmp_path: Path) -> None:
+def test_dns_to_an_outside_resolver_fails_px_only_and_px_dns(tmp_path: Path) -> None:
+    # The query itself is a flow around the proxy (PX-ONLY); the name it carries leaves
+    # around the proxy too (PX-DNS): both fail.
     obs = observe(tmp_path, pc.outside_resolver())
     only = proxy.only(obs, pc.proxy_profile())
-    assert only.verdict is Verdict.PASS, only
-    assert any("PX-DNS" in f.summary for f in only.findings if f.severity is Severity.INFO)
+    assert only.verdict is Verdict.FAIL, only
+    (violation,) = only.violations
+    assert (
+        "198.51.100.53:53" in violation.summary
+        and "DNS to an outside resolver" in violation.summary
+    )
+    assert only.facts["dns_flows_to_outside_resolvers"] == 1
     assert proxy.dns(obs, pc.proxy_profile()).verdict is Verdict.FAIL
 
 

@@ -1,7 +1,8 @@
 """Proxy mode in the lab, telemetry disabled and enabled, with the content-level interceptor
 (and hybrid without a proxy, judged on the cloud side's record): the well-behaved target passes
-every PX and TM control; each proxy or telemetry fault fails exactly the control it breaks,
-with a finding that quotes the offending request (redacted)."""
+every PX and TM control; each proxy or telemetry fault fails exactly the controls it breaks
+(DNS to an outside resolver is a flow around the proxy and a name around it: PX-ONLY and
+PX-DNS), with a finding that quotes the offending request (redacted)."""
 
 from __future__ import annotations
 
@@ -47,13 +48,14 @@ RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "telemetry-off-channel": ("lab-proxy-telemetry", ("telemetry-off-channel",)),
 }
 BREAKS = {
-    "direct-despite-proxy": "PX-ONLY",
-    "plaintext-get-via-proxy": "PX-CONNECT",
-    "outside-resolver": "PX-DNS",
-    "telemetry-despite-optout": "TM-OPTOUT",
-    "pii-in-telemetry": "TM-MINIMAL",
-    "undocumented-telemetry-field": "TM-MINIMAL",
-    "telemetry-off-channel": "TM-CHANNEL",
+    "direct-despite-proxy": {"PX-ONLY"},
+    "plaintext-get-via-proxy": {"PX-CONNECT"},
+    # the query is a flow around the proxy (PX-ONLY) and its name leaves around it (PX-DNS)
+    "outside-resolver": {"PX-ONLY", "PX-DNS"},
+    "telemetry-despite-optout": {"TM-OPTOUT"},
+    "pii-in-telemetry": {"TM-MINIMAL"},
+    "undocumented-telemetry-field": {"TM-MINIMAL"},
+    "telemetry-off-channel": {"TM-CHANNEL"},
 }
 # Hybrid without a proxy (the cloud side's record is the content), judged on the session's
 # shared runs (tests/lab/conftest.py SCENARIOS): the TM control each breaks, among TM-*.
@@ -148,13 +150,14 @@ def test_each_fault_fails_exactly_the_control_it_breaks(
 ) -> None:
     results = judged(fault).results
     failed = {cid for cid, r in results.items() if r.verdict is Verdict.FAIL}
-    assert failed == {BREAKS[fault]}, {cid: r.reason for cid, r in results.items()}
+    assert failed == BREAKS[fault], {cid: r.reason for cid, r in results.items()}
     for cid, result in results.items():
-        if cid != BREAKS[fault]:
+        if cid not in BREAKS[fault]:
             assert result.verdict is Verdict.PASS, result
-    broken = results[BREAKS[fault]]
-    assert broken.violations
-    assert all(f.flow_id or f.evidence_file for f in broken.violations)
+    for cid in BREAKS[fault]:
+        broken = results[cid]
+        assert broken.violations
+        assert all(f.flow_id or f.evidence_file for f in broken.violations)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +173,8 @@ def test_each_fault_fails_exactly_the_control_it_breaks(
 def test_findings_quote_the_offending_request(
     fault: str, quoted: str, judged: Callable[[str], Judged]
 ) -> None:
-    broken = judged(fault).results[BREAKS[fault]]
+    (control,) = BREAKS[fault]
+    broken = judged(fault).results[control]
     assert any(quoted in f.summary for f in broken.violations), broken.violations
     for finding in broken.violations:
         assert "mario.rossi@example.com" not in finding.summary

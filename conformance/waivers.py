@@ -156,6 +156,15 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _timestamp_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+# Timestamps stay text and are parsed by `_expires`: PyYAML would raise a bare ValueError
+# for "2026-13-01" and read a zone-less time in a way the error message cannot name.
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
+
+
 @dataclass(frozen=True, slots=True)
 class _At:
     file: str
@@ -193,6 +202,8 @@ def _parse_yaml(data: bytes, at: _At) -> tuple[object, list[int]]:
         at.fail(f"not valid YAML: {' '.join(str(exc).split())}")
     except RecursionError:
         at.fail("not valid YAML: nested too deeply")
+    except ValueError as exc:  # a constructor's own complaint (an integer too large, ...)
+        at.fail(f"not valid YAML: {exc}")
     finally:
         loader.dispose()
 

@@ -268,4 +268,4 @@ def test_apply_is_pure(egress: ControlResult, two_leaks: Observations) -> None:
 
 def test_naive_now_is_refused(egress: ControlResult) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        apply_waivers((egress,), waivers(entry()), datetime(2026, 1, 1), None)  # noqa: DTZ001
+        apply_waivers((egress,), waivers(entry()), datetime(2026, 1, 1), None)

@@ -22,8 +22,13 @@ from conformance.decode.tls import is_weak_suite, suite_name
 from conformance.verdict import Verdict
 
 DIFF_FORMAT = 1
-_VERSION_CODES = {"SSL3.0": 0x0300, "TLS1.0": 0x0301, "TLS1.1": 0x0302, "TLS1.2": 0x0303,
-                  "TLS1.3": 0x0304}  # fmt: skip
+_VERSION_CODES = {
+    "SSL3.0": 0x0300,
+    "TLS1.0": 0x0301,
+    "TLS1.1": 0x0302,
+    "TLS1.2": 0x0303,
+    "TLS1.3": 0x0304,
+}
 NO_SNI = "(none)"
 
 

@@ -56,8 +56,11 @@ def _dest_line(d: Mapping[str, Any]) -> str:
 
 def render_text(doc: Mapping[str, Any]) -> str:
     """For a terminal: headline, both reports, then each section that has entries."""
-    lines = [f"ucx-conformance diff: {headline(doc)}", f"old: {_who(doc['old'])}",
-             f"new: {_who(doc['new'])}"]  # fmt: skip
+    lines = [
+        f"ucx-conformance diff: {headline(doc)}",
+        f"old: {_who(doc['old'])}",
+        f"new: {_who(doc['new'])}",
+    ]
 
     def section(title: str, items: Sequence[str]) -> None:
         if items:
@@ -136,8 +139,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if doc["destinations"]["new"] or new_names:
         out += ["#### What is new", ""]
         if doc["destinations"]["new"]:
-            out += _table(["Destination", "Names", "Flows", ""],
-                          _dest_rows(doc["destinations"]["new"]))  # fmt: skip
+            out += _table(
+                ["Destination", "Names", "Flows", ""], _dest_rows(doc["destinations"]["new"])
+            )
         if new_names:
             rows = [[_code(n["name"]), ", ".join(n["via"])] for n in new_names]
             out += _table(["Name sought", "Via"], rows)
@@ -145,8 +149,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if doc["destinations"]["vanished"] or gone_names:
         out += ["#### What vanished", ""]
         if doc["destinations"]["vanished"]:
-            out += _table(["Destination", "Names", "Flows", ""],
-                          _dest_rows(doc["destinations"]["vanished"]))  # fmt: skip
+            out += _table(
+                ["Destination", "Names", "Flows", ""], _dest_rows(doc["destinations"]["vanished"])
+            )
         if gone_names:
             out += _table(["Name no longer sought"], [[_code(n["name"])] for n in gone_names])
     weaker = [t for t in doc["tls"]["changed"] if t["weaker"]]
@@ -155,21 +160,31 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         out += ["#### What got weaker", ""]
         if weaker:
             rows = [
-                [_code(t["endpoint"]), _code("/".join(t["old"]["versions"])),
-                 _code("/".join(t["new"]["versions"])), "; ".join(_code(w) for w in t["weaker"])]
+                [
+                    _code(t["endpoint"]),
+                    _code("/".join(t["old"]["versions"])),
+                    _code("/".join(t["new"]["versions"])),
+                    "; ".join(_code(w) for w in t["weaker"]),
+                ]
                 for t in weaker
-            ]  # fmt: skip
+            ]
             out += _table(["TLS endpoint", "Before", "Now", "Why"], rows)
         if worse:
-            rows = [[_code(v["control"]), v["old"] or "not judged", v["new"] or "not judged"]
-                    for v in worse]  # fmt: skip
+            rows = [
+                [_code(v["control"]), v["old"] or "not judged", v["new"] or "not judged"]
+                for v in worse
+            ]
             out += _table(["Control", "Before", "Now"], rows)
     better = [v for v in doc["verdicts"]["changed"] if not v["worse"]]
     if better:
         out += ["#### Other verdict changes", ""]
-        out += _table(["Control", "Before", "Now"],
-                      [[_code(v["control"]), v["old"] or "not judged", v["new"] or "not judged"]
-                       for v in better])  # fmt: skip
+        out += _table(
+            ["Control", "Before", "Now"],
+            [
+                [_code(v["control"]), v["old"] or "not judged", v["new"] or "not judged"]
+                for v in better
+            ],
+        )
     if doc["notes"]:
         out += [f"> {one_line(n)}" for n in doc["notes"]] + [""]
     return "\n".join(out).rstrip() + "\n"

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from conformance.decode.tls import suite_name, version_name
 from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import CaptureSummary
+from conformance.observe.model import CaptureSummary, Flow, Observations
 from conformance.report.model import ControlInfo, ReportRun
+from conformance.report.tables import FLOW_COLUMNS, flow_row
+from conformance.report.text import iso_utc
 from conformance.sign.digest import FileDigest
 from conformance.verdict import Verdict, overall
 from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
@@ -23,6 +26,22 @@ from conformance.waivers import Waiver, WaiverOutcome
 EVIDENCE_DIR = "evidence"
 FLOWS_CSV = f"{EVIDENCE_DIR}/flows.csv"
 WAIVERS_PATH = f"{EVIDENCE_DIR}/{WAIVERS_NAME}"
+# Flows the findings cite are rendered in report.html (one row each, with what names them);
+# findings are capped per control, so this bound is reached only by many controls at once.
+MAX_CITED_FLOWS = 1000
+# Related records shown under a cited flow (DNS, TLS, HTTP): enough to recognise it.
+MAX_RELATED = 12
+
+
+@dataclass(frozen=True, slots=True)
+class CitedFlow:
+    """A flow some finding cites, as report.html renders it (flows.csv row and context)."""
+
+    flow_id: int
+    link: str  # evidence/flows.csv#L<n>: the raw row
+    row: Mapping[str, str]  # FLOW_COLUMNS -> cell, exactly as in flows.csv
+    capture: str | None  # the capture holding its packets, in the report
+    related: tuple[str, ...]  # DNS answers naming its address, TLS hellos, HTTP requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +142,7 @@ class ReportView:
     fingerprint: str
     waivers: tuple[WaiverUseView, ...] | None = None  # None: no waiver file was given
     baseline: Mapping[str, Any] | None = None  # compare.diff document (run --baseline)
+    cited_flows: tuple[CitedFlow, ...] = ()  # every flow a finding cites, by flow id
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -217,6 +237,71 @@ def _control(
     )
 
 
+def _related(obs: Observations, wanted: frozenset[int]) -> dict[int, list[str]]:
+    """Per cited flow: the DNS, TLS and HTTP records that name it (observations order)."""
+    by_flow: dict[int, list[str]] = {i: [] for i in wanted}
+    responders = {str(obs.flows[i - 1].responder): i for i in wanted if 0 < i <= len(obs.flows)}
+    for query in obs.dns:
+        for answer in query.answers:
+            flow_id = responders.get(answer.value)
+            if flow_id is not None:
+                by_flow[flow_id].append(
+                    f"DNS answer: {query.qname} -> {answer.value} (packet "
+                    f"{query.response_packet or query.packet}, {iso_utc(query.time)})"
+                )
+        if query.flow_id in by_flow:
+            by_flow[query.flow_id].append(f"DNS query: {query.qname} (packet {query.packet})")
+    for hello in obs.client_hellos:
+        if hello.flow_id in by_flow:
+            sni = hello.sni or "no SNI"
+            by_flow[hello.flow_id].append(f"TLS ClientHello: SNI {sni} (packet {hello.packet})")
+    for server in obs.server_hellos:
+        if server.flow_id in by_flow:
+            by_flow[server.flow_id].append(
+                f"TLS ServerHello: {version_name(server.version)},"
+                f" {suite_name(server.cipher_suite)} (packet {server.packet})"
+            )
+    for request in obs.http_requests:
+        if request.flow_id in by_flow:
+            host = f", Host {request.host}" if request.host else ""
+            by_flow[request.flow_id].append(
+                f"HTTP: {request.method} {request.target}{host} (packet {request.packet})"
+            )
+    return {k: v[:MAX_RELATED] for k, v in by_flow.items()}
+
+
+def _cited_flows(
+    obs: Observations | None,
+    controls: Sequence[ControlView],
+    capture_paths: Sequence[str | None],
+) -> tuple[CitedFlow, ...]:
+    if obs is None:
+        return ()
+    cited = sorted({f.flow_id for c in controls for f in c.findings if f.flow_id is not None})
+    wanted = frozenset(i for i in cited[:MAX_CITED_FLOWS] if 0 < i <= len(obs.flows))
+    names = [
+        p.removeprefix(f"{EVIDENCE_DIR}/") if p else f"#{i}" for i, p in enumerate(capture_paths)
+    ]
+    related = _related(obs, wanted)
+    out = []
+    for flow_id in sorted(wanted):
+        flow: Flow = obs.flows[flow_id - 1]
+        if flow.flow_id != flow_id:
+            continue
+        cells = flow_row(flow, names)
+        capture = capture_paths[flow.capture] if flow.capture < len(capture_paths) else None
+        out.append(
+            CitedFlow(
+                flow_id=flow_id,
+                link=flow_link(flow_id),
+                row={c: str(v) for c, v in zip(FLOW_COLUMNS, cells, strict=True)},
+                capture=capture,
+                related=tuple(related.get(flow_id, ())),
+            )
+        )
+    return tuple(out)
+
+
 def _waiver_uses(outcome: WaiverOutcome | None) -> tuple[WaiverUseView, ...] | None:
     if outcome is None:
         return None
@@ -279,4 +364,5 @@ def build_view(
         tool_versions=dict(sorted(run.tool_versions.items())),
         fingerprint=fingerprint,
         waivers=_waiver_uses(run.waivers),
+        cited_flows=_cited_flows(observations, controls, capture_paths),
     )

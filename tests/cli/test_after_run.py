@@ -146,14 +146,22 @@ def test_baseline_signed_by_another_key_needs_baseline_key(
 
 
 @pytest.mark.parametrize("fmt", ["oscal", "sarif", "test-result"])
-def test_export_writes_each_format(
-    lab: Lab, capsys: pytest.CaptureFixture[str], fmt: str
-) -> None:
+def test_export_writes_each_format(lab: Lab, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     _, report = lab.run("leak", tcp_and_udp_leak())
     out = lab.root / f"{fmt}.json"
     code = main(
-        ["export", str(report), "--format", fmt, "--key", str(lab.pub), "--sign-key",
-         str(lab.key), "-o", str(out)]  # fmt: skip
+        [
+            "export",
+            str(report),
+            "--format",
+            fmt,
+            "--key",
+            str(lab.pub),
+            "--sign-key",
+            str(lab.key),
+            "-o",
+            str(out),
+        ]
     )
     assert code == 0, capsys.readouterr().err
     document = json.loads(out.read_text())
@@ -197,12 +205,32 @@ def test_plain_pytest_takes_the_same_options(lab: Lab, tmp_path: Path) -> None:
     capture = lab.capture("leak", tcp_and_udp_leak())
     report = tmp_path / "pytest-report"
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", str(suites_dir()), "-p", "no:cacheprovider", "-q",
-         "--ucx-profile", str(lab.profile), "--ucx-pcap", str(capture),
-         "--ucx-report-dir", str(report), "--ucx-sign-key", str(lab.key),
-         "--ucx-waivers", str(waivers), "--ucx-baseline", str(old)],
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suites_dir()),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--ucx-profile",
+            str(lab.profile),
+            "--ucx-pcap",
+            str(capture),
+            "--ucx-report-dir",
+            str(report),
+            "--ucx-sign-key",
+            str(lab.key),
+            "--ucx-waivers",
+            str(waivers),
+            "--ucx-baseline",
+            str(old),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "waiver warning: waiver #2" in completed.stdout
     assert "baseline: regression" in completed.stdout

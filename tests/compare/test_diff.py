@@ -24,7 +24,9 @@ def diff(
 def test_a_fault_that_adds_destinations_is_a_regression(
     runs: Runs, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = diff(capsys, runs.clean, runs.leak, "--key", str(runs.lab.pub), "--format", "json")
+    code, out, _ = diff(
+        capsys, runs.clean, runs.leak, "--key", str(runs.lab.pub), "--format", "json"
+    )
     assert code == 1
     doc = json.loads(out)
     assert doc["regression"] is True
@@ -51,7 +53,9 @@ def test_two_identical_runs_show_nothing_new(
 def test_the_leak_going_away_is_not_a_regression(
     runs: Runs, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = diff(capsys, runs.leak, runs.clean, "--key", str(runs.lab.pub), "--format", "json")
+    code, out, _ = diff(
+        capsys, runs.leak, runs.clean, "--key", str(runs.lab.pub), "--format", "json"
+    )
     assert code == 0
     doc = json.loads(out)
     assert len(doc["destinations"]["vanished"]) == 2 and not doc["destinations"]["new"]

@@ -60,14 +60,23 @@ def test_an_unnamed_new_destination_is_a_regression() -> None:
 @pytest.mark.parametrize(
     ("before", "after", "reason"),
     [
-        (tls({"TLS1.3"}, {"0x1301"}), tls({"TLS1.2", "TLS1.3"}, {"0x1301", "0xc02f"}),
-         "lowest version TLS1.3 -> TLS1.2"),
-        (tls({"TLS1.2"}, {"0xc02f"}), tls({"TLS1.2"}, {"0x000a"}),
-         "now chooses TLS_RSA_WITH_3DES_EDE_CBC_SHA (3DES)"),
-        (tls({"TLS1.2"}, {"0xc02f"}), tls({"TLS1.2"}, {"0xc02f"}, {"x", "(none)"}),
-         "a connection without SNI"),
+        (
+            tls({"TLS1.3"}, {"0x1301"}),
+            tls({"TLS1.2", "TLS1.3"}, {"0x1301", "0xc02f"}),
+            "lowest version TLS1.3 -> TLS1.2",
+        ),
+        (
+            tls({"TLS1.2"}, {"0xc02f"}),
+            tls({"TLS1.2"}, {"0x000a"}),
+            "now chooses TLS_RSA_WITH_3DES_EDE_CBC_SHA (3DES)",
+        ),
+        (
+            tls({"TLS1.2"}, {"0xc02f"}),
+            tls({"TLS1.2"}, {"0xc02f"}, {"x", "(none)"}),
+            "a connection without SNI",
+        ),
     ],
-)  # fmt: skip
+)
 def test_weaker_tls_is_a_regression(before: TlsEndpoint, after: TlsEndpoint, reason: str) -> None:
     doc = diff(snapshot(tls=(before,)), snapshot(tls=(after,)))
     assert doc["regression"]
@@ -112,8 +121,10 @@ def test_verdict_changes(old: str | None, new: str | None, worse: bool) -> None:
 
 
 def test_a_new_name_is_a_regression_and_a_vanished_one_is_not() -> None:
-    doc = diff(snapshot(names={"a.example": frozenset({"dns"})}),
-               snapshot(names={"b.example": frozenset({"sni"})}))  # fmt: skip
+    doc = diff(
+        snapshot(names={"a.example": frozenset({"dns"})}),
+        snapshot(names={"b.example": frozenset({"sni"})}),
+    )
     assert doc["regressions"] == ["new name sought: b.example (sni)"]
     assert doc["names"]["vanished"] == [{"name": "a.example", "via": ["dns"]}]
 

@@ -23,8 +23,9 @@ def test_one_observation_per_control_and_findings_with_evidence(reports: Reports
     assert [o["title"].split(":")[0] for o in result["observations"]] == list(judged)
     egress = next(o for o in result["observations"] if o["title"].startswith("AG-EGRESS:"))
     hrefs = [e.get("href") for e in egress["relevant-evidence"]]
-    assert "evidence/flows.csv#L7" in hrefs or any(h and h.startswith("evidence/flows.csv#L")
-                                                   for h in hrefs)  # fmt: skip
+    assert "evidence/flows.csv#L7" in hrefs or any(
+        h and h.startswith("evidence/flows.csv#L") for h in hrefs
+    )
     waived = [e for e in egress["relevant-evidence"] if "remarks" in e]
     assert len(waived) == 1 and "Jane Roe, CISO" in waived[0]["remarks"]
     status = {f["title"].split()[0]: f["target"]["status"] for f in result["findings"]}
@@ -60,5 +61,7 @@ def test_export_is_reproducible_and_ids_follow_the_report(reports: Reports) -> N
     first = OscalExporter().export(reports.open(reports.leak), None)
     assert OscalExporter().export(reports.open(reports.leak), None) == first
     other = OscalExporter().export(reports.open(reports.clean), None)
-    assert json.loads(first)["assessment-results"]["uuid"] != json.loads(other)[
-        "assessment-results"]["uuid"]  # fmt: skip
+    assert (
+        json.loads(first)["assessment-results"]["uuid"]
+        != json.loads(other)["assessment-results"]["uuid"]
+    )

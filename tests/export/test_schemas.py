@@ -37,15 +37,28 @@ def test_validators_reject_what_the_schemas_forbid() -> None:
     bad_oscal = {
         "assessment-results": {
             "uuid": "not-a-uuid",
-            "metadata": {"title": "t", "last-modified": "yesterday", "version": "1",
-                         "oscal-version": "1.1.3"},
+            "metadata": {
+                "title": "t",
+                "last-modified": "yesterday",
+                "version": "1",
+                "oscal-version": "1.1.3",
+            },
             "import-ap": {"href": "#x"},
-            "results": [{"uuid": "3a2d9f0e-1c4b-5d6e-8f70-1a2b3c4d5e6f", "title": "t",
-                         "description": "d", "start": "2026-01-01T00:00:00Z",
-                         "reviewed-controls": {"control-selections": [
-                             {"include-controls": [{"control-id": "9-starts-with-digit"}]}]}}],
+            "results": [
+                {
+                    "uuid": "3a2d9f0e-1c4b-5d6e-8f70-1a2b3c4d5e6f",
+                    "title": "t",
+                    "description": "d",
+                    "start": "2026-01-01T00:00:00Z",
+                    "reviewed-controls": {
+                        "control-selections": [
+                            {"include-controls": [{"control-id": "9-starts-with-digit"}]}
+                        ]
+                    },
+                }
+            ],
         }
-    }  # fmt: skip
+    }
     assert schema_errors(oscal_validator(), bad_oscal)  # the whole document: oneOf fails
     part = oscal_definition_validator("oscal-complete-oscal-ar:assessment-results")
     errors = schema_errors(part, bad_oscal["assessment-results"])

@@ -28,7 +28,7 @@ def test_pinned_report_opens_and_hands_out_signed_bytes(report: SignedReport) ->
 
 
 def test_without_key_it_refuses_unless_unpinned_is_allowed(report: SignedReport) -> None:
-    with pytest.raises(VerifyError, match="signer not pinned.*--allow-unpinned"):
+    with pytest.raises(VerifyError, match=r"signer not pinned.*--allow-unpinned"):
         open_verified(report.report_dir, None)
     verified = open_verified(report.report_dir, None, allow_unpinned=True)
     assert not verified.pinned

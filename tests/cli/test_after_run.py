@@ -78,6 +78,8 @@ def test_run_with_waivers_marks_signs_and_shows_them(
     assert verify_report(report, lab.pub).trusted
     html = (report / "report.html").read_text()
     assert "WAIVED" in html and "Jane Roe, CISO" in html and "CHG-1234" in html
+    junit = (report / "junit.xml").read_text()
+    assert "[waived #1: NTP to the ISP" in junit and "approved by Jane Roe, CISO" in junit
     assert "(1 waived)" in err
     assert "waiver #2 (AG-CLOUD-NAMES, every finding): expired" in err
     assert "waiver #3 (AG-INGRESS, destination 192.0.2.200): unmatched" in err

@@ -112,16 +112,20 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [*out, ""]
 
 
-def _dest_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    return [
-        [
+def _dest_table(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    moved = any(d.get("known_name") for d in items)
+    head = ["Destination", "Names", "Flows", *(["Note"] if moved else [])]
+    rows = []
+    for d in items:
+        row = [
             _code(d["destination"]),
             ", ".join(_code(n) for n in d["names"]) or "_no name maps to it_",
             str(d["flows"]),
-            "same name, new address" if d.get("known_name") else "",
         ]
-        for d in items
-    ]
+        if moved:
+            row.append("same name, new address" if d.get("known_name") else "")
+        rows.append(row)
+    return _table(head, rows)
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
@@ -139,9 +143,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if doc["destinations"]["new"] or new_names:
         out += ["#### What is new", ""]
         if doc["destinations"]["new"]:
-            out += _table(
-                ["Destination", "Names", "Flows", ""], _dest_rows(doc["destinations"]["new"])
-            )
+            out += _dest_table(doc["destinations"]["new"])
         if new_names:
             rows = [[_code(n["name"]), ", ".join(n["via"])] for n in new_names]
             out += _table(["Name sought", "Via"], rows)
@@ -149,9 +151,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if doc["destinations"]["vanished"] or gone_names:
         out += ["#### What vanished", ""]
         if doc["destinations"]["vanished"]:
-            out += _table(
-                ["Destination", "Names", "Flows", ""], _dest_rows(doc["destinations"]["vanished"])
-            )
+            out += _dest_table(doc["destinations"]["vanished"])
         if gone_names:
             out += _table(["Name no longer sought"], [[_code(n["name"])] for n in gone_names])
     weaker = [t for t in doc["tls"]["changed"] if t["weaker"]]

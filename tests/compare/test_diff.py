@@ -72,7 +72,7 @@ def test_markdown_fits_a_pull_request_comment(
     assert code == 1
     assert out.startswith("### ❌ ucx-conformance: regression: 2 new destinations, 1 new name")
     assert "#### What is new" in out and "#### What got weaker" in out
-    assert f"| `{defects.OUTSIDE}:80/tcp` | `crl.microsoft.com` | 1 |" in out
+    assert f"| `{defects.OUTSIDE}:80/tcp` | `crl.microsoft.com` | 1 |\n" in out
     assert "| `AG-EGRESS` | pass | fail |" in out
     code, out, _ = diff(
         capsys, runs.leak, runs.clean, "--key", str(runs.lab.pub), "--format", "markdown"

@@ -43,6 +43,8 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-act
 MAX_FINDINGS_SHOWN = 200
 # Characters of a reason shown in the one-screen summary (the control's card has it whole).
 SUMMARY_REASON_CHARS = 220
+# Distinct things seen listed per control in the one-screen summary.
+SUMMARY_ITEMS = 3
 
 _WORDS = {
     Verdict.PASS: "PASS",
@@ -363,8 +365,9 @@ def _seen(control: ControlView, flows: Mapping[int, CitedFlow]) -> str:
     """What was seen, in plain words, for the summary table."""
     violations = [f for f in control.findings if f.severity is Severity.VIOLATION]
     if control.verdict is Verdict.FAIL and violations:
-        items = []
-        for finding in violations[:3]:
+        # The same destination in many flows reads as one item with its count.
+        seen: dict[tuple[str, str], int] = {}
+        for finding in violations:
             flow = flows.get(finding.flow_id) if finding.flow_id is not None else None
             label = finding.facts.get("looks_like") or finding.facts.get("names") or ""
             if flow is not None:
@@ -374,13 +377,18 @@ def _seen(control: ControlView, flows: Mapping[int, CitedFlow]) -> str:
                     text = f"{finding.facts['name']} via {text}"
             else:
                 text = finding.summary
-            note = f" ({label})" if label else ""
+            notes = [f"({label})"] if label else []
             if finding.waiver is not None:
-                note += " (waived)"
-            items.append(
-                _e(text) + (f" <span class='muted'>{_e(note.strip())}</span>" if note else "")
-            )
-        more = len(violations) - len(items)
+                notes.append("(waived)")
+            key = (text, " ".join(notes))
+            seen[key] = seen.get(key, 0) + 1
+        items = [
+            _e(text)
+            + (f" <span class='muted'>{_e(note)}</span>" if note else "")
+            + (f" ({count} flows)" if count > 1 else "")
+            for (text, note), count in list(seen.items())[:SUMMARY_ITEMS]
+        ]
+        more = len(seen) - len(items)
         tail = f" and {more} more" if more > 0 else ""
         return f"{_plural(len(violations), 'violation')}: " + "; ".join(items) + tail
     reason = control.reason

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +24,9 @@ from conformance import __version__
 from conformance.errors import ConformanceError
 from conformance.plugin import RunSummary
 from conformance.verdict import ExitCode, Verdict
+
+if TYPE_CHECKING:
+    from conformance.sign.verified import VerifiedReport
 
 DEFAULT_LAB_PROFILE = "lab-air-gapped.yaml"
 
@@ -123,9 +127,12 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
             why = f"{why}\n{result.violations[0].summary}"
             if len(result.violations) > 1:
                 why += f" (+{len(result.violations) - 1} more)"
+        if summary.waived.get(result.control_id):
+            why += f"\n({summary.waived[result.control_id]} waived)"
         style = _VERDICT_STYLE[result.verdict]
         table.add_row(result.control_id, title, f"[{style}]{result.verdict.value}[/]", why)
     console.print(table)
+    _print_extras(console, summary)
     style = _VERDICT_STYLE[summary.verdict]
     console.print(f"verdict: [{style}]{summary.verdict.value}[/] (exit {summary.exit_code})")
     if summary.report_dir is not None:
@@ -136,6 +143,18 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
         console.print(
             f"created signing key {summary.key_path}; pin {summary.key_path}.pub when verifying"
         )
+
+
+def _print_extras(console: Console, summary: RunSummary) -> None:
+    """Waiver warnings and the baseline headline, after the table."""
+    for note in summary.waiver_notes:
+        console.print(f"[yellow]waiver warning:[/] {escape(note)}")
+    if summary.baseline is not None:
+        from conformance.compare.render import headline
+
+        text = headline(summary.baseline)
+        style = "red" if summary.baseline.get("regression") else "green"
+        console.print(f"baseline: [{style}]{escape(text)}[/] (report.json `baseline`)")
 
 
 _AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
@@ -191,6 +210,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["--ucx-report-dir", args.report_dir]
     if args.sign_key:
         pytest_args += ["--ucx-sign-key", args.sign_key]
+    pytest_args += _after_run_options(args)
     # Only our plugin: third-party pytest plugins installed beside the harness have no say in
     # a conformance run (and must not make traffic of their own). unraisableexception runs
     # gc.collect() five times at exit, which costs a second with millions of packets' objects.
@@ -224,6 +244,19 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             print(summary.report_dir)
         return summary.exit_code
     return _unmapped_exit(code)
+
+
+def _after_run_options(args: argparse.Namespace) -> list[str]:
+    """run's --waivers/--baseline/--baseline-key as the plugin's options."""
+    options: list[str] = []
+    for flag, value in (
+        ("--ucx-waivers", args.waivers),
+        ("--ucx-baseline", args.baseline),
+        ("--ucx-baseline-key", args.baseline_key),
+    ):
+        if value:
+            options += [flag, value]
+    return options
 
 
 def _unmapped_exit(code: int) -> int:
@@ -276,6 +309,69 @@ def _cmd_verify(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _open_input(
+    console: Console, path: str, key: str | None, allow_unpinned: bool
+) -> VerifiedReport:
+    """A report given to diff/export, verified (VerifyError: exit 3, naming the file)."""
+    from conformance.sign.verified import open_verified
+
+    report = open_verified(Path(path), Path(key) if key else None, allow_unpinned=allow_unpinned)
+    if not report.pinned:
+        console.print(
+            f"[yellow]signer not pinned[/]: {escape(path)} checked for integrity only, against"
+            f" the key inside it ({report.fingerprint})"
+        )
+    return report
+
+
+def _write_output(data: bytes, output: str | None) -> None:
+    """Machine output: to stdout, or to a new file (never overwriting one)."""
+    if output is None or output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        with Path(output).open("xb") as handle:
+            handle.write(data)
+    except FileExistsError as exc:
+        raise ConformanceError(f"{output}: exists; choose another -o FILE") from exc
+    except OSError as exc:
+        raise ConformanceError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    from conformance.compare.baseline import snapshot_of
+    from conformance.compare.diff import diff
+    from conformance.compare.render import headline, render
+
+    old_key = args.old_key or args.key
+    old = snapshot_of(_open_input(console, args.old, old_key, args.allow_unpinned))
+    new = snapshot_of(_open_input(console, args.new, args.key, args.allow_unpinned))
+    document = diff(old, new)
+    _write_output(render(document, args.format).encode("utf-8"), None)
+    style = "red" if document["regression"] else "green"
+    console.print(f"[{style}]{escape(headline(document))}[/]")
+    return int(ExitCode.FAILED) if document["regression"] else 0
+
+
+def _cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from conformance.export import exporter
+
+    report = _open_input(console, args.report_dir, args.key, args.allow_unpinned)
+    chosen = exporter(args.format)
+    key = None
+    if chosen.signed:
+        from conformance.sign.keys import ensure_key
+
+        key, key_path, created = ensure_key(Path(args.sign_key) if args.sign_key else None)
+        if created:
+            console.print(f"created signing key {key_path}; pin {key_path}.pub when verifying")
+    _write_output(chosen.export(report, key), args.output)
+    where = args.output or "stdout"
+    console.print(f"{chosen.name}: wrote {escape(where)} from {escape(args.report_dir)}")
+    return 0
+
+
 def _cmd_lab_faults(args: argparse.Namespace, console: Console) -> int:
     from conformance.lab import list_faults
 
@@ -313,12 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", help="report directory (default: reports/<profile>-<time>)")
     run.add_argument("--sign-key", help="Ed25519 private key (default: created once, reused)")
     run.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    run.add_argument("--waivers", metavar="W", help="waiver file (YAML): approved exceptions")
+    run.add_argument(
+        "--baseline", metavar="OLD_REPORT", help="earlier signed report: diff into report.json"
+    )
+    run.add_argument(
+        "--baseline-key",
+        metavar="PUB",
+        help="public key the baseline is signed with (default: this run's signing key)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     verify = sub.add_parser("verify", help="verify a signed report directory offline")
     verify.add_argument("report_dir", metavar="REPORT_DIR")
     verify.add_argument("--key", metavar="PUBKEY", help="the signer's public key (PEM) to pin")
     verify.set_defaults(handler=_cmd_verify)
+
+    _add_after_run_commands(sub)
 
     keygen = sub.add_parser("keygen", help="write an Ed25519 signing key pair")
     keygen.add_argument("key_path", metavar="KEY_PATH")
@@ -329,6 +436,37 @@ def build_parser() -> argparse.ArgumentParser:
     faults = lab_sub.add_parser("faults", help="list the reference target's fault switches")
     faults.set_defaults(handler=_cmd_lab_faults)
     return parser
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", metavar="PUB", help="the signer's public key (PEM) to pin")
+    parser.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="without --key: check integrity against the key inside the report (not pinned)",
+    )
+
+
+def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """diff and export: commands on signed report directories (exit 3 if one does not verify)."""
+    from conformance.compare.render import FORMATS
+    from conformance.export import FORMAT_NAMES
+
+    diff = sub.add_parser("diff", help="what changed between two signed reports")
+    diff.add_argument("old", metavar="OLD_REPORT")
+    diff.add_argument("new", metavar="NEW_REPORT")
+    _add_input_options(diff)
+    diff.add_argument("--old-key", metavar="PUB", help="OLD_REPORT's signer, if not --key")
+    diff.add_argument("--format", choices=FORMATS, default="text")
+    diff.set_defaults(handler=_cmd_diff)
+
+    export = sub.add_parser("export", help="a signed report as OSCAL, SARIF or an attestation")
+    export.add_argument("report_dir", metavar="REPORT_DIR")
+    export.add_argument("--format", choices=FORMAT_NAMES, required=True)
+    _add_input_options(export)
+    export.add_argument("--sign-key", help="test-result: Ed25519 private key (default as run)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    export.set_defaults(handler=_cmd_export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ reported as the `error` verdict, never as a silent success.
 
     ConformanceError
     ├── ProfileError        bad profile: file, key path, problem
+    ├── WaiverError         bad waiver file: file, key path, problem
     ├── CaptureError        unreadable capture (not pcap/pcapng, unsupported format)
     ├── SigningKeyError     signing key missing, malformed or world-readable
     ├── VerifyError         a report directory does not verify
@@ -23,6 +24,16 @@ class ConformanceError(Exception):
 
 class ProfileError(ConformanceError):
     """A deployment profile is invalid. The message names file, key path and problem."""
+
+    def __init__(self, path: Path | str, key: str, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{self.path}: {key or '<top>'}: {problem}")
+
+
+class WaiverError(ConformanceError):
+    """A waiver file is invalid. The message names file, key path and problem."""
 
     def __init__(self, path: Path | str, key: str, problem: str) -> None:
         self.path = str(path)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -34,6 +34,10 @@ from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
 from conformance.report.prestage import Prestage
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
+
+if TYPE_CHECKING:
+    from conformance.report.model import BaselineCompare
+    from conformance.waivers import WaiverFile, WaiverOutcome
 
 DEFAULT_REPORTS_DIR = Path("reports")
 
@@ -57,6 +61,9 @@ class RunSummary:
     key_path: Path | None
     key_created: bool
     problem: str | None = None  # why no report was written
+    waived: Mapping[str, int] = field(default_factory=dict)  # control id -> findings waived
+    waiver_notes: tuple[str, ...] = ()  # expired, stale or misplaced waivers
+    baseline: Mapping[str, Any] | None = None  # the `baseline` diff written into report.json
 
 
 class Frontend(Protocol):
@@ -86,6 +93,8 @@ class UcxRun:
     prestage: Prestage | None = None
     usage_error: str | None = None
     summary: RunSummary | None = None
+    waivers: WaiverFile | None = None  # --ucx-waivers, parsed before anything is judged
+    baseline: BaselineCompare | None = None  # --ucx-baseline, verified before anything is judged
 
     def record(self, result: ControlResult) -> None:
         # A control judged twice keeps the worse verdict: never let a later pass hide a fail.
@@ -152,6 +161,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ucx-sign-key",
         metavar="KEY",
         help="Ed25519 private key (PKCS#8 PEM, mode 0600); default: created once and reused",
+    )
+    group.addoption(
+        "--ucx-waivers",
+        metavar="FILE",
+        help="waiver file (YAML): approved, expiring exceptions for known findings",
+    )
+    group.addoption(
+        "--ucx-baseline",
+        metavar="REPORT_DIR",
+        help="earlier signed report: what changed goes into report.json `baseline`",
+    )
+    group.addoption(
+        "--ucx-baseline-key",
+        metavar="PUBKEY",
+        help="public key the baseline must be signed with (default: this run's signing key)",
     )
 
 
@@ -229,7 +253,34 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
         sign=lambda: key,
         frontend=_find_frontend(config),
         started=started,
+        waivers=_load_waivers(config),
+        baseline=_load_baseline(config, key_path),
     )
+
+
+def _load_waivers(config: pytest.Config) -> WaiverFile | None:
+    """--ucx-waivers, parsed now: a bad waiver file is bad usage (exit 3), nothing judged."""
+    from conformance.waivers import load_waivers
+
+    option = config.getoption("--ucx-waivers", default=None)
+    return load_waivers(Path(option), load_catalog().ids()) if option else None
+
+
+def _load_baseline(config: pytest.Config, key_path: Path) -> BaselineCompare | None:
+    """--ucx-baseline, verified and read now (exit 3 if it does not verify).
+
+    Pinned by --ucx-baseline-key, else by the public half of this run's signing key: a CI
+    job that signs every run with one key compares against its own earlier reports.
+    """
+    from conformance.compare.baseline import load_baseline
+    from conformance.sign.keys import public_key_path
+
+    option = config.getoption("--ucx-baseline", default=None)
+    if not option:
+        return None
+    key_option = config.getoption("--ucx-baseline-key", default=None)
+    pin = Path(key_option) if key_option else public_key_path(key_path)
+    return load_baseline(Path(option), pin)
 
 
 def _active(config: pytest.Config) -> UcxRun | None:
@@ -441,7 +492,23 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def _write(run: UcxRun, results: tuple[ControlResult, ...]) -> None:
+def _apply_waivers(
+    run: UcxRun, results: tuple[ControlResult, ...]
+) -> tuple[tuple[ControlResult, ...], WaiverOutcome | None]:
+    """Results after the run's waivers (between judging and writing, never in a judge)."""
+    if run.waivers is None:
+        return results, None
+    from conformance.waivers import apply_waivers
+
+    observations = run.evidence.observations if run.evidence is not None else None
+    outcome = apply_waivers(results, run.waivers, datetime.now(UTC), observations)
+    return outcome.results, outcome
+
+
+def _write(
+    run: UcxRun, results: tuple[ControlResult, ...], waivers: WaiverOutcome | None = None
+) -> Mapping[str, Any] | None:
+    """Write and sign the report; return its `baseline` section (None without --baseline)."""
     from conformance.report.assemble import write_report
     from conformance.report.model import ReportRun
 
@@ -469,15 +536,18 @@ def _write(run: UcxRun, results: tuple[ControlResult, ...]) -> None:
         finished=datetime.now(UTC),
         harness_version=__version__,
         notes=notes,
+        waivers=waivers,
+        baseline=run.baseline,
     )
     catalog = load_catalog()
-    write_report(
+    summary = write_report(
         run.report_dir,
         report_run,
         run.sign(),  # type: ignore[arg-type]
         catalog.get,
         run.prestage,
     )
+    return summary.baseline
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -492,16 +562,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = int(ExitCode.USAGE)
             return
         else:
-            results = _complete_results(run)
+            results, waivers = _apply_waivers(run, _complete_results(run))
             verdict = overall(r.verdict for r in results)
             if session.testscollected == 0:
                 verdict = Verdict.INCONCLUSIVE  # no suite ran: nothing was proven
             try:
-                _write(run, results)
+                baseline = _write(run, results, waivers)
             except ConformanceError as exc:
                 run.summary = _summary(run, results, Verdict.INCONCLUSIVE, None, str(exc))
             else:
                 run.summary = _summary(run, results, verdict, run.report_dir, None)
+                run.summary = _with_extras(run.summary, waivers, baseline)
         session.exitstatus = run.summary.exit_code
     finally:
         if run.prestage is not None:
@@ -530,6 +601,28 @@ def _summary(
     )
 
 
+def _with_extras(
+    summary: RunSummary, waivers: WaiverOutcome | None, baseline: Mapping[str, Any] | None
+) -> RunSummary:
+    """The summary with what waivers did and the baseline diff, for the front ends."""
+    from dataclasses import replace
+
+    if waivers is None:
+        return replace(summary, baseline=baseline)
+    waived = {r.control_id: waivers.waived(r.control_id) for r in waivers.results}
+    notes = [
+        f"{use.waiver.label}: {use.state}"
+        for use in waivers.uses
+        if use.state in ("expired", "unmatched", "no-control")
+    ]
+    return replace(
+        summary,
+        waived={k: v for k, v in waived.items() if v},
+        waiver_notes=tuple(notes),
+        baseline=baseline,
+    )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     run = _active(terminalreporter.config)
     if run is None or run.summary is None or run.frontend is not None:
@@ -538,13 +631,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     tr = terminalreporter
     tr.section("ucx-conformance")
     for result in summary.results:
-        tr.write_line(f"{result.control_id:16} {result.verdict.value:15} {result.reason}")
+        waived = summary.waived.get(result.control_id)
+        note = f" ({waived} waived)" if waived else ""
+        tr.write_line(f"{result.control_id:16} {result.verdict.value:15} {result.reason}{note}")
     for line in _closing_lines(summary):
         tr.write_line(line)
 
 
 def _closing_lines(summary: RunSummary) -> Iterator[str]:
     yield f"verdict: {summary.verdict.value} (exit {summary.exit_code})"
+    for note in summary.waiver_notes:
+        yield f"waiver warning: {note}"
+    if summary.baseline is not None:
+        from conformance.compare.render import headline
+
+        yield f"baseline: {headline(summary.baseline)}"
     if summary.report_dir is not None:
         yield f"signed report: {summary.report_dir}"
     if summary.problem:

@@ -19,15 +19,21 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.errors import ConformanceError
-from conformance.report.evidence import copy_evidence, write_tables, write_tool_versions
+from conformance.report.evidence import (
+    copy_evidence,
+    write_tables,
+    write_tool_versions,
+    write_waivers,
+)
 from conformance.report.html_report import render_html
-from conformance.report.json_report import jsonable, render_json
+from conformance.report.json_report import jsonable, render_json, report_document
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
 from conformance.report.model import ControlInfo, ReportRun, ReportSummary
@@ -157,9 +163,13 @@ def _fill(
     capture_paths = copy_evidence(ledger, run, prestage)
     write_tables(ledger, run.observations, capture_paths)
     write_tool_versions(ledger, run)
+    write_waivers(ledger, run)
     view = build_view(
         run, lookup, ledger.under(f"{EVIDENCE_DIR}/"), capture_paths, fingerprint(key.public_key())
     )
+    if run.baseline is not None:
+        # Read from the tables just written, as `diff` reads them from a finished report.
+        view = replace(view, baseline=run.baseline.compare(root, report_document(view)))
     ledger.write_bytes(PRIMARY_SUBJECT, render_json(view))
     ledger.write_bytes("report.html", render_html(view))
     ledger.write_bytes("junit.xml", render_junit(view))
@@ -203,4 +213,5 @@ def write_report(
         fingerprint=view.fingerprint,
         files=subjects,
         counts=view.counts,
+        baseline=view.baseline,
     )

@@ -19,6 +19,7 @@ from conformance.report.ledger import ReportLedger
 from conformance.report.model import ReportRun
 from conformance.report.tables import write_dns, write_flows, write_http, write_names, write_tls
 from conformance.report.view import EVIDENCE_DIR
+from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage
@@ -98,3 +99,9 @@ def write_tables(
 def write_tool_versions(ledger: ReportLedger, run: ReportRun) -> None:
     """evidence/tool-versions.json: what produced this evidence, keys sorted."""
     ledger.write_bytes(_path("tool-versions.json"), json_bytes(jsonable(run.tool_versions)))
+
+
+def write_waivers(ledger: ReportLedger, run: ReportRun) -> None:
+    """evidence/waivers.yaml: the exact bytes of the waiver file that was applied."""
+    if run.waivers is not None:
+        ledger.write_bytes(_path(WAIVERS_NAME), run.waivers.file.data)

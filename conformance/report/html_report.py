@@ -1,74 +1,50 @@
-"""report.html: the report for people, one self-contained file that works offline.
+"""report.html: the report for people, one self-contained file that works offline and prints.
 
-Inline CSS only, no script, no fonts, no external links (a Content-Security-Policy says so
-to the browser). Every string is escaped: summaries, names and facts come from the network.
-Each verdict has a colour and its word; inconclusive is amber, never green.
+Order of the page: first one screen a non-engineer can read (the verdict in a sentence,
+what was promised and what was seen, who signed it), then what the window could not see
+(coverage, decision 11), the comparison with a baseline and the waivers when there are
+any, each control in detail, the flows the findings cite rendered as tables (so an
+evidence link opens something readable, not a raw CSV), completeness, the evidence files
+with their hashes, and how to verify the signature.
+
+Inline CSS only (report.css), no script, no fonts, no external links (a
+Content-Security-Policy says so to the browser). Every string is escaped: summaries, names
+and facts come from the network. Each verdict has a colour and its word; inconclusive is
+amber, never green.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from html import escape
-from typing import assert_never
+from importlib import resources
+from typing import Any, assert_never
 
 from conformance.judge.model import Severity
 from conformance.report.json_report import jsonable
 from conformance.report.text import iso_utc, visible
-from conformance.report.view import CaptureView, ControlView, FindingView, ReportView
+from conformance.report.view import (
+    CaptureView,
+    CitedFlow,
+    ControlView,
+    FindingView,
+    ReportView,
+    WaiverMark,
+    WaiverUseView,
+)
 from conformance.sign.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from conformance.verdict import Verdict
 
-_CSS = """
-:root { color-scheme: light; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
-  color: #1f2328; background: #f6f8fa; }
-main { max-width: 72rem; margin: 0 auto; padding: 1.5rem; }
-header, section, article { background: #fff; border: 1px solid #d0d7de; border-radius: 6px;
-  padding: 1rem 1.25rem; margin-bottom: 1rem; }
-h1 { margin: 0 0 .5rem; font-size: 1.6rem; }
-h2 { margin: 0 0 .75rem; font-size: 1.25rem; }
-h3 { margin: 0 0 .5rem; font-size: 1.1rem; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #d0d7de;
-  vertical-align: top; }
-th { background: #f6f8fa; }
-code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
-  font-size: .85rem; }
-.hash { word-break: break-all; }
-pre { background: #f6f8fa; padding: .75rem; overflow-x: auto; border-radius: 6px; }
-blockquote { margin: .5rem 0; padding: .25rem .75rem; border-left: 4px solid #d0d7de;
-  color: #424a53; }
-dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
-dl.meta dt { font-weight: 600; }
-dl.meta dd { margin: 0; }
-.badge { display: inline-block; padding: .1rem .55rem; border-radius: 1rem; font-weight: 700;
-  font-size: .8rem; letter-spacing: .03em; border: 2px solid; white-space: nowrap; }
-.badge.big { font-size: 1.1rem; padding: .2rem .9rem; }
-.v-pass { color: #fff; background: #1a7f37; border-color: #1a7f37; }
-.v-fail { color: #fff; background: #cf222e; border-color: #cf222e; }
-.v-inconclusive { color: #4d2d00; background: #fff8c5; border-color: #bf8700; }
-.v-error { color: #fff; background: #8250df; border-color: #8250df; }
-.v-not-applicable { color: #424a53; background: #eaeef2; border-color: #8c959f; }
-article.control { border-left-width: 6px; }
-article.c-pass { border-left-color: #1a7f37; }
-article.c-fail { border-left-color: #cf222e; }
-article.c-inconclusive { border-left-color: #bf8700; }
-article.c-error { border-left-color: #8250df; }
-article.c-not-applicable { border-left-color: #8c959f; }
-.sev { font-weight: 700; text-transform: uppercase; font-size: .75rem; }
-.sev-violation { color: #cf222e; }
-.sev-warning { color: #9a6700; }
-.sev-info { color: #57606a; }
-ul.findings { padding-left: 1.2rem; }
-ul.findings li { margin-bottom: .4rem; }
-.bad { color: #cf222e; font-weight: 600; }
-.ok { color: #1a7f37; font-weight: 600; }
-.muted { color: #57606a; }
-"""
-
 # Content-Security-Policy: nothing may load or run; only the inline stylesheet applies.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+# Rows of a findings table before the rest is only counted (report.json has them all).
+MAX_FINDINGS_SHOWN = 200
+# Characters of a reason shown in the one-screen summary (the control's card has it whole).
+SUMMARY_REASON_CHARS = 220
+# Distinct things seen listed per control in the one-screen summary.
+SUMMARY_ITEMS = 3
 
 _WORDS = {
     Verdict.PASS: "PASS",
@@ -77,6 +53,19 @@ _WORDS = {
     Verdict.ERROR: "ERROR",
     Verdict.NOT_APPLICABLE: "NOT APPLICABLE",
 }
+
+# What each deployment mode promises, in one sentence a non-engineer can check against.
+_MODE_PROMISE = {
+    "air-gapped": "The UCX installation works entirely inside the customer's own network: it "
+    "neither opens nor accepts any connection to Imagicle's or anyone else's cloud.",
+    "hybrid": "The UCX installation reaches only Imagicle's documented cloud endpoints, only "
+    "for the services the customer activated, and only over TLS; nothing reaches in.",
+}
+
+
+@cache
+def _css() -> str:
+    return resources.files("conformance.report").joinpath("report.css").read_text("utf-8")
 
 
 def _e(value: object) -> str:
@@ -91,7 +80,23 @@ def _badge(verdict: Verdict, *, big: bool = False) -> str:
 
 def _link(href: str, text: str | None = None) -> str:
     # Every href is a path this report wrote under evidence/ (never a network-borne string).
-    return f'<a href="{_e(href)}"><code>{_e(text if text is not None else href)}</code></a>'
+    return (
+        f'<a class="ev" href="{_e(href)}"><code>{_e(text if text is not None else href)}</code></a>'
+    )
+
+
+def _anchor(target: str, text: str) -> str:
+    """A link inside this page (#flow-9, #waiver-1, #AG-EGRESS)."""
+    return f'<a href="#{_e(target)}">{_e(text)}</a>'
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _human(key: object) -> str:
+    """A fact's key for people: "inside_flows" -> "inside flows"."""
+    return str(key).replace("_", " ")
 
 
 def _fact_value(value: object) -> str:
@@ -99,9 +104,13 @@ def _fact_value(value: object) -> str:
     return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
 
 
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
 def _cell(value: object) -> str:
     """A table cell: a list of plain values reads as a comma-separated list."""
-    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+    if isinstance(value, list | tuple) and all(_scalar(v) for v in value):
         return ", ".join(str(v) for v in value)
     return _fact_value(value)
 
@@ -130,14 +139,34 @@ def _fact_table(value: object) -> str | None:
         + "</tr>"
         for label, row in rows
     )
-    return f'<table class="facts"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table class="facts inner"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _fact_html(value: object) -> str:
+    """One fact's value: a table when it is table-shaped, a key/value table for a flat
+    mapping, a list of lines for a list of plain values, else the text."""
+    table = _fact_table(value)
+    if table is not None:
+        return table
+    if isinstance(value, Mapping) and value and all(_scalar(v) for v in value.values()):
+        rows = "".join(
+            f"<tr><th>{_e(_human(k))}</th><td>{_e(_fact_value(v))}</td></tr>"
+            for k, v in value.items()
+        )
+        return f'<table class="inner kv"><tbody>{rows}</tbody></table>'
+    if isinstance(value, list | tuple) and all(_scalar(v) for v in value):
+        if len(value) == 1:
+            return _e(value[0])
+        if any(len(str(v)) > 40 for v in value):  # sentences read better one a line
+            return "<ul>" + "".join(f"<li>{_e(v)}</li>" for v in value) + "</ul>"
+    return _e(_cell(value))
 
 
 def _facts(facts: Mapping[str, object]) -> str:
     if not facts:
         return ""
     rows = "".join(
-        f"<dt>{_e(k)}</dt><dd>{_fact_table(v) or _e(_fact_value(v))}</dd>"
+        f"<dt>{_e(_human(k))}</dt><dd>{_fact_html(v)}</dd>"
         for k, v in sorted(facts.items(), key=lambda i: str(i[0]))
     )
     return f'<dl class="meta">{rows}</dl>'
@@ -151,18 +180,80 @@ def _severity(severity: Severity) -> str:
             assert_never(severity)
 
 
-def _finding(finding: FindingView) -> str:
-    parts = [f"{_severity(finding.severity)} {_e(finding.summary)}"]
-    if finding.links:
-        parts.append("evidence: " + ", ".join(_link(link) for link in finding.links))
+def _waiver_note(mark: WaiverMark) -> str:
+    return (
+        f'<div class="waiver-note"><span class="badge waived">WAIVED</span> '
+        f"{_e(mark.justification)} <span class='muted'>— approved by "
+        f"<strong>{_e(mark.approved_by)}</strong>, expires <strong>{_e(mark.expires)}</strong> "
+        f"({_anchor(f'waiver-{mark.number}', f'waiver #{mark.number}')})</span></div>"
+    )
+
+
+def _packets_text(numbers: Sequence[int]) -> str:
+    if not numbers:
+        return ""
+    shown = ", ".join(str(n) for n in numbers[:12])
+    return shown + (f" … ({len(numbers)} listed)" if len(numbers) > 12 else "")
+
+
+def _evidence_cell(finding: FindingView) -> str:
+    parts: list[str] = []
+    if finding.flow_id is not None:
+        parts.append(
+            _anchor(f"flow-{finding.flow_id}", f"flow {finding.flow_id}")
+            + f" <span class='muted small'>(raw: {_link(finding.links[0], 'flows.csv row')})</span>"
+            if finding.links
+            else _anchor(f"flow-{finding.flow_id}", f"flow {finding.flow_id}")
+        )
+        others = finding.links[1:]
+    else:
+        others = finding.links
+    parts += [_link(link) for link in others]
     if finding.packets is not None:
-        numbers = ", ".join(str(n) for n in finding.packets.numbers)
-        if finding.packets.capture is not None:
-            where = _link(finding.packets.capture)
-        else:
-            where = _e(f"capture #{finding.packets.capture_index} (not copied)")
-        parts.append(f"packets {_e(numbers)} in {where}")
-    return f"<li>{'<br>'.join(parts)}{_facts(finding.facts)}</li>"
+        where = (
+            _link(finding.packets.capture)
+            if finding.packets.capture is not None
+            else _e(f"capture #{finding.packets.capture_index} (not copied)")
+        )
+        parts.append(f"packets {_e(_packets_text(finding.packets.numbers))} in {where}")
+    if finding.display_filter:
+        parts.append(f"display filter: <code>{_e(finding.display_filter)}</code>")
+    return "<br>".join(parts) or '<span class="muted">none</span>'
+
+
+def _finding_row(finding: FindingView) -> str:
+    what = _e(finding.summary)
+    facts = {k: v for k, v in finding.facts.items()}
+    if facts:
+        what += "".join(
+            f"<br><span class='muted small'>{_e(_human(k))}:</span> {_e(v)}"
+            for k, v in sorted(facts.items())
+        )
+    if finding.waiver is not None:
+        what += _waiver_note(finding.waiver)
+    waived = ' class="is-waived"' if finding.waiver is not None else ""
+    return (
+        f"<tr{waived}><td>{_severity(finding.severity)}</td><td>{what}</td>"
+        f"<td>{_evidence_cell(finding)}</td></tr>"
+    )
+
+
+def _findings(control: ControlView) -> str:
+    if not control.findings:
+        return ""
+    shown = control.findings[:MAX_FINDINGS_SHOWN]
+    rows = "".join(_finding_row(f) for f in shown)
+    more = (
+        f"<p class='muted'>{len(control.findings) - len(shown)} more in report.json.</p>"
+        if len(control.findings) > len(shown)
+        else ""
+    )
+    waived = f", {control.waived} waived" if control.waived else ""
+    return (
+        f"<h4>Findings ({len(control.findings)}{waived})</h4>"
+        "<table class='findings'><thead><tr><th>Severity</th><th>What was found</th>"
+        f"<th>Evidence</th></tr></thead><tbody>{rows}</tbody></table>{more}"
+    )
 
 
 def _control(control: ControlView) -> str:
@@ -171,56 +262,350 @@ def _control(control: ControlView) -> str:
         for line in control.clause_text.splitlines()
         if line.strip()
     )
-    findings = ""
-    if control.findings:
-        items = "".join(_finding(f) for f in control.findings)
-        findings = f'<h4>Findings ({len(control.findings)})</h4><ul class="findings">{items}</ul>'
+    before = ""
+    if control.verdict_before_waivers is not None:
+        before = (
+            f"<p><strong>Without waivers:</strong> {_badge(control.verdict_before_waivers)}"
+            " (the judge's verdict; the waivers below changed it)</p>"
+        )
     facts = f"<h4>Facts</h4>{_facts(control.facts)}" if control.facts else ""
     return (
         f'<article class="control c-{control.verdict.value}" id="{_e(control.id)}">'
         f"<h3>{_badge(control.verdict)} {_e(control.id)}: {_e(control.title)}</h3>"
-        f"<p><strong>Reason:</strong> {_e(control.reason)}</p>"
         f"<p><strong>Promise:</strong> {_e(control.promise)}</p>"
+        f"<p><strong>Why this verdict:</strong> {_e(control.reason)}</p>{before}"
         f"<p><strong>Contract clauses:</strong> {_e(control.clause)}</p>{clauses}"
-        f"{findings}{facts}</article>"
+        f"{_findings(control)}{facts}</article>"
     )
 
 
-def _header(view: ReportView) -> str:
+# --- the one-screen summary ------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{seconds:.1f} s"
+
+
+def _lead(view: ReportView) -> str:
+    applicable = [c for c in view.controls if c.verdict is not Verdict.NOT_APPLICABLE]
+    failed = [c for c in applicable if c.verdict is Verdict.FAIL]
+    unproven = [c for c in applicable if c.verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR)]
+    if failed:
+        return (
+            f"{_plural(len(failed), 'promise')} of {len(applicable)} broken: "
+            + ", ".join(c.title.lower() for c in failed)
+            + "."
+        )
+    if view.verdict is Verdict.PASS:
+        return f"Every promise that applies ({len(applicable)}) was kept, on this evidence."
+    if unproven:
+        return (
+            f"Nothing was found broken, but {_plural(len(unproven), 'promise')} of "
+            f"{len(applicable)} could not be proven on this evidence."
+        )
+    return "Nothing could be proven: no control applied or ran."
+
+
+def _hero(view: ReportView) -> str:
     window = view.window
-    captured = (
-        f"{_e(iso_utc(window[0]))} → {_e(iso_utc(window[1]))}"
-        if window
-        else '<span class="muted">no packet times</span>'
-    )
+    if window:
+        captured = (
+            f"{_e(iso_utc(window[0]))} → {_e(iso_utc(window[1]))} "
+            f"<span class='muted'>({_e(_duration(window[1] - window[0]))})</span>"
+        )
+    else:
+        captured = '<span class="muted">no packet times</span>'
+    packets = sum(c.summary.packets for c in view.captures)
+    promise = _MODE_PROMISE.get(view.profile_mode, "")
     return (
-        f"<header><h1>UCX conformance report {_badge(view.verdict, big=True)}</h1>"
+        f'<header class="hero h-{view.verdict.value}">'
+        f"<h1>UCX conformance report {_badge(view.verdict, big=True)}</h1>"
+        f'<p class="lead">{_e(_lead(view))}</p>'
         '<dl class="meta">'
-        f"<dt>Profile</dt><dd>{_e(view.profile_name)}</dd>"
-        f"<dt>Mode</dt><dd>{_e(view.profile_mode)}</dd>"
+        f"<dt>Deployment</dt><dd>{_e(view.profile_name)}</dd>"
+        f"<dt>Mode</dt><dd><strong>{_e(view.profile_mode)}</strong>"
+        + (f" — {_e(promise)}" if promise else "")
+        + "</dd>"
+        f"<dt>Traffic observed</dt><dd>{captured}; {_plural(packets, 'packet')} in "
+        f"{_plural(len(view.captures), 'capture')}</dd>"
         f"<dt>Profile file</dt><dd><code>{_e(view.profile_source)}</code>"
         f" (copy: {_link('evidence/profile.yaml')})</dd>"
-        f"<dt>Traffic captured</dt><dd>{captured}</dd>"
-        f"<dt>Run</dt><dd>{_e(iso_utc(view.started))} → {_e(iso_utc(view.finished))}</dd>"
-        f"<dt>Harness</dt><dd>ucx-conformance {_e(view.harness_version)}</dd>"
-        f'<dt>Signer</dt><dd><code class="hash">{_e(view.fingerprint)}</code></dd>'
+        f"<dt>Run</dt><dd>{_e(iso_utc(view.started))} → {_e(iso_utc(view.finished))}"
+        f" by ucx-conformance {_e(view.harness_version)}</dd>"
+        f'<dt>Signed by</dt><dd><code class="hash">{_e(view.fingerprint)}</code> '
+        f"<span class='muted small'>(the signer's key fingerprint; "
+        f"{_anchor('verify', 'how to check it')})</span></dd>"
         "</dl></header>"
     )
 
 
-def _summary(view: ReportView) -> str:
+def _coverage(view: ReportView) -> str:
+    """ "What this window could not see" (decision 11), right below the hero.
+
+    Renders `view.coverage` when the report carries one (a mapping: statement -> detail),
+    so the coverage work can fill this slot without reshaping the page.
+    """
+    coverage = getattr(view, "coverage", None)
+    if not isinstance(coverage, Mapping) or not coverage:
+        return ""
+    return (
+        '<section class="coverage" id="coverage"><h2>What this window could not see</h2>'
+        f"{_facts(coverage)}</section>"
+    )
+
+
+def _seen(control: ControlView, flows: Mapping[int, CitedFlow]) -> str:
+    """What was seen, in plain words, for the summary table."""
+    violations = [f for f in control.findings if f.severity is Severity.VIOLATION]
+    if control.verdict is Verdict.FAIL and violations:
+        # The same destination in many flows reads as one item with its count.
+        seen: dict[tuple[str, str], int] = {}
+        for finding in violations:
+            flow = flows.get(finding.flow_id) if finding.flow_id is not None else None
+            label = finding.facts.get("looks_like") or finding.facts.get("names") or ""
+            if flow is not None:
+                port = flow.row["responder_port"]
+                text = f"{flow.row['responder']}:{port}/{flow.row['transport']}"
+                if finding.facts.get("name"):
+                    text = f"{finding.facts['name']} via {text}"
+            else:
+                text = finding.summary
+            notes = [f"({label})"] if label else []
+            if finding.waiver is not None:
+                notes.append("(waived)")
+            key = (text, " ".join(notes))
+            seen[key] = seen.get(key, 0) + 1
+        items = [
+            _e(text)
+            + (f" <span class='muted'>{_e(note)}</span>" if note else "")
+            + (f" ({count} flows)" if count > 1 else "")
+            for (text, note), count in list(seen.items())[:SUMMARY_ITEMS]
+        ]
+        more = len(seen) - len(items)
+        tail = f" and {more} more" if more > 0 else ""
+        return f"{_plural(len(violations), 'violation')}: " + "; ".join(items) + tail
+    reason = control.reason
+    if len(reason) > SUMMARY_REASON_CHARS:
+        reason = reason[: SUMMARY_REASON_CHARS - 1].rstrip() + "…"
+    waived = f" ({control.waived} waived)" if control.waived else ""
+    return _e(reason) + waived
+
+
+def _promises(view: ReportView) -> str:
+    flows = {f.flow_id: f for f in view.cited_flows}
+    applicable = [c for c in view.controls if c.verdict is not Verdict.NOT_APPLICABLE]
+    rows = "".join(
+        f"<tr><td>{_e(c.promise)}<br><span class='small'>{_anchor(c.id, c.id)} · "
+        f"<span class='muted'>{_e(c.clause)}</span></span></td>"
+        f"<td>{_badge(c.verdict)}</td><td>{_seen(c, flows)}</td></tr>"
+        for c in applicable
+    )
+    skipped = [c for c in view.controls if c.verdict is Verdict.NOT_APPLICABLE]
+    skipped_html = (
+        f"<p class='muted small'>Not applicable to this deployment "
+        f"({len(skipped)}): " + ", ".join(_anchor(c.id, c.id) for c in skipped) + "</p>"
+        if skipped
+        else ""
+    )
     counts = " ".join(
         f"{_badge(verdict)} {count}" for verdict, count in view.counts.items() if count
     )
-    rows = "".join(
-        f'<tr><td><a href="#{_e(c.id)}">{_e(c.id)}</a></td><td>{_e(c.title)}</td>'
-        f"<td>{_badge(c.verdict)}</td><td>{_e(c.clause)}</td><td>{len(c.findings)}</td></tr>"
-        for c in view.controls
-    )
     return (
-        f"<section><h2>Summary</h2><p>{counts or 'no controls judged'}</p>"
-        "<table><thead><tr><th>Control</th><th>Title</th><th>Verdict</th><th>Clauses</th>"
-        f"<th>Findings</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        '<section id="summary"><h2>What was promised, what was seen</h2>'
+        f"<p>{counts or 'no controls judged'}</p>"
+        "<table><thead><tr><th>Promise</th><th>Verdict</th><th>What was seen</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>{skipped_html}</section>"
+    )
+
+
+# --- baseline, waivers -----------------------------------------------------------------------
+
+
+def _dest_rows(items: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(
+        f"<tr><td><code>{_e(d.get('destination'))}</code></td>"
+        f"<td>{_e(', '.join(map(str, d.get('names') or ())) or '—')}</td>"
+        f"<td class='num'>{_e(d.get('flows'))}</td>"
+        f"<td>{'same name, new address' if d.get('known_name') else ''}</td></tr>"
+        for d in items
+    )
+
+
+def _baseline(view: ReportView) -> str:
+    doc = view.baseline
+    if not doc:
+        return ""
+    from conformance.compare.render import headline
+
+    old = doc.get("old") or {}
+    regression = bool(doc.get("regression"))
+    state = "bad" if regression else "ok"
+    parts = [
+        '<section id="baseline"><h2>Compared with the baseline</h2>',
+        f"<p class='{state}'>{_e(headline(doc))}</p>",
+        f"<p class='small'>Baseline: <code>{_e(old.get('report'))}</code>, verdict "
+        f"{_e(old.get('verdict'))}, finished {_e(old.get('finished'))}, envelope SHA-256 "
+        f"<code class='hash'>{_e(old.get('envelope_sha256'))}</code>"
+        f"{'' if old.get('pinned') else ' (signer not pinned)'}</p>",
+    ]
+    head = "<tr><th>Destination</th><th>Names</th><th class='num'>Flows</th><th></th></tr>"
+    for title, items in (
+        ("New destinations", doc["destinations"]["new"]),
+        ("Vanished destinations", doc["destinations"]["vanished"]),
+    ):
+        if items:
+            parts.append(
+                f"<h3>{title}</h3><table><thead>{head}</thead>"
+                f"<tbody>{_dest_rows(items)}</tbody></table>"
+            )
+    for title, names in (("New names sought", doc["names"]["new"]),
+                         ("Names no longer sought", doc["names"]["vanished"])):  # fmt: skip
+        if names:
+            rows = "".join(
+                f"<tr><td><code>{_e(n['name'])}</code></td><td>{_e(', '.join(n['via']))}</td></tr>"
+                for n in names
+            )
+            parts.append(f"<h3>{title}</h3><table><tbody>{rows}</tbody></table>")
+    if doc["tls"]["changed"]:
+        rows = "".join(
+            f"<tr><td><code>{_e(t['endpoint'])}</code></td>"
+            f"<td>{_e(', '.join(t['old']['versions']))}</td>"
+            f"<td>{_e(', '.join(t['new']['versions']))}</td>"
+            f"<td class='bad'>{_e('; '.join(t['weaker']) or '-')}</td></tr>"
+            for t in doc["tls"]["changed"]
+        )
+        parts.append(
+            "<h3>TLS changes</h3><table><thead><tr><th>Endpoint</th><th>Before</th><th>Now</th>"
+            f"<th>Weaker</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    if doc["verdicts"]["changed"]:
+        rows = "".join(
+            f"<tr><td>{_anchor(v['control'], v['control'])}</td><td>{_e(v['old'] or 'not judged')}"
+            f"</td><td>{_e(v['new'] or 'not judged')}</td>"
+            f"<td>{'<span class=bad>worse</span>' if v['worse'] else ''}</td></tr>"
+            for v in doc["verdicts"]["changed"]
+        )
+        parts.append(
+            "<h3>Verdict changes</h3><table><thead><tr><th>Control</th><th>Before</th>"
+            f"<th>Now</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    parts += [f"<p class='muted'>{_e(n)}</p>" for n in doc.get("notes") or ()]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+_WAIVER_STATES = {
+    "applied": "applied",
+    "expired": "<span class='bad'>expired: waives nothing</span>",
+    "unmatched": "<span class='bad'>matches no finding (stale)</span>",
+    "no-control": "<span class='bad'>control not judged in this run</span>",
+}
+
+
+def _waiver_row(use: WaiverUseView) -> str:
+    state = _WAIVER_STATES.get(use.state, _e(use.state))
+    if use.state == "applied":
+        state += f" ({_plural(use.findings, 'finding')})"
+    return (
+        f"<tr id='waiver-{use.mark.number}'><td>{_link(use.mark.link, f'#{use.mark.number}')}</td>"
+        f"<td>{_anchor(use.control, use.control)}<br><span class='small'>{_e(use.match)}</span>"
+        f"</td><td>{_e(use.mark.justification)}</td><td>{_e(use.mark.approved_by)}</td>"
+        f"<td>{_e(use.mark.expires)}</td><td>{state}</td></tr>"
+    )
+
+
+def _waivers(view: ReportView) -> str:
+    if view.waivers is None:
+        return ""
+    rows = "".join(_waiver_row(use) for use in view.waivers)
+    return (
+        '<section id="waivers"><h2>Waivers</h2>'
+        "<p>Approved exceptions applied to this run (the waiver file is signed evidence: "
+        f"{_link('evidence/waivers.yaml')}). A waived finding is still shown; a waiver never "
+        "turns an unproven control into a pass.</p>"
+        "<table><thead><tr><th>Waiver</th><th>Control and match</th><th>Justification</th>"
+        "<th>Approved by</th><th>Expires</th><th>In this run</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+# --- cited flows, completeness, evidence, verification -----------------------------------------
+
+
+def _endpoint(address: str, port: str, transport: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port}" if transport in ("tcp", "udp") else address
+
+
+def _flow_row(flow: CitedFlow, cited_by: Sequence[str]) -> str:
+    row = flow.row
+    transport = row["transport"]
+    ends = (
+        f"<code>{_e(_endpoint(row['initiator'], row['initiator_port'], transport))}</code> → "
+        f"<code>{_e(_endpoint(row['responder'], row['responder_port'], transport))}</code> "
+        f"{_e(transport)}"
+    )
+    state = (
+        ", ".join(
+            word
+            for word, on in (
+                ("handshake seen", row["handshake_seen"] == "true"),
+                ("answered", row["answered"] == "true"),
+                ("accepted", row["accepted"] == "true"),
+                ("rejected", row["rejected"] == "true"),
+            )
+            if on
+        )
+        or "no answer"
+    )
+    sample = row["sample_packets"].split()
+    capture = _link(flow.capture) if flow.capture else _e(row["capture"])
+    packets = (
+        f"{_e(row['packets_out'])} out / {_e(row['packets_in'])} in "
+        f"({_e(row['bytes_out'])} / {_e(row['bytes_in'])} bytes)<br>"
+        f"<span class='small'>packets {_e(row['first_packet'])} to {_e(row['last_packet'])} in "
+        f"{capture}; in Wireshark: <code>frame.number in {{{_e(' '.join(sample))}}}</code></span>"
+    )
+    payload = f"payload out: {row['payload_out']}, in: {row['payload_in']}"
+    related = "".join(f"<li>{_e(line)}</li>" for line in flow.related)
+    seen = _e(payload) + (f"<ul class='related'>{related}</ul>" if related else "")
+    return (
+        f"<tr id='flow-{flow.flow_id}'><td>flow {flow.flow_id}<br>"
+        f"<span class='small'>{_link(flow.link, 'raw row')}<br>cited by "
+        + ", ".join(_anchor(c, c) for c in cited_by)
+        + "</span></td>"
+        f"<td>{ends}<br><span class='small muted'>{_e(state)}; direction by "
+        f"{_e(row['initiator_basis'])}</span></td>"
+        f"<td class='small'>{_e(row['first_time'])}<br>{_e(row['last_time'])}</td>"
+        f"<td>{packets}</td><td class='small'>{seen}</td></tr>"
+    )
+
+
+def _flows(view: ReportView) -> str:
+    if not view.cited_flows:
+        return ""
+    cited_by: dict[int, list[str]] = {}
+    for control in view.controls:
+        for finding in control.findings:
+            if finding.flow_id is not None:
+                names = cited_by.setdefault(finding.flow_id, [])
+                if control.id not in names:
+                    names.append(control.id)
+    rows = "".join(_flow_row(f, cited_by.get(f.flow_id, [])) for f in view.cited_flows)
+    return (
+        '<section class="flows" id="flows"><h2>The flows the findings cite</h2>'
+        "<p>Each row is the flow's line of <code>evidence/flows.csv</code> (the raw row is "
+        "linked), with the names that point at it and where its packets are in the capture.</p>"
+        "<table><thead><tr><th>Flow</th><th>From → to</th><th>First / last packet</th>"
+        f"<th>Packets</th><th>Seen on it</th></tr></thead><tbody>{rows}</tbody></table>"
+        "</section>"
     )
 
 
@@ -244,7 +629,7 @@ def _capture_row(capture: CaptureView) -> str:
         drops += f" {_e(summary.drop_detail)}"
     return (
         f"<tr><td>{name}<br><span class='muted'>{_e(summary.path)}</span></td>"
-        f"<td>{_e(summary.format)}</td><td>{summary.packets}</td><td>{drops}</td>"
+        f"<td>{_e(summary.format)}</td><td class='num'>{summary.packets}</td><td>{drops}</td>"
         f"<td>{truncated}</td><td>{_number(summary.snap_truncated)}</td>"
         f"<td>{_number(summary.malformed)}</td><td>{complete}</td></tr>"
     )
@@ -259,8 +644,8 @@ def _completeness(view: ReportView) -> str:
     )
     rows = "".join(_capture_row(c) for c in view.captures)
     table = (
-        "<table><thead><tr><th>Capture</th><th>Format</th><th>Packets</th><th>Drops</th>"
-        "<th>File truncated</th><th>Snap-truncated packets</th><th>Malformed</th>"
+        "<table><thead><tr><th>Capture</th><th>Format</th><th class='num'>Packets</th>"
+        "<th>Drops</th><th>File truncated</th><th>Snap-truncated packets</th><th>Malformed</th>"
         f"<th>Complete</th></tr></thead><tbody>{rows}</tbody></table>"
         if rows
         else '<p class="muted">No capture was decoded.</p>'
@@ -275,7 +660,10 @@ def _completeness(view: ReportView) -> str:
     )
     notes = _list(view.notes)
     notes_html = f"<h3>Notes</h3>{notes}" if view.notes else ""
-    return f"<section><h2>Completeness</h2>{overall}{table}{anomalies_html}{notes_html}</section>"
+    return (
+        f'<section id="completeness"><h2>Completeness</h2>{overall}{table}{anomalies_html}'
+        f"{notes_html}</section>"
+    )
 
 
 def _list(items: Iterable[str]) -> str:
@@ -284,7 +672,7 @@ def _list(items: Iterable[str]) -> str:
 
 def _evidence(view: ReportView) -> str:
     rows = "".join(
-        f"<tr><td>{_link(f.path)}</td><td>{f.size}</td>"
+        f"<tr><td>{_link(f.path)}</td><td class='num'>{f.size}</td>"
         f'<td><code class="hash">{_e(f.sha256)}</code></td></tr>'
         for f in view.evidence
     )
@@ -293,7 +681,8 @@ def _evidence(view: ReportView) -> str:
         for k, v in view.tool_versions.items()
     )
     return (
-        "<section><h2>Evidence</h2><table><thead><tr><th>File</th><th>Bytes</th><th>SHA-256</th>"
+        '<section id="evidence"><h2>Evidence files</h2><table><thead><tr><th>File</th>'
+        "<th class='num'>Bytes</th><th>SHA-256</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
         "<h3>Tool versions</h3><table><tbody>"
         f"{tools}</tbody></table></section>"
@@ -302,7 +691,7 @@ def _evidence(view: ReportView) -> str:
 
 def _how_to_verify(view: ReportView) -> str:
     return (
-        "<section><h2>How to verify this report</h2>"
+        '<section class="verify" id="verify"><h2>How to verify this report</h2>'
         "<p><code>report.intoto.json</code> is a DSSE envelope (Ed25519) around an in-toto "
         "Statement v1 naming every other file of this directory with its SHA-256. Verify it "
         "against the signer's public key <em>you</em> hold; the key inside the report proves "
@@ -318,19 +707,41 @@ def _how_to_verify(view: ReportView) -> str:
     )
 
 
+def _not_applicable(controls: Sequence[ControlView]) -> str:
+    """Controls the deployment makes moot: one compact row each (their cards say nothing)."""
+    if not controls:
+        return ""
+    rows = "".join(
+        f'<tr id="{_e(c.id)}"><td>{_badge(c.verdict)}</td><td><strong>{_e(c.id)}</strong>: '
+        f"{_e(c.title)}<br><span class='small muted'>{_e(c.clause)}</span></td>"
+        f"<td>{_e(c.reason)}</td></tr>"
+        for c in controls
+    )
+    return (
+        f"<h3>Not applicable to this deployment ({len(controls)})</h3>"
+        "<table><thead><tr><th>Verdict</th><th>Control</th><th>Why</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def render_html(view: ReportView) -> bytes:
     """report.html's bytes."""
-    controls = "".join(_control(c) for c in view.controls)
+    moot = [c for c in view.controls if c.verdict is Verdict.NOT_APPLICABLE]
+    controls = "".join(
+        _control(c) for c in view.controls if c.verdict is not Verdict.NOT_APPLICABLE
+    )
+    controls += _not_applicable(moot)
     page = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(f'UCX conformance: {view.profile_name} ({view.verdict.value})')}</title>"
-        f"<style>{_CSS}</style></head><body><main>"
-        f"{_header(view)}{_summary(view)}"
-        f"<section><h2>Controls</h2>{controls or '<p>No controls.</p>'}</section>"
-        f"{_completeness(view)}{_evidence(view)}{_how_to_verify(view)}"
+        f"<style>{_css()}</style></head><body><main>"
+        f"{_hero(view)}{_coverage(view)}{_promises(view)}{_baseline(view)}{_waivers(view)}"
+        f'<section class="controls" id="controls"><h2>Each promise in detail</h2>'
+        f"{controls or '<p>No controls.</p>'}</section>"
+        f"{_flows(view)}{_completeness(view)}{_evidence(view)}{_how_to_verify(view)}"
         "</main></body></html>\n"
     )
     # A lone surrogate from undecodable network bytes becomes a character reference.

@@ -14,7 +14,15 @@ from enum import Enum
 from typing import Any
 
 from conformance.report.text import iso_utc
-from conformance.report.view import CaptureView, ControlView, FindingView, ReportView
+from conformance.report.view import (
+    WAIVERS_PATH,
+    CaptureView,
+    ControlView,
+    FindingView,
+    ReportView,
+    WaiverMark,
+    WaiverUseView,
+)
 
 FORMAT_VERSION = 1
 
@@ -53,6 +61,26 @@ def json_bytes(document: object) -> bytes:
     return (text + "\n").encode("utf-8", "backslashreplace")
 
 
+def _mark(mark: WaiverMark) -> dict[str, Any]:
+    return {
+        "waiver": mark.number,
+        "justification": mark.justification,
+        "approved_by": mark.approved_by,
+        "expires": mark.expires,
+        "evidence": mark.link,
+    }
+
+
+def _waiver_use(use: WaiverUseView) -> dict[str, Any]:
+    return {
+        **_mark(use.mark),
+        "control": use.control,
+        "match": use.match,
+        "state": use.state,
+        "findings": use.findings,
+    }
+
+
 def _finding(finding: FindingView) -> dict[str, Any]:
     packets = None
     if finding.packets is not None:
@@ -61,7 +89,7 @@ def _finding(finding: FindingView) -> dict[str, Any]:
             "capture_index": finding.packets.capture_index,
             "numbers": list(finding.packets.numbers),
         }
-    return {
+    document: dict[str, Any] = {
         "severity": finding.severity.value,
         "summary": finding.summary,
         "evidence": finding.evidence,
@@ -69,7 +97,12 @@ def _finding(finding: FindingView) -> dict[str, Any]:
         "flow_id": finding.flow_id,
         "packets": packets,
         "facts": jsonable(finding.facts),
+        # A waived finding keeps its severity and data; this says who accepted it, until when.
+        "waived": _mark(finding.waiver) if finding.waiver is not None else None,
     }
+    if finding.display_filter is not None:
+        document["display_filter"] = finding.display_filter
+    return document
 
 
 def _control(control: ControlView) -> dict[str, Any]:
@@ -84,6 +117,9 @@ def _control(control: ControlView) -> dict[str, Any]:
         "reason": control.reason,
         "findings": [_finding(f) for f in control.findings],
         "facts": jsonable(control.facts),
+        "verdict_before_waivers": (
+            control.verdict_before_waivers.value if control.verdict_before_waivers else None
+        ),
     }
 
 
@@ -125,6 +161,12 @@ def report_document(view: ReportView) -> dict[str, Any]:
             "captures": [_capture(c) for c in view.captures],
         },
         "notes": list(view.notes),
+        "waivers": (
+            None
+            if view.waivers is None
+            else {"file": WAIVERS_PATH, "entries": [_waiver_use(u) for u in view.waivers]}
+        ),
+        "baseline": jsonable(view.baseline) if view.baseline is not None else None,
         "evidence": [{"path": f.path, "sha256": f.sha256, "bytes": f.size} for f in view.evidence],
         "harness": {
             "version": view.harness_version,

@@ -27,7 +27,14 @@ def xml_text(text: str) -> str:
 
 def _finding_line(finding: FindingView) -> str:
     where = f" ({finding.evidence})" if finding.evidence else ""
-    return f"[{finding.severity.value}] {finding.summary}{where}"
+    waived = ""
+    if finding.waiver is not None:
+        mark = finding.waiver
+        waived = (
+            f" [waived #{mark.number}: {mark.justification}; approved by {mark.approved_by},"
+            f" expires {mark.expires}]"
+        )
+    return f"[{finding.severity.value}] {finding.summary}{where}{waived}"
 
 
 def _body(control: ControlView) -> str:

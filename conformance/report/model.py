@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.judge.model import ControlResult
 from conformance.observe.model import Observations
 from conformance.sign.digest import FileDigest
 from conformance.sign.statement import unsafe_name_reason
 from conformance.verdict import Verdict
+
+if TYPE_CHECKING:
+    from conformance.waivers import WaiverOutcome
 
 # Names the report writes itself under evidence/; a caller's evidence file may not take them.
 GENERATED_EVIDENCE = frozenset(
@@ -26,6 +29,7 @@ GENERATED_EVIDENCE = frozenset(
         "captures.json",
         "profile.yaml",
         "tool-versions.json",
+        "waivers.yaml",  # the waiver file applied (conformance.waivers.EVIDENCE_NAME)
     }
 )
 
@@ -54,6 +58,15 @@ class ControlInfo(Protocol):
     def clause_text(self) -> str: ...  # the quoted contract text, one "REF: text" per line
 
 
+class BaselineCompare(Protocol):
+    """Compares the report being written with a verified earlier one (`run --baseline`)."""
+
+    def compare(self, root: Path, report: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The `baseline` section: `root` holds this report's evidence tables, `report` its
+        report.json document so far."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReportRun:
     """Everything one run produced that goes into its report directory.
@@ -75,6 +88,10 @@ class ReportRun:
     evidence_files: tuple[tuple[Path, str], ...] = ()
     tool_versions: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Waivers applied to `results` (which are already the results after waivers): which
+    # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
+    waivers: WaiverOutcome | None = None
+    baseline: BaselineCompare | None = None
 
     def __post_init__(self) -> None:
         for label, moment in (("started", self.started), ("finished", self.finished)):
@@ -102,3 +119,4 @@ class ReportSummary:
     fingerprint: str
     files: tuple[FileDigest, ...]  # every file the statement names, report.json first
     counts: Mapping[Verdict, int]
+    baseline: Mapping[str, Any] | None = None  # the diff against --baseline, as written

@@ -98,37 +98,42 @@ def _text(value: str | None) -> str:
     return "" if value is None else one_line(value)
 
 
+def flow_row(flow: Flow, capture_names: Sequence[str]) -> Row:
+    """One flow as its flows.csv row (cells in FLOW_COLUMNS order)."""
+    return (  # FLOW_COLUMNS
+        flow.flow_id,
+        capture_label(capture_names, flow.capture),
+        flow.community_id,
+        flow.transport,
+        _address(flow.initiator),
+        flow.initiator_port,
+        _address(flow.responder),
+        flow.responder_port,
+        flow.initiator_basis.value,
+        _flag(flow.handshake_seen),
+        _flag(flow.answered),
+        _flag(flow.accepted),
+        _flag(flow.rejected),
+        flow.packets_out,
+        flow.packets_in,
+        flow.bytes_out,
+        flow.bytes_in,
+        iso_utc(flow.first_time),
+        iso_utc(flow.last_time),
+        flow.first_packet,
+        flow.last_packet,
+        " ".join(map(str, flow.sample_packets)),
+        flow.payload_out.value,
+        flow.payload_in.value,
+    )
+
+
 def _flow_rows(flows: Iterable[Flow], capture_names: Sequence[str]) -> Iterator[Row]:
     for row_number, flow in enumerate(flows, start=1):
         if flow.flow_id != row_number:
             # Links into this table are line numbers; a gap would make them point elsewhere.
             raise ValueError(f"flow ids not dense from 1: row {row_number} is flow {flow.flow_id}")
-        yield (  # FLOW_COLUMNS
-            flow.flow_id,
-            capture_label(capture_names, flow.capture),
-            flow.community_id,
-            flow.transport,
-            _address(flow.initiator),
-            flow.initiator_port,
-            _address(flow.responder),
-            flow.responder_port,
-            flow.initiator_basis.value,
-            _flag(flow.handshake_seen),
-            _flag(flow.answered),
-            _flag(flow.accepted),
-            _flag(flow.rejected),
-            flow.packets_out,
-            flow.packets_in,
-            flow.bytes_out,
-            flow.bytes_in,
-            iso_utc(flow.first_time),
-            iso_utc(flow.last_time),
-            flow.first_packet,
-            flow.last_packet,
-            " ".join(map(str, flow.sample_packets)),
-            flow.payload_out.value,
-            flow.payload_in.value,
-        )
+        yield flow_row(flow, capture_names)
 
 
 def write_flows(out: TextIO, flows: Iterable[Flow], capture_names: Sequence[str]) -> int:

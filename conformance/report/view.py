@@ -10,15 +10,60 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from conformance.decode.tls import suite_name, version_name
 from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import CaptureSummary
+from conformance.observe.model import CaptureSummary, Flow, Observations
 from conformance.report.model import ControlInfo, ReportRun
+from conformance.report.tables import FLOW_COLUMNS, flow_row
+from conformance.report.text import iso_utc
 from conformance.sign.digest import FileDigest
 from conformance.verdict import Verdict, overall
+from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
+from conformance.waivers import Waiver, WaiverOutcome
 
 EVIDENCE_DIR = "evidence"
 FLOWS_CSV = f"{EVIDENCE_DIR}/flows.csv"
+WAIVERS_PATH = f"{EVIDENCE_DIR}/{WAIVERS_NAME}"
+# Flows the findings cite are rendered in report.html (one row each, with what names them);
+# findings are capped per control, so this bound is reached only by many controls at once.
+MAX_CITED_FLOWS = 1000
+# Related records shown under a cited flow (DNS, TLS, HTTP): enough to recognise it.
+MAX_RELATED = 12
+
+
+@dataclass(frozen=True, slots=True)
+class CitedFlow:
+    """A flow some finding cites, as report.html renders it (flows.csv row and context)."""
+
+    flow_id: int
+    link: str  # evidence/flows.csv#L<n>: the raw row
+    row: Mapping[str, str]  # FLOW_COLUMNS -> cell, exactly as in flows.csv
+    capture: str | None  # the capture holding its packets, in the report
+    related: tuple[str, ...]  # DNS answers naming its address, TLS hellos, HTTP requests
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverMark:
+    """The waiver covering a finding, as shown beside it."""
+
+    number: int
+    justification: str
+    approved_by: str
+    expires: str  # as written in the waiver file
+    link: str  # evidence/waivers.yaml#L<line>
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverUseView:
+    """One entry of the waiver file and what it did in this run."""
+
+    mark: WaiverMark
+    control: str
+    match: str
+    state: str  # applied | expired | unmatched | no-control
+    findings: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +84,8 @@ class FindingView:
     flow_id: int | None
     packets: PacketsView | None
     facts: Mapping[str, str]
+    waiver: WaiverMark | None = None
+    display_filter: str | None = None  # tshark/Wireshark filter showing the finding's packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +99,12 @@ class ControlView:
     reason: str
     findings: tuple[FindingView, ...]
     facts: Mapping[str, object]
+    verdict_before_waivers: Verdict | None = None  # the judge's verdict, when waivers changed it
+
+    @property
+    def waived(self) -> int:
+        """How many of the findings a waiver covers."""
+        return sum(1 for f in self.findings if f.waiver is not None)
 
     @property
     def clause(self) -> str:
@@ -87,6 +140,9 @@ class ReportView:
     harness_version: str
     tool_versions: Mapping[str, str]
     fingerprint: str
+    waivers: tuple[WaiverUseView, ...] | None = None  # None: no waiver file was given
+    baseline: Mapping[str, Any] | None = None  # compare.diff document (run --baseline)
+    cited_flows: tuple[CitedFlow, ...] = ()  # every flow a finding cites, by flow id
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -103,8 +159,23 @@ def flow_link(flow_id: int) -> str:
     return f"{FLOWS_CSV}#L{flow_id + 1}"
 
 
+def waiver_mark(waiver: Waiver) -> WaiverMark:
+    """How a finding shows the waiver covering it."""
+    line = f"#L{waiver.line}" if waiver.line else ""
+    return WaiverMark(
+        number=waiver.number,
+        justification=waiver.justification,
+        approved_by=waiver.approved_by,
+        expires=waiver.expires_text,
+        link=WAIVERS_PATH + line,
+    )
+
+
 def _finding(
-    finding: Finding, capture_paths: Sequence[str | None], evidence_names: frozenset[str]
+    finding: Finding,
+    capture_paths: Sequence[str | None],
+    evidence_names: frozenset[str],
+    waiver: Waiver | None = None,
 ) -> FindingView:
     links: list[str] = []
     if finding.flow_id is not None:
@@ -125,6 +196,8 @@ def _finding(
         index = finding.packets.capture
         capture = capture_paths[index] if 0 <= index < len(capture_paths) else None
         packets = PacketsView(capture, index, finding.packets.packets)
+    # `display_filter` is a later field of Finding (interface.md "Report additions").
+    display_filter = getattr(finding, "display_filter", None)
     return FindingView(
         severity=finding.severity,
         summary=finding.summary,
@@ -133,6 +206,8 @@ def _finding(
         flow_id=finding.flow_id,
         packets=packets,
         facts=facts,
+        waiver=waiver_mark(waiver) if waiver is not None else None,
+        display_filter=display_filter if isinstance(display_filter, str) else None,
     )
 
 
@@ -141,7 +216,13 @@ def _control(
     info: ControlInfo,
     capture_paths: Sequence[str | None],
     evidence_names: frozenset[str],
+    waivers: WaiverOutcome | None,
 ) -> ControlView:
+    marks = waivers.marks if waivers is not None else {}
+    findings = tuple(
+        _finding(f, capture_paths, evidence_names, marks.get((result.control_id, i)))
+        for i, f in enumerate(result.findings)
+    )
     return ControlView(
         id=result.control_id,
         title=info.title,
@@ -150,8 +231,89 @@ def _control(
         clauses=tuple(info.clauses),
         clause_text=info.clause_text,
         reason=result.reason,
-        findings=tuple(_finding(f, capture_paths, evidence_names) for f in result.findings),
+        findings=findings,
         facts=result.facts,
+        verdict_before_waivers=waivers.before.get(result.control_id) if waivers else None,
+    )
+
+
+def _related(obs: Observations, wanted: frozenset[int]) -> dict[int, list[str]]:
+    """Per cited flow: the DNS, TLS and HTTP records that name it (observations order)."""
+    by_flow: dict[int, list[str]] = {i: [] for i in wanted}
+    responders = {str(obs.flows[i - 1].responder): i for i in wanted if 0 < i <= len(obs.flows)}
+    for query in obs.dns:
+        for answer in query.answers:
+            flow_id = responders.get(answer.value)
+            if flow_id is not None:
+                by_flow[flow_id].append(
+                    f"DNS answer: {query.qname} -> {answer.value} (packet "
+                    f"{query.response_packet or query.packet}, {iso_utc(query.time)})"
+                )
+        if query.flow_id in by_flow:
+            by_flow[query.flow_id].append(f"DNS query: {query.qname} (packet {query.packet})")
+    for hello in obs.client_hellos:
+        if hello.flow_id in by_flow:
+            sni = hello.sni or "no SNI"
+            by_flow[hello.flow_id].append(f"TLS ClientHello: SNI {sni} (packet {hello.packet})")
+    for server in obs.server_hellos:
+        if server.flow_id in by_flow:
+            by_flow[server.flow_id].append(
+                f"TLS ServerHello: {version_name(server.version)},"
+                f" {suite_name(server.cipher_suite)} (packet {server.packet})"
+            )
+    for request in obs.http_requests:
+        if request.flow_id in by_flow:
+            host = f", Host {request.host}" if request.host else ""
+            by_flow[request.flow_id].append(
+                f"HTTP: {request.method} {request.target}{host} (packet {request.packet})"
+            )
+    return {k: v[:MAX_RELATED] for k, v in by_flow.items()}
+
+
+def _cited_flows(
+    obs: Observations | None,
+    controls: Sequence[ControlView],
+    capture_paths: Sequence[str | None],
+) -> tuple[CitedFlow, ...]:
+    if obs is None:
+        return ()
+    cited = sorted({f.flow_id for c in controls for f in c.findings if f.flow_id is not None})
+    wanted = frozenset(i for i in cited[:MAX_CITED_FLOWS] if 0 < i <= len(obs.flows))
+    names = [
+        p.removeprefix(f"{EVIDENCE_DIR}/") if p else f"#{i}" for i, p in enumerate(capture_paths)
+    ]
+    related = _related(obs, wanted)
+    out = []
+    for flow_id in sorted(wanted):
+        flow: Flow = obs.flows[flow_id - 1]
+        if flow.flow_id != flow_id:
+            continue
+        cells = flow_row(flow, names)
+        capture = capture_paths[flow.capture] if flow.capture < len(capture_paths) else None
+        out.append(
+            CitedFlow(
+                flow_id=flow_id,
+                link=flow_link(flow_id),
+                row={c: str(v) for c, v in zip(FLOW_COLUMNS, cells, strict=True)},
+                capture=capture,
+                related=tuple(related.get(flow_id, ())),
+            )
+        )
+    return tuple(out)
+
+
+def _waiver_uses(outcome: WaiverOutcome | None) -> tuple[WaiverUseView, ...] | None:
+    if outcome is None:
+        return None
+    return tuple(
+        WaiverUseView(
+            mark=waiver_mark(use.waiver),
+            control=use.waiver.control,
+            match=use.waiver.match_text,
+            state=use.state,
+            findings=use.findings,
+        )
+        for use in outcome.uses
     )
 
 
@@ -168,12 +330,15 @@ def build_view(
     """
     evidence_names = frozenset(f.path for f in evidence)
     controls = tuple(
-        _control(r, lookup(r.control_id), capture_paths, evidence_names) for r in run.results
+        _control(r, lookup(r.control_id), capture_paths, evidence_names, run.waivers)
+        for r in run.results
     )
     counts = {v: sum(1 for c in controls if c.verdict is v) for v in Verdict}
     observations = run.observations
     captures: tuple[CaptureView, ...] = ()
     notes = list(run.notes)
+    if run.waivers is not None:
+        notes.extend(run.waivers.notes)
     if observations is None:
         notes.append("no observations: the captures were not decoded, nothing can be complete")
     else:
@@ -198,4 +363,6 @@ def build_view(
         harness_version=run.harness_version,
         tool_versions=dict(sorted(run.tool_versions.items())),
         fingerprint=fingerprint,
+        waivers=_waiver_uses(run.waivers),
+        cited_flows=_cited_flows(observations, controls, capture_paths),
     )

@@ -64,6 +64,10 @@ class VerifyResult:
     fingerprint: str
     problems: tuple[Problem, ...]
     files_checked: int
+    # The statement whose signature verified (step 5) and the SHA-256 of the envelope's
+    # bytes as read in step 1: what conformance.sign.verified checks later reads against.
+    statement: Statement | None = None
+    envelope_sha256: str = ""
 
     @property
     def ok(self) -> bool:
@@ -299,4 +303,6 @@ def verify_report(report_dir: Path, public_key_path: Path | None = None) -> Veri
         fingerprint=key_fingerprint,
         problems=tuple(problems),
         files_checked=checked,
+        statement=statement,
+        envelope_sha256=hashlib.sha256(data).hexdigest(),
     )

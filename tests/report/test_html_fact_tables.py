@@ -33,14 +33,29 @@ def test_per_endpoint_facts_are_a_table_with_a_row_per_endpoint() -> None:
     assert "<dd>3</dd>" in page
 
 
-def test_a_list_of_records_is_a_table_and_other_values_stay_text() -> None:
+def test_a_list_of_records_is_a_table_and_a_flat_mapping_is_a_key_value_table() -> None:
     page, structure = render(
         {
             "connections": [{"kind": "expired", "bytes": 0}, {"kind": "self-signed"}],
-            "plain": {"a": 1},
+            "plain": {"a_key": 1},
             "empty": [],
         }
     )
-    assert [t for t, _ in structure.tags].count("table") == 1
+    assert [t for t, _ in structure.tags].count("table") == 2
     assert "<td>expired</td>" in page and "<td></td>" in page  # a missing column is empty
-    assert "{&quot;a&quot;: 1}" in page
+    # Auditors read keys, not JSON: {"a_key": 1} is a row "a key | 1".
+    assert "<th>a key</th><td>1</td>" in page and "&quot;" not in page
+
+
+def test_lists_read_as_lists_not_json() -> None:
+    page, _ = render(
+        {
+            "endpoints_used": ["cucm", "dns"],
+            "incomplete": ["2 packets could not be decoded: a leak could hide in them"],
+            "reasons": ["a reason long enough to need its own line of text", "and another one"],
+        }
+    )
+    assert "<dd>cucm, dns</dd>" in page
+    assert "<dd>2 packets could not be decoded: a leak could hide in them</dd>" in page
+    assert "<li>and another one</li>" in page
+    assert "[" not in page

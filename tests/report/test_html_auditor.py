@@ -1,0 +1,147 @@
+"""report.html for auditors: one-screen summary, rendered evidence, waivers, baseline, slots."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from conformance.report.html_report import render_html
+from conformance.report.view import ReportView, build_view
+from conformance.sign.digest import FileDigest
+from tests.report.builders import SignedReport, fake_lookup, make_run
+from tests.report.test_html_report import Structure, parse
+
+
+def view_of(tmp_path: Path) -> ReportView:
+    run = make_run(tmp_path)
+    evidence = (FileDigest("evidence/probes.log", "0" * 64, 10),)
+    return build_view(run, fake_lookup, evidence, ("evidence/capture-0.pcapng",), "sha256:ab")
+
+
+def page_of(view: ReportView) -> tuple[str, Structure]:
+    page = render_html(view).decode()
+    structure = Structure()
+    structure.feed(page)
+    structure.close()
+    assert structure.stack == []
+    return page, structure
+
+
+def text_of(structure: Structure) -> str:
+    return " ".join("".join(structure.text).split())
+
+
+def test_first_screen_says_verdict_promises_seen_and_signer(written: SignedReport) -> None:
+    page, structure = parse(written)
+    text = text_of(structure)
+    hero = page[: page.index("</header>")]
+    assert "1 promise of 5 broken: title of ag-egress." in " ".join(hero.split())
+    assert "works entirely inside the customer&#x27;s own network" in hero
+    assert written.summary.fingerprint in hero
+    start = page.index('id="summary"')
+    summary = page[start : page.index("</section>", start)]
+    assert "What was promised, what was seen" in summary
+    assert "The promise of AG-EGRESS." in summary
+    # What was seen for a failed control: where its violation went, not a raw key.
+    assert "1 violation: 198.51.100.7:443/tcp" in " ".join(summary.split())
+    assert "Not applicable to this deployment (1)" in summary
+    assert "HY-DEST" in summary
+    assert "promise" in text
+
+
+def test_findings_link_to_the_rendered_flow_and_its_raw_row(written: SignedReport) -> None:
+    page, structure = parse(written)
+    hrefs = [attrs.get("href") for tag, attrs in structure.tags if tag == "a"]
+    ids = {attrs.get("id") for _tag, attrs in structure.tags}
+    assert "#flow-2" in hrefs and "flow-2" in ids  # in-page: the flow rendered as a table row
+    assert "evidence/flows.csv#L3" in hrefs  # the raw CSV row, still linked
+    row = page[page.index("id='flow-2'") : page.index("</tr>", page.index("id='flow-2'"))]
+    assert "192.0.2.10:50002" in row and "198.51.100.7:443" in row
+    assert "frame.number in {20 21}" in row  # its packets, as a Wireshark filter
+    assert "cited by" in row and 'href="#AG-EGRESS"' in row
+
+
+def test_every_control_id_is_an_anchor(written: SignedReport) -> None:
+    _page, structure = parse(written)
+    ids = {attrs.get("id") for _tag, attrs in structure.tags}
+    for control in ("AG-EGRESS", "AG-INGRESS", "AG-CLOUD-NAMES", "HY-DEST", "AG-PERIMETER"):
+        assert control in ids
+
+
+def test_prints_without_scripts(written: SignedReport) -> None:
+    page, _ = parse(written)
+    assert "@media print" in page and "<script" not in page
+
+
+def test_display_filter_is_shown_when_a_finding_has_one(tmp_path: Path) -> None:
+    view = view_of(tmp_path)
+    egress = view.controls[0]
+    finding = dataclasses.replace(
+        egress.findings[0], display_filter="ip.addr==198.51.100.7 && tcp.port==443"
+    )
+    control = dataclasses.replace(egress, findings=(finding, *egress.findings[1:]))
+    page, _ = page_of(dataclasses.replace(view, controls=(control, *view.controls[1:])))
+    assert "display filter: <code>ip.addr==198.51.100.7 &amp;&amp; tcp.port==443</code>" in page
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WithCoverage(ReportView):
+    coverage: Mapping[str, object] | None = None
+
+
+def test_coverage_slot_sits_right_below_the_verdict(tmp_path: Path) -> None:
+    view = view_of(tmp_path)
+    fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
+    covered = WithCoverage(**fields, coverage={"window": "60 s, under the 1 h minimum"})
+    page, _ = page_of(covered)
+    assert "What this window could not see" in page
+    assert page.index("</header>") < page.index('id="coverage"') < page.index('id="summary"')
+    plain, _ = page_of(view)
+    assert 'id="coverage"' not in plain
+
+
+@pytest.mark.parametrize("regression", [True, False])
+def test_baseline_section(tmp_path: Path, regression: bool) -> None:
+    doc = {
+        "old": {
+            "report": "reports/yesterday",
+            "verdict": "pass",
+            "finished": "x",
+            "envelope_sha256": "e" * 64,
+            "pinned": True,
+        },
+        "new": {"report": None},
+        "regression": regression,
+        "regressions": ["new destination 198.51.100.7:443/tcp (x)"] if regression else [],
+        "destinations": {
+            "new": [
+                {
+                    "destination": "198.51.100.7:443/tcp",
+                    "names": ["<x>"],
+                    "flows": 1,
+                    "known_name": not regression,
+                }
+            ],
+            "vanished": [],
+        },
+        "names": {"new": [], "vanished": []},
+        "tls": {"changed": [], "new": [], "vanished": []},
+        "verdicts": {
+            "changed": [{"control": "AG-EGRESS", "old": "pass", "new": "fail", "worse": True}]
+            if regression
+            else []
+        },
+        "notes": [],
+    }
+    page, _ = page_of(dataclasses.replace(view_of(tmp_path), baseline=doc))
+    section = page[page.index('id="baseline"') :]
+    assert "Compared with the baseline" in section and "reports/yesterday" in section
+    assert "&lt;x&gt;" in section and "<x>" not in section
+    if regression:
+        assert "regression: 1 new destination, 1 worse verdict" in section
+        assert "worse" in section
+    else:
+        assert "nothing new" in section and "same name, new address" in section

@@ -29,6 +29,7 @@ class LabSource:
         self.host_hook: LabHostHook | None = None  # set by HostSource (--host with --lab)
         self.external: ExternalTarget | None = None  # set by DockerSource (--image)
         self.workdir: Path | None = None  # a caller-made workdir (DockerSource mounts it)
+        self.keep_secrets = False  # --keep-secrets: the target's key log kept as a DSB
         self._workdir: Path | None = None
 
     def collect(self, profile: Profile, progress: Progress) -> Evidence:

@@ -16,6 +16,7 @@ CONNECT first) and written as a pcap. Deterministic apart from the TLS randoms a
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 from collections.abc import Sequence
@@ -77,6 +78,9 @@ class Session:
     client_port: int
     chunks: list[tuple[bool, bytes]] = field(default_factory=list)
     via_proxy: bool = False
+    requests: list[Request] = field(default_factory=list)  # what it carried (HTTP)
+    proto: str = ""  # "HTTP/1.1" | "HTTP/2.0" | "" (raw)
+    span: tuple[float, float] = (0.0, 0.0)  # first and last packet time, once framed
 
 
 class _Tls:
@@ -225,6 +229,7 @@ class SessionFactory:
     ) -> Session:
         """HTTP/1.1 requests on one keep-alive connection, each answered 200."""
         session, tls = self._open(name, version, ("http/1.1",), keys, via_proxy)
+        session.requests, session.proto = list(requests), "HTTP/1.1"
         for request in requests:
             head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {name}"]
             head += [f"{k}: {v}" for k, v in request.headers]
@@ -258,6 +263,7 @@ class SessionFactory:
         import h2.connection
 
         session, tls = self._open(name, version, ("h2",), keys, via_proxy)
+        session.requests, session.proto = list(requests), "HTTP/2.0"
         client = h2.connection.H2Connection()
         server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         client.initiate_connection()
@@ -329,6 +335,7 @@ def _frames(session: Session, start: float) -> tuple[list[tuple[float, bytes]], 
     send(True, "FA")
     send(False, "FA")
     send(True, "A")
+    session.span = (out[0][0], out[-1][0])
     return out, t
 
 
@@ -346,3 +353,54 @@ def session_frames(sessions: Sequence[Session], start: float = START) -> list[tu
 def write_sessions(path: Path, sessions: Sequence[Session], start: float = START) -> Path:
     """A pcap of the sessions (Ethernet, microsecond times)."""
     return write_pcap(path, session_frames(sessions, start))
+
+
+def har_document(sessions: Sequence[Session], creator: str = "mitmproxy") -> dict[str, Any]:
+    """A HAR 1.2 log of the sessions' HTTP requests, as an intercepting proxy exports it
+    (call after the sessions were framed: their times come from the capture)."""
+    from datetime import UTC, datetime
+
+    entries = []
+    for session in sessions:
+        for number, request in enumerate(session.requests):
+            started = datetime.fromtimestamp(session.span[0] + 0.005 + number * 0.002, UTC)
+            headers = [{"name": "host", "value": session.server_name}]
+            headers += [{"name": k, "value": v} for k, v in request.headers]
+            post: dict[str, Any] | None = None
+            if request.body:
+                mime = dict(request.headers).get("content-type", "")
+                try:
+                    post = {"mimeType": mime, "text": request.body.decode()}
+                except UnicodeDecodeError:
+                    post = {
+                        "mimeType": mime,
+                        "text": base64.b64encode(request.body).decode(),
+                        "encoding": "base64",
+                    }
+            entry: dict[str, Any] = {
+                "startedDateTime": started.isoformat().replace("+00:00", "Z"),
+                "time": 3.5,
+                "request": {
+                    "method": request.method,
+                    "url": f"https://{session.server_name}{request.path}",
+                    "httpVersion": session.proto,
+                    "headers": headers,
+                    "queryString": [],
+                    "headersSize": -1,
+                    "bodySize": len(request.body),
+                    **({"postData": post} if post else {}),
+                },
+                "response": {"status": 200, "headers": [], "content": {"size": 0}},
+                "cache": {},
+                "timings": {"send": 0, "wait": 3, "receive": 0.5},
+            }
+            if not session.via_proxy:
+                entry["serverIPAddress"] = session.server[0]
+            entries.append(entry)
+    return {
+        "log": {
+            "version": "1.2",
+            "creator": {"name": creator, "version": "11.0"},
+            "entries": entries,
+        }
+    }

@@ -9,11 +9,13 @@ postData {mimeType, text, encoding?}}, and optional `serverIPAddress` and `conne
 `postData.encoding: "base64"` (a common extension, as `content.encoding` in responses) marks
 a binary body.
 
-Matching entries to the capture: an entry explains a target TLS flow when its host is the
-flow's SNI or CONNECT host, or its `serverIPAddress` is the flow's server, the port agrees,
-and the entry's time span overlaps the flow's (within CLOCK_SLACK: the proxy's clock and the
-capture's are different machines'). An entry that matches no flow of the target is not
-judged (an intercepting proxy serves other clients too) and is counted in the notes.
+Matching entries to the capture: an entry can belong to a target TLS flow when its host is
+the flow's SNI or CONNECT host, or its `serverIPAddress` is the flow's server, the port
+agrees, and the entry's time span overlaps the flow's (within CLOCK_SLACK: the proxy's clock
+and the capture's are different machines'); it is given to the nearest such flow in time (a
+request travels in one connection). A flow no entry is given to is not explained. An entry
+that matches no flow of the target is not judged (an intercepting proxy serves other clients
+too) and is counted in the notes.
 """
 
 from __future__ import annotations
@@ -196,8 +198,15 @@ def _flow_host(flow: TlsFlow) -> str | None:
     return flow.sni
 
 
+def _distance(entry: HarEntry, flow: TlsFlow) -> float:
+    """Seconds between the entry's start and the flow's span (0 inside it)."""
+    if entry.start < flow.first_time:
+        return flow.first_time - entry.start
+    return max(0.0, entry.start - flow.last_time)
+
+
 def explains(entry: HarEntry, flow: TlsFlow) -> bool:
-    """Whether the entry is a request carried by that flow (names, port, time)."""
+    """Whether the entry could be a request carried by that flow (names, port, time)."""
     if entry.port != _flow_port(flow):
         return False
     named = entry.host == _flow_host(flow) or entry.host == flow.sni
@@ -209,26 +218,31 @@ def explains(entry: HarEntry, flow: TlsFlow) -> bool:
     )
 
 
-def match(har: HarFile, flows: Sequence[TlsFlow]) -> dict[int, list[TlsFlow]]:
-    """Entry index -> the target flows it explains (an entry may fit several)."""
-    out: dict[int, list[TlsFlow]] = {}
+def match(har: HarFile, flows: Sequence[TlsFlow]) -> dict[int, TlsFlow]:
+    """Entry index -> the one target flow that carried it: of the flows it could be, the
+    nearest in time (a request travels in one connection; connections to the same host
+    seconds apart must not all count as explained by one request)."""
+    out: dict[int, TlsFlow] = {}
+    load: dict[int, int] = {}
     for entry in har.entries:
         fits = [f for f in flows if explains(entry, f)]
-        if fits:
-            out[entry.index] = fits
+        if not fits:
+            continue
+        best = min(fits, key=lambda f: (_distance(entry, f), load.get(f.flow_id, 0), f.flow_id))
+        out[entry.index] = best
+        load[best.flow_id] = load.get(best.flow_id, 0) + 1
     return out
 
 
 def entry_records(
-    har: HarFile, name: str, matches: dict[int, list[TlsFlow]], captures: Sequence[str]
+    har: HarFile, name: str, matches: dict[int, TlsFlow], captures: Sequence[str]
 ) -> Iterator[dict[str, Any]]:
     """Message records for the entries that match a flow of the target (`captures`: the
     evidence names of the captures, by index)."""
     for entry in har.entries:
-        flows = matches.get(entry.index)
-        if not flows:
+        flow = matches.get(entry.index)
+        if flow is None:
             continue
-        flow = flows[0]
         content_type = next((v for k, v in entry.headers if k.lower() == "content-type"), "")
         encoding = next((v for k, v in entry.headers if k.lower() == "content-encoding"), "")
         tls = entry.scheme in ("https", "wss")

@@ -425,9 +425,8 @@ def _har(
             )
             for record in entry_records(har, har.path.name, matches, names):
                 writer.message(record)
-            for index, fits in matches.items():
-                for flow in fits:
-                    explained.setdefault(flow.flow_id, f"{har.path.name} entry {index}")
+            for index, flow in matches.items():
+                explained.setdefault(flow.flow_id, f"{har.path.name} entry {index}")
             unmatched = len(har.entries) - len(matches)
             note = (
                 f"HAR {har.path.name} ({har.creator}, HAR {har.version}, SHA-256 {har.sha256}):"

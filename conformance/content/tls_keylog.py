@@ -244,6 +244,8 @@ def _blocks(data: mmap.mmap | bytes) -> Iterator[tuple[int, int, int, str]]:
             raise ValueError(f"block at byte {pos} declares length {length}, which does not fit")
         yield pos, btype, length, order
         pos += length
+    if pos < size:
+        raise ValueError(f"the file ends inside a block header at byte {pos}")
 
 
 def is_pcapng(path: Path) -> bool:

@@ -10,7 +10,7 @@ CONNECT first) and written as a pcap. Deterministic apart from the TLS randoms a
 
     sessions = SessionFactory(tmp_path)
     one = sessions.http1("api.imagicle.com", [post("/v1/telemetry/beat", beat())])
-    two = sessions.h2("grpc.imagicle.com", [grpc("/imagicle.presence.v1.Presence/Subscribe", {...})])
+    two = sessions.h2("grpc.imagicle.com", [grpc("/x.v1.Presence/Subscribe", {...})])
     write_sessions(tmp_path / "cap.pcap", [one, two])   # sessions.keylog holds their keys
 """
 

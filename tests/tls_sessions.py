@@ -217,6 +217,19 @@ class SessionFactory:
             tls.receive(at_client=True)
         return session
 
+    def hello_only(self, name: str, *, keys: bool = True) -> Session:
+        """A connection where the target sends its ClientHello and nothing after it (the
+        server never answers: a handshake that did not complete)."""
+        session = Session(name, (SERVERS[name], 443), next(self._ports))
+        bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = self._client("1.3", (), keys).wrap_bio(bio_in, bio_out, server_hostname=name)
+        try:
+            client.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        session.chunks.append((True, bio_out.read()))
+        return session
+
     def http1(
         self,
         name: str,
@@ -226,9 +239,10 @@ class SessionFactory:
         keys: bool = True,
         via_proxy: bool = False,
         chunked: bool = False,
+        port: int = 443,
     ) -> Session:
         """HTTP/1.1 requests on one keep-alive connection, each answered 200."""
-        session, tls = self._open(name, version, ("http/1.1",), keys, via_proxy)
+        session, tls = self._open(name, version, ("http/1.1",), keys, via_proxy, port)
         session.requests, session.proto = list(requests), "HTTP/1.1"
         for request in requests:
             head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {name}"]
@@ -256,9 +270,11 @@ class SessionFactory:
         version: str = "1.3",
         keys: bool = True,
         via_proxy: bool = False,
+        cut: bool = False,
     ) -> Session:
         """HTTP/2 requests on one connection (streams 1, 3, ...), each answered 200 (gRPC:
-        with grpc-status trailers). `h2` runs both sides."""
+        with grpc-status trailers). `h2` runs both sides. `cut`: the last request's body is
+        half sent and the connection goes quiet (a capture that ends inside it)."""
         import h2.config
         import h2.connection
 
@@ -274,6 +290,7 @@ class SessionFactory:
         client.receive_data(tls.receive(at_client=True))
         for number, request in enumerate(requests):
             stream = 1 + 2 * number
+            last = number == len(requests) - 1
             headers = [
                 (":method", request.method),
                 (":scheme", "https"),
@@ -282,6 +299,10 @@ class SessionFactory:
                 *request.headers,
             ]
             client.send_headers(stream, headers, end_stream=not request.body)
+            if cut and last:
+                client.send_data(stream, request.body[: len(request.body) // 2])
+                tls.send(True, client.data_to_send())
+                break
             if request.body:
                 client.send_data(stream, request.body, end_stream=True)
             tls.send(True, client.data_to_send())
@@ -337,6 +358,13 @@ def _frames(session: Session, start: float) -> tuple[list[tuple[float, bytes]], 
     send(True, "A")
     session.span = (out[0][0], out[-1][0])
     return out, t
+
+
+def plaintext(name: str, data: bytes, port: int = 80) -> Session:
+    """A TCP connection carrying `data` from the client in clear, answered 200."""
+    session = Session(name, (SERVERS[name], port), 40000 + port)
+    session.chunks = [(True, data), (False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]
+    return session
 
 
 def session_frames(sessions: Sequence[Session], start: float = START) -> list[tuple[float, bytes]]:

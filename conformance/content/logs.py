@@ -242,7 +242,7 @@ def load_content(
                 messages.append(message)
         if incomplete:
             notes.append(
-                f"{name}: {incomplete} requests were cut by the end of the capture (judged on"
+                f"{name}: {incomplete} requests ended before their last byte (judged on"
                 " what was sent)"
             )
         if refused:

@@ -102,7 +102,10 @@ def check_inputs(request: OwnContentRequest, captures: Sequence[Path]) -> Inputs
     keylogs = tuple(read_keylog(p) for p in request.keylogs)
     secrets = tuple(pcapng_secrets(p) for p in captures if p.is_file())
     hars = tuple(read_har(p) for p in request.hars)
-    return Inputs(request, keylogs, secrets, hars)
+    inputs = Inputs(request, keylogs, secrets, hars)
+    if inputs.decrypts:
+        tshark_version()  # TsharkMissingError now, not after the captures were read
+    return inputs
 
 
 def judged_captures(inputs: Inputs, captures: Sequence[Path], workdir: Path) -> list[Path]:

@@ -546,7 +546,7 @@ class Extractor:
     def close(self) -> Extraction:
         """Flush HTTP/2 requests the capture ended inside of."""
         for key in list(self.pending):
-            self._finish(key, incomplete="the capture ends before the request's END_STREAM")
+            self._finish(key, incomplete="the connection or the capture ended before END_STREAM")
         return self.result
 
 

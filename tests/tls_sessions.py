@@ -17,6 +17,7 @@ CONNECT first) and written as a pcap. Deterministic apart from the TLS randoms a
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 from collections.abc import Sequence
@@ -223,10 +224,8 @@ class SessionFactory:
         session = Session(name, (SERVERS[name], 443), next(self._ports))
         bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
         client = self._client("1.3", (), keys).wrap_bio(bio_in, bio_out, server_hostname=name)
-        try:
+        with contextlib.suppress(ssl.SSLWantReadError):
             client.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
         session.chunks.append((True, bio_out.read()))
         return session
 

@@ -136,8 +136,9 @@ def test_sessions_that_are_not_decrypted_say_why(
     for line in text.splitlines():
         fields = line.split()
         if len(fields) == 3 and fields[1] == random_of_wrong:
-            line = f"{fields[0]} {fields[1]} {'00' * (len(fields[2]) // 2)}"
-        lines.append(line)
+            lines.append(f"{fields[0]} {fields[1]} {'00' * (len(fields[2]) // 2)}")
+        else:
+            lines.append(line)
     broken.write_text("\n".join(lines) + "\n")
     _, coverage, notes = kept(
         tmp_path, [good, unkeyed, handshake_only, keyed_silent, wrong, hello_only], [broken], opened
@@ -213,7 +214,7 @@ def test_several_key_logs_are_joined(
     first, second = tmp_path / "one.txt", tmp_path / "two.txt"
     first.write_text("\n".join(lines[:6]))  # no newline at the end: joined safely anyway
     second.write_text("\n".join(lines[6:]) + "\n")
-    messages, coverage, notes = kept(tmp_path, sessions, [first, second], opened)
+    messages, _, notes = kept(tmp_path, sessions, [first, second], opened)
     assert [m["path"] for m in messages] == ["/v1/a", "/v1/b"]
     assert sum("TLS key log" in n for n in notes) == 2
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from conformance.content.logs import ContentEvidence, load_content
+from conformance.content.own_evidence import HAR_EVIDENCE, TLS_EVIDENCE
 from conformance.content.squid import read_access_log
 from conformance.evidence.interface import (
     CLOUD_REQUESTS,
@@ -28,6 +29,22 @@ def evidence_names(evidence: Evidence) -> dict[Path, str]:
 
 
 CONTENT_LOGS = (DECRYPTED_REQUESTS, CLOUD_REQUESTS, TLS_DECRYPTED, HAR_CONTENT)
+# Where a report keeps the logs the telemetry judges read (names under its evidence/), so a
+# re-judging of the report finds them without the lab, the capture's keys or the HAR.
+KEPT_LOGS: Final = {
+    "lab/decrypted-requests.jsonl": DECRYPTED_REQUESTS,
+    "lab/cloud-requests.jsonl": CLOUD_REQUESTS,
+    "lab/stimuli.jsonl": STIMULI_LOG,
+    "lab/known-people.json": KNOWN_PEOPLE,
+    TLS_EVIDENCE: TLS_DECRYPTED,
+    HAR_EVIDENCE: HAR_CONTENT,
+}
+
+
+def kept_logs(evidence_dir: Path) -> dict[str, Path]:
+    """The content-level logs a report kept, by log name, found in its `evidence/` directory
+    (for `rejudge`: an `Evidence` with these logs judges TM-* as the run did)."""
+    return {log: path for name, log in KEPT_LOGS.items() if (path := evidence_dir / name).is_file()}
 
 
 def content_evidence(evidence: Evidence, profile: Profile | None = None) -> ContentEvidence:

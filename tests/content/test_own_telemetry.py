@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from conformance.content.from_evidence import kept_logs
 from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, Evidence
 from conformance.evidence.pcap import PcapSource
 from conformance.observe.model import Observations
@@ -164,13 +165,16 @@ def test_the_kept_redacted_messages_alone_give_the_same_verdicts(
     evidence = gather([built.capture], ON, keylogs=[built.keylog])
     kept = evidence.log(TLS_DECRYPTED)
     assert kept is not None
-    copy = tmp_path / "report" / "content" / "tls-decrypted.jsonl"
+    evidence_dir = tmp_path / "report" / "evidence"
+    copy = evidence_dir / "content" / "tls-decrypted.jsonl"
     copy.parent.mkdir(parents=True)
     shutil.copyfile(kept, copy)
+    logs = kept_logs(evidence_dir)
+    assert logs == {TLS_DECRYPTED: copy}
     alone = Evidence(
         Observations(captures=(), flows=()),
         files=((copy, "content/tls-decrypted.jsonl"),),
-        logs={TLS_DECRYPTED: copy},
+        logs=logs,
     )
     original, again = judge(evidence, ON), judge(alone, ON)
     assert verdicts(again) == verdicts(original)

@@ -100,7 +100,10 @@ def check_inputs(request: OwnContentRequest, captures: Sequence[Path]) -> Inputs
     """Read and check every key log, DSB and HAR; KeyLogError / HarError (exit 3) on a bad
     one, naming the file and the line or key."""
     keylogs = tuple(read_keylog(p) for p in request.keylogs)
-    secrets = tuple(pcapng_secrets(p) for p in captures if p.is_file())
+    # Every block of every capture when the user deals in secrets; otherwise large captures
+    # only up to their first packet (tls_keylog.pcapng_secrets: the walk costs time).
+    whole = request.given
+    secrets = tuple(pcapng_secrets(p, whole=whole) for p in captures)
     hars = tuple(read_har(p) for p in request.hars)
     inputs = Inputs(request, keylogs, secrets, hars)
     if inputs.decrypts:

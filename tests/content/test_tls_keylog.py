@@ -153,3 +153,17 @@ def test_editcap_injected_secrets_are_read(tmp_path: Path) -> None:
     found = pcapng_secrets(out)
     (log,) = found.keylogs
     assert log.labels == read_keylog(sessions.keylog).labels
+
+
+def test_large_captures_are_searched_to_their_first_packet_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance.content import tls_keylog
+
+    secret = f"CLIENT_RANDOM {RANDOM} {MASTER}\n".encode()
+    early = write_bytes(tmp_path / "early.pcapng", pcapng_section([_dsb(secret), Epb(b"\0" * 60)]))
+    late = write_bytes(tmp_path / "late.pcapng", pcapng_section([Epb(b"\0" * 60), _dsb(secret)]))
+    monkeypatch.setattr(tls_keylog, "FULL_SCAN_BYTES", 64)  # both count as large
+    assert len(pcapng_secrets(early, whole=False).blocks) == 1
+    assert pcapng_secrets(late, whole=False).blocks == ()
+    assert len(pcapng_secrets(late).blocks) == 1

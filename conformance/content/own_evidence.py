@@ -33,6 +33,7 @@ from typing import IO, Any, Final
 from conformance.content.coverage import FlowIndex, TlsFlow, coverage_record, target_tls_flows
 from conformance.content.har import HarFile, entry_records, match, read_har
 from conformance.content.personal import Scanner
+from conformance.content.prefilter import Subset, subset, wanted_flows
 from conformance.content.redact import redact_record, site_scanner
 from conformance.content.tls_keylog import (
     CaptureSecrets,
@@ -52,7 +53,7 @@ from conformance.content.tshark_content import (
 )
 from conformance.errors import CaptureError
 from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED
-from conformance.observe.model import Observations
+from conformance.observe.model import Observations, PayloadKind
 from conformance.profile_model import Profile
 
 TLS_EVIDENCE: Final = "content/tls-decrypted.jsonl"
@@ -292,6 +293,7 @@ def _decrypt(
     try:
         writer.line(_keys_header(inputs, names, engine))
         for number, capture in enumerate(captures):
+            cut = _cut(capture, number, observations, profile, flows, inputs, private, out)
             extraction = extract(
                 capture,
                 number,
@@ -301,8 +303,11 @@ def _decrypt(
                 index,
                 writer.message,
                 tls_ports(flows),
+                cut,
             )
             extractions.append(extraction)
+            if cut is not None:
+                cut.path.unlink(missing_ok=True)
         by_flow: dict[int, Session] = {}
         for extraction in extractions:
             for session in extraction.sessions:
@@ -357,6 +362,45 @@ def _decrypt(
             kept = _keep_keys(inputs, capture, extraction.sessions, private, number)
             if kept is not None:
                 out.files.append((kept, f"{SECRETS_DIR}/capture-{number}-keys.pcapng"))
+
+
+def _cut(
+    capture: Path,
+    number: int,
+    observations: Observations,
+    profile: Profile,
+    flows: Sequence[TlsFlow],
+    inputs: Inputs,
+    private: Path,
+    out: OwnEvidence,
+) -> Subset | None:
+    """The capture cut down to the target's TLS and plaintext HTTP connections (tshark
+    dissects every frame it is given); None: tshark reads the whole capture."""
+    ids = {f.flow_id for f in flows if f.capture == number and f.transport == "tcp"}
+    ids.update(
+        f.flow_id
+        for f in observations.flows
+        if f.capture == number
+        and f.transport == "tcp"
+        and profile.is_target(f.initiator)
+        and f.payload_out in (PayloadKind.HTTP, PayloadKind.HTTP2_PREFACE)
+    )
+    if not ids:
+        return None
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secrets = next((s for s in inputs.secrets if s.path == capture), None)
+    cut = subset(
+        capture,
+        wanted_flows(observations, number, ids),
+        private / f"subset-{number}.pcapng",
+        secrets if secrets is not None and secrets.blocks else None,
+    )
+    if cut is None:
+        out.notes.append(
+            f"capture {number}: some TLS connections of the target could not be cut out of it"
+            " (tunnelled or fragmented): tshark read the whole capture"
+        )
+    return cut
 
 
 def _engine_name(version_line: str) -> str:

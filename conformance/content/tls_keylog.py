@@ -67,6 +67,7 @@ SECRET_TYPES: Final = {
 BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
 PACKET_BLOCKS: Final = frozenset({2, 3, 6})  # obsolete PB, SPB, EPB
 FULL_SCAN_BYTES: Final = 16 << 20  # walked whole by default below this (~0.1 s)
+RELEASE_BYTES: Final = 32 << 20  # mapped pages walked past are given back every so often
 
 
 class KeyLogError(ConformanceError):
@@ -233,7 +234,7 @@ class CaptureSecrets:
 def _blocks(data: mmap.mmap | bytes) -> Iterator[tuple[int, int, int, str]]:
     """(offset, type, total length, byte order) of every pcapng block; stops at a block whose
     length does not fit (ValueError)."""
-    pos, size, order = 0, len(data), "<"
+    pos, size, order, released = 0, len(data), "<", 0
     while pos + 12 <= size:
         btype_le = struct.unpack_from("<I", data, pos)[0]
         if btype_le == SHB_TYPE:  # the same bytes in both orders: read the magic after it
@@ -246,6 +247,12 @@ def _blocks(data: mmap.mmap | bytes) -> Iterator[tuple[int, int, int, str]]:
             raise ValueError(f"block at byte {pos} declares length {length}, which does not fit")
         yield pos, btype, length, order
         pos += length
+        if isinstance(data, mmap.mmap) and pos - released > RELEASE_BYTES:
+            # The pages walked are the file's, but they count as ours (resident set) until
+            # given back: the walk must not look like a process holding the whole capture.
+            end = pos - pos % mmap.PAGESIZE
+            data.madvise(mmap.MADV_DONTNEED, released, end - released)
+            released = end
     if pos < size:
         raise ValueError(f"the file ends inside a block header at byte {pos}")
 

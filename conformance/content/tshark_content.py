@@ -36,6 +36,7 @@ from typing import IO, Any, Final
 
 from conformance.content.coverage import FlowIndex, TlsFlow
 from conformance.content.decode import MAX_BODY, decode_body
+from conformance.content.prefilter import Subset
 from conformance.errors import ConformanceError
 
 TSHARK: Final = "tshark"
@@ -188,8 +189,17 @@ def _int(value: Any) -> int | None:
 # --- running tshark --------------------------------------------------------------------------
 
 
+# Client packets printed: handshake messages (the ClientHello's random, a decrypted Finished),
+# HTTP and HTTP/2, anything dissected above TLS, and TLS application data only near the start
+# of a stream (enough to tell a session that sent something from one that did not, without
+# printing every packet of a bulk transfer nobody could decrypt).
+EARLY_BYTES: Final = 4096  # a ClientHello (post-quantum key shares, ECH) and the Finished
+APPLICATION_ABOVE_TLS: Final = 'frame.protocols matches ":tls:(?!x509|pkix|pkcs|cms|ocsp|ber)"'
+
+
 def display_filter(targets: Sequence[str]) -> str:
-    """The target's TLS, HTTP and HTTP/2 packets, and the ServerHellos sent to it."""
+    """The target's TLS handshakes, HTTP and HTTP/2, what is dissected above TLS, its early
+    application data, and the ServerHellos sent to it."""
     v4 = [a for a in targets if ":" not in a]
     v6 = [a for a in targets if ":" in a]
     src = [f"ip.src in {{{' '.join(v4)}}}"] if v4 else []
@@ -198,9 +208,12 @@ def display_filter(targets: Sequence[str]) -> str:
     dst += [f"ipv6.dst in {{{' '.join(v6)}}}"] if v6 else []
     if not src:
         return "frame.number == 0"
+    client = (
+        f"tls.handshake.type || http.request || http2 || {APPLICATION_ABOVE_TLS}"
+        f" || (tls.app_data && tcp.seq < {EARLY_BYTES})"
+    )
     return (
-        f"(({' || '.join(src)}) && (tls || http.request || http2))"
-        f" || (({' || '.join(dst)}) && tls.handshake.type == 2)"
+        f"(({' || '.join(src)}) && ({client})) || (({' || '.join(dst)}) && tls.handshake.type == 2)"
     )
 
 
@@ -299,7 +312,9 @@ class Extractor:
         targets: frozenset[str],
         flows: FlowIndex | None,
         emit: Emit,
+        frames: Subset | None = None,
     ) -> None:
+        self.frames = frames  # tshark read a cut-down copy: its frame numbers are mapped back
         self.capture, self.capture_name = capture, capture_name
         self.targets, self.flows, self.emit = targets, flows, emit
         self.sessions: dict[int, Session] = {}
@@ -313,6 +328,8 @@ class Extractor:
         if not frame or not tcp:
             return  # QUIC and other non-TCP TLS: listed by the coverage, not decrypted here
         number = _int(_first(frame[0], "frame_frame_number")) or 0
+        if self.frames is not None:
+            number = self.frames.original(number)
         time = float(_first(frame[0], "frame_frame_time_epoch") or 0.0)
         chain = str(_first(frame[0], "frame_frame_protocols") or "").split(":")
         ip = _instances(layers, "ip") or _instances(layers, "ipv6")
@@ -580,10 +597,12 @@ def extract(
     flows: FlowIndex | None,
     emit: Emit,
     ports: Sequence[int] = (),
+    cut: Subset | None = None,
 ) -> Extraction:
-    """Decrypt one capture with tshark and emit each message the target sent."""
-    extractor = Extractor(capture_index, capture_name, targets, flows, emit)
-    argv = tshark_argv(capture, keylog, sorted(targets), ports)
+    """Decrypt one capture (or its cut-down copy `cut`) with tshark and emit each message the
+    target sent, numbered as the capture's packets."""
+    extractor = Extractor(capture_index, capture_name, targets, flows, emit, cut)
+    argv = tshark_argv(cut.path if cut else capture, keylog, sorted(targets), ports)
     for layers in run_tshark(argv, extractor.result.problems):
         extractor.packet(layers)
     return extractor.close()

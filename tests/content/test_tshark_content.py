@@ -22,7 +22,6 @@ from conformance.progress import NULL_PROGRESS
 from tests.content.beats import beat
 from tests.content.own_captures import ON
 from tests.tls_sessions import (
-    Request,
     SessionFactory,
     grpc,
     plaintext,
@@ -235,7 +234,3 @@ def test_the_display_filter_names_the_target_in_both_families() -> None:
     argv = tshark_content.tshark_argv(Path("c.pcap"), None, ["192.0.2.10"], [443, 9443])
     assert "tcp.port==9443,tls" in argv and "tcp.port==443,tls" not in argv
     assert not any(a.startswith("tls.keylog_file") for a in argv)
-
-
-def test_unused_request_type_is_importable() -> None:
-    assert Request("GET", "/").body == b""

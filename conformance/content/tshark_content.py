@@ -274,6 +274,7 @@ def run_tshark(argv: Sequence[str], problems: list[str]) -> Iterator[dict[str, A
         with errors.open("wb") as err:
             proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=err, env=env)
             assert proc.stdout is not None
+            finished = False
             try:
                 for line in _lines(proc.stdout, problems):
                     if line.startswith(b'{"index"'):
@@ -285,8 +286,11 @@ def run_tshark(argv: Sequence[str], problems: list[str]) -> Iterator[dict[str, A
                         continue
                     if isinstance(packet, dict) and isinstance(packet.get("layers"), dict):
                         yield packet["layers"]
+                finished = True
             finally:
                 proc.stdout.close()
+                if not finished and proc.poll() is None:
+                    proc.kill()  # interrupted (Ctrl-C, SIGTERM, an error): leave nothing running
                 code = proc.wait()
         text = errors.read_text(errors="replace")
         lines = [

@@ -234,3 +234,26 @@ def test_the_display_filter_names_the_target_in_both_families() -> None:
     argv = tshark_content.tshark_argv(Path("c.pcap"), None, ["192.0.2.10"], [443, 9443])
     assert "tcp.port==9443,tls" in argv and "tcp.port==443,tls" not in argv
     assert not any(a.startswith("tls.keylog_file") for a in argv)
+
+
+def test_an_interrupted_reading_leaves_no_tshark_running(
+    tmp_path: Path, factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = write_sessions(
+        tmp_path / "c.pcap",
+        [factory.http1("api.imagicle.com", [post("/v1/a", {})] * 3) for _ in range(3)],
+    )
+    started: list[Any] = []
+    real = tshark_content.subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(tshark_content.subprocess, "Popen", spy)
+    argv = tshark_content.tshark_argv(capture, factory.keylog, ["192.0.2.10"])
+    packets = tshark_content.run_tshark(argv, [])
+    next(packets)
+    packets.close()  # what Ctrl-C or SIGTERM does to the reading loop
+    (proc,) = started
+    assert proc.returncode is not None

@@ -206,6 +206,12 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["--ucx-volume", volume]
     if args.host:
         pytest_args += ["--ucx-host", args.host]
+    for keylog in args.tls_keylog:
+        pytest_args += ["--ucx-tls-keylog", keylog]
+    for content_log in args.content_log:
+        pytest_args += ["--ucx-content-log", content_log]
+    if args.keep_secrets:
+        pytest_args.append("--ucx-keep-secrets")
     if args.report_dir:
         pytest_args += ["--ucx-report-dir", args.report_dir]
     if args.sign_key:
@@ -406,6 +412,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --image: bind mount (repeatable)",
     )
     run.add_argument("--host", metavar="URL", help="live host: ssh://user@addr, local://, ...")
+    run.add_argument(
+        "--tls-keylog",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --pcap: the target's TLS key log (SSLKEYLOGFILE, NSS format; repeatable)",
+    )
+    run.add_argument(
+        "--content-log",
+        action="append",
+        default=[],
+        metavar="FILE.har",
+        help="with --pcap: HAR 1.2 of an intercepting proxy (repeatable)",
+    )
+    run.add_argument(
+        "--keep-secrets",
+        action="store_true",
+        help="keep TLS keys (as a pcapng Decryption Secrets Block) and HARs in the report",
+    )
     run.add_argument("--report-dir", help="report directory (default: reports/<profile>-<time>)")
     run.add_argument("--sign-key", help="Ed25519 private key (default: created once, reused)")
     run.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")

@@ -153,6 +153,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="live host to collect facts from (testinfra URL: ssh://user@addr, local://, ...)",
     )
     group.addoption(
+        "--ucx-tls-keylog",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="with --ucx-pcap: NSS key log (SSLKEYLOGFILE) of the target's TLS sessions, to"
+        " judge telemetry content; repeatable (docs/telemetry-evidence.md)",
+    )
+    group.addoption(
+        "--ucx-content-log",
+        metavar="FILE.har",
+        action="append",
+        default=[],
+        help="with --ucx-pcap: HAR 1.2 of an intercepting proxy, as content-level evidence",
+    )
+    group.addoption(
+        "--ucx-keep-secrets",
+        action="store_true",
+        help="keep the TLS keys (inside a pcapng Decryption Secrets Block) and HAR files in"
+        " the report; default: only their SHA-256",
+    )
+    group.addoption(
         "--ucx-report-dir",
         metavar="DIR",
         help="report directory (default: reports/<profile>-<UTC time>)",
@@ -194,6 +215,9 @@ def pytest_configure(config: pytest.Config) -> None:
         env=config.getoption("--ucx-env", default=None),
         volumes=config.getoption("--ucx-volume", default=None),
         host=config.getoption("--ucx-host", default=None),
+        tls_keylogs=config.getoption("--ucx-tls-keylog", default=None),
+        content_logs=config.getoption("--ucx-content-log", default=None),
+        keep_secrets=bool(config.getoption("--ucx-keep-secrets", default=False)),
     )
     if profile_opt is None and not request.given:
         return  # inert: not a conformance run

@@ -23,7 +23,7 @@ def test_telemetry_opt_out_holds(
 ) -> None:
     ucx_verdict(
         telemetry.optout(
-            content_evidence(ucx_evidence),
+            content_evidence(ucx_evidence, ucx_profile),
             ucx_profile,
             stimuli(ucx_evidence),
             known_names=known_people(ucx_evidence),
@@ -37,7 +37,9 @@ def test_telemetry_sends_only_documented_data(
 ) -> None:
     ucx_verdict(
         telemetry.minimal(
-            content_evidence(ucx_evidence), ucx_profile, known_names=known_people(ucx_evidence)
+            content_evidence(ucx_evidence, ucx_profile),
+            ucx_profile,
+            known_names=known_people(ucx_evidence),
         )
     )
 
@@ -48,6 +50,8 @@ def test_telemetry_uses_the_licensing_channel(
 ) -> None:
     ucx_verdict(
         telemetry.channel(
-            content_evidence(ucx_evidence), ucx_profile, known_names=known_people(ucx_evidence)
+            content_evidence(ucx_evidence, ucx_profile),
+            ucx_profile,
+            known_names=known_people(ucx_evidence),
         )
     )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from conformance.content.logs import ContentEvidence, load_content
+from conformance.content.own_evidence import HAR_EVIDENCE, TLS_EVIDENCE
 from conformance.content.squid import read_access_log
 from conformance.evidence.interface import (
     CLOUD_REQUESTS,
     DECRYPTED_REQUESTS,
+    HAR_CONTENT,
     KNOWN_PEOPLE,
     PROXY_ACCESS_LOG,
     STIMULI_LOG,
+    TLS_DECRYPTED,
     Evidence,
 )
 from conformance.judge.proxy import ProxyLog
@@ -25,14 +28,30 @@ def evidence_names(evidence: Evidence) -> dict[Path, str]:
     return {path: name for path, name in evidence.files}
 
 
-def content_evidence(evidence: Evidence) -> ContentEvidence:
-    """DECRYPTED_REQUESTS and CLOUD_REQUESTS, whichever the source produced."""
-    logs = {
-        name: path
-        for name in (DECRYPTED_REQUESTS, CLOUD_REQUESTS)
-        if (path := evidence.log(name)) is not None
-    }
-    return load_content(logs, evidence_names(evidence))
+CONTENT_LOGS = (DECRYPTED_REQUESTS, CLOUD_REQUESTS, TLS_DECRYPTED, HAR_CONTENT)
+# Where a report keeps the logs the telemetry judges read (names under its evidence/), so a
+# re-judging of the report finds them without the lab, the capture's keys or the HAR.
+KEPT_LOGS: Final = {
+    "lab/decrypted-requests.jsonl": DECRYPTED_REQUESTS,
+    "lab/cloud-requests.jsonl": CLOUD_REQUESTS,
+    "lab/stimuli.jsonl": STIMULI_LOG,
+    "lab/known-people.json": KNOWN_PEOPLE,
+    TLS_EVIDENCE: TLS_DECRYPTED,
+    HAR_EVIDENCE: HAR_CONTENT,
+}
+
+
+def kept_logs(evidence_dir: Path) -> dict[str, Path]:
+    """The content-level logs a report kept, by log name, found in its `evidence/` directory
+    (for `rejudge`: an `Evidence` with these logs judges TM-* as the run did)."""
+    return {log: path for name, log in KEPT_LOGS.items() if (path := evidence_dir / name).is_file()}
+
+
+def content_evidence(evidence: Evidence, profile: Profile | None = None) -> ContentEvidence:
+    """Every content log the source produced (interceptor, cloud side, the target's own TLS
+    keys, a HAR); `profile` says which uncovered TLS connections leave the environment."""
+    logs = {name: path for name in CONTENT_LOGS if (path := evidence.log(name)) is not None}
+    return load_content(logs, evidence_names(evidence), profile)
 
 
 def proxy_log(evidence: Evidence) -> ProxyLog | None:
@@ -84,18 +103,20 @@ def content_notes(evidence: Evidence, profile: Profile) -> tuple[str, ...]:
         for log, title in (
             (DECRYPTED_REQUESTS, "the intercepting proxy's decrypted requests"),
             (CLOUD_REQUESTS, "what the lab cloud side received"),
+            (TLS_DECRYPTED, "the target's TLS sessions decrypted with its own keys"),
+            (HAR_CONTENT, "an intercepting proxy's HAR matched to the capture"),
         )
         if (path := evidence.log(log)) is not None
     ]
     if not present:
         return (
-            "content-level evidence not available: no intercepting proxy's decrypted requests"
-            " and no record of what the cloud side received. Telemetry shares the licensing"
-            " channel (CT 3), so TM-OPTOUT, TM-MINIMAL and TM-CHANNEL are inconclusive, never"
-            " pass",
+            "content-level evidence not available: no intercepting proxy's decrypted requests,"
+            " no record of what the cloud side received, no TLS keys of the target"
+            " (--tls-keylog), no HAR (--content-log). Telemetry shares the licensing channel"
+            " (CT 3), so TM-OPTOUT, TM-MINIMAL and TM-CHANNEL are inconclusive, never pass",
         )
     listed = "; ".join(f"{title} ({name})" for title, name in present)
     note = f"content-level evidence: {listed}"
-    if evidence.log(DECRYPTED_REQUESTS) is None:
+    if not any(evidence.log(log) is not None for log in (DECRYPTED_REQUESTS, TLS_DECRYPTED)):
         note += " (no intercepting proxy: the target's own side of the traffic was not decrypted)"
     return (note,)

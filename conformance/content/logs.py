@@ -6,6 +6,13 @@ trusts the interceptor's CA (the lab's target, a staging image). CLOUD_REQUESTS 
 cloud stand-ins) is what arrived at the cloud side; it also sees traffic that went around the
 interceptor. A message seen by both is judged in both (the findings name each source), so
 neither can hide what the other saw.
+
+TLS_DECRYPTED and HAR_CONTENT (conformance.content.own_evidence) come from the customer's own
+evidence: the target's TLS sessions decrypted with its keys, an intercepting proxy's HAR.
+They use the DECRYPTED_REQUESTS record format and add `coverage` lines, one per TLS connection
+of the target: a connection that no source covers and that leaves the Customer Environment
+(directly or through the proxy) is a problem (a telemetry message in it would be unseen), so
+the TM-* controls stay `inconclusive` unless something fails.
 """
 
 from __future__ import annotations
@@ -16,13 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from conformance.content.coverage import combined, describe_record, leaves_environment
 from conformance.content.decode import body_value
-from conformance.evidence.interface import CLOUD_REQUESTS, DECRYPTED_REQUESTS
+from conformance.evidence.interface import (
+    CLOUD_REQUESTS,
+    DECRYPTED_REQUESTS,
+    HAR_CONTENT,
+    TLS_DECRYPTED,
+)
+from conformance.profile_model import Profile
 
 SOURCE_TITLES: Final = {
     DECRYPTED_REQUESTS: "intercepting proxy (decrypted requests)",
     CLOUD_REQUESTS: "lab cloud stand-ins (received requests)",
+    TLS_DECRYPTED: "the target's TLS sessions decrypted with its keys",
+    HAR_CONTENT: "an intercepting proxy's HAR",
 }
+OWN_SOURCES: Final = (TLS_DECRYPTED, HAR_CONTENT)
+SHOWN_GAPS: Final = 3  # connections named in a problem; the evidence file lists them all
 _SKIPPED_SERVICES: Final = frozenset({"canary", "scanner", "grpc"})
 
 
@@ -30,7 +48,7 @@ _SKIPPED_SERVICES: Final = frozenset({"canary", "scanner", "grpc"})
 class ContentMessage:
     """One application message the target sent, with where it is recorded."""
 
-    source: str  # DECRYPTED_REQUESTS | CLOUD_REQUESTS
+    source: str  # DECRYPTED_REQUESTS | CLOUD_REQUESTS | TLS_DECRYPTED | HAR_CONTENT
     evidence_file: str  # its name under the report's evidence/
     line: int  # 1-based line of that file
     time: float | None
@@ -79,7 +97,9 @@ def _host_port(authority: str, default: int | None) -> tuple[str, int | None]:
     return authority.strip("[]").lower(), default
 
 
-def _decrypted(record: dict[str, Any], name: str, line: int) -> ContentMessage | None:
+def _decrypted(
+    record: dict[str, Any], name: str, line: int, source: str = DECRYPTED_REQUESTS
+) -> ContentMessage | None:
     event = record.get("event")
     if event not in ("request", "tcp-message") or (
         event == "tcp-message" and not record.get("from_client")
@@ -91,7 +111,7 @@ def _decrypted(record: dict[str, Any], name: str, line: int) -> ContentMessage |
     if not host and record.get("connect"):
         host, port = _host_port(str(record["connect"]), None)
     return ContentMessage(
-        source=DECRYPTED_REQUESTS,
+        source=source,
         evidence_file=name,
         line=line,
         time=record.get("t"),
@@ -155,31 +175,82 @@ def _read(path: Path, problems: list[str], name: str) -> list[tuple[int, dict[st
     return records
 
 
-def load_content(logs: Mapping[str, Path], names: Mapping[Path, str]) -> ContentEvidence:
-    """Read whichever content logs exist. `names` maps a log file to its evidence name."""
+def _own(source: str) -> Any:
+    def parse(record: dict[str, Any], name: str, line: int) -> ContentMessage | None:
+        return _decrypted(record, name, line, source)
+
+    return parse
+
+
+def _coverage_gaps(
+    coverage: list[tuple[str, dict[str, Any]]],
+    profile: Profile | None,
+    problems: list[str],
+    notes: list[str],
+) -> None:
+    """Problems for the target's TLS connections no own-evidence source covers."""
+    uncovered = [r for r in combined(coverage).values() if not r["covered"]]
+    outward = [r for r in uncovered if leaves_environment(r, profile)]
+    inward = [r for r in uncovered if not leaves_environment(r, profile)]
+    if outward:
+        shown = "; ".join(f"{describe_record(r)}: {r['why']}" for r in outward[:SHOWN_GAPS])
+        more = f"; and {len(outward) - SHOWN_GAPS} more" if len(outward) > SHOWN_GAPS else ""
+        problems.append(
+            f"{len(outward)} TLS connections of the target leaving the Customer Environment are"
+            f" not covered by the content sources (a telemetry message in them would be"
+            f" unseen): {shown}{more}"
+        )
+    if inward:
+        notes.append(
+            f"{len(inward)} TLS connections of the target inside the Customer Environment are"
+            f" not covered by the content sources (not the telemetry channel): "
+            + "; ".join(describe_record(r) for r in inward[:SHOWN_GAPS])
+        )
+
+
+def load_content(
+    logs: Mapping[str, Path], names: Mapping[Path, str], profile: Profile | None = None
+) -> ContentEvidence:
+    """Read whichever content logs exist. `names` maps a log file to its evidence name;
+    `profile` tells which uncovered TLS connections leave the Customer Environment (without
+    it, every one counts)."""
     sources: list[str] = []
     files: dict[str, str] = {}
     messages: list[ContentMessage] = []
     problems: list[str] = []
     notes: list[str] = []
-    for source, parse in ((DECRYPTED_REQUESTS, _decrypted), (CLOUD_REQUESTS, _cloud)):
+    coverage: list[tuple[str, dict[str, Any]]] = []
+    parsers = [(DECRYPTED_REQUESTS, _decrypted), (CLOUD_REQUESTS, _cloud)]
+    parsers += [(source, _own(source)) for source in OWN_SOURCES]
+    for source, parse in parsers:
         path = logs.get(source)
         if path is None or not path.is_file():
             continue
         name = names.get(path, path.name)
         sources.append(source)
         files[source] = name
-        refused = 0
+        refused = incomplete = 0
         for number, record in _read(path, problems, name):
             if record.get("event") == "tls-failed":
                 refused += 1
+            if source in OWN_SOURCES and record.get("event") == "coverage":
+                coverage.append((source, record))
+                continue
+            incomplete += bool(record.get("incomplete"))
             message = parse(record, name, number)
             if message is not None:
                 messages.append(message)
+        if incomplete:
+            notes.append(
+                f"{name}: {incomplete} requests ended before their last byte (judged on"
+                " what was sent)"
+            )
         if refused:
             notes.append(
                 f"{name}: {refused} TLS handshakes with the interceptor failed (the target sent"
                 " nothing on those connections; one that does not trust the interceptor's CA"
                 " shows no content)"
             )
+    if coverage:
+        _coverage_gaps(coverage, profile, problems, notes)
     return ContentEvidence(tuple(sources), files, tuple(messages), tuple(problems), tuple(notes))

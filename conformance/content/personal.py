@@ -14,7 +14,10 @@ What counts:
   a `name` inside a person-like object (operators, users, contacts, ...), or a known person's
   name anywhere (the lab directory's people, or names a caller supplies);
 - an IP address other than the server's own, except in a field the caller says holds site
-  infrastructure (DNS servers, gateways, CUCM): a client address.
+  infrastructure (DNS servers, gateways, CUCM): a client address;
+- a placeholder `[redacted:email]` (`phone`, `name`, `address`) that `Scanner.redacted` left
+  where a personal value was: content kept as evidence is redacted, and judging it again
+  must find the same personal data (conformance.content.redact).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _V4_RE: Final = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 _V6_RE: Final = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 _BASE64_RE: Final = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+PLACEHOLDER_KINDS: Final = {EMAIL: "email", PHONE: "phone", PERSON: "name", ADDRESS: "address"}
+_PLACEHOLDER_RE: Final = re.compile(r"\[redacted:(email|phone|name|address)\]")
+_PLACEHOLDER_KIND: Final = {slug: kind for kind, slug in PLACEHOLDER_KINDS.items()}
 
 EMAIL_KEYS: Final = frozenset({"email", "mail", "emailaddress", "upn", "userprincipalname"})
 PHONE_KEYS: Final = frozenset(
@@ -136,6 +142,8 @@ class Scanner:
         as_key: bool = False,
     ) -> None:
         where = f"{path} (field name)" if as_key else path
+        for match in _PLACEHOLDER_RE.finditer(text):
+            hits.append(PersonalHit(_PLACEHOLDER_KIND[match.group(1)], where, match.group()))
         for match in _EMAIL_RE.finditer(text):
             hits.append(PersonalHit(EMAIL, where, match.group()))
         for match in _PHONE_RE.finditer(text):
@@ -152,6 +160,71 @@ class Scanner:
         if not as_key and depth < MAX_NESTING:
             for marker, nested in _decodings(text):
                 self._walk(nested, keys, f"{path}<{marker}>", hits, depth + 1)
+
+    def redacted(self, tree: Any) -> tuple[Any, list[PersonalHit]]:
+        """A copy of `tree` with every personal value replaced by `placeholder(kind)`, and the
+        hits. A value found inside an encoding (base64, gzip) replaces the whole encoded
+        string; one inside nested JSON text is replaced in the text."""
+        hits: list[PersonalHit] = []
+        return self._redact(tree, (), "", hits), hits
+
+    def _redact(self, value: Any, keys: tuple[str, ...], path: str, hits: list[PersonalHit]) -> Any:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                key_text = str(key)
+                new_key = self._redact_text(key_text, keys, path, hits, as_key=True)
+                while new_key in out:  # two keys redacted to the same placeholder
+                    new_key += "'"
+                sub = f"{path}.{key_text}" if path else key_text
+                out[new_key] = self._redact(item, (*keys, key_text), sub, hits)
+            return out
+        if isinstance(value, list):
+            return [self._redact(item, keys, f"{path}[{i}]", hits) for i, item in enumerate(value)]
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int | float):
+            if keys and normalise_key(keys[-1]) in PHONE_KEYS:
+                hits.append(PersonalHit(PHONE, path, str(value)))
+                return placeholder(PHONE)
+            return value
+        if isinstance(value, str):
+            by_key: list[PersonalHit] = []
+            self._by_key(value, keys, path, by_key)
+            if by_key:
+                hits.extend(by_key)
+                return placeholder(by_key[0].kind)
+            return self._redact_text(value, keys, path, hits)
+        return value
+
+    def _redact_text(
+        self,
+        text: str,
+        keys: tuple[str, ...],
+        path: str,
+        hits: list[PersonalHit],
+        *,
+        as_key: bool = False,
+    ) -> str:
+        found: list[PersonalHit] = []
+        self._text(text, keys, path, found, 0, as_key=as_key)
+        found = [h for h in found if not _PLACEHOLDER_RE.fullmatch(h.value)]
+        if not found:
+            return text
+        hits.extend(found)
+        out = text
+        for hit in sorted(found, key=lambda h: -len(h.value)):
+            if len(hit.value) < 2:
+                continue
+            out = out.replace(hit.value, placeholder(hit.kind))
+            escaped = json.dumps(hit.value)[1:-1]
+            if escaped != hit.value:
+                out = out.replace(escaped, placeholder(hit.kind))
+        left: list[PersonalHit] = []
+        self._text(out, keys, path, left, 0, as_key=as_key)
+        if any(not _PLACEHOLDER_RE.fullmatch(h.value) for h in left):
+            return placeholder(found[0].kind)  # hidden in an encoding: the whole value goes
+        return out
 
     def _personal_address(self, address: str, keys: tuple[str, ...]) -> bool:
         parsed = ipaddress.ip_address(address)
@@ -242,6 +315,12 @@ def redact(text: str, hits: Sequence[PersonalHit]) -> str:
         if escaped != hit.value:
             text = text.replace(escaped, marker(hit.kind))
     return text
+
+
+def placeholder(kind: str) -> str:
+    """What a personal value of `kind` is replaced by in kept evidence (`[redacted:email]`);
+    the scanner counts it as personal data of that kind when the evidence is judged again."""
+    return f"[redacted:{PLACEHOLDER_KINDS.get(kind, 'name')}]"
 
 
 def marker(kind: str) -> str:

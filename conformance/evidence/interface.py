@@ -25,6 +25,13 @@ HOST_FACTS = "host-facts"  # facts collected on a live host (JSON)
 CONTAINER_LOG = "container"  # the target container's stdout/stderr
 STIMULI_LOG = "stimuli"  # stimuli run during the window (JSON lines, conformance.lab.stimuli)
 KNOWN_PEOPLE = "known-people"  # names of the site's people (JSON list): personal data (TM-MINIMAL)
+# Content from the customer's own evidence (conformance.content.own_evidence, JSON lines in
+# the DECRYPTED_REQUESTS format plus coverage lines, personal data redacted):
+TLS_DECRYPTED = "tls-decrypted"  # the target's TLS sessions decrypted with its own keys
+HAR_CONTENT = "har-content"  # an intercepting proxy's HAR entries matched to the capture
+# The target's NSS key log (the lab's reference target writes it): a secret the source uses
+# to decrypt; unlike every other log it is never in `files` (never copied into a report).
+TLS_KEYLOG = "tls-keylog"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance.evidence.interface import PROBE_LOG, Evidence
+from conformance.evidence.interface import KNOWN_PEOPLE, PROBE_LOG, TLS_KEYLOG, Evidence
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.observe.builder import observe_captures
+from conformance.observe.model import Observations
 from conformance.profile_model import Profile
 from conformance.progress import Progress
 
 if TYPE_CHECKING:
+    from conformance.content.own_evidence import OwnEvidence
     from conformance.lab.external import ExternalTarget
     from conformance.lab.sshd import LabHostHook
 
@@ -29,6 +32,7 @@ class LabSource:
         self.host_hook: LabHostHook | None = None  # set by HostSource (--host with --lab)
         self.external: ExternalTarget | None = None  # set by DockerSource (--image)
         self.workdir: Path | None = None  # a caller-made workdir (DockerSource mounts it)
+        self.keep_secrets = False  # --keep-secrets: the target's key log kept as a DSB
         self._workdir: Path | None = None
 
     def collect(self, profile: Profile, progress: Progress) -> Evidence:
@@ -44,15 +48,51 @@ class LabSource:
         notes = lab_run.notes
         if self.faults:
             notes = (f"reference target faults switched on: {', '.join(self.faults)}", *notes)
+        logs = {name: path for name, path in lab_run.logs.items() if name != TLS_KEYLOG}
+        keylog = lab_run.logs.get(TLS_KEYLOG)
+        extra: tuple[tuple[Path, str], ...] = ()
+        if keylog is not None:  # lab.tls_keylog: the capture decrypted with the target's keys
+            own = self._own_content(keylog, lab_run.captures, files, observations, profile, logs)
+            extra, notes = tuple(own.files), (*notes, *own.notes)
+            logs.update(own.logs)
         return Evidence(
             observations=observations,
-            files=files + lab_run.evidence_files,
+            files=files + lab_run.evidence_files + extra,
             logs={
-                **lab_run.logs,
+                **logs,
                 **({PROBE_LOG: lab_run.probe_log} if lab_run.probe_log is not None else {}),
             },
             notes=notes,
             source="lab",
+        )
+
+    def _own_content(
+        self,
+        keylog: Path,
+        captures: Sequence[Path],
+        files: Sequence[tuple[Path, str]],
+        observations: Observations,
+        profile: Profile,
+        logs: Mapping[str, Path],
+    ) -> OwnEvidence:
+        """The lab's captures decrypted with the key log the reference target wrote."""
+        from conformance.content.own_evidence import OwnContentRequest, check_inputs, collect
+
+        people = logs.get(KNOWN_PEOPLE)
+        try:
+            names = json.loads(people.read_text()) if people is not None else []
+        except (OSError, ValueError):
+            names = []
+        inputs = check_inputs(OwnContentRequest((keylog,), (), self.keep_secrets), captures)
+        workdir = keylog.parent / "own-content"  # the lab's workdir, removed with it
+        return collect(
+            inputs,
+            captures,
+            [name for _, name in files],
+            observations,
+            profile,
+            workdir,
+            [n for n in names if isinstance(n, str)],
         )
 
     def close(self) -> None:

@@ -21,6 +21,9 @@ class SourceRequest:
     env: tuple[str, ...] = ()  # K=V for the container
     volumes: tuple[str, ...] = ()  # HOST:CONTAINER[:ro] for the container
     host: str | None = None  # live host (testinfra URL: ssh://user@addr, local://, ...)
+    tls_keylogs: tuple[Path, ...] = ()  # NSS key logs of the target's TLS sessions (--pcap)
+    content_logs: tuple[Path, ...] = ()  # HAR files of an intercepting proxy (--pcap)
+    keep_secrets: bool = False  # keep keys (as a pcapng DSB) and HARs in the report
 
     @property
     def given(self) -> bool:
@@ -43,6 +46,12 @@ def build_source(request: SourceRequest) -> EvidenceSource:
         raise CaptureError("--ucx-env", "--env and --volume apply only to --image")
     if request.faults and not (request.lab or request.image):
         raise CaptureError("--ucx-fault", "fault switches exist only in the lab (--lab, --image)")
+    if (request.tls_keylogs or request.content_logs) and not request.pcaps:
+        raise CaptureError(
+            "--ucx-tls-keylog",
+            "--tls-keylog and --content-log explain --pcap captures (the lab's target writes"
+            " its own key log with `lab: {tls_keylog: true}`)",
+        )
     inner: EvidenceSource | None = None
     if request.image:
         from conformance.evidence.docker import DockerSource
@@ -52,9 +61,13 @@ def build_source(request: SourceRequest) -> EvidenceSource:
         from conformance.evidence.lab import LabSource
 
         inner = LabSource(request.faults)
+        inner.keep_secrets = request.keep_secrets
     elif request.pcaps:
+        from conformance.content.own_evidence import OwnContentRequest
+
         check_capture_paths(request.pcaps)
-        inner = PcapSource(request.pcaps)
+        own = OwnContentRequest(request.tls_keylogs, request.content_logs, request.keep_secrets)
+        inner = PcapSource(request.pcaps, own)
     if request.host:
         from conformance.evidence.host import HostSource
 
@@ -75,6 +88,9 @@ def request_from_options(
     env: Sequence[str] | None,
     volumes: Sequence[str] | None,
     host: str | None,
+    tls_keylogs: Sequence[str] | None = None,
+    content_logs: Sequence[str] | None = None,
+    keep_secrets: bool = False,
 ) -> SourceRequest:
     """A SourceRequest from raw option values (None for an option not given)."""
     return SourceRequest(
@@ -85,4 +101,7 @@ def request_from_options(
         env=_strings(env),
         volumes=_strings(volumes),
         host=host,
+        tls_keylogs=tuple(Path(p) for p in tls_keylogs or ()),
+        content_logs=tuple(Path(p) for p in content_logs or ()),
+        keep_secrets=keep_secrets,
     )

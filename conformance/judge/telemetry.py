@@ -30,7 +30,8 @@ REQUIRED_STIMULI: Final = ("restart", "licence-refresh")
 OPTIONAL_STIMULI: Final = ("telemetry-beat",)  # reported when run: "send telemetry now"
 NO_CONTENT: Final = (
     "content-level evidence not available (no decrypted request log from an intercepting"
-    " proxy, no record of what the cloud side received): telemetry travels in the licensing"
+    " proxy, no record of what the cloud side received, no TLS keys of the target"
+    " (--tls-keylog), no HAR (--content-log)): telemetry travels in the licensing"
     " channel (CT 3), so the capture cannot tell a telemetry beat from a licence poll"
 )
 

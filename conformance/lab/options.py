@@ -7,6 +7,8 @@ lab:
   periods: {licensing: 4}  # seconds between the target's behaviours (see DEFAULT_PERIODS)
   intercept: auto          # the content-level interceptor behind the proxy: true | false | auto
                            # (auto: on when the profile has a proxy and cloud_cert is valid)
+  tls_keylog: false        # the reference target writes its TLS key log; the capture is
+                           # decrypted with it (content-level evidence; docs/telemetry-evidence.md)
 probes: {perimeter: true}  # AG-PERIMETER probes after the window
 """
 
@@ -35,7 +37,7 @@ DEFAULT_PERIODS: Final = {
     "fault": 3.0,
 }
 SCAN_PORTS: Final = (8080, 9443)  # the admin API and the remote-support port of the fault
-_LAB_KEYS: Final = ("perimeter", "cloud_cert", "scanner", "periods", "intercept")
+_LAB_KEYS: Final = ("perimeter", "cloud_cert", "scanner", "periods", "intercept", "tls_keylog")
 _PROBE_KEYS: Final = ("perimeter",)
 
 
@@ -50,6 +52,7 @@ class LabOptions:
     periods: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PERIODS))
     probe_perimeter: bool = False
     intercept: bool = False  # mitmproxy behind squid records DECRYPTED_REQUESTS
+    tls_keylog: bool = False  # the target writes its key log: TLS_DECRYPTED from the capture
 
 
 def _mapping(value: object, source: Path, key: str, allowed: tuple[str, ...]) -> dict[str, object]:
@@ -114,4 +117,5 @@ def lab_options(profile: Profile) -> LabOptions:
         periods=periods,
         probe_perimeter=_flag(probes.get("perimeter", False), source, "probes.perimeter"),
         intercept=intercept,
+        tls_keylog=_flag(lab.get("tls_keylog", False), source, "lab.tls_keylog"),
     )

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Final
 
 from conformance.errors import LabError
-from conformance.evidence.interface import STIMULI_LOG
+from conformance.evidence.interface import STIMULI_LOG, TLS_KEYLOG
 from conformance.lab import LabRun
 from conformance.lab import topology as topo
 from conformance.lab.capture import Capture
@@ -92,9 +92,15 @@ def _check_profile(profile: Profile) -> None:
 
 
 def _target_config(
-    profile: Profile, faults: Sequence[str], options: LabOptions, ca_file: Path, licence: Path
+    profile: Profile,
+    faults: Sequence[str],
+    options: LabOptions,
+    ca_file: Path,
+    licence: Path,
+    keylog: Path | None = None,
 ) -> dict[str, object]:
     return {
+        "tls_keylog": str(keylog) if keylog is not None else None,
         "mode": profile.mode.value,
         "address": topo.TARGET_V4,
         "address_v6": topo.TARGET_V6,
@@ -266,7 +272,10 @@ class _Run:
 
         sshd = self._host_access(state, ns) if self.host_hook is not None else None
         capture = Capture(state, ns.target, topo.TARGET_LINK, self.capture_path)
-        config = _target_config(self.profile, self.faults, self.options, ca.ca_file, licence)
+        keylog = self._keylog()
+        config = _target_config(
+            self.profile, self.faults, self.options, ca.ca_file, licence, keylog
+        )
         if self.external is not None:
             target = self._start_external(self.external, services, config)
         else:
@@ -320,6 +329,20 @@ class _Run:
             )
         if self.options.probe_perimeter:
             self._probe(ns)
+
+    def _keylog(self) -> Path | None:
+        """The file the target writes its TLS key log to (lab.tls_keylog): a secret, so a log
+        the source reads but never an evidence file (conformance.evidence.lab)."""
+        if not self.options.tls_keylog:
+            return None
+        keylog = self.workdir / "target-tls-keys.log"
+        keylog.touch(mode=0o600)
+        self.evidence.logs[TLS_KEYLOG] = keylog
+        self.notes.append(
+            "the reference target writes its TLS key log (lab.tls_keylog): its sessions in the"
+            " capture are decrypted with it; the key log is not copied into the report"
+        )
+        return keylog
 
     def _window(
         self, capture: Capture, runner: StimulusRunner, target: subprocess.Popen[bytes]

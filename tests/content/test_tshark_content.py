@@ -1,0 +1,259 @@
+"""Decryption through tshark, session by session: what is decrypted, what is not and why,
+message fields for HTTP/1.1 (chunked, TLS 1.2), HTTP/2 (several streams, cut short), gRPC with
+a protobuf body, TLS on a port tshark does not know, a protocol it cannot dissect, plaintext
+HTTP, wrong keys, several key logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.content import tshark_content
+from conformance.content.own_evidence import OwnContentRequest, _why, check_inputs
+from conformance.content.tshark_content import Session
+from conformance.evidence.interface import TLS_DECRYPTED
+from conformance.evidence.pcap import PcapSource
+from conformance.progress import NULL_PROGRESS
+from tests.content.beats import beat
+from tests.content.own_captures import ON
+from tests.tls_sessions import (
+    SessionFactory,
+    grpc,
+    plaintext,
+    post,
+    write_sessions,
+)
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> SessionFactory:
+    return SessionFactory(tmp_path)
+
+
+@pytest.fixture
+def opened() -> Iterator[list[PcapSource]]:
+    sources: list[PcapSource] = []
+    yield sources
+    for source in sources:
+        source.close()
+
+
+def kept(
+    tmp_path: Path,
+    sessions: list[Any],
+    keylogs: list[Path],
+    opened: list[PcapSource],
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], tuple[str, ...]]:
+    """Messages and coverage (by flow) of content/tls-decrypted.jsonl, and the notes."""
+    capture = write_sessions(tmp_path / "c.pcap", sessions)
+    source = PcapSource([capture], OwnContentRequest(tuple(keylogs)))
+    opened.append(source)
+    evidence = source.collect(ON, NULL_PROGRESS)
+    path = evidence.log(TLS_DECRYPTED)
+    assert path is not None
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0]["event"] == "keys"
+    messages = [r for r in records if r["event"] in ("request", "tcp-message")]
+    coverage = {r["flow"]: r for r in records if r["event"] == "coverage"}
+    return messages, coverage, evidence.notes
+
+
+def test_http1_tls12_chunked_and_tls13(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    sessions = [
+        factory.http1("api.imagicle.com", [post("/v1/telemetry/beat", beat())], version="1.2"),
+        factory.http1("api.imagicle.com", [post("/a?x=1", {"k": 1})] * 2, chunked=True),
+    ]
+    messages, coverage, _ = kept(tmp_path, sessions, [factory.keylog], opened)
+    assert [(m["tls"]["version"], m["proto"], m["path"]) for m in messages] == [
+        ("TLSv1.2", "HTTP/1.1", "/v1/telemetry/beat"),
+        ("TLSv1.3", "HTTP/1.1", "/a?x=1"),
+        ("TLSv1.3", "HTTP/1.1", "/a?x=1"),
+    ]
+    assert messages[0]["body"] == {"encoding": "json", "value": beat()}
+    assert messages[1]["body"]["value"] == {"k": 1}  # de-chunked
+    first = messages[0]
+    assert (first["host"], first["port"], first["client"], first["server"]) == (
+        "api.imagicle.com",
+        443,
+        "192.0.2.10",
+        "198.51.100.7",
+    )
+    assert first["capture"] == "capture-0.pcap" and first["flow"] == 1 and first["packets"]
+    assert all(c["covered"] and c["keys"] for c in coverage.values())
+    assert coverage[1]["version"] == "TLSv1.2" and coverage[2]["why"] == "decrypted: 2 messages"
+
+
+def test_http2_streams_grpc_protobuf_and_a_request_cut_short(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    protobuf = bytes([0x08, 0x2A, 0x12, 0x05]) + b"hello"  # field 1 = 42, field 2 = "hello"
+    sessions = [
+        factory.h2(
+            "grpc.imagicle.com",
+            [grpc("/p.v1.S/A", protobuf), post("/v1/x", {"n": 1}), post("/v1/y", {"n": 2})],
+            cut=True,
+        )
+    ]
+    messages, coverage, _ = kept(tmp_path, sessions, [factory.keylog], opened)
+    assert [(m["h2_stream"], m["path"]) for m in messages] == [
+        (1, "/p.v1.S/A"),
+        (3, "/v1/x"),
+        (5, "/v1/y"),
+    ]
+    grpc_body = messages[0]["body"]
+    assert grpc_body["encoding"] == "grpc"
+    assert grpc_body["messages"][0]["value"]["protobuf"] == [
+        {"field": 1, "wire": "varint", "value": 42},
+        {"field": 2, "wire": "len", "value": "hello"},
+    ]
+    assert ["content-type", "application/grpc"] in messages[0]["headers"]
+    assert messages[2]["incomplete"].endswith("before END_STREAM")
+    assert messages[2]["body"]["encoding"] == "text"  # half a JSON document
+    assert coverage[1]["covered"]
+
+
+def test_sessions_that_are_not_decrypted_say_why(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    good = factory.http1("api.imagicle.com", [post("/v1/licensing/poll", {"a": 1})])
+    unkeyed = factory.http1("api.imagicle.com", [post("/v1/telemetry/beat", {})], keys=False)
+    handshake_only = factory.raw("api.imagicle.com", [], keys=False)  # a TLS 1.3 Finished
+    keyed_silent = factory.raw("api.imagicle.com", [])
+    hello_only = factory.hello_only("api.imagicle.com", keys=False)
+    wrong = factory.http1("grpc.imagicle.com", [post("/v1/telemetry/beat", {})])
+    text = factory.keylog.read_text()
+    random_of_wrong = text.splitlines()[-1].split()[1]
+    broken = tmp_path / "wrong-keys.txt"
+    lines = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == random_of_wrong:
+            lines.append(f"{fields[0]} {fields[1]} {'00' * (len(fields[2]) // 2)}")
+        else:
+            lines.append(line)
+    broken.write_text("\n".join(lines) + "\n")
+    _, coverage, notes = kept(
+        tmp_path, [good, unkeyed, handshake_only, keyed_silent, wrong, hello_only], [broken], opened
+    )
+    why = {flow: (c["covered"], c["why"]) for flow, c in coverage.items()}
+    assert why == {
+        1: (True, "decrypted: 1 messages"),
+        2: (False, "no key for its client random"),
+        # without keys an encrypted Finished cannot be told from application data
+        3: (False, "no key for its client random"),
+        4: (True, "decrypted: the target sent no application data"),
+        5: (False, "a key was given but tshark did not decrypt it (wrong secret?)"),
+        6: (True, "the handshake did not complete: the target sent no application data"),
+    }
+    assert any("not decrypted: flow 2" in n and "flow 5" in n for n in notes)
+
+
+def test_tls_on_an_unknown_port_and_a_protocol_tshark_cannot_dissect(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    sessions = [
+        factory.http1("updates.example.net", [post("/check", {"v": 1})], port=9443),
+        factory.raw("api.imagicle.com", [b"\x00\x01opaque"], port=9999, version="1.2"),
+        factory.raw("api.imagicle.com", [b"\x00\x01opaque"], port=8883, version="1.2"),
+    ]
+    messages, coverage, _ = kept(tmp_path, sessions, [factory.keylog], opened)
+    request, raw, mqtt = messages
+    assert (request["host"], request["port"], request["path"]) == (
+        "updates.example.net",
+        9443,
+        "/check",
+    )
+    # What no dissector claims reaches tshark's data dissector; either way the decrypted
+    # bytes are kept, as the interceptor logs a raw TCP message.
+    assert raw["event"] == mqtt["event"] == "tcp-message" and raw["port"] == 9999
+    assert raw["body"]["encoding"] == "binary"
+    assert base64.b64decode(raw["body"]["base64"]) == b"\x00\x01opaque"
+    assert all(c["covered"] for c in coverage.values())
+
+
+def test_a_decrypted_session_with_nothing_dissected_is_not_covered() -> None:
+    session = Session(0, 0, "192.0.2.10", 50000, "198.51.100.7", 8883, 1, client_random="ab")
+    session.finished, session.opaque = True, 2
+    covered, why = _why(session, {"ab": frozenset({"CLIENT_RANDOM"})})
+    assert not covered and "dissected no application protocol" in why
+    assert _why(None, {}) == (False, "tshark found no TLS session in it")
+
+
+def test_plaintext_http_of_the_target_is_content_too(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    body = json.dumps(beat()).encode()
+    head = (
+        b"POST /v1/telemetry/beat HTTP/1.1\r\nHost: api.imagicle.com\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    factory.raw("grpc.imagicle.com", [])  # a key log exists
+    sessions = [plaintext("api.imagicle.com", head + body)]
+    messages, coverage, _ = kept(tmp_path, sessions, [factory.keylog], opened)
+    (message,) = messages
+    assert message["tls"] is None and message["scheme"] == "http" and message["port"] == 80
+    assert coverage == {}  # not a TLS connection: nothing to decrypt
+
+
+def test_several_key_logs_are_joined(
+    tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
+) -> None:
+    sessions = [
+        factory.http1("api.imagicle.com", [post("/v1/a", {})]),
+        factory.http1("api.imagicle.com", [post("/v1/b", {})]),
+    ]
+    lines = factory.keylog.read_text().splitlines()
+    first, second = tmp_path / "one.txt", tmp_path / "two.txt"
+    first.write_text("\n".join(lines[:6]))  # no newline at the end: joined safely anyway
+    second.write_text("\n".join(lines[6:]) + "\n")
+    messages, _, notes = kept(tmp_path, sessions, [first, second], opened)
+    assert [m["path"] for m in messages] == ["/v1/a", "/v1/b"]
+    assert sum("TLS key log" in n for n in notes) == 2
+
+
+def test_without_tshark_the_run_stops_before_judging(
+    tmp_path: Path, factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.raw("api.imagicle.com", [])
+    monkeypatch.setattr(tshark_content.shutil, "which", lambda name: None)
+    with pytest.raises(tshark_content.TsharkMissingError, match="apt-get install tshark"):
+        check_inputs(OwnContentRequest((factory.keylog,)), [])
+
+
+def test_the_display_filter_names_the_target_in_both_families() -> None:
+    text = tshark_content.display_filter(["192.0.2.10", "2001:db8:1::10"])
+    assert "ip.src in {192.0.2.10}" in text and "ipv6.src in {2001:db8:1::10}" in text
+    assert "tls.handshake.type == 2" in text
+    argv = tshark_content.tshark_argv(Path("c.pcap"), None, ["192.0.2.10"], [443, 9443])
+    assert "tcp.port==9443,tls" in argv and "tcp.port==443,tls" not in argv
+    assert not any(a.startswith("tls.keylog_file") for a in argv)
+
+
+def test_an_interrupted_reading_leaves_no_tshark_running(
+    tmp_path: Path, factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = write_sessions(
+        tmp_path / "c.pcap",
+        [factory.http1("api.imagicle.com", [post("/v1/a", {})] * 3) for _ in range(3)],
+    )
+    started: list[Any] = []
+    real = tshark_content.subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(tshark_content.subprocess, "Popen", spy)
+    argv = tshark_content.tshark_argv(capture, factory.keylog, ["192.0.2.10"])
+    packets = tshark_content.run_tshark(argv, [])
+    next(packets)
+    packets.close()  # what Ctrl-C or SIGTERM does to the reading loop
+    (proc,) = started
+    assert proc.returncode is not None

@@ -22,6 +22,7 @@ from rich.table import Table
 from conformance import __version__
 from conformance.errors import ConformanceError
 from conformance.plugin import RunSummary
+from conformance.resources import profiles_dir, suites_dir
 from conformance.verdict import ExitCode, Verdict
 
 DEFAULT_LAB_PROFILE = "lab-air-gapped.yaml"
@@ -38,21 +39,6 @@ _VERDICT_STYLE = {
 _PYTEST_INTERNAL_ERROR = 3
 _PYTEST_USAGE_ERROR = 4
 _PYTEST_NO_TESTS = 5
-
-
-def repo_root() -> Path:
-    """The source tree root (suites/ and fixtures/ live there in a checkout)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def suites_dir() -> Path:
-    """Where the conformance suites are: in the package when installed, else in the checkout."""
-    packaged = Path(__file__).resolve().parent / "_suites"
-    return packaged if packaged.is_dir() else repo_root() / "suites"
-
-
-def fixtures_dir() -> Path:
-    return repo_root() / "fixtures"
 
 
 class RichFrontend:
@@ -150,7 +136,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     profile = args.profile
     if profile is None and args.lab:
-        profile = str(fixtures_dir() / "profiles" / DEFAULT_LAB_PROFILE)
+        profile = str(profiles_dir() / DEFAULT_LAB_PROFILE)
     if profile is None:
         console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
         return int(ExitCode.USAGE)

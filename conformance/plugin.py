@@ -2,7 +2,13 @@
 
 `pytest suites/ --ucx-profile P --ucx-pcap F` and `ucx-conformance run` go through this
 same code; the CLI only adds a terminal front end. The plugin is inert unless
-`--ucx-profile` (or `--ucx-lab`) is given, so it never disturbs other test suites.
+`--ucx-profile` (or `--ucx-lab`) is given, so it never disturbs other test suites; only a
+session that collected conformance suites (`ucx_control` items) without a profile is bad
+usage, so a CI job that forgot the option is not green with nothing judged.
+
+A run holds its report directory's lock (report.lock) from configure time, before anything
+is judged, until the report is in place: a second run into the same directory, or one that
+cannot write there, is bad usage at once.
 
 Exit status (interface.md): 0 all applicable controls passed, 1 one failed, 2 none failed
 but one is inconclusive or error (also: no tests collected, interrupted, harness crash),
@@ -32,6 +38,7 @@ from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
+from conformance.report.lock import ReportLock
 from conformance.report.prestage import Prestage
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
@@ -86,6 +93,7 @@ class UcxRun:
     prestage: Prestage | None = None
     usage_error: str | None = None
     summary: RunSummary | None = None
+    lock: ReportLock | None = None  # the report directory's, held for the whole run
 
     def record(self, result: ControlResult) -> None:
         # A control judged twice keeps the worse verdict: never let a later pass hide a fail.
@@ -191,6 +199,7 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
     from conformance.errors import CaptureError, ProfileError
     from conformance.evidence.select import build_source
     from conformance.report.assemble import check_report_dir
+    from conformance.report.lock import acquire
     from conformance.sign.keys import ensure_key
 
     if profile_opt is None:
@@ -210,7 +219,11 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
 
     report_opt = config.getoption("--ucx-report-dir")
     started = datetime.now(UTC)
-    if report_opt:
+    if report_opt is not None:
+        if not report_opt.strip():
+            raise ConformanceError(
+                'the report directory is "" (empty); give a directory or leave the option out'
+            )
         report_dir = Path(report_opt)
     else:
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -219,7 +232,12 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
     report_dir = report_dir.absolute()
     if key_path.absolute().is_relative_to(report_dir):
         raise CaptureError(key_path, "the signing key must not live inside the report directory")
-    check_report_dir(report_dir)
+    lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
+    try:
+        check_report_dir(report_dir)
+    except BaseException:
+        lock.release()
+        raise
     return UcxRun(
         profile=profile,
         source=source,
@@ -229,11 +247,33 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
         sign=lambda: key,
         frontend=_find_frontend(config),
         started=started,
+        lock=lock,
     )
 
 
 def _active(config: pytest.Config) -> UcxRun | None:
     return config.stash.get(_RUN, None)
+
+
+_NO_PROFILE = (
+    "these are conformance suites and nothing was judged: give --ucx-profile PROFILE"
+    " with --ucx-pcap FILE, --ucx-lab, --ucx-image IMAGE or --ucx-host URL"
+)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Conformance suites collected without a profile: bad usage, as `run` says (exit 3)."""
+    config = session.config
+    if _active(config) is not None or config.option.collectonly:
+        return
+    if any(_control_id(item) is not None for item in session.items):
+        pytest.exit(f"ucx-conformance: {_NO_PROFILE}", returncode=int(ExitCode.USAGE))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _active(config)
+    if run is not None and run.lock is not None:
+        run.lock.release()  # also when the session ended early (pytest.exit, an interrupt)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -507,6 +547,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if run.prestage is not None:
             run.prestage.close()
         run.source.close()
+        if run.lock is not None:
+            run.lock.release()
         if run.frontend is not None and run.summary is not None:
             run.frontend.finished(run.summary)
 

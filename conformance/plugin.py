@@ -540,6 +540,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 _write(run, results)
             except ConformanceError as exc:
                 run.summary = _summary(run, results, Verdict.INCONCLUSIVE, None, str(exc))
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the report was written
+                run.summary = _summary(
+                    run, (), Verdict.INCONCLUSIVE, None, "interrupted: no report"
+                )
             else:
                 run.summary = _summary(run, results, verdict, run.report_dir, None)
         session.exitstatus = run.summary.exit_code

@@ -199,8 +199,11 @@ def write_report(
     target = report_dir.absolute()
     with hold(target):  # already held by a run (report.lock): taken again, not waited for
         check_report_dir(target)
-        partial = hidden_sibling(target, "partial", create=True)
+        # Named first, made inside the try: an interrupt at any point leaves nothing behind.
+        # The name carries this process's tag, so no other process can have made it.
+        partial = hidden_sibling(target, "partial", create=False)
         try:
+            partial.mkdir()
             view, subjects = _fill(partial, run, key, lookup, prestage)
             _install(partial, target)
         except BaseException:

@@ -238,8 +238,11 @@ def _probe(target: Path) -> None:
     """Make and remove a hidden sibling: the report needs exactly that (assemble, prestage)."""
     from conformance.report.assemble import hidden_sibling
 
+    probe = hidden_sibling(target, "probe", create=False)
     try:
-        probe = hidden_sibling(target, "probe", create=True)
-        probe.rmdir()
+        probe.mkdir()
     except OSError as exc:
         raise _unusable(target, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()

@@ -254,12 +254,14 @@ def test_empty_report_dir_is_bad_usage(
 # --- signals and hard kills -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.5])
 def test_sigint_to_the_pid_stops_the_run_like_ctrl_c(
-    tmp_path: Path, busy: tuple[Path, Path], sign_key: Path
+    tmp_path: Path, busy: tuple[Path, Path], sign_key: Path, delay: float
 ) -> None:
     report = tmp_path / "report"
     # Started as `cmd &` from a script starts it: with SIGINT ignored.
     proc = start_busy_run(busy, report, sign_key, ignore_sigint=True)
+    time.sleep(delay)  # at once lands while the run is still making its staging directory
     os.kill(proc.pid, signal.SIGINT)  # the process only, not its group
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 2, err

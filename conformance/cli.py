@@ -23,6 +23,7 @@ from rich.table import Table
 from conformance import __version__
 from conformance.errors import ConformanceError
 from conformance.plugin import RunSummary
+from conformance.resources import profiles_dir, suites_dir
 from conformance.verdict import ExitCode, Verdict
 
 if TYPE_CHECKING:
@@ -42,21 +43,7 @@ _VERDICT_STYLE = {
 _PYTEST_INTERNAL_ERROR = 3
 _PYTEST_USAGE_ERROR = 4
 _PYTEST_NO_TESTS = 5
-
-
-def repo_root() -> Path:
-    """The source tree root (suites/ and fixtures/ live there in a checkout)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def suites_dir() -> Path:
-    """Where the conformance suites are: in the package when installed, else in the checkout."""
-    packaged = Path(__file__).resolve().parent / "_suites"
-    return packaged if packaged.is_dir() else repo_root() / "suites"
-
-
-def fixtures_dir() -> Path:
-    return repo_root() / "fixtures"
+_VERDICT_WIDTH = max(len(v.value) for v in Verdict)
 
 
 class RichFrontend:
@@ -111,7 +98,8 @@ def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _print_summary(console: Console, summary: RunSummary) -> None:
+def _print_table(console: Console, summary: RunSummary) -> None:
+    """For a person at a terminal: a table sized to it, long reasons shortened."""
     from conformance.catalog import load_catalog
 
     catalog = load_catalog()
@@ -122,9 +110,9 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
     table.add_column("why")
     for result in summary.results:
         title = catalog.get(result.control_id).title
-        why = _shorten(result.reason)
+        why = escape(_shorten(result.reason))
         if result.violations:
-            why = f"{why}\n{result.violations[0].summary}"
+            why = f"{why}\n{escape(result.violations[0].summary)}"
             if len(result.violations) > 1:
                 why += f" (+{len(result.violations) - 1} more)"
         if summary.waived.get(result.control_id):
@@ -132,13 +120,40 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
         style = _VERDICT_STYLE[result.verdict]
         table.add_row(result.control_id, title, f"[{style}]{result.verdict.value}[/]", why)
     console.print(table)
+
+
+def _print_lines(console: Console, summary: RunSummary) -> None:
+    """For a pipe or a CI log: one line per control with the whole reason, never wrapped."""
+    width = max(len(result.control_id) for result in summary.results)
+    indent = " " * (width + 2 + _VERDICT_WIDTH + 2)
+    for result in summary.results:
+        line = f"{result.control_id:<{width}}  {result.verdict.value:<{_VERDICT_WIDTH}}  "
+        console.print(escape(line + result.reason), soft_wrap=True, highlight=False)
+        if result.violations:
+            more = len(result.violations) - 1
+            extra = f" (+{more} more)" if more else ""
+            console.print(
+                escape(indent + result.violations[0].summary + extra),
+                soft_wrap=True,
+                highlight=False,
+            )
+        if summary.waived.get(result.control_id):
+            console.print(f"{indent}({summary.waived[result.control_id]} waived)", highlight=False)
+
+
+def _print_summary(console: Console, summary: RunSummary) -> None:
+    """The closing summary on stderr: a table at a terminal, whole lines anywhere else."""
+    if summary.results and console.is_terminal:
+        _print_table(console, summary)
+    elif summary.results:
+        _print_lines(console, summary)
     _print_extras(console, summary)
     style = _VERDICT_STYLE[summary.verdict]
     console.print(f"verdict: [{style}]{summary.verdict.value}[/] (exit {summary.exit_code})")
     if summary.report_dir is not None:
-        console.print(f"signed report: {summary.report_dir}")
+        console.print(f"signed report: {escape(str(summary.report_dir))}")
     if summary.problem:
-        console.print(f"[red]no report written:[/] {summary.problem}")
+        console.print(f"[red]no report written:[/] {escape(summary.problem)}")
     if summary.key_created and summary.key_path is not None:
         console.print(
             f"created signing key {summary.key_path}; pin {summary.key_path}.pub when verifying"
@@ -169,7 +184,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     profile = args.profile
     if profile is None and args.lab:
-        profile = str(fixtures_dir() / "profiles" / DEFAULT_LAB_PROFILE)
+        profile = str(profiles_dir() / DEFAULT_LAB_PROFILE)
     if profile is None:
         console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
         return int(ExitCode.USAGE)
@@ -212,7 +227,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         pytest_args += ["--ucx-content-log", content_log]
     if args.keep_secrets:
         pytest_args.append("--ucx-keep-secrets")
-    if args.report_dir:
+    if args.report_dir is not None:  # "" too: the plugin refuses it (bad usage)
         pytest_args += ["--ucx-report-dir", args.report_dir]
     if args.sign_key:
         pytest_args += ["--ucx-sign-key", args.sign_key]
@@ -232,12 +247,16 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     saved_autoload = os.environ.get(_AUTOLOAD)
     os.environ[_AUTOLOAD] = "1"
     # SIGTERM unwinds like Ctrl-C, so every source cleans up (lab namespaces, containers)
-    # and no half report stays behind, whenever it arrives.
+    # and no half report stays behind, whenever it arrives. SIGINT gets Python's own handler
+    # back: a shell starts background jobs (`cmd &` in a script) with SIGINT ignored, and
+    # `kill -INT PID` must still stop the run as Ctrl-C does.
     saved_term = signal.signal(signal.SIGTERM, _terminate)
+    saved_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             code = int(pytest.main(pytest_args, plugins=[frontend]))
     finally:
+        signal.signal(signal.SIGINT, saved_int)
         signal.signal(signal.SIGTERM, saved_term)
         if saved_autoload is None:
             os.environ.pop(_AUTOLOAD, None)

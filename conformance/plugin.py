@@ -2,7 +2,13 @@
 
 `pytest suites/ --ucx-profile P --ucx-pcap F` and `ucx-conformance run` go through this
 same code; the CLI only adds a terminal front end. The plugin is inert unless
-`--ucx-profile` (or `--ucx-lab`) is given, so it never disturbs other test suites.
+`--ucx-profile` (or `--ucx-lab`) is given, so it never disturbs other test suites; only a
+session that collected conformance suites (`ucx_control` items) without a profile is bad
+usage, so a CI job that forgot the option is not green with nothing judged.
+
+A run holds its report directory's lock (report.lock) from configure time, before anything
+is judged, until the report is in place: a second run into the same directory, or one that
+cannot write there, is bad usage at once.
 
 Exit status (interface.md): 0 all applicable controls passed, 1 one failed, 2 none failed
 but one is inconclusive or error (also: no tests collected, interrupted, harness crash),
@@ -32,6 +38,7 @@ from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
+from conformance.report.lock import ReportLock
 from conformance.report.prestage import Prestage
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
@@ -95,6 +102,7 @@ class UcxRun:
     summary: RunSummary | None = None
     waivers: WaiverFile | None = None  # --ucx-waivers, parsed before anything is judged
     baseline: BaselineCompare | None = None  # --ucx-baseline, verified before anything is judged
+    lock: ReportLock | None = None  # the report directory's, held for the whole run
 
     def record(self, result: ControlResult) -> None:
         # A control judged twice keeps the worse verdict: never let a later pass hide a fail.
@@ -239,6 +247,7 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
     from conformance.errors import CaptureError, ProfileError
     from conformance.evidence.select import build_source
     from conformance.report.assemble import check_report_dir
+    from conformance.report.lock import acquire
     from conformance.sign.keys import ensure_key
 
     if profile_opt is None:
@@ -258,7 +267,11 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
 
     report_opt = config.getoption("--ucx-report-dir")
     started = datetime.now(UTC)
-    if report_opt:
+    if report_opt is not None:
+        if not report_opt.strip():
+            raise ConformanceError(
+                'the report directory is "" (empty); give a directory or leave the option out'
+            )
         report_dir = Path(report_opt)
     else:
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -267,7 +280,12 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
     report_dir = report_dir.absolute()
     if key_path.absolute().is_relative_to(report_dir):
         raise CaptureError(key_path, "the signing key must not live inside the report directory")
-    check_report_dir(report_dir)
+    lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
+    try:
+        check_report_dir(report_dir)
+    except BaseException:
+        lock.release()
+        raise
     return UcxRun(
         profile=profile,
         source=source,
@@ -279,6 +297,7 @@ def _prepare_run(config: pytest.Config, profile_opt: str | None, request: Source
         started=started,
         waivers=_load_waivers(config),
         baseline=_load_baseline(config, key_path),
+        lock=lock,
     )
 
 
@@ -309,6 +328,27 @@ def _load_baseline(config: pytest.Config, key_path: Path) -> BaselineCompare | N
 
 def _active(config: pytest.Config) -> UcxRun | None:
     return config.stash.get(_RUN, None)
+
+
+_NO_PROFILE = (
+    "these are conformance suites and nothing was judged: give --ucx-profile PROFILE"
+    " with --ucx-pcap FILE, --ucx-lab, --ucx-image IMAGE or --ucx-host URL"
+)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Conformance suites collected without a profile: bad usage, as `run` says (exit 3)."""
+    config = session.config
+    if _active(config) is not None or config.option.collectonly:
+        return
+    if any(_control_id(item) is not None for item in session.items):
+        pytest.exit(f"ucx-conformance: {_NO_PROFILE}", returncode=int(ExitCode.USAGE))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _active(config)
+    if run is not None and run.lock is not None:
+        run.lock.release()  # also when the session ended early (pytest.exit, an interrupt)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -594,6 +634,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 baseline = _write(run, results, waivers)
             except ConformanceError as exc:
                 run.summary = _summary(run, results, Verdict.INCONCLUSIVE, None, str(exc))
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the report was written
+                run.summary = _summary(
+                    run, (), Verdict.INCONCLUSIVE, None, "interrupted: no report"
+                )
             else:
                 run.summary = _summary(run, results, verdict, run.report_dir, None)
                 run.summary = _with_extras(run.summary, waivers, baseline)
@@ -602,6 +646,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if run.prestage is not None:
             run.prestage.close()
         run.source.close()
+        if run.lock is not None:
+            run.lock.release()
         if run.frontend is not None and run.summary is not None:
             run.frontend.finished(run.summary)
 

@@ -7,11 +7,12 @@ docs/profile.md describes every key; this module is the authority on what is acc
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -56,10 +57,16 @@ LATER_SECTIONS: Final = ("lab", "stimuli", "probes", "host", "image")
 _TOP_REQUIRED = ("name", "mode", "target", "environment")
 _TOP_OPTIONAL = ("cloud", "proxy", "telemetry", "window", "observation", "draft", *LATER_SECTIONS)
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_PORT_SPEC = re.compile(r"(\d{1,5})/(tcp|udp)", re.IGNORECASE)
 # A cloud endpoint's port: ASCII digits, then `/tcp` (the default) or `/udp` (QUIC), lower case.
 _CLOUD_PORT = re.compile(r"([0-9]{1,10})(?:/(tcp|udp))?", re.ASCII)
 _CLOUD_SPELLING = "name:port (TCP), name:port/tcp, or name:port/udp (QUIC)"
+# The one spelling of a port: decimal ASCII digits, no leading zero, lower-case transport.
+_PORT_SPEC = re.compile(r"(0|[1-9][0-9]*)/(tcp|udp)", re.ASCII)
+_DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+# What a person may have meant (other digits, leading zeros, upper case, spaces): named in the
+# error with the accepted spelling, never accepted (one spelling, one meaning in the report).
+_LOOSE_PORT_SPEC = re.compile(r"\s*(\d+)\s*/\s*(tcp|udp)\s*", re.IGNORECASE)
+_PREFIX_LENGTH = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
 _WINDOW = re.compile(r"(\d+(?:\.\d+)?)\s*([smh]?)", re.ASCII)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.ASCII)
 _WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -349,6 +356,14 @@ def _network(value: object, at: _At) -> IPNetwork:
     text = _string(value, at, "a network such as 192.0.2.0/24")
     if "%" in text:
         at.fail(f"{_quote(text)} has a zone index (%...); write the network alone")
+    address, slash, prefix = text.partition("/")
+    if slash and not _PREFIX_LENGTH.fullmatch(prefix):
+        # ipaddress also reads a netmask (/255.255.255.0), a host mask and leading zeros;
+        # int() reads other scripts' digits and a sign. Either way, name the one spelling.
+        meant = _prefix_form(address, prefix)
+        if meant is None:
+            at.fail(f"{_quote(text)} is not an IPv4 or IPv6 network (such as 192.0.2.0/24)")
+        at.fail(f"{_quote(text)} is not in CIDR prefix form (address/prefix length): write {meant}")
     try:
         return ipaddress.ip_network(text)
     except ValueError:
@@ -360,7 +375,29 @@ def _network(value: object, at: _At) -> IPNetwork:
     at.fail(f"{_quote(text)} has host bits set; did you mean {network}?")
 
 
-def _port_number(text: str, at: _At, written: str) -> int:
+def _prefix_form(address: str, prefix: str) -> str | None:
+    """`address/prefix` with the prefix as a length, if `prefix` is a mask or a number."""
+    candidates = [prefix]
+    with contextlib.suppress(ValueError):
+        candidates.append(str(int(prefix)))
+    for candidate in candidates:
+        try:
+            network = ipaddress.ip_network(f"{address}/{candidate}", strict=False)
+        except ValueError:
+            continue
+        return f"{address}/{network.prefixlen}"
+    return None
+
+
+def _port_number(text: str, at: _At, written: str, spelled: Callable[[int], str] = str) -> int:
+    """The port `text` of `written`; `spelled(n)` is how `written` should read with port n."""
+    if not _DECIMAL.fullmatch(text):
+        try:
+            meant = int(text)  # also reads other scripts' digits, leading zeros, "+", "_"
+        except ValueError:
+            at.fail(f"{_quote(written)}: {_quote(text)} is not a port number")
+        hint = f": write {spelled(meant)}" if 1 <= meant <= 65535 else ""
+        at.fail(f"{_quote(written)}: a port is decimal ASCII digits without leading zeros{hint}")
     number = int(text)
     if not 1 <= number <= 65535:
         at.fail(f"{_quote(written)}: port {number} is out of range 1-65535")
@@ -370,13 +407,18 @@ def _port_number(text: str, at: _At, written: str) -> int:
 def _port_spec(value: object, at: _At) -> PortSpec:
     """`N/tcp` or `N/udp` (controls.md decision 2)."""
     bare_number = isinstance(value, int) and not isinstance(value, bool)
-    if bare_number or (isinstance(value, str) and value.isdigit()):
+    if bare_number or (isinstance(value, str) and _DECIMAL.fullmatch(value)):
         at.fail(
             f"{value} has no transport; write {value}/tcp or {value}/udp (controls.md decision 2)"
         )
     text = _string(value, at, "N/tcp or N/udp")
     found = _PORT_SPEC.fullmatch(text)
     if found is None:
+        loose = _LOOSE_PORT_SPEC.fullmatch(text)
+        if loose is not None and 1 <= int(loose[1]) <= 65535:
+            at.fail(
+                f"{_quote(text)} is not N/tcp or N/udp: write {int(loose[1])}/{loose[2].lower()}"
+            )
         at.fail(f"{_quote(text)} is not N/tcp or N/udp")
     number = _port_number(found[1], at, text)
     return PortSpec(number, "tcp") if found[2].lower() == "tcp" else PortSpec(number, "udp")
@@ -539,16 +581,19 @@ def _name_port(written: str, at: _At) -> tuple[str, int, Transport]:
         if slash and suffix.lower() in ("tcp", "udp"):
             at.fail(
                 f"{_quote(written)}: write the transport in lower case"
-                f" ({written_number}/{suffix.lower()}); {_CLOUD_SPELLING}"
+                f" ({written_number}/{suffix.lower()}): {host}:{written_number}/{suffix.lower()}"
             )
         if slash:
             at.fail(f"{_quote(written)}: {_quote(suffix)} is not tcp or udp; {_CLOUD_SPELLING}")
-        at.fail(f"{_quote(written)}: {_quote(port)} is not a port number; {_CLOUD_SPELLING}")
-    digits = found[1]
-    if len(digits) > 1 and digits.startswith("0"):
-        at.fail(f"{_quote(written)}: write the port without leading zeros ({int(digits)})")
-    number = _port_number(digits, at, written)
+        try:
+            meant = int(port)  # other scripts' digits, "+443": name the accepted spelling
+        except ValueError:
+            meant = 0
+        hint = f": write {host}:{meant}" if 1 <= meant <= 65535 else f"; {_CLOUD_SPELLING}"
+        at.fail(f"{_quote(written)}: {_quote(port)} is not a port number{hint}")
     transport: Transport = "udp" if found[2] == "udp" else "tcp"
+    suffix = "/udp" if transport == "udp" else ""
+    number = _port_number(found[1], at, written, lambda n: f"{host}:{n}{suffix}")
     try:
         return normalize_pattern(host), number, transport
     except ValueError as exc:
@@ -599,7 +644,8 @@ def _proxy(value: object, at: _At, environment: Environment) -> ProxySpec:
             at.fail(f"{_quote(written)} has no port; write address:port")
     if not port.isdigit():
         at.fail(f"{_quote(written)}: {_quote(port)} is not a port number")
-    number = _port_number(port, at, written)
+    proxy_host = f"[{host}]" if written.startswith("[") else host
+    number = _port_number(port, at, written, lambda n: f"{proxy_host}:{n}")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

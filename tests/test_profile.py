@@ -196,7 +196,7 @@ def test_defaults(write: Any) -> None:
 def test_values_are_normalised(write: Any) -> None:
     data = changed(
         HYBRID,
-        environment__endpoints__0__ports=["5060/UDP", "5061/Tcp"],
+        environment__endpoints__0__ports=["5060/udp", "5061/tcp"],
         cloud__endpoints=["API.Imagicle.COM.:443", "*.EU.imagicle.com:8443/tcp"],
         cloud__hints=[{"address": "198.51.100.7", "name": "Api.Imagicle.com."}],
         target__addresses=["2001:DB8:1::A"],
@@ -468,6 +468,29 @@ def test_bad_network(refused: Any, value: object, problem: str) -> None:
     assert problem in error.problem
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            "198.51.100.0/255.255.255.0",
+            '"198.51.100.0/255.255.255.0" is not in CIDR prefix form (address/prefix length):'
+            " write 198.51.100.0/24",
+        ),
+        ("198.51.100.0/0.0.0.255", "write 198.51.100.0/24"),
+        ("198.51.100.0/024", "write 198.51.100.0/24"),
+        ("198.51.100.0/\u0662\u0664", "write 198.51.100.0/24"),  # Arabic-Indic "24"
+        ("2001:db8:2::/064", "write 2001:db8:2::/64"),
+        ("198.51.100.0/+24", "is not in CIDR prefix form"),
+        ("198.51.100.0/255.0.255.0", '"198.51.100.0/255.0.255.0" is not an IPv4 or IPv6 network'),
+        ("198.51.100.0/", "is not an IPv4 or IPv6 network"),
+    ],
+)
+def test_network_only_in_cidr_prefix_form(refused: Any, value: str, problem: str) -> None:
+    error = refused(changed(AIR_GAPPED, environment__networks=["192.0.2.0/24", value]))
+    assert error.key == "environment.networks[1]"
+    assert problem in error.problem
+
+
 def test_single_host_network_is_fine(write: Any) -> None:
     data = changed(AIR_GAPPED, environment__networks=["192.0.2.10", "192.0.2.20/32", "192.0.2.30"])
     assert len(load_profile(write(data)).environment.networks) == 3
@@ -496,6 +519,28 @@ def test_port_without_transport_message_matches_the_readme(refused: Any) -> None
     ],
 )
 def test_bad_port(refused: Any, value: object, problem: str) -> None:
+    error = refused(changed(AIR_GAPPED, environment__endpoints__0__ports=["5061/tcp", value]))
+    assert error.key == "environment.endpoints[0].ports[1]"
+    assert problem in error.problem
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("5060/TCP", '"5060/TCP" is not N/tcp or N/udp: write 5060/tcp'),
+        ("53/Udp", '"53/Udp" is not N/tcp or N/udp: write 53/udp'),
+        ("053/udp", '"053/udp" is not N/tcp or N/udp: write 53/udp'),
+        ("\u0665\u0663/udp", "is not N/tcp or N/udp: write 53/udp"),  # Arabic-Indic "53"
+        ("\uff15\uff13/udp", "is not N/tcp or N/udp: write 53/udp"),  # full-width "53"
+        ("+53/udp", '"+53/udp" is not N/tcp or N/udp'),
+        (" 53/udp", "is not N/tcp or N/udp: write 53/udp"),
+        ("0053", "is not N/tcp or N/udp"),
+        ("\u0665\u0663", "is not N/tcp or N/udp"),
+        ("00000/tcp", "is not N/tcp or N/udp"),
+        ("070000/tcp", "is not N/tcp or N/udp"),
+    ],
+)
+def test_port_has_one_spelling(refused: Any, value: str, problem: str) -> None:
     error = refused(changed(AIR_GAPPED, environment__endpoints__0__ports=["5061/tcp", value]))
     assert error.key == "environment.endpoints[0].ports[1]"
     assert problem in error.problem
@@ -660,7 +705,6 @@ def test_activated_service_needs_endpoints(refused: Any) -> None:
         ("api.imagicle.com:443/Tcp", "cloud.endpoints[1]", "lower case (443/tcp)"),
         ("api.imagicle.com:443/sctp", "cloud.endpoints[1]", '"sctp" is not tcp or udp'),
         ("api.imagicle.com:443/", "cloud.endpoints[1]", '"" is not tcp or udp'),
-        ("api.imagicle.com:0443", "cloud.endpoints[1]", "without leading zeros (443)"),
         ("api.imagicle.com:\u0664\u0664\u0663", "cloud.endpoints[1]", "is not a port number"),
         ("api.imagicle.com:443/udp/udp", "cloud.endpoints[1]", "is not tcp or udp"),
         ("api.imagicle.com:+443", "cloud.endpoints[1]", "is not a port number"),
@@ -674,6 +718,9 @@ def test_activated_service_needs_endpoints(refused: Any) -> None:
         ("198.51.100.7:443", "cloud.endpoints[1]", "is an IP address, not a name"),
         ("[2001:db8::7]:443", "cloud.endpoints[1]", "is an IP address, not a name"),
         ("a_b.imagicle.com:443", None, None),
+        ("api.imagicle.com:0443", "cloud.endpoints[1]", "write api.imagicle.com:443"),
+        ("api.imagicle.com:\u0664\u0664\u0663", "cloud.endpoints[1]", "write api.imagicle.com:443"),
+        ("api.imagicle.com:443/TCP", "cloud.endpoints[1]", "(443/tcp): api.imagicle.com:443/tcp"),
         (443, "cloud.endpoints[1]", 'expected "name:port" or {endpoint:'),
         ({"endpoint": 443}, "cloud.endpoints[1].endpoint", 'expected "name:port", got the number'),
         ({"endpont": "x:1"}, "cloud.endpoints[1].endpont", 'unknown key; did you mean "endpoint"?'),
@@ -863,6 +910,8 @@ def test_proxy(write: Any, value: str, address: str, port: int) -> None:
         ("proxy.corp.example:3128", "the harness never resolves names (controls.md decision 7)"),
         ("192.0.2.80:squid", '"squid" is not a port number'),
         ("192.0.2.80:99999", "port 99999 is out of range"),
+        ("192.0.2.80:03128", "without leading zeros: write 192.0.2.80:3128"),
+        ("[2001:db8:1::80]:\u0668\u0660", "write [2001:db8:1::80]:80"),
         ("198.51.100.80:3128", "outside environment.networks; the proxy is part of the Customer"),
         (3128, 'expected "address:port", got the number 3128'),
     ],

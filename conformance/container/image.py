@@ -15,11 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from conformance.resources import lab_dir
+
 REPOSITORY: Final = "ucx-conformance/reference-target"
 SUITE: Final = "bookworm"
 PACKAGES: Final = ("python3", "python3-h2", "nftables", "iproute2")
 CACHE: Final = Path("/var/cache/ucx-conformance")
-LAB_FIXTURES: Final = Path(__file__).resolve().parents[2] / "fixtures" / "lab"
+LAB_FIXTURES: Final = lab_dir()
 TARGET_FILES: Final = ("target/ucx_target.py", "target/faults.json", "labproto.py")
 IN_IMAGE: Final = "/opt/ucx"  # where the target's files sit inside the image
 ENTRYPOINT: Final = (

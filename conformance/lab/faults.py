@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Final
 
 from conformance.errors import LabError
+from conformance.resources import lab_dir
 
-CATALOG: Final = Path(__file__).resolve().parents[2] / "fixtures" / "lab" / "target" / "faults.json"
+CATALOG: Final = lab_dir() / "target" / "faults.json"
 
 
 def load_faults() -> tuple[tuple[str, str], ...]:

@@ -47,10 +47,11 @@ from conformance.lab.sshd import LabHostAccess, LabHostHook, start_sshd, write_h
 from conformance.lab.stimuli import Stimulus, StimulusRunner, parse_stimuli
 from conformance.profile_model import Mode, Profile
 from conformance.progress import Progress
+from conformance.resources import import_root
 
 TICK: Final = 0.25  # seconds between progress updates during the window
 PROBE_TIMEOUT: Final = 60.0  # the probe subprocess: scapy import plus a 2 s answer wait
-PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT: Final = import_root()
 
 
 class LabInterruptedError(LabError):

@@ -30,10 +30,11 @@ from conformance.evidence.interface import (
 from conformance.lab import topology as topo
 from conformance.lab.certs import CertPair, LabCA
 from conformance.lab.netns import LabState, in_netns, run, run_dir, shm_prefix, stop_process
+from conformance.resources import import_root, lab_dir
 
 READY_TIMEOUT: Final = 5.0  # a service not listening after this is broken, not slow
 POLL: Final = 0.02
-FIXTURES: Final = Path(__file__).resolve().parents[2] / "fixtures" / "lab"
+FIXTURES: Final = lab_dir()
 TARGET_PROGRAM: Final = FIXTURES / "target" / "ucx_target.py"
 STANDINS_PROGRAM: Final = FIXTURES / "standins" / "standins.py"
 LDAP_SUFFIX: Final = "dc=lab,dc=internal"
@@ -313,7 +314,7 @@ class Services:
         out = self.workdir / "interceptor.out"
         argv = [
             "env",
-            f"PYTHONPATH={FIXTURES.parents[1]}",
+            f"PYTHONPATH={import_root()}",
             sys.executable,
             "-m",
             "conformance.lab.intercept",

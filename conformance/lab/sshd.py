@@ -18,9 +18,10 @@ from typing import Protocol
 from conformance.errors import LabError
 from conformance.lab import topology as topo
 from conformance.lab.netns import NETNS_ETC, LabState, in_netns
+from conformance.resources import import_root
 
 HOST_ALIAS = "ucx-lab-target"
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = import_root()
 SSHD_PORT = 22
 
 

@@ -1,11 +1,15 @@
 """Write and sign a report directory: evidence, tables, report.json/html, junit.xml, envelope.
 
-Atomicity: everything is written into a fresh hidden sibling, `.<name>.partial-<random>`,
+Atomicity: everything is written into a fresh hidden sibling, `.<name>.partial-<owner>-<random>`,
 and the envelope (`report.intoto.json`) is written last, after every file it names. Only
 then is the directory renamed into place. An interrupted or failed run removes the partial
 directory, so REPORT_DIR is either absent, the previous report, or the new complete one:
-never a half-written or half-signed report. (A hard kill can leave the hidden partial
-directory behind; it is never at REPORT_DIR's name.)
+never a half-written or half-signed report. A hard kill can leave the hidden partial
+directory behind (never at REPORT_DIR's name); its name says whose it is (pid and process
+start, report.lock.owner_tag), and the next run into the same directory removes it.
+
+The whole write holds the report directory's lock (report.lock), which a run takes before
+judging: two writers never interleave in one REPORT_DIR.
 
 An existing REPORT_DIR is accepted only when it is empty or holds a previous report of
 ours (every file it holds is named by its statement); it is replaced at the final rename:
@@ -36,6 +40,7 @@ from conformance.report.html_report import render_html
 from conformance.report.json_report import jsonable, render_json, report_document
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
+from conformance.report.lock import hold, owner_tag
 from conformance.report.model import ControlInfo, ReportRun, ReportSummary
 from conformance.report.text import iso_utc
 from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
@@ -103,9 +108,14 @@ def check_report_dir(report_dir: Path) -> None:
 
 
 def hidden_sibling(target: Path, kind: str, *, create: bool) -> Path:
-    """A fresh hidden sibling name `.<name>.<kind>-<random>` (created as a directory if asked)."""
+    """A fresh hidden sibling `.<name>.<kind>-<owner>-<random>` (a directory if `create`).
+
+    `<owner>` is this process (report.lock.owner_tag): a later run removes the sibling only
+    once that process is gone.
+    """
+    owner = owner_tag()
     for _ in range(_NAME_ATTEMPTS):
-        candidate = target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
+        candidate = target.with_name(f".{target.name}.{kind}-{owner}-{secrets.token_hex(4)}")
         if create:
             try:
                 candidate.mkdir()
@@ -197,16 +207,19 @@ def write_report(
     CaptureError when a capture changed after it was judged.
     """
     target = report_dir.absolute()
-    check_report_dir(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = hidden_sibling(target, "partial", create=True)
-    try:
-        view, subjects = _fill(partial, run, key, lookup, prestage)
-        _install(partial, target)
-    except BaseException:
-        # Interrupted or failed: no half report stays behind, at any name.
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    with hold(target):  # already held by a run (report.lock): taken again, not waited for
+        check_report_dir(target)
+        # Named first, made inside the try: an interrupt at any point leaves nothing behind.
+        # The name carries this process's tag, so no other process can have made it.
+        partial = hidden_sibling(target, "partial", create=False)
+        try:
+            partial.mkdir()
+            view, subjects = _fill(partial, run, key, lookup, prestage)
+            _install(partial, target)
+        except BaseException:
+            # Interrupted or failed: no half report stays behind, at any name.
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return ReportSummary(
         report_dir=target,
         verdict=view.verdict,

@@ -50,7 +50,9 @@ class Prestage:
         from conformance.report.assemble import hidden_sibling
 
         self._report_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._dir = hidden_sibling(self._report_dir, "prestage", create=True)
+        # Named before it is made: `close` removes it wherever an interrupt lands.
+        self._dir = hidden_sibling(self._report_dir, "prestage", create=False)
+        self._dir.mkdir()
         if teed:
             for index, source in enumerate(sources):
                 self._tees.setdefault(source.resolve(), self._dir / f"{index}.copy")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -29,6 +30,10 @@ FINGERPRINT_PREFIX = "sha256:"
 MAX_KEY_FILE_BYTES = 64 * 1024
 # Group and others may neither read nor write a private key (as ssh insists).
 UNSAFE_MODE_BITS = 0o077
+# RFC 7468 boundaries; a key file is one block and nothing else.
+_PEM_BEGIN = re.compile(rb"-----BEGIN [^-\r\n]*-----")
+_PEM_END = re.compile(rb"-----END [^-\r\n]*-----")
+_PEM_BLOCK = re.compile(rb"\s*-----BEGIN ([^-\r\n]*)-----(?:(?!-----).)*-----END \1-----\s*", re.S)
 
 
 def public_key_path(private_key_path: Path) -> Path:
@@ -91,19 +96,40 @@ def generate_key(path: Path) -> Path:
     return path
 
 
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for "is a directory, not a key file"."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def _read_key_file(path: Path, *, private: bool) -> bytes:
     """Read a key file; for a private key, refuse group/other permissions first."""
+    # O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused below);
+    # it changes nothing for the regular file a key is.
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # A socket cannot be opened at all: say what it is rather than "no such device".
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):
+            raise SigningKeyError(path, f"is {_kind(mode)}, not a key file")
+        fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise SigningKeyError(path, "no such key file") from exc
     except OSError as exc:
         raise SigningKeyError(path, f"cannot open key file: {exc.strerror}") from exc
+    # fstat on the open descriptor: the checked file is the file read.
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise SigningKeyError(path, f"is {_kind(info.st_mode)}, not a key file")
     with os.fdopen(fd, "rb") as handle:
-        # fstat on the open descriptor: the checked file is the file read.
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SigningKeyError(path, "not a regular file")
         if private and info.st_mode & UNSAFE_MODE_BITS:
             mode = stat.S_IMODE(info.st_mode)
             raise SigningKeyError(
@@ -117,9 +143,28 @@ def _read_key_file(path: Path, *, private: bool) -> bytes:
     return data
 
 
+def _one_pem_block(data: bytes, source: Path | str) -> None:
+    """Refuse anything but exactly one PEM block (whitespace around it is fine).
+
+    cryptography reads the first block and ignores the rest, so a file with a second key
+    after the first would be trusted for a key nobody looked at.
+    """
+    begins = len(_PEM_BEGIN.findall(data))
+    ends = len(_PEM_END.findall(data))
+    if begins == 0 and ends == 0:
+        return  # not PEM at all: the parser says so
+    if begins != 1 or ends != 1:
+        raise SigningKeyError(
+            source, f"holds {max(begins, ends)} PEM blocks; a key file holds exactly one key"
+        )
+    if _PEM_BLOCK.fullmatch(data) is None:
+        raise SigningKeyError(source, "holds text outside its PEM block; keep only the key")
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Load an unencrypted Ed25519 PKCS#8 PEM private key that only its owner can access."""
     data = _read_key_file(path, private=True)
+    _one_pem_block(data, path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as exc:  # cryptography: the key is encrypted and no password was given
@@ -133,6 +178,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def parse_public_key(pem: bytes, source: Path | str) -> Ed25519PublicKey:
     """Parse a SubjectPublicKeyInfo PEM Ed25519 public key; `source` names it in errors."""
+    _one_pem_block(pem, source)
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as exc:

@@ -156,3 +156,82 @@ def test_ensure_key_never_creates_a_given_path(tmp_path: Path) -> None:
     assert not (tmp_path / "typo.pem").exists()
     key = generate_key(tmp_path / "given.pem")
     assert ensure_key(key)[1:] == (key, False)
+
+
+# --- what a key path may be, and what a key file may hold ---------------------------------
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "socket", "char-device"])
+def test_a_key_path_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, kind: str
+) -> None:
+    import socket
+
+    path = tmp_path / "signer.pub"
+    held: socket.socket | None = None
+    if kind == "directory":
+        path.mkdir()
+        expected = "is a directory, not a key file"
+    elif kind == "fifo":
+        os.mkfifo(path)  # opening it for reading must not wait for a writer
+        expected = "is a named pipe, not a key file"
+    elif kind == "socket":
+        held = socket.socket(socket.AF_UNIX)
+        held.bind(str(path))
+        expected = "is a socket, not a key file"
+    else:
+        path = Path("/dev/null")
+        expected = "is a character device, not a key file"
+    try:
+        with pytest.raises(SigningKeyError, match=expected):
+            load_public_key(path)
+        with pytest.raises(SigningKeyError, match=expected):
+            load_private_key(path)
+    finally:
+        if held is not None:
+            held.close()
+
+
+def _second_block(tmp_path: Path) -> tuple[Path, Path]:
+    first = generate_key(tmp_path / "a" / "signer.pem")
+    second = generate_key(tmp_path / "b" / "other.pem")
+    return first, second
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_a_key_file_with_a_second_pem_block_is_refused(tmp_path: Path, private: bool) -> None:
+    first, second = _second_block(tmp_path)
+    suffix = "" if private else ".pub"
+    combined = tmp_path / f"combined.pem{suffix}"
+    fd = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(Path(f"{first}{suffix}").read_bytes())
+        handle.write(Path(f"{second}{suffix}").read_bytes())
+    loader = load_private_key if private else load_public_key
+    with pytest.raises(SigningKeyError, match="holds 2 PEM blocks; a key file holds exactly one"):
+        loader(combined)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "problem"),
+    [
+        (b"", b"\n\n", None),  # whitespace around the block is fine
+        (b"\r\n", b"  \r\n", None),
+        (b"", b"trailing words\n", "holds text outside its PEM block"),
+        (b"comment\n", b"", "holds text outside its PEM block"),
+        (b"", b"-----END PUBLIC KEY-----\n", "holds 2 PEM blocks"),
+    ],
+)
+def test_a_public_key_file_is_one_pem_block_and_nothing_else(
+    tmp_path: Path, before: bytes, after: bytes, problem: str | None
+) -> None:
+    key = generate_key(tmp_path / "k" / "signer.pem")
+    path = tmp_path / "edited.pub"
+    path.write_bytes(before + Path(f"{key}.pub").read_bytes() + after)
+    if problem is None:
+        assert fingerprint(load_public_key(path)) == fingerprint(
+            load_public_key(Path(f"{key}.pub"))
+        )
+    else:
+        with pytest.raises(SigningKeyError, match=problem):
+            load_public_key(path)

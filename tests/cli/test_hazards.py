@@ -1,0 +1,393 @@
+"""Run-level hazards, tried with real processes: concurrent runs, unwritable directories,
+signals to the pid, leftovers of killed runs, bad key paths, empty options, piped output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from conformance.report.assemble import hidden_sibling
+from conformance.report.lock import acquire
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+# A capture that takes a few seconds to judge: time to act while a run is under way.
+BUSY_PACKETS = 300_000
+WAIT = 60.0  # seconds: far beyond any step here; a hang fails the test instead of the suite
+
+
+def harness(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "conformance", *map(str, args)]
+
+
+def run_harness(*args: str | Path, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        harness(*args), check=False, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def siblings(report_dir: Path) -> list[str]:
+    """Hidden names beside REPORT_DIR that belong to it (lock, partial, prestage, old)."""
+    return sorted(p.name for p in report_dir.parent.glob(f".{report_dir.name}.*"))
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(profile, capture) for a run that is still judging a few seconds after it started."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import gen_capture
+        import run_benchmark
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    work = tmp_path_factory.mktemp("busy")
+    capture = work / "busy.pcapng"
+    gen_capture.generate(BUSY_PACKETS, capture, "pcapng", seed=3, cloud_share=0.0)
+    profile = work / "busy.yaml"
+    profile.write_text(run_benchmark.profile_yaml(False))
+    return profile, capture
+
+
+def start_busy_run(
+    busy: tuple[Path, Path], report: Path, key: Path, *, ignore_sigint: bool = False
+) -> subprocess.Popen[str]:
+    """A run on the busy capture; `ignore_sigint`: as a shell starts `cmd &` in a script."""
+    profile, capture = busy
+
+    def ignore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        harness(
+            "run",
+            "--profile",
+            profile,
+            "--pcap",
+            capture,
+            "--report-dir",
+            report,
+            "--sign-key",
+            key,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore if ignore_sigint else None,  # noqa: PLW1509 (a test's own child)
+    )
+    # Judging has begun once the capture's copy is being staged beside the report directory.
+    wait_for(
+        lambda: proc.poll() is not None or any(".prestage-" in n for n in siblings(report)),
+        "the run to start judging",
+    )
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def small_run(
+    report: Path, profile: Path, capture: Path, key: Path
+) -> subprocess.CompletedProcess[str]:
+    return run_harness(
+        "run", "--profile", profile, "--pcap", capture, "--report-dir", report, "--sign-key", key
+    )
+
+
+# --- one run per report directory -----------------------------------------------------------
+
+
+def test_a_second_run_into_a_held_directory_is_refused_at_once_naming_the_holder(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    report = tmp_path / "report"
+    lock = acquire(report)  # this test process is "the other run"
+    try:
+        started = time.monotonic()
+        done = small_run(report, profile_file, clean_capture, sign_key)
+        elapsed = time.monotonic() - started
+    finally:
+        lock.release()
+    assert done.returncode == 3, done.stderr
+    assert lines(done.stderr) == [
+        line for line in lines(done.stderr) if "another run is writing" in line
+    ]
+    assert f"pid {os.getpid()} on " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not report.exists()
+    assert elapsed < WAIT / 2  # refused, not waited for
+    assert siblings(report) == []  # the holder removed its lock file when it let go
+
+
+def test_two_real_runs_into_one_directory_never_mix_their_reports(
+    tmp_path: Path,
+    busy: tuple[Path, Path],
+    profile_file: Path,
+    clean_capture: Path,
+    sign_key: Path,
+) -> None:
+    report = tmp_path / "report"
+    first = start_busy_run(busy, report, sign_key)  # holds the lock while it judges
+    os.kill(first.pid, signal.SIGSTOP)  # keep it mid-run however fast this machine is
+    try:
+        second = small_run(report, profile_file, clean_capture, sign_key)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=WAIT)
+    assert second.returncode == 3, second.stderr
+    assert f"pid {first.pid} on " in second.stderr
+    assert "signed report" not in second.stderr
+    assert first.returncode in (0, 1, 2), err
+    assert out.strip() == str(report)
+    # The directory holds the first run's report, and it verifies.
+    data = json.loads((report / "report.json").read_text())
+    assert data["profile"]["name"] == "benchmark-synthetic-ucx"
+    verify = run_harness("verify", report, "--key", f"{sign_key}.pub")
+    assert verify.returncode == 0, verify.stderr
+    assert siblings(report) == []
+    # Once it is done, the directory is free again.
+    third = small_run(report, profile_file, clean_capture, sign_key)
+    assert third.returncode == 0, third.stderr
+    assert json.loads((report / "report.json").read_text())["profile"]["name"] == "cli-test-site"
+
+
+# --- report directories that cannot be written ----------------------------------------------
+
+
+def _without_root_override(argv: Sequence[str]) -> list[str]:
+    """As root, drop the capability that ignores file modes (setpriv, util-linux)."""
+    if os.geteuid() != 0:
+        return list(argv)
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *argv]
+
+
+def test_unwritable_report_directory_is_exit_3_in_one_line_before_judging(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    locked = tmp_path / "read-only"
+    locked.mkdir(mode=0o555)
+    report = locked / "report"
+    argv = harness(
+        "run",
+        "--profile",
+        profile_file,
+        "--pcap",
+        clean_capture,
+        "--report-dir",
+        report,
+        "--sign-key",
+        sign_key,
+    )
+    try:
+        done = subprocess.run(
+            _without_root_override(argv), check=False, capture_output=True, text=True, timeout=WAIT
+        )
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 3, done.stderr
+    assert lines(done.stderr) == [
+        f"Exit: ucx-conformance: {report}: cannot write a report here (Permission denied);"
+        " choose another --report-dir"
+    ]
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "in-proc"])
+def test_impossible_report_directory_is_exit_3_in_one_line(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path, where: str
+) -> None:
+    if where == "under-a-file":
+        (tmp_path / "file").write_text("x")
+        report = tmp_path / "file" / "report"
+    else:
+        report = Path("/proc/self/report")
+    done = small_run(report, profile_file, clean_capture, sign_key)
+    assert done.returncode == 3, done.stderr
+    assert len(lines(done.stderr)) == 1, done.stderr
+    assert f"{report}: cannot write a report here" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_empty_report_dir_is_bad_usage(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    done = subprocess.run(
+        harness(
+            "run",
+            "--profile",
+            profile_file,
+            "--pcap",
+            clean_capture,
+            "--report-dir",
+            "",
+            "--sign-key",
+            sign_key,
+        ),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    assert 'the report directory is "" (empty)' in done.stderr
+    assert len(lines(done.stderr)) == 1
+    assert not (tmp_path / "reports").exists()
+
+
+# --- signals and hard kills -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.5])
+def test_sigint_to_the_pid_stops_the_run_like_ctrl_c(
+    tmp_path: Path, busy: tuple[Path, Path], sign_key: Path, delay: float
+) -> None:
+    report = tmp_path / "report"
+    # Started as `cmd &` from a script starts it: with SIGINT ignored.
+    proc = start_busy_run(busy, report, sign_key, ignore_sigint=True)
+    time.sleep(delay)  # at once lands while the run is still making its staging directory
+    os.kill(proc.pid, signal.SIGINT)  # the process only, not its group
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 2, err
+    assert "interrupted: no report" in err
+    assert "Traceback" not in err
+    assert out == ""
+    assert not report.exists()
+    assert siblings(report) == []
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(
+    tmp_path: Path,
+    busy: tuple[Path, Path],
+    profile_file: Path,
+    clean_capture: Path,
+    sign_key: Path,
+) -> None:
+    report = tmp_path / "report"
+    proc = start_busy_run(busy, report, sign_key)
+    proc.kill()
+    proc.communicate(timeout=WAIT)
+    left = siblings(report)
+    assert any(".prestage-" in name for name in left), left  # what SIGKILL leaves behind
+    # A sibling whose owner still runs (this test process) must survive the clean-up.
+    alive = hidden_sibling(report, "partial", create=True)
+    done = small_run(report, profile_file, clean_capture, sign_key)
+    assert done.returncode == 0, done.stderr
+    assert siblings(report) == [alive.name]
+    alive.rmdir()
+
+
+# --- verify: the key path -------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_report(tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path) -> Path:
+    report = tmp_path / "report"
+    assert small_run(report, profile_file, clean_capture, sign_key).returncode == 0
+    return report
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_verify_key_that_is_not_a_regular_file_is_exit_3_in_one_line(
+    tmp_path: Path, signed_report: Path, kind: str
+) -> None:
+    key = tmp_path / f"key-{kind}"
+    if kind == "fifo":
+        os.mkfifo(key)  # would block a plain open() forever
+    else:
+        key.mkdir()
+    done = run_harness("verify", signed_report, "--key", key, timeout=20)
+    assert done.returncode == 3, done.stderr
+    what = "a named pipe" if kind == "fifo" else "a directory"
+    assert lines(done.stderr) == [f"ucx-conformance: {key}: is {what}, not a key file"]
+
+
+def test_verify_key_with_a_second_pem_block_is_exit_3(
+    tmp_path: Path, signed_report: Path, sign_key: Path
+) -> None:
+    from conformance.sign.keys import generate_key
+
+    other = generate_key(tmp_path / "other" / "k.pem")
+    doubled = tmp_path / "doubled.pub"
+    doubled.write_bytes(Path(f"{sign_key}.pub").read_bytes() + Path(f"{other}.pub").read_bytes())
+    done = run_harness("verify", signed_report, "--key", doubled)
+    assert done.returncode == 3, done.stderr
+    assert "holds 2 PEM blocks" in done.stderr
+
+
+# --- plain pytest without a profile ---------------------------------------------------------
+
+
+def test_pytest_on_the_suites_without_a_profile_is_bad_usage(tmp_path: Path) -> None:
+    from conformance.resources import suites_dir
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(suites_dir()), "-p", "no:cacheprovider"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "nothing was judged: give --ucx-profile PROFILE" in done.stdout + done.stderr
+
+
+def test_pytest_on_other_tests_with_the_plugin_loaded_is_untouched(tmp_path: Path) -> None:
+    (tmp_path / "test_other.py").write_text("def test_ok():\n    assert True\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "conformance.plugin",
+            "-p",
+            "no:cacheprovider",
+            "test_other.py",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},  # only ours, loaded once
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- piped output ---------------------------------------------------------------------------
+
+
+def test_piped_summary_keeps_whole_reasons(
+    tmp_path: Path, profile_file: Path, leak_capture: Path, sign_key: Path
+) -> None:
+    report = tmp_path / "report"
+    done = small_run(report, profile_file, leak_capture, sign_key)  # stderr is a pipe here
+    assert done.returncode == 1, done.stderr
+    reasons = {
+        c["id"]: c["reason"] for c in json.loads((report / "report.json").read_text())["controls"]
+    }
+    assert max(len(reason) for reason in reasons.values()) > 80  # the case that was cut
+    printed = done.stderr.splitlines()
+    for control_id, reason in reasons.items():
+        assert any(
+            line.startswith(control_id + " ") and line.endswith(reason) for line in printed
+        ), (control_id, reason)
+    assert "…" not in done.stderr

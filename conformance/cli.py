@@ -405,6 +405,21 @@ def _cmd_lab_faults(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_lab_build_image(args: argparse.Namespace, console: Console) -> int:
+    import subprocess
+
+    from conformance.container.image import build_reference_image
+
+    console.print("building the reference target image (debootstrap, docker import; cached)")
+    try:
+        tag = build_reference_image()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        console.print(f"[red]ucx-conformance lab build-image:[/] {escape(str(exc))}")
+        return int(ExitCode.INCOMPLETE)
+    print(tag)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ucx-conformance",
@@ -479,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     faults = lab_sub.add_parser("faults", help="list the reference target's fault switches")
     faults.set_defaults(handler=_cmd_lab_faults)
+    build_image = lab_sub.add_parser(
+        "build-image",
+        help="build the reference target's container image (root, debootstrap, Docker engine)",
+    )
+    build_image.set_defaults(handler=_cmd_lab_build_image)
     return parser
 
 

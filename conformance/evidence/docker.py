@@ -117,7 +117,7 @@ class ContainerTarget:
         except Exception as exc:
             raise ConformanceError(
                 f"--image {self.image}: not in the engine ({type(exc).__name__}); "
-                "build or load it first (fixtures/image/build-reference-image, docker load)"
+                "build or load it first (`ucx-conformance lab build-image`, or docker load)"
             ) from exc
         config = self.workdir / "target.json"
         self.container = self.client.containers.run(

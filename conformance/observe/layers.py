@@ -68,6 +68,9 @@ from conformance.decode.link import (
 )
 from conformance.decode.tunnel import (
     GENEVE_PORT,
+    GRE_ERSPAN_II,
+    GRE_ERSPAN_III,
+    GRE_PPP,
     TUNNEL_UDP_PORTS,
     VXLAN_GPE_PORT,
     Inner,
@@ -417,9 +420,8 @@ class LayerWalker:
             inner = ETHERTYPE_IPV4 if proto == IPPROTO_IPIP else ETHERTYPE_IPV6
             return self._ip(inner, buf, l4, end, _inner_packets(packets), w)
         if proto == IPPROTO_GRE and not partial:
-            return self._decapsulate(
-                gre_payload, (version, "gre"), buf, l4, end, _inner_packets(packets), w
-            )
+            names = (version, "gre", *_gre_carries(buf, l4, end))
+            return self._decapsulate(gre_payload, names, buf, l4, end, _inner_packets(packets), w)
         if proto == IPPROTO_MPLS and not partial:
             return self._decapsulate(
                 mpls, (version, "mpls"), buf, l4, end, _inner_packets(packets), w
@@ -578,6 +580,16 @@ class LayerWalker:
         self.table.carried = None
         reason = datagram.damaged or INCOMPLETE
         self._settle(_not_understood(reason), datagram.packets, w)
+
+
+def _gre_carries(buf: bytes, l4: int, end: int) -> tuple[str, ...]:
+    """The header GRE's protocol type puts between it and the packet, for the flow's path."""
+    if l4 + 4 > end:
+        return ()
+    proto = (buf[l4 + 2] << 8) | buf[l4 + 3]
+    if proto in (GRE_ERSPAN_II, GRE_ERSPAN_III):
+        return ("erspan",)
+    return ("ppp",) if proto == GRE_PPP else ()
 
 
 def _sized(packets: Packets, length: int) -> Packets:

@@ -303,11 +303,12 @@ class PayloadInspector:
         version = region.find(_HTTP_VERSION)
         if version >= 0:
             candidates.add(region.rfind(b"\n", 0, version) + 1)
-        for offset in sorted(candidates):
-            head = region[offset:]
-            if classify_payload(head) in (PayloadKind.TLS, PayloadKind.HTTP) or (
-                parse_request_head(head, lenient=True) is not None
-            ):
+        ordered = sorted(candidates)
+        for offset in ordered:  # a whole request line or record header first
+            if classify_payload(region[offset:]) in (PayloadKind.TLS, PayloadKind.HTTP):
+                return base + offset
+        for offset in ordered:  # then a damaged line with a Host header after it
+            if parse_request_head(region[offset:], lenient=True) is not None:
                 return base + offset
         return start if base <= start < end else end
 

@@ -254,8 +254,8 @@ class PayloadInspector:
                 for name in ssdp_names(payload):
                     self._name(proto, key, "ssdp", name, packet)
         except Exception as err:  # decision 10: one packet never stops the run
-            if step == "payload":  # _first names what it found before parsing it
-                step = str(e[KIND]).upper()
+            if step == "payload" and e[KIND] is not PayloadKind.NONE:
+                step = str(e[KIND]).upper()  # _first names what it found before parsing it
             what = err.what if isinstance(err, DecodeError) else type(err).__name__
             self._unread(key, packet, f"{step}: {what}")
             e[WANT] &= ~_STEP_BITS.get(step, 0)

@@ -1,4 +1,4 @@
-"""Decision 10 through the CLI: a packet that breaks a parser is counted, never an error (exit 2)."""
+"""Decision 10 through the CLI: a packet that breaks a parser is counted, never an error."""
 
 from __future__ import annotations
 

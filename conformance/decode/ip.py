@@ -186,7 +186,7 @@ Packets = Sequence[PacketInfo]  # the packets one datagram came in
 # Why a datagram can never be completed (stable reasons, controls.md decision 10).
 OVERLAPPING = "overlapping fragments"
 INCOMPLETE = "incomplete fragments"
-SNAPPED = "fragment cut short by the snap length"
+SNAPPED = "fragment shorter than its IP length"  # the snap length cut it, or the length lies
 TOO_LONG = "fragment reaches past the largest datagram"
 TOO_MANY = f"more than {MAX_FRAGMENTS_PER_DATAGRAM} fragments"
 EMPTY = "empty fragment"
@@ -341,12 +341,15 @@ class Reassembler:
         pending.packets.extend(packets)
         if frag.offset == 0:
             pending.proto = ip.proto
-        if ip.snapped:
-            pending.damaged = pending.damaged or SNAPPED
-        elif frag.offset + size > MAX_DATAGRAM_PAYLOAD:
+        if frag.offset + size > MAX_DATAGRAM_PAYLOAD:
             pending.damaged = TOO_LONG
         elif len(pending.packets) > MAX_FRAGMENTS_PER_DATAGRAM:
             pending.damaged = TOO_MANY
+        elif ip.snapped:
+            # Shorter than its IP length: the datagram can never be whole, but the bytes
+            # are real and kept, so what its start carries can still be read.
+            pending.pieces.setdefault(frag.offset, buf[ip.l4 : ip.end])
+            pending.damaged = SNAPPED
         else:
             pending.insert(frag.offset, buf[ip.l4 : ip.end], not frag.more)
         if pending.damaged:

@@ -98,6 +98,8 @@ IPPROTO_MPLS = 137  # MPLS in IP (RFC 4023)
 # judges read (IGMP, ESP, no next header, OSPF, PIM, VRRP/CARP). Any other protocol the
 # observers do not decode is filed as a flow and counted as not understood.
 PORTLESS_PROTOCOLS = frozenset({2, 50, 59, 89, 103, 112})
+# IP protocols that carry other packets: the payload's owners are not the outer addresses.
+_CARRIER_PROTOCOLS = frozenset({IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE, IPPROTO_MPLS})
 _AH_MIN = 12  # RFC 4302 §2: next header, payload length, reserved, SPI, sequence number
 
 # How one walk ended: decoded to a transport, link-layer control, not understood, or
@@ -121,7 +123,7 @@ def _not_understood(reason: str) -> Outcome:
 class _Walk:
     """What one walk through a frame has seen so far."""
 
-    __slots__ = ("addressed", "depth", "mac", "parties", "path", "v4", "v6")
+    __slots__ = ("addressed", "depth", "mac", "partial", "parties", "path", "v4", "v6")
 
     def __init__(self) -> None:
         self.path: list[str] = []  # headers entered, outermost first
@@ -131,6 +133,9 @@ class _Walk:
         self.addressed = False  # the innermost layer entered has shown an address
         self.mac = b""  # source MAC of the innermost Ethernet header
         self.depth = 0
+        # inside the start of a datagram whose other fragments never came: what it carries
+        # is read for the evidence, but settled with the datagram (layers._incomplete)
+        self.partial = False
 
     def enter(self, *names: str) -> bool:
         """Step into an encapsulation's payload; False past MAX_ENCAPSULATION_DEPTH."""
@@ -156,6 +161,7 @@ class _Walk:
         other.v4, other.v6 = self.v4, self.v6
         other.parties = list(self.parties)
         other.addressed, other.mac, other.depth = self.addressed, self.mac, self.depth
+        other.partial = self.partial
         return other
 
 
@@ -369,13 +375,8 @@ class LayerWalker:
         end: int,
         packets: Packets,
         w: _Walk,
-        partial: bool = False,
     ) -> Outcome:
-        """File a datagram (one packet, or the fragments it came in) under its flow.
-
-        `partial`: the datagram's start only (its other fragments never came): filed and
-        inspected, but no encapsulation is walked into.
-        """
+        """File a datagram (one packet, or the fragments it came in) under its flow."""
         table = self.table
         table.carried = w.carried(ip.version)
         ts, n = packets[-1][0], packets[-1][1]
@@ -394,7 +395,7 @@ class LayerWalker:
                 e = table.account(proto, key, t, number, size, flags, direction, isn)
             outcome = _DECODED
             dport = (buf[l4 + 2] << 8) | buf[l4 + 3]
-            if proto == IPPROTO_UDP and dport in TUNNEL_UDP_PORTS and not partial:
+            if proto == IPPROTO_UDP and dport in TUNNEL_UDP_PORTS:
                 udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
                 stop = udp_end if l4 + 8 <= udp_end <= end else end
                 version = "ipv4" if ip.version == 4 else "ipv6"
@@ -407,22 +408,20 @@ class LayerWalker:
         if proto == IPPROTO_AH and ip.version == 4 and l4 + _AH_MIN <= end:
             # RFC 4302: authenticated, not encrypted; the transport follows (IPv6 AH is an
             # extension header, skipped by decode_ip).
-            return self._transport(
-                ip, buf[l4], buf, l4 + (buf[l4 + 1] + 2) * 4, end, packets, w, partial
-            )
+            return self._transport(ip, buf[l4], buf, l4 + (buf[l4 + 1] + 2) * 4, end, packets, w)
         key = src + dst + _PORTS_ZERO
         for t, number, size, direction in packets:
             table.account(proto, key, t, number, size, 0, direction)
         version = "ipv4" if ip.version == 4 else "ipv6"
-        if proto in (IPPROTO_IPIP, IPPROTO_IPV6) and not partial:
+        if proto in (IPPROTO_IPIP, IPPROTO_IPV6):
             if not w.enter(version):
                 return _not_understood(TOO_DEEP)
             inner = ETHERTYPE_IPV4 if proto == IPPROTO_IPIP else ETHERTYPE_IPV6
             return self._ip(inner, buf, l4, end, _inner_packets(packets), w)
-        if proto == IPPROTO_GRE and not partial:
+        if proto == IPPROTO_GRE:
             names = (version, "gre", *_gre_carries(buf, l4, end))
             return self._decapsulate(gre_payload, names, buf, l4, end, _inner_packets(packets), w)
-        if proto == IPPROTO_MPLS and not partial:
+        if proto == IPPROTO_MPLS:
             return self._decapsulate(
                 mpls, (version, "mpls"), buf, l4, end, _inner_packets(packets), w
             )
@@ -519,6 +518,11 @@ class LayerWalker:
     # -- fragments ------------------------------------------------------------------------
 
     def _fragment(self, ip: IpPacket, buf: bytes, packets: Packets, w: _Walk) -> Outcome:
+        if w.partial:
+            # A fragment inside an incomplete datagram: its own IP header still counts, but
+            # its frames are settled with the outer datagram, never queued twice.
+            self._portless(ip.proto, ip.src, ip.dst, packets)
+            return _not_understood(INCOMPLETE)
         self.fragments += 1
         try:
             done = self.reassembler.add(ip, buf, packets, w.copy())
@@ -558,19 +562,26 @@ class LayerWalker:
         """A datagram given up on: its IP header still counts (decision 10).
 
         With its first fragment, the flow is named by its transport header and the bytes
-        that did arrive from the start are inspected; without it, the flow is
-        "ip-<protocol>". Every fragment is counted as not understood.
+        that did arrive from the start are read (names, and the packets a tunnel carries
+        in them); without it, the flow is "ip-<protocol>". Every fragment is counted as
+        not understood; when the datagram is a tunnel's or a mirror's, nothing tells whose
+        its missing part is.
         """
         context = datagram.context
         w = context.copy() if isinstance(context, _Walk) else _Walk()
+        w.partial = True
         prefix = _leading_bytes(datagram)
+        carrier = datagram.proto in _CARRIER_PROTOCOLS
         filed = False
         if prefix:
             proto, l4 = datagram.proto, 0
             try:
                 if datagram.version == 6:
                     proto, l4, _ = ipv6_extensions(prefix, 0, len(prefix), proto)
-                self._transport(datagram, proto, prefix, l4, len(prefix), datagram.packets, w, True)
+                carrier = (
+                    carrier or proto in _CARRIER_PROTOCOLS or _to_tunnel_port(prefix, proto, l4)
+                )
+                self._transport(datagram, proto, prefix, l4, len(prefix), datagram.packets, w)
                 filed = True
             except DecodeError:
                 pass
@@ -579,7 +590,15 @@ class LayerWalker:
             self._portless(datagram.proto, datagram.src, datagram.dst, datagram.packets)
         self.table.carried = None
         reason = datagram.damaged or INCOMPLETE
-        self._settle(_not_understood(reason), datagram.packets, w)
+        parties = None if carrier else w.party_key()
+        self.acc.not_understood([p[1] for p in datagram.packets], reason, parties)
+
+
+def _to_tunnel_port(buf: bytes, proto: int, l4: int) -> bool:
+    """Whether a UDP header at `l4` goes to a VXLAN/Geneve port."""
+    if proto != IPPROTO_UDP or l4 + 4 > len(buf):
+        return False
+    return ((buf[l4 + 2] << 8) | buf[l4 + 3]) in TUNNEL_UDP_PORTS
 
 
 def _gre_carries(buf: bytes, l4: int, end: int) -> tuple[str, ...]:

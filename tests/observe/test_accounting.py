@@ -512,3 +512,18 @@ def test_target_parties_are_the_flow_for_payloads(observe: Observe) -> None:
 
 def test_address_text_helper() -> None:
     assert str(ipaddress.ip_address(CLIENT)) == CLIENT
+
+
+def test_what_an_incomplete_tunnel_datagram_carries_is_still_read(observe: Observe) -> None:
+    # Found by the fuzz test: the mirror's outer IPv4 header says "more fragments" (and a
+    # length past the frame), so the datagram never completes; the mirrored frame in its
+    # first fragment is still read, and the frame counts as anyone's.
+    inner = Ether(src=MAC_A, dst=MAC_B) / IP(src=CLIENT, dst=SERVER) / TCP(sport=51000, dport=443)
+    outer = IP(src=ROUTER, dst="203.0.113.250", flags="MF") / GRE(proto=0x88BE, seqnum_present=1)
+    frame = bytearray(eth(outer / ERSPAN_II() / inner))
+    frame[16:18] = (1646).to_bytes(2, "big")  # an IP length past the frame
+    obs = observe([bytes(frame)])
+    tcp_flow = next(f for f in obs.flows if f.transport == "tcp")
+    assert (str(tcp_flow.initiator), str(tcp_flow.responder)) == (CLIENT, SERVER)
+    (counted,) = obs.captures[0].not_understood
+    assert (counted.reason, counted.untold) == ("fragment shorter than its IP length", 1)

@@ -8,7 +8,8 @@ the leak packet's frame, or in the file structure (file header, record headers).
 mutant is observed and judged in-process; then
 
 - nothing raises, whatever the bytes (one bad packet is never an error), except the
-  one-line refusal of a file whose header is no capture header (exit 3);
+  one-line refusal of a file whose header is no capture header (exit 3), and every frame is
+  decoded, link-layer control or not understood (the counts add up to the packets);
 - a mutant whose leak packet's frame is intact never passes: the bytes of other packets
   cannot hide the leak;
 - a mutant that passes although its leak packet (or the file structure) was changed must
@@ -135,6 +136,9 @@ def _bases() -> list[Base]:
 
 def _verdicts(path: Path) -> tuple[Verdict, ...]:
     obs = observe_captures([path])
+    for c in obs.captures:  # decision 10, on every mutant: each frame in exactly one count
+        if c.decoded + c.link_control_frames + c.not_understood_frames != c.packets:
+            raise AssertionError(f"frames unaccounted for: {c}")
     profile = defects.defect_profile()
     return tuple(judge(obs, profile).verdict for judge in _JUDGES)
 

@@ -112,6 +112,8 @@ Outcome = tuple[int, str]
 _DECODED: Outcome = (DECODED, "")
 _SETTLED: Outcome = (SETTLED, "")
 _PORTS_ZERO = b"\0\0\0\0"
+_ETHERNET = 14
+_PLAIN_IP = frozenset({ETHERTYPE_IPV4, ETHERTYPE_IPV6})
 _ICMP_NAMES = {IPPROTO_ICMP: "ICMP", IPPROTO_ICMPV6: "ICMPv6"}
 _TUNNEL_NAMES = {GENEVE_PORT: "geneve", VXLAN_GPE_PORT: "vxlan-gpe"}
 
@@ -182,9 +184,30 @@ class LayerWalker:
     # -- entry points ---------------------------------------------------------------------
 
     def frame(self, ts: float, buf: bytes, off: int, cap: int, lt: int, dirf: int, n: int) -> None:
-        """Decode one frame the hot loop did not take, and settle it."""
-        end = off + cap
-        self._walk(lambda w, p: self._link(lt, buf, off, end, p, w), ((ts, n, 0, dirf),))
+        """Decode one frame the hot loop did not take, and settle it.
+
+        The same steps as `_walk`, inline: most frames that come here (ICMP, ARP,
+        neighbour discovery) are simple, and this path runs for every one of them.
+        """
+        acc = self.acc
+        acc.entered += 1
+        w = _Walk()
+        packets = ((ts, n, 0, dirf),)
+        self._busy = True
+        try:
+            if lt == LINKTYPE_ETHERNET:
+                outcome = self._ethernet(buf, off, off + cap, packets, w)
+            else:
+                outcome = self._link(lt, buf, off, off + cap, packets, w)
+        except Exception as err:  # decision 10: one packet never stops the run
+            outcome = _not_understood(f"decoder error: {type(err).__name__}")
+        finally:
+            self._busy = False
+            self.table.carried = None
+        if outcome is _DECODED:
+            acc.decoded += 1
+        else:
+            self._settle(outcome, packets, w)
 
     def tunnel(
         self, port: int, key: bytes, buf: bytes, start: int, end: int, ts: float, n: int
@@ -274,13 +297,21 @@ class LayerWalker:
         return self._ethertype(ethertype, buf, l3, end, packets, w)
 
     def _ethernet(self, buf: bytes, off: int, end: int, packets: Packets, w: _Walk) -> Outcome:
-        try:
-            dst, src, ethertype, pos = ethernet_header(buf, off, end)
-        except DecodeError as err:
-            return _not_understood(err.what)
-        w.parties += (dst, src)
+        ethertype = (buf[off + 12] << 8) | buf[off + 13] if end - off >= _ETHERNET else 0
+        if ethertype in _PLAIN_IP:  # no tags: the common case, without the general reader
+            pos = off + _ETHERNET
+            src = buf[off + 6 : pos - 2]
+            w.parties += (buf[off : off + 6], src)
+        else:
+            try:
+                dst, src, ethertype, pos = ethernet_header(buf, off, end)
+            except DecodeError as err:
+                return _not_understood(err.what)
+            w.parties += (dst, src)
         w.mac = src
         w.addressed = True
+        if ethertype in _PLAIN_IP:
+            return self._ip(ethertype, buf, pos, end, packets, w)
         return self._ethertype(ethertype, buf, pos, end, packets, w)
 
     def _ethertype(
@@ -361,7 +392,11 @@ class LayerWalker:
             w.v6 += 1
         if w.mac:
             self.acc.learn(w.mac, ip.src)
-        packets = _sized(packets, ip.length)
+        if len(packets) == 1:
+            t, n, _, d = packets[0]
+            packets = ((t, n, ip.length, d),)
+        else:
+            packets = _sized(packets, ip.length)
         if ip.fragment is not None:
             return self._fragment(ip, buf, packets, w)
         return self._transport(ip, ip.proto, buf, ip.l4, ip.end, packets, w)
@@ -481,7 +516,8 @@ class LayerWalker:
         key = ip.src + ip.dst + bytes((0, sport, 0, dport))
         ts, n = packets[-1][0], packets[-1][1]
         table = self.table
-        if key not in table.tables.get(proto, {}):
+        known = table.tables.get(proto)
+        if known is None or key not in known:
             table.entry(proto, key, ts, n)[ICMP_CODE] = code
         for t, number, size, direction in packets:
             table.account(proto, key, t, number, size, 0, direction)

@@ -423,6 +423,8 @@ def target_not_understood(
 
     Without a profile, all of them could be. Counts with none are left out.
     """
+    if not counted:
+        return []
     macs = target_link_addresses(capture, profile) if profile is not None else frozenset()
     out = []
     for record in counted:

@@ -442,8 +442,10 @@ class LayerWalker:
             return self._icmp(ip, proto, buf, l4, end, packets)
         if proto == IPPROTO_AH and ip.version == 4 and l4 + _AH_MIN <= end:
             # RFC 4302: authenticated, not encrypted; the transport follows (IPv6 AH is an
-            # extension header, skipped by decode_ip).
-            return self._transport(ip, buf[l4], buf, l4 + (buf[l4 + 1] + 2) * 4, end, packets, w)
+            # extension header, skipped by decode_ip). One AH; a second is not read.
+            inner, l4 = buf[l4], l4 + (buf[l4 + 1] + 2) * 4
+            if inner != IPPROTO_AH:
+                return self._transport(ip, inner, buf, l4, end, packets, w)
         key = src + dst + _PORTS_ZERO
         for t, number, size, direction in packets:
             table.account(proto, key, t, number, size, 0, direction)

@@ -73,6 +73,8 @@ from conformance.decode.tunnel import (
     GRE_PPP,
     TUNNEL_UDP_PORTS,
     VXLAN_GPE_PORT,
+    VXLAN_LINUX_PORT,
+    VXLAN_PORT,
     Inner,
     gre_payload,
     mpls,
@@ -80,7 +82,20 @@ from conformance.decode.tunnel import (
     udp_tunnel,
 )
 from conformance.observe.accounting import Accounting, PartyKey, party_key
-from conformance.observe.flows import ICMP_CODE, PORTLESS, WANT, FlowTable
+from conformance.observe.flows import (
+    BYTES,
+    ICMP_CODE,
+    N_LAST,
+    PKTS,
+    PORTLESS,
+    SAMPLES,
+    T_LAST,
+    TCP_FLAGS,
+    WANT,
+    FlowTable,
+    tcp_control,
+)
+from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
 from conformance.observe.payloads import PayloadInspector
 
 # Encapsulations nested in one frame (each tunnel, mirror, PPPoE or MPLS layer counts one):
@@ -114,6 +129,12 @@ _SETTLED: Outcome = (SETTLED, "")
 _PORTS_ZERO = b"\0\0\0\0"
 _ETHERNET = 14
 _PLAIN_IP = frozenset({ETHERTYPE_IPV4, ETHERTYPE_IPV6})
+_VXLAN = 8  # VXLAN header (RFC 7348 §5)
+_VXLAN_PORTS = frozenset({VXLAN_PORT, VXLAN_LINUX_PORT})
+_ETHER_IPV4_PLAIN = b"\x08\x00\x45"  # EtherType IPv4, then version 4 with a 20-byte header
+_INNER_MIN = _ETHERNET + 20 + 8  # Ethernet, IPv4, a UDP header (TCP is checked on its own)
+_FRAG_MASK = 0x3FFF  # MF flag and fragment offset
+_VXLAN_CARRIED = {True: ("ipv4>udp>vxlan>eth", 2), False: ("ipv6>udp>vxlan>eth", 1)}
 _ICMP_NAMES = {IPPROTO_ICMP: "ICMP", IPPROTO_ICMPV6: "ICMPv6"}
 _TUNNEL_NAMES = {GENEVE_PORT: "geneve", VXLAN_GPE_PORT: "vxlan-gpe"}
 
@@ -221,6 +242,8 @@ class LayerWalker:
         if self._busy:
             return
         half = (len(key) - 4) // 2
+        if port in _VXLAN_PORTS and self._plain_inner(half == 4, buf, start + _VXLAN, end, ts, n):
+            return
         outer = "ipv4" if half == 4 else "ipv6"
 
         def inner(w: _Walk, packets: Packets) -> Outcome:
@@ -232,6 +255,57 @@ class LayerWalker:
             return self._udp_tunnel(port, outer, buf, start, end, packets, w)
 
         self._walk(inner, ((ts, n, 0, 0),))
+
+    def _plain_inner(self, v4: bool, buf: bytes, off: int, end: int, ts: float, n: int) -> bool:
+        """The hot loop's steps for a mirrored Ethernet/IPv4/UDP-TCP frame inside VXLAN.
+
+        Mirror captures are mostly this: without it every frame of one would take the
+        general path. Anything else (tags, options, fragments, other protocols, a tunnel
+        inside the tunnel) returns False and is walked in full. The frame stays decoded.
+        """
+        if end - off < _INNER_MIN or buf[off + 12 : off + 15] != _ETHER_IPV4_PLAIN:
+            return False
+        if ((buf[off + 20] << 8) | buf[off + 21]) & _FRAG_MASK:
+            return False
+        proto, tot = buf[off + 23], (buf[off + 16] << 8) | buf[off + 17]
+        l4 = off + _ETHERNET + 20
+        if proto == IPPROTO_UDP:
+            if tot < 28 or ((buf[l4 + 2] << 8) | buf[l4 + 3]) in TUNNEL_UDP_PORTS:
+                return False
+        elif proto != IPPROTO_TCP or tot < 40 or l4 + 14 > end:
+            return False
+        table = self.table
+        entries = table.tables[proto]
+        key = buf[off + 26 : off + 38]
+        e = entries.get(key)
+        flags = buf[l4 + 13] if proto == IPPROTO_TCP else 0
+        if e is None or flags & 0x12 == 2:  # new, or a SYN that may open a new connection
+            table.carried = _VXLAN_CARRIED[v4]
+            if e is None:
+                e = table.new_direction(entries, proto, key, ts, n, buf[off + 6 : off + 12])
+            if flags & 0x12 == 2:
+                e = table.syn(key, e, ts, n, buf[l4 + 4 : l4 + 8])
+            table.carried = None
+        count = e[PKTS] + 1
+        e[PKTS] = count
+        e[BYTES] += tot
+        e[T_LAST] = ts
+        e[N_LAST] = n
+        if count <= SAMPLE_PACKETS_PER_FLOW:
+            e[SAMPLES].append(n)
+        if flags:
+            e[TCP_FLAGS] |= flags
+            if flags & 6:  # SYN or RST
+                tcp_control(e, flags)
+        if e[WANT]:
+            self._busy = True  # a tunnel its payload names is not this frame's to walk
+            try:
+                self.inspector.inspect(
+                    e, proto, key, buf, l4, min(off + _ETHERNET + tot, end), ts, n
+                )
+            finally:
+                self._busy = False
+        return True
 
     def finish(self) -> None:
         """The capture ended: settle every datagram whose fragments never all arrived."""

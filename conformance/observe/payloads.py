@@ -224,11 +224,13 @@ class PayloadInspector:
                 end = min(end, udp_end)
             if start >= end:
                 return
-            payload = buf[start:end]
             want = e[WANT]
             if want & W_TUNNEL:
                 step = "tunnel"
                 self.tunnel((key[-2] << 8) | key[-1], key, buf, start, end, time, packet)
+                if want == W_TUNNEL:  # every packet of a mirror's flow: nothing else to read
+                    return
+            payload = buf[start:end]
             if want & W_HELLO:
                 step = "TLS"
                 self._continue_hello(e, proto, key, payload, time, packet)

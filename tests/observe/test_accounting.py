@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import fields
 
 import pytest
 from scapy.contrib.erspan import ERSPAN_II
@@ -21,7 +22,7 @@ from scapy.layers.ppp import PPP, PPP_LCP, PPPoE, PPPoED
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from conformance.observe.model import Observations
+from conformance.observe.model import Flow, Observations
 from tests.observe.conftest import Observe
 from tests.observe.frames import CLIENT, CLIENT6, MAC_A, MAC_B, SERVER, SERVER6, eth, tcp, udp
 
@@ -527,3 +528,41 @@ def test_what_an_incomplete_tunnel_datagram_carries_is_still_read(observe: Obser
     assert (str(tcp_flow.initiator), str(tcp_flow.responder)) == (CLIENT, SERVER)
     (counted,) = obs.captures[0].not_understood
     assert (counted.reason, counted.untold) == ("fragment shorter than its IP length", 1)
+
+
+def test_a_vxlan_mirror_shows_the_same_flows_as_the_port_itself(observe: Observe) -> None:
+    # Mirrored Ethernet/IPv4/UDP-TCP frames take a fast route (layers.LayerWalker
+    # ._plain_inner), everything else the general path: both must agree with the frames
+    # read on the target's own port.
+    from tests import defects
+    from tests import encapsulations as enc
+
+    frames = defects._Clock().stamp(
+        [
+            *defects.tcp_leak(),
+            *defects.ipv6_leak(),
+            *defects.icmp_leak(),
+            *defects.fragmented_leak(),
+            *defects.mdns_cloud_name(),
+            *defects.sni_cloud_name(),
+        ]
+    )
+    plain = observe([(float(f.time), bytes(f)) for f in frames])
+    for port in (4789, 8472):
+        mirrored = observe([(float(f.time), bytes(f)) for f in enc.vxlan_mirror(frames, port)])
+        inner = [f for f in mirrored.flows if f.encapsulation]
+        assert {f.encapsulation for f in inner} == {"ipv4>udp>vxlan>eth"}
+
+        def comparable(flow: Flow) -> tuple[object, ...]:
+            skip = {"flow_id", "encapsulation", "ip_layer"}
+            return tuple(getattr(flow, f.name) for f in fields(flow) if f.name not in skip)
+
+        assert sorted(map(comparable, inner), key=repr) == sorted(
+            map(comparable, plain.flows), key=repr
+        )
+        assert {(c.qname, c.packet) for c in mirrored.dns} == {
+            (c.qname, c.packet) for c in plain.dns
+        }
+        assert [h.sni for h in mirrored.client_hellos] == [h.sni for h in plain.client_hellos]
+        assert [r.host for r in mirrored.http_requests] == [r.host for r in plain.http_requests]
+        assert mirrored.captures[0].reassembled == plain.captures[0].reassembled == 1

@@ -3,16 +3,19 @@ could be the target's; a leak seen elsewhere is still a fail; one bad packet is 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
-from scapy.packet import Packet
+from scapy.packet import Packet, Raw
 
 from conformance.verdict import Verdict
 from tests import defects
 from tests import hidden_defects as hidden
 from tests.defects import ADMIN, CUCM, TARGET, _mac
 from tests.judge.test_defect_captures import judge_all
+from tests.observe.frames import SERVER
+from tests.observe.test_accounting import NOT_UNDERSTOOD
 
 P, F, I = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE  # noqa: E741
 CONTROLS = ("AG-EGRESS", "AG-INGRESS", "AG-CLOUD-NAMES", "AG-ONPREM")
@@ -137,3 +140,23 @@ def test_an_unread_payload_on_a_flow_to_the_target_counts(tmp_path: Path) -> Non
 def test_an_unread_payload_between_other_hosts_does_not_count(tmp_path: Path) -> None:
     got = judged(tmp_path, hidden.clean_beside("dns-of-another-host"))
     assert got == dict.fromkeys(CONTROLS, P)
+
+
+@pytest.mark.parametrize(
+    ("reason", "frame"), NOT_UNDERSTOOD, ids=[reason for reason, _ in NOT_UNDERSTOOD]
+)
+def test_every_reason_from_the_target_makes_a_clean_capture_inconclusive(
+    reason: str, frame: bytes, tmp_path: Path
+) -> None:
+    # tests.observe.test_accounting's frames come from the target's address; they go to an
+    # on-prem server here (an outside one would fail AG-EGRESS: the IP header still counts),
+    # and their source MAC becomes the target's, so frames with no IP address count too.
+    frame = frame.replace(ipaddress.ip_address(SERVER).packed, ipaddress.ip_address(CUCM).packed)
+    if len(frame) >= 12:
+        frame = frame[:6] + bytes.fromhex(_mac(TARGET).replace(":", "")) + frame[12:]
+    sent = Raw(frame)
+    sent.time = 0.0
+    path = defects.write_pcap(tmp_path / "c.pcap", hidden._after_clean([sent]))
+    for control_id, result in judge_all(path).items():
+        assert result.verdict is I, (control_id, result.reason)
+        assert reason in result.reason

@@ -242,7 +242,9 @@ class LayerWalker:
         if self._busy:
             return
         half = (len(key) - 4) // 2
-        if port in _VXLAN_PORTS and self._plain_inner(half == 4, buf, start + _VXLAN, end, ts, n):
+        if port in _VXLAN_PORTS and self._plain_inner(
+            _VXLAN_CARRIED[half == 4], buf, start + _VXLAN, end, ts, n
+        ):
             return
         outer = "ipv4" if half == 4 else "ipv6"
 
@@ -256,12 +258,15 @@ class LayerWalker:
 
         self._walk(inner, ((ts, n, 0, 0),))
 
-    def _plain_inner(self, v4: bool, buf: bytes, off: int, end: int, ts: float, n: int) -> bool:
-        """The hot loop's steps for a mirrored Ethernet/IPv4/UDP-TCP frame inside VXLAN.
+    def _plain_inner(
+        self, carried: tuple[str, int], buf: bytes, off: int, end: int, ts: float, n: int
+    ) -> bool:
+        """The hot loop's steps for an Ethernet/IPv4/UDP-TCP frame inside an encapsulation.
 
-        Mirror captures are mostly this: without it every frame of one would take the
-        general path. Anything else (tags, options, fragments, other protocols, a tunnel
-        inside the tunnel) returns False and is walked in full. The frame stays decoded.
+        Mirror captures (VXLAN, Geneve, ERSPAN) are mostly this: without it every frame
+        of one would take the whole general path. Anything else (tags, options, fragments,
+        other protocols, a tunnel inside the tunnel) returns False and is walked in full.
+        `carried` is the flow's (encapsulation, IP layer) should its direction be new.
         """
         if end - off < _INNER_MIN or buf[off + 12 : off + 15] != _ETHER_IPV4_PLAIN:
             return False
@@ -280,7 +285,7 @@ class LayerWalker:
         e = entries.get(key)
         flags = buf[l4 + 13] if proto == IPPROTO_TCP else 0
         if e is None or flags & 0x12 == 2:  # new, or a SYN that may open a new connection
-            table.carried = _VXLAN_CARRIED[v4]
+            table.carried = carried
             if e is None:
                 e = table.new_direction(entries, proto, key, ts, n, buf[off + 6 : off + 12])
             if flags & 0x12 == 2:
@@ -298,13 +303,13 @@ class LayerWalker:
             if flags & 6:  # SYN or RST
                 tcp_control(e, flags)
         if e[WANT]:
-            self._busy = True  # a tunnel its payload names is not this frame's to walk
+            busy, self._busy = self._busy, True  # a tunnel its payload names is not walked
             try:
                 self.inspector.inspect(
                     e, proto, key, buf, l4, min(off + _ETHERNET + tot, end), ts, n
                 )
             finally:
-                self._busy = False
+                self._busy = busy
         return True
 
     def finish(self) -> None:
@@ -445,6 +450,10 @@ class LayerWalker:
             return (LINK, kind)
         if ethertype == ETHERTYPE_TEB:
             w.path.append("eth")
+            if len(packets) == 1 and not w.partial:
+                carried = (">".join(w.path), w.v4 + 1)
+                if self._plain_inner(carried, buf, pos, end, packets[0][0], packets[0][1]):
+                    return _DECODED
             return self._ethernet(buf, pos, end, packets, w)
         return self._ethertype(ethertype, buf, pos, end, packets, w)
 

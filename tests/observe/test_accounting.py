@@ -530,7 +530,7 @@ def test_what_an_incomplete_tunnel_datagram_carries_is_still_read(observe: Obser
     assert (counted.reason, counted.untold) == ("fragment shorter than its IP length", 1)
 
 
-def test_a_vxlan_mirror_shows_the_same_flows_as_the_port_itself(observe: Observe) -> None:
+def test_a_mirror_shows_the_same_flows_as_the_port_itself(observe: Observe) -> None:
     # Mirrored Ethernet/IPv4/UDP-TCP frames take a fast route (layers.LayerWalker
     # ._plain_inner), everything else the general path: both must agree with the frames
     # read on the target's own port.
@@ -548,10 +548,16 @@ def test_a_vxlan_mirror_shows_the_same_flows_as_the_port_itself(observe: Observe
         ]
     )
     plain = observe([(float(f.time), bytes(f)) for f in frames])
-    for port in (4789, 8472):
-        mirrored = observe([(float(f.time), bytes(f)) for f in enc.vxlan_mirror(frames, port)])
+    for mirror, path in [
+        (enc.vxlan_mirror, "ipv4>udp>vxlan>eth"),
+        (lambda fr: enc.vxlan_mirror(fr, 8472), "ipv4>udp>vxlan>eth"),
+        (enc.geneve_mirror, "ipv4>udp>geneve>eth"),
+        (enc.erspan_ii_mirror, "ipv4>gre>erspan>eth"),
+    ]:
+        mirrored = observe([(float(f.time), bytes(f)) for f in mirror(frames)])
         inner = [f for f in mirrored.flows if f.encapsulation]
-        assert {f.encapsulation for f in inner} == {"ipv4>udp>vxlan>eth"}
+        assert {f.encapsulation for f in inner} == {path}
+        assert {f.ip_layer for f in inner if f.ip_version == 4} == {2}
 
         def comparable(flow: Flow) -> tuple[object, ...]:
             skip = {"flow_id", "encapsulation", "ip_layer"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from scapy.layers.inet import IP, TCP, UDP, fragment
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import GRE, Ether
 from scapy.packet import Packet, Raw
 
 from tests import defects
@@ -53,8 +53,6 @@ def unknown_frame(sender: str = TARGET, receiver: str = CUCM, kind: str = "ether
     if kind == "ipv4-header":  # IHL of 4 words: shorter than any IPv4 header
         return Ether(src=src, dst=dst) / IP(src=sender, dst=receiver, ihl=4) / UDP()
     if kind == "gre-protocol":
-        from scapy.layers.l2 import GRE
-
         return (
             Ether(src=src, dst=dst)
             / IP(src=sender, dst=receiver)

@@ -6,7 +6,6 @@ not understood == packets (conftest.assert_every_frame_accounted).
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import fields
 
@@ -509,10 +508,6 @@ def test_target_parties_are_the_flow_for_payloads(observe: Observe) -> None:
     obs = observe([bad_dns])
     (unread,) = obs.captures[0].payload_not_understood
     assert {str(a) for a in unread.parties[0].addresses} == {CLIENT, "192.0.2.53"}
-
-
-def test_address_text_helper() -> None:
-    assert str(ipaddress.ip_address(CLIENT)) == CLIENT
 
 
 def test_what_an_incomplete_tunnel_datagram_carries_is_still_read(observe: Observe) -> None:

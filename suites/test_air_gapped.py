@@ -8,10 +8,11 @@ import pytest
 
 from conformance.evidence.interface import Evidence
 from conformance.judge import air_gapped
+from conformance.judge.common import combine
 from conformance.judge.model import ControlResult
 from conformance.observe.model import Observations
 from conformance.profile_model import Profile
-from conformance.verdict import Verdict, worst
+from conformance.verdict import Verdict
 
 Record = Callable[[ControlResult], None]
 
@@ -81,7 +82,4 @@ def test_no_telemetry_or_update_push(
         air_gapped.egress(ucx_observations, ucx_profile),
         air_gapped.cloud_names(ucx_observations, ucx_profile),
     )
-    verdict = worst(p.verdict for p in parts)
-    reason = "; ".join(f"{p.control_id} {p.verdict.value}: {p.reason}" for p in parts)
-    findings = tuple(f for p in parts for f in p.findings)
-    ucx_verdict(ControlResult("TM-AIRGAP", verdict, reason, findings))
+    ucx_verdict(combine("TM-AIRGAP", parts))

@@ -223,8 +223,13 @@ def test_every_violation_waived_but_evidence_incomplete_is_inconclusive(
 def test_every_violation_waived_passes_only_when_the_judge_says_nothing_is_unproven(
     egress: ControlResult,
 ) -> None:
+    # The capture judges (common.conclude) state what else is unproven: AG-EGRESS does.
+    assert egress.facts["unproven"] == []
     # Judges that do not state what else is unproven cannot pass on waivers (fail closed).
-    result, _ = apply(egress, entry(), None)
+    silent = dataclasses.replace(
+        egress, facts={k: v for k, v in egress.facts.items() if k != "unproven"}
+    )
+    result, _ = apply(silent, entry(), None)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert "did not state that nothing else is unproven" in result.reason
     still = dataclasses.replace(egress, facts={**egress.facts, "unproven": ["no ServerHello"]})

@@ -29,31 +29,55 @@ class HttpRequestHead:
     host: str | None  # Host header value, lower-case, port kept as written
 
 
-def parse_request_head(payload: bytes) -> HttpRequestHead | None:
+def parse_request_head(payload: bytes, *, lenient: bool = False) -> HttpRequestHead | None:
     """The request head `payload` starts with, or None if it is not HTTP/1.x.
 
     Needs a whole request line "METHOD SP target SP HTTP/1.x" ended by CRLF (a bare
     LF is accepted too, RFC 9112 §2.2) within the first MAX_HEAD bytes. The Host
     header is looked for in the header lines that follow, up to the blank line.
+
+    `lenient`: a request line that is damaged (a method with bytes no method has, a
+    missing or extra space, a mangled version) does not hide the Host header after it
+    (controls.md decision 10): when one is there, the head comes back with the first
+    line's parts as printable text (non-ASCII escaped) and whatever is missing empty.
     """
     head = payload[:MAX_HEAD]
     eol = head.find(b"\n")
     if eol < 0:
         return None
-    parts = head[:eol].removesuffix(b"\r").split(b" ")
-    if len(parts) != 3:  # RFC 9112 §3: exactly one SP between the three parts
+    line = head[:eol].removesuffix(b"\r")
+    parts = line.split(b" ")
+    if _request_line_ok(parts):
+        method, target, version = parts
+        return HttpRequestHead(
+            method=method.decode("ascii"),
+            target=target.decode("ascii"),
+            version=version.decode("ascii"),
+            host=_host_header(head, eol + 1),
+        )
+    if not lenient:
         return None
+    host = _host_header(head, eol + 1)
+    if host is None:
+        return None
+    words = [_printable(p) for p in line.split(None, 2)] + ["", "", ""]
+    return HttpRequestHead(method=words[0], target=words[1], version=words[2], host=host)
+
+
+def _request_line_ok(parts: list[bytes]) -> bool:
+    """RFC 9112 §3: exactly "method SP request-target SP HTTP-version"."""
+    if len(parts) != 3:
+        return False
     method, target, version = parts
     if not 0 < len(method) <= MAX_METHOD or not _METHOD_CHARS.issuperset(method):
-        return None
-    if version not in _VERSIONS or not target or not _visible_ascii(target):
-        return None
-    return HttpRequestHead(
-        method=method.decode("ascii"),
-        target=target.decode("ascii"),
-        version=version.decode("ascii"),
-        host=_host_header(head, eol + 1),
-    )
+        return False
+    return version in _VERSIONS and bool(target) and _visible_ascii(target)
+
+
+def _printable(data: bytes) -> str:
+    """`data` as text a report can show: ASCII, anything else escaped."""
+    text = data.decode("ascii", "backslashreplace")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def connect_target(target: str) -> tuple[str, int] | None:

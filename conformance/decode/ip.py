@@ -8,6 +8,7 @@ bounded time, so memory stays flat whatever the capture contains.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from conformance.decode.errors import DecodeError
@@ -91,7 +92,7 @@ def decode_ipv4(buf: bytes, off: int, end: int) -> IpPacket:
         raise DecodeError(f"bad IP version {version} in an IPv4 frame", 0)
     ihl = (buf[off] & 0x0F) * 4
     if ihl < IPV4_HEADER:
-        raise DecodeError(f"bad IPv4 header length {ihl}", 0)
+        raise DecodeError("IPv4 header length lies", 0)
     if off + ihl > end:
         raise DecodeError("truncated IPv4 options", IPV4_HEADER)
     total = (buf[off + 2] << 8) | buf[off + 3]
@@ -100,7 +101,7 @@ def decode_ipv4(buf: bytes, off: int, end: int) -> IpPacket:
         # whose length field the NIC fills in later. The captured bytes are the datagram.
         total = end - off
     elif total < ihl:
-        raise DecodeError(f"IPv4 total length {total} shorter than its header", 2)
+        raise DecodeError("IPv4 header length lies", 2)  # longer than the whole datagram
     frag = (buf[off + 6] << 8) | buf[off + 7]
     fragment = None
     if frag & (_IPV4_MORE_FRAGMENTS | _IPV4_FRAG_OFFSET):
@@ -179,39 +180,112 @@ def ipv6_extensions(
     raise DecodeError(f"more than {MAX_EXTENSION_HEADERS} IPv6 extension headers", pos - base)
 
 
+PacketInfo = tuple[float, int, int, int]  # (time, packet number, IP bytes on the wire, direction)
+Packets = Sequence[PacketInfo]  # the packets one datagram came in
+
+# Why a datagram can never be completed (stable reasons, controls.md decision 10).
+OVERLAPPING = "overlapping fragments"
+INCOMPLETE = "incomplete fragments"
+SNAPPED = "fragment shorter than its IP length"  # the snap length cut it, or the length lies
+TOO_LONG = "fragment reaches past the largest datagram"
+TOO_MANY = f"more than {MAX_FRAGMENTS_PER_DATAGRAM} fragments"
+EMPTY = "empty fragment"
+
+
 @dataclass(slots=True)
 class PendingDatagram:
-    """The fragments of one datagram seen so far."""
+    """The fragments of one datagram seen so far.
+
+    `runs` mirrors Linux's fragment queue (net/ipv4/inet_fragment.c since 4.19): fragments
+    that arrived in order, back to back, form one run; a new fragment that only partly
+    overlaps what is there, or spans two runs, is an overlap and the whole datagram is
+    dropped (RFC 5722 for IPv6; Linux does the same for IPv4 since CVE-2018-5391). One
+    that lies wholly inside a run is a duplicate and is ignored: the first bytes win.
+    """
 
     version: int
     src: bytes
     dst: bytes
-    proto: int  # IPv4 protocol / IPv6 next header of the fragmentable part
+    proto: int  # IPv4 protocol / IPv6 next header of the fragmentable part (first fragment's)
     ident: int
     first_time: float
     pieces: dict[int, bytes] = field(default_factory=dict)  # offset -> data
+    runs: list[list[int]] = field(default_factory=list)  # [start, end) runs, sorted
     total: int | None = None  # payload length, known once the last fragment arrived
+    span: int = 0  # the furthest end any fragment reached
     damaged: str | None = None  # why it can never be completed
-    # (time, packet number, IP bytes on the wire, direction) of every fragment
-    packets: list[tuple[float, int, int, int]] = field(default_factory=list)
+    conflict: bool = False  # a duplicate fragment carried other bytes than the first
+    packets: list[PacketInfo] = field(default_factory=list)  # every fragment's
+    context: object = None  # what the caller needs to go on once it is whole
 
     def assemble(self) -> bytes | None:
         """The whole payload if every byte has arrived, else None."""
         if self.total is None or self.damaged:
             return None
         covered = 0
-        for offset in sorted(self.pieces):
-            if offset > covered:
+        for start, end in self.runs:
+            if start > covered:
                 return None
-            covered = max(covered, offset + len(self.pieces[offset]))
+            covered = end
         if covered < self.total:
             return None
         out = bytearray(self.total)
-        # Later offsets are written last; overlaps (RFC 5722 forbids them for IPv6)
-        # keep the bytes of the fragment further on, as most stacks do for IPv4.
-        for offset in sorted(self.pieces):
-            piece = self.pieces[offset][: self.total - offset]
+        for offset, piece in self.pieces.items():
             out[offset : offset + len(piece)] = piece
+        return bytes(out)
+
+    def insert(self, offset: int, data: bytes, last: bool) -> None:
+        """File one fragment's data the way Linux's ip_frag_queue/ip6_frag_queue do."""
+        end = offset + len(data)
+        if last:
+            if end < self.span or (self.total is not None and end != self.total):
+                self.damaged = OVERLAPPING  # bytes past the end, or two different ends
+                return
+            self.total = end
+        else:
+            if self.version == 4:
+                end &= ~7  # RFC 791: every fragment but the last holds 8-byte blocks
+                data = data[: end - offset]
+            if end > self.span and self.total is not None:
+                self.damaged = OVERLAPPING
+                return
+        if end <= offset:
+            self.damaged = EMPTY
+            return
+        self.span = max(self.span, end)
+        runs = self.runs
+        if not runs or end > runs[-1][1]:
+            if runs and offset < runs[-1][1]:
+                self.damaged = OVERLAPPING
+            elif runs and offset == runs[-1][1]:
+                runs[-1][1] = end
+                self.pieces[offset] = data
+            else:
+                runs.append([offset, end])
+                self.pieces[offset] = data
+            return
+        for index, (start, stop) in enumerate(runs):
+            if end <= start:
+                runs.insert(index, [offset, end])
+                self.pieces[offset] = data
+                return
+            if offset >= stop:
+                continue
+            if offset >= start and end <= stop:
+                if self._bytes(offset, end) != data:
+                    self.conflict = True
+            else:
+                self.damaged = OVERLAPPING
+            return
+
+    def _bytes(self, start: int, end: int) -> bytes:
+        """What the pieces already hold for [start, end) (inside one run)."""
+        out = bytearray()
+        for offset in sorted(self.pieces):
+            piece = self.pieces[offset]
+            if offset + len(piece) <= start or offset >= end:
+                continue
+            out += piece[max(0, start - offset) : end - offset]
         return bytes(out)
 
 
@@ -225,33 +299,59 @@ class Reassembler:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def pending_packets(self) -> int:
+        """Packets held in datagrams not yet whole nor given up on."""
+        return sum(len(d.packets) for d in self._pending.values()) + sum(
+            len(d.packets) for d in self._stale
+        )
+
     def add(
-        self, ip: IpPacket, buf: bytes, time: float, packet: int, direction: int
+        self,
+        ip: IpPacket,
+        buf: bytes,
+        packets: Packets,
+        context: object = None,
     ) -> tuple[PendingDatagram, bytes] | None:
-        """File one fragment; return (datagram, payload) when this one completes it."""
+        """File one fragment (it came in `packets`); return (datagram, payload) when whole.
+
+        `context` is kept with a new datagram for the caller. Raises DecodeError for a
+        fragment that is dropped on its own (the datagram goes on without it): an IPv6
+        fragment other than the last whose length is not a multiple of 8 (RFC 8200 §4.5).
+        """
         frag = ip.fragment
         if frag is None:
             raise ValueError("not a fragment")
-        key = (ip.version, ip.src, ip.dst, ip.proto, frag.ident)
+        size = ip.end - ip.l4
+        if ip.version == 6 and frag.more and size % 8 and not ip.snapped:
+            raise DecodeError("IPv6 fragment length not a multiple of 8", 0)
+        # Linux keys IPv6 fragments by addresses and identification only (RFC 8200 §4.5);
+        # IPv4 by the protocol too (RFC 791).
+        proto = ip.proto if ip.version == 4 else -1
+        key = (ip.version, ip.src, ip.dst, proto, frag.ident)
+        time = packets[-1][0]
         pending = self._pending.get(key)
         if pending is None:
             self._expire(time)
             pending = PendingDatagram(ip.version, ip.src, ip.dst, ip.proto, frag.ident, time)
+            pending.context = context
             self._pending[key] = pending
             if len(self._pending) > MAX_PENDING_DATAGRAMS:
                 oldest = next(iter(self._pending))
                 self._stale.append(self._pending.pop(oldest))
-        pending.packets.append((time, packet, ip.length, direction))
-        if ip.snapped:
-            pending.damaged = pending.damaged or "a fragment was cut short by the snapshot length"
-        elif frag.offset + (ip.end - ip.l4) > MAX_DATAGRAM_PAYLOAD:
-            pending.damaged = "fragment reaches past the largest possible datagram"
+        pending.packets.extend(packets)
+        if frag.offset == 0:
+            pending.proto = ip.proto
+        if frag.offset + size > MAX_DATAGRAM_PAYLOAD:
+            pending.damaged = TOO_LONG
         elif len(pending.packets) > MAX_FRAGMENTS_PER_DATAGRAM:
-            pending.damaged = f"more than {MAX_FRAGMENTS_PER_DATAGRAM} fragments"
-        else:
+            pending.damaged = TOO_MANY
+        elif ip.snapped:
+            # Shorter than its IP length: the datagram can never be whole, but the bytes
+            # are real and kept, so what its start carries can still be read.
             pending.pieces.setdefault(frag.offset, buf[ip.l4 : ip.end])
-            if not frag.more:
-                pending.total = frag.offset + (ip.end - ip.l4)
+            pending.damaged = SNAPPED
+        else:
+            pending.insert(frag.offset, buf[ip.l4 : ip.end], not frag.more)
         if pending.damaged:
             self._stale.append(self._pending.pop(key))
             return None

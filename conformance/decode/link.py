@@ -39,7 +39,49 @@ _RAW_IP = frozenset({LINKTYPE_RAW_DLT12, LINKTYPE_RAW_DLT14, LINKTYPE_RAW})
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
-ETHERTYPE_NONE = 0  # not an IP packet (ARP, LLC, an unknown address family, ...)
+ETHERTYPE_LLC = 1  # an 802.3 length: an 802.2 LLC header follows (decode with `llc_payload`)
+ETHERTYPE_PPPOE_SESSION = 0x8864  # RFC 2516
+ETHERTYPE_MPLS = 0x8847  # RFC 3032
+ETHERTYPE_MPLS_MULTICAST = 0x8848
+ETHERTYPE_PBB = 0x88E7  # IEEE 802.1ah I-tag: a customer Ethernet header follows
+ETHERTYPE_TEB = 0x6558  # transparent Ethernet bridging (GRE, Geneve, NVGRE)
+ETHERTYPE_SLOW = 0x8809  # IEEE 802.3 slow protocols: LACP, marker, OAM, ESMC
+ETHERTYPE_MACSEC = 0x88E5  # IEEE 802.1AE: the rest of the frame is encrypted
+# Frames that carry link-layer control and cannot leave the segment (controls.md decision 10):
+# no router forwards them, and none carries an IP packet.
+LINK_CONTROL_ETHERTYPES: dict[int, str] = {
+    0x0806: "ARP",
+    0x8035: "RARP",
+    0x88CC: "LLDP",
+    0x888E: "802.1X",
+    0x8863: "PPPoE discovery",
+    0x8808: "Ethernet flow control",
+    0x8902: "CFM",  # IEEE 802.1ag connectivity fault management
+    0x88F7: "PTP",  # IEEE 1588 over Ethernet
+    0x9000: "Ethernet loopback",  # Ethernet configuration testing protocol
+    0x88E3: "MRP",  # IEC 62439-2 media redundancy
+    0x88F5: "MVRP",
+    0x88F6: "MMRP",
+}
+_SLOW_SUBTYPES = {1: "LACP", 2: "LACP marker", 3: "Ethernet OAM", 10: "ESMC"}
+# 802.2 LLC (IEEE 802.2): service access points of link-local control protocols.
+_LLC_SAP_STP = 0x42  # spanning tree (STP, RSTP, MSTP)
+_LLC_SAP_ISIS = 0xFE  # OSI network layer: IS-IS hellos and LSPs stay on the link
+_LLC_SAP_SNAP = 0xAA  # RFC 1042: a 5-byte SNAP header (OUI, protocol id) follows
+_LLC_SAP_NULL = 0x00
+_LLC_XID_TEST = frozenset({0xAF, 0xBF, 0xE3, 0xF3})  # U-frame XID and TEST, poll bit either
+_SNAP_OUI_ETHERTYPE = frozenset({b"\x00\x00\x00", b"\x00\x00\xf8"})  # RFC 1042, 802.1H
+_SNAP_OUI_CISCO = b"\x00\x00\x0c"
+_CISCO_SNAP_CONTROL = {
+    0x2000: "CDP",
+    0x2003: "VTP",
+    0x2004: "DTP",
+    0x010B: "PVST+",
+    0x0111: "UDLD",
+}
+_LLC_HEADER = 3  # DSAP, SSAP, one-byte U-format control
+_SNAP_HEADER = 5
+_MAC = 6
 # IEEE 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ tags still in use.
 VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 # Real networks stack two tags (QinQ), rarely three; past this it is garbage, not VLANs.
@@ -68,10 +110,11 @@ _PACKET_OUTGOING = 4
 def network_layer(linktype: int, buf: bytes, off: int, end: int) -> tuple[int, int, int]:
     """(ethertype, offset of the network header, direction) of the frame buf[off:end].
 
-    The ethertype is ETHERTYPE_IPV4, ETHERTYPE_IPV6 or another value the caller skips.
-    Direction is 1 inbound / 2 outbound where the link header says (Linux cooked
-    captures), else 0. Raises DecodeError if the link header is cut short and
-    KeyError for a link type outside SUPPORTED_LINK_TYPES.
+    The ethertype is ETHERTYPE_IPV4, ETHERTYPE_IPV6, another EtherType, or ETHERTYPE_LLC
+    (an 802.3 length: LLC follows). Direction is 1 inbound / 2 outbound where the link
+    header says (Linux cooked captures), else 0. Raises DecodeError if the link header is
+    cut short or a loopback frame's address family is not IP, and KeyError for a link
+    type outside SUPPORTED_LINK_TYPES.
     """
     if linktype == LINKTYPE_ETHERNET:
         if end - off < _ETHERNET_HEADER:
@@ -106,8 +149,65 @@ def network_layer(linktype: int, buf: bytes, off: int, end: int) -> tuple[int, i
             return ETHERTYPE_IPV4, off + _NULL_HEADER, DIRECTION_UNKNOWN
         if family in _AF_INET6:
             return ETHERTYPE_IPV6, off + _NULL_HEADER, DIRECTION_UNKNOWN
-        return ETHERTYPE_NONE, off + _NULL_HEADER, DIRECTION_UNKNOWN
+        raise DecodeError(f"loopback address family {family}", 0)
     raise KeyError(linktype)
+
+
+def ethernet_header(buf: bytes, off: int, end: int) -> tuple[bytes, bytes, int, int]:
+    """(destination MAC, source MAC, type, payload offset) of the Ethernet frame at `off`.
+
+    802.1Q/802.1ad tags are skipped; the type is an EtherType, or ETHERTYPE_LLC when the
+    field is an 802.3 length. Raises DecodeError when the header or a tag is cut short.
+    """
+    if end - off < _ETHERNET_HEADER:
+        raise DecodeError("truncated Ethernet header", 0)
+    ethertype, pos, _ = _payload_type(buf, off, _u16(buf, off + 12), _ETHERNET_HEADER, end, 0)
+    return buf[off : off + _MAC], buf[off + _MAC : off + 2 * _MAC], ethertype, pos
+
+
+def slow_protocol_kind(buf: bytes, off: int, end: int) -> str:
+    """The link-control kind of an IEEE 802.3 slow-protocols frame, by its subtype."""
+    subtype = buf[off] if off < end else -1
+    return _SLOW_SUBTYPES.get(subtype, "IEEE 802.3 slow protocol")
+
+
+def llc_payload(buf: bytes, off: int, end: int) -> tuple[int, str | None, int]:
+    """An 802.2 LLC frame at `off`: (EtherType, link-control kind, offset after the header).
+
+    A SNAP header with an EtherType OUI (RFC 1042) gives that EtherType and the kind is
+    None; a link-local control protocol (spanning tree, CDP and Cisco's other SNAP control
+    protocols, IS-IS, XID/TEST) gives its kind and EtherType -1. Anything else raises
+    DecodeError naming the service access point or SNAP protocol.
+    """
+    if end - off < _LLC_HEADER:
+        raise DecodeError("truncated LLC header", 0)
+    dsap, control = buf[off], buf[off + 2]
+    if dsap == _LLC_SAP_STP:
+        return -1, "STP", off + _LLC_HEADER
+    if dsap == _LLC_SAP_ISIS:
+        return -1, "IS-IS", off + _LLC_HEADER
+    if dsap == _LLC_SAP_NULL and control in _LLC_XID_TEST:
+        return -1, "LLC XID/TEST", off + _LLC_HEADER
+    if dsap != _LLC_SAP_SNAP:
+        raise DecodeError(f"unknown LLC SAP 0x{dsap:02x}", 0)
+    pos = off + _LLC_HEADER
+    if end - pos < _SNAP_HEADER:
+        raise DecodeError("truncated SNAP header", _LLC_HEADER)
+    oui, pid = buf[pos : pos + 3], _u16(buf, pos + 3)
+    if oui in _SNAP_OUI_ETHERTYPE:
+        return pid, None, pos + _SNAP_HEADER
+    if oui == _SNAP_OUI_CISCO and pid in _CISCO_SNAP_CONTROL:
+        return -1, _CISCO_SNAP_CONTROL[pid], pos + _SNAP_HEADER
+    raise DecodeError(f"unknown SNAP protocol {oui.hex()}/0x{pid:04x}", _LLC_HEADER)
+
+
+def cooked_source(linktype: int, buf: bytes, off: int, end: int) -> bytes:
+    """The sender's 6-byte link address of a Linux cooked frame, or b"" if it has none."""
+    if linktype == LINKTYPE_LINUX_SLL and end - off >= _SLL_HEADER and _u16(buf, off + 4) == _MAC:
+        return buf[off + 6 : off + 6 + _MAC]
+    if linktype == LINKTYPE_LINUX_SLL2 and end - off >= _SLL2_HEADER and buf[off + 11] == _MAC:
+        return buf[off + 12 : off + 12 + _MAC]
+    return b""
 
 
 def _payload_type(
@@ -126,7 +226,7 @@ def _payload_type(
         if ethertype in VLAN_TPIDS:
             raise DecodeError(f"more than {MAX_VLAN_TAGS} stacked VLAN tags", pos - off)
     if ethertype < _ETHERTYPE_MIN:
-        return ETHERTYPE_NONE, pos, direction
+        return ETHERTYPE_LLC, pos, direction
     return ethertype, pos, direction
 
 

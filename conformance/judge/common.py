@@ -21,14 +21,17 @@ from conformance.judge.platform import looks_like
 from conformance.names import CLOUD_NAME_PATTERNS, matches
 from conformance.observe.model import (
     SAMPLE_PACKETS_PER_FLOW,
+    CaptureSummary,
     Flow,
     HttpRequest,
     InitiatorBasis,
     IPAddress,
+    NotUnderstood,
     Observations,
+    Parties,
 )
 from conformance.profile_model import Environment, Profile
-from conformance.verdict import Verdict
+from conformance.verdict import Verdict, worst
 
 # Decision 6: traffic that cannot leave the segment (or the host) is not egress.
 # Link-local, multicast, limited broadcast, loopback and the unspecified address.
@@ -386,13 +389,81 @@ def cap_findings(findings: Sequence[Finding], limit: int = MAX_FINDINGS) -> tupl
     return (*kept, more)
 
 
-def evidence_gaps(obs: Observations, *, payloads: bool = False) -> list[str]:
-    """Why the captures cannot prove absence: truncation, drops, undecoded packets.
+# Reasons named in a gap, the commonest first; the rest are counted (the full list is in
+# the capture's summary and evidence/captures.json).
+MAX_REASONS_IN_GAP = 3
 
-    Undecodable packets are counted and skipped by the decoders, so their addresses are
-    unknown: any one could be a leak, and the judge cannot pass over them. With
-    `payloads`, packets cut short by the snap length count too, since a name (DNS,
-    SNI, Host) in them may be unseen.
+
+def target_link_addresses(capture: CaptureSummary, profile: Profile) -> frozenset[str]:
+    """The MACs frames from the target's addresses were sent from, in `capture`."""
+    return frozenset(
+        link.mac
+        for link in capture.link_addresses
+        if any(profile.is_target(a) for a in link.addresses)
+    )
+
+
+def could_be_target(parties: Parties, profile: Profile, target_macs: frozenset[str]) -> bool:
+    """Whether frames with these addresses could be the target's (decision 10).
+
+    Yes when one of them is a target address or a MAC the target sent from, when they
+    carry no address at all, and when they carry MACs but no MAC of the target is known
+    (nothing then shows the MACs are someone else's).
+    """
+    if any(profile.is_target(a) for a in parties.addresses):
+        return True
+    if parties.macs and (not target_macs or any(m in target_macs for m in parties.macs)):
+        return True
+    return not parties.addresses and not parties.macs
+
+
+def target_not_understood(
+    counted: Sequence[NotUnderstood], capture: CaptureSummary, profile: Profile | None
+) -> list[tuple[NotUnderstood, int]]:
+    """Each not-understood count with how many of its frames could be the target's.
+
+    Without a profile, all of them could be. Counts with none are left out.
+    """
+    if not counted:
+        return []
+    macs = target_link_addresses(capture, profile) if profile is not None else frozenset()
+    out = []
+    for record in counted:
+        if profile is None:
+            n = record.count
+        else:
+            n = record.untold + sum(
+                p.count for p in record.parties if could_be_target(p, profile, macs)
+            )
+        if n:
+            out.append((record, n))
+    return out
+
+
+def _counted_gap(found: list[tuple[NotUnderstood, int]]) -> str:
+    """ "12 (incomplete fragments: 10, e.g. packet 40; unknown EtherType 0x88b5: 2, ...)" """
+    total = sum(n for _, n in found)
+    ordered = sorted(found, key=lambda item: -item[1])
+    named = [
+        f"{record.reason}: {n}" + (f", e.g. packet {record.frames[0]}" if record.frames else "")
+        for record, n in ordered[:MAX_REASONS_IN_GAP]
+    ]
+    if len(ordered) > MAX_REASONS_IN_GAP:
+        named.append(f"{len(ordered) - MAX_REASONS_IN_GAP} more reasons")
+    return f"{total} ({'; '.join(named)})"
+
+
+def evidence_gaps(
+    obs: Observations, *, payloads: bool = False, profile: Profile | None = None
+) -> list[str]:
+    """Why the captures cannot prove absence: truncation, drops, frames not understood.
+
+    Frames the decoders could not take to a transport (decision 10) could hold a leak;
+    with `profile`, only those that could be the target's count (its address or MAC in
+    any header, or no address to tell), without it all of them. With `payloads`, for
+    controls that read names, packets whose payload was not understood and packets cut
+    short by the snap length count too, since a name (DNS, SNI, Host) in them may be
+    unseen.
     """
     gaps: list[str] = []
     many = len(obs.captures) > 1
@@ -403,23 +474,28 @@ def evidence_gaps(obs: Observations, *, payloads: bool = False) -> list[str]:
         if capture.drops:
             detail = f" ({capture.drop_detail})" if capture.drop_detail else ""
             gaps.append(f"{prefix}{capture.drops} packets dropped{detail}")
-        if capture.malformed:
-            example = f" (e.g. {capture.anomalies[0].reason})" if capture.anomalies else ""
+        frames = target_not_understood(capture.not_understood, capture, profile)
+        if frames:
             gaps.append(
-                f"{prefix}{capture.malformed} packets could not be decoded{example}:"
-                " a leak could hide in them"
+                f"{prefix}{_counted_gap(frames)} frames not understood that could be"
+                " the target's: a leak could hide in them"
             )
-        if capture.unsupported_link_packets:
-            gaps.append(
-                f"{prefix}{capture.unsupported_link_packets} packets on an unsupported link"
-                " type were not read"
-            )
+        if payloads:
+            unread = target_not_understood(capture.payload_not_understood, capture, profile)
+            if unread:
+                gaps.append(
+                    f"{prefix}{_counted_gap(unread)} target packets whose payload was not"
+                    " understood: a name in them may be unseen"
+                )
         if payloads and capture.snap_truncated:
             gaps.append(
                 f"{prefix}{capture.snap_truncated} packets cut short by the snap length:"
                 " a name in them may be unseen"
             )
     return gaps
+
+
+SILENT_TARGET = "the target sent no packets: silence proves nothing"
 
 
 def conclude(
@@ -446,27 +522,60 @@ def conclude(
     kept = cap_findings(findings)
     if not view.obs.captures:
         return ControlResult(control_id, Verdict.INCONCLUSIVE, "no capture", kept, all_facts)
-    missing = evidence_gaps(view.obs, payloads=payloads)
+    missing = evidence_gaps(view.obs, payloads=payloads, profile=view.profile)
     if missing:
         all_facts["incomplete"] = list(missing)
     first = next((f for f in findings if f.severity is Severity.VIOLATION), None)
     if first is not None:
+        # What else keeps the control from passing, had these violations not been found: the
+        # waiver layer passes a control whose violations are all waived only when this is empty.
+        all_facts["unproven"] = [*gaps] + ([] if view.sent else [SILENT_TARGET])
         reason = f"{failed}; first: {first.summary}"
         if missing:
             reason += f" (the evidence is also incomplete: {'; '.join(missing)})"
         return ControlResult(control_id, Verdict.FAIL, reason, kept, all_facts)
     if not view.sent:
         targets = ", ".join(str(a) for a in view.profile.target.addresses)
-        reason = (
-            "the target sent no packets: silence proves nothing"
-            f" ({view.obs.packets} packets in the capture, none from {targets})"
-        )
+        reason = f"{SILENT_TARGET} ({view.obs.packets} packets in the capture, none from {targets})"
         return ControlResult(control_id, Verdict.INCONCLUSIVE, reason, kept, all_facts)
     if missing or gaps:
         return ControlResult(
             control_id, Verdict.INCONCLUSIVE, "; ".join([*missing, *gaps]), kept, all_facts
         )
     return ControlResult(control_id, Verdict.PASS, passed, kept, all_facts)
+
+
+def combine(
+    control_id: str, parts: Sequence[ControlResult], reason_prefix: str = ""
+) -> ControlResult:
+    """One control judged as several others (TM-AIRGAP, HY-DEACTIVATED): the worst verdict,
+    every finding, and what each part left incomplete or unproven (for the waiver layer)."""
+    verdict = worst(p.verdict for p in parts)
+    reason = "; ".join(f"{p.control_id} {p.verdict.value}: {p.reason}" for p in parts)
+    incomplete: list[str] = []
+    unproven: list[str] = []
+    for part in parts:
+        for gap in _listed(part.facts.get("incomplete")):
+            if gap not in incomplete:
+                incomplete.append(gap)
+        if part.verdict is Verdict.FAIL:
+            listed = part.facts.get("unproven")
+            unproven += _listed(listed) if isinstance(listed, list) else [part.reason]
+        elif part.verdict is not Verdict.PASS:
+            unproven.append(f"{part.control_id} {part.verdict.value}: {part.reason}")
+    facts: dict[str, object] = {p.control_id: p.facts for p in parts}
+    if incomplete:
+        facts["incomplete"] = incomplete
+    if verdict is Verdict.FAIL:
+        facts["unproven"] = unproven
+    findings = tuple(f for p in parts for f in p.findings)
+    if verdict is Verdict.PASS and reason_prefix:
+        reason = reason_prefix + reason
+    return ControlResult(control_id, verdict, reason, findings, facts)
+
+
+def _listed(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def plural(count: int, noun: str) -> str:

@@ -25,6 +25,7 @@ from conformance.judge.common import (
     NameIndex,
     TargetView,
     address_of,
+    combine,
     conclude,
     evidence_gaps,
     flow_finding,
@@ -45,7 +46,6 @@ from conformance.observe.model import (
     TlsServerHello,
 )
 from conformance.profile_model import Profile
-from conformance.verdict import Verdict, worst
 
 LDAP_PORT = 389
 TLS_APPLICATION_DATA = b"\x17"  # record content type (RFC 8446 5.1)
@@ -386,6 +386,7 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
         failed=f"{plural(violations, 'external flow')} to no allowed endpoint",
         facts=facts,
         gaps=gaps,
+        payloads=True,  # a name in a payload nobody could read may be the one that maps a flow
     )
 
 
@@ -467,7 +468,7 @@ def tls(obs: Observations, profile: Profile) -> ControlResult:
     names = NameIndex(obs)
     flows, proxy_other = cloud_flows(view, index)
     minimum = _min_version(profile)
-    complete = not evidence_gaps(obs, payloads=True)
+    complete = not evidence_gaps(obs, payloads=True, profile=profile)
     findings: list[Finding] = []
     endpoint_facts: dict[str, dict[str, str]] = {}
     shown: dict[str, int] = {}  # endpoint -> a version another flow showed
@@ -632,10 +633,6 @@ def ingress(obs: Observations, profile: Profile) -> ControlResult:
 def deactivated(obs: Observations, profile: Profile) -> ControlResult:
     """HY-DEACTIVATED: no service activated, so judged exactly as AG-EGRESS + AG-CLOUD-NAMES."""
     parts = (air_gapped.egress(obs, profile), air_gapped.cloud_names(obs, profile))
-    verdict = worst(p.verdict for p in parts)
-    reason = "; ".join(f"as {p.control_id}: {p.verdict.value}: {p.reason}" for p in parts)
-    findings = tuple(f for p in parts for f in p.findings)
-    facts: dict[str, object] = {p.control_id: p.facts for p in parts}
-    if verdict is Verdict.PASS:
-        reason = "no Cloud-Connected Service activated and none attempted; " + reason
-    return ControlResult("HY-DEACTIVATED", verdict, reason, findings, facts)
+    return combine(
+        "HY-DEACTIVATED", parts, "no Cloud-Connected Service activated and none attempted; "
+    )

@@ -19,10 +19,13 @@ How things are decided (the model's fields say which way each time):
 - A TLS HelloRetryRequest is not the negotiated ServerHello: the real one that follows is.
 - ICMP errors belong to the flow of the packet they quote (never a flow of their own
   when they quote enough to name it); destination unreachable marks it `rejected`.
-- `malformed` counts packets that could not be decoded: a damaged header (the packet
-  is skipped), a payload that fails its parser (DNS, TLS hello: the packet still
-  counts in its flow), fragments that never formed a datagram. The first
-  ANOMALY_SAMPLES are kept with their reason.
+- Every frame is decoded to its transport, link-layer control, or not understood
+  (controls.md decision 10; observe/accounting.py): `CaptureSummary.decoded`,
+  `link_control` and `not_understood` add up to `packets`. A packet whose transport
+  decoded but whose payload a parser could not read (DNS, NBNS, TLS, HTTP, a TCP data
+  offset or TLS record length that lies) stays in its flow and is counted in
+  `payload_not_understood`. `malformed` is the sum of both; the first ANOMALY_SAMPLES
+  are kept with their reason.
 - Drops: pcapng ISB counters plus EPB drop counts; None when the file gives none.
 """
 
@@ -40,6 +43,7 @@ from typing import BinaryIO, Protocol, TypeVar
 from conformance.decode.capture import CaptureReader
 from conformance.observe.flows import Addresses, FlowCounts
 from conformance.observe.ingest import CaptureIngest
+from conformance.observe.layers import UNSUPPORTED_LINK
 from conformance.observe.model import (
     CaptureSummary,
     DnsQuery,
@@ -197,6 +201,9 @@ def _observe_one(
     out.http.extend(sorted(inspector.http_requests(ids), key=lambda r: r.packet))
     out.names.extend(sorted(inspector.names(ids), key=lambda m: m.packet))
     _add_counts(out, counts)
+    acc = ingest.accounting
+    link_addresses, link_complete = acc.link_addresses()
+    frames_not_understood = acc.frames_not_understood()
     first, last = reader.first_time, reader.last_time
     if flows:
         first = min(
@@ -214,17 +221,25 @@ def _observe_one(
             bytes=reader.bytes_read,
             first_time=first,
             last_time=last,
-            malformed=ingest.malformed,
-            anomalies=tuple(ingest.anomalies),
+            malformed=acc.malformed,
+            anomalies=tuple(acc.anomalies),
             snap_truncated=reader.snap_truncated,
             truncated_file=reader.truncated,
             truncated_detail=reader.truncated_detail,
             drops=reader.drops,
             drop_detail=reader.drop_detail,
-            unsupported_link_packets=ingest.unsupported_link_packets,
+            unsupported_link_packets=sum(
+                n.count for n in frames_not_understood if n.reason.startswith(UNSUPPORTED_LINK)
+            ),
             fragments=ingest.fragments,
             reassembled=ingest.reassembled,
             direction_flags=reader.direction_flags,
+            decoded=ingest.decoded,
+            link_control=acc.link_controls(),
+            not_understood=frames_not_understood,
+            payload_not_understood=acc.payloads_not_understood(),
+            link_addresses=link_addresses,
+            link_addresses_complete=link_complete,
         )
     )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ HEAD = 15  # first bytes of that payload
 ERRORS = 16  # ICMP errors quoting this direction's packets: IcmpErrors or None
 STREAM = 17  # payload reassembly state (owned by payloads.PayloadInspector) or None
 ISN = 18  # TCP: sequence number (4 bytes) of the last SYN without ACK sent, or None
+CARRIED = 19  # (encapsulation, IP layer) of the first packet when inside a tunnel, else None
 
 SYN_SEEN = 1
 SYNACK_SEEN = 2
@@ -68,6 +69,11 @@ TCP_RST = 0x04
 TCP_ACK = 0x10
 
 PAYLOAD_HEAD_BYTES = 64  # Flow.payload_head_out bound
+# Flows seen only by their IP header (a fragment set without its first fragment, a
+# transport header that does not parse) are filed under PORTLESS + protocol with zero
+# ports, so they never merge with the protocol's real 5-tuples; their transport is
+# "ip-<protocol>" (controls.md decision 10: the IP header still counts).
+PORTLESS = 256
 # A SYN on a TCP 5-tuple silent this long opens a new connection, whatever came before (a
 # SYN is retransmitted for about two minutes at most: RFC 6298 backoff, tcp_syn_retries).
 TCP_REUSE_IDLE_S = 120.0
@@ -148,6 +154,7 @@ def new_entry(time: float, packet: int, want: int) -> Entry:
         None,
         None,
         None,
+        None,
     ]
 
 
@@ -188,6 +195,12 @@ class FlowTable:
         # TCP connections that ended before their 5-tuple was used again: (key, e, other)
         self._retired: list[tuple[bytes, Entry, Entry | None]] = []
         self._generations: dict[FlowRef, int] = {}
+        # Set by the general path while it files packets found inside an encapsulation:
+        # new directions record it (CARRIED). The hot loops never set it.
+        self.carried: tuple[str, int] | None = None
+        # MAC + source address of each new direction's first frame (Accounting.senders)
+        self.senders: set[bytes] = set()
+        self.max_senders = 0
 
     def generation(self, ref: FlowRef) -> int:
         """How many times the 5-tuple of `ref` was reused so far (0: never)."""
@@ -233,6 +246,16 @@ class FlowTable:
         """Flows seen so far (a direction whose reverse is already known adds none)."""
         return self.flows
 
+    def entries(self) -> Iterator[tuple[int, bytes, Entry]]:
+        """Every direction entry, (protocol, key, entry), connections already retired too."""
+        for proto, table in self.tables.items():
+            for key, e in table.items():
+                yield proto, key, e
+        for key, e, other in self._retired:
+            yield IPPROTO_TCP, key, e
+            if other is not None:
+                yield IPPROTO_TCP, reverse_key(key), other
+
     def entry(self, proto: int, key: bytes, time: float, packet: int) -> Entry:
         """The entry of a direction, created (with no packets) if new."""
         table = self.tables.get(proto)
@@ -244,12 +267,26 @@ class FlowTable:
         return e
 
     def new_direction(
-        self, table: dict[bytes, Entry], proto: int, key: bytes, time: float, packet: int
+        self,
+        table: dict[bytes, Entry],
+        proto: int,
+        key: bytes,
+        time: float,
+        packet: int,
+        mac: bytes = b"",
     ) -> Entry:
-        """Create the entry of a direction not seen before, first seen at `packet`."""
+        """Create the entry of a direction not seen before, first seen at `packet`.
+
+        `mac` is the source MAC of its first frame (b"" when the link has none): the
+        MAC a source address sends from is learned here, once per direction.
+        """
         if reverse_key(key) not in table:
             self.flows += 1
         e = table[key] = new_entry(time, packet, self._want(proto, key))
+        if self.carried is not None:
+            e[CARRIED] = self.carried
+        if mac and len(self.senders) < self.max_senders:
+            self.senders.add(mac + key[: (len(key) - 4) // 2])
         return e
 
     def account(
@@ -501,10 +538,14 @@ def _build(
         accepted = back is not None and back[PKTS] > 0
         if proto != IPPROTO_UDP:
             sport = dport = 0
+    carried = (out[CARRIED] if out is not None else None) or (
+        back[CARRIED] if back is not None else None
+    )
+    number = proto - PORTLESS if proto >= PORTLESS else proto
     return Flow(
         flow_id,
         capture,
-        _TRANSPORTS.get(proto) or f"ip-{proto}",
+        (_TRANSPORTS.get(proto) if proto < PORTLESS else None) or f"ip-{number}",
         4 if len(src) == 4 else 6,
         address(src),
         sport,
@@ -530,5 +571,7 @@ def _build(
         back[KIND] if back is not None else PayloadKind.NONE,
         (out[PAYLOAD_N] or None) if out is not None else None,
         out[HEAD] if out is not None else b"",
-        community_id(proto, src, dst, sport, dport),
+        community_id(number, src, dst, sport, dport),
+        carried[0] if carried else "",
+        carried[1] if carried else 1,
     )

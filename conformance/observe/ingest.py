@@ -6,7 +6,8 @@ uses the 12 bytes of addresses and ports (IPv4 bytes 12..24, with the UDP/TCP po
 right behind) as the direction key, and updates the entry in place. IPv6 without
 extension headers takes the same road with a 36-byte key. Everything else (VLAN
 tags, other link types, IP options, extension headers, fragments, ICMP, other
-protocols, damaged headers) goes through `_slow`, which decodes properly.
+protocols, damaged headers) goes through the general path (layers.py), which decodes
+properly and settles every frame it takes in the capture's accounting (decision 10).
 
 Payloads are looked at only while a direction's WANT bits ask for it (see payloads.py).
 """
@@ -17,36 +18,12 @@ import struct
 from collections.abc import Iterable
 
 from conformance.decode.capture import EPB_BLOCK_TYPE, EPB_HEADER_BYTES, CaptureReader, PacketRecord
-from conformance.decode.errors import DecodeError
-from conformance.decode.icmp import (
-    ICMP_HEADER,
-    is_error,
-    is_rejection,
-    port_equivalents,
-    quoted_packet,
-)
-from conformance.decode.ip import (
-    IPPROTO_ICMP,
-    IPPROTO_ICMPV6,
-    IPPROTO_TCP,
-    IPPROTO_UDP,
-    IpPacket,
-    PendingDatagram,
-    Reassembler,
-    decode_ip,
-    ipv6_extensions,
-)
-from conformance.decode.link import (
-    ETHERTYPE_IPV4,
-    ETHERTYPE_IPV6,
-    LINKTYPE_ETHERNET,
-    SUPPORTED_LINK_TYPES,
-    network_layer,
-)
+from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
+from conformance.observe.accounting import MAX_SENDERS, Accounting
 from conformance.observe.flows import (
     BYTES,
     DIRS,
-    ICMP_CODE,
     N_LAST,
     PKTS,
     SAMPLES,
@@ -56,19 +33,22 @@ from conformance.observe.flows import (
     FlowTable,
     tcp_control,
 )
-from conformance.observe.model import ANOMALY_SAMPLES, SAMPLE_PACKETS_PER_FLOW, Anomaly
+from conformance.observe.layers import LayerWalker
+from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
 from conformance.observe.payloads import PayloadInspector, initial_want
 
 # Ethernet type, then IPv4 version/IHL, total length, flags/fragment offset, protocol.
 _ETH_IPV4 = struct.Struct("!12xHBxHxxHxB")
-_TCP_PORTS = struct.Struct("!HH")
 _ETH = 14
 _IPV4_FAST_L4 = _ETH + 20
 _IPV6_FAST_L4 = _ETH + 40
 _UDP_HEADER = 8
 _TCP_FLAGS_END = 14  # TCP bytes up to and including the flags
 _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
-_PORTS_ZERO = b"\0\0\0\0"
+# A TCP header whose options fit in this many bytes (timestamps: 12) and whose data offset
+# ends exactly at the segment's end carries no data; anything else is shown to the payload
+# inspector while it still wants payloads, which checks the offset (payloads.py).
+_PLAIN_TCP_HEADER = 32
 
 
 class CaptureIngest:
@@ -76,26 +56,34 @@ class CaptureIngest:
 
     def __init__(self, capture: int) -> None:
         self.capture = capture
+        self.accounting = Accounting(capture)
         self.table = FlowTable(capture, initial_want)
-        self.inspector = PayloadInspector(capture, self.table, self.anomaly)
-        self.reassembler = Reassembler()
+        self.table.senders = self.accounting.senders
+        self.table.max_senders = MAX_SENDERS
+        self.inspector = PayloadInspector(capture, self.table, self.accounting)
+        self.walker = LayerWalker(self.table, self.inspector, self.accounting)
+        self.inspector.tunnel = self.walker.tunnel
+        self._slow = self.walker.frame
         self.packets = 0
-        self.malformed = 0
-        self.anomalies: list[Anomaly] = []
-        self.unsupported_link_packets = 0
-        self.fragments = 0
-        self.reassembled = 0
 
-    def anomaly(self, packet: int, reason: str) -> None:
-        """Count a packet that could not be decoded and keep the first few as examples."""
-        self.malformed += 1
-        if len(self.anomalies) < ANOMALY_SAMPLES:
-            self.anomalies.append(Anomaly(self.capture, packet, reason))
+    @property
+    def fragments(self) -> int:
+        return self.walker.fragments
+
+    @property
+    def reassembled(self) -> int:
+        return self.walker.reassembled
+
+    @property
+    def decoded(self) -> int:
+        """Frames decoded to their transport: the hot loop's, and the general path's."""
+        acc = self.accounting
+        return self.packets - acc.entered + acc.decoded
 
     def finish(self) -> None:
-        """Account for datagrams whose fragments never all arrived."""
-        for datagram in self.reassembler.drain():
-            self._incomplete(datagram)
+        """Settle what waits for more packets: fragment sets, hellos cut short."""
+        self.walker.finish()
+        self.inspector.finish()
 
     def run_reader(self, reader: CaptureReader) -> None:
         """Consume every packet of an open capture."""
@@ -131,6 +119,7 @@ class CaptureIngest:
         )
         proto_udp, proto_tcp = IPPROTO_UDP, IPPROTO_TCP
         header, eth_len, l4_at = EPB_HEADER_BYTES, _ETH, _IPV4_FAST_L4
+        plain = 20 + _PLAIN_TCP_HEADER
         min_cap = _IPV4_FAST_L4 + _UDP_HEADER
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
         scan = reader.pcapng_scan()
@@ -184,7 +173,9 @@ class CaptureIngest:
                             key = buf[off + 26 : off + 38]  # src, dst, sport, dport
                             e = udp.get(key)
                             if e is None:
-                                e = new_direction(udp, proto_udp, key, ts, n)
+                                e = new_direction(
+                                    udp, proto_udp, key, ts, n, buf[off + 6 : off + 12]
+                                )
                             count = e[0] + 1
                             e[0] = count  # PKTS
                             e[1] += tot  # BYTES
@@ -200,7 +191,9 @@ class CaptureIngest:
                             flags = buf[off + 47]
                             e = tcp.get(key)
                             if e is None:
-                                e = new_direction(tcp, proto_tcp, key, ts, n)
+                                e = new_direction(
+                                    tcp, proto_tcp, key, ts, n, buf[off + 6 : off + 12]
+                                )
                             if flags & 2 and not flags & 16:  # SYN: maybe a new connection
                                 e = syn(key, e, ts, n, buf[off + 38 : off + 42])
                             count = e[0] + 1
@@ -213,7 +206,8 @@ class CaptureIngest:
                                 e[7].append(n)
                             if flags & 6:  # SYN or RST
                                 tcp_control(e, flags)
-                            if e[8] and tot > 20 + ((buf[off + 46] >> 4) << 2):
+                            # WANT, and data (or a data offset that may lie) behind the header
+                            if e[8] and (tot != 20 + ((buf[off + 46] >> 4) << 2) or tot > plain):
                                 stop = min(off + eth_len + tot, off + cap)
                                 inspect(e, proto_tcp, key, buf, off + l4_at, stop, ts, n)
                         else:
@@ -256,6 +250,7 @@ class CaptureIngest:
         proto_udp, proto_tcp = IPPROTO_UDP, IPPROTO_TCP
         min_cap = _IPV4_FAST_L4 + _UDP_HEADER  # Ethernet, IPv4, UDP header
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
+        plain = 20 + _PLAIN_TCP_HEADER
         n = self.packets
         try:
             for ts, buf, off, cap, _orig, lt, dirf in records:
@@ -274,7 +269,7 @@ class CaptureIngest:
                     key = buf[off + 26 : off + 38]  # src, dst, sport, dport
                     e = udp.get(key)
                     if e is None:
-                        e = new_direction(udp, proto_udp, key, ts, n)
+                        e = new_direction(udp, proto_udp, key, ts, n, buf[off + 6 : off + 12])
                     count = e[0] + 1
                     e[0] = count  # PKTS
                     e[1] += tot  # BYTES
@@ -292,7 +287,7 @@ class CaptureIngest:
                     flags = buf[off + 47]
                     e = tcp.get(key)
                     if e is None:
-                        e = new_direction(tcp, proto_tcp, key, ts, n)
+                        e = new_direction(tcp, proto_tcp, key, ts, n, buf[off + 6 : off + 12])
                     if flags & 2 and not flags & 16:  # SYN: maybe a new connection
                         e = syn(key, e, ts, n, buf[off + 38 : off + 42])
                     count = e[0] + 1
@@ -307,8 +302,8 @@ class CaptureIngest:
                         tcp_control(e, flags)
                     if dirf:
                         e[11] |= dirf
-                    # WANT, and a payload behind the TCP header (data offset * 4)
-                    if e[8] and tot > 20 + ((buf[off + 46] >> 4) << 2):
+                    # WANT, and data (or a data offset that may lie) behind the header
+                    if e[8] and (tot != 20 + ((buf[off + 46] >> 4) << 2) or tot > plain):
                         end = min(off + _ETH + tot, off + cap)
                         inspect(e, proto_tcp, key, buf, off + _IPV4_FAST_L4, end, ts, n)
                 else:
@@ -334,7 +329,7 @@ class CaptureIngest:
         table = self.table.tables[proto]
         e = table.get(key)
         if e is None:
-            e = self.table.new_direction(table, proto, key, ts, n)
+            e = self.table.new_direction(table, proto, key, ts, n, buf[off + 6 : off + 12])
         if proto == IPPROTO_TCP and buf[l4 + 13] & 0x12 == 0x02:  # SYN: maybe a new connection
             e = self.table.syn(key, e, ts, n, buf[l4 + 4 : l4 + 8])
         # FlowTable.account's steps, inline (packets arrive in order here)
@@ -354,152 +349,3 @@ class CaptureIngest:
             e[DIRS] |= dirf
         if e[WANT]:
             self.inspector.inspect(e, proto, key, buf, l4, min(l4 + span, end), ts, n)
-
-    def _slow(self, ts: float, buf: bytes, off: int, cap: int, lt: int, dirf: int, n: int) -> None:
-        """Decode a packet the fast path does not take."""
-        if lt not in SUPPORTED_LINK_TYPES:
-            if lt < 0:
-                self.anomaly(n, "packet block names an interface no IDB described")
-            else:
-                self.unsupported_link_packets += 1
-            return
-        end = off + cap
-        try:
-            ethertype, l3, link_dir = network_layer(lt, buf, off, end)
-            if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
-                return  # ARP, LLDP, ...: not IP, not a flow
-            ip = decode_ip(buf, l3, end, ethertype)
-        except DecodeError as err:
-            self.anomaly(n, err.what)
-            return
-        dirf = dirf or link_dir
-        if ip.fragment is not None:
-            self._fragment(ip, buf, ts, n, dirf)
-            return
-        self._transport(ip, ip.proto, buf, ip.l4, ip.end, ((ts, n, ip.length, dirf),))
-
-    def _transport(
-        self,
-        ip: IpPacket | PendingDatagram,
-        proto: int,
-        buf: bytes,
-        l4: int,
-        end: int,
-        packets: tuple[tuple[float, int, int, int], ...] | list[tuple[float, int, int, int]],
-        inspect: bool = True,
-    ) -> None:
-        """Count a datagram (one packet, or the fragments it came in) under its flow."""
-        ts, n = packets[-1][0], packets[-1][1]
-        table = self.table
-        src, dst = ip.src, ip.dst
-        flags = 0
-        isn = b""
-        if proto in (IPPROTO_TCP, IPPROTO_UDP):
-            need = 20 if proto == IPPROTO_TCP else _UDP_HEADER
-            if l4 + need > end:
-                name = "TCP" if proto == IPPROTO_TCP else "UDP"
-                for _, number, _, _ in packets:
-                    self.anomaly(number, f"truncated {name} header")
-                return
-            key = src + dst + buf[l4 : l4 + 4]
-            if proto == IPPROTO_TCP:
-                flags = buf[l4 + 13]
-                isn = buf[l4 + 4 : l4 + 8]
-                if (buf[l4 + 12] >> 4) < 5:
-                    for _, number, _, _ in packets:
-                        self.anomaly(number, "bad TCP header length")
-                    return
-        elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
-            if l4 + 4 > end:
-                for _, number, _, _ in packets:
-                    self.anomaly(number, "truncated ICMP header")
-                return
-            v6 = proto == IPPROTO_ICMPV6
-            icmp_type, code = buf[l4], buf[l4 + 1]
-            if is_error(icmp_type, v6) and self._icmp_error(
-                ip, buf, l4, end, packets, icmp_type, code, v6
-            ):
-                return
-            sport, dport, _ = port_equivalents(icmp_type, code, v6)
-            key = src + dst + bytes((0, sport, 0, dport))
-            if key not in table.tables.get(proto, {}):
-                table.entry(proto, key, ts, n)[ICMP_CODE] = code
-        else:
-            key = src + dst + _PORTS_ZERO
-        e = None
-        for t, number, size, direction in packets:
-            e = table.account(proto, key, t, number, size, flags, direction, isn)
-        if inspect and e is not None and e[WANT]:
-            self.inspector.inspect(e, proto, key, buf, l4, end, ts, n)
-
-    def _icmp_error(
-        self,
-        ip: IpPacket | PendingDatagram,
-        buf: bytes,
-        l4: int,
-        end: int,
-        packets: tuple[tuple[float, int, int, int], ...] | list[tuple[float, int, int, int]],
-        icmp_type: int,
-        code: int,
-        v6: bool,
-    ) -> bool:
-        """File an ICMP error under the flow it quotes; False if it quotes too little."""
-        try:
-            proto, src, dst, sport, dport = quoted_packet(buf, l4 + ICMP_HEADER, end, v6)
-        except DecodeError:
-            return False
-        if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
-            sport, dport, _ = port_equivalents(sport, dport, proto == IPPROTO_ICMPV6)
-            key = src + dst + bytes((0, sport, 0, dport))
-        elif proto in (IPPROTO_TCP, IPPROTO_UDP):
-            key = src + dst + _TCP_PORTS.pack(sport, dport)
-        else:
-            key = src + dst + _PORTS_ZERO
-        rejected = is_rejection(icmp_type, code, v6)
-        for t, number, size, _ in packets:
-            self.table.icmp_error(proto, key, t, number, size, rejected, ip.src == dst)
-        return True
-
-    def _fragment(self, ip: IpPacket, buf: bytes, ts: float, n: int, dirf: int) -> None:
-        self.fragments += 1
-        done = self.reassembler.add(ip, buf, ts, n, dirf)
-        for stale in self.reassembler.take_stale():
-            self._incomplete(stale)
-        if done is None:
-            return
-        datagram, payload = done
-        self.reassembled += 1
-        proto, l4 = datagram.proto, 0
-        if datagram.version == 6:
-            try:
-                proto, l4, again = ipv6_extensions(payload, 0, len(payload), proto)
-            except DecodeError as err:
-                for _, number, _, _ in datagram.packets:
-                    self.anomaly(number, err.what)
-                return
-            if again is not None:
-                for _, number, _, _ in datagram.packets:
-                    self.anomaly(number, "fragment header inside a reassembled datagram")
-                return
-        self._transport(datagram, proto, payload, l4, len(payload), datagram.packets)
-
-    def _incomplete(self, datagram: PendingDatagram) -> None:
-        """A datagram given up on: count its fragments under its flow if the first arrived.
-
-        The first fragment names the flow (it carries the transport header), so the
-        packets are not lost to the flow table; their payload is not inspected.
-        """
-        first = datagram.pieces.get(0)
-        if first is not None:
-            proto, l4 = datagram.proto, 0
-            try:
-                if datagram.version == 6:
-                    proto, l4, _ = ipv6_extensions(first, 0, len(first), proto)
-            except DecodeError:
-                proto = -1
-            if proto >= 0:
-                self._transport(datagram, proto, first, l4, len(first), datagram.packets, False)
-                return
-        reason = datagram.damaged or "fragments of a datagram whose first fragment never arrived"
-        for _, number, _, _ in datagram.packets:
-            self.anomaly(number, f"IP fragment not reassembled: {reason}")

@@ -78,6 +78,12 @@ class Flow:
     first_payload_packet: int | None = None  # packet number of the initiator's first payload
     payload_head_out: bytes = b""  # first bytes of that payload (<= 64), for findings
     community_id: str = ""  # Community ID v1 (seed 0)
+    # Decision 9: the headers around this flow's IP header in its first packet, outermost
+    # first ("" when none: plain Ethernet, VLAN tags, raw IP), e.g. "ipv4>gre",
+    # "ipv6>udp>vxlan>eth", "pppoe"; and which IP header of its version it is, counted as
+    # Wireshark counts layers (2 for `ip.dst#2` inside an IPv4 tunnel).
+    encapsulation: str = ""
+    ip_layer: int = 1
 
 
 class EchKind(StrEnum):
@@ -193,6 +199,59 @@ class Anomaly:
 # Bounded: the count is exact, the list of examples is not.
 ANOMALY_SAMPLES = 100
 
+# Not-understood accounting (controls.md decision 10): counts are exact, lists are bounded.
+NOT_UNDERSTOOD_FRAMES = 20  # frame numbers kept per reason: examples to open in Wireshark
+MAX_REASONS = 64  # distinct reasons kept per capture; later ones are counted under OTHER_REASONS
+OTHER_REASONS = "other reasons (more distinct reasons than the harness lists)"
+# Distinct address sets kept per reason; frames past it count as `untold` (anyone's).
+MAX_PARTY_GROUPS = 64
+# MAC addresses learned per capture (and IP addresses per MAC): a segment's hosts; past
+# it the table is marked incomplete and judges stop trusting a MAC to exclude the target.
+MAX_LINK_ADDRESSES = 1024
+MAX_ADDRESSES_PER_MAC = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """How many counted frames carried exactly these addresses, in any header at any layer."""
+
+    count: int
+    addresses: tuple[IPAddress, ...]
+    macs: tuple[str, ...]  # "02:00:00:00:00:0a"
+
+
+@dataclass(frozen=True, slots=True)
+class NotUnderstood:
+    """Frames (or payloads) counted under one reason, and whose they could be.
+
+    Frame level (`CaptureSummary.not_understood`): the frame reached no transport. Payload
+    level (`CaptureSummary.payload_not_understood`): the transport decoded and the packet
+    counts in its flow, but a payload parser gave up or a length field lied, so a name in
+    it may be unseen.
+    """
+
+    reason: str  # a stable short string (docs/judging.md lists them)
+    count: int
+    frames: tuple[int, ...]  # the first NOT_UNDERSTOOD_FRAMES packet numbers
+    parties: tuple[Parties, ...]  # address sets seen in those frames
+    untold: int = 0  # frames with no address to tell whose they are (or past the bound)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkControl:
+    """Link-layer control frames of one kind (ARP, LLDP, STP, ...): they stay on the segment."""
+
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAddress:
+    """A MAC address and the IP addresses frames from it carried as their source."""
+
+    mac: str
+    addresses: tuple[IPAddress, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class CaptureSummary:
@@ -207,8 +266,9 @@ class CaptureSummary:
     bytes: int  # file bytes read
     first_time: float | None
     last_time: float | None
-    malformed: int  # packets counted and skipped
-    anomalies: tuple[Anomaly, ...]  # up to ANOMALY_SAMPLES of them
+    # frames not understood plus packets whose payload was not understood (see below)
+    malformed: int
+    anomalies: tuple[Anomaly, ...]  # the first ANOMALY_SAMPLES of them counted
     snap_truncated: int  # packets whose captured length < original length
     truncated_file: bool  # the file ends inside a record (read to the last whole one)
     truncated_detail: str | None  # e.g. "file ends inside record 4813 at byte 1048570"
@@ -218,11 +278,27 @@ class CaptureSummary:
     fragments: int = 0  # IP fragments seen
     reassembled: int = 0  # datagrams reassembled from them
     direction_flags: bool = False  # pcapng EPB direction flags were present
+    # Decision 10: every frame is decoded, link-layer control, or not understood.
+    decoded: int = 0  # frames decoded to their transport (flow, ICMP)
+    link_control: tuple[LinkControl, ...] = ()
+    not_understood: tuple[NotUnderstood, ...] = ()
+    payload_not_understood: tuple[NotUnderstood, ...] = ()
+    link_addresses: tuple[LinkAddress, ...] = ()  # MACs learned from frames that carried IP
+    link_addresses_complete: bool = True  # False: MAX_LINK_ADDRESSES was reached
 
     @property
     def complete(self) -> bool:
         """No known loss: the file is whole and no drops were recorded."""
         return not self.truncated_file and not self.drops
+
+    @property
+    def not_understood_frames(self) -> int:
+        """Frames that reached no transport and are no link-layer control."""
+        return sum(n.count for n in self.not_understood)
+
+    @property
+    def link_control_frames(self) -> int:
+        return sum(k.count for k in self.link_control)
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -16,10 +16,23 @@ from dataclasses import dataclass
 from conformance.decode.classify import classify_payload
 from conformance.decode.dns import DnsMessage, parse_dns, parse_nbns_name, ssdp_names
 from conformance.decode.errors import DecodeError
+from conformance.decode.hello_salvage import (
+    lenient_client_hello_length,
+    partial_client_hello,
+    reframed_client_hello,
+)
 from conformance.decode.http import parse_request_head
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.ldap import is_starttls_request
-from conformance.decode.tls import client_hello_length, parse_client_hello, parse_server_hello
+from conformance.decode.tcp import TCP_HEADER, tcp_options_end
+from conformance.decode.tls import (
+    ClientHelloInfo,
+    client_hello_length,
+    parse_client_hello,
+    parse_server_hello,
+)
+from conformance.decode.tunnel import TUNNEL_UDP_PORTS
+from conformance.observe.accounting import Accounting, party_key
 from conformance.observe.dnsmap import DnsMap
 from conformance.observe.flows import (
     HEAD,
@@ -53,6 +66,7 @@ W_SSDP = 8  # SSDP (HTTP over UDP)
 W_HTTP = 16  # check every segment start for an HTTP/1.x request head
 W_HELLO = 32  # assembling a ClientHello or ServerHello across segments
 W_SEARCH = 64  # the next few payloads may start a hello (after CONNECT, HRR)
+W_TUNNEL = 128  # every payload is a VXLAN/Geneve packet: walk what it carries (layers.py)
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS (RFC 6762), LLMNR (RFC 4795)
 NBNS_PORT = 137
@@ -78,7 +92,29 @@ _HANDSHAKE_HEADER = 4
 _CLIENT = 1
 _SERVER = 2
 
-AnomalySink = Callable[[int, str], None]
+# Where a request line or ClientHello may start when a TCP data offset lies: the usual
+# method tokens (RFC 9110 §9) and a handshake record header. Searched only in segments
+# whose data offset was shown to lie.
+_REQUEST_STARTS = (
+    b"\x16\x03",
+    b"CONNECT ",
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"DELETE ",
+    b"PATCH ",
+)
+_HTTP_VERSION = b" HTTP/1."
+# What a step's failure is counted as (controls.md decision 10: "<protocol>: <error>").
+_STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP}
+
+TunnelSink = Callable[[int, bytes, bytes, int, int, float, int], None]
+
+
+def _no_tunnel(port: int, key: bytes, buf: bytes, start: int, end: int, t: float, n: int) -> None:
+    """Default tunnel sink: the ingest replaces it with the layer walker's."""
 
 
 @dataclass(slots=True)
@@ -96,6 +132,9 @@ class Stream:
     hello_segments: int = 0
     search: int = 0  # payloads left to look at for a hello start
     dns: bytearray | None = None
+    lenient: bool = False  # the hello's record length lied: go by its handshake header
+    hello_packet: int = 0  # the last packet added to the hello
+    hello_time: float = 0.0
 
 
 def initial_want(proto: int, key: bytes) -> int:
@@ -105,6 +144,8 @@ def initial_want(proto: int, key: bytes) -> int:
     sport = (key[-4] << 8) | key[-3]
     dport = (key[-2] << 8) | key[-1]
     want = W_FIRST
+    if proto == IPPROTO_UDP and dport in TUNNEL_UDP_PORTS:
+        return want | W_TUNNEL
     if sport in DNS_PORTS or dport in DNS_PORTS:
         want |= W_DNS
     if proto == IPPROTO_UDP:
@@ -129,10 +170,11 @@ def dns_protocol(sport: int, dport: int) -> str:
 class PayloadInspector:
     """Turns payloads into name, hello and request records for one capture."""
 
-    def __init__(self, capture: int, table: FlowTable, anomaly: AnomalySink) -> None:
+    def __init__(self, capture: int, table: FlowTable, accounting: Accounting) -> None:
         self.capture = capture
         self.table = table
-        self.anomaly = anomaly
+        self.accounting = accounting
+        self.tunnel: TunnelSink = _no_tunnel
         self.dns = DnsMap(capture)
         self.client_hellos: list[tuple[FlowRef, TlsClientHello]] = []
         self.server_hellos: list[tuple[FlowRef, TlsServerHello]] = []
@@ -155,42 +197,122 @@ class PayloadInspector:
         time: float,
         packet: int,
     ) -> None:
-        """Look at one packet's payload; l4 is its transport header, end the datagram's end."""
-        if proto == IPPROTO_TCP:
-            start = l4 + (buf[l4 + 12] >> 4) * 4
-            if start < l4 + 20:
-                self.anomaly(packet, "bad TCP header length")
+        """Look at one packet's payload; l4 is its transport header, end the datagram's end.
+
+        Any parser that breaks on the packet costs that packet only: it is counted as a
+        payload not understood ("<protocol>: <error>") and the run goes on (decision 10).
+        """
+        step = "TCP" if proto == IPPROTO_TCP else "UDP"
+        try:
+            if proto == IPPROTO_TCP:
+                start = l4 + (buf[l4 + 12] >> 4) * 4
+                if (
+                    start < l4 + TCP_HEADER
+                    or start > end
+                    or (
+                        start > l4 + TCP_HEADER
+                        and tcp_options_end(buf, l4 + TCP_HEADER, start) < start
+                    )
+                ):
+                    start = self._lying_offset(key, buf, l4, start, end, packet)
+            else:
+                start = l4 + 8
+                udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
+                if udp_end < start:
+                    self._unread(key, packet, "UDP length lies")
+                    return
+                end = min(end, udp_end)
+            if start >= end:
                 return
-        else:
-            start = l4 + 8
-            udp_end = l4 + ((buf[l4 + 4] << 8) | buf[l4 + 5])
-            if udp_end < start:
-                self.anomaly(packet, "bad UDP length")
-                return
-            end = min(end, udp_end)
-        if start >= end:
-            return
-        payload = buf[start:end]
-        want = e[WANT]
-        if want & W_HELLO:
-            self._continue_hello(e, proto, key, payload, time, packet)
-        if want & W_FIRST:
-            self._first(e, proto, key, payload, time, packet)
-        if want & W_SEARCH:
-            self._search(e, proto, key, payload, time, packet)
-        if e[WANT] & W_HTTP:
-            self._http_head(e, proto, key, payload, time, packet)
-        if want & W_DNS:
-            self._dns(e, proto, key, payload, time, packet)
-        if want & W_NBNS:
-            name = parse_nbns_name(payload)
-            if name:
-                self._name(proto, key, "nbns", name, packet)
-        if want & W_SSDP:
-            for name in ssdp_names(payload):
-                self._name(proto, key, "ssdp", name, packet)
+            want = e[WANT]
+            if want & W_TUNNEL:
+                step = "tunnel"
+                self.tunnel((key[-2] << 8) | key[-1], key, buf, start, end, time, packet)
+                if want == W_TUNNEL:  # every packet of a mirror's flow: nothing else to read
+                    return
+            payload = buf[start:end]
+            if want & W_HELLO:
+                step = "TLS"
+                self._continue_hello(e, proto, key, payload, time, packet)
+            if want & W_FIRST:
+                step = "payload"
+                self._first(e, proto, key, payload, time, packet)
+            if want & W_SEARCH:
+                step = "TLS"
+                self._search(e, proto, key, payload, time, packet)
+            if e[WANT] & W_HTTP:
+                step = "HTTP"
+                self._http_head(e, proto, key, payload, time, packet)
+            if want & W_DNS:
+                step = "DNS"
+                self._dns(e, proto, key, payload, time, packet)
+            if want & W_NBNS:
+                step = "NBNS"
+                name = parse_nbns_name(payload)
+                if name:
+                    self._name(proto, key, "nbns", name, packet)
+            if want & W_SSDP:
+                step = "SSDP"
+                for name in ssdp_names(payload):
+                    self._name(proto, key, "ssdp", name, packet)
+        except Exception as err:  # decision 10: one packet never stops the run
+            if step == "payload" and e[KIND] is not PayloadKind.NONE:
+                step = str(e[KIND]).upper()  # _first names what it found before parsing it
+            what = err.what if isinstance(err, DecodeError) else type(err).__name__
+            self._unread(key, packet, f"{step}: {what}")
+            e[WANT] &= ~_STEP_BITS.get(step, 0)
+            if step == "TLS" and isinstance(e[STREAM], Stream):
+                e[STREAM].hello = None
         if not e[WANT]:
             e[STREAM] = None  # nothing more to reassemble on this direction: free it
+
+    def finish(self) -> None:
+        """The capture ended: read what hellos still waiting for bytes hold (decision 10)."""
+        for proto, key, e in self.table.entries():
+            stream = e[STREAM]
+            if proto != IPPROTO_TCP or not isinstance(stream, Stream) or stream.hello is None:
+                continue
+            try:
+                self._give_up_hello(e, stream, proto, key)
+            except Exception as err:  # decision 10
+                self._unread(key, stream.hello_packet, f"TLS: {type(err).__name__}")
+
+    def _unread(self, key: bytes, packet: int, reason: str) -> None:
+        """Count a packet whose payload was not (fully) understood; it stays in its flow."""
+        half = (len(key) - 4) // 2
+        self.accounting.payload_not_understood(
+            packet, reason, party_key((key[:half], key[half : 2 * half]))
+        )
+
+    def _lying_offset(
+        self, key: bytes, buf: bytes, l4: int, start: int, end: int, packet: int
+    ) -> int:
+        """Where to read a segment whose data offset lies (decision 10), counting it.
+
+        The offset is below the fixed header, past the segment, or over bytes that are
+        no options. A request line or ClientHello hidden behind it is still looked for:
+        where the options stop parsing, then the first request or handshake start.
+        """
+        self._unread(key, packet, "TCP data offset lies")
+        base = l4 + TCP_HEADER
+        stop = tcp_options_end(buf, base, min(max(start, base), end))
+        region = buf[base:end]
+        candidates = {stop - base}
+        for token in _REQUEST_STARTS:
+            found = region.find(token)
+            if found >= 0:
+                candidates.add(found)
+        version = region.find(_HTTP_VERSION)
+        if version >= 0:
+            candidates.add(region.rfind(b"\n", 0, version) + 1)
+        ordered = sorted(candidates)
+        for offset in ordered:  # a whole request line or record header first
+            if classify_payload(region[offset:]) in (PayloadKind.TLS, PayloadKind.HTTP):
+                return base + offset
+        for offset in ordered:  # then a damaged line with a Host header after it
+            if parse_request_head(region[offset:], lenient=True) is not None:
+                return base + offset
+        return start if base <= start < end else end
 
     # -- results --------------------------------------------------------------------------
 
@@ -230,7 +352,10 @@ class PayloadInspector:
             return
         if kind is PayloadKind.TLS:
             self._start_hello(e, proto, key, payload, time, packet)
-        elif kind is PayloadKind.HTTP and parse_request_head(payload) is not None:
+        elif kind in (PayloadKind.HTTP, PayloadKind.OTHER) and (
+            parse_request_head(payload, lenient=True) is not None
+        ):
+            # A damaged method does not hide the Host header that follows it (decision 10).
             e[WANT] |= W_HTTP
         elif kind is PayloadKind.LDAP and is_starttls_request(payload):
             # RFC 4511 §4.14: after the server's ExtendedResponse both sides start TLS.
@@ -239,7 +364,7 @@ class PayloadInspector:
     def _http_head(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> None:
-        head = parse_request_head(payload)
+        head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
         if head is None:
             return
         ref = flow_ref(proto, key)
@@ -294,8 +419,13 @@ class PayloadInspector:
     ) -> bool:
         """If a hello starts this payload, collect it (now or over the next segments)."""
         need = client_hello_length(payload)
+        lenient = False
         if need is not None:
             kind = _CLIENT
+        elif (loose := lenient_client_hello_length(payload)) is not None:
+            # A handshake record whose length lies (0, or short of the ClientHello):
+            # the handshake header says how long the message is (decision 10).
+            kind, need, lenient = _CLIENT, loose, True
         elif (
             len(payload) > _RECORD_HEADER
             and payload[0] == _TLS_HANDSHAKE
@@ -308,8 +438,10 @@ class PayloadInspector:
         stream = self._stream(e)
         stream.hello_kind = kind
         stream.hello_segments = 1
+        stream.lenient = lenient
+        stream.hello_packet, stream.hello_time = packet, time
         if need is not None and need <= len(payload):  # the usual case: one segment
-            self._parse_hello(e, stream, proto, key, payload[:need], time, packet)
+            self._parse_hello(e, stream, proto, key, payload, need, time, packet)
             return True
         stream.hello = bytearray(payload)
         e[WANT] |= W_HELLO
@@ -324,6 +456,7 @@ class PayloadInspector:
             return
         stream.hello += payload
         stream.hello_segments += 1
+        stream.hello_packet, stream.hello_time = packet, time
         self._try_hello(e, stream, proto, key, time, packet)
 
     def _try_hello(
@@ -333,16 +466,18 @@ class PayloadInspector:
         buf = stream.hello
         assert buf is not None
         data = bytes(buf)
-        client = stream.hello_kind == _CLIENT
-        need = client_hello_length(data) if client else _handshake_length(data)
+        if stream.hello_kind == _SERVER:
+            need = _handshake_length(data)
+        elif stream.lenient:
+            need = lenient_client_hello_length(data)
+        else:
+            need = client_hello_length(data)
         if need is None or need <= len(data):
             self._end_hello(e, stream)
-            self._parse_hello(e, stream, proto, key, data[:need], time, packet)
+            self._parse_hello(e, stream, proto, key, data, need, time, packet)
             return
         if len(data) > MAX_HELLO_BYTES or stream.hello_segments >= MAX_HELLO_SEGMENTS:
-            self._end_hello(e, stream)
-            what = "ClientHello" if client else "ServerHello"
-            self.anomaly(packet, f"TLS {what} incomplete after {stream.hello_segments} segments")
+            self._give_up_hello(e, stream, proto, key)
 
     def _parse_hello(
         self,
@@ -351,26 +486,80 @@ class PayloadInspector:
         proto: int,
         key: bytes,
         data: bytes,
+        need: int | None,
         time: float,
         packet: int,
     ) -> None:
-        client = stream.hello_kind == _CLIENT
+        """Record the hello `data` starts with (`need` bytes of it, by its framing)."""
         try:
-            if client:
-                self._record_client_hello(proto, key, data, time, packet, stream)
-            else:
-                self._record_server_hello(e, proto, key, data, time, packet)
+            if stream.hello_kind != _CLIENT:
+                self._record_server_hello(e, proto, key, data[:need], time, packet)
+                return
+            info = self._client_hello_info(e, stream, key, data, need, packet)
+            if info is not None:
+                self._record_client_hello(proto, key, info, time, packet, stream)
         except DecodeError as err:
-            self.anomaly(packet, f"TLS {'ClientHello' if client else 'ServerHello'}: {err}")
+            self._unread(key, packet, f"TLS: {err.what}")
+
+    def _client_hello_info(
+        self, e: Entry, stream: Stream, key: bytes, data: bytes, need: int | None, packet: int
+    ) -> ClientHelloInfo | None:
+        """The ClientHello, read through its records, or by its handshake header if they lie.
+
+        None when the record lengths lied and the rest of the message is still to come
+        (collection goes on). Raises DecodeError when it cannot be read either way.
+        """
+        if not stream.lenient:
+            try:
+                return parse_client_hello(data[:need])
+            except DecodeError:
+                loose = lenient_client_hello_length(data)
+                if loose is None:
+                    raise
+                if loose > len(data):  # the handshake header says more is coming
+                    stream.lenient = True
+                    stream.hello = bytearray(data)
+                    e[WANT] |= W_HELLO
+                    return None
+                reframed = reframed_client_hello(data)
+                if reframed is None:
+                    raise
+                info = parse_client_hello(reframed)
+        else:
+            reframed = reframed_client_hello(data)
+            if reframed is None:
+                raise DecodeError("ClientHello: record length lies and the message is cut", 0)
+            info = parse_client_hello(reframed)
+        self._unread(key, packet, "TLS record length lies")
+        return info
+
+    def _give_up_hello(self, e: Entry, stream: Stream, proto: int, key: bytes) -> None:
+        """A hello whose end never came: counted, and its server name read if it is there."""
+        data = bytes(stream.hello or b"")
+        self._end_hello(e, stream)
+        client = stream.hello_kind == _CLIENT
+        what = "ClientHello" if client else "ServerHello"
+        self._unread(key, stream.hello_packet, f"TLS: {what} incomplete")
+        if client:
+            info = partial_client_hello(data)
+            if info is not None and info.sni is not None:
+                self._record_client_hello(
+                    proto, key, info, stream.hello_time, stream.hello_packet, stream
+                )
 
     def _end_hello(self, e: Entry, stream: Stream) -> None:
         stream.hello = None
         e[WANT] &= ~W_HELLO
 
     def _record_client_hello(
-        self, proto: int, key: bytes, data: bytes, time: float, packet: int, stream: Stream
+        self,
+        proto: int,
+        key: bytes,
+        info: ClientHelloInfo,
+        time: float,
+        packet: int,
+        stream: Stream,
     ) -> None:
-        info = parse_client_hello(data)
         record = TlsClientHello(
             self.capture,
             packet,
@@ -427,7 +616,7 @@ class PayloadInspector:
             try:
                 body, msg = self._parse_dns(message, body)
             except DecodeError as err:
-                self.anomaly(packet, f"{protocol.upper()} message: {err}")
+                self._unread(key, packet, f"{protocol.upper()}: {err.what}")
                 if e[PAYLOAD_N] == packet and proto == IPPROTO_UDP:
                     e[KIND] = classify_payload(payload)
                 if proto == IPPROTO_TCP:  # the stream cannot be resynchronised

@@ -650,13 +650,22 @@ def _completeness(view: ReportView) -> str:
         if rows
         else '<p class="muted">No capture was decoded.</p>'
     )
-    anomalies = "".join(
-        f"<li>capture #{c.index} packet {a.packet}: {_e(a.reason)}</li>"
+    counted = "".join(
+        f"<tr><td>#{c.index}</td><td>{what}</td><td>{_e(n.reason)}</td><td>{n.count}</td>"
+        f"<td>{_e(', '.join(str(f) for f in n.frames))}</td></tr>"
         for c in view.captures
-        for a in c.summary.anomalies
+        for what, records in (
+            ("frame", c.summary.not_understood),
+            ("payload", c.summary.payload_not_understood),
+        )
+        for n in records
     )
     anomalies_html = (
-        f"<h3>Malformed packets (examples)</h3><ul>{anomalies}</ul>" if anomalies else ""
+        "<h3>Not understood (decision 10)</h3><table><thead><tr><th>Capture</th><th>Level</th>"
+        "<th>Reason</th><th>Count</th><th>Packets (first)</th></tr></thead>"
+        f"<tbody>{counted}</tbody></table>"
+        if counted
+        else ""
     )
     notes = _list(view.notes)
     notes_html = f"<h3>Notes</h3>{notes}" if view.notes else ""

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from conformance.observe.model import NotUnderstood
 from conformance.report.text import iso_utc
 from conformance.report.view import (
     WAIVERS_PATH,
@@ -141,7 +142,17 @@ def _capture(capture: CaptureView) -> dict[str, Any]:
         "malformed": summary.malformed,
         "unsupported_link_packets": summary.unsupported_link_packets,
         "complete": summary.complete,
+        # decision 10: every frame decoded, link-layer control, or not understood
+        "decoded": summary.decoded,
+        "link_control": {k.kind: k.count for k in summary.link_control},
+        "not_understood": [_counted(n) for n in summary.not_understood],
+        "payload_not_understood": [_counted(n) for n in summary.payload_not_understood],
     }
+
+
+def _counted(record: NotUnderstood) -> dict[str, Any]:
+    """A not-understood count without its address groups (evidence/captures.json has them)."""
+    return {"reason": record.reason, "count": record.count, "packets": list(record.frames)}
 
 
 def report_document(view: ReportView) -> dict[str, Any]:

@@ -29,6 +29,7 @@ FLOW_COLUMNS = (
     "responder", "responder_port", "initiator_basis", "handshake_seen", "answered", "accepted",
     "rejected", "packets_out", "packets_in", "bytes_out", "bytes_in", "first_time", "last_time",
     "first_packet", "last_packet", "sample_packets", "payload_out", "payload_in",
+    "encapsulation", "ip_layer",
 )  # fmt: skip
 DNS_COLUMNS = (
     "capture", "packet", "time", "flow_id", "protocol", "transport", "client", "client_port",
@@ -125,6 +126,8 @@ def flow_row(flow: Flow, capture_names: Sequence[str]) -> Row:
         " ".join(map(str, flow.sample_packets)),
         flow.payload_out.value,
         flow.payload_in.value,
+        flow.encapsulation,  # decision 9: how it was carried ("" when not)
+        flow.ip_layer,
     )
 
 

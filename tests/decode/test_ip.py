@@ -69,9 +69,9 @@ def test_ipv4_snaplen_cut_is_marked() -> None:
     [
         (bytes(IP(src=SRC, dst=DST))[:15], "truncated IPv4 header"),
         (b"\x65" + bytes(IP(src=SRC, dst=DST))[1:], "bad IP version 6"),
-        (b"\x44" + bytes(IP(src=SRC, dst=DST))[1:], "bad IPv4 header length 16"),
+        (b"\x44" + bytes(IP(src=SRC, dst=DST))[1:], "IPv4 header length lies"),
         (b"\x4f" + bytes(IP(src=SRC, dst=DST))[1:], "truncated IPv4 options"),
-        (bytes(IP(src=SRC, dst=DST, len=12)), "shorter than its header"),
+        (bytes(IP(src=SRC, dst=DST, len=12)), "IPv4 header length lies"),
     ],
 )
 def test_ipv4_malformed(raw: bytes, problem: str) -> None:
@@ -123,7 +123,7 @@ def feed(frags: list[bytes], reasm: Reassembler) -> tuple[object, bytes] | None:
     done = None
     for i, raw in enumerate(frags):
         ip = v4(raw) if raw[0] >> 4 == 4 else v6(raw)
-        got = reasm.add(ip, raw, 1_700_000_000.0 + i, i + 1, 0)
+        got = reasm.add(ip, raw, ((1_700_000_000.0 + i, i + 1, ip.length, 0),))
         if got is not None:
             done = got
     return done
@@ -180,9 +180,9 @@ def test_incomplete_datagram_is_given_up_at_the_end() -> None:
 def test_old_datagrams_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
     frags = [bytes(f) for f in fragment(udp_datagram(), fragsize=800)]
     reasm = Reassembler()
-    reasm.add(v4(frags[0]), frags[0], 1000.0, 1, 0)
+    reasm.add(v4(frags[0]), frags[0], ((1000.0, 1, 0, 0),))
     other = bytes(fragment(IP(src=SRC, dst=DST, id=78) / UDP() / (b"q" * 2000), fragsize=800)[0])
-    reasm.add(v4(other), other, 1000.0 + ipmod.FRAGMENT_TIMEOUT + 1, 2, 0)
+    reasm.add(v4(other), other, ((1000.0 + ipmod.FRAGMENT_TIMEOUT + 1, 2, 0, 0),))
     stale = reasm.take_stale()
     assert [s.ident for s in stale] == [77]
     assert len(reasm) == 1
@@ -193,7 +193,7 @@ def test_pending_datagrams_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     reasm = Reassembler()
     for ident in range(5):
         first = bytes(fragment(IP(src=SRC, dst=DST, id=ident) / (b"q" * 2000), fragsize=800)[0])
-        reasm.add(v4(first), first, 1000.0, ident + 1, 0)
+        reasm.add(v4(first), first, ((1000.0, ident + 1, 0, 0),))
     assert len(reasm) == 3
     assert [s.ident for s in reasm.take_stale()] == [0, 1]
 
@@ -202,10 +202,10 @@ def test_snapped_fragment_damages_the_datagram() -> None:
     frags = [bytes(f) for f in fragment(udp_datagram(), fragsize=800)]
     reasm = Reassembler()
     first = frags[0]
-    assert reasm.add(decode_ipv4(first, 0, 100), first, 1.0, 1, 0) is None
+    assert reasm.add(decode_ipv4(first, 0, 100), first, ((1.0, 1, 0, 0),)) is None
     stale = reasm.take_stale()
     assert stale[0].damaged is not None
-    assert "snapshot length" in stale[0].damaged
+    assert stale[0].damaged == "fragment shorter than its IP length"
 
 
 def test_icmp_error_quotes() -> None:

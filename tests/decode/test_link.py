@@ -12,7 +12,7 @@ from conformance.decode.errors import DecodeError
 from conformance.decode.link import (
     ETHERTYPE_IPV4,
     ETHERTYPE_IPV6,
-    ETHERTYPE_NONE,
+    ETHERTYPE_LLC,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -67,7 +67,7 @@ def test_non_ip_and_802_3_frames() -> None:
     arp = bytes(12) + b"\x08\x06" + bytes(28)
     assert decode(LINKTYPE_ETHERNET, arp)[0] == 0x0806
     llc = bytes(12) + b"\x00\x26" + bytes(38)  # a length, not a type
-    assert decode(LINKTYPE_ETHERNET, llc)[0] == ETHERTYPE_NONE
+    assert decode(LINKTYPE_ETHERNET, llc)[0] == ETHERTYPE_LLC
 
 
 @pytest.mark.parametrize("linktype", [LINKTYPE_RAW, 12, 14])
@@ -108,11 +108,15 @@ def test_linux_cooked_v2() -> None:
         (struct.pack("<I", 24), ETHERTYPE_IPV6),  # NetBSD/OpenBSD
         (struct.pack(">I", 28), ETHERTYPE_IPV6),  # FreeBSD
         (struct.pack("<I", 30), ETHERTYPE_IPV6),  # macOS
-        (struct.pack("<I", 7), ETHERTYPE_NONE),
     ],
 )
 def test_bsd_null_loopback(header: bytes, ethertype: int) -> None:
     assert decode(LINKTYPE_NULL, header + IPV4)[:2] == (ethertype, 4)
+
+
+def test_loopback_family_that_is_not_ip() -> None:
+    with pytest.raises(DecodeError, match="loopback address family 7"):
+        decode(LINKTYPE_NULL, struct.pack("<I", 7) + IPV4)
 
 
 def test_openbsd_loop_is_network_order() -> None:

@@ -18,7 +18,9 @@ from conformance.observe.model import (
     HttpRequest,
     InitiatorBasis,
     NameMention,
+    NotUnderstood,
     Observations,
+    Parties,
     TlsClientHello,
 )
 
@@ -59,10 +61,27 @@ def dropping_capture(drops: int = 3) -> CaptureSummary:
     return capture(drops=drops, drop_detail="dropped by the kernel")
 
 
-def malformed_capture(count: int = 2) -> CaptureSummary:
+def malformed_capture(
+    count: int = 2, reason: str = "IPv4 header length lies", parties: tuple[Parties, ...] = ()
+) -> CaptureSummary:
+    """Frames not understood: with no `parties`, frames with no address to tell whose."""
+    untold = count - sum(p.count for p in parties)
     return capture(
         malformed=count,
-        anomalies=(Anomaly(0, 7, "undecodable IPv4 header: bad IHL"),),
+        anomalies=(Anomaly(0, 7, reason),),
+        not_understood=(NotUnderstood(reason, count, (7,), parties, untold),),
+    )
+
+
+def unread_payload_capture(
+    count: int = 1, reason: str = "NBNS: NBNS name has letters outside A-P", *parties: str
+) -> CaptureSummary:
+    """Packets counted in their flows whose payload a parser could not read."""
+    group = Parties(count, tuple(ip(a) for a in parties), ())
+    return capture(
+        malformed=count,
+        anomalies=(Anomaly(0, 9, reason),),
+        payload_not_understood=(NotUnderstood(reason, count, (9,), (group,)),),
     )
 
 

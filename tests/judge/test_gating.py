@@ -117,8 +117,15 @@ def test_silent_target_is_inconclusive(
     [
         (truncated_capture(), "capture truncated at record 4812"),
         (dropping_capture(3), "3 packets dropped (dropped by the kernel)"),
-        (malformed_capture(2), "2 packets could not be decoded (e.g. undecodable IPv4 header"),
-        (capture(unsupported_link_packets=4), "4 packets on an unsupported link type"),
+        (
+            malformed_capture(2),
+            "2 (IPv4 header length lies: 2, e.g. packet 7) frames not understood that could be"
+            " the target's: a leak could hide in them",
+        ),
+        (
+            malformed_capture(4, "unsupported link type 147"),
+            "4 (unsupported link type 147: 4, e.g. packet 7) frames not understood",
+        ),
     ],
     ids=["truncated", "drops", "malformed", "unsupported-link"],
 )

@@ -46,6 +46,11 @@ def facts(obs: Observations) -> object:
             c.unsupported_link_packets,
             c.fragments,
             c.reassembled,
+            c.decoded,
+            c.link_control,
+            c.not_understood,
+            c.payload_not_understood,
+            c.link_addresses,
         )
         for c in obs.captures
     ]
@@ -61,6 +66,12 @@ def facts(obs: Observations) -> object:
             obs.notes,
         )
     )
+
+
+def assert_every_frame_accounted(obs: Observations) -> None:
+    """Decision 10: decoded + link-layer control + not understood == packets, per capture."""
+    for c in obs.captures:
+        assert c.decoded + c.link_control_frames + c.not_understood_frames == c.packets, c
 
 
 @pytest.fixture
@@ -82,6 +93,7 @@ def observe(tmp_path: Path) -> Observe:
         ]
         ng = write_pcapng(tmp_path / f"capture-{index}.pcapng", records, [Interface(linktype)])
         assert facts(observe_captures([ng])) == facts(obs), "pcapng and pcap disagree"
+        assert_every_frame_accounted(obs)
         return obs
 
     return run

@@ -187,13 +187,17 @@ def test_first_fragment_alone_still_names_the_flow(observe: Observe) -> None:
     assert obs.captures[0].reassembled == 0
 
 
-def test_fragments_without_a_first_one_are_anomalies(observe: Observe) -> None:
+def test_fragments_without_a_first_one_still_make_a_flow(observe: Observe) -> None:
     big = IP(src=CLIENT, dst=SERVER, id=6) / UDP(sport=40000, dport=443) / Raw(bytes(3000))
     frags = [eth(f) for f in fragment(big, fragsize=800)]
     obs = observe(frags[1:3])
-    assert obs.flows == ()
-    assert obs.captures[0].malformed == 2
-    assert "first fragment never arrived" in obs.captures[0].anomalies[0].reason
+    (flow,) = obs.flows  # decision 10: the IP header still counts
+    assert (flow.transport, str(flow.initiator), str(flow.responder)) == ("ip-17", CLIENT, SERVER)
+    assert flow.packets_out == 2
+    summary = obs.captures[0]
+    assert summary.malformed == 2
+    (counted,) = summary.not_understood
+    assert (counted.reason, counted.count, counted.frames) == ("incomplete fragments", 2, (1, 2))
 
 
 def test_malformed_packets_are_counted_and_skipped(observe: Observe) -> None:
@@ -210,7 +214,7 @@ def test_malformed_packets_are_counted_and_skipped(observe: Observe) -> None:
     assert [a.packet for a in summary.anomalies] == [1, 3, 4, 5]
     assert [a.reason for a in summary.anomalies] == [
         "bad IP version 5 in an IPv4 frame",
-        "bad IPv4 header length 12",
+        "IPv4 header length lies",
         "truncated IPv4 header",
         "truncated IPv6 header",
     ]

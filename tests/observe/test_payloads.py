@@ -111,7 +111,10 @@ def test_malformed_dns_is_an_anomaly_not_a_crash(observe: Observe) -> None:
     summary = obs.captures[0]
     assert summary.malformed == 1
     assert summary.anomalies[0].packet == 1
-    assert summary.anomalies[0].reason.startswith("DNS message: ")
+    assert summary.anomalies[0].reason.startswith("DNS: ")
+    (unread,) = summary.payload_not_understood
+    assert (unread.count, unread.frames) == (1, (1,))
+    assert summary.not_understood == ()  # the packet itself was decoded
     assert [q.qname for q in obs.dns] == ["ok.example"]
     (flow,) = obs.flows
     assert flow.packets_out == 2  # the damaged message still counts in its flow
@@ -191,13 +194,14 @@ def test_client_hello_split_over_two_segments(observe: Observe) -> None:
     assert flow.first_payload_packet == 4
 
 
-def test_truncated_client_hello_is_an_anomaly(observe: Observe) -> None:
+def test_truncated_client_hello_is_counted_and_its_name_still_read(observe: Observe) -> None:
     hello = client_hello(padding=1500)
     frames = [*handshake()]
     frames += [tcp(CLIENT, SERVER, 51000, 443, "A", hello[:100], seq=1001 + i) for i in range(16)]
     obs = observe(frames)
-    assert obs.client_hellos == ()
-    assert "ClientHello incomplete after 16 segments" in obs.captures[0].anomalies[0].reason
+    assert obs.captures[0].anomalies[0].reason == "TLS: ClientHello incomplete"
+    (ch,) = obs.client_hellos  # decision 10: what the bytes show is still read
+    assert (ch.sni, ch.packet, ch.segments) == ("api.imagicle.com", 19, 16)
 
 
 def test_connect_then_tls_inside_the_tunnel(observe: Observe) -> None:
@@ -258,13 +262,15 @@ def test_http_only_when_the_first_payload_is_http(observe: Observe) -> None:
     assert observe(frames).http_requests == ()
 
 
-def test_bad_tcp_data_offset_is_an_anomaly(observe: Observe) -> None:
+def test_bad_tcp_data_offset_is_counted_and_the_segment_still_counts(observe: Observe) -> None:
     bad = eth(
         IP(src=CLIENT, dst=SERVER) / TCP(sport=51000, dport=443, flags="PA", dataofs=3) / b"data"
     )
     obs = observe([*handshake(), bad])
     assert obs.captures[0].malformed == 1
-    assert obs.captures[0].anomalies[0].reason == "bad TCP header length"
+    assert obs.captures[0].anomalies[0].reason == "TCP data offset lies"
+    (flow,) = obs.flows
+    assert flow.packets_out == 3
 
 
 def test_server_hello_split_over_two_segments(observe: Observe) -> None:
@@ -301,4 +307,4 @@ def test_malformed_client_hello_is_an_anomaly(observe: Observe) -> None:
     broken[43] = 200  # legacy_session_id longer than 32 bytes
     obs = observe([*handshake(request=bytes(broken))])
     assert obs.client_hellos == ()
-    assert obs.captures[0].anomalies[0].reason.startswith("TLS ClientHello: ")
+    assert obs.captures[0].anomalies[0].reason.startswith("TLS: ClientHello: ")

@@ -91,3 +91,12 @@ def test_evidence_side_files(written: SignedReport) -> None:
     tools = json.loads((evidence / "tool-versions.json").read_bytes())
     assert tools == {"python": "3.11", "ucx-conformance": "0.1.0"}
     assert "ünïcode" in (evidence / "profile.yaml").read_text(encoding="utf-8")
+
+
+def test_completeness_accounts_for_every_frame(written: SignedReport) -> None:
+    (capture,) = load(written)["completeness"]["captures"]
+    assert capture["decoded"] == 63
+    assert capture["not_understood"] == [
+        {"reason": "bad IPv4 header length <5>", "count": 1, "packets": [33]}
+    ]
+    assert capture["payload_not_understood"] == []

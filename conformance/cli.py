@@ -22,14 +22,14 @@ from rich.table import Table
 
 from conformance import __version__
 from conformance.errors import ConformanceError
-from conformance.plugin import RunSummary
-from conformance.resources import profiles_dir, suites_dir
+from conformance.options import add_arguments, from_namespace, pytest_arguments
+from conformance.resources import suites_dir
+from conformance.run import RunSummary
 from conformance.verdict import ExitCode, Verdict
 
 if TYPE_CHECKING:
     from conformance.sign.verified import VerifiedReport
 
-DEFAULT_LAB_PROFILE = "lab-air-gapped.yaml"
 
 _VERDICT_STYLE = {
     Verdict.PASS: "bold green",
@@ -182,13 +182,11 @@ def _terminate(signum: int, frame: object) -> None:
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     import pytest
 
-    profile = args.profile
-    if profile is None and args.lab:
-        profile = str(profiles_dir() / DEFAULT_LAB_PROFILE)
-    if profile is None:
+    given = from_namespace(args)
+    if given.profile is None and not given.lab:
         console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
         return int(ExitCode.USAGE)
-    if not (args.pcap or args.lab or args.image or args.host):
+    if not (given.pcaps or given.lab or given.image or given.host):
         console.print(
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
@@ -202,36 +200,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         str(suites / "pytest.ini"),
         "--rootdir",
         str(suites),
-        "--ucx-profile",
-        profile,
         "-p",
         "no:cacheprovider",
+        *pytest_arguments(args),
     ]
-    for pcap in args.pcap:
-        pytest_args += ["--ucx-pcap", pcap]
-    if args.lab:
-        pytest_args.append("--ucx-lab")
-    for fault in args.fault:
-        pytest_args += ["--ucx-fault", fault]
-    if args.image:
-        pytest_args += ["--ucx-image", args.image]
-    for env in args.env:
-        pytest_args += ["--ucx-env", env]
-    for volume in args.volume:
-        pytest_args += ["--ucx-volume", volume]
-    if args.host:
-        pytest_args += ["--ucx-host", args.host]
-    for keylog in args.tls_keylog:
-        pytest_args += ["--ucx-tls-keylog", keylog]
-    for content_log in args.content_log:
-        pytest_args += ["--ucx-content-log", content_log]
-    if args.keep_secrets:
-        pytest_args.append("--ucx-keep-secrets")
-    if args.report_dir is not None:  # "" too: the plugin refuses it (bad usage)
-        pytest_args += ["--ucx-report-dir", args.report_dir]
-    if args.sign_key:
-        pytest_args += ["--ucx-sign-key", args.sign_key]
-    pytest_args += _after_run_options(args)
     # Only our plugin: third-party pytest plugins installed beside the harness have no say in
     # a conformance run (and must not make traffic of their own). unraisableexception runs
     # gc.collect() five times at exit, which costs a second with millions of packets' objects.
@@ -269,19 +241,6 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             print(summary.report_dir)
         return summary.exit_code
     return _unmapped_exit(code)
-
-
-def _after_run_options(args: argparse.Namespace) -> list[str]:
-    """run's --waivers/--baseline/--baseline-key as the plugin's options."""
-    options: list[str] = []
-    for flag, value in (
-        ("--ucx-waivers", args.waivers),
-        ("--ucx-baseline", args.baseline),
-        ("--ucx-baseline-key", args.baseline_key),
-    ):
-        if value:
-            options += [flag, value]
-    return options
 
 
 def _unmapped_exit(code: int) -> int:
@@ -430,53 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="judge captures or a live target against a profile")
-    run.add_argument("--profile", help="deployment profile (YAML)")
-    run.add_argument("--pcap", action="append", default=[], help="capture file (repeatable)")
-    run.add_argument("--lab", action="store_true", help="run the built-in reference lab")
-    run.add_argument("--fault", action="append", default=[], help="lab fault switch (repeatable)")
-    run.add_argument("--image", help="run this container image as the lab's target")
-    run.add_argument(
-        "--env", action="append", default=[], metavar="K=V", help="with --image (repeatable)"
-    )
-    run.add_argument(
-        "--volume",
-        action="append",
-        default=[],
-        metavar="HOST:CONTAINER[:ro]",
-        help="with --image: bind mount (repeatable)",
-    )
-    run.add_argument("--host", metavar="URL", help="live host: ssh://user@addr, local://, ...")
-    run.add_argument(
-        "--tls-keylog",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="with --pcap: the target's TLS key log (SSLKEYLOGFILE, NSS format; repeatable)",
-    )
-    run.add_argument(
-        "--content-log",
-        action="append",
-        default=[],
-        metavar="FILE.har",
-        help="with --pcap: HAR 1.2 of an intercepting proxy (repeatable)",
-    )
-    run.add_argument(
-        "--keep-secrets",
-        action="store_true",
-        help="keep TLS keys (as a pcapng Decryption Secrets Block) and HARs in the report",
-    )
-    run.add_argument("--report-dir", help="report directory (default: reports/<profile>-<time>)")
-    run.add_argument("--sign-key", help="Ed25519 private key (default: created once, reused)")
+    add_arguments(run)
     run.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
-    run.add_argument("--waivers", metavar="W", help="waiver file (YAML): approved exceptions")
-    run.add_argument(
-        "--baseline", metavar="OLD_REPORT", help="earlier signed report: diff into report.json"
-    )
-    run.add_argument(
-        "--baseline-key",
-        metavar="PUB",
-        help="public key the baseline is signed with (default: this run's signing key)",
-    )
     run.set_defaults(handler=_cmd_run)
 
     verify = sub.add_parser("verify", help="verify a signed report directory offline")

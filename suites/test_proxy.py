@@ -4,49 +4,21 @@ without resolving cloud names around it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from conformance.content.from_evidence import content_evidence, proxy_log
-from conformance.evidence.interface import Evidence
-from conformance.judge import proxy
-from conformance.judge.model import ControlResult
-from conformance.observe.model import Observations
-from conformance.profile_model import Profile
-
-Record = Callable[[ControlResult], None]
+from conformance.plugin import JudgeControl
 
 
 @pytest.mark.ucx_control("PX-ONLY")
-def test_no_direct_connection_around_the_proxy(
-    ucx_observations: Observations,
-    ucx_evidence: Evidence,
-    ucx_profile: Profile,
-    ucx_verdict: Record,
-) -> None:
-    ucx_verdict(proxy.only(ucx_observations, ucx_profile, proxy_log(ucx_evidence)))
+def test_no_direct_connection_around_the_proxy(ucx_judge: JudgeControl) -> None:
+    ucx_judge()
 
 
 @pytest.mark.ucx_control("PX-CONNECT")
-def test_proxy_carries_tls_tunnels_to_allowed_endpoints(
-    ucx_observations: Observations,
-    ucx_evidence: Evidence,
-    ucx_profile: Profile,
-    ucx_verdict: Record,
-) -> None:
-    ucx_verdict(
-        proxy.connect(
-            ucx_observations,
-            ucx_profile,
-            proxy_log(ucx_evidence),
-            content_evidence(ucx_evidence),
-        )
-    )
+def test_proxy_carries_tls_tunnels_to_allowed_endpoints(ucx_judge: JudgeControl) -> None:
+    ucx_judge()
 
 
 @pytest.mark.ucx_control("PX-DNS")
-def test_no_cloud_name_resolved_around_the_proxy(
-    ucx_observations: Observations, ucx_profile: Profile, ucx_verdict: Record
-) -> None:
-    ucx_verdict(proxy.dns(ucx_observations, ucx_profile))
+def test_no_cloud_name_resolved_around_the_proxy(ucx_judge: JudgeControl) -> None:
+    ucx_judge()

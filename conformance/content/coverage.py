@@ -18,10 +18,13 @@ import bisect
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from conformance.content.messages import ContentEvidence
 from conformance.observe.model import Flow, Observations, PayloadKind, TlsClientHello
 from conformance.profile_model import Profile
+
+SHOWN_GAPS: Final = 3  # connections named in a problem; the evidence file lists them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,3 +209,34 @@ def combined(
         elif record.get("why"):
             merged["why"] = "; ".join(w for w in (merged["why"], str(record["why"])) if w)
     return out
+
+
+def coverage_problems(
+    content: ContentEvidence, profile: Profile | None
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) for the target's TLS connections no own-evidence source covers: one
+    that leaves the Customer Environment (directly or through the proxy) could carry an unseen
+    telemetry message, so it is a problem; one inside it is a note. Without a profile every
+    uncovered connection is a problem."""
+    problems: list[str] = []
+    notes: list[str] = []
+    if not content.coverage:
+        return problems, notes
+    uncovered = [r for r in combined(content.coverage).values() if not r["covered"]]
+    outward = [r for r in uncovered if leaves_environment(r, profile)]
+    inward = [r for r in uncovered if not leaves_environment(r, profile)]
+    if outward:
+        shown = "; ".join(f"{describe_record(r)}: {r['why']}" for r in outward[:SHOWN_GAPS])
+        more = f"; and {len(outward) - SHOWN_GAPS} more" if len(outward) > SHOWN_GAPS else ""
+        problems.append(
+            f"{len(outward)} TLS connections of the target leaving the Customer Environment are"
+            f" not covered by the content sources (a telemetry message in them would be"
+            f" unseen): {shown}{more}"
+        )
+    if inward:
+        notes.append(
+            f"{len(inward)} TLS connections of the target inside the Customer Environment are"
+            f" not covered by the content sources (not the telemetry channel): "
+            + "; ".join(describe_record(r) for r in inward[:SHOWN_GAPS])
+        )
+    return problems, notes

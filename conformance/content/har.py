@@ -31,7 +31,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from conformance.content.coverage import TlsFlow
-from conformance.content.decode import decode_body
+from conformance.decode.bodies import decode_body
 from conformance.errors import ConformanceError
 
 MAX_HAR_BYTES: Final = 512 << 20  # read whole (json); larger exports must be split

@@ -19,75 +19,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from conformance.content.coverage import combined, describe_record, leaves_environment
-from conformance.content.decode import body_value
+from conformance.content.messages import OWN_SOURCES, ContentEvidence, ContentMessage
+from conformance.decode.bodies import body_value
 from conformance.evidence.interface import (
     CLOUD_REQUESTS,
     DECRYPTED_REQUESTS,
-    HAR_CONTENT,
-    TLS_DECRYPTED,
 )
-from conformance.profile_model import Profile
 
-SOURCE_TITLES: Final = {
-    DECRYPTED_REQUESTS: "intercepting proxy (decrypted requests)",
-    CLOUD_REQUESTS: "lab cloud stand-ins (received requests)",
-    TLS_DECRYPTED: "the target's TLS sessions decrypted with its keys",
-    HAR_CONTENT: "an intercepting proxy's HAR",
-}
-OWN_SOURCES: Final = (TLS_DECRYPTED, HAR_CONTENT)
-SHOWN_GAPS: Final = 3  # connections named in a problem; the evidence file lists them all
 _SKIPPED_SERVICES: Final = frozenset({"canary", "scanner", "grpc"})
-
-
-@dataclass(frozen=True, slots=True)
-class ContentMessage:
-    """One application message the target sent, with where it is recorded."""
-
-    source: str  # DECRYPTED_REQUESTS | CLOUD_REQUESTS | TLS_DECRYPTED | HAR_CONTENT
-    evidence_file: str  # its name under the report's evidence/
-    line: int  # 1-based line of that file
-    time: float | None
-    kind: str  # "http" | "tcp" | "ldap"
-    method: str
-    host: str  # the server named: Host / :authority, CONNECT host, or the stand-in's name
-    port: int | None
-    path: str
-    tls: str | None  # TLS version on the target's side; None: plaintext
-    sni: str | None
-    client: str | None
-    body: Any  # decoded tree (conformance.content.decode.body_value)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}" if self.port else self.host
-
-    def describe(self) -> str:
-        """ "POST api.imagicle.com:443/v1/telemetry/beat (TLSv1.3)"."""
-        channel = self.tls or "plaintext"
-        return f"{self.method} {self.endpoint}{self.path} ({channel})".replace("  ", " ").strip()
-
-
-@dataclass(frozen=True, slots=True)
-class ContentEvidence:
-    """What the content-level sources hold; `sources` empty means no content-level evidence."""
-
-    sources: tuple[str, ...] = ()  # log names present
-    files: Mapping[str, str] = field(default_factory=dict)  # log name -> evidence file name
-    messages: tuple[ContentMessage, ...] = ()
-    problems: tuple[str, ...] = ()  # unreadable lines: a message may be unseen
-    notes: tuple[str, ...] = ()  # handshakes the target refused (it then sent nothing)
-
-    @property
-    def available(self) -> bool:
-        return bool(self.sources)
-
-    def describe_sources(self) -> str:
-        return ", ".join(f"{SOURCE_TITLES.get(s, s)} {self.files[s]}" for s in self.sources)
 
 
 def _host_port(authority: str, default: int | None) -> tuple[str, int | None]:
@@ -182,38 +124,8 @@ def _own(source: str) -> Any:
     return parse
 
 
-def _coverage_gaps(
-    coverage: list[tuple[str, dict[str, Any]]],
-    profile: Profile | None,
-    problems: list[str],
-    notes: list[str],
-) -> None:
-    """Problems for the target's TLS connections no own-evidence source covers."""
-    uncovered = [r for r in combined(coverage).values() if not r["covered"]]
-    outward = [r for r in uncovered if leaves_environment(r, profile)]
-    inward = [r for r in uncovered if not leaves_environment(r, profile)]
-    if outward:
-        shown = "; ".join(f"{describe_record(r)}: {r['why']}" for r in outward[:SHOWN_GAPS])
-        more = f"; and {len(outward) - SHOWN_GAPS} more" if len(outward) > SHOWN_GAPS else ""
-        problems.append(
-            f"{len(outward)} TLS connections of the target leaving the Customer Environment are"
-            f" not covered by the content sources (a telemetry message in them would be"
-            f" unseen): {shown}{more}"
-        )
-    if inward:
-        notes.append(
-            f"{len(inward)} TLS connections of the target inside the Customer Environment are"
-            f" not covered by the content sources (not the telemetry channel): "
-            + "; ".join(describe_record(r) for r in inward[:SHOWN_GAPS])
-        )
-
-
-def load_content(
-    logs: Mapping[str, Path], names: Mapping[Path, str], profile: Profile | None = None
-) -> ContentEvidence:
-    """Read whichever content logs exist. `names` maps a log file to its evidence name;
-    `profile` tells which uncovered TLS connections leave the Customer Environment (without
-    it, every one counts)."""
+def load_content(logs: Mapping[str, Path], names: Mapping[Path, str]) -> ContentEvidence:
+    """Read whichever content logs exist. `names` maps a log file to its evidence name."""
     sources: list[str] = []
     files: dict[str, str] = {}
     messages: list[ContentMessage] = []
@@ -251,6 +163,6 @@ def load_content(
                 " nothing on those connections; one that does not trust the interceptor's CA"
                 " shows no content)"
             )
-    if coverage:
-        _coverage_gaps(coverage, profile, problems, notes)
-    return ContentEvidence(tuple(sources), files, tuple(messages), tuple(problems), tuple(notes))
+    return ContentEvidence(
+        tuple(sources), files, tuple(messages), tuple(problems), tuple(notes), tuple(coverage)
+    )

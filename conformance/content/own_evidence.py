@@ -4,7 +4,7 @@ Used by the capture source (`run --pcap ... --tls-keylog FILE --content-log FILE
 the lab when its reference target writes its key log (`lab: {tls_keylog: true}`):
 
 1. `check_inputs` (before anything is judged): every key log is read and checked
-   (conformance.content.tls_keylog; a bad line is exit 3 naming file:line), every capture's
+   (conformance.decode.keylog; a bad line is exit 3 naming file:line), every capture's
    Decryption Secrets Blocks are found and checked, every HAR is read (content.har).
 2. `judged_captures`: a capture that carries DSBs is judged, and copied into the report,
    without them (byte for byte otherwise) unless the user keeps secrets (`--keep-secrets`).
@@ -35,15 +35,6 @@ from conformance.content.har import HarFile, entry_records, match, read_har
 from conformance.content.personal import Scanner
 from conformance.content.prefilter import Subset, subset, wanted_flows
 from conformance.content.redact import redact_record, site_scanner
-from conformance.content.tls_keylog import (
-    CaptureSecrets,
-    KeyLog,
-    copy_without_secrets,
-    decrypts_client_data,
-    merge,
-    pcapng_secrets,
-    read_keylog,
-)
 from conformance.content.tshark_content import (
     Extraction,
     Session,
@@ -51,8 +42,10 @@ from conformance.content.tshark_content import (
     tls_ports,
     tshark_version,
 )
+from conformance.decode.keylog import CaptureSecrets, KeyLog, decrypts_client_data, merge
 from conformance.errors import CaptureError
-from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED
+from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, SecretInputs
+from conformance.evidence.secrets import check_secrets
 from conformance.observe.model import Observations, PayloadKind
 from conformance.profile_model import Profile
 
@@ -62,23 +55,10 @@ SECRETS_DIR: Final = "secrets"
 
 
 @dataclass(frozen=True, slots=True)
-class OwnContentRequest:
-    """The run's options for content from the customer's own evidence."""
-
-    keylogs: tuple[Path, ...] = ()
-    hars: tuple[Path, ...] = ()
-    keep_secrets: bool = False
-
-    @property
-    def given(self) -> bool:
-        return bool(self.keylogs or self.hars or self.keep_secrets)
-
-
-@dataclass(frozen=True, slots=True)
 class Inputs:
     """The checked inputs: key logs, each capture's DSBs, HAR files."""
 
-    request: OwnContentRequest
+    request: SecretInputs
     keylogs: tuple[KeyLog, ...] = ()
     secrets: tuple[CaptureSecrets, ...] = ()  # per capture, in capture order
     hars: tuple[HarFile, ...] = ()
@@ -90,42 +70,22 @@ class Inputs:
 
 @dataclass
 class OwnEvidence:
-    """What `collect` adds to a source's Evidence."""
+    """What `collect` adds to the run's evidence: files for the report, logs to read, notes."""
 
     files: list[tuple[Path, str]] = field(default_factory=list)
     logs: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def check_inputs(request: OwnContentRequest, captures: Sequence[Path]) -> Inputs:
+def check_inputs(request: SecretInputs, captures: Sequence[Path]) -> Inputs:
     """Read and check every key log, DSB and HAR; KeyLogError / HarError (exit 3) on a bad
     one, naming the file and the line or key."""
-    keylogs = tuple(read_keylog(p) for p in request.keylogs)
-    # Every block of every capture when the user deals in secrets; otherwise large captures
-    # only up to their first packet (tls_keylog.pcapng_secrets: the walk costs time).
-    whole = request.given
-    secrets = tuple(pcapng_secrets(p, whole=whole) for p in captures)
+    checked = check_secrets(request, captures)
     hars = tuple(read_har(p) for p in request.hars)
-    inputs = Inputs(request, keylogs, secrets, hars)
+    inputs = Inputs(request, checked.keylogs, checked.secrets, hars)
     if inputs.decrypts:
         tshark_version()  # TsharkMissingError now, not after the captures were read
     return inputs
-
-
-def judged_captures(inputs: Inputs, captures: Sequence[Path], workdir: Path) -> list[Path]:
-    """The captures to judge and copy into the report: a capture with DSBs is replaced by a
-    copy without them, unless secrets are kept."""
-    out = []
-    by_path = {s.path: s for s in inputs.secrets}
-    for index, path in enumerate(captures):
-        secrets = by_path.get(path)
-        if secrets is None or not secrets.blocks or inputs.request.keep_secrets:
-            out.append(path)
-            continue
-        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        dest = workdir / f"{index}-{path.stem}-no-secrets{path.suffix or '.pcapng'}"
-        out.append(copy_without_secrets(path, dest, secrets))
-    return out
 
 
 class _Writer:

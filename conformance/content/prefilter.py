@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from conformance.content.tls_keylog import CaptureSecrets
 from conformance.decode.capture import CaptureReader
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_TCP, decode_ip
+from conformance.decode.keylog import CaptureSecrets
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_layer
 from conformance.observe.model import Flow, Observations
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from conformance.content.decode import body_value
 from conformance.content.personal import Scanner
+from conformance.decode.bodies import body_value
 from conformance.profile_model import Profile
 from conformance.telemetry_fields import TelemetryFields, load_telemetry_fields, normalise_key
 

@@ -17,7 +17,7 @@ time; a line over MAX_EK_LINE is counted and skipped). For each TCP stream the t
 - HTTP/1.1 requests give method, URI, header lines and the de-chunked body bytes
   (`http.file_data`, raw); HTTP/2 frames give decoded header lists and raw DATA bytes per
   stream, joined until END_STREAM; any other protocol above TLS gives its raw bytes.
-Bodies are decoded by conformance.content.decode (JSON, gzip, gRPC frames, protobuf walk),
+Bodies are decoded by conformance.decode.bodies (JSON, gzip, gRPC frames, protobuf walk),
 the same decoder as the lab's interceptor, and every message is written in the interceptor's
 record format (`event: request` / `tcp-message`), plus where it is in the capture.
 """
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from conformance.content.coverage import FlowIndex, TlsFlow
-from conformance.content.decode import MAX_BODY, decode_body
 from conformance.content.prefilter import Subset
+from conformance.decode.bodies import MAX_BODY, decode_body
 from conformance.errors import ConformanceError
 
 TSHARK: Final = "tshark"

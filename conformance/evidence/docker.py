@@ -16,11 +16,12 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from conformance.errors import ConformanceError
-from conformance.evidence.interface import CONTAINER_LOG, Evidence
+from conformance.evidence.interface import CONTAINER_LOG, Collected
 from conformance.evidence.lab import LabSource
 from conformance.profile_model import Profile
 from conformance.progress import Progress
@@ -184,7 +185,7 @@ class DockerSource:
         self._target: ContainerTarget | None = None
         self._lab: LabSource | None = None
 
-    def collect(self, profile: Profile, progress: Progress) -> Evidence:
+    def collect(self, profile: Profile, progress: Progress) -> Collected:
         import secrets
 
         client = docker_client()
@@ -198,22 +199,22 @@ class DockerSource:
             self._lab = LabSource(self.faults)
             self._lab.external = self._target
             self._lab.workdir = self._workdir
-            evidence = self._lab.collect(profile, progress)
+            collected = self._lab.collect(profile, progress)
         finally:
             self._target.remove()
         log = self._workdir / "container.log"
-        notes = (*evidence.notes, *(f"removed a stale container {n}" for n in stale))
-        files = evidence.files
-        logs = dict(evidence.logs)
+        notes = (*collected.notes, *(f"removed a stale container {n}" for n in stale))
+        files = collected.files
+        logs = dict(collected.logs)
         if log.exists():
             files = (*files, (log, "container/container.log"))
             logs[CONTAINER_LOG] = log
-        return Evidence(
-            observations=evidence.observations,
+        return replace(
+            collected,
+            source="docker",
             files=files,
             logs=logs,
             notes=(f"image {self.image}", *notes),
-            source="docker",
         )
 
     def close(self) -> None:

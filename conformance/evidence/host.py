@@ -17,14 +17,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from conformance.evidence.interface import HOST_FACTS, Evidence, EvidenceSource
+from conformance.evidence.interface import HOST_FACTS, CaptureLoss, Collected, EvidenceSource
 from conformance.host.capture import CaptureStats, RemoteCapture
 from conformance.host.collect import HostCollector, HostOptions, public_url
-from conformance.host.model import HostFacts
+from conformance.host.model import HostFacts, raw_output_name
 from conformance.host.options import host_options
 from conformance.host.pktmon import PktmonCapture, is_windows, winrm_runner
-from conformance.judge.host import raw_output_name
-from conformance.observe.model import Observations
 from conformance.profile_model import Profile
 from conformance.progress import Progress
 
@@ -46,7 +44,7 @@ class HostSource:
         self._lab_capture: RemoteCapture | None = None
         self._pktmon: PktmonCapture | None = None
         self._lab_capture_result: tuple[CaptureStats | None, str] | None = None
-        self.remote_capture: Evidence | None = None  # the remote capture, judged on its own
+        self.remote_capture: Collected | None = None  # the remote capture, judged on its own
         self._lab_window = DEFAULT_WINDOW
 
     # --- the lab's hook (--lab --host): sample while the target runs ----------------------
@@ -85,12 +83,12 @@ class HostSource:
 
     # --- EvidenceSource ---------------------------------------------------------------------
 
-    def collect(self, profile: Profile, progress: Progress) -> Evidence:
+    def collect(self, profile: Profile, progress: Progress) -> Collected:
         from conformance.evidence.lab import LabSource
 
         self._options = host_options(profile)
         self._workdir = Path(tempfile.mkdtemp(prefix="ucx-host-"))
-        inner_evidence: Evidence | None = None
+        inner_evidence: Collected | None = None
         if isinstance(self.inner, LabSource):
             self.inner.host_hook = self
             self._lab_window = profile.window_seconds or DEFAULT_WINDOW
@@ -118,12 +116,12 @@ class HostSource:
             self._facts = self._collector.collect()
             if capture is not None:
                 stats, stderr = capture.finish()
-                inner_evidence = self._capture_evidence(capture, stats, stderr, progress)
+                inner_evidence = self._capture_evidence(capture, stats, stderr)
                 self.remote_capture = inner_evidence
         evidence = self._evidence(self._facts, inner_evidence)
         if self._lab_capture is not None:
             stats, stderr = self._lab_capture_result or (None, "the lab window never closed")
-            remote = self._capture_evidence(self._lab_capture, stats, stderr, progress)
+            remote = self._capture_evidence(self._lab_capture, stats, stderr)
             self.remote_capture = remote
             note = "remote tcpdump over ssh, kept beside the lab's judged capture: " + "; ".join(
                 remote.notes
@@ -161,50 +159,30 @@ class HostSource:
         capture: RemoteCapture | PktmonCapture,
         stats: CaptureStats | None,
         stderr: str,
-        progress: Progress,
-    ) -> Evidence:
-        """The remote capture as evidence; the capture tool's own loss count joins its facts."""
-        from conformance.errors import CaptureError
-        from conformance.observe.builder import observe_captures
-
+    ) -> Collected:
+        """The remote capture as evidence; the capture tool's own loss count goes with it."""
         tool = "pktmon" if isinstance(capture, PktmonCapture) else "tcpdump"
         outputs = capture.outputs if isinstance(capture, PktmonCapture) else (capture.output,)
-        packets = [p for p in outputs if p.exists() and p.stat().st_size > 0]
+        packets = tuple(p for p in outputs if p.exists() and p.stat().st_size > 0)
         files = [(p, f"host/{p.name}") for p in outputs if p.exists()]
         if capture.output.with_suffix(".stderr.txt").exists():
             files.append((capture.output.with_suffix(".stderr.txt"), f"host/{tool}.stderr.txt"))
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         if capture.output not in packets:
             note = f"remote capture gave no packets file: {tail}"
-            empty = Observations(captures=(), flows=(), notes=(note,))
-            return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
-        try:
-            observations = observe_captures(packets, progress)
-        except CaptureError as exc:
-            note = f"remote capture unreadable: {exc}"
-            empty = Observations(captures=(), flows=(), notes=(note,))
-            return Evidence(empty, tuple(files), notes=(note,), source="host-capture")
-        summary = observations.captures[0]
+            return Collected(source="host-capture", files=tuple(files), notes=(note,))
         if stats is None:
             # Ended without its statistics (killed, failed): losses unknown, so not complete.
-            summary = replace(
-                summary,
-                truncated_file=True,
-                truncated_detail=f"{tool} ended without its loss statistics ({tail})",
-            )
+            loss = CaptureLoss(None, f"{tool} ended without its loss statistics ({tail})")
         else:
-            summary = replace(
-                summary, drops=stats.dropped, drop_detail=f"{tool}: {stats.dropped} lost"
-            )
-        observations = replace(observations, captures=(summary, *observations.captures[1:]))
-        return Evidence(
-            observations,
-            tuple(files),
-            notes=(
-                f"remote {tool} on {capture.interface}: "
-                + (f"{stats.captured} captured, {stats.dropped} dropped" if stats else tail),
-            ),
+            loss = CaptureLoss(stats.dropped, f"{tool}: {stats.dropped} lost")
+        summary = f"{stats.captured} captured, {stats.dropped} dropped" if stats else tail
+        return Collected(
             source="host-capture",
+            captures=packets,
+            files=tuple(files),
+            notes=(f"remote {tool} on {capture.interface}: {summary}",),
+            capture_loss={0: loss},
         )
 
     def _sample_window(self, profile: Profile, progress: Progress) -> None:
@@ -217,7 +195,7 @@ class HostSource:
         progress.advance(window, "sampling done")
         progress.finish()
 
-    def _evidence(self, facts: HostFacts, inner: Evidence | None) -> Evidence:
+    def _evidence(self, facts: HostFacts, inner: Collected | None) -> Collected:
         assert self._workdir is not None
         files: list[tuple[Path, str]] = []
         for record in facts.commands:
@@ -236,19 +214,15 @@ class HostSource:
         notes = [f"host facts from {facts.url}: {facts.samples} socket samples"]
         notes += [f"host: {problem}" for problem in facts.problems[:10]]
         if inner is None:
-            return Evidence(
-                observations=Observations(captures=(), flows=()),
-                files=tuple(files),
-                logs={HOST_FACTS: facts_path},
-                notes=tuple(notes),
-                source="host",
+            return Collected(
+                source="host", files=tuple(files), logs={HOST_FACTS: facts_path}, notes=tuple(notes)
             )
-        return Evidence(
-            observations=inner.observations,
+        return replace(
+            inner,
+            source=f"{inner.source}+host",
             files=(*inner.files, *files),
             logs={**inner.logs, HOST_FACTS: facts_path},
             notes=(*inner.notes, *notes),
-            source=f"{inner.source}+host",
         )
 
     def facts(self) -> HostFacts | None:
@@ -291,31 +265,3 @@ def _jsonable(facts: HostFacts) -> dict[str, object]:
         {k: v for k, v in c.items() if k not in ("stdout", "stderr")} for c in data["commands"]
     ]
     return data
-
-
-def load_facts(path: Path) -> HostFacts:
-    """Rebuild the facts a suite needs from evidence/host/facts.json and the raw outputs."""
-    from conformance.host.collect import build_facts
-    from conformance.host.model import CommandRecord
-
-    data = json.loads(path.read_text())
-    records = []
-    for item in data.get("commands", []):
-        raw = path.parent / f"{item['name']}.txt"
-        err = path.parent / f"{item['name']}.stderr.txt"
-        stdout = raw.read_text() if raw.is_file() else ""
-        stderr = err.read_text() if err.is_file() else ""
-        records.append(
-            CommandRecord(
-                name=item["name"],
-                command=item["command"],
-                exit_status=item["exit_status"],
-                stdout=stdout,
-                stderr=stderr,
-                error=item["error"],
-                at=item["at"],
-            )
-        )
-    settings = "settings" if any(r.name == "settings" for r in records) else None
-    facts = build_facts(data["url"], tuple(records), HostOptions(settings_path=settings))
-    return replace(facts, problems=tuple(data.get("problems", facts.problems)))

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from conformance.observe.model import Observations
 from conformance.profile_model import Profile
 from conformance.progress import Progress
 
-# Well-known names of `Evidence.logs`: each is a file a judge parses itself (the suites look
-# them up by these names; a source that did not produce one leaves it out, and the control
-# that needs it is inconclusive).
+# Well-known kinds of `Collected.logs`: each is a file the observe step reads with its own
+# parser into `Observations` (a source that did not produce one leaves it out, and the
+# control that needs it is inconclusive).
 PROBE_LOG = "probes"  # AG-PERIMETER probe log (JSON lines, conformance.lab.probe)
 PROXY_ACCESS_LOG = "proxy-access"  # squid access.log of the site's proxy
 CLOUD_REQUESTS = "cloud-requests"  # what the cloud stand-ins received (JSON lines)
@@ -35,27 +34,56 @@ TLS_KEYLOG = "tls-keylog"
 
 
 @dataclass(frozen=True, slots=True)
-class Evidence:
-    """What a source produced: the observations and the files that back them.
+class CaptureLoss:
+    """What the capture tool itself said about a capture it wrote (remote tcpdump, pktmon)."""
 
-    `files` are copied into the report's `evidence/` (and hashed into the signature);
-    `logs` names the ones a judge reads directly (keys above), each also in `files`.
-    """
+    dropped: int | None  # packets the tool reports lost; None: it ended without saying
+    detail: str  # its own words, for the report
 
-    observations: Observations
-    files: tuple[tuple[Path, str], ...]  # (file, name under the report's evidence/)
-    logs: Mapping[str, Path] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    source: str = ""  # "pcap", "lab", "docker", "host" ... shown in the report
+
+@dataclass(frozen=True, slots=True)
+class SecretInputs:
+    """The customer's own content evidence for a capture run: TLS key logs (NSS format; pcapng
+    Decryption Secrets Blocks are found in the captures themselves) and HAR files."""
+
+    keylogs: tuple[Path, ...] = ()
+    hars: tuple[Path, ...] = ()
+    keep_secrets: bool = False  # keep the keys in the report (a DSB pcapng), never otherwise
 
     @property
-    def probe_log(self) -> Path | None:
-        return self.logs.get(PROBE_LOG)
+    def given(self) -> bool:
+        return bool(self.keylogs or self.hars or self.keep_secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What a source collected: files, never judgements or parsed records.
+
+    `captures` are judged in order (capture index = position) and `files` are copied into the
+    report's `evidence/` under their names (captures included, as `capture-<i>.<ext>`);
+    `logs` names the files the observe step reads, by the kinds above (each also in `files`,
+    except TLS_KEYLOG, which is a secret).
+    """
+
+    source: str  # "pcap", "lab", "docker", "host", "lab+host", ... shown in the report
+    captures: tuple[Path, ...] = ()
+    files: tuple[tuple[Path, str], ...] = ()  # (file, name under the report's evidence/)
+    logs: Mapping[str, Path] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    capture_loss: Mapping[int, CaptureLoss] = field(default_factory=dict)  # by capture index
+    secrets: SecretInputs = SecretInputs()
+    # The captures as given, where they differ from `captures` (judged without their DSBs): the
+    # keys inside them are read from these.
+    originals: tuple[Path, ...] = ()
 
     def log(self, name: str) -> Path | None:
         """The log called `name` if this source produced it and it is on disk."""
         path = self.logs.get(name)
         return path if path is not None and path.is_file() else None
+
+    def evidence_name(self, path: Path) -> str:
+        """`path`'s name under the report's evidence/ (its file name if it is not copied)."""
+        return next((name for source, name in self.files if source == path), path.name)
 
 
 class EvidenceSource(Protocol):
@@ -63,6 +91,6 @@ class EvidenceSource(Protocol):
 
     name: str
 
-    def collect(self, profile: Profile, progress: Progress) -> Evidence: ...
+    def collect(self, profile: Profile, progress: Progress) -> Collected: ...
 
     def close(self) -> None: ...

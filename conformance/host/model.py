@@ -6,6 +6,13 @@ from dataclasses import dataclass, field
 
 from conformance.profile_model import IPAddress
 
+HOST_DIR = "host"  # the host's files under the report's evidence/
+
+
+def raw_output_name(command_name: str) -> str:
+    """Where a command's raw output sits under the report's evidence/."""
+    return f"{HOST_DIR}/{command_name}.txt"
+
 
 @dataclass(frozen=True, slots=True)
 class CommandRecord:

@@ -14,6 +14,7 @@ from conformance.judge.common import (
     NameIndex,
     TargetView,
     address_of,
+    combine,
     conclude,
     describe_flow,
     endpoint_text,
@@ -582,3 +583,12 @@ def _match_endpoint(
         f"{first.name} ({first.address}) does not declare"
         f" {flow.responder_port}/{flow.transport} (declares {declared})"
     )
+
+
+# --- TM-AIRGAP ------------------------------------------------------------------------
+
+
+def tm_airgap(obs: Observations, profile: Profile) -> ControlResult:
+    """TM-AIRGAP (HA 2.2, 8): no telemetry and no remote update push in air-gapped mode,
+    judged as AG-EGRESS and AG-CLOUD-NAMES together (controls.md)."""
+    return combine("TM-AIRGAP", (egress(obs, profile), cloud_names(obs, profile)))

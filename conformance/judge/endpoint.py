@@ -9,15 +9,12 @@ inconclusive (docs/hybrid.md).
 
 from __future__ import annotations
 
-import json
-
-from conformance.evidence.interface import ENDPOINT_SCAN, Evidence
 from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.observe.model import Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 
 CONTROL = "HY-ENDPOINT"
-EVIDENCE_NAME = "lab/endpoint-scan.json"
 _ORDER = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 224}  # NIST SP 800-57 part 1: 112-bit strength
 
@@ -50,23 +47,26 @@ def _row(entry: dict[str, object], cert: object) -> dict[str, object]:
     return row
 
 
-def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
-    path = evidence.log(ENDPOINT_SCAN)
-    if path is None:
+def endpoints(obs: Observations, profile: Profile) -> ControlResult:
+    """HY-ENDPOINT from the server-side scan results the run recorded."""
+    scan = obs.endpoint_scan
+    if scan is None:
         return ControlResult(
             CONTROL,
             Verdict.INCONCLUSIVE,
             "no endpoint scan in this run (server-side scans run in the lab, after the window)",
         )
     try:
-        endpoints = json.loads(path.read_text())["endpoints"]
+        if scan.error is not None:
+            raise ValueError(scan.error)
+        endpoints = scan.value["endpoints"]
         if not isinstance(endpoints, list) or not all(
             isinstance(e, dict) and "name" in e and "port" in e for e in endpoints
         ):
             raise TypeError("'endpoints' is not a list of {name, port, ...}")
     except (ValueError, KeyError, TypeError) as exc:
         return ControlResult(
-            CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results ({EVIDENCE_NAME}): {exc}"
+            CONTROL, Verdict.INCONCLUSIVE, f"unreadable scan results ({scan.evidence_file}): {exc}"
         )
     endpoints = sorted(endpoints, key=lambda e: (str(e["name"]), str(e["port"])))
     minimum = f"TLS {profile.cloud.min_tls}" if profile.cloud is not None else "TLS 1.2"
@@ -81,7 +81,7 @@ def judge_endpoints(evidence: Evidence, profile: Profile) -> ControlResult:
 
         def fail(text: str, key: str = key) -> None:
             findings.append(
-                Finding(Severity.VIOLATION, f"{key}: {text}", evidence_file=EVIDENCE_NAME)
+                Finding(Severity.VIOLATION, f"{key}: {text}", evidence_file=scan.evidence_file)
             )
 
         if entry.get("connectivity") != "COMPLETED" or cert is None:

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from conformance.host.model import HostFacts, Socket
+from conformance.host.model import HostFacts, Socket, raw_output_name
 from conformance.judge.common import is_cloud_name, is_outside, is_scope_limited
 from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.observe.model import Observations
 from conformance.profile_model import Mode, Profile, Telemetry
 from conformance.verdict import Verdict
-
-HOST_DIR = "host"
-
-
-def raw_output_name(command_name: str) -> str:
-    """Where a command's raw output sits under the report's evidence/."""
-    return f"{HOST_DIR}/{command_name}.txt"
 
 
 def _where(sock: Socket) -> tuple[str, int]:
@@ -55,7 +49,7 @@ def _listener_ports(facts: HostFacts) -> set[tuple[str, int]]:
     return {(s.transport, s.local_port) for s in facts.listeners}
 
 
-def egress(facts: HostFacts, profile: Profile) -> ControlResult | None:
+def socket_egress(facts: HostFacts, profile: Profile) -> ControlResult | None:
     """AG-EGRESS (air-gapped) or PX-ONLY (hybrid with a proxy) from connected sockets.
 
     A connected socket whose peer is outside the environment and whose local port is not a
@@ -151,7 +145,7 @@ def _egress_context(facts: HostFacts, profile: Profile) -> list[Finding]:
     return found
 
 
-def ingress(facts: HostFacts, profile: Profile) -> ControlResult:
+def socket_ingress(facts: HostFacts, profile: Profile) -> ControlResult:
     """AG-INGRESS / HY-INGRESS from listeners, the host firewall and accepted connections.
 
     Violations: a connection accepted on a listening port from an outside address; a
@@ -235,8 +229,14 @@ def ingress(facts: HostFacts, profile: Profile) -> ControlResult:
     )
 
 
-def hosts_file(facts: HostFacts) -> ControlResult:
+NO_HOST = "no live host in this run (give --host URL)"
+
+
+def hosts_file(obs: Observations, profile: Profile) -> ControlResult:
     """HOST-HOSTS: no hosts-file entry for an Imagicle cloud name."""
+    facts = obs.host
+    if facts is None:
+        return ControlResult("HOST-HOSTS", Verdict.NOT_APPLICABLE, NO_HOST)
     record = facts.record("hosts")
     if record is None or not record.ok:
         why = record.error if record is not None and record.error else "not read"
@@ -283,8 +283,11 @@ def _same_proxy(value: object, profile: Profile) -> bool:
     return address == profile.proxy.address and port == str(profile.proxy.port)
 
 
-def proxy_setting(facts: HostFacts, profile: Profile) -> ControlResult:
+def proxy_setting(obs: Observations, profile: Profile) -> ControlResult:
     """HOST-PROXY: the product's and the environment's proxy equal the profile's."""
+    facts = obs.host
+    if facts is None:
+        return ControlResult("HOST-PROXY", Verdict.NOT_APPLICABLE, NO_HOST)
     seen: dict[str, object] = {
         key: value for key, value in facts.proxy_settings.items() if "no_proxy" not in key.lower()
     }
@@ -337,9 +340,11 @@ def _flag(value: object) -> str:
     return text
 
 
-def product_settings(facts: HostFacts, profile: Profile) -> ControlResult:
+def product_settings(obs: Observations, profile: Profile) -> ControlResult:
     """HOST-TELEMETRY: the product's settings state the profile's mode and telemetry."""
-    settings = facts.product_settings
+    if obs.host is None:
+        return ControlResult("HOST-TELEMETRY", Verdict.NOT_APPLICABLE, NO_HOST)
+    settings = obs.host.product_settings
     if settings is None:
         return ControlResult(
             "HOST-TELEMETRY",

@@ -18,12 +18,9 @@ proxy's segment, docs/hybrid.md), and the TLS the impostor measures is still the
 from __future__ import annotations
 
 import ipaddress
-import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from conformance.errors import ConformanceError
-from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG, Evidence
 from conformance.judge.common import describe_flow, evidence_gaps, plural
 from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.model import Flow, Observations
@@ -32,10 +29,8 @@ from conformance.verdict import Verdict
 
 CONTROL = "HY-CERT"
 IMPOSTOR_KINDS = ("self-signed", "untrusted-ca", "wrong-name", "expired", "weak-key")
-EVIDENCE_NAME = "lab/impostors.jsonl"
-CAPTURE_NAME = "lab/capture-impostors.pcapng"
 
-Entry = dict[str, object]
+Entry = Mapping[str, object]
 Key = tuple[str, int]  # the target's address and port of one connection
 
 
@@ -47,24 +42,6 @@ class _CrossCheck:
     gaps: list[str]  # why the capture does not confirm the log
 
 
-def _read(path: Path) -> tuple[list[tuple[int, Entry]], int]:
-    entries: list[tuple[int, Entry]] = []
-    bad = 0
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(item, dict):
-            entries.append((number, item))
-        else:
-            bad += 1
-    return entries, bad
-
-
 def _key(entry: Entry) -> Key | None:
     host, _, port = str(entry.get("client", "")).rpartition(":")
     try:
@@ -73,16 +50,7 @@ def _key(entry: Entry) -> Key | None:
         return None
 
 
-def _observe(path: Path) -> Observations | str:
-    from conformance.observe.builder import observe_captures
-
-    try:
-        return observe_captures([path])
-    except ConformanceError as exc:
-        return f"the impostor phase's capture cannot be read: {exc}"
-
-
-def cross_check(entries: list[tuple[int, Entry]], obs: Observations) -> _CrossCheck:
+def cross_check(entries: Sequence[tuple[int, Entry]], obs: Observations) -> _CrossCheck:
     """Match the logged connections with the flows the target opened in the capture."""
     gaps = [f"impostor capture: {gap}" for gap in evidence_gaps(obs)]
     by_client = {
@@ -119,40 +87,35 @@ def cross_check(entries: list[tuple[int, Entry]], obs: Observations) -> _CrossCh
     return _CrossCheck(matched, gaps)
 
 
-def _packets(flow: Flow | None) -> dict[str, str]:
+def _packets(flow: Flow | None, capture: str) -> dict[str, str]:
     if flow is None:
         return {}
     shown = ", ".join(str(n) for n in flow.sample_packets)
     return {
-        "capture": CAPTURE_NAME,
+        "capture": capture,
         "flow": describe_flow(flow),
         "packets": shown + (" ..." if flow.last_packet not in flow.sample_packets else ""),
     }
 
 
-def judge_impostor(evidence: Evidence, profile: Profile) -> ControlResult:
-    """HY-CERT from the impostors' per-connection log (IMPOSTOR_LOG), checked in the capture."""
-    path = evidence.log(IMPOSTOR_LOG)
-    if path is None:
+def impostor(obs: Observations, profile: Profile) -> ControlResult:
+    """HY-CERT from the impostors' per-connection log, cross-checked in the phase's capture."""
+    phase = obs.impostors
+    if phase is None:
         return ControlResult(
             CONTROL,
             Verdict.INCONCLUSIVE,
             "active control: no impostor ran in this run (it needs the lab: run --lab with a "
             "hybrid profile, where impostors answer the target's cloud connections)",
         )
-    entries, bad = _read(path)
-    capture = evidence.log(IMPOSTOR_CAPTURE)
+    entries, bad = phase.log.records, len(phase.log.unreadable)
     gaps: list[str] = []
     flows: dict[Key, Flow] = {}
-    if capture is None:
-        gaps.append("the impostor phase's capture is missing: the log cannot be cross-checked")
+    if phase.capture is None:
+        gaps.append(f"{phase.capture_error or 'no capture'}: the log cannot be cross-checked")
     else:
-        obs = _observe(capture)
-        if isinstance(obs, str):
-            gaps.append(obs)
-        else:
-            check = cross_check(entries, obs)
-            flows, gaps = check.flows, check.gaps
+        check = cross_check(entries, phase.capture)
+        flows, gaps = check.flows, check.gaps
     findings: list[Finding] = []
     reached: dict[str, int] = {}
     table: list[dict[str, object]] = []
@@ -180,12 +143,12 @@ def judge_impostor(evidence: Evidence, profile: Profile) -> ControlResult:
                     f"sent {data} bytes of application data to the {kind} impostor "
                     f"({entry.get('client', '?')} -> {entry.get('server', '?')}, "
                     f"handshake {'completed' if entry.get('handshake') else 'not completed'})",
-                    evidence_file=EVIDENCE_NAME,
+                    evidence_file=phase.log.evidence_file,
                     evidence_line=number,
                     facts={
                         "kind": kind,
                         "first_bytes": str(entry.get("first_bytes", "")),
-                        **_packets(flow),
+                        **_packets(flow, phase.capture_file),
                     },
                 )
             )

@@ -8,49 +8,46 @@ another probe already proves a breach.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.observe.model import Observations
+from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 
 CONTROL = "AG-PERIMETER"
 
 
-def _read(probe_log: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
-    """(line number, probe) for each readable line, and the numbers of unreadable lines."""
-    probes: list[tuple[int, dict[str, Any]]] = []
-    bad: list[int] = []
-    with probe_log.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except ValueError:
-                bad.append(number)
-                continue
-            if isinstance(item, dict) and "probe" in item:
-                probes.append((number, item))
-            else:
-                bad.append(number)
-    return probes, bad
-
-
-def _target(item: dict[str, Any]) -> str:
+def _target(item: Mapping[str, Any]) -> str:
     port = item.get("port")
     where = item.get("destination", "?")
     where = f"[{where}]" if ":" in str(where) else str(where)
     return f"{where}:{port}/{item.get('proto')}" if port else f"{where} {item.get('proto')}"
 
 
-def judge_perimeter(probe_log: Path) -> ControlResult:
-    """Judge AG-PERIMETER from a probe log (evidence name: the log's file name)."""
-    evidence = probe_log.name
-    if not probe_log.is_file():
-        return ControlResult(CONTROL, Verdict.INCONCLUSIVE, f"no probe log at {probe_log}")
-    probes, bad = _read(probe_log)
+def probing_enabled(profile: Profile) -> bool:
+    """Whether the profile asks for perimeter probes (`probes: {perimeter: true}`)."""
+    probes = profile.extra.get("probes")
+    return isinstance(probes, dict) and bool(probes.get("perimeter"))
+
+
+def perimeter(obs: Observations, profile: Profile) -> ControlResult:
+    """AG-PERIMETER from the probe results the run's source recorded."""
+    if not probing_enabled(profile):
+        return ControlResult(
+            CONTROL,
+            Verdict.NOT_APPLICABLE,
+            "perimeter probing is not enabled in the profile (probes: {perimeter: true})",
+        )
+    if obs.probes is None:
+        return ControlResult(
+            CONTROL,
+            Verdict.INCONCLUSIVE,
+            f"probing is enabled but the {obs.source or 'run'}'s evidence source ran no probes",
+        )
+    evidence = obs.probes.evidence_file
+    probes, bad = obs.probes.records, obs.probes.unreadable
     if not probes:
         return ControlResult(CONTROL, Verdict.INCONCLUSIVE, "no probes were run (empty probe log)")
     findings: list[Finding] = []

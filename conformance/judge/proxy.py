@@ -14,11 +14,9 @@ capture's DNS answers for that host (docs/proxy-telemetry.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
-from conformance.content.logs import ContentEvidence
-from conformance.content.squid import ProxyLogEntry
+from conformance.content.messages import ContentEvidence
 from conformance.evidence.interface import DECRYPTED_REQUESTS
 from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
 from conformance.judge.common import (
@@ -39,19 +37,11 @@ from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.judge.name_map import Agreement, DnsNames, real_name_hidden
 from conformance.names import matches
 from conformance.observe.model import Flow, Observations, TlsClientHello
+from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 from conformance.profile_model import Profile
 
 NO_REQUEST: Final = "error:transaction-end-before-headers"  # squid: a connection, no request
 DIRECT: Final = "HIER_DIRECT"  # squid's hierarchy code: it connected to the origin itself
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyLog:
-    """The proxy's access.log as read, and its name under the report's evidence/."""
-
-    evidence_file: str
-    entries: tuple[ProxyLogEntry, ...]
-    unreadable: tuple[int, ...] = ()
 
 
 def _no_proxy(control_id: str, profile: Profile) -> ControlResult | None:
@@ -82,7 +72,7 @@ def _target_entries(log: ProxyLog | None, profile: Profile) -> list[ProxyLogEntr
 # --- PX-ONLY ---------------------------------------------------------------------------------
 
 
-def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> ControlResult:
+def only(obs: Observations, profile: Profile) -> ControlResult:
     """PX-ONLY: every flow the target opens to an outside address goes to the proxy instead.
 
     Any other flow to an outside address fails, answered or not, DNS to an outside resolver
@@ -93,6 +83,7 @@ def only(obs: Observations, profile: Profile, log: ProxyLog | None = None) -> Co
     if skip is not None:
         return skip
     assert profile.proxy is not None
+    log = obs.proxy_log
     view = target_view(obs, profile)
     index = NameIndex(obs)
     findings: list[Finding] = []
@@ -183,17 +174,13 @@ def _endpoints(profile: Profile) -> str:
     return ", ".join(str(e) for e in profile.cloud.endpoints) if profile.cloud else "none"
 
 
-def connect(
-    obs: Observations,
-    profile: Profile,
-    log: ProxyLog | None = None,
-    content: ContentEvidence | None = None,
-) -> ControlResult:
+def connect(obs: Observations, profile: Profile) -> ControlResult:
     """PX-CONNECT: each request to the proxy is CONNECT to an allowed host:port, the tunnel's
     TLS ClientHello names the CONNECT host (SNI), and no plaintext request goes through it."""
     skip = _no_proxy("PX-CONNECT", profile)
     if skip is not None:
         return skip
+    log, content = obs.proxy_log, obs.content
     view = target_view(obs, profile)
     index = NameIndex(obs)
     hellos: dict[int, list[TlsClientHello]] = {}

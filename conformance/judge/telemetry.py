@@ -18,10 +18,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from conformance.content.logs import ContentEvidence, ContentMessage
+from conformance.content.coverage import coverage_problems
+from conformance.content.messages import ContentEvidence, ContentMessage
 from conformance.content.personal import PersonalHit, Scanner, marker, redact
+from conformance.evidence.interface import (
+    CLOUD_REQUESTS,
+    DECRYPTED_REQUESTS,
+    HAR_CONTENT,
+    TLS_DECRYPTED,
+)
 from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.profile_model import Profile
+from conformance.observe.model import Observations
+from conformance.profile_model import Mode, Profile
 from conformance.telemetry_fields import TelemetryFields, load_telemetry_fields, normalise_key
 from conformance.verdict import Verdict
 
@@ -153,6 +161,13 @@ class _Grouped:
         return out
 
 
+def _content_gaps(content: ContentEvidence, profile: Profile) -> list[str]:
+    """Why the content evidence may miss a message: unreadable lines, and TLS connections of
+    the target leaving the environment that no content source covers."""
+    uncovered, _ = coverage_problems(content, profile)
+    return [*content.problems, *uncovered]
+
+
 def _unavailable(control_id: str, content: ContentEvidence | None) -> ControlResult | None:
     if content is None or not content.available:
         return ControlResult(control_id, Verdict.INCONCLUSIVE, NO_CONTENT, (), {"content": "none"})
@@ -185,20 +200,18 @@ def _result(
 
 
 def optout(
-    content: ContentEvidence | None,
-    profile: Profile,
-    stimuli: Sequence[Mapping[str, Any]] | None = None,
-    fields: TelemetryFields | None = None,
-    known_names: Sequence[str] = (),
+    obs: Observations, profile: Profile, fields: TelemetryFields | None = None
 ) -> ControlResult:
     """TM-OPTOUT: with telemetry disabled, no recorded message is telemetry, over a window that
     includes a restart and a licence refresh (stimuli, each followed by a recorded message)."""
+    content = obs.content
     unavailable = _unavailable("TM-OPTOUT", content)
     if unavailable is not None:
         return unavailable
     assert content is not None
+    stimuli = [record for _, record in obs.stimuli.records] if obs.stimuli is not None else None
     fields = fields or load_telemetry_fields()
-    scanner = scanner_for(profile, fields, known_names)
+    scanner = scanner_for(profile, fields, obs.known_people)
     messages = [m for m in content.messages if _from_target(m, profile)]
     grouped = _Grouped()
     telemetry = 0
@@ -216,7 +229,7 @@ def optout(
                 {},
             ),
         )
-    gaps = list(content.problems)
+    gaps = _content_gaps(content, profile)
     if not messages:
         gaps.append(
             f"the content sources ({content.describe_sources()}) recorded no message from the"
@@ -233,7 +246,7 @@ def optout(
         "messages": len(messages),
         "telemetry_messages": telemetry,
         "stimuli": stimulus_facts,
-        "notes": list(content.notes),
+        "notes": [*content.notes, *coverage_problems(content, profile)[1]],
     }
     return _result(
         "TM-OPTOUT",
@@ -323,19 +336,17 @@ def _unknown_keys(value: Any, allowed: frozenset[str], path: str) -> Iterable[st
 
 
 def minimal(
-    content: ContentEvidence | None,
-    profile: Profile,
-    fields: TelemetryFields | None = None,
-    known_names: Sequence[str] = (),
+    obs: Observations, profile: Profile, fields: TelemetryFields | None = None
 ) -> ControlResult:
     """TM-MINIMAL: every field of every telemetry message is in CT 10's categories and no
     personal data appears anywhere in it, nested and encoded values included."""
+    content = obs.content
     unavailable = _unavailable("TM-MINIMAL", content)
     if unavailable is not None:
         return unavailable
     assert content is not None
     fields = fields or load_telemetry_fields()
-    scanner = scanner_for(profile, fields, known_names)
+    scanner = scanner_for(profile, fields, obs.known_people)
     telemetry = [
         m for m in content.messages if _from_target(m, profile) and is_telemetry(m, fields)
     ]
@@ -372,7 +383,7 @@ def minimal(
                     {"field": path},
                 ),
             )
-    gaps = list(content.problems)
+    gaps = _content_gaps(content, profile)
     if not telemetry:
         gaps.append(
             f"telemetry is enabled but no telemetry message was recorded"
@@ -419,18 +430,16 @@ def _leaf_paths(value: Any, path: str = "") -> Iterable[str]:
 
 
 def channel(
-    content: ContentEvidence | None,
-    profile: Profile,
-    fields: TelemetryFields | None = None,
-    known_names: Sequence[str] = (),
+    obs: Observations, profile: Profile, fields: TelemetryFields | None = None
 ) -> ControlResult:
     """TM-CHANNEL: telemetry arrives only over TLS to the licensing endpoints (CT 3)."""
+    content = obs.content
     unavailable = _unavailable("TM-CHANNEL", content)
     if unavailable is not None:
         return unavailable
     assert content is not None
     fields = fields or load_telemetry_fields()
-    scanner = scanner_for(profile, fields, known_names)
+    scanner = scanner_for(profile, fields, obs.known_people)
     messages = [m for m in content.messages if _from_target(m, profile)]
     licensing = set(fields.licensing_endpoints)
     licensing.update(m.endpoint for m in messages if m.tls and is_licensing(m, fields))
@@ -454,7 +463,7 @@ def channel(
                 {"endpoint": message.endpoint},
             ),
         )
-    gaps = list(content.problems)
+    gaps = _content_gaps(content, profile)
     if not telemetry:
         gaps.append("no telemetry message was recorded: no channel to judge")
     findings = grouped.result()
@@ -474,3 +483,39 @@ def channel(
         ),
         failed=f"{len(findings)} telemetry channels other than the licensing one",
     )
+
+
+# --- what the report says about content-level evidence ------------------------------------------
+
+_CONTENT_TITLES: Final = (
+    (DECRYPTED_REQUESTS, "the intercepting proxy's decrypted requests"),
+    (CLOUD_REQUESTS, "what the lab cloud side received"),
+    (TLS_DECRYPTED, "the target's TLS sessions decrypted with its own keys"),
+    (HAR_CONTENT, "an intercepting proxy's HAR matched to the capture"),
+)
+
+
+def content_notes(obs: Observations, profile: Profile) -> tuple[str, ...]:
+    """What the report says about content-level evidence in a hybrid run: which source the
+    telemetry controls were judged on, or plainly that there was none."""
+    if profile.mode is not Mode.HYBRID:
+        return ()
+    content = obs.content
+    sources = content.sources if content is not None else ()
+    present = [
+        (title, content.files[log])
+        for log, title in _CONTENT_TITLES
+        if content is not None and log in sources
+    ]
+    if not present:
+        return (
+            "content-level evidence not available: no intercepting proxy's decrypted requests,"
+            " no record of what the cloud side received, no TLS keys of the target"
+            " (--tls-keylog), no HAR (--content-log). Telemetry shares the licensing channel"
+            " (CT 3), so TM-OPTOUT, TM-MINIMAL and TM-CHANNEL are inconclusive, never pass",
+        )
+    listed = "; ".join(f"{title} ({name})" for title, name in present)
+    note = f"content-level evidence: {listed}"
+    if not any(log in sources for log in (DECRYPTED_REQUESTS, TLS_DECRYPTED)):
+        note += " (no intercepting proxy: the target's own side of the traffic was not decrypted)"
+    return (note,)

@@ -4,7 +4,7 @@
 
 It terminates the target's TLS with certificates issued by the lab CA (which the target
 trusts), records every request, response and raw TCP message as one JSON line
-(DECRYPTED_REQUESTS, bodies decoded by conformance.content.decode: JSON, gRPC frames, a
+(DECRYPTED_REQUESTS, bodies decoded by conformance.decode.bodies: JSON, gRPC frames, a
 schema-less protobuf walk), and forwards to the lab's cloud stand-ins only:
 - `connection_strategy=lazy`: no upstream connection before the target has sent its request;
 - `upstream_cert=false`: the certificate shown to the target is made from the SNI alone, so
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from conformance.content.decode import decode_body
+from conformance.decode.bodies import decode_body
 
 WARM_UP_HOST: Final = "warm-up.invalid"  # RFC 6761: never resolves, never forwarded
 WARM_UP_TIMEOUT: Final = 8.0

@@ -1,4 +1,6 @@
-"""What the observers saw: flows, names, handshakes, requests, and how complete the capture was.
+"""What the observers saw: flows, names, handshakes, requests, and how complete the capture was,
+plus every other kind of evidence a run can hold (proxy log, content messages, host facts,
+probe, scan and impostor results), each parsed once by its own reader in observe/.
 
 These records are the only thing judges read. They never hold packets; they hold
 packet numbers (1-based, per capture file, as Wireshark numbers them) so every
@@ -10,6 +12,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from conformance.content.messages import ContentEvidence
+from conformance.host.model import HostFacts
+from conformance.observe.json_logs import JsonDocument, JsonLines
+from conformance.observe.proxy_log import ProxyLog
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -317,6 +324,16 @@ class Observations:
     http_requests: tuple[HttpRequest, ...] = ()
     names: tuple[NameMention, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "12 flows began before the capture"
+    # Evidence beyond the captures; None when the run's source produced none of that kind.
+    source: str = ""  # the evidence source: "pcap", "lab", "docker", "host", "lab+host", ...
+    probes: JsonLines | None = None  # AG-PERIMETER probe results (conformance.lab.probe)
+    proxy_log: ProxyLog | None = None  # the site proxy's access.log
+    content: ContentEvidence | None = None  # application messages the target sent (TM-*)
+    impostors: ImpostorPhase | None = None  # HY-CERT impostor phase (lab)
+    endpoint_scan: JsonDocument | None = None  # HY-ENDPOINT server-side scan results (lab)
+    host: HostFacts | None = None  # facts collected on a live host
+    stimuli: JsonLines | None = None  # what the lab did to the target during the window
+    known_people: tuple[str, ...] = ()  # the site's people's names: personal data (TM-MINIMAL)
 
     def __repr__(self) -> str:
         return (
@@ -337,3 +354,14 @@ class Observations:
     def flow(self, flow_id: int) -> Flow:
         """The flow with that id (ids are 1-based and dense)."""
         return self.flows[flow_id - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpostorPhase:
+    """HY-CERT's phase after the window: the impostors' per-connection log and the phase's own
+    capture, observed like any other (None, with the reason, when it could not be read)."""
+
+    log: JsonLines
+    capture: Observations | None
+    capture_file: str  # the capture's name under the report's evidence/ ("" when none)
+    capture_error: str | None = None

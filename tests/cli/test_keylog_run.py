@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
-from conformance.content.tls_keylog import pcapng_secrets
+from conformance.decode.keylog import pcapng_secrets
 from tests.content.beats import beat
 from tests.content.own_captures import PROFILES, site
 

@@ -8,9 +8,9 @@ import base64
 import gzip
 import json
 
-from conformance.content.decode import body_value, decode_body
 from conformance.content.personal import ADDRESS, EMAIL, PERSON, PHONE, Scanner, placeholder
 from conformance.content.redact import CREDENTIAL, redact_record, site_scanner
+from conformance.decode.bodies import body_value, decode_body
 from tests.content.beats import beat
 from tests.content.own_captures import ON
 

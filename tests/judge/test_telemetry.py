@@ -221,7 +221,7 @@ def test_channel_without_content_is_inconclusive() -> None:
 
 
 def test_telemetry_in_grpc_frames_is_decoded_and_judged(tmp_path: Path) -> None:
-    from conformance.content.decode import decode_body
+    from conformance.decode.bodies import decode_body
 
     message = json.dumps(beat("pii-in-telemetry")).encode()
     record = request("/imagicle.telemetry.v1.Telemetry/Beat")

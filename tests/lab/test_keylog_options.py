@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from conformance.content.tls_keylog import read_keylog
+from conformance.decode.keylog import read_keylog
 from conformance.errors import ProfileError
 from conformance.lab.options import lab_options
 from conformance.lab.run import _target_config

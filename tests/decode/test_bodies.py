@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from conformance.content.decode import body_value, decode_body, protobuf_fields
+from conformance.decode.bodies import body_value, decode_body, protobuf_fields
 
 
 def _varint(value: int) -> bytes:

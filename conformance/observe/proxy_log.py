@@ -1,4 +1,5 @@
-"""A squid access.log (native format) as records: the proxy's own account of what it carried.
+"""The site proxy's access.log (squid native format) as records: its own account of what it
+carried (PX-ONLY, PX-CONNECT).
 
 1732345678.123 1023 192.0.2.10 TCP_TUNNEL/200 3954 CONNECT api.imagicle.com:443 - HIER_DIRECT/-
 time           elapsed client action/status bytes method URL          ident hierarchy/peer
@@ -57,3 +58,18 @@ def read_access_log(path: Path) -> tuple[list[ProxyLogEntry], list[int]]:
         except ValueError:
             bad.append(number)
     return entries, bad
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLog:
+    """The proxy's access.log as read, and its name under the report's evidence/."""
+
+    evidence_file: str
+    entries: tuple[ProxyLogEntry, ...]
+    unreadable: tuple[int, ...] = ()
+
+
+def read_proxy_log(path: Path, evidence_file: str) -> ProxyLog:
+    """The access.log at `path` as a `ProxyLog`."""
+    entries, bad = read_access_log(path)
+    return ProxyLog(evidence_file, tuple(entries), tuple(bad))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.content.tls_keylog import (
+from conformance.decode.keylog import (
     DSB_TYPE,
     TLS_KEY_LOG_SECRETS,
     KeyLogError,

@@ -1,0 +1,396 @@
+"""One conformance run, start to end: prepare → collect → observe → judge → report → sign.
+
+The pytest plugin (conformance.plugin) and the CLI (`ucx-conformance run`, which drives the
+plugin) are two thin fronts over this class: the plugin calls `Run.prepare` at configure time,
+`observe` before the first control, `judge` once per control test, and `finish` at the end.
+
+Fail closed: a control no test judged is `inconclusive`; a harness failure while collecting
+makes every control `error`; nothing is written when the run was interrupted. Exit status
+(interface.md): 0 all applicable controls passed, 1 one failed, 2 none failed but one is
+inconclusive or error, 3 bad usage or bad profile (nothing judged).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conformance import __version__
+from conformance.catalog import Control, applies_when, load_catalog
+from conformance.errors import CaptureError, ConformanceError, ProfileError
+from conformance.evidence.interface import Collected, EvidenceSource
+from conformance.judge.controls import JUDGES
+from conformance.judge.model import ControlResult
+from conformance.judge.telemetry import content_notes
+from conformance.observe.evidence import observe_evidence
+from conformance.observe.model import Observations
+from conformance.options import RunOptions
+from conformance.profile import load_profile
+from conformance.profile_model import Profile
+from conformance.progress import NULL_PROGRESS, Progress
+from conformance.resources import profiles_dir
+from conformance.verdict import ExitCode, Verdict, exit_code, overall
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from conformance.report.lock import ReportLock
+    from conformance.report.model import BaselineCompare
+    from conformance.report.prestage import Prestage
+    from conformance.waivers import WaiverFile, WaiverOutcome
+
+DEFAULT_REPORTS_DIR = Path("reports")
+DEFAULT_LAB_PROFILE = "lab-air-gapped.yaml"
+INTERRUPTED = "interrupted: no report"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a front end needs after the run: verdicts, where the report is, how it was signed."""
+
+    results: tuple[ControlResult, ...]
+    verdict: Verdict
+    exit_code: int
+    report_dir: Path | None
+    key_path: Path | None
+    key_created: bool
+    problem: str | None = None  # why no report was written
+    waived: Mapping[str, int] = field(default_factory=dict)  # control id -> findings waived
+    waiver_notes: tuple[str, ...] = ()  # expired, stale or misplaced waivers
+    baseline: Mapping[str, Any] | None = None  # the `baseline` diff written into report.json
+
+
+@dataclass
+class Run:
+    """The state of one run; built only by `Run.prepare`."""
+
+    profile: Profile
+    source: EvidenceSource
+    report_dir: Path
+    key: Ed25519PrivateKey
+    key_path: Path
+    key_created: bool
+    lock: ReportLock
+    waivers: WaiverFile | None = None
+    baseline: BaselineCompare | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    results: dict[str, ControlResult] = field(default_factory=dict)
+    collected: Collected | None = None
+    observations: Observations | None = None
+    derived: tuple[tuple[Path, str], ...] = ()  # files the observe step made (kept content)
+    evidence_error: str | None = None  # the harness broke while collecting or observing
+    prestage: Prestage | None = None
+    workdir: Path | None = None
+
+    # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
+
+    @classmethod
+    def prepare(cls, options: RunOptions, cwd: Path) -> Run:
+        """Check options, profile, key, report directory, waivers and baseline; take the
+        report directory's lock. ConformanceError (exit 3) on anything a user can fix."""
+        from conformance.evidence.select import build_source
+        from conformance.report.assemble import check_report_dir
+        from conformance.report.lock import acquire
+        from conformance.sign.keys import ensure_key
+
+        profile = load_profile(_profile_path(options))
+        if profile.draft:
+            raise ProfileError(
+                profile.source,
+                "draft",
+                "this profile is a draft (`profile draft` wrote it from a capture): review every"
+                " entry, then remove the `draft: true` line",
+            )
+        source = build_source(options)
+        key, key_path, created = ensure_key(options.sign_key)
+        started = datetime.now(UTC)
+        report_dir = _report_dir(options.report_dir, profile, cwd, started)
+        if key_path.absolute().is_relative_to(report_dir):
+            raise CaptureError(
+                key_path, "the signing key must not live inside the report directory"
+            )
+        waivers = _waivers(options)
+        baseline = _baseline(options, key_path)
+        lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
+        try:
+            check_report_dir(report_dir)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(
+            profile=profile,
+            source=source,
+            report_dir=report_dir,
+            key=key,
+            key_path=key_path,
+            key_created=created,
+            lock=lock,
+            waivers=waivers,
+            baseline=baseline,
+            started=started,
+        )
+
+    # -- 2. collect and 3. observe ----------------------------------------------------------
+
+    def observe(self, progress: Progress = NULL_PROGRESS) -> None:
+        """Collect the evidence and observe it, once. ConformanceError (input the user gave
+        that cannot be read) propagates: exit 3. A harness failure makes every control
+        `error`, saying why."""
+        from conformance.evidence.pcap import PcapSource
+        from conformance.report.prestage import Prestage
+
+        copies = None
+        if isinstance(self.source, PcapSource):
+            # The report's copies of the user's captures are written by the decoder, from the
+            # very bytes it judges, in the same pass.
+            self.prestage = Prestage(self.report_dir)
+            self.prestage.start(self.source.paths, teed=True)
+            copies = self.prestage
+        self.workdir = Path(tempfile.mkdtemp(prefix="ucx-observe-"))
+        try:
+            self.collected = self.source.collect(self.profile, progress)
+            observed = observe_evidence(
+                self.collected, self.profile, self.workdir, progress, copies
+            )
+        except ConformanceError:
+            raise
+        except Exception as exc:  # the harness broke: every control becomes `error`
+            self.evidence_error = f"collecting evidence failed: {type(exc).__name__}: {exc}"
+        else:
+            self.observations = observed.observations
+            self.derived = observed.files
+        finally:
+            progress.finish()
+
+    # -- 4. judge -----------------------------------------------------------------------------
+
+    def not_applicable(self, control_id: str) -> ControlResult | None:
+        """The control's `not-applicable` result when the mode or profile makes it moot."""
+        control = load_catalog().get(control_id)
+        if control.applies_to(self.profile):
+            return None
+        return ControlResult(
+            control_id, Verdict.NOT_APPLICABLE, _not_applicable_reason(control, self.profile)
+        )
+
+    def judge(self, control_id: str) -> ControlResult:
+        """Judge one control on the run's observations (an `error` result if there are none)."""
+        moot = self.not_applicable(control_id)
+        if moot is not None:
+            return moot
+        if self.observations is None:
+            why = self.evidence_error or "no evidence was collected"
+            return ControlResult(control_id, Verdict.ERROR, why)
+        return JUDGES[control_id](self.observations, self.profile)
+
+    def record(self, result: ControlResult) -> None:
+        """Keep a result; a control judged twice keeps the worse verdict."""
+        previous = self.results.get(result.control_id)
+        if previous is None or result.verdict.rank > previous.verdict.rank:
+            self.results[result.control_id] = result
+
+    # -- 5. report and 6. sign ---------------------------------------------------------------
+
+    def finish(self, *, interrupted: bool = False, judged_any: bool = True) -> RunSummary:
+        """Complete the results, apply waivers, write and sign the report, say how it went."""
+        if interrupted:
+            return self._summary((), Verdict.INCONCLUSIVE, None, INTERRUPTED)
+        results, waivers = self._apply_waivers(self._complete_results())
+        verdict = overall(r.verdict for r in results)
+        if not judged_any:
+            verdict = Verdict.INCONCLUSIVE  # no suite ran: nothing was proven
+        try:
+            baseline = self._write(results, waivers)
+        except ConformanceError as exc:
+            return self._summary(results, Verdict.INCONCLUSIVE, None, str(exc))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the report was written
+            return self._summary((), Verdict.INCONCLUSIVE, None, INTERRUPTED)
+        summary = self._summary(results, verdict, self.report_dir, None)
+        return _with_extras(summary, waivers, baseline)
+
+    def close(self) -> None:
+        """Release everything the run holds: copies, the source's leftovers, the lock."""
+        try:
+            if self.prestage is not None:
+                self.prestage.close()
+            self.source.close()
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.workdir = None
+        finally:
+            self.lock.release()
+
+    def _complete_results(self) -> tuple[ControlResult, ...]:
+        """Every catalog control of the mode gets a verdict; unjudged ones are not proven."""
+        catalog = load_catalog()
+        results = dict(self.results)
+        for control in catalog.for_mode(self.profile.mode.value):
+            if control.id in results or control.id == "RP-SIGNED":
+                continue
+            moot = self.not_applicable(control.id)
+            results[control.id] = moot or ControlResult(
+                control.id, Verdict.INCONCLUSIVE, "no suite judged this control in this run"
+            )
+        results["RP-SIGNED"] = ControlResult(
+            "RP-SIGNED",
+            Verdict.PASS,
+            "report.intoto.json signs every file of this directory (`ucx-conformance verify`)",
+        )
+        order = {c.id: i for i, c in enumerate(catalog)}
+        return tuple(sorted(results.values(), key=lambda r: order.get(r.control_id, len(order))))
+
+    def _apply_waivers(
+        self, results: tuple[ControlResult, ...]
+    ) -> tuple[tuple[ControlResult, ...], WaiverOutcome | None]:
+        """Results after the run's waivers (between judging and writing, never in a judge)."""
+        if self.waivers is None:
+            return results, None
+        from conformance.waivers import apply_waivers
+
+        outcome = apply_waivers(results, self.waivers, datetime.now(UTC), self.observations)
+        return outcome.results, outcome
+
+    def _write(
+        self, results: tuple[ControlResult, ...], waivers: WaiverOutcome | None
+    ) -> Mapping[str, Any] | None:
+        """Write and sign the report; return its `baseline` section (None without one)."""
+        from conformance.report.assemble import write_report
+        from conformance.report.model import ReportRun
+
+        files: tuple[tuple[Path, str], ...] = ()
+        notes: tuple[str, ...] = ()
+        if self.collected is not None:
+            files = self.collected.files + self.derived
+        if self.observations is not None:
+            notes = self.observations.notes + content_notes(self.observations, self.profile)
+        if self.evidence_error:
+            notes += (self.evidence_error,)
+        report_run = ReportRun(
+            profile_name=self.profile.name,
+            profile_mode=self.profile.mode.value,
+            profile_source=self.profile.source,
+            results=results,
+            observations=self.observations,
+            evidence_files=files,
+            tool_versions=tool_versions(),
+            started=self.started,
+            finished=datetime.now(UTC),
+            harness_version=__version__,
+            notes=notes,
+            waivers=waivers,
+            baseline=self.baseline,
+        )
+        summary = write_report(
+            self.report_dir, report_run, self.key, load_catalog().get, self.prestage
+        )
+        return summary.baseline
+
+    def _summary(
+        self,
+        results: tuple[ControlResult, ...],
+        verdict: Verdict,
+        report_dir: Path | None,
+        problem: str | None,
+    ) -> RunSummary:
+        code = exit_code(verdict) if problem is None else ExitCode.INCOMPLETE
+        return RunSummary(
+            results=results,
+            verdict=verdict,
+            exit_code=int(code),
+            report_dir=report_dir,
+            key_path=self.key_path,
+            key_created=self.key_created,
+            problem=problem,
+        )
+
+
+def tool_versions() -> dict[str, str]:
+    """The harness's own version and the versions of what it ran on, for the report."""
+    from importlib import metadata
+
+    versions = {"ucx-conformance": __version__, "python": sys.version.split()[0]}
+    for dist in ("pytest", "scapy", "cryptography", "PyYAML", "rich", "mitmproxy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    versions["platform"] = f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"
+    return versions
+
+
+def _profile_path(options: RunOptions) -> Path:
+    if options.profile is not None:
+        return options.profile
+    if options.lab:
+        return profiles_dir() / DEFAULT_LAB_PROFILE
+    raise ProfileError("--profile", "", "a deployment profile is required (or --lab)")
+
+
+def _report_dir(given: str | None, profile: Profile, cwd: Path, started: datetime) -> Path:
+    if given is not None:
+        if not given.strip():
+            raise ConformanceError(
+                'the report directory is "" (empty); give a directory or leave the option out'
+            )
+        return Path(given).absolute()
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", profile.name).strip("-") or "report"
+    return (cwd / DEFAULT_REPORTS_DIR / f"{safe}-{stamp}").absolute()
+
+
+def _waivers(options: RunOptions) -> WaiverFile | None:
+    """--waivers, parsed now: a bad waiver file is bad usage (exit 3), nothing judged."""
+    if options.waivers is None:
+        return None
+    from conformance.waivers import load_waivers
+
+    return load_waivers(options.waivers, load_catalog().ids())
+
+
+def _baseline(options: RunOptions, key_path: Path) -> BaselineCompare | None:
+    """--baseline, verified and read now (exit 3 if it does not verify).
+
+    Pinned by --baseline-key, else by the public half of this run's signing key: a CI job
+    that signs every run with one key compares against its own earlier reports.
+    """
+    if options.baseline is None:
+        return None
+    from conformance.compare.baseline import load_baseline
+    from conformance.sign.keys import public_key_path
+
+    pin = options.baseline_key or public_key_path(key_path)
+    return load_baseline(options.baseline, pin)
+
+
+def _not_applicable_reason(control: Control, profile: Profile) -> str:
+    if profile.mode.value not in control.modes:
+        return f"{control.id} applies to {', '.join(control.modes)}; profile is {profile.mode}"
+    return f"{control.id} applies only when {applies_when(control)}"
+
+
+def _with_extras(
+    summary: RunSummary, waivers: WaiverOutcome | None, baseline: Mapping[str, Any] | None
+) -> RunSummary:
+    """The summary with what waivers did and the baseline diff, for the front ends."""
+    if waivers is None:
+        return replace(summary, baseline=baseline)
+    waived = {r.control_id: waivers.waived(r.control_id) for r in waivers.results}
+    notes = [
+        f"{use.waiver.label}: {use.state}"
+        for use in waivers.uses
+        if use.state in ("expired", "unmatched", "no-control")
+    ]
+    return replace(
+        summary,
+        waived={k: v for k, v in waived.items() if v},
+        waiver_notes=tuple(notes),
+        baseline=baseline,
+    )

@@ -15,6 +15,7 @@ from conformance.progress import Progress
 
 if TYPE_CHECKING:
     from conformance.lab.external import ExternalTarget
+    from conformance.lab import LabRun
     from conformance.lab.sshd import LabHostHook
 
 
@@ -39,28 +40,33 @@ class LabSource:
         else:
             workdir = self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
         lab_run = run_lab(profile, self.faults, workdir, progress, self.host_hook, self.external)
-        files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(lab_run.captures))
-        notes = lab_run.notes
-        if self.faults:
-            notes = (f"reference target faults switched on: {', '.join(self.faults)}", *notes)
-        logs = {name: path for name, path in lab_run.logs.items() if name != TLS_KEYLOG}
-        if lab_run.probe_log is not None:
-            logs[PROBE_LOG] = lab_run.probe_log
-        keylog = lab_run.logs.get(TLS_KEYLOG)
-        # lab.tls_keylog: the observe step decrypts the capture with the target's own keys.
-        secrets = SecretInputs(
-            keylogs=(keylog,) if keylog is not None else (), keep_secrets=self.keep_secrets
-        )
-        return Collected(
-            source="lab",
-            captures=tuple(lab_run.captures),
-            files=files + lab_run.evidence_files,
-            logs=logs,
-            notes=notes,
-            secrets=secrets,
-        )
+        return collected_from(lab_run, self.faults, self.keep_secrets)
 
     def close(self) -> None:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+
+def collected_from(lab_run: LabRun, faults: Sequence[str], keep_secrets: bool = False) -> Collected:
+    """A finished lab run's files as the evidence of a run."""
+    files = tuple((p, capture_evidence_name(i, p)) for i, p in enumerate(lab_run.captures))
+    notes = lab_run.notes
+    if faults:
+        notes = (f"reference target faults switched on: {', '.join(faults)}", *notes)
+    logs = {name: path for name, path in lab_run.logs.items() if name != TLS_KEYLOG}
+    if lab_run.probe_log is not None:
+        logs[PROBE_LOG] = lab_run.probe_log
+    keylog = lab_run.logs.get(TLS_KEYLOG)
+    # lab.tls_keylog: the observe step decrypts the capture with the target's own keys.
+    secrets = SecretInputs(
+        keylogs=(keylog,) if keylog is not None else (), keep_secrets=keep_secrets
+    )
+    return Collected(
+        source="lab",
+        captures=tuple(lab_run.captures),
+        files=files + lab_run.evidence_files,
+        logs=logs,
+        notes=notes,
+        secrets=secrets,
+    )

@@ -186,12 +186,12 @@ def test_harness_crash_in_a_judge_is_error_never_pass(
     sign_key: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from conformance.judge import air_gapped
+    from conformance.judge import controls as registry
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("judge exploded")
 
-    monkeypatch.setattr(air_gapped, "egress", broken)
+    monkeypatch.setitem(registry.JUDGES, "AG-EGRESS", broken)  # type: ignore[index]
     report = tmp_path / "report"
     code = run_cli(
         "run",
@@ -217,12 +217,12 @@ def test_crash_while_reading_evidence_is_error(
     sign_key: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import conformance.evidence.pcap as pcap_source
+    import conformance.observe.evidence as observe_step
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("decoder exploded")
 
-    monkeypatch.setattr(pcap_source, "observe_captures", broken)
+    monkeypatch.setattr(observe_step, "observe_captures", broken)
     report = tmp_path / "report"
     code = run_cli(
         "run",

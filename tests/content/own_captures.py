@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from conformance.content.from_evidence import content_evidence
-from conformance.content.own_evidence import OwnContentRequest
-from conformance.evidence.interface import Evidence
+from conformance.evidence.interface import Collected, SecretInputs
 from conformance.evidence.pcap import PcapSource
 from conformance.judge import telemetry
 from conformance.judge.model import ControlResult
+from conformance.observe.evidence import KEPT_LOGS, Observed, observe_evidence
+from conformance.observe.json_logs import JsonLines
+from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
@@ -102,28 +103,67 @@ def site(
     return Site(capture, factory.keylog, tuple(sessions))
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What a run collected and observed from the built site."""
+
+    collected: Collected
+    observed: Observed
+
+    @property
+    def observations(self) -> Observations:
+        return self.observed.observations
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.observations.notes
+
+    @property
+    def files(self) -> tuple[tuple[Path, str], ...]:
+        return self.collected.files + self.observed.files
+
+    def log(self, kind: str) -> Path | None:
+        """A derived content log (the decrypted, redacted messages) by its kind."""
+        return next((p for p, name in self.observed.files if KEPT_LOGS.get(name) == kind), None)
+
+
 def collect(
     captures: Sequence[Path],
     profile: Profile,
     keylogs: Sequence[Path] = (),
     hars: Sequence[Path] = (),
     keep_secrets: bool = False,
-) -> tuple[Evidence, PcapSource]:
-    """What `run --pcap ... --tls-keylog ... --content-log ...` collects (close the source)."""
-    source = PcapSource(captures, OwnContentRequest(tuple(keylogs), tuple(hars), keep_secrets))
-    return source.collect(profile, NULL_PROGRESS), source
+    workdir: Path | None = None,
+) -> tuple[Gathered, PcapSource]:
+    """What `run --pcap ... --tls-keylog ... --content-log ...` collects and observes (close
+    the source)."""
+    source = PcapSource(captures, SecretInputs(tuple(keylogs), tuple(hars), keep_secrets))
+    collected = source.collect(profile, NULL_PROGRESS)
+    work = workdir or source._work()
+    return Gathered(collected, observe_evidence(collected, profile, work)), source
+
+
+def with_stimuli(obs: Observations, stimuli: Sequence[Mapping[str, Any]] | None) -> Observations:
+    """`obs` with the stimuli a lab would have recorded (None: no stimulus log)."""
+    if stimuli is None:
+        return obs
+    records = tuple((n, dict(s)) for n, s in enumerate(stimuli, start=1))
+    return replace(obs, stimuli=JsonLines("lab/stimuli.jsonl", records))
 
 
 def judge(
-    evidence: Evidence, profile: Profile, stimuli: Sequence[Mapping[str, Any]] | None = None
+    gathered: Gathered | Observations,
+    profile: Profile,
+    stimuli: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, ControlResult]:
     """TM-OPTOUT (telemetry disabled) or TM-MINIMAL and TM-CHANNEL (enabled), as the suites do."""
-    content = content_evidence(evidence, profile)
+    obs = gathered.observations if isinstance(gathered, Gathered) else gathered
+    obs = with_stimuli(obs, stimuli)
     if profile.telemetry.value == "disabled":
-        return {"TM-OPTOUT": telemetry.optout(content, profile, stimuli)}
+        return {"TM-OPTOUT": telemetry.optout(obs, profile)}
     return {
-        "TM-MINIMAL": telemetry.minimal(content, profile),
-        "TM-CHANNEL": telemetry.channel(content, profile),
+        "TM-MINIMAL": telemetry.minimal(obs, profile),
+        "TM-CHANNEL": telemetry.channel(obs, profile),
     }
 
 

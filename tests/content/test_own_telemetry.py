@@ -12,24 +12,32 @@ from typing import Any
 
 import pytest
 
-from conformance.content.from_evidence import kept_logs
-from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, Evidence
+from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, Collected
 from conformance.evidence.pcap import PcapSource
-from conformance.observe.model import Observations
+from conformance.observe.evidence import kept_logs, observe_evidence
 from tests.content.beats import beat
-from tests.content.own_captures import OFF, ON, STIMULI, collect, judge, site, verdicts
+from tests.content.own_captures import (
+    OFF,
+    ON,
+    STIMULI,
+    Gathered,
+    collect,
+    judge,
+    site,
+    verdicts,
+)
 
-Gather = Callable[..., Evidence]
+Gather = Callable[..., Gathered]
 
 PII = ("Mario Rossi", "mario.rossi@example.com", "+39 0584 943232")
 
 
 @pytest.fixture
-def gather() -> Iterator[Callable[..., Evidence]]:
+def gather() -> Iterator[Callable[..., Gathered]]:
     """`collect` whose sources are closed (their work files removed) after the test."""
     opened: list[PcapSource] = []
 
-    def run(*args: Any, **kwargs: Any) -> Evidence:
+    def run(*args: Any, **kwargs: Any) -> Gathered:
         evidence, source = collect(*args, **kwargs)
         opened.append(source)
         return evidence
@@ -171,11 +179,10 @@ def test_the_kept_redacted_messages_alone_give_the_same_verdicts(
     shutil.copyfile(kept, copy)
     logs = kept_logs(evidence_dir)
     assert logs == {TLS_DECRYPTED: copy}
-    alone = Evidence(
-        Observations(captures=(), flows=()),
-        files=((copy, "content/tls-decrypted.jsonl"),),
-        logs=logs,
+    kept_only = Collected(
+        source="report", files=((copy, "content/tls-decrypted.jsonl"),), logs=logs
     )
+    alone = observe_evidence(kept_only, ON, tmp_path / "work").observations
     original, again = judge(evidence, ON), judge(alone, ON)
     assert verdicts(again) == verdicts(original)
     for control in original:
@@ -185,11 +192,10 @@ def test_the_kept_redacted_messages_alone_give_the_same_verdicts(
 
 
 def test_grpc_and_http2_messages_are_decoded(tmp_path: Path, gather: Gather) -> None:
-    from conformance.content.from_evidence import content_evidence
-
     built = site(tmp_path, [beat()], h2_beats=True, proxy=True)
     evidence = gather([built.capture], ON, keylogs=[built.keylog])
-    messages = content_evidence(evidence, ON).messages
+    assert evidence.observations.content is not None
+    messages = evidence.observations.content.messages
     described = {m.describe() for m in messages}
     assert "POST grpc.imagicle.com:443/imagicle.presence.v1.Presence/Subscribe (TLSv1.3)" in (
         described

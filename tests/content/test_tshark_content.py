@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from conformance.content import tshark_content
-from conformance.content.own_evidence import OwnContentRequest, _why, check_inputs
+from conformance.content.own_evidence import _why, check_inputs
 from conformance.content.tshark_content import Session
-from conformance.evidence.interface import TLS_DECRYPTED
+from conformance.evidence.interface import TLS_DECRYPTED, SecretInputs
 from conformance.evidence.pcap import PcapSource
-from conformance.progress import NULL_PROGRESS
 from tests.content.beats import beat
-from tests.content.own_captures import ON
+from tests.content.own_captures import ON, collect
 from tests.tls_sessions import (
     SessionFactory,
     grpc,
@@ -51,9 +50,8 @@ def kept(
 ) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], tuple[str, ...]]:
     """Messages and coverage (by flow) of content/tls-decrypted.jsonl, and the notes."""
     capture = write_sessions(tmp_path / "c.pcap", sessions)
-    source = PcapSource([capture], OwnContentRequest(tuple(keylogs)))
+    evidence, source = collect([capture], ON, keylogs=keylogs)
     opened.append(source)
-    evidence = source.collect(ON, NULL_PROGRESS)
     path = evidence.log(TLS_DECRYPTED)
     assert path is not None
     records = [json.loads(line) for line in path.read_text().splitlines()]
@@ -224,7 +222,7 @@ def test_without_tshark_the_run_stops_before_judging(
     factory.raw("api.imagicle.com", [])
     monkeypatch.setattr(tshark_content.shutil, "which", lambda name: None)
     with pytest.raises(tshark_content.TsharkMissingError, match="apt-get install tshark"):
-        check_inputs(OwnContentRequest((factory.keylog,)), [])
+        check_inputs(SecretInputs((factory.keylog,)), [])
 
 
 def test_the_display_filter_names_the_target_in_both_families() -> None:

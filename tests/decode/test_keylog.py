@@ -158,7 +158,7 @@ def test_editcap_injected_secrets_are_read(tmp_path: Path) -> None:
 def test_large_captures_are_searched_to_their_first_packet_unless_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conformance.content import tls_keylog
+    from conformance.decode import keylog as tls_keylog
 
     secret = f"CLIENT_RANDOM {RANDOM} {MASTER}\n".encode()
     early = write_bytes(tmp_path / "early.pcapng", pcapng_section([_dsb(secret), Epb(b"\0" * 60)]))

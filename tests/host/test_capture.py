@@ -23,6 +23,7 @@ from conformance.host.capture import (
     tcpdump_command,
 )
 from conformance.host.collect import HostOptions
+from conformance.observe.evidence import observe_evidence
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
@@ -107,11 +108,12 @@ def test_real_tcpdump_on_loopback_becomes_observations(tmp_path: Path) -> None:
         evidence = source.collect(profile, NULL_PROGRESS)
         timer.join()
         sender.join()
+        observations = observe_evidence(evidence, profile, tmp_path / "work").observations
     finally:
         source.close()
-    (summary,) = evidence.observations.captures
+    (summary,) = observations.captures
     assert summary.packets >= 5 and summary.drops == 0, summary
-    assert any(f.responder_port == 9 for f in evidence.observations.flows)
+    assert any(f.responder_port == 9 for f in observations.flows)
     assert any(name == "host/remote-capture.pcap" for _, name in evidence.files)
 
 
@@ -129,7 +131,8 @@ def test_missing_tcpdump_leaves_no_capture_and_says_why(
     source = HostSource("local://", None)
     try:
         evidence = source.collect(profile, NULL_PROGRESS)
+        observations = observe_evidence(evidence, profile, tmp_path / "work").observations
     finally:
         source.close()
-    assert evidence.observations.captures == ()
+    assert observations.captures == ()
     assert any("tcpdump: not installed" in note for note in evidence.notes), evidence.notes

@@ -23,6 +23,7 @@ from conformance.host.capture import pktmon_commands
 from conformance.host.pktmon import PktmonCapture, parse_events_lost, powershell
 from conformance.judge import air_gapped
 from conformance.observe.builder import observe_captures
+from conformance.observe.evidence import observe_evidence
 from conformance.profile import load_profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
@@ -167,10 +168,11 @@ def test_winrm_host_without_pywinrm_is_inconclusive(tmp_path: Path) -> None:
     source = HostSource("winrm://audit:secret@192.0.2.50", None)
     try:
         evidence = source.collect(profile, NULL_PROGRESS)
+        observations = observe_evidence(evidence, profile, tmp_path / "work").observations
     finally:
         source.close()
-    assert evidence.observations.captures == ()
+    assert observations.captures == ()
     assert any("pktmon" in n and "no packets file" in n for n in evidence.notes), evidence.notes
     assert all("secret" not in n for n in evidence.notes)
-    result = air_gapped.egress(evidence.observations, profile)
+    result = air_gapped.egress(observations, profile)
     assert result.verdict is Verdict.INCONCLUSIVE

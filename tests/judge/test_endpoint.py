@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.evidence.interface import ENDPOINT_SCAN, Evidence
-from conformance.judge.endpoint import judge_endpoints
+from conformance.evidence.interface import ENDPOINT_SCAN
+from conformance.judge.endpoint import endpoints
 from conformance.judge.model import ControlResult
 from conformance.lab.certs import LabCA
 from conformance.lab.endpoint_scan import scan
 from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.verdict import Verdict
+from tests.observed import observe_logs
 
 PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "profiles" / "lab-hybrid.yaml"
 NAME = "api.imagicle.com"
@@ -92,8 +93,8 @@ def judge(tmp_path: Path, entries: list[dict[str, object]] | str) -> ControlResu
     path = tmp_path / "endpoint-scan.json"
     text = entries if isinstance(entries, str) else json.dumps({"endpoints": entries})
     path.write_text(text)
-    evidence = Evidence(Observations(captures=(), flows=()), (), {ENDPOINT_SCAN: path})
-    return judge_endpoints(evidence, load_profile(PROFILE))
+    profile = load_profile(PROFILE)
+    return endpoints(observe_logs(tmp_path, profile, {ENDPOINT_SCAN: path}), profile)
 
 
 def test_sound_endpoint_passes_with_its_facts(
@@ -143,6 +144,5 @@ def test_empty_scan_is_inconclusive(tmp_path: Path) -> None:
 
 
 def test_without_a_scan_the_control_is_inconclusive() -> None:
-    evidence = Evidence(Observations(captures=(), flows=()), ())
-    result = judge_endpoints(evidence, load_profile(PROFILE))
+    result = endpoints(Observations(captures=(), flows=()), load_profile(PROFILE))
     assert result.verdict is Verdict.INCONCLUSIVE and "no endpoint scan" in result.reason

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG, Evidence
-from conformance.judge.impostor import IMPOSTOR_KINDS, judge_impostor
+from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG
+from conformance.judge.impostor import IMPOSTOR_KINDS, impostor
 from conformance.judge.model import ControlResult
-from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests import defects
 from tests.defects import TARGET
+from tests.observed import observe_logs
 
 PROFILE = Path(__file__).resolve().parents[2] / "fixtures" / "profiles" / "lab-hybrid.yaml"
 FRONT = "203.0.113.10"  # api.imagicle.com, redirected to the impostors on the way
@@ -57,8 +57,8 @@ def judge(
         logs[IMPOSTOR_CAPTURE] = defects.write_pcap(
             tmp_path / "capture-impostors.pcapng", defects._Clock().stamp(packets)
         )
-    evidence = Evidence(Observations(captures=(), flows=()), files=(), logs=logs)
-    return judge_impostor(evidence, profile())
+    site = profile()
+    return impostor(observe_logs(tmp_path, site, logs), site)
 
 
 PORTS = [40100 + i for i in range(len(IMPOSTOR_KINDS))]

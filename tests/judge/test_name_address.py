@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.content.squid import ProxyLogEntry
 from conformance.judge import air_gapped, hybrid, proxy
 from conformance.judge.model import ControlResult, Severity
-from conformance.judge.proxy import ProxyLog
 from conformance.observe.model import (
     DnsQuery,
     EchKind,
@@ -26,6 +24,7 @@ from conformance.observe.model import (
     TlsClientHello,
     TlsServerHello,
 )
+from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 from conformance.profile_model import (
     Cloud,
     CloudEndpoint,
@@ -469,7 +468,9 @@ def test_the_address_the_proxy_reached_is_checked_against_the_captures_dns() -> 
         ("grpc.imagicle.com:443", f"HIER_DIRECT/{GRPC}"),  # no DNS for it in the capture
         ("api.imagicle.com:443", "FIRSTUP_PARENT/192.0.2.80"),  # a parent: no address
     )
-    result = proxy.connect(s.observations(), profile(proxied=True), log)
+    result = proxy.connect(
+        dataclasses.replace(s.observations(), proxy_log=log), profile(proxied=True)
+    )
     assert result.verdict is P, result  # the proxy's own resolution: a warning
     (warning,) = [f for f in result.findings if f.severity is Severity.WARNING]
     assert f"reached api.imagicle.com at {FRONT}" in warning.summary

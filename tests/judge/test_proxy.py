@@ -6,19 +6,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from scapy.packet import Packet
 
 from conformance.content.logs import load_content
-from conformance.content.squid import read_access_log
 from conformance.evidence.interface import DECRYPTED_REQUESTS
 from conformance.judge import proxy
 from conformance.judge.model import Severity
-from conformance.judge.proxy import ProxyLog
 from conformance.observe.builder import observe_captures
 from conformance.observe.model import Observations
+from conformance.observe.proxy_log import ProxyLog, read_access_log
 from conformance.verdict import Verdict
 from tests import proxy_captures as pc
 from tests.defects import write_pcap
@@ -97,7 +97,9 @@ def test_proxy_controls_need_a_proxy(tmp_path: Path) -> None:
 
 def test_access_log_counts_the_targets_tunnels(tmp_path: Path) -> None:
     log = squid_log(tmp_path, TUNNEL, OTHER_CLIENT)
-    result = proxy.only(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    result = proxy.only(
+        replace(observe(tmp_path, pc.proxied_clean()), proxy_log=log), pc.proxy_profile()
+    )
     assert result.verdict is Verdict.PASS
     assert result.facts["proxy_log_tunnels_for_target"] == 1
 
@@ -106,9 +108,8 @@ def test_access_log_counts_the_targets_tunnels(tmp_path: Path) -> None:
 
 
 def test_tunnels_with_matching_sni_pass_px_connect(tmp_path: Path) -> None:
-    result = proxy.connect(
-        observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), squid_log(tmp_path, TUNNEL)
-    )
+    obs = replace(observe(tmp_path, pc.proxied_clean()), proxy_log=squid_log(tmp_path, TUNNEL))
+    result = proxy.connect(obs, pc.proxy_profile())
     assert result.verdict is Verdict.PASS, result
     assert result.facts["sni_matched"] == 2
 
@@ -134,7 +135,9 @@ def test_what_is_not_a_tls_tunnel_to_an_allowed_endpoint_fails(
 
 def test_plaintext_request_in_the_access_log_fails(tmp_path: Path) -> None:
     log = squid_log(tmp_path, TUNNEL, GET, OTHER_CLIENT)
-    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    result = proxy.connect(
+        replace(observe(tmp_path, pc.proxied_clean()), proxy_log=log), pc.proxy_profile()
+    )
     assert result.verdict is Verdict.FAIL, result
     (finding,) = result.violations
     assert finding.evidence_file == "lab/squid-access.log" and finding.evidence_line == 2
@@ -150,7 +153,9 @@ INVALID = "1795420054.433      0 192.0.2.10 NONE_NONE/400 0 - error:invalid-requ
 
 def test_a_connection_cut_before_any_request_is_a_warning(tmp_path: Path) -> None:
     log = squid_log(tmp_path, TUNNEL, CUT)
-    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    result = proxy.connect(
+        replace(observe(tmp_path, pc.proxied_clean()), proxy_log=log), pc.proxy_profile()
+    )
     assert result.verdict is Verdict.PASS, result
     (warning,) = [f for f in result.findings if f.severity is Severity.WARNING]
     assert warning.evidence_line == 2 and "before any request" in warning.summary
@@ -158,7 +163,9 @@ def test_a_connection_cut_before_any_request_is_a_warning(tmp_path: Path) -> Non
 
 def test_a_request_the_proxy_could_not_read_fails(tmp_path: Path) -> None:
     log = squid_log(tmp_path, TUNNEL, INVALID)
-    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), log)
+    result = proxy.connect(
+        replace(observe(tmp_path, pc.proxied_clean()), proxy_log=log), pc.proxy_profile()
+    )
     assert result.verdict is Verdict.FAIL, result
     (finding,) = result.violations
     assert finding.evidence_line == 2 and "error:invalid-request" in finding.summary
@@ -179,7 +186,9 @@ def test_plaintext_request_seen_by_the_interceptor_fails(tmp_path: Path) -> None
     }
     log.write_text(json.dumps(record) + "\n")
     content = load_content({DECRYPTED_REQUESTS: log}, {log: "lab/decrypted-requests.jsonl"})
-    result = proxy.connect(observe(tmp_path, pc.proxied_clean()), pc.proxy_profile(), None, content)
+    result = proxy.connect(
+        replace(observe(tmp_path, pc.proxied_clean()), content=content), pc.proxy_profile()
+    )
     assert result.verdict is Verdict.FAIL
     assert result.violations[0].evidence_file == "lab/decrypted-requests.jsonl"
 

@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 
-from conformance.content.logs import ContentEvidence
-from conformance.judge import telemetry
+from conformance.content.messages import ContentEvidence
+from conformance.judge import telemetry as judges
+from conformance.judge.model import ControlResult
+from conformance.observe.json_logs import JsonLines
+from conformance.observe.model import Observations
+from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests.content.beats import beat, cloud_record, content, request
 from tests.proxy_captures import proxy_profile
@@ -24,6 +28,45 @@ STIMULI = [
     {"stimulus": "POST http://192.0.2.10:8080/actions/licence-refresh", "exit": 0, "t": 50.0},
     {"stimulus": "POST http://192.0.2.10:8080/actions/restart", "exit": 0, "t": 60.0},
 ]
+
+
+def observed(
+    content: ContentEvidence | None,
+    stimuli: list[dict[str, Any]] | None = None,
+    known_names: tuple[str, ...] = (),
+) -> Observations:
+    """What the observe step would hold for these content logs, stimuli and people."""
+    steps = None
+    if stimuli is not None:
+        steps = JsonLines("lab/stimuli.jsonl", tuple(enumerate(stimuli, start=1)))
+    return Observations(
+        captures=(), flows=(), content=content, stimuli=steps, known_people=known_names
+    )
+
+
+class telemetry:  # noqa: N801 (the judges' module, with the tests' content-first arguments)
+    """The judges called as these tests call them: content, profile, stimuli, people."""
+
+    @staticmethod
+    def optout(
+        content: ContentEvidence | None,
+        profile: Profile,
+        stimuli: list[dict[str, Any]] | None = None,
+        known_names: tuple[str, ...] = (),
+    ) -> ControlResult:
+        return judges.optout(observed(content, stimuli, known_names), profile)
+
+    @staticmethod
+    def minimal(
+        content: ContentEvidence | None, profile: Profile, known_names: tuple[str, ...] = ()
+    ) -> ControlResult:
+        return judges.minimal(observed(content, None, known_names), profile)
+
+    @staticmethod
+    def channel(
+        content: ContentEvidence | None, profile: Profile, known_names: tuple[str, ...] = ()
+    ) -> ControlResult:
+        return judges.channel(observed(content, None, known_names), profile)
 
 
 # --- TM-OPTOUT -----------------------------------------------------------------------------

@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 
+from conformance.evidence.lab import collected_from
 from conformance.lab import LabRun, run_lab
 from conformance.lab.netns import NETNS_ETC, STATE_DIR, existing_namespaces
 from conformance.lab.topology import PREFIX
+from conformance.observe.evidence import observe_evidence
+from conformance.observe.model import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 
@@ -74,6 +77,9 @@ def leftovers(workdir: Path) -> list[str]:
     return found
 
 
+_OBSERVED: dict[Path, Observations] = {}
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One finished lab run and its profile."""
@@ -89,6 +95,17 @@ class Scenario:
 
     def evidence(self, name: str) -> Path:
         return dict((n, p) for p, n in self.run.evidence_files)[name]
+
+    def observations(self) -> Observations:
+        """The run's evidence through the one observe step (computed once)."""
+        cached = _OBSERVED.get(self.workdir)
+        if cached is None:
+            collected = collected_from(self.run, self.faults)
+            work = self.workdir / "observe-work"
+            cached = _OBSERVED[self.workdir] = observe_evidence(
+                collected, self.profile, work
+            ).observations
+        return cached
 
     def cloud_requests(self) -> list[dict[str, Any]]:
         lines = self.evidence("lab/cloud-requests.jsonl").read_text().splitlines()

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conformance.evidence.host import HostSource, load_facts
+from conformance.evidence.host import HostSource
 from conformance.evidence.interface import HOST_FACTS
 from conformance.evidence.lab import LabSource
 from conformance.host.model import HostFacts
 from conformance.judge import air_gapped, host
 from conformance.judge.model import ControlResult
 from conformance.observe.builder import observe_captures
+from conformance.observe.evidence import load_facts, observe_evidence
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
@@ -53,8 +56,13 @@ def _collect(
             REMOTE_PACKETS[label] = observed.captures[0].packets
         if source.remote_capture is not None:
             # The remote capture through the same engine and judge, as if it were the only one.
-            REMOTE_EGRESS[label] = air_gapped.egress(source.remote_capture.observations, profile)
-            REMOTE_NOTES[label] = source.remote_capture.notes
+            work = Path(tempfile.mkdtemp(prefix="ucx-remote-"))
+            try:
+                alone = observe_evidence(source.remote_capture, profile, work).observations
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            REMOTE_EGRESS[label] = air_gapped.egress(alone, profile)
+            REMOTE_NOTES[label] = alone.notes
         return load_facts(path)
     finally:
         source.close()

@@ -9,7 +9,6 @@ import pytest
 
 from conformance.judge import hybrid
 from conformance.judge.model import ControlResult
-from conformance.observe.builder import observe_captures
 from conformance.verdict import Verdict
 from tests.lab.conftest import SCENARIOS, Scenario
 
@@ -21,7 +20,7 @@ SCENARIOS.setdefault("hy-listen", ("lab-hybrid", ("listen-outside",), {}))
 
 
 def judge(scenario: Scenario) -> dict[str, ControlResult]:
-    obs = observe_captures(scenario.run.captures)
+    obs = scenario.observations()
     return {
         "HY-DEST": hybrid.dest(obs, scenario.profile),
         "HY-TLS": hybrid.tls(obs, scenario.profile),
@@ -70,16 +69,9 @@ SCENARIOS.setdefault("hy-cert-fault", ("lab-hybrid", ("accept-untrusted-cert",),
 
 
 def judge_cert(scenario: Scenario) -> ControlResult:
-    from conformance.evidence.interface import Evidence
-    from conformance.judge.impostor import judge_impostor
-    from conformance.observe.model import Observations
+    from conformance.judge.impostor import impostor
 
-    evidence = Evidence(
-        observations=Observations(captures=(), flows=()),
-        files=scenario.run.evidence_files,
-        logs=scenario.run.logs,
-    )
-    return judge_impostor(evidence, scenario.profile)
+    return impostor(scenario.observations(), scenario.profile)
 
 
 def test_well_behaved_target_refuses_every_impostor(lab_runs: Runs) -> None:
@@ -102,16 +94,9 @@ def test_target_that_accepts_an_untrusted_certificate_fails_hy_cert(lab_runs: Ru
 
 
 def judge_scan(scenario: Scenario) -> ControlResult:
-    from conformance.evidence.interface import Evidence
-    from conformance.judge.endpoint import judge_endpoints
-    from conformance.observe.model import Observations
+    from conformance.judge.endpoint import endpoints
 
-    evidence = Evidence(
-        observations=Observations(captures=(), flows=()),
-        files=scenario.run.evidence_files,
-        logs=scenario.run.logs,
-    )
-    return judge_endpoints(evidence, scenario.profile)
+    return endpoints(scenario.observations(), scenario.profile)
 
 
 def test_endpoint_scan_passes_the_sound_cloud(lab_runs: Runs) -> None:
@@ -135,7 +120,7 @@ SCENARIOS.setdefault("hy-off-fault", ("lab-hybrid-deactivated", ("cloud-licensin
 
 def test_nothing_activated_and_nothing_sent_passes_hy_deactivated(lab_runs: Runs) -> None:
     scenario = lab_runs("hy-off")
-    result = hybrid.deactivated(observe_captures(scenario.run.captures), scenario.profile)
+    result = hybrid.deactivated(scenario.observations(), scenario.profile)
     assert result.verdict is Verdict.PASS, result
     # no licensing activated: no impostor phase, and HY-CERT says why it cannot judge
     assert judge_cert(scenario).verdict is Verdict.INCONCLUSIVE
@@ -145,6 +130,6 @@ def test_cloud_licensing_without_an_activated_service_fails_hy_deactivated(
     lab_runs: Runs,
 ) -> None:
     scenario = lab_runs("hy-off-fault")
-    result = hybrid.deactivated(observe_captures(scenario.run.captures), scenario.profile)
+    result = hybrid.deactivated(scenario.observations(), scenario.profile)
     assert result.verdict is Verdict.FAIL, result
     assert any("203.0.113.10" in f.summary for f in result.violations), result.findings

@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance.judge import air_gapped
-from conformance.judge.perimeter import judge_perimeter
-from conformance.observe.builder import observe_captures
+from conformance.judge.perimeter import perimeter
 from conformance.verdict import Verdict
 from tests.lab.conftest import Scenario
 
@@ -28,7 +27,7 @@ JUDGES = {
 @pytest.mark.parametrize("control", sorted(JUDGES))
 def test_clean_air_gapped_target_passes(control: str, lab_runs: Runs) -> None:
     scenario = lab_runs("ag-clean")
-    observations = observe_captures(scenario.run.captures)
+    observations = scenario.observations()
     assert observations.captures[0].drops == 0
     result = JUDGES[control](observations, scenario.profile)
     assert result.verdict is Verdict.PASS, result
@@ -37,7 +36,7 @@ def test_clean_air_gapped_target_passes(control: str, lab_runs: Runs) -> None:
 def test_clean_air_gapped_perimeter_holds(lab_runs: Runs) -> None:
     scenario = lab_runs("ag-clean")
     assert scenario.run.probe_log is not None
-    result = judge_perimeter(scenario.run.probe_log)
+    result = perimeter(scenario.observations(), scenario.profile)
     assert result.verdict is Verdict.PASS, result
     assert result.facts["probes"] == 10
 
@@ -54,7 +53,7 @@ def test_clean_air_gapped_perimeter_holds(lab_runs: Runs) -> None:
 )
 def test_faulty_target_fails_the_control(control: str, evidence: str, lab_runs: Runs) -> None:
     scenario = lab_runs("ag-faults")
-    result = JUDGES[control](observe_captures(scenario.run.captures), scenario.profile)
+    result = JUDGES[control](scenario.observations(), scenario.profile)
     assert result.verdict is Verdict.FAIL, result
     assert any(evidence in f.summary for f in result.violations), result.findings
 
@@ -65,7 +64,7 @@ def test_undeclared_on_prem_host_fails_strict_onprem(lab_runs: Runs) -> None:
         scenario.profile,
         environment=dataclasses.replace(scenario.profile.environment, strict=True),
     )
-    result = air_gapped.onprem(observe_captures(scenario.run.captures), strict)
+    result = air_gapped.onprem(scenario.observations(), strict)
     assert result.verdict is Verdict.FAIL, result
     assert any("192.0.2.99" in f.summary for f in result.violations), result.findings
 
@@ -73,7 +72,7 @@ def test_undeclared_on_prem_host_fails_strict_onprem(lab_runs: Runs) -> None:
 def test_open_perimeter_fails_ag_perimeter(lab_runs: Runs) -> None:
     scenario = lab_runs("ag-faults")
     assert scenario.run.probe_log is not None
-    result = judge_perimeter(scenario.run.probe_log)
+    result = perimeter(scenario.observations(), scenario.profile)
     assert result.verdict is Verdict.FAIL, result
     answered = {f.facts["probe"] for f in result.violations}
     assert {"tcp-443-v4", "udp-53-v4", "icmp-echo-v4", "tcp-443-v6"} <= answered

@@ -7,23 +7,19 @@ becomes evidence."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from conformance.content.from_evidence import content_evidence, known_people, stimuli
-from conformance.evidence.interface import (
-    CLOUD_REQUESTS,
-    DECRYPTED_REQUESTS,
-    KNOWN_PEOPLE,
-    STIMULI_LOG,
-    TLS_DECRYPTED,
-    Evidence,
-)
+from conformance.content.coverage import coverage_problems
+from conformance.content.messages import ContentEvidence
+from conformance.evidence.interface import CLOUD_REQUESTS, DECRYPTED_REQUESTS, TLS_DECRYPTED
 from conformance.evidence.lab import LabSource
 from conformance.judge import telemetry
 from conformance.judge.model import ControlResult
+from conformance.observe.evidence import Observed, observe_evidence
+from conformance.observe.model import Observations
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
 from tests.lab.conftest import lab_profile, leftovers
@@ -57,26 +53,32 @@ RUNS: dict[str, tuple[str, tuple[str, ...], str, dict[str, str]]] = {
 @dataclass(frozen=True)
 class Run:
     profile: Profile
-    evidence: Evidence
+    evidence: Observed
     other: str
     expected: dict[str, str]
     workdir: Path
+    files: tuple[tuple[Path, str], ...]  # what the report keeps (the run's and the observe step's)
 
 
-def _only(evidence: Evidence, source: str) -> Evidence:
-    """The run's evidence with one content source (plus stimuli and the site's people)."""
-    keep = (source, STIMULI_LOG, KNOWN_PEOPLE)
-    logs = {name: path for name, path in evidence.logs.items() if name in keep}
-    return Evidence(evidence.observations, evidence.files, logs, source="lab")
+def _only(observed: Observed, source: str) -> Observations:
+    """The run's observations with one content source (stimuli and the site's people kept)."""
+    obs = observed.observations
+    content = obs.content
+    assert content is not None and source in content.sources, source
+    only = ContentEvidence(
+        sources=(source,),
+        files={source: content.files[source]},
+        messages=tuple(m for m in content.messages if m.source == source),
+        coverage=tuple(c for c in content.coverage if c[0] == source),
+    )
+    return replace(obs, content=only)
 
 
-def _judge(evidence: Evidence, profile: Profile) -> dict[str, ControlResult]:
-    content = content_evidence(evidence, profile)
-    people = known_people(evidence)
+def _judge(obs: Observations, profile: Profile) -> dict[str, ControlResult]:
     results = {
-        "TM-OPTOUT": telemetry.optout(content, profile, stimuli(evidence), known_names=people),
-        "TM-MINIMAL": telemetry.minimal(content, profile, known_names=people),
-        "TM-CHANNEL": telemetry.channel(content, profile, known_names=people),
+        "TM-OPTOUT": telemetry.optout(obs, profile),
+        "TM-MINIMAL": telemetry.minimal(obs, profile),
+        "TM-CHANNEL": telemetry.channel(obs, profile),
     }
     wanted = (
         {"TM-OPTOUT"} if profile.telemetry.value == "disabled" else {"TM-MINIMAL", "TM-CHANNEL"}
@@ -101,8 +103,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], R
             source = LabSource(faults)
             workdir = source.workdir = tmp_path_factory.mktemp(f"keylog-{name}")
             sources.append(source)
-            evidence = source.collect(profile, NULL_PROGRESS)
-            done[name] = Run(profile, evidence, other, expected, workdir)
+            collected = source.collect(profile, NULL_PROGRESS)
+            observed = observe_evidence(collected, profile, workdir / "observe-work")
+            files = collected.files + observed.files
+            done[name] = Run(profile, observed, other, expected, workdir, files)
         return done[name]
 
     yield get
@@ -117,7 +121,7 @@ def test_keys_and_the_lab_record_agree(name: str, runs: Callable[[str], Run]) ->
     run = runs(name)
     by_keys = _judge(_only(run.evidence, TLS_DECRYPTED), run.profile)
     by_other = _judge(_only(run.evidence, run.other), run.profile)
-    together = _judge(run.evidence, run.profile)
+    together = _judge(run.evidence.observations, run.profile)
     shown = {k: (r.verdict.value, r.reason[:300]) for k, r in by_keys.items()}
     assert {k: r.verdict.value for k, r in by_keys.items()} == run.expected, shown
     assert {k: r.verdict.value for k, r in by_other.items()} == run.expected
@@ -129,8 +133,9 @@ def test_every_tls_session_of_the_target_was_decrypted(
     name: str, runs: Callable[[str], Run]
 ) -> None:
     run = runs(name)
-    content = content_evidence(_only(run.evidence, TLS_DECRYPTED), run.profile)
-    assert content.problems == ()
+    content = _only(run.evidence, TLS_DECRYPTED).content
+    assert content is not None and content.problems == ()
+    assert coverage_problems(content, run.profile)[0] == []
     assert content.messages, "the target's sessions carried messages"
     assert all(m.tls for m in content.messages if m.path.startswith("/v1/"))
 
@@ -141,11 +146,11 @@ def test_the_key_log_is_used_but_never_evidence(runs: Callable[[str], Run]) -> N
     lines = [line.split() for line in keylog.read_text().splitlines() if not line.startswith("#")]
     secrets = [fields[2].encode() for fields in lines if len(fields) == 3]
     assert secrets, "the target wrote its key log"
-    names = [name for _, name in run.evidence.files]
+    names = [name for _, name in run.files]
     assert "content/tls-decrypted.jsonl" in names
     assert not any("keys" in name for name in names)
-    for path, _ in run.evidence.files:
+    for path, _ in run.files:
         if path.is_file():
             data = path.read_bytes()
             assert not any(secret in data for secret in secrets), path
-    assert any("key log is not copied" in note for note in run.evidence.notes)
+    assert any("key log is not copied" in note for note in run.evidence.observations.notes)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from conformance.catalog import load_catalog
-from conformance.content.from_evidence import content_evidence, known_people, proxy_log, stimuli
-from conformance.evidence.interface import DECRYPTED_REQUESTS, Evidence
+from conformance.evidence.interface import DECRYPTED_REQUESTS, Collected
+from conformance.evidence.lab import collected_from
 from conformance.judge import proxy, telemetry
 from conformance.judge.model import ControlResult
 from conformance.lab import LabRun, run_lab
-from conformance.observe.builder import observe_captures
+from conformance.observe.evidence import observe_evidence
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests.lab.conftest import Scenario, lab_profile, leftovers
@@ -68,7 +68,7 @@ SESSION_BREAKS = {
 
 @dataclass(frozen=True)
 class Judged:
-    evidence: Evidence
+    evidence: Collected
     results: dict[str, ControlResult]  # applicable controls only
     workdir: Path
 
@@ -81,17 +81,15 @@ def _run(name: str, workdir: Path) -> tuple[Profile, LabRun]:
 
 
 def _judge(profile: Profile, run: LabRun, workdir: Path) -> Judged:
-    obs = observe_captures(run.captures)
-    evidence = Evidence(obs, run.evidence_files, run.logs, source="lab")
-    content, log = content_evidence(evidence), proxy_log(evidence)
-    people = known_people(evidence)
+    evidence = collected_from(run, ())
+    obs = observe_evidence(evidence, profile, workdir / "observe-work").observations
     all_results = (
-        proxy.only(obs, profile, log),
-        proxy.connect(obs, profile, log, content),
+        proxy.only(obs, profile),
+        proxy.connect(obs, profile),
         proxy.dns(obs, profile),
-        telemetry.optout(content, profile, stimuli(evidence), known_names=people),
-        telemetry.minimal(content, profile, known_names=people),
-        telemetry.channel(content, profile, known_names=people),
+        telemetry.optout(obs, profile),
+        telemetry.minimal(obs, profile),
+        telemetry.channel(obs, profile),
     )
     catalog = load_catalog()
     results = {

@@ -13,8 +13,9 @@ from scapy.layers.l2 import Ether
 from scapy.utils import wrpcapng
 
 from conformance.errors import ProfileError
-from conformance.judge.model import Severity
-from conformance.judge.perimeter import judge_perimeter
+from conformance.evidence.interface import PROBE_LOG
+from conformance.judge.model import ControlResult, Severity
+from conformance.judge.perimeter import perimeter
 from conformance.lab import list_faults
 from conformance.lab.capture import PacketCounter
 from conformance.lab.certs import LabCA
@@ -23,6 +24,7 @@ from conformance.lab.perimeter import ruleset
 from conformance.lab.stimuli import parse_stimuli
 from conformance.verdict import Verdict
 from tests.lab.conftest import lab_profile
+from tests.observed import observe_logs
 
 
 def _probe(name: str, answer: dict[str, object] | None = None, error: str | None = None) -> str:
@@ -45,6 +47,20 @@ def _log(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
+def judge_perimeter(path: Path, probes: bool = True) -> ControlResult:
+    """AG-PERIMETER on the probe log at `path` (absent: the source ran no probes)."""
+    profile = lab_profile("lab-air-gapped")
+    if not probes:
+        profile = dataclasses.replace(profile, extra={})
+    logs = {PROBE_LOG: path} if path.exists() else {}
+    return perimeter(observe_logs(path.parent, profile, logs), profile)
+
+
+def test_perimeter_without_probing_in_the_profile_is_not_applicable(tmp_path: Path) -> None:
+    result = judge_perimeter(_log(tmp_path, _probe("tcp-443-v4")), probes=False)
+    assert result.verdict is Verdict.NOT_APPLICABLE
+
+
 def test_perimeter_without_probe_log_is_inconclusive(tmp_path: Path) -> None:
     assert judge_perimeter(tmp_path / "probes.jsonl").verdict is Verdict.INCONCLUSIVE
 
@@ -65,7 +81,7 @@ def test_perimeter_answered_probe_fails_naming_probe_and_line(tmp_path: Path) ->
     assert result.verdict is Verdict.FAIL
     (finding,) = result.violations
     assert "tcp-443-v4" in finding.summary and "syn-ack" in finding.summary
-    assert (finding.evidence_file, finding.evidence_line) == ("probes.jsonl", 2)
+    assert (finding.evidence_file, finding.evidence_line) == ("lab/probes.jsonl", 2)
 
 
 def test_perimeter_rejection_on_the_way_is_not_an_answer(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.content.squid import read_access_log
+from conformance.observe.proxy_log import read_access_log
 
 
 def test_native_format_lines(tmp_path: Path) -> None:

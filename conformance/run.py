@@ -100,6 +100,7 @@ class Run:
         from conformance.report.assemble import check_report_dir
         from conformance.report.lock import acquire
         from conformance.sign.keys import ensure_key
+        from conformance.sign.seal import sealed_files
 
         profile = load_profile(_profile_path(options))
         if profile.draft:
@@ -121,7 +122,7 @@ class Run:
         baseline = _baseline(options, key_path)
         lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
         try:
-            check_report_dir(report_dir)
+            check_report_dir(report_dir, sealed_files)
         except BaseException:
             lock.release()
             raise
@@ -264,6 +265,7 @@ class Run:
         """Write and sign the report; return its `baseline` section (None without one)."""
         from conformance.report.assemble import write_report
         from conformance.report.model import ReportRun
+        from conformance.sign.seal import Ed25519Sealer
 
         files: tuple[tuple[Path, str], ...] = ()
         notes: tuple[str, ...] = ()
@@ -289,7 +291,7 @@ class Run:
             baseline=self.baseline,
         )
         summary = write_report(
-            self.report_dir, report_run, self.key, load_catalog().get, self.prestage
+            self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage
         )
         return summary.baseline
 

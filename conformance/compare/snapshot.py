@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from conformance.digest import PRIMARY_SUBJECT
 from conformance.judge.common import host_of
-from conformance.sign.statement import PRIMARY_SUBJECT
 
 FLOWS = "evidence/flows.csv"
 DNS = "evidence/dns.csv"

@@ -14,8 +14,8 @@ from conformance.profile_model import Profile
 from conformance.progress import Progress
 
 if TYPE_CHECKING:
-    from conformance.lab.external import ExternalTarget
     from conformance.lab import LabRun
+    from conformance.lab.external import ExternalTarget
     from conformance.lab.sshd import LabHostHook
 
 

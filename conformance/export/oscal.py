@@ -24,8 +24,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT
 from conformance.export.interface import ControlFacts, Exporter, controls_of, section
-from conformance.sign.statement import ENVELOPE_NAME, PRIMARY_SUBJECT
 from conformance.sign.verified import VerifiedReport
 
 OSCAL_VERSION = "1.1.3"

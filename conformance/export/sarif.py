@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conformance.digest import PRIMARY_SUBJECT
 from conformance.export.interface import (
     ControlFacts,
     Exporter,
@@ -33,7 +34,6 @@ from conformance.export.interface import (
     iter_violations,
     section,
 )
-from conformance.sign.statement import PRIMARY_SUBJECT
 from conformance.sign.verified import VerifiedReport
 
 SARIF_VERSION = "2.1.0"

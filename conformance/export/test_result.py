@@ -25,10 +25,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT
 from conformance.export.interface import ControlFacts, Exporter, controls_of, section
 from conformance.sign.dsse import sign_envelope
 from conformance.sign.keys import fingerprint
-from conformance.sign.statement import ENVELOPE_NAME, PRIMARY_SUBJECT, STATEMENT_TYPE
+from conformance.sign.statement import STATEMENT_TYPE
 from conformance.sign.verified import VerifiedReport
 
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"

@@ -27,8 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, FileDigest
 from conformance.errors import ConformanceError
 from conformance.report.evidence import (
     copy_evidence,
@@ -41,20 +40,9 @@ from conformance.report.json_report import jsonable, render_json, report_documen
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
 from conformance.report.lock import hold, owner_tag
-from conformance.report.model import ControlInfo, ReportRun, ReportSummary
+from conformance.report.model import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
 from conformance.report.text import iso_utc
 from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
-from conformance.sign.digest import FileDigest, open_regular_nofollow
-from conformance.sign.dsse import EnvelopeError, parse_envelope, sign_envelope
-from conformance.sign.keys import fingerprint, public_key_pem
-from conformance.sign.statement import (
-    ENVELOPE_NAME,
-    PRIMARY_SUBJECT,
-    StatementError,
-    build_statement,
-    parse_statement,
-)
-from conformance.sign.verify import MAX_ENVELOPE_BYTES
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage
@@ -63,34 +51,11 @@ if TYPE_CHECKING:
 _NAME_ATTEMPTS = 16
 
 
-def _previous_report_files(path: Path) -> set[str] | None:
-    """The files of a previous report of ours at `path`, or None if it is not one.
-
-    The statement is read without verifying its signature: it only decides whether
-    deleting the directory could destroy anything but a report this tool wrote.
-    """
-    try:
-        with open_regular_nofollow(path / ENVELOPE_NAME) as handle:
-            data = handle.read(MAX_ENVELOPE_BYTES + 1)
-        statement = parse_statement(parse_envelope(data).payload)
-    except (OSError, EnvelopeError, StatementError):
-        return None
-    present: set[str] = set()
-    for root, dirs, files in os.walk(path, followlinks=False):
-        base = Path(root)
-        rel = base.relative_to(path).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        if any((base / d).is_symlink() for d in dirs):
-            return None
-        present.update(prefix + name for name in files)
-    present.discard(ENVELOPE_NAME)
-    return present if present <= set(statement.subjects) else None
-
-
-def check_report_dir(report_dir: Path) -> None:
+def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
     """Refuse a REPORT_DIR this run may not take: call it early, before judging.
 
-    Accepted: absent, an empty directory, or a previous report of ours.
+    Accepted: absent, an empty directory, or a previous report of ours (`sealed_files`
+    names its files: conformance.sign.seal.sealed_files).
     """
     if report_dir.is_symlink():
         raise ConformanceError(f"{report_dir}: is a symlink; give the directory itself")
@@ -100,7 +65,7 @@ def check_report_dir(report_dir: Path) -> None:
         raise ConformanceError(f"{report_dir}: exists and is not a directory")
     if not any(report_dir.iterdir()):
         return
-    if _previous_report_files(report_dir) is None:
+    if sealed_files(report_dir) is None:
         raise ConformanceError(
             f"{report_dir}: not empty and not a previous ucx-conformance report; "
             "refusing to replace it (choose another --report-dir)"
@@ -127,9 +92,9 @@ def hidden_sibling(target: Path, kind: str, *, create: bool) -> Path:
     raise ConformanceError(f"{target.parent}: cannot find a free name for a {kind} directory")
 
 
-def _install(partial: Path, target: Path) -> None:
+def _install(partial: Path, target: Path, sealed_files: SealedFiles) -> None:
     """Move the finished report to `target`, replacing an empty dir or a previous report."""
-    check_report_dir(target)  # again: the directory may have changed while we judged
+    check_report_dir(target, sealed_files)  # again: it may have changed while we judged
     if not target.exists() or not any(target.iterdir()):
         os.replace(partial, target)  # POSIX rename replaces an empty directory atomically
         return
@@ -143,7 +108,7 @@ def _install(partial: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _predicate(view: ReportView, key: Ed25519PrivateKey) -> dict[str, object]:
+def _predicate(view: ReportView, sealer: Sealer) -> dict[str, object]:
     """The signed predicate: what the report concluded, about what, by which harness and key."""
     return {
         "verdict": view.verdict.value,
@@ -157,14 +122,14 @@ def _predicate(view: ReportView, key: Ed25519PrivateKey) -> dict[str, object]:
             "started": iso_utc(view.started),
             "finished": iso_utc(view.finished),
         },
-        "publicKey": public_key_pem(key.public_key()),
+        "publicKey": sealer.public_key_pem,
     }
 
 
 def _fill(
     root: Path,
     run: ReportRun,
-    key: Ed25519PrivateKey,
+    sealer: Sealer,
     lookup: Callable[[str], ControlInfo],
     prestage: Prestage | None,
 ) -> tuple[ReportView, tuple[FileDigest, ...]]:
@@ -175,7 +140,7 @@ def _fill(
     write_tool_versions(ledger, run)
     write_waivers(ledger, run)
     view = build_view(
-        run, lookup, ledger.under(f"{EVIDENCE_DIR}/"), capture_paths, fingerprint(key.public_key())
+        run, lookup, ledger.under(f"{EVIDENCE_DIR}/"), capture_paths, sealer.fingerprint
     )
     if run.baseline is not None:
         # Read from the tables just written, as `diff` reads them from a finished report.
@@ -185,9 +150,9 @@ def _fill(
     ledger.write_bytes("junit.xml", render_junit(view))
     # The statement must name exactly what is on disk: a stray file would fail `verify`.
     ledger.check_exact()
-    payload = build_statement(ledger.files(), jsonable(_predicate(view, key)))
+    envelope = sealer.envelope(ledger.files(), jsonable(_predicate(view, sealer)))
     with (root / ENVELOPE_NAME).open("xb") as handle:
-        handle.write(sign_envelope(payload, key, view.fingerprint))
+        handle.write(envelope)
     subjects = sorted(ledger.files(), key=lambda f: (f.path != PRIMARY_SUBJECT, f.path))
     return view, tuple(subjects)
 
@@ -195,7 +160,7 @@ def _fill(
 def write_report(
     report_dir: Path,
     run: ReportRun,
-    key: Ed25519PrivateKey,
+    sealer: Sealer,
     lookup: Callable[[str], ControlInfo],
     prestage: Prestage | None = None,
 ) -> ReportSummary:
@@ -208,14 +173,14 @@ def write_report(
     """
     target = report_dir.absolute()
     with hold(target):  # already held by a run (report.lock): taken again, not waited for
-        check_report_dir(target)
+        check_report_dir(target, sealer.sealed_files)
         # Named first, made inside the try: an interrupt at any point leaves nothing behind.
         # The name carries this process's tag, so no other process can have made it.
         partial = hidden_sibling(target, "partial", create=False)
         try:
             partial.mkdir()
-            view, subjects = _fill(partial, run, key, lookup, prestage)
-            _install(partial, target)
+            view, subjects = _fill(partial, run, sealer, lookup, prestage)
+            _install(partial, target, sealer.sealed_files)
         except BaseException:
             # Interrupted or failed: no half report stays behind, at any name.
             shutil.rmtree(partial, ignore_errors=True)

@@ -24,6 +24,7 @@ from typing import Any, assert_never
 
 from conformance.judge.model import Severity
 from conformance.report.json_report import jsonable
+from conformance.report.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from conformance.report.text import iso_utc, visible
 from conformance.report.view import (
     CaptureView,
@@ -34,7 +35,6 @@ from conformance.report.view import (
     WaiverMark,
     WaiverUseView,
 )
-from conformance.sign.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from conformance.verdict import Verdict
 
 # Content-Security-Policy: nothing may load or run; only the inline stylesheet applies.

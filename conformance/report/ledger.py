@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from conformance.sign.digest import FileDigest, HashingWriter, copy_hashed
-from conformance.sign.statement import unsafe_name_reason
+from conformance.digest import FileDigest, HashingWriter, copy_hashed, unsafe_name_reason
 
 
 class ReportLedger:

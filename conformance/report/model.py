@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from conformance.digest import FileDigest, unsafe_name_reason
 from conformance.judge.model import ControlResult
 from conformance.observe.model import Observations
-from conformance.sign.digest import FileDigest
-from conformance.sign.statement import unsafe_name_reason
 from conformance.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -65,6 +64,25 @@ class BaselineCompare(Protocol):
         """The `baseline` section: `root` holds this report's evidence tables, `report` its
         report.json document so far."""
         ...
+
+
+SealedFiles = Callable[[Path], "set[str] | None"]
+"""The files a previous report of ours at a path holds, or None if it is not one."""
+
+
+class Sealer(Protocol):
+    """Signs a report directory (conformance.sign.seal.Ed25519Sealer fits): the report layer
+    writes the files and asks for the envelope; it never holds a key."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def public_key_pem(self) -> str: ...
+
+    def envelope(self, files: Iterable[FileDigest], predicate: Mapping[str, Any]) -> bytes: ...
+
+    def sealed_files(self, directory: Path) -> set[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)

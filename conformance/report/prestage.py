@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from conformance.sign.digest import copy_hashed
+from conformance.digest import copy_hashed
 
 
 class Prestage:

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from conformance.decode.tls import suite_name, version_name
+from conformance.digest import FileDigest
 from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.model import CaptureSummary, Flow, Observations
 from conformance.report.model import ControlInfo, ReportRun
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
-from conformance.sign.digest import FileDigest
 from conformance.verdict import Verdict, overall
 from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
 from conformance.waivers import Waiver, WaiverOutcome

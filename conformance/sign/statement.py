@@ -11,16 +11,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
-from conformance.sign.digest import FileDigest
+from conformance.digest import PRIMARY_SUBJECT, FileDigest, unsafe_name_reason
 from conformance.sign.strict_json import StrictJsonError, loads_object
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://ucx-conformance.dev/report/v1"
-ENVELOPE_NAME = "report.intoto.json"
-PRIMARY_SUBJECT = "report.json"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -34,20 +31,6 @@ class Statement:
 
     subjects: Mapping[str, str]
     predicate: Mapping[str, Any]
-
-
-def unsafe_name_reason(name: str) -> str | None:
-    """Why `name` is not a safe subject name (relative POSIX path inside the directory), or None."""
-    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
-        return "not a relative POSIX path"
-    parts = name.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return "contains an empty, '.' or '..' component"
-    if name == ENVELOPE_NAME:
-        return "names the envelope itself"
-    if PurePosixPath(name).as_posix() != name:
-        return "not in normal form"
-    return None
 
 
 def build_statement(subjects: Iterable[FileDigest], predicate: Mapping[str, Any]) -> bytes:

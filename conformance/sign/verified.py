@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from conformance.digest import CHUNK_BYTES, ENVELOPE_NAME, PRIMARY_SUBJECT, open_regular_nofollow
 from conformance.errors import VerifyError
-from conformance.sign.digest import CHUNK_BYTES, open_regular_nofollow
-from conformance.sign.statement import ENVELOPE_NAME, PRIMARY_SUBJECT
 from conformance.sign.strict_json import StrictJsonError, loads_object
 from conformance.sign.verify import MAX_REPORT_JSON_BYTES, VerifyResult, verify_report
 

@@ -21,13 +21,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, open_regular_nofollow, sha256_file
 from conformance.errors import SigningKeyError, VerifyError
-from conformance.sign.digest import open_regular_nofollow, sha256_file
 from conformance.sign.dsse import EnvelopeError, parse_envelope, signature_valid
 from conformance.sign.keys import fingerprint, load_public_key, parse_public_key
 from conformance.sign.statement import (
-    ENVELOPE_NAME,
-    PRIMARY_SUBJECT,
     Statement,
     StatementError,
     parse_statement,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conformance.digest import sha256_file
 from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.observe.model import (
     Anomaly,
@@ -32,8 +33,8 @@ from conformance.observe.model import (
 )
 from conformance.report.assemble import write_report
 from conformance.report.model import ReportRun, ReportSummary
-from conformance.sign.digest import sha256_file
 from conformance.sign.keys import generate_key, load_private_key
+from conformance.sign.seal import Ed25519Sealer
 from conformance.verdict import Verdict
 
 TARGET = ipaddress.ip_address("192.0.2.10")
@@ -253,10 +254,9 @@ def signed_report(tmp_path: Path, *, observations: bool = True) -> SignedReport:
     """Write a signed report for `make_run` with a fresh key kept outside it."""
     key_path = generate_key(tmp_path / "keys" / "signer.pem")
     report_dir = tmp_path / "report"
-    summary = write_report(
-        report_dir, make_run(tmp_path, observations=observations), load_private_key(key_path),
-        fake_lookup,
-    )  # fmt: skip
+    run = make_run(tmp_path, observations=observations)
+    sealer = Ed25519Sealer(load_private_key(key_path))
+    summary = write_report(report_dir, run, sealer, fake_lookup)
     return SignedReport(report_dir, key_path, Path(f"{key_path}.pub"), summary)
 
 

@@ -15,6 +15,7 @@ from conformance.errors import CaptureError, ConformanceError
 from conformance.report import assemble
 from conformance.report.assemble import check_report_dir, write_report
 from conformance.sign.keys import generate_key, load_private_key
+from conformance.sign.seal import Ed25519Sealer, sealed_files
 from conformance.sign.verify import verify_report
 from conformance.verdict import Verdict
 from tests.report.builders import REPORT_FILES, fake_lookup, make_run, signed_report
@@ -63,8 +64,8 @@ def test_captures_and_profile_are_copied_byte_for_byte(tmp_path: Path) -> None:
 def test_same_run_same_key_gives_identical_report_json(tmp_path: Path) -> None:
     key = load_private_key(key_for(tmp_path))
     run = make_run(tmp_path)
-    write_report(tmp_path / "a", run, key, fake_lookup)
-    write_report(tmp_path / "b", run, key, fake_lookup)
+    write_report(tmp_path / "a", run, Ed25519Sealer(key), fake_lookup)
+    write_report(tmp_path / "b", run, Ed25519Sealer(key), fake_lookup)
     for name in ("report.json", "junit.xml", "evidence/flows.csv", "evidence/captures.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -84,7 +85,7 @@ def test_failure_while_writing_leaves_no_report_and_no_partial(
     run = make_run(tmp_path)
     monkeypatch.setattr(assemble, "render_html", _exploding_html)
     with pytest.raises(ExplodedError):
-        write_report(tmp_path / "out" / "report", run, key, fake_lookup)
+        write_report(tmp_path / "out" / "report", run, Ed25519Sealer(key), fake_lookup)
     assert listing(tmp_path / "out") == []
 
 
@@ -99,7 +100,9 @@ def test_interrupt_keeps_the_previous_report_intact(
 
     monkeypatch.setattr(assemble, "render_html", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_report(report.report_dir, make_run(tmp_path), report.key(), fake_lookup)
+        write_report(
+            report.report_dir, make_run(tmp_path), Ed25519Sealer(report.key()), fake_lookup
+        )
     assert {p: p.read_bytes() for p in report.report_dir.rglob("*") if p.is_file()} == before
     assert listing(tmp_path) == ["inputs", "keys", "report"]
     assert verify_report(report.report_dir, report.pub_path).trusted
@@ -109,7 +112,7 @@ def test_previous_report_is_replaced_at_the_end(tmp_path: Path) -> None:
     report = signed_report(tmp_path)
     old_json = (report.report_dir / "report.json").read_bytes()
     run = replace(make_run(tmp_path), profile_name="second run")
-    write_report(report.report_dir, run, report.key(), fake_lookup)
+    write_report(report.report_dir, run, Ed25519Sealer(report.key()), fake_lookup)
     new = json.loads((report.report_dir / "report.json").read_bytes())
     assert new["profile"]["name"] == "second run"
     assert (report.report_dir / "report.json").read_bytes() != old_json
@@ -120,7 +123,7 @@ def test_previous_report_is_replaced_at_the_end(tmp_path: Path) -> None:
 def test_empty_existing_directory_is_used(tmp_path: Path) -> None:
     (tmp_path / "report").mkdir()
     key = load_private_key(key_for(tmp_path))
-    write_report(tmp_path / "report", make_run(tmp_path), key, fake_lookup)
+    write_report(tmp_path / "report", make_run(tmp_path), Ed25519Sealer(key), fake_lookup)
     assert verify_report(tmp_path / "report").ok
 
 
@@ -130,7 +133,7 @@ def test_foreign_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
     (target / "thesis.tex").write_text("years of work")
     key = load_private_key(key_for(tmp_path))
     with pytest.raises(ConformanceError, match="not a previous ucx-conformance report"):
-        write_report(target, make_run(tmp_path), key, fake_lookup)
+        write_report(target, make_run(tmp_path), Ed25519Sealer(key), fake_lookup)
     assert listing(target) == ["thesis.tex"]
     assert not any(p.name.startswith(".report.") for p in tmp_path.iterdir())
 
@@ -139,7 +142,9 @@ def test_previous_report_with_a_file_added_is_refused(tmp_path: Path) -> None:
     report = signed_report(tmp_path)
     (report.report_dir / "evidence" / "my-notes.txt").write_text("mine")
     with pytest.raises(ConformanceError, match="refusing to replace"):
-        write_report(report.report_dir, make_run(tmp_path), report.key(), fake_lookup)
+        write_report(
+            report.report_dir, make_run(tmp_path), Ed25519Sealer(report.key()), fake_lookup
+        )
     assert (report.report_dir / "evidence" / "my-notes.txt").read_text() == "mine"
 
 
@@ -148,9 +153,9 @@ def test_file_or_symlink_at_the_report_path_is_refused(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(ConformanceError, match="not a directory"):
-        check_report_dir(tmp_path / "file")
+        check_report_dir(tmp_path / "file", sealed_files)
     with pytest.raises(ConformanceError, match="symlink"):
-        check_report_dir(tmp_path / "link")
+        check_report_dir(tmp_path / "link", sealed_files)
 
 
 def test_capture_changed_after_judging_stops_the_report(tmp_path: Path) -> None:
@@ -160,7 +165,7 @@ def test_capture_changed_after_judging_stops_the_report(tmp_path: Path) -> None:
     with capture.open("r+b") as handle:
         handle.write(b"\x00")
     with pytest.raises(CaptureError, match="changed after it was judged"):
-        write_report(tmp_path / "report", run, key, fake_lookup)
+        write_report(tmp_path / "report", run, Ed25519Sealer(key), fake_lookup)
     assert listing(tmp_path) == ["inputs", "keys"]
 
 
@@ -189,7 +194,7 @@ def test_a_capture_not_among_the_evidence_files_is_cited_by_index(tmp_path: Path
     run = make_run(tmp_path)
     run = replace(run, evidence_files=run.evidence_files[1:])
     key = load_private_key(key_for(tmp_path))
-    write_report(tmp_path / "report", run, key, fake_lookup)
+    write_report(tmp_path / "report", run, Ed25519Sealer(key), fake_lookup)
     document = json.loads((tmp_path / "report" / "report.json").read_bytes())
     packets = document["controls"][0]["findings"][0]["packets"]
     assert packets == {"capture": None, "capture_index": 0, "numbers": [20, 21, 22]}
@@ -207,7 +212,7 @@ def test_large_capture_is_streamed_not_read_into_memory(tmp_path: Path) -> None:
     key = load_private_key(key_for(tmp_path))
     tracemalloc.start()
     try:
-        report = write_report(tmp_path / "report", run, key, fake_lookup)
+        report = write_report(tmp_path / "report", run, Ed25519Sealer(key), fake_lookup)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.digest import FileDigest
 from conformance.report.html_report import render_html
 from conformance.report.view import ReportView, build_view
-from conformance.sign.digest import FileDigest
 from tests.report.builders import SignedReport, fake_lookup, make_run
 from tests.report.test_html_report import Structure, parse
 

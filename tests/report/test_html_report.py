@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from conformance.sign.recipe import VERIFY_RECIPE
+from conformance.report.recipe import VERIFY_RECIPE
 from tests.report.builders import SignedReport
 
 VOID = {"meta", "br", "hr", "img", "link", "input"}

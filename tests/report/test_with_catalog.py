@@ -11,6 +11,7 @@ from conformance.catalog import load_catalog
 from conformance.report.assemble import write_report
 from conformance.report.model import ControlInfo
 from conformance.sign.keys import generate_key, load_private_key
+from conformance.sign.seal import Ed25519Sealer
 from conformance.sign.verify import verify_report
 from tests.report.builders import make_run
 
@@ -22,8 +23,8 @@ def test_every_catalog_control_renders_with_its_clauses(tmp_path: Path) -> None:
     template = run.results[0]
     results = tuple(replace(template, control_id=c.id) for c in catalog)
     key_path = generate_key(tmp_path / "keys" / "signer.pem")
-    write_report(tmp_path / "report", replace(run, results=results), load_private_key(key_path),
-                 lookup)  # fmt: skip
+    sealer = Ed25519Sealer(load_private_key(key_path))
+    write_report(tmp_path / "report", replace(run, results=results), sealer, lookup)
     document = json.loads((tmp_path / "report" / "report.json").read_bytes())
     for control, entry in zip(catalog, document["controls"], strict=True):
         assert entry["id"] == control.id and entry["title"] == control.title

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.report.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from conformance.sign.keys import generate_key
-from conformance.sign.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from tests.report.builders import SignedReport
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "verify.md"

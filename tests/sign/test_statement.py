@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from conformance.sign.digest import FileDigest
+from conformance.digest import FileDigest, unsafe_name_reason
 from conformance.sign.statement import (
     PREDICATE_TYPE,
     STATEMENT_TYPE,
     StatementError,
     build_statement,
     parse_statement,
-    unsafe_name_reason,
 )
 
 SHA = "a" * 64

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conformance.digest import FileDigest, sha256_file
 from conformance.errors import VerifyError
-from conformance.sign.digest import FileDigest, sha256_file
 from conformance.sign.dsse import sign_envelope
 from conformance.sign.keys import fingerprint, generate_key, public_key_pem
 from conformance.sign.statement import build_statement
@@ -249,7 +249,7 @@ def test_not_a_directory_fails(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_problem_not_a_crash(
     report: SignedReport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conformance.sign import digest as digest_module
+    from conformance import digest as digest_module
     from conformance.sign import verify as verify_module
 
     real = digest_module.sha256_file

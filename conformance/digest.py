@@ -1,4 +1,6 @@
-"""Streaming SHA-256 of files: hash while copying or writing, never a whole file in memory."""
+"""Files of a report directory: streaming SHA-256 (hash while copying or writing, never a
+whole file in memory), opening without following links, and the names a signed statement may
+give them. Below every layer: the report writes these files, the signer names them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import io
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -16,6 +18,25 @@ if TYPE_CHECKING:
 # Large enough that per-call overhead vanishes (512 MiB hash + copy in about a second),
 # small enough that memory stays flat however large a capture is.
 CHUNK_BYTES = 1 << 20
+
+
+# A signed report directory's layout: the envelope signs every other file, report.json first.
+ENVELOPE_NAME = "report.intoto.json"
+PRIMARY_SUBJECT = "report.json"
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` is not a safe subject name (relative POSIX path inside the directory), or None."""
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        return "not a relative POSIX path"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "contains an empty, '.' or '..' component"
+    if name == ENVELOPE_NAME:
+        return "names the envelope itself"
+    if PurePosixPath(name).as_posix() != name:
+        return "not in normal form"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

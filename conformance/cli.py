@@ -165,7 +165,7 @@ def _print_extras(console: Console, summary: RunSummary) -> None:
     for note in summary.waiver_notes:
         console.print(f"[yellow]waiver warning:[/] {escape(note)}")
     if summary.baseline is not None:
-        from conformance.compare.render import headline
+        from conformance.report.diff_render import headline
 
         text = headline(summary.baseline)
         style = "red" if summary.baseline.get("regression") else "green"
@@ -326,7 +326,7 @@ def _write_output(data: bytes, output: str | None) -> None:
 def _cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from conformance.compare.baseline import snapshot_of
     from conformance.compare.diff import diff
-    from conformance.compare.render import headline, render
+    from conformance.report.diff_render import headline, render
 
     old_key = args.old_key or args.key
     old = snapshot_of(_open_input(console, args.old, old_key, args.allow_unpinned))
@@ -427,8 +427,8 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """diff and export: commands on signed report directories (exit 3 if one does not verify)."""
-    from conformance.compare.render import FORMATS
     from conformance.export import FORMAT_NAMES
+    from conformance.report.diff_render import FORMATS
 
     diff = sub.add_parser("diff", help="what changed between two signed reports")
     diff.add_argument("old", metavar="OLD_REPORT")

@@ -278,7 +278,7 @@ def _closing_lines(summary: RunSummary) -> Iterator[str]:
     for note in summary.waiver_notes:
         yield f"waiver warning: {note}"
     if summary.baseline is not None:
-        from conformance.compare.render import headline
+        from conformance.report.diff_render import headline
 
         yield f"baseline: {headline(summary.baseline)}"
     if summary.report_dir is not None:

@@ -20,7 +20,6 @@ Anything else is refused, so no file of the user's is ever deleted.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -39,16 +38,13 @@ from conformance.report.html_report import render_html
 from conformance.report.json_report import jsonable, render_json, report_document
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
-from conformance.report.lock import hold, owner_tag
+from conformance.report.lock import hidden_sibling, hold
 from conformance.report.model import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
 from conformance.report.text import iso_utc
 from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage
-
-# Tries at a random sibling name before giving up (collisions need a concurrent writer).
-_NAME_ATTEMPTS = 16
 
 
 def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
@@ -70,26 +66,6 @@ def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
             f"{report_dir}: not empty and not a previous ucx-conformance report; "
             "refusing to replace it (choose another --report-dir)"
         )
-
-
-def hidden_sibling(target: Path, kind: str, *, create: bool) -> Path:
-    """A fresh hidden sibling `.<name>.<kind>-<owner>-<random>` (a directory if `create`).
-
-    `<owner>` is this process (report.lock.owner_tag): a later run removes the sibling only
-    once that process is gone.
-    """
-    owner = owner_tag()
-    for _ in range(_NAME_ATTEMPTS):
-        candidate = target.with_name(f".{target.name}.{kind}-{owner}-{secrets.token_hex(4)}")
-        if create:
-            try:
-                candidate.mkdir()
-            except FileExistsError:
-                continue
-            return candidate
-        if not os.path.lexists(candidate):
-            return candidate
-    raise ConformanceError(f"{target.parent}: cannot find a free name for a {kind} directory")
 
 
 def _install(partial: Path, target: Path, sealed_files: SealedFiles) -> None:

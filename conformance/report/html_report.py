@@ -442,7 +442,7 @@ def _baseline(view: ReportView) -> str:
     doc = view.baseline
     if not doc:
         return ""
-    from conformance.compare.render import headline
+    from conformance.report.diff_render import headline
 
     old = doc.get("old") or {}
     regression = bool(doc.get("regression"))

@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import socket
 import threading
@@ -236,8 +237,6 @@ def _read_holder(fd: int) -> str:
 
 def _probe(target: Path) -> None:
     """Make and remove a hidden sibling: the report needs exactly that (assemble, prestage)."""
-    from conformance.report.assemble import hidden_sibling
-
     probe = hidden_sibling(target, "probe", create=False)
     try:
         probe.mkdir()
@@ -246,3 +245,27 @@ def _probe(target: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.rmdir()
+
+
+# Tries at a random sibling name before giving up (collisions need a concurrent writer).
+_NAME_ATTEMPTS = 16
+
+
+def hidden_sibling(target: Path, kind: str, *, create: bool) -> Path:
+    """A fresh hidden sibling `.<name>.<kind>-<owner>-<random>` (a directory if `create`).
+
+    `<owner>` is this process (report.lock.owner_tag): a later run removes the sibling only
+    once that process is gone.
+    """
+    owner = owner_tag()
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = target.with_name(f".{target.name}.{kind}-{owner}-{secrets.token_hex(4)}")
+        if create:
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+        if not os.path.lexists(candidate):
+            return candidate
+    raise ConformanceError(f"{target.parent}: cannot find a free name for a {kind} directory")

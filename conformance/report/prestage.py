@@ -47,7 +47,7 @@ class Prestage:
         """
         if not sources:
             return
-        from conformance.report.assemble import hidden_sibling
+        from conformance.report.lock import hidden_sibling
 
         self._report_dir.parent.mkdir(parents=True, exist_ok=True)
         # Named before it is made: `close` removes it wherever an interrupt lands.

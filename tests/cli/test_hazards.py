@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report.assemble import hidden_sibling
-from conformance.report.lock import acquire
+from conformance.report.lock import acquire, hidden_sibling
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # A capture that takes a few seconds to judge: time to act while a run is under way.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance.compare.diff import diff
-from conformance.compare.render import render_markdown
 from conformance.compare.snapshot import Destination, Snapshot, TlsEndpoint
+from conformance.report.diff_render import render_markdown
 
 API = "api.imagicle.com:443"
 

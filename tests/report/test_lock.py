@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import ConformanceError
-from conformance.report.assemble import hidden_sibling
 from conformance.report.lock import (
     acquire,
+    hidden_sibling,
     hold,
     lock_path,
     owner_alive,

@@ -48,9 +48,7 @@ def test_integrations_stay_on_documented_endpoints(
 def test_perimeter_blocks_outside_canaries(
     ucx_evidence: Evidence, ucx_profile: Profile, ucx_verdict: Record
 ) -> None:
-    probes = ucx_profile.extra.get("probes")
-    enabled = isinstance(probes, dict) and bool(probes.get("perimeter"))
-    if not enabled:
+    if not ucx_profile.probes.perimeter:
         ucx_verdict(
             ControlResult(
                 "AG-PERIMETER",

@@ -188,12 +188,12 @@ def _footer(
 ) -> list[str]:
     lines: list[str] = []
     if inference.outside:
-        promise = (
-            "air-gapped mode allows no connection out of the environment (HA 2.2)"
-            if inference.mode is Mode.AIR_GAPPED
-            else "only the cloud endpoints above are allowed (HY-DEST)"
-        )
-        lines.append(f"# Reached outside the networks, never allowed by a draft: {promise}.")
+        if inference.mode is Mode.AIR_GAPPED:
+            lines.append("# Reached outside the networks; a draft never allows it (air-gapped mode")
+            lines.append("# allows no connection out of the environment, HA 2.2):")
+        else:
+            lines.append("# Reached outside the networks (HY-DEST allows a flow only by a cloud")
+            lines.append("# endpoint above, matched by name, port and transport):")
         lines += [f"#   {_comment(text)}" for text in inference.outside]
     if inference.cloud_unproposed:
         lines.append("# Reached outside the environment, not proposed (HY-DEST allows only")

@@ -39,6 +39,11 @@ MAX_MACS_PER_ADDRESS: Final = 8
 ETHERTYPE_ARP: Final = 0x0806
 _V = TypeVar("_V", str, int)
 _ETHERNET_HEADER = 14
+_IPV6_HEADER = 40
+_IPV4, _IPV6 = b"\x08\x00", b"\x86\xdd"
+# IPv6 next headers the fast path leaves to decode_ip: extension headers (RFC 8200 §4) and
+# ICMPv6, whose neighbour discovery binds addresses.
+_IPV6_SLOW_NEXT = frozenset({0, 43, 44, 50, 51, 58, 60, 135, 139, 140, 253, 254})
 _ARP_IPV4_OVER_ETHERNET = bytes.fromhex("000108000604")  # htype 1, ptype IPv4, hlen 6, plen 4
 _ND_SOLICIT, _ND_ADVERT, _ND_ROUTER_ADVERT = 135, 136, 134
 _ND_SOURCE_LL, _ND_TARGET_LL = 1, 2  # RFC 4861 4.6.1 option types
@@ -70,46 +75,86 @@ class LinkFacts:
 
 def read_links(paths: Sequence[Path]) -> LinkFacts:
     """Read every frame of every capture once and collect the MAC facts."""
-    facts = LinkFacts()
-    addresses: dict[bytes, IPAddress] = {}  # packed -> parsed: ipaddress is slow per frame
+    collector = _Collector()
     for path in paths:
         with CaptureReader(path) as reader:
             for record in reader.packets():
-                _frame(facts, addresses, record[1], record[2], record[2] + record[3], record[5])
-    return facts
+                collector.frame(record[1], record[2], record[2] + record[3], record[5])
+    return collector.facts()
 
 
-def _frame(
-    facts: LinkFacts,
-    addresses: dict[bytes, IPAddress],
-    buf: bytes,
-    off: int,
-    end: int,
-    linktype: int,
-) -> None:
-    facts.frames += 1
-    source, destination = _macs(buf, off, end, linktype)
-    try:
-        ethertype, l3, _ = network_layer(linktype, buf, off, end)
-        if ethertype == ETHERTYPE_ARP and source is not None:
-            _arp(facts, buf, l3, end)
+class _Collector:
+    """Raw (MAC, address) pairs as bytes while reading; typed LinkFacts at the end.
+
+    Untagged Ethernet IPv4 and IPv6 frames without extension headers (nearly all) take a
+    fast path that only slices the fixed header fields: the pass costs a few set insertions
+    per frame. Everything else goes through the observers' decoders.
+    """
+
+    def __init__(self) -> None:
+        self.sources: set[bytes] = set()  # MAC (6) + packed address
+        self.destinations: set[bytes] = set()
+        self.hops: set[bytes] = set()  # packed address + TTL/hop limit (1)
+        self.partial = LinkFacts()  # ARP/ND bindings and counters
+
+    def frame(self, buf: bytes, off: int, end: int, linktype: int) -> None:
+        partial = self.partial
+        partial.frames += 1
+        if linktype == LINKTYPE_ETHERNET and end - off >= _ETHERNET_HEADER + _IPV6_HEADER:
+            kind = buf[off + 12 : off + 14]
+            if kind == _IPV4 and buf[off + 14] == 0x45:
+                partial.frames_with_macs += 1
+                src, dst = buf[off + 26 : off + 30], buf[off + 30 : off + 34]
+                self._pair(buf, off, src, dst, buf[off + 22 : off + 23])
+                return
+            if kind == _IPV6 and buf[off + 20] not in _IPV6_SLOW_NEXT:
+                partial.frames_with_macs += 1
+                src, dst = buf[off + 22 : off + 38], buf[off + 38 : off + 54]
+                self._pair(buf, off, src, dst, buf[off + 21 : off + 22])
+                return
+        self._slow(buf, off, end, linktype)
+
+    def _pair(self, buf: bytes, off: int, src: bytes, dst: bytes, hops: bytes) -> None:
+        if not buf[off + 6] & 0x01:
+            self.sources.add(buf[off + 6 : off + 12] + src)
+        if not buf[off] & 0x01:
+            self.destinations.add(buf[off : off + 6] + dst)
+        self.hops.add(src + hops)
+
+    def _slow(self, buf: bytes, off: int, end: int, linktype: int) -> None:
+        partial = self.partial
+        source, destination = _macs(buf, off, end, linktype)
+        try:
+            ethertype, l3, _ = network_layer(linktype, buf, off, end)
+            if ethertype == ETHERTYPE_ARP and source is not None:
+                _arp(partial, buf, l3, end)
+                return
+            if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
+                return
+            packet = decode_ip(buf, l3, end, ethertype)
+        except (DecodeError, KeyError, IndexError):
+            partial.not_read += 1
             return
-        if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
-            return
-        packet = decode_ip(buf, l3, end, ethertype)
-    except (DecodeError, KeyError, IndexError):
-        facts.not_read += 1
-        return
-    src = _parsed(addresses, packet.src)
-    dst = _parsed(addresses, packet.dst)
-    _add(facts.hops, src, buf[l3 + 8] if packet.version == 4 else buf[l3 + 7])
-    if source is not None:
-        facts.frames_with_macs += 1
-        _add(facts.source_macs, src, source)
-    if destination is not None:
-        _add(facts.destination_macs, dst, destination)
-    if packet.proto == IPPROTO_ICMPV6 and packet.fragment is None:
-        _neighbour_discovery(facts, buf, packet.l4, packet.end, src)
+        self.hops.add(packet.src + bytes([buf[l3 + 8] if packet.version == 4 else buf[l3 + 7]]))
+        if source is not None:
+            partial.frames_with_macs += 1
+            self.sources.add(bytes.fromhex(source.replace(":", "")) + packet.src)
+        if destination is not None:
+            self.destinations.add(bytes.fromhex(destination.replace(":", "")) + packet.dst)
+        if packet.proto == IPPROTO_ICMPV6 and packet.fragment is None:
+            src = ipaddress.IPv6Address(packet.src)
+            _neighbour_discovery(partial, buf, packet.l4, packet.end, src)
+
+    def facts(self) -> LinkFacts:
+        facts = self.partial
+        addresses: dict[bytes, IPAddress] = {}  # packed -> parsed, each parsed once
+        for pair in sorted(self.sources):
+            _add(facts.source_macs, _parsed(addresses, pair[6:]), pair[:6].hex(":"))
+        for pair in sorted(self.destinations):
+            _add(facts.destination_macs, _parsed(addresses, pair[6:]), pair[:6].hex(":"))
+        for pair in sorted(self.hops):
+            _add(facts.hops, _parsed(addresses, pair[:-1]), pair[-1])
+        return facts
 
 
 def _parsed(addresses: dict[bytes, IPAddress], packed: bytes) -> IPAddress:

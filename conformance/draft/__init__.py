@@ -82,6 +82,10 @@ def draft_profile(request: DraftRequest) -> Draft:
     obs = observe_captures(request.captures)
     links = read_links(request.captures)
     targets, target_why = infer.choose_targets(obs, links, given_targets)
+    if not any(f.initiator in targets or f.responder in targets for f in obs.flows):
+        target_why.append(
+            f"no flow of {', '.join(str(t) for t in targets)} is in the captures: check --target"
+        )
     roles = infer.peer_roles(obs, targets, links)
     if given_networks:
         networks = [infer.Network(n, "given with --network") for n in given_networks]

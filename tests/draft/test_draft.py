@@ -223,6 +223,13 @@ def test_given_networks_and_targets_are_used_as_given(tmp_path: Path) -> None:
     assert draft.would_fail == ()
 
 
+def test_a_target_absent_from_the_capture_is_said(tmp_path: Path) -> None:
+    capture = write_pcap(tmp_path / "c.pcap", clean_onprem_traffic())
+    draft = draft_profile(DraftRequest((capture,), targets=("192.0.2.99",)))
+    assert "no flow of 192.0.2.99 is in the captures: check --target" in draft.text
+    assert draft.profile.environment.endpoints == ()
+
+
 @pytest.mark.parametrize(
     ("targets", "networks", "problem"),
     [

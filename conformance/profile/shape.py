@@ -84,7 +84,7 @@ STIMULUS_TIME_PATTERN = r"\s*[0-9]+(?:\.[0-9]+)?\s*(?:ms|s|m)?\s*"
 _CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"  # C0, DEL, C1, line and paragraph separators
 TEXT_PATTERN = rf"[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*"
 """One line with something on it (the loader also refuses other non-printable characters)."""
-INTERFACE_PATTERN = r"[^ ;'\"$`]+"
+INTERFACE_PATTERN = "[^ ;'\"$`]+"
 """An interface name that cannot smuggle a second command into the remote capture."""
 
 

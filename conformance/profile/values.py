@@ -277,7 +277,7 @@ def duration(value: object, at: At, spelling: str, units: dict[str, float], exam
         expected(at, f"a duration such as {examples}", value)
     if isinstance(value, int | float):
         return float(value)
-    if re.fullmatch(spelling, value, re.ASCII) is None:
+    if re.fullmatch(spelling, value) is None:
         at.fail(f"{quote(value)} is not a duration such as {examples}")
     written = value.strip()
     number = written.rstrip("smhd").rstrip()

@@ -379,6 +379,79 @@ def _cmd_lab_build_image(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_profile_draft(args: argparse.Namespace, console: Console) -> int:
+    from conformance.draft import DraftRequest, draft_profile
+
+    request = DraftRequest(
+        captures=tuple(Path(p) for p in args.pcap),
+        targets=tuple(args.target),
+        mode=args.mode,
+        networks=tuple(args.network),
+        name=args.name,
+    )
+    draft = draft_profile(request)
+    _write_output(draft.text.encode("utf-8"), args.output)
+    for note in draft.notes:
+        console.print(f"[yellow]review:[/] {escape(note)}")
+    where = args.output or "stdout"
+    console.print(
+        f"wrote a draft profile to {escape(where)}: review every entry, remove `draft: true`,"
+        " then `ucx-conformance profile check` it"
+    )
+    return 0
+
+
+def _cmd_profile_check(args: argparse.Namespace, console: Console) -> int:
+    from conformance.profile import load_profile
+    from conformance.profile.check import explain, warnings
+
+    profile = load_profile(Path(args.profile))
+    print("\n".join(explain(profile)))
+    found = warnings(profile)
+    print()
+    for warning in found:
+        print(warning)
+    print(f"{len(found)} warning{'' if len(found) == 1 else 's'}" if found else "no warnings")
+    return 0
+
+
+def _cmd_profile_schema(args: argparse.Namespace, console: Console) -> int:
+    from conformance.profile.schema import shipped
+
+    _write_output(shipped().encode("utf-8"), args.output)
+    return 0
+
+
+def _add_profile_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """profile draft / check / schema: writing the deployment profile (docs/profile.md)."""
+    profile = sub.add_parser("profile", help="draft, check and describe deployment profiles")
+    profile_sub = profile.add_subparsers(dest="profile_command", required=True)
+    draft = profile_sub.add_parser("draft", help="draft a profile from captures, for review")
+    draft.add_argument(
+        "--pcap", action="append", required=True, metavar="FILE", help="capture (repeatable)"
+    )
+    draft.add_argument(
+        "--target", action="append", default=[], metavar="ADDR", help="the UCX host (repeatable)"
+    )
+    draft.add_argument("--mode", choices=("air-gapped", "hybrid"), default="air-gapped")
+    draft.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a network of the Customer Environment (repeatable; default: inferred on-link)",
+    )
+    draft.add_argument("--name", help="the profile's name (default: from the first capture)")
+    draft.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    draft.set_defaults(handler=_cmd_profile_draft)
+    check = profile_sub.add_parser("check", help="explain a profile and warn about likely mistakes")
+    check.add_argument("profile", metavar="PROFILE")
+    check.set_defaults(handler=_cmd_profile_check)
+    schema = profile_sub.add_parser("schema", help="print the profile's JSON Schema (editors)")
+    schema.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    schema.set_defaults(handler=_cmd_profile_schema)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ucx-conformance",
@@ -403,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="write an Ed25519 signing key pair")
     keygen.add_argument("key_path", metavar="KEY_PATH")
     keygen.set_defaults(handler=_cmd_keygen)
+
+    _add_profile_commands(sub)
 
     lab = sub.add_parser("lab", help="the built-in lab")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)

@@ -1,13 +1,14 @@
 """Typed, frozen form of a deployment profile (interface.md). Built only by `profile.load_profile`.
 
 Nothing downstream re-checks these values: the loader guarantees the invariants
-documented on each field.
+documented on each field. Every section is typed here, the live-target ones (`lab`,
+`probes`, `stimuli`, `host`) too; their features read these records, never raw YAML.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -38,6 +39,47 @@ SERVICES_NEEDING_LICENSING: frozenset[str] = frozenset(
 
 TLS_VERSIONS: tuple[str, ...] = ("1.0", "1.1", "1.2", "1.3")
 """Values of `cloud.min_tls`, oldest first."""
+
+# The live-target sections' vocabularies. The lab's modules use these names (lab/perimeter.py,
+# lab/certs.py, lab/options.py, lab/stimuli.py); the profile only needs to know the words.
+PERIMETER_POLICIES: tuple[str, ...] = ("closed", "cloud", "open")
+"""Values of `lab.perimeter`: what the lab's perimeter router lets out."""
+
+CLOUD_CERT_KINDS: tuple[str, ...] = ("valid", "untrusted", "expired", "wrong-name")
+"""Values of `lab.cloud_cert`: the certificate the lab's cloud stand-ins present."""
+
+LAB_BEHAVIOURS: tuple[str, ...] = (
+    "sip",
+    "dns",
+    "ldap",
+    "ntp",
+    "licensing",
+    "telemetry",
+    "grpc",
+    "user_sync",
+    "fault",
+)
+"""Keys of `lab.periods`: the reference target's repeated behaviours."""
+
+STIMULUS_ACTIONS: tuple[str, ...] = (
+    "licence-refresh",
+    "restart",
+    "telemetry-beat",
+    "directory-sync",
+)
+"""Admin actions of the reference target (`stimuli[].action`: POST /actions/<name>)."""
+
+STIMULUS_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "HEAD")
+"""HTTP methods of `stimuli[].http.method` (written in any case)."""
+
+LAB_NETWORKS: tuple[str, ...] = (
+    "192.0.2.0/24",
+    "2001:db8:1::/64",
+    "203.0.113.0/24",
+    "198.51.100.0/24",
+    "2001:db8:ffff::/64",
+)
+"""The lab's segments (lab/topology.py; a test keeps them equal): a stimulus URL names one."""
 
 
 class Mode(StrEnum):
@@ -145,6 +187,54 @@ class Target:
     addresses: tuple[IPAddress, ...]
 
 
+StimulusKind = Literal["action", "http", "shell"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabSettings:
+    """`lab:`: what the built-in lab does beyond the profile's promises (docs/lab.md)."""
+
+    perimeter: str | None = None  # one of PERIMETER_POLICIES; None: closed air-gapped, cloud hybrid
+    cloud_cert: str = "valid"  # one of CLOUD_CERT_KINDS
+    scanner: bool = True  # the outside scanner tries to connect in (AG-INGRESS evidence)
+    periods: tuple[tuple[str, float], ...] = ()  # (LAB_BEHAVIOURS name, seconds > 0) overrides
+    intercept: bool | None = None  # None ("auto"): on with a proxy and a valid cloud certificate
+    tls_keylog: bool = False  # the reference target writes its TLS key log
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    """`probes:`: active probes after the observation window."""
+
+    perimeter: bool = False  # AG-PERIMETER canary probes
+
+
+@dataclass(frozen=True, slots=True)
+class StimulusSpec:
+    """One entry of `stimuli:`: something done `at` seconds into the observation window."""
+
+    at: float  # >= 0
+    kind: StimulusKind
+    action: str = ""  # action: one of STIMULUS_ACTIONS
+    method: str = ""  # http: one of STIMULUS_METHODS (upper case)
+    url: str = ""  # http: an http(s) URL whose host is an address of LAB_NETWORKS
+    command: str = ""  # shell: a command line run inside the target's namespace
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """`host:`: how a live host is reached and read (docs/hosts.md)."""
+
+    ssh_config: Path | None = None  # existing files; relative paths are the profile's
+    identity: Path | None = None
+    known_hosts: Path | None = None
+    settings: str | None = None  # absolute path of the product's settings file on the host
+    command_timeout: float = 20.0  # seconds, 0 < t <= 600
+    sample_interval: float = 2.0  # seconds, 0 < t <= 600
+    sudo: bool = False
+    capture: str | None = None  # interface for a remote capture during the window
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """One UCX deployment and what it promises."""
@@ -161,7 +251,10 @@ class Profile:
     # observation.minimum_window: a shorter capture window makes absence claims inconclusive
     minimum_window_seconds: float | None = None
     draft: bool = False  # written by `profile draft`; `run` refuses it until a person removes it
-    extra: dict[str, object] = field(default_factory=dict)  # sections owned by later features
+    lab: LabSettings = LabSettings()
+    probes: ProbeSettings = ProbeSettings()
+    stimuli: tuple[StimulusSpec, ...] = ()  # in the order written
+    host: HostSettings = HostSettings()
 
     def is_target(self, address: IPAddress) -> bool:
         return address in self.target.addresses

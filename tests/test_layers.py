@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("judge", ("conformance.judge",)),
     ("report", ("conformance.report", "conformance.waivers")),
     ("sign", ("conformance.sign",)),
-    ("after", ("conformance.compare", "conformance.export")),
+    ("after", ("conformance.compare", "conformance.export", "conformance.draft")),
     (
         "front",
         (

@@ -14,7 +14,15 @@ import yaml
 
 from conformance.errors import ProfileError
 from conformance.profile import MAX_PROFILE_BYTES, load_profile
-from conformance.profile_model import Mode, PortSpec, Telemetry
+from conformance.profile_model import (
+    HostSettings,
+    LabSettings,
+    Mode,
+    PortSpec,
+    ProbeSettings,
+    StimulusSpec,
+    Telemetry,
+)
 from tests.shared import shared_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +198,10 @@ def test_defaults(write: Any) -> None:
     assert profile.environment.strict is False
     assert profile.telemetry is Telemetry.DISABLED
     assert profile.window_seconds is None
-    assert profile.extra == {}
+    assert profile.lab == LabSettings()
+    assert profile.probes == ProbeSettings()
+    assert profile.stimuli == ()
+    assert profile.host == HostSettings()
 
 
 def test_values_are_normalised(write: Any) -> None:
@@ -331,7 +342,7 @@ def test_unknown_top_level_key_suggests_the_closest(refused: Any) -> None:
     error = refused(changed(AIR_GAPPED, modee="hybrid"))
     assert error.key == "modee"
     assert error.problem.startswith('unknown key; did you mean "mode"? allowed here: name, mode,')
-    assert "lab, stimuli, probes, host, image" in error.problem
+    assert error.problem.endswith("draft, lab, probes, stimuli, host")
 
 
 def test_unknown_nested_key(refused: Any) -> None:
@@ -960,21 +971,80 @@ def test_bad_window(refused: Any, value: object, problem: str) -> None:
     assert problem in error.problem
 
 
-def test_later_sections_are_kept(write: Any) -> None:
-    data = changed(AIR_GAPPED, lab={"faults": ["x"]}, probes={"perimeter": True}, stimuli=[1])
+def test_live_target_sections_are_typed(write: Any) -> None:
+    data = changed(
+        AIR_GAPPED,
+        lab={"perimeter": "open", "periods": {"sip": 2}, "intercept": "auto"},
+        probes={"perimeter": True},
+        stimuli=[{"at": "1.5s", "shell": "true"}, {"at": 500, "action": "restart"}],
+    )
     profile = load_profile(write(data))
-    assert profile.extra == {
-        "lab": {"faults": ["x"]},
-        "probes": {"perimeter": True},
-        "stimuli": [1],
-    }
+    assert profile.lab == LabSettings(perimeter="open", periods=(("sip", 2.0),))
+    assert profile.probes == ProbeSettings(perimeter=True)
+    assert profile.stimuli == (
+        StimulusSpec(1.5, "shell", command="true"),
+        StimulusSpec(500.0, "action", action="restart"),
+    )
 
 
-@pytest.mark.parametrize(("key", "value"), [("host", "ssh://ucx"), ("image", None), ("lab", True)])
-def test_later_sections_must_be_mappings_or_lists(refused: Any, key: str, value: object) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "where", "problem"),
+    [
+        ("host", "ssh://ucx", "host", "expected a mapping with ssh_config"),
+        ("lab", True, "lab", "expected a mapping with perimeter"),
+        ("lab", {"faults": ["x"]}, "lab.faults", "unknown key"),
+        ("lab", {"periods": {"sip": 0}}, "lab.periods.sip", "a positive number of seconds"),
+        ("lab", {"periods": {"sipp": 1}}, "lab.periods.sipp", 'did you mean "sip"'),
+        ("lab", {"intercept": "yes"}, "lab.intercept", "expected true, false or auto"),
+        ("lab", {"intercept": True}, "lab.intercept", "the profile declares none"),
+        ("lab", {"cloud_cert": "bogus"}, "lab.cloud_cert", "is not one of valid, untrusted"),
+        ("probes", {"perimeter": "yes"}, "probes.perimeter", "expected true or false"),
+        ("probes", [True], "probes", "expected a mapping with perimeter"),
+        ("stimuli", {"at": 1}, "stimuli", "expected a list"),
+        ("stimuli", [{"action": "restart"}], "stimuli[0].at", "missing"),
+        ("stimuli", [{"at": "-1s", "shell": "x"}], "stimuli[0].at", "is not a duration"),
+        ("stimuli", [{"at": "\u0665s", "shell": "x"}], "stimuli[0].at", "is not a duration"),
+        ("stimuli", [{"at": 1}], "stimuli[0]", "give exactly one of action, http, shell"),
+        ("stimuli", [{"at": 1, "shell": " "}], "stimuli[0].shell", "empty"),
+        (
+            "stimuli",
+            [{"at": 1, "http": {"url": "http://192.0.2.9/", "body": "x"}}],
+            "stimuli[0].http.body",
+            "unknown key",
+        ),
+        (
+            "stimuli",
+            [{"at": 1, "http": {"method": "PATCH", "url": "http://192.0.2.9/"}}],
+            "stimuli[0].http.method",
+            "is not one of get, post",
+        ),
+        (
+            "stimuli",
+            [{"at": 1, "http": {"url": "ftp://192.0.2.9/"}}],
+            "stimuli[0].http.url",
+            "is not an http(s) URL",
+        ),
+    ],
+)
+def test_live_target_sections_are_checked_on_load(
+    refused: Any, key: str, value: object, where: str, problem: str
+) -> None:
     error = refused(changed(AIR_GAPPED, **{key: value}))
-    assert error.key == key
-    assert error.problem.startswith("expected a mapping or a list (the feature that owns it")
+    assert (error.key, problem in error.problem) == (where, True), error
+
+
+def test_image_is_not_a_profile_key(refused: Any) -> None:
+    error = refused(changed(AIR_GAPPED, image={"name": "ucx:1"}))
+    assert error.key == "image"
+    assert "run --image IMAGE" in error.problem
+
+
+def test_lab_networks_are_the_lab_topology() -> None:
+    from conformance.lab import topology as topo
+    from conformance.profile_model import LAB_NETWORKS
+
+    plan = (topo.ONPREM_V4, topo.ONPREM_V6, *topo.INTERNET_V4, topo.INTERNET_V6)
+    assert set(LAB_NETWORKS) == set(plan)
 
 
 # --- observation.minimum_window and draft (interface.md) -----------------------------------

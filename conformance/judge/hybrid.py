@@ -234,6 +234,11 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
     return found, proxy_other
 
 
+def external_conversations(obs: Observations, profile: Profile) -> tuple[CloudFlow, ...]:
+    """The target's external conversations, named as HY-DEST names them (`profile draft`)."""
+    return tuple(cloud_flows(target_view(obs, profile), _Index(obs, profile))[0])
+
+
 def _endpoint_allows(profile: Profile, name: str, port: int, transport: str) -> bool:
     if profile.cloud is None:
         return False

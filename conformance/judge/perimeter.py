@@ -28,8 +28,7 @@ def _target(item: Mapping[str, Any]) -> str:
 
 def probing_enabled(profile: Profile) -> bool:
     """Whether the profile asks for perimeter probes (`probes: {perimeter: true}`)."""
-    probes = profile.extra.get("probes")
-    return isinstance(probes, dict) and bool(probes.get("perimeter"))
+    return profile.probes.perimeter
 
 
 def perimeter(obs: Observations, profile: Profile) -> ControlResult:

@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from conformance.profile_model import CLOUD_CERT_KINDS
+
 VALIDITY: Final = datetime.timedelta(days=2)  # a lab lives for seconds; short is honest
 CLOCK_SKEW: Final = datetime.timedelta(minutes=5)
 
-CERT_KINDS: Final = ("valid", "untrusted", "expired", "wrong-name")
+CERT_KINDS: Final = CLOUD_CERT_KINDS  # the words of `lab.cloud_cert`
 IMPOSTOR_CERTS: Final = ("self-signed", "untrusted-ca", "wrong-name", "expired", "weak-key")
 """What the HY-CERT impostors present, in turn."""
 """What the cloud stand-ins may present (`lab: {cloud_cert: ...}` in a profile)."""

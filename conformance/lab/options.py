@@ -15,13 +15,9 @@ probes: {perimeter: true}  # AG-PERIMETER probes after the window
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
-from conformance.errors import ProfileError
-from conformance.lab.certs import CERT_KINDS
-from conformance.lab.perimeter import POLICIES
-from conformance.profile_model import Mode, Profile
+from conformance.profile_model import LAB_BEHAVIOURS, Mode, Profile
 
 DEFAULT_WINDOW: Final = 20.0  # seconds, when the profile has no `window`
 DEFAULT_PERIODS: Final = {
@@ -36,9 +32,9 @@ DEFAULT_PERIODS: Final = {
     "user_sync": 4.0,
     "fault": 3.0,
 }
+if tuple(DEFAULT_PERIODS) != LAB_BEHAVIOURS:  # pragma: no cover - a mistake in this file
+    raise RuntimeError("DEFAULT_PERIODS must name exactly profile_model.LAB_BEHAVIOURS")
 SCAN_PORTS: Final = (8080, 9443)  # the admin API and the remote-support port of the fault
-_LAB_KEYS: Final = ("perimeter", "cloud_cert", "scanner", "periods", "intercept", "tls_keylog")
-_PROBE_KEYS: Final = ("perimeter",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,67 +51,21 @@ class LabOptions:
     tls_keylog: bool = False  # the target writes its key log: TLS_DECRYPTED from the capture
 
 
-def _mapping(value: object, source: Path, key: str, allowed: tuple[str, ...]) -> dict[str, object]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ProfileError(source, key, "expected a mapping")
-    for name in value:
-        if name not in allowed:
-            raise ProfileError(
-                source, f"{key}.{name}", f"unknown key; allowed: {', '.join(allowed)}"
-            )
-    return value
-
-
-def _choice(value: object, source: Path, key: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ProfileError(source, key, f"{value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _flag(value: object, source: Path, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ProfileError(source, key, "expected true or false")
-    return value
-
-
 def lab_options(profile: Profile) -> LabOptions:
-    """Parse `lab:` and `probes:`; ProfileError naming file and key path."""
-    source = profile.source
-    lab = _mapping(profile.extra.get("lab"), source, "lab", _LAB_KEYS)
-    probes = _mapping(profile.extra.get("probes"), source, "probes", _PROBE_KEYS)
+    """The lab's options from the profile's `lab:` and `probes:` (checked when it loaded)."""
+    lab = profile.lab
     default_perimeter = "closed" if profile.mode is Mode.AIR_GAPPED else "cloud"
-    periods = dict(DEFAULT_PERIODS)
-    for name, seconds in _mapping(
-        lab.get("periods"), source, "lab.periods", tuple(DEFAULT_PERIODS)
-    ).items():
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-            raise ProfileError(
-                source, f"lab.periods.{name}", "expected a positive number of seconds"
-            )
-        periods[name] = float(seconds)
-    cloud_cert = _choice(lab.get("cloud_cert", "valid"), source, "lab.cloud_cert", CERT_KINDS)
-    intercept = lab.get("intercept", "auto")
-    if intercept == "auto":
+    intercept = lab.intercept
+    if intercept is None:
         # An interceptor would stand in for an untrusted cloud certificate (HY-CERT).
-        intercept = profile.proxy is not None and cloud_cert == "valid"
-    intercept = _flag(intercept, source, "lab.intercept")
-    if intercept and profile.proxy is None:
-        raise ProfileError(
-            source,
-            "lab.intercept",
-            "the interceptor sits behind the proxy: the profile declares none",
-        )
+        intercept = profile.proxy is not None and lab.cloud_cert == "valid"
     return LabOptions(
         window=profile.window_seconds or DEFAULT_WINDOW,
-        perimeter=_choice(
-            lab.get("perimeter", default_perimeter), source, "lab.perimeter", POLICIES
-        ),
-        cloud_cert=cloud_cert,
-        scanner=_flag(lab.get("scanner", True), source, "lab.scanner"),
-        periods=periods,
-        probe_perimeter=_flag(probes.get("perimeter", False), source, "probes.perimeter"),
+        perimeter=lab.perimeter or default_perimeter,
+        cloud_cert=lab.cloud_cert,
+        scanner=lab.scanner,
+        periods={**DEFAULT_PERIODS, **dict(lab.periods)},
+        probe_perimeter=profile.probes.perimeter,
         intercept=intercept,
-        tls_keylog=_flag(lab.get("tls_keylog", False), source, "lab.tls_keylog"),
+        tls_keylog=lab.tls_keylog,
     )

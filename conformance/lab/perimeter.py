@@ -19,8 +19,9 @@ from typing import Final
 
 from conformance.lab import topology as topo
 from conformance.lab.netns import in_netns, run
+from conformance.profile_model import PERIMETER_POLICIES
 
-POLICIES: Final = ("closed", "cloud", "open")
+POLICIES: Final = PERIMETER_POLICIES  # the words of `lab.perimeter`
 TABLE: Final = "ucxl_perimeter"
 CLOUD_PORTS: Final = "{ 443, 636 }"  # CT 2, 6: HTTPS and LDAPS to the Imagicle cloud
 

@@ -44,7 +44,7 @@ from conformance.lab.services import (
     listening,
 )
 from conformance.lab.sshd import LabHostAccess, LabHostHook, start_sshd, write_host_files
-from conformance.lab.stimuli import Stimulus, StimulusRunner, parse_stimuli
+from conformance.lab.stimuli import Stimulus, StimulusRunner, lab_stimuli
 from conformance.profile_model import Mode, Profile
 from conformance.progress import Progress
 from conformance.resources import import_root
@@ -426,7 +426,7 @@ def run_lab(
     """See conformance.lab.run_lab."""
     checked = check_faults(faults)
     options = lab_options(profile)
-    stimuli = parse_stimuli(profile.extra.get("stimuli"), profile.source)
+    stimuli = lab_stimuli(profile.stimuli)
     _check_profile(profile)
     check_host()
     workdir.mkdir(parents=True, exist_ok=True)

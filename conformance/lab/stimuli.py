@@ -14,9 +14,7 @@ inside a namespace for the HTTP client side.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -27,20 +25,13 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from conformance.errors import ProfileError
 from conformance.lab import topology as topo
+from conformance.profile_model import STIMULUS_ACTIONS, StimulusSpec
 
-ACTIONS: Final = ("licence-refresh", "restart", "telemetry-beat", "directory-sync")
+ACTIONS: Final = STIMULUS_ACTIONS
 """Admin actions of the reference target (POST /actions/<name>)."""
-HTTP_METHODS: Final = ("GET", "POST", "PUT", "DELETE", "HEAD")
 STIMULUS_TIMEOUT: Final = 10.0  # one stimulus; longer ones would outlive a typical window
 MAX_OUTPUT: Final = 2000  # characters of a stimulus's output kept in the log
-LAB_NETWORKS: Final = tuple(
-    ipaddress.ip_network(n)
-    for n in (topo.ONPREM_V4, topo.ONPREM_V6, *topo.INTERNET_V4, topo.INTERNET_V6)
-)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,78 +50,20 @@ class Stimulus:
         return f"{self.method} {self.url}"
 
 
-def parse_duration(value: object, source: Path, key: str) -> float:
-    """`5s`, `500ms`, `1m` or a number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ProfileError(source, key, "expected a duration such as 5s")
-    if isinstance(value, str):
-        found = _DURATION.fullmatch(value.strip())
-        if found is None:
-            raise ProfileError(source, key, f"{value!r} is not a duration such as 5s")
-        seconds = float(found[1]) * _UNITS[found[2]]
-    else:
-        seconds = float(value)
-    if seconds < 0:
-        raise ProfileError(source, key, "a negative time")
-    return seconds
+def lab_stimuli(specs: Sequence[StimulusSpec]) -> tuple[Stimulus, ...]:
+    """The profile's `stimuli` (checked when it loaded) as the lab runs them, sorted by time.
 
-
-def _lab_url(url: str, source: Path, key: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProfileError(source, key, f"{url!r} is not an http(s) URL")
-    try:
-        host = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        raise ProfileError(
-            source, key, f"{url!r}: write a lab address, not a name (the harness resolves nothing)"
-        ) from None
-    if not any(host in net for net in LAB_NETWORKS if net.version == host.version):
-        raise ProfileError(source, key, f"{host} is not a lab address")
-    return url
-
-
-def parse_stimuli(value: object, source: Path) -> tuple[Stimulus, ...]:
-    """The profile's `stimuli` section, sorted by time; ProfileError naming the key path."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ProfileError(source, "stimuli", "expected a list of {at: 5s, action: ...}")
+    An action is a POST to the reference target's admin API on its on-prem address.
+    """
     out: list[Stimulus] = []
-    for index, item in enumerate(value):
-        key = f"stimuli[{index}]"
-        if not isinstance(item, dict) or "at" not in item:
-            raise ProfileError(
-                source, key, "expected a mapping with at and one of action/http/shell"
-            )
-        kinds = [k for k in ("action", "http", "shell") if k in item]
-        extra = set(item) - {"at", "action", "http", "shell"}
-        if len(kinds) != 1 or extra:
-            raise ProfileError(source, key, "give `at` and exactly one of action, http, shell")
-        at = parse_duration(item["at"], source, f"{key}.at")
-        kind = kinds[0]
-        if kind == "action":
-            action = item["action"]
-            if action not in ACTIONS:
-                raise ProfileError(
-                    source, f"{key}.action", f"{action!r} is not one of {', '.join(ACTIONS)}"
-                )
-            url = f"http://{topo.TARGET_V4}:{topo.ADMIN_PORT}/actions/{action}"
-            out.append(Stimulus(at, "action", "POST", url))
-        elif kind == "http":
-            spec = item["http"]
-            if not isinstance(spec, dict) or "url" not in spec:
-                raise ProfileError(source, f"{key}.http", "expected {method: GET, url: ...}")
-            method = str(spec.get("method", "GET")).upper()
-            if method not in HTTP_METHODS:
-                raise ProfileError(source, f"{key}.http.method", f"{method!r} is not supported")
-            url = _lab_url(str(spec["url"]), source, f"{key}.http.url")
-            out.append(Stimulus(at, "http", method, url))
+    for spec in specs:
+        if spec.kind == "action":
+            url = f"http://{topo.TARGET_V4}:{topo.ADMIN_PORT}/actions/{spec.action}"
+            out.append(Stimulus(spec.at, "action", "POST", url))
+        elif spec.kind == "http":
+            out.append(Stimulus(spec.at, "http", spec.method, spec.url))
         else:
-            command = item["shell"]
-            if not isinstance(command, str) or not command.strip():
-                raise ProfileError(source, f"{key}.shell", "expected a command line")
-            out.append(Stimulus(at, "shell", command=command))
+            out.append(Stimulus(spec.at, "shell", command=spec.command))
     return tuple(sorted(out, key=lambda s: s.at))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance.evidence.lab import collected_from
 from conformance.lab import LabRun, run_lab
@@ -18,25 +18,25 @@ from conformance.lab.netns import NETNS_ETC, STATE_DIR, existing_namespaces
 from conformance.lab.topology import PREFIX
 from conformance.observe.evidence import observe_evidence
 from conformance.observe.model import Observations
-from conformance.profile import load_profile
+from conformance.profile import parse_profile
 from conformance.profile_model import Profile
 
 PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
 WINDOW = 6.0  # seconds: every behaviour of the target happens at least once (periods <= 4 s)
 
 
-def lab_profile(name: str, window: float = WINDOW, **extra: Any) -> Profile:
-    """A ready lab profile with a short window; `extra` replaces top-level lab sections."""
-    profile = load_profile(PROFILES / f"{name}.yaml")
-    merged = {**profile.extra, **extra}
+def lab_profile(name: str, window: float = WINDOW, **sections: Any) -> Profile:
+    """A ready lab profile with a short window; `sections` replace top-level sections (YAML
+    values, checked by the loader like the file's own)."""
+    path = PROFILES / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     # Stimuli early enough to land inside the short window.
-    merged.setdefault("stimuli", [])
-    if "stimuli" not in extra:
-        merged["stimuli"] = [
-            {"at": "2s", "action": "licence-refresh"},
-            {"at": "3s", "action": "restart"},
-        ]
-    return dataclasses.replace(profile, window_seconds=window, extra=merged)
+    data["stimuli"] = [
+        {"at": "2s", "action": "licence-refresh"},
+        {"at": "3s", "action": "restart"},
+    ]
+    data.update(sections, window=window)
+    return parse_profile(data, path)
 
 
 def run_id_of(workdir: Path) -> str | None:

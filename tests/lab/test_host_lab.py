@@ -23,7 +23,7 @@ from conformance.judge import air_gapped, host
 from conformance.judge.model import ControlResult
 from conformance.observe.builder import observe_captures
 from conformance.observe.evidence import load_facts, observe_evidence
-from conformance.profile_model import Profile
+from conformance.profile_model import HostSettings, Profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
 from tests.lab.conftest import lab_profile
@@ -76,7 +76,7 @@ def profile() -> Profile:
 @pytest.fixture(scope="module")
 def clean(profile: Profile) -> HostFacts:
     # With a remote tcpdump over the same ssh route (kept beside the lab's own capture).
-    capturing = dataclasses.replace(profile, extra={**profile.extra, "host": {"capture": "eth0"}})
+    capturing = dataclasses.replace(profile, host=HostSettings(capture="eth0"))
     return _collect(capturing, "lab", label="clean")
 
 
@@ -109,9 +109,7 @@ def test_remote_tcpdump_over_ssh_streams_a_capture(clean: HostFacts) -> None:
 
 
 def test_missing_tcpdump_on_the_host_leaves_the_capture_inconclusive(profile: Profile) -> None:
-    short = dataclasses.replace(
-        profile, window_seconds=3.0, extra={**profile.extra, "host": {"capture": "eth0"}}
-    )
+    short = dataclasses.replace(profile, window_seconds=3.0, host=HostSettings(capture="eth0"))
     facts = _collect(short, "lab", ("no-tcpdump",), label="no-tcpdump")
     assert any("tcpdump: not installed" in n for n in REMOTE_NOTES["no-tcpdump"]), REMOTE_NOTES
     judged = REMOTE_EGRESS["no-tcpdump"]
@@ -178,7 +176,7 @@ def test_hanging_command_times_out_and_is_reported(short: Profile, tmp_path: Pat
     os.mkfifo(fifo)  # `cat` of a FIFO nobody writes blocks forever
     hanging = dataclasses.replace(
         short,
-        extra={**short.extra, "host": {"settings": str(fifo), "command_timeout": 2}},
+        host=HostSettings(settings=str(fifo), command_timeout=2.0),
     )
     facts = _collect(hanging, "lab")
     assert any("settings" in p and "timed out" in p for p in facts.problems), facts.problems

@@ -21,7 +21,8 @@ from conformance.lab.capture import PacketCounter
 from conformance.lab.certs import LabCA
 from conformance.lab.options import lab_options
 from conformance.lab.perimeter import ruleset
-from conformance.lab.stimuli import parse_stimuli
+from conformance.lab.stimuli import lab_stimuli
+from conformance.profile_model import ProbeSettings
 from conformance.verdict import Verdict
 from tests.lab.conftest import lab_profile
 from tests.observed import observe_logs
@@ -51,7 +52,7 @@ def judge_perimeter(path: Path, probes: bool = True) -> ControlResult:
     """AG-PERIMETER on the probe log at `path` (absent: the source ran no probes)."""
     profile = lab_profile("lab-air-gapped")
     if not probes:
-        profile = dataclasses.replace(profile, extra={})
+        profile = dataclasses.replace(profile, probes=ProbeSettings())
     logs = {PROBE_LOG: path} if path.exists() else {}
     return perimeter(observe_logs(path.parent, profile, logs), profile)
 
@@ -102,14 +103,15 @@ def test_perimeter_garbage_line_is_inconclusive_not_pass(tmp_path: Path) -> None
 
 
 def test_stimuli_parse_sorted_with_lab_urls() -> None:
-    stimuli = parse_stimuli(
-        [
+    profile = lab_profile(
+        "lab-air-gapped",
+        stimuli=[
             {"at": "4s", "shell": "true"},
             {"at": 1, "action": "licence-refresh"},
             {"at": "500ms", "http": {"method": "get", "url": "http://192.0.2.10:8080/status"}},
         ],
-        Path("p.yaml"),
     )
+    stimuli = lab_stimuli(profile.stimuli)
     assert [s.kind for s in stimuli] == ["http", "action", "shell"]
     assert stimuli[1].url == "http://192.0.2.10:8080/actions/licence-refresh"
 
@@ -126,7 +128,7 @@ def test_stimuli_parse_sorted_with_lab_urls() -> None:
 )
 def test_bad_stimulus_names_its_key(item: dict[str, object], key: str) -> None:
     with pytest.raises(ProfileError) as raised:
-        parse_stimuli([item], Path("p.yaml"))
+        lab_profile("lab-air-gapped", stimuli=[item])
     assert raised.value.key == key
 
 

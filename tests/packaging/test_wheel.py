@@ -152,6 +152,7 @@ def test_the_wheel_carries_the_runtime_content(wheel: Path) -> None:
         "conformance/_fixtures/captures/sample-air-gapped.pcapng",
         "conformance/__main__.py",
         "conformance/resources.py",
+        "conformance/profile/profile.schema.json",  # `profile schema` reads it from the package
     ]
     assert [n for n in needed if n not in names] == []
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

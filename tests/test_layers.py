@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "profile",
         (
+            "conformance",  # the package's small public API: version, verdict, profile loader
             "conformance.profile",
             "conformance.profile_model",
             "conformance.catalog",
@@ -53,7 +54,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "front",
         (
-            "conformance",
             "conformance.run",
             "conformance.plugin",
             "conformance.cli",

@@ -23,6 +23,7 @@ from conformance.judge import air_gapped, host
 from conformance.judge.model import ControlResult
 from conformance.observe.builder import observe_captures
 from conformance.observe.evidence import load_facts, observe_evidence
+from conformance.observe.model import Observations
 from conformance.profile_model import HostSettings, Profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict
@@ -31,6 +32,11 @@ from tests.lab.conftest import lab_profile
 pytestmark = pytest.mark.lab
 
 HOST_FAULTS = ("cloud-licensing-airgapped", "listen-outside", "hosts-override", "proxy-mismatch")
+
+
+def on_host(facts: HostFacts) -> Observations:
+    """What the observe step holds for a run with only these host facts."""
+    return Observations(captures=(), flows=(), source="host", host=facts)
 
 
 REMOTE_PACKETS: dict[str, int] = {}  # run label -> packets in the remote tcpdump capture
@@ -92,11 +98,11 @@ def test_well_behaved_target_passes_every_host_judgement(
     assert clean.firewall == "nftables" and clean.firewall_input_restricted is True
     assert any(s.local_port == 22 for s in clean.listeners)  # sshd itself, seen over ssh
     for result in (
-        host.egress(clean, profile),
-        host.ingress(clean, profile),
-        host.hosts_file(clean),
-        host.proxy_setting(clean, profile),
-        host.product_settings(clean, profile),
+        host.socket_egress(clean, profile),
+        host.socket_ingress(clean, profile),
+        host.hosts_file(on_host(clean), profile),
+        host.proxy_setting(on_host(clean), profile),
+        host.product_settings(on_host(clean), profile),
     ):
         assert result is not None and result.verdict is Verdict.PASS, result
 
@@ -115,23 +121,23 @@ def test_missing_tcpdump_on_the_host_leaves_the_capture_inconclusive(profile: Pr
     judged = REMOTE_EGRESS["no-tcpdump"]
     assert judged.verdict is Verdict.INCONCLUSIVE, judged
     # The host's facts are still read and judged.
-    assert host.hosts_file(facts).verdict is Verdict.PASS
+    assert host.hosts_file(on_host(facts), profile).verdict is Verdict.PASS
 
 
 def test_outside_connection_fails_egress(broken: HostFacts, profile: Profile) -> None:
-    result = host.egress(broken, profile)
+    result = host.socket_egress(broken, profile)
     assert result is not None and result.verdict is Verdict.FAIL
     assert any("203.0.113.10:443" in f.summary for f in result.violations)
 
 
 def test_listener_without_host_firewall_fails_ingress(broken: HostFacts, profile: Profile) -> None:
-    result = host.ingress(broken, profile)
+    result = host.socket_ingress(broken, profile)
     assert result.verdict is Verdict.FAIL
     assert any(":9443" in f.summary for f in result.violations)
 
 
-def test_hosts_override_fails_host_hosts(broken: HostFacts) -> None:
-    result = host.hosts_file(broken)
+def test_hosts_override_fails_host_hosts(broken: HostFacts, profile: Profile) -> None:
+    result = host.hosts_file(on_host(broken), profile)
     assert result.verdict is Verdict.FAIL
     assert "api.imagicle.com" in result.violations[0].summary
 
@@ -139,7 +145,7 @@ def test_hosts_override_fails_host_hosts(broken: HostFacts) -> None:
 def test_proxy_setting_unlike_the_profile_fails_host_proxy(
     broken: HostFacts, profile: Profile
 ) -> None:
-    result = host.proxy_setting(broken, profile)
+    result = host.proxy_setting(on_host(broken), profile)
     assert result.verdict is Verdict.FAIL
     assert "192.0.2.99:3128" in result.violations[0].summary
 
@@ -151,9 +157,9 @@ def short(profile: Profile) -> Iterator[Profile]:
 
 def _all_inconclusive(facts: HostFacts, profile: Profile) -> None:
     for result in (
-        host.egress(facts, profile),
-        host.ingress(facts, profile),
-        host.hosts_file(facts),
+        host.socket_egress(facts, profile),
+        host.socket_ingress(facts, profile),
+        host.hosts_file(on_host(facts), profile),
     ):
         assert result is not None and result.verdict is Verdict.INCONCLUSIVE, result
 
@@ -180,14 +186,14 @@ def test_hanging_command_times_out_and_is_reported(short: Profile, tmp_path: Pat
     )
     facts = _collect(hanging, "lab")
     assert any("settings" in p and "timed out" in p for p in facts.problems), facts.problems
-    assert host.product_settings(facts, hanging).verdict is Verdict.INCONCLUSIVE
+    assert host.product_settings(on_host(facts), hanging).verdict is Verdict.INCONCLUSIVE
 
 
 def test_paramiko_backend_reads_the_same_host_over_real_ssh(short: Profile) -> None:
     facts = _collect(short, "paramiko://root@lab")
     assert facts.samples >= 1 and not facts.problems, facts.problems
-    assert host.hosts_file(facts).verdict is Verdict.PASS
-    assert host.ingress(facts, short).verdict is Verdict.PASS
+    assert host.hosts_file(on_host(facts), short).verdict is Verdict.PASS
+    assert host.socket_ingress(facts, short).verdict is Verdict.PASS
 
 
 @pytest.mark.parametrize(

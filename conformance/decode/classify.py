@@ -7,7 +7,22 @@ flow's other evidence); it never comes out of here.
 
 from __future__ import annotations
 
-from conformance.observe.model import PayloadKind
+from enum import StrEnum
+
+
+class PayloadKind(StrEnum):
+    """Classification of a direction's first payload bytes (by content, not by port)."""
+
+    NONE = "none"
+    TLS = "tls"  # a TLS record header (handshake, alert, application data, ...)
+    HTTP = "http"
+    HTTP2_PREFACE = "http2-preface"  # "PRI * HTTP/2.0" (plaintext h2 or gRPC)
+    LDAP = "ldap"  # BER LDAPMessage
+    DNS = "dns"
+    SSH = "ssh"
+    SIP = "sip"
+    OTHER = "other"  # something not recognised: treated as plaintext where TLS is required
+
 
 # RFC 5246 §6.2.3: TLSCiphertext.length may reach 2^14 + 2048, the most any version allows.
 MAX_TLS_RECORD = 2**14 + 2048

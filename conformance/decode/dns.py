@@ -17,7 +17,15 @@ from urllib.parse import urlsplit
 
 from conformance.decode.ech import EchConfig, parse_ech_config_list
 from conformance.decode.errors import DecodeError
-from conformance.observe.model import DnsAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    name: str
+    rtype: int  # 1 A, 28 AAAA, 5 CNAME, ...
+    ttl: int
+    value: str  # address text, or target name for CNAME/PTR/...
+
 
 HEADER_LENGTH = 12  # RFC 1035 §4.1.1
 # RFC 1035 §2.3.4: a name is at most 255 octets on the wire, length bytes included.

@@ -21,11 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import ClientHelloInfo
-from conformance.observe.model import EchKind
+
+
+class EchKind(StrEnum):
+    """What a ClientHello's encrypted_client_hello extension means (controls.md decision 9)."""
+
+    NONE = "none"  # no ECH extension: the SNI is the name the client wants
+    GREASE = "grease"  # an ECH extension shown to carry no real inner ClientHello
+    REAL = "real"  # real ECH: the visible SNI is only the public name, the real one is hidden
+    # an ECH extension that could not be told GREASE or real: the real name may be hidden
+    UNKNOWN = "unknown"
+
 
 if TYPE_CHECKING:  # decode/dns.py imports this module to decode `ech` SvcParams
     from conformance.decode.dns import SvcbRecord

@@ -12,13 +12,12 @@ import shlex
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.errors import ConformanceError
-from conformance.host.model import CommandRecord, HostFacts, Socket
+from conformance.host.model import CommandRecord, HostFacts, HostOptions, Socket
 from conformance.host.parse import (
     firewall_restrictions,
     is_listener,
@@ -44,20 +43,6 @@ _FIREWALL_COMMANDS = ("nftables", "iptables")
 _TIMED_OUT = 124  # coreutils timeout
 _SSH_FAILED = 255
 _NOT_FOUND = 127  # sh: command not found
-
-
-@dataclass(frozen=True, slots=True)
-class HostOptions:
-    """The profile's `host:` section (docs/profile.md), resolved."""
-
-    ssh_config: Path | None = None
-    ssh_identity: Path | None = None
-    known_hosts: Path | None = None  # the only host keys trusted (written into a per-run config)
-    settings_path: str | None = None  # the product's settings file on the host
-    command_timeout: float = 20.0
-    sample_interval: float = 2.0
-    sudo: bool = False
-    capture_interface: str | None = None  # remote tcpdump on this interface for the window
 
 
 def public_url(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conformance.profile_model import IPAddress
 
@@ -77,3 +78,17 @@ class HostFacts:
 
     def record(self, name: str) -> CommandRecord | None:
         return next((c for c in self.commands if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class HostOptions:
+    """The profile's `host:` section (docs/profile.md), resolved."""
+
+    ssh_config: Path | None = None
+    ssh_identity: Path | None = None
+    known_hosts: Path | None = None  # the only host keys trusted (written into a per-run config)
+    settings_path: str | None = None  # the product's settings file on the host
+    command_timeout: float = 20.0
+    sample_interval: float = 2.0
+    sudo: bool = False
+    capture_interface: str | None = None  # remote tcpdump on this interface for the window

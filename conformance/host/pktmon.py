@@ -33,7 +33,7 @@ from conformance.host.capture import (
     pktmon_commands,
     pktmon_fetch_command,
 )
-from conformance.host.collect import HostOptions
+from conformance.host.model import HostOptions
 
 Runner = Callable[[str], tuple[int, str, str]]  # PowerShell -> (exit status, stdout, stderr)
 _LOST = re.compile(r"\((No|\d+) events? lost\)", re.IGNORECASE)

@@ -46,8 +46,8 @@ from conformance.evidence.interface import (
     CaptureLoss,
     Collected,
 )
-from conformance.host.collect import HostOptions, build_facts
-from conformance.host.model import CommandRecord, HostFacts
+from conformance.host.collect import build_facts
+from conformance.host.model import CommandRecord, HostFacts, HostOptions
 from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.observe.json_logs import JsonLines, read_json_document, read_json_lines
 from conformance.observe.model import CaptureSummary, ImpostorPhase, Observations

@@ -14,9 +14,44 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from conformance.content.messages import ContentEvidence
+from conformance.decode.classify import PayloadKind
+from conformance.decode.dns import DnsAnswer
+from conformance.decode.ech import EchKind
 from conformance.host.model import HostFacts
 from conformance.observe.json_logs import JsonDocument, JsonLines
 from conformance.observe.proxy_log import ProxyLog
+
+# The records judges read; decode's own record types are part of them (re-exported).
+__all__ = [
+    "ANOMALY_SAMPLES",
+    "MAX_ADDRESSES_PER_MAC",
+    "MAX_LINK_ADDRESSES",
+    "MAX_PARTY_GROUPS",
+    "MAX_REASONS",
+    "NOT_UNDERSTOOD_FRAMES",
+    "OTHER_REASONS",
+    "SAMPLE_PACKETS_PER_FLOW",
+    "Anomaly",
+    "CaptureSummary",
+    "DnsAnswer",
+    "DnsQuery",
+    "EchKind",
+    "Flow",
+    "HttpRequest",
+    "IPAddress",
+    "ImpostorPhase",
+    "InitiatorBasis",
+    "LinkAddress",
+    "LinkControl",
+    "NameMention",
+    "NotUnderstood",
+    "Observations",
+    "Parties",
+    "PayloadKind",
+    "TlsClientHello",
+    "TlsServerHello",
+]
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -36,20 +71,6 @@ class InitiatorBasis(StrEnum):
     ICMP_TYPE = "icmp-type"  # request/reply types (echo, timestamp, ...) say who asked
     # UDP whose first packet is a response (DNS QR=1, NTP server mode, ...): the other side asked
     RESPONSE_FIRST = "response-first"
-
-
-class PayloadKind(StrEnum):
-    """Classification of a direction's first payload bytes (by content, not by port)."""
-
-    NONE = "none"
-    TLS = "tls"  # a TLS record header (handshake, alert, application data, ...)
-    HTTP = "http"
-    HTTP2_PREFACE = "http2-preface"  # "PRI * HTTP/2.0" (plaintext h2 or gRPC)
-    LDAP = "ldap"  # BER LDAPMessage
-    DNS = "dns"
-    SSH = "ssh"
-    SIP = "sip"
-    OTHER = "other"  # something not recognised: treated as plaintext where TLS is required
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,24 +112,6 @@ class Flow:
     # Wireshark counts layers (2 for `ip.dst#2` inside an IPv4 tunnel).
     encapsulation: str = ""
     ip_layer: int = 1
-
-
-class EchKind(StrEnum):
-    """What a ClientHello's encrypted_client_hello extension means (controls.md decision 9)."""
-
-    NONE = "none"  # no ECH extension: the SNI is the name the client wants
-    GREASE = "grease"  # an ECH extension shown to carry no real inner ClientHello
-    REAL = "real"  # real ECH: the visible SNI is only the public name, the real one is hidden
-    # an ECH extension that could not be told GREASE or real: the real name may be hidden
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class DnsAnswer:
-    name: str
-    rtype: int  # 1 A, 28 AAAA, 5 CNAME, ...
-    ttl: int
-    value: str  # address text, or target name for CNAME/PTR/...
 
 
 @dataclass(frozen=True, slots=True)

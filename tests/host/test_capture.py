@@ -22,7 +22,7 @@ from conformance.host.capture import (
     ssh_argv,
     tcpdump_command,
 )
-from conformance.host.collect import HostOptions
+from conformance.host.model import HostOptions
 from conformance.observe.evidence import observe_evidence
 from conformance.profile import load_profile
 from conformance.profile_model import Profile

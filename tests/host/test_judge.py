@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.host.collect import HostOptions, build_facts
-from conformance.host.model import CommandRecord, HostFacts
+from conformance.host.collect import build_facts
+from conformance.host.model import CommandRecord, HostFacts, HostOptions
 from conformance.judge import host
 from conformance.observe.model import Observations
 from conformance.profile import load_profile

@@ -180,8 +180,6 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
-    import pytest
-
     given = from_namespace(args)
     if given.profile is None and not given.lab:
         console.print("[red]ucx-conformance run:[/] --profile is required (or --lab)")
@@ -191,6 +189,13 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
         return int(ExitCode.USAGE)
+    return _judge(pytest_arguments(args), console, verbose=args.verbose)
+
+
+def _judge(options: list[str], console: Console, *, verbose: bool = False) -> int:
+    """Run the conformance suites through pytest with the plugin's `options`."""
+    import pytest
+
     suites = suites_dir()
     pytest_args = [
         str(suites),
@@ -202,13 +207,13 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         str(suites),
         "-p",
         "no:cacheprovider",
-        *pytest_arguments(args),
+        *options,
     ]
     # Only our plugin: third-party pytest plugins installed beside the harness have no say in
     # a conformance run (and must not make traffic of their own). unraisableexception runs
     # gc.collect() five times at exit, which costs a second with millions of packets' objects.
     pytest_args += ["-p", "conformance.plugin", "-p", "no:unraisableexception"]
-    if args.verbose:
+    if verbose:
         pytest_args += ["--no-header", "-rN", "-v"]
     else:
         # The rich frontend is the only output; pytest's terminal reporter (and the
@@ -500,8 +505,49 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_rejudge(args: argparse.Namespace, console: Console) -> int:
+    """Judge a verified report's evidence again into a new signed report (interface.md)."""
+    import json
+    import shutil
+    import tempfile
+
+    from conformance.evidence.report_copy import EVIDENCE, LOGS_FILE
+
+    source = _open_input(console, args.report_dir, args.key, args.allow_unpinned)
+    work = Path(tempfile.mkdtemp(prefix="ucx-rejudge-"))
+    try:
+        # Only copies made through the verified reader are judged: a byte the signature
+        # does not cover is never read, even if the directory changes meanwhile.
+        for name in sorted(source.subjects):
+            if name.startswith(f"{EVIDENCE}/"):
+                source.copy_to(name, work / name)
+        logs = source.report().get("evidence_logs") or {}
+        (work / LOGS_FILE).write_text(json.dumps(logs))
+        profile = args.profile or str(work / EVIDENCE / "profile.yaml")
+        options = [
+            "--ucx-profile",
+            profile,
+            "--ucx-evidence-dir",
+            str(work),
+            "--ucx-from-report",
+            str(Path(args.report_dir).absolute()),
+            "--ucx-from-envelope",
+            source.envelope_sha256,
+            "--ucx-report-dir",
+            args.new_report_dir,
+        ]
+        if args.sign_key:
+            options += ["--ucx-sign-key", args.sign_key]
+        if args.waivers:
+            options += ["--ucx-waivers", args.waivers]
+        return _judge(options, console, verbose=args.verbose)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """diff and export: commands on signed report directories (exit 3 if one does not verify)."""
+    """diff, rejudge and export: commands on signed report directories (exit 3 if one does not
+    verify)."""
     from conformance.export import FORMAT_NAMES
     from conformance.report.diff_render import FORMATS
 
@@ -512,6 +558,22 @@ def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     diff.add_argument("--old-key", metavar="PUB", help="OLD_REPORT's signer, if not --key")
     diff.add_argument("--format", choices=FORMATS, default="text")
     diff.set_defaults(handler=_cmd_diff)
+
+    rejudge = sub.add_parser(
+        "rejudge", help="judge a signed report's evidence again into a new signed report"
+    )
+    rejudge.add_argument("report_dir", metavar="REPORT_DIR")
+    _add_input_options(rejudge)
+    rejudge.add_argument(
+        "--profile", help="an amended profile (default: the report's own evidence/profile.yaml)"
+    )
+    rejudge.add_argument("--waivers", metavar="W", help="waiver file (YAML) to apply")
+    rejudge.add_argument(
+        "--report-dir", dest="new_report_dir", required=True, metavar="NEW", help="the new report"
+    )
+    rejudge.add_argument("--sign-key", help="Ed25519 private key (default: as run)")
+    rejudge.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    rejudge.set_defaults(handler=_cmd_rejudge)
 
     export = sub.add_parser("export", help="a signed report as OSCAL, SARIF or an attestation")
     export.add_argument("report_dir", metavar="REPORT_DIR")

@@ -25,6 +25,7 @@ class Option:
     kind: Kind  # one value, repeatable, or a switch
     help: str
     metavar: str | None = None
+    cli: bool = True  # False: only `rejudge` sets it, through the plugin (not a `run` option)
 
     @property
     def pytest_flag(self) -> str:
@@ -95,6 +96,30 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "public key the baseline is signed with (default: this run's signing key)",
         "PUB",
     ),
+    Option(
+        "evidence_dir",
+        "--evidence-dir",
+        "value",
+        "rejudge: a verified copy of a report's evidence/ (made by `ucx-conformance rejudge`)",
+        "DIR",
+        cli=False,
+    ),
+    Option(
+        "from_report",
+        "--from-report",
+        "value",
+        "rejudge: the report whose evidence is judged again",
+        "REPORT_DIR",
+        cli=False,
+    ),
+    Option(
+        "from_envelope",
+        "--from-envelope",
+        "value",
+        "rejudge: the SHA-256 of that report's verified envelope",
+        "SHA256",
+        cli=False,
+    ),
 )
 
 
@@ -118,11 +143,20 @@ class RunOptions:
     waivers: Path | None = None
     baseline: Path | None = None
     baseline_key: Path | None = None
+    evidence_dir: Path | None = None
+    from_report: str | None = None
+    from_envelope: str | None = None
 
     @property
     def given(self) -> bool:
         """Whether anything says this is a conformance run (else the plugin stays inert)."""
-        return self.profile is not None or bool(self.pcaps or self.lab or self.image or self.host)
+        return self.profile is not None or self.sources > 0
+
+    @property
+    def sources(self) -> int:
+        """How many kinds of evidence source the options name."""
+        kinds = (self.pcaps, self.lab, self.image, self.host, self.evidence_dir)
+        return sum(1 for kind in kinds if kind)
 
     @classmethod
     def read(cls, value: Callable[[Option], object]) -> RunOptions:
@@ -137,6 +171,7 @@ class RunOptions:
             "waivers",
             "baseline",
             "baseline_key",
+            "evidence_dir",
         }
         for option in OPTIONS:
             raw = value(option)
@@ -157,6 +192,8 @@ class RunOptions:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every run option as an argparse argument."""
     for option in OPTIONS:
+        if not option.cli:
+            continue
         if option.kind == "flag":
             parser.add_argument(
                 option.flag, dest=option.dest, action="store_true", help=option.help
@@ -180,11 +217,11 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     """The plugin's arguments for what `args` (from `add_arguments`) holds."""
     out: list[str] = []
     for option in OPTIONS:
-        raw = getattr(args, option.dest)
+        raw = getattr(args, option.dest, None)
         if option.kind == "flag":
             out += [option.pytest_flag] if raw else []
         elif option.kind == "list":
-            for item in raw:
+            for item in raw or ():
                 out += [option.pytest_flag, str(item)]
         elif raw is not None:
             out += [option.pytest_flag, str(raw)]
@@ -193,9 +230,9 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
 
 def from_namespace(args: argparse.Namespace) -> RunOptions:
     """RunOptions from an argparse namespace built by `add_arguments`."""
-    return RunOptions.read(lambda option: getattr(args, option.dest))
+    return RunOptions.read(lambda option: getattr(args, option.dest, None))
 
 
 def names() -> Sequence[str]:
     """The CLI flags, in table order (for docs and tests)."""
-    return [option.flag for option in OPTIONS]
+    return [option.flag for option in OPTIONS if option.cli]

@@ -30,12 +30,13 @@ from conformance.evidence.interface import Collected, EvidenceSource
 from conformance.judge.controls import JUDGES
 from conformance.judge.model import ControlResult
 from conformance.judge.telemetry import content_notes
-from conformance.observe.evidence import observe_evidence
+from conformance.observe.evidence import KEPT_LOGS, observe_evidence
 from conformance.observe.model import Observations
 from conformance.options import RunOptions
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
+from conformance.report.model import SourceReport
 from conformance.resources import profiles_dir
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
@@ -89,6 +90,7 @@ class Run:
     evidence_error: str | None = None  # the harness broke while collecting or observing
     prestage: Prestage | None = None
     workdir: Path | None = None
+    source_report: SourceReport | None = None  # `rejudge`: the report judged again
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
@@ -137,6 +139,11 @@ class Run:
             waivers=waivers,
             baseline=baseline,
             started=started,
+            source_report=(
+                SourceReport(options.from_report, options.from_envelope or "")
+                if options.from_report is not None
+                else None
+            ),
         )
 
     # -- 2. collect and 3. observe ----------------------------------------------------------
@@ -269,8 +276,14 @@ class Run:
 
         files: tuple[tuple[Path, str], ...] = ()
         notes: tuple[str, ...] = ()
+        logs: dict[str, str] = {}
         if self.collected is not None:
             files = self.collected.files + self.derived
+            names = dict(files)
+            logs = {
+                kind: names[path] for kind, path in self.collected.logs.items() if path in names
+            }
+            logs.update((KEPT_LOGS[name], name) for _, name in self.derived if name in KEPT_LOGS)
         if self.observations is not None:
             notes = self.observations.notes + content_notes(self.observations, self.profile)
         if self.evidence_error:
@@ -289,6 +302,8 @@ class Run:
             notes=notes,
             waivers=waivers,
             baseline=self.baseline,
+            evidence_logs=logs,
+            source_report=self.source_report,
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

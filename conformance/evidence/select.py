@@ -11,6 +11,12 @@ def build_source(request: RunOptions) -> EvidenceSource:
     """The source for `request`, or CaptureError naming the option that conflicts."""
     from conformance.evidence.pcap import PcapSource, check_capture_paths
 
+    if request.evidence_dir is not None:
+        if request.sources > 1:
+            raise CaptureError("--ucx-evidence-dir", "judges a report's evidence alone")
+        from conformance.evidence.report_copy import ReportEvidenceSource
+
+        return ReportEvidenceSource(request.evidence_dir)
     if not (request.pcaps or request.lab or request.image or request.host):
         raise CaptureError(
             "--ucx-pcap", "no evidence: give --pcap FILE, --lab, --image IMAGE or --host URL"

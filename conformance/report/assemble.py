@@ -86,7 +86,7 @@ def _install(partial: Path, target: Path, sealed_files: SealedFiles) -> None:
 
 def _predicate(view: ReportView, sealer: Sealer) -> dict[str, object]:
     """The signed predicate: what the report concluded, about what, by which harness and key."""
-    return {
+    predicate: dict[str, object] = {
         "verdict": view.verdict.value,
         "profile": {
             "name": view.profile_name,
@@ -100,6 +100,13 @@ def _predicate(view: ReportView, sealer: Sealer) -> dict[str, object]:
         },
         "publicKey": sealer.public_key_pem,
     }
+    if view.source_report is not None:
+        # `rejudge`: the report whose signed evidence this one judged again (its identity).
+        predicate["sourceReport"] = {
+            "path": view.source_report.path,
+            "envelopeSha256": view.source_report.envelope_sha256,
+        }
+    return predicate
 
 
 def _fill(

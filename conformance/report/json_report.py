@@ -179,6 +179,15 @@ def report_document(view: ReportView) -> dict[str, Any]:
         ),
         "baseline": jsonable(view.baseline) if view.baseline is not None else None,
         "evidence": [{"path": f.path, "sha256": f.sha256, "bytes": f.size} for f in view.evidence],
+        "evidence_logs": dict(view.evidence_logs),
+        "source_report": (
+            None
+            if view.source_report is None
+            else {
+                "path": view.source_report.path,
+                "envelope_sha256": view.source_report.envelope_sha256,
+            }
+        ),
         "harness": {
             "version": view.harness_version,
             "started": iso_utc(view.started),

@@ -86,6 +86,14 @@ class Sealer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class SourceReport:
+    """The signed report a `rejudge` judged again: where it was and its envelope's SHA-256."""
+
+    path: str
+    envelope_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportRun:
     """Everything one run produced that goes into its report directory.
 
@@ -106,6 +114,10 @@ class ReportRun:
     evidence_files: tuple[tuple[Path, str], ...] = ()
     tool_versions: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Each kind of log the run's observe step read (evidence.interface names) and its name
+    # under evidence/: what `rejudge` reads again, so the report says it once, signed.
+    evidence_logs: Mapping[str, str] = field(default_factory=dict)
+    source_report: SourceReport | None = None  # `rejudge`: the report whose evidence this is
     # Waivers applied to `results` (which are already the results after waivers): which
     # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
     waivers: WaiverOutcome | None = None

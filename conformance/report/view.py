@@ -8,7 +8,7 @@ directory here (`evidence/flows.csv#L12`: flow N is line N+1).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from conformance.decode.tls import suite_name, version_name
 from conformance.digest import FileDigest
 from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.model import CaptureSummary, Flow, Observations
-from conformance.report.model import ControlInfo, ReportRun
+from conformance.report.model import ControlInfo, ReportRun, SourceReport
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
 from conformance.verdict import Verdict, overall
@@ -143,6 +143,8 @@ class ReportView:
     waivers: tuple[WaiverUseView, ...] | None = None  # None: no waiver file was given
     baseline: Mapping[str, Any] | None = None  # compare.diff document (run --baseline)
     cited_flows: tuple[CitedFlow, ...] = ()  # every flow a finding cites, by flow id
+    evidence_logs: Mapping[str, str] = field(default_factory=dict)  # log kind -> evidence/ path
+    source_report: SourceReport | None = None  # `rejudge`: the report judged again
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -365,4 +367,8 @@ def build_view(
         fingerprint=fingerprint,
         waivers=_waiver_uses(run.waivers),
         cited_flows=_cited_flows(observations, controls, capture_paths),
+        evidence_logs={
+            kind: f"{EVIDENCE_DIR}/{name}" for kind, name in sorted(run.evidence_logs.items())
+        },
+        source_report=run.source_report,
     )

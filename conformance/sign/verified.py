@@ -89,6 +89,29 @@ class VerifiedReport:
             copy.seek(0)
             yield copy
 
+    def copy_to(self, name: str, destination: Path) -> None:
+        """Copy file `name` to `destination`, hashed while written; a copy whose bytes do not
+        match the signed digest is removed and refused (the caller reads only the copy)."""
+        expected = self.subjects.get(name)
+        where = self.path / name
+        if expected is None:
+            raise VerifyError(where, "not covered by the report's signature")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        try:
+            with open_regular_nofollow(where) as source, destination.open("xb") as copy:
+                while chunk := source.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    copy.write(chunk)
+        except OSError as exc:
+            destination.unlink(missing_ok=True)
+            raise VerifyError(where, f"cannot read: {exc.strerror or exc}") from exc
+        if digest.hexdigest() != expected:
+            destination.unlink(missing_ok=True)
+            raise VerifyError(
+                where, f"changed since it was verified (SHA-256 {digest.hexdigest()})"
+            )
+
     def read_bytes(self, name: str) -> bytes:
         """File `name`'s verified bytes (bounded: documents, not captures)."""
         with self.open(name) as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from conformance.judge.common import coverage_for
 from conformance.observe.coverage import (
@@ -32,7 +33,7 @@ ACK = 0x10
 SYN = 0x02
 
 
-def _tcp(s: Scenario, initiator: str, responder: str, **changes: object) -> Flow:
+def _tcp(s: Scenario, initiator: str, responder: str, **changes: Any) -> Flow:
     flow = s.flow(initiator, responder, 443)
     flow = dataclasses.replace(flow, **changes)
     s.flows[flow.flow_id - 1] = flow

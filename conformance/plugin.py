@@ -43,6 +43,7 @@ from conformance.report.prestage import Prestage
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
 if TYPE_CHECKING:
+    from conformance.observe.coverage import Coverage
     from conformance.report.model import BaselineCompare
     from conformance.waivers import WaiverFile, WaiverOutcome
 
@@ -602,6 +603,7 @@ def _write(
         notes=notes,
         waivers=waivers,
         baseline=run.baseline,
+        coverage=_coverage(observations, run.profile),
     )
     catalog = load_catalog()
     summary = write_report(
@@ -612,6 +614,15 @@ def _write(
         run.prestage,
     )
     return summary.baseline
+
+
+def _coverage(observations: Observations | None, profile: Profile) -> Coverage | None:
+    """What the window could not see (decision 11), for the profile's target and minimum."""
+    if observations is None:
+        return None
+    from conformance.judge.common import coverage_for
+
+    return coverage_for(observations, profile)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

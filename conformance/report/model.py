@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.judge.model import ControlResult
+from conformance.observe.coverage import Coverage
 from conformance.observe.model import Observations
 from conformance.sign.digest import FileDigest
 from conformance.sign.statement import unsafe_name_reason
@@ -92,6 +93,9 @@ class ReportRun:
     # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
     waivers: WaiverOutcome | None = None
     baseline: BaselineCompare | None = None
+    # decision 11: what the window could not see, for the profile's target and minimum window
+    # (judge.common.coverage_for); None: the report computes it from `observations` alone
+    coverage: Coverage | None = None
 
     def __post_init__(self) -> None:
         for label, moment in (("started", self.started), ("finished", self.finished)):

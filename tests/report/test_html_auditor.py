@@ -102,7 +102,7 @@ def test_coverage_sits_right_below_the_verdict_with_linked_sentences(tmp_path: P
     )
     assert (
         "1 frame could not be read at all: bad IPv4 header length &lt;5&gt;: 1, e.g. packet 33."
-        " <span class='small muted'>(<a class=\"ev\" href=\"evidence/capture-0.pcapng\">"
+        ' <span class=\'small muted\'>(<a class="ev" href="evidence/capture-0.pcapng">'
         "<code>capture-0.pcapng</code></a>)</span>" in block
     )
     assert "nightly update check" in block.split("</li>")[0]  # warnings first

@@ -28,6 +28,9 @@ from conformance.observe.model import (
 
 # Decision 11: without observation.minimum_window, a window under one hour is a warning.
 SHORT_WINDOW_SECONDS = 3600.0
+# Time going back less than this is packets slightly out of order (a capture merging
+# interfaces or CPUs timestamps them apart); further back, the clock was set or files joined.
+CLOCK_JUMP_SECONDS = 1.0
 # Flows named as examples per kind; the counts are exact and flows.csv has every flow.
 MAX_EXAMPLES = 5
 # A silence the capture's average rate would have filled with this many packets looks like
@@ -197,7 +200,7 @@ def window_seconds(captures: Sequence[CaptureSummary]) -> float:
 
 
 def duration_text(seconds: float) -> str:
-    """A duration for people: "2 h 5 min", "12 min 3 s", "4.5 s"."""
+    """A duration for people: "2 h 5 min", "12 min 3 s", "4.5 s", "0.4 ms"."""
     total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
@@ -205,7 +208,9 @@ def duration_text(seconds: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     if minutes:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{seconds:.1f} s" if seconds % 1 else f"{int(seconds)} s"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.1f}".removesuffix(".0") + " ms"
+    return f"{seconds:.1f}".removesuffix(".0") + " s"
 
 
 def coverage_of(

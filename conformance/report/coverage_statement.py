@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from conformance.observe.coverage import (
+    CLOCK_JUMP_SECONDS,
     SHORT_WINDOW_SECONDS,
     CaptureCoverage,
     Coverage,
@@ -103,6 +104,7 @@ def coverage_statements(
     said: list[Statement] = [*_window(coverage, names)]
     for capture in coverage.captures:
         said += _capture_statements(capture, names)
+    said += _drops_unknown(coverage, names)
     said += _one_sided(coverage.one_sided_tcp, names)
     said += _not_understood(coverage.not_understood, names)
     said += _hidden(coverage, names)
@@ -228,17 +230,6 @@ def _capture_statements(capture: CaptureCoverage, names: _Names) -> list[Stateme
                 links,
             )
         )
-    elif capture.drops is None and capture.packets:
-        said.append(
-            Statement(
-                "drops",
-                INFO,
-                f"{name}: the file does not record whether packets were dropped while"
-                " capturing (pcap files, and pcapng files without interface statistics, do"
-                " not), so such losses cannot be ruled out.",
-                links,
-            )
-        )
     if capture.truncated:
         detail = f" ({one_line(capture.truncated_detail)})" if capture.truncated_detail else ""
         said.append(
@@ -263,19 +254,43 @@ def _capture_statements(capture: CaptureCoverage, names: _Names) -> list[Stateme
     said += _silences(capture, name, links)
     if capture.backward_count:
         largest = capture.backward[0]
+        jump = largest.seconds >= CLOCK_JUMP_SECONDS
         said.append(
             Statement(
                 "clock",
-                WARNING,
+                WARNING if jump else INFO,
                 f"{name}: packet times go backwards"
                 f" {_plural(capture.backward_count, 'time')} (the largest step"
                 f" {duration_text(largest.seconds)}, between packets {largest.before} and"
-                f" {largest.after}): the capturing clock was changed or files were joined out"
-                " of order, so times and the window may be wrong.",
+                f" {largest.after}): "
+                + (
+                    "the capturing clock was changed or files were joined out of order, so"
+                    " times and the window may be wrong."
+                    if jump
+                    else "packets slightly out of time order, as when a capture merges"
+                    " interfaces; the window is not affected."
+                ),
                 links,
             )
         )
     return said
+
+
+def _drops_unknown(coverage: Coverage, names: _Names) -> list[Statement]:
+    unknown = [c.capture for c in coverage.captures if c.drops is None and c.packets]
+    if not unknown:
+        return []
+    files = ", ".join(names.capture(i) for i in unknown)
+    return [
+        Statement(
+            "drops",
+            INFO,
+            f"{files}: {'the file does' if len(unknown) == 1 else 'these files do'} not record"
+            " whether packets were dropped while capturing (pcap files, and pcapng files"
+            " without interface statistics, do not), so such losses cannot be ruled out.",
+            tuple(link for i in unknown for link in names.links(i)),
+        )
+    ]
 
 
 def _silences(capture: CaptureCoverage, name: str, links: tuple[str, ...]) -> list[Statement]:

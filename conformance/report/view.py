@@ -19,7 +19,7 @@ from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.coverage import coverage_of
 from conformance.observe.model import CaptureSummary, Flow, Observations
 from conformance.report.coverage_statement import Statement, coverage_section, coverage_statements
-from conformance.report.display_filter import FlowPackets, display_filter, known_flow_packets
+from conformance.report.display_filter import FilterContext, display_filter, filter_context
 from conformance.report.links import EVIDENCE_DIR, flow_link
 from conformance.report.model import ControlInfo, ReportRun
 from conformance.report.tables import FLOW_COLUMNS, flow_row
@@ -178,7 +178,7 @@ def _finding(
     capture_paths: Sequence[str | None],
     evidence_names: frozenset[str],
     waiver: Waiver | None = None,
-    filters: _Filters | None = None,
+    filters: FilterContext | None = None,
 ) -> FindingView:
     links: list[str] = []
     if finding.flow_id is not None:
@@ -208,19 +208,8 @@ def _finding(
         packets=packets,
         facts=facts,
         waiver=waiver_mark(waiver) if waiver is not None else None,
-        display_filter=filters.of(finding) if filters is not None else None,
+        display_filter=display_filter(finding, filters) if filters is not None else None,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Filters:
-    """Display filters for findings, from the observations (interface.md "Report additions")."""
-
-    obs: Observations | None
-    known: FlowPackets
-
-    def of(self, finding: Finding) -> str | None:
-        return display_filter(finding, self.obs, self.known)
 
 
 def _control(
@@ -229,7 +218,7 @@ def _control(
     capture_paths: Sequence[str | None],
     evidence_names: frozenset[str],
     waivers: WaiverOutcome | None,
-    filters: _Filters | None = None,
+    filters: FilterContext | None = None,
 ) -> ControlView:
     marks = waivers.marks if waivers is not None else {}
     findings = tuple(
@@ -343,7 +332,7 @@ def build_view(
     """
     evidence_names = frozenset(f.path for f in evidence)
     cited = (f.flow_id for r in run.results for f in r.findings if f.flow_id is not None)
-    filters = _Filters(run.observations, known_flow_packets(run.observations, cited))
+    filters = filter_context(run.observations, cited)
     controls = tuple(
         _control(r, lookup(r.control_id), capture_paths, evidence_names, run.waivers, filters)
         for r in run.results

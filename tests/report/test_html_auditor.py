@@ -84,8 +84,8 @@ def test_display_filter_is_shown_with_the_packets_and_their_file(tmp_path: Path)
         "<br><span class='small muted'>Wireshark/tshark display filter for that file:</span>"
         " <code class='filter'>frame.number in {20..22} &amp;&amp; ((ip.addr#1 == 192.0.2.10"
         " &amp;&amp; ip.addr#1 == 198.51.100.7) || (icmp &amp;&amp; ip.addr#2 == 192.0.2.10"
-        " &amp;&amp; ip.addr#2 == 198.51.100.7)) &amp;&amp; tcp.port#1 == 50002 &amp;&amp;"
-        " tcp.port#1 == 443</code>" in flat
+        " &amp;&amp; ip.addr#2 == 198.51.100.7)) &amp;&amp; ((tcp.port#1 == 50002 &amp;&amp;"
+        " tcp.port#1 == 443) || ip.flags.mf#1 == 1 || ip.frag_offset#1 &gt; 0)</code>" in flat
     )
 
 

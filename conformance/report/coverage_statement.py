@@ -383,34 +383,38 @@ def _one_sided(flows: FlowSet, names: _Names) -> list[Statement]:
 def _hidden(coverage: Coverage, names: _Names) -> list[Statement]:
     hidden = coverage.hidden
     said = []
-    for flows, text in (
+    for flows, kind, text in (
         (
             hidden.ech,
+            "TLS connection",
             "used Encrypted ClientHello: the server name they really asked for is hidden;"
             " only a public name shows",
         ),
         (
             hidden.quic_without_initial,
-            "look like QUIC (HTTP/3), but no readable opening packet of theirs was seen: the"
+            "UDP flow",
+            "{look} like QUIC (HTTP/3), but no readable opening packet of theirs was seen: the"
             " server names they used are unknown",
         ),
         (
             hidden.tls_without_sni,
+            "TLS connection",
             "sent no server name (SNI): only the address says where they went",
         ),
         (
             hidden.tls_without_hello,
+            "TLS connection",
             "began before the capture: their opening message, which names the server, is not in it",
         ),
     ):
         if not flows.count:
             continue
-        kind = "UDP flow" if flows is hidden.quic_without_initial else "TLS connection"
+        verb = text.format(look="looks" if flows.count == 1 else "look")
         said.append(
             Statement(
                 "hidden-names",
                 WARNING,
-                f"{_plural(flows.count, kind)}{_theirs(flows)} {text}.{_flows_text(flows, names)}",
+                f"{_plural(flows.count, kind)}{_theirs(flows)} {verb}.{_flows_text(flows, names)}",
                 _flow_links(flows),
             )
         )

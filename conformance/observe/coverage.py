@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from conformance.decode.quic import SUPPORTED_VERSIONS
 from conformance.observe.model import (
     CaptureSummary,
     EchKind,
@@ -328,11 +329,16 @@ def _one_sided(flow: Flow) -> bool:
 
 
 def _looks_like_quic(flow: Flow) -> bool:
-    """UDP whose first payload opens with a QUIC long header, or UDP to port 443."""
+    """UDP to port 443, or whose first payload opens with a QUIC long header of a version
+    the decoder knows (a DNS query can start with the same two bits)."""
+    if flow.responder_port == _HTTPS_PORT:
+        return True
     head = flow.payload_head_out
-    if len(head) >= 5 and head[0] & _QUIC_LONG_HEADER == _QUIC_LONG_HEADER:
-        return head[1:5] != b"\x00\x00\x00\x00"  # version 0 is Version Negotiation
-    return flow.responder_port == _HTTPS_PORT
+    return (
+        len(head) >= 5
+        and head[0] & _QUIC_LONG_HEADER == _QUIC_LONG_HEADER
+        and int.from_bytes(head[1:5], "big") in SUPPORTED_VERSIONS
+    )
 
 
 def _capture(index: int, capture: CaptureSummary, flows: Sequence[Flow]) -> CaptureCoverage:

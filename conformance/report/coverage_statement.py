@@ -404,7 +404,8 @@ def _hidden(coverage: Coverage, names: _Names) -> list[Statement]:
         (
             hidden.tls_without_hello,
             "TLS connection",
-            "began before the capture: their opening message, which names the server, is not in it",
+            "carried TLS, but the opening message that names the server is not in the"
+            " capture (they began before it, or it could not be read)",
         ),
     ):
         if not flows.count:

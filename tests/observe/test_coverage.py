@@ -231,6 +231,7 @@ def test_quic_looking_udp_without_a_readable_initial() -> None:
     _udp(s, 8443, long_v1)  # a long header on another port
     _udp(s, 8443, b"\xc3\x00\x00\x00\x00" + bytes(20))  # version negotiation: not an Initial
     _udp(s, 5004, b"\x80\x00" + bytes(20))  # RTP
+    _udp(s, 53, b"\xe2\x92\x01\x00\x00\x01" + bytes(20))  # a DNS query with a high id
     read = _udp(s, 443, long_v1)
     s.tls(read, "api.imagicle.com")
     s.hellos[-1] = dataclasses.replace(s.hellos[-1], quic_version=1)

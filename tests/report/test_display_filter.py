@@ -7,6 +7,7 @@ encapsulation (decision 9), and every finding of a report written by the CLI.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -202,9 +203,18 @@ DEFECTS: tuple[Callable[[], list[Packet]], ...] = (
 )
 
 
+@functools.cache
+def _every_defect_bytes() -> tuple[bytes, ...]:
+    return tuple(bytes(frame) for defect in DEFECTS for frame in defect())
+
+
 def every_defect() -> list[Packet]:
-    """Every defect capture one after the other, one millisecond apart."""
-    frames = [frame for defect in DEFECTS for frame in defect()]
+    """Every defect capture one after the other, one millisecond apart.
+
+    Built once and read back: a dissected frame keeps its bytes, so wrapping it builds only
+    the new outer headers (scapy would otherwise rebuild every inner layer for every wrap).
+    """
+    frames = [Ether(raw) for raw in _every_defect_bytes()]
     for i, frame in enumerate(frames):
         frame.time = defects._T0 + i * 0.001
     return frames

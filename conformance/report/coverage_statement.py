@@ -372,7 +372,8 @@ def _one_sided(flows: FlowSet, names: _Names) -> list[Statement]:
             "one-sided",
             WARNING,
             f"{_plural(flows.count, 'TCP connection was', 'TCP connections were')} seen in one"
-            f" direction only{_theirs(flows)}, although their packets acknowledge traffic from"
+            f" direction only{_theirs(flows)}, although"
+            f" {'its' if flows.count == 1 else 'their'} packets acknowledge traffic from"
             " the other side: the capture may miss one direction of traffic (asymmetric"
             f" routing, a one-way mirror or tap).{_flows_text(flows, names)}",
             _flow_links(flows),
@@ -403,7 +404,7 @@ def _hidden(coverage: Coverage, names: _Names) -> list[Statement]:
         ),
         (
             hidden.tls_without_hello,
-            "TLS connection",
+            "connection",
             "carried TLS, but the opening message that names the server is not in the"
             " capture (they began before it, or it could not be read)",
         ),

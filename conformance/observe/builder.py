@@ -27,6 +27,9 @@ How things are decided (the model's fields say which way each time):
   `payload_not_understood`. `malformed` is the sum of both; the first ANOMALY_SAMPLES
   are kept with their reason.
 - Drops: pcapng ISB counters plus EPB drop counts; None when the file gives none.
+- Time (decision 11): silences longer than SILENCE_SECONDS and backward steps between
+  consecutive packets (observe/timeline.py); the window runs from the earliest to the
+  latest time any packet carried.
 """
 
 from __future__ import annotations
@@ -210,6 +213,10 @@ def _observe_one(
             first if first is not None else flows[0].first_time, *(f.first_time for f in flows)
         )
         last = max(last if last is not None else flows[0].last_time, *(f.last_time for f in flows))
+    timeline = ingest.timeline
+    if timeline.backward_count and first is not None and last is not None:
+        # time went backwards: the window runs from the earliest to the latest time seen
+        first, last = min(first, timeline.earliest), max(last, timeline.latest)
     out.captures.append(
         CaptureSummary(
             path=str(path),
@@ -240,6 +247,11 @@ def _observe_one(
             payload_not_understood=acc.payloads_not_understood(),
             link_addresses=link_addresses,
             link_addresses_complete=link_complete,
+            silences=timeline.silences(),
+            silence_count=timeline.silence_count,
+            silence_seconds=timeline.silence_seconds,
+            backward_steps=timeline.backward_steps(),
+            backward_count=timeline.backward_count,
         )
     )
 

@@ -38,10 +38,11 @@ from conformance.report.html_report import render_html
 from conformance.report.json_report import jsonable, render_json, report_document
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
+from conformance.report.links import EVIDENCE_DIR
 from conformance.report.lock import hidden_sibling, hold
 from conformance.report.model import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
 from conformance.report.text import iso_utc
-from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
+from conformance.report.view import ReportView, build_view
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage

@@ -171,6 +171,8 @@ def report_document(view: ReportView) -> dict[str, Any]:
             "complete": view.complete,
             "captures": [_capture(c) for c in view.captures],
         },
+        # decision 11: what the window could not see (docs/report.md); None: nothing decoded
+        "coverage": jsonable(view.coverage) if view.coverage is not None else None,
         "notes": list(view.notes),
         "waivers": (
             None

@@ -51,6 +51,11 @@ def facts(obs: Observations) -> object:
             c.not_understood,
             c.payload_not_understood,
             c.link_addresses,
+            c.silences,
+            c.silence_count,
+            c.silence_seconds,
+            c.backward_steps,
+            c.backward_count,
         )
         for c in obs.captures
     ]

@@ -42,6 +42,9 @@ class PayloadKind(StrEnum):
     DNS = "dns"
     SSH = "ssh"
     SIP = "sip"
+    # a QUIC long-header packet of a version decode/quic.py reads (its Initial's hello, when
+    # it could be read, is a TlsClientHello with quic_version set)
+    QUIC = "quic"
     OTHER = "other"  # something not recognised: treated as plaintext where TLS is required
 
 
@@ -159,6 +162,7 @@ class TlsServerHello:
     flow_id: int
     version: int  # negotiated: supported_versions extension if present (TLS 1.3), else legacy
     cipher_suite: int
+    quic_version: int | None = None  # QUIC version of the Initial that carried it; None: TCP
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Sequence
 
 from scapy.layers.dns import DNS, DNSQR, DNSRRHTTPS, SvcParam
-from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet import UDP
 from scapy.packet import Packet, Raw
 
 from conformance.decode.quic import VERSION_1
@@ -53,15 +53,17 @@ def quic_session(server: str, version: int = VERSION_1, port: int = QUIC_PORT) -
     return first + datagrams(server, sent[1:], port=port)
 
 
-def quic_hello_in_two_datagrams(server: str, port: int = QUIC_PORT) -> list[Packet]:
+def quic_hello_in_two_datagrams(
+    server: str, port: int = QUIC_PORT, cport: int = CLIENT_PORT
+) -> list[Packet]:
     """A ClientHello too big for one Initial, split over two Initials in two datagrams."""
     hello = large_client_hello()
     first = initial(crypto_frame(0, hello[:1100]), pn=0, pad_to=1200)
     second = initial(crypto_frame(1100, hello[1100:]), pn=1, pad_to=1200)
-    return datagrams(server, [first, second], port=port)
+    return datagrams(server, [first, second], port=port, cport=cport)
 
 
-def quic_coalesced(server: str, port: int = QUIC_PORT) -> list[Packet]:
+def quic_coalesced(server: str, port: int = QUIC_PORT, cport: int = CLIENT_PORT) -> list[Packet]:
     """Two Initials carrying one ClientHello, a Handshake and a 0-RTT packet, one datagram."""
     hello = client_hello()
     dcid = bytes.fromhex("8394c8f03e515708")
@@ -71,7 +73,7 @@ def quic_coalesced(server: str, port: int = QUIC_PORT) -> list[Packet]:
         + other_long_packet("Handshake", bytes(60), dcid=dcid)
         + other_long_packet("0-RTT", bytes(30), dcid=dcid)
     )
-    return datagrams(server, [datagram + bytes(1200 - len(datagram))], port=port)
+    return datagrams(server, [datagram + bytes(1200 - len(datagram))], port=port, cport=cport)
 
 
 def quic_corrupted_initial(server: str, port: int = QUIC_PORT) -> list[Packet]:
@@ -191,8 +193,3 @@ def https_lookup(
         ),
     )
     return [query, response]
-
-
-def tls_segment(src: str, dst: str, sport: int, dport: int, data: bytes) -> Packet:
-    """One TCP segment with data (for conversations `tcp_session` cannot make)."""
-    return _frame(src, dst, TCP(sport=sport, dport=dport, flags="PA", seq=1, ack=1) / Raw(data))

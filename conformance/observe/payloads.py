@@ -115,6 +115,9 @@ MAX_QUIC_WAITING = 1024
 # fixed bit set, then a 32-bit version. IETF drafts are 0xff0000NN (RFC 9000 §15).
 QUIC_LONG_HEADER = 0xC0
 QUIC_DRAFT_PREFIX = 0xFF00_0000
+# A server's first datagram may be a Version Negotiation packet: any first bits, version 0
+# (RFC 8999 §6). Every other packet that starts a QUIC direction has both bits above set.
+_VERSION_NEGOTIATION = bytes(4)
 
 _TLS_HANDSHAKE = 0x16
 _TLS_SERVER_HELLO = 2
@@ -258,6 +261,7 @@ class PayloadInspector:
         # HelloRetryRequests that carried the ECH confirmation (RFC 9849 §7.2.1): (flow, packet)
         self.ech_confirmed: list[tuple[FlowRef, int]] = []
         self._quic_waiting: dict[FlowRef, tuple[bytes, ...]] = {}
+        self._quic_seen = False  # a QUIC client direction started: a reply may be QUIC
         self._http: dict[tuple[FlowRef, int, str, str, str, str | None], _Seen] = {}
         self._names: dict[tuple[FlowRef, int, str, str], NameMention] = {}
         self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage, str | None]] = {}
@@ -355,6 +359,8 @@ class PayloadInspector:
         """The capture ended: read what hellos still waiting for bytes hold (decision 10)."""
         for proto, key, e in self.table.entries():
             stream = e[STREAM]
+            if stream is None:
+                continue
             if isinstance(stream, QuicDirection):
                 self._quic_incomplete(key, stream)
                 continue
@@ -429,7 +435,14 @@ class PayloadInspector:
     ) -> None:
         if e[WANT] & W_DNS and proto == IPPROTO_UDP:
             kind = PayloadKind.DNS  # _dns below re-classifies it if it does not parse
-        elif proto == IPPROTO_UDP and payload[0] & 0x80 and self._quic_start(e, key, payload):
+        elif (
+            proto == IPPROTO_UDP
+            and (
+                payload[0] >= QUIC_LONG_HEADER
+                or (self._quic_seen and payload[1:5] == _VERSION_NEGOTIATION)
+            )
+            and self._quic_start(e, key, payload, packet)
+        ):
             kind = PayloadKind.QUIC
         else:
             kind = classify_payload(payload)
@@ -439,11 +452,8 @@ class PayloadInspector:
             e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
         e[WANT] &= ~W_FIRST
         if proto != IPPROTO_TCP:
-            if e[WANT] & W_QUIC:
+            if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)
                 self._quic(e, key, payload, time, packet)
-            elif kind is PayloadKind.QUIC:  # a QUIC version whose Initials are not read here
-                version = int.from_bytes(payload[1:5], "big")
-                self._unread(key, packet, f"QUIC: version 0x{version:08x} is not read")
             return
         if kind is PayloadKind.TLS:
             self._start_hello(e, proto, key, payload, time, packet)
@@ -705,7 +715,7 @@ class PayloadInspector:
 
     # -- QUIC -----------------------------------------------------------------------------
 
-    def _quic_start(self, e: Entry, key: bytes, payload: bytes) -> bool:
+    def _quic_start(self, e: Entry, key: bytes, payload: bytes, packet: int) -> bool:
         """Whether a UDP direction's first payload is QUIC; if it is read, give it a reader.
 
         The reverse direction of a flow whose client is being read is the server's, whatever
@@ -733,6 +743,9 @@ class PayloadInspector:
         if version in SUPPORTED_VERSIONS:
             e[STREAM] = QuicDirection(client=QuicClientReader())
             e[WANT] |= W_QUIC
+            self._quic_seen = True
+        else:
+            self._unread(key, packet, f"QUIC: version 0x{version:08x} is not read")
         return True
 
     def _quic(self, e: Entry, key: bytes, payload: bytes, time: float, packet: int) -> None:

@@ -7,13 +7,21 @@ protected with aioquic's packet protection (tests/quic_captures.py).
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet, Raw
 
 from conformance.decode.ip import IPPROTO_UDP
-from conformance.decode.quic import MAX_QUIET_DATAGRAMS, VERSION_1, VERSION_2
+from conformance.decode.quic import (
+    MAX_QUIET_DATAGRAMS,
+    VERSION_1,
+    VERSION_2,
+    looks_like_quic_initial,
+)
 from conformance.observe.flows import STREAM, WANT
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.model import Observations, PayloadKind
@@ -29,6 +37,7 @@ SERVER = "203.0.113.10"
 SERVER6 = "2001:db8:ffff::10"
 TLS13 = 0x0304
 SHORT_HEADER = b"\x40" + bytes(40)  # a 1-RTT packet: no Initial in it
+MUTANTS = 500  # seeded, a few seconds
 
 
 def frames(packets: list[Packet]) -> list[bytes]:
@@ -219,3 +228,28 @@ def test_quic_in_ipv6_frames_with_extension_headers(observe: Observe) -> None:
     )
     obs = observe([bytes(frame)])
     assert [h.sni for h in obs.client_hellos] == [NAME]
+
+
+def test_mutated_initials_are_read_right_or_counted(tmp_path: Path) -> None:
+    """Seeded fuzzing of a real client Initial's UDP payload: a hello is read with its true
+    name or not at all, and an Initial that gave no hello is counted (a packet turned into
+    another type, such as Handshake, is QUIC no key is expected to open: not counted)."""
+    from conformance.observe.builder import observe_captures
+    from tests.capture_files import write_pcap
+
+    sent, answered = aioquic_exchange(VERSION_1)
+    clean = frames(qc.datagrams(SERVER, sent[:1], answered[:1]))
+    payload_at = 14 + 20 + 8  # Ethernet, IPv4, UDP
+    rng = random.Random(9001)
+    for n in range(MUTANTS):
+        frame = bytearray(clean[0])
+        for _ in range(rng.randint(1, 3)):
+            frame[rng.randrange(payload_at, len(frame))] = rng.randrange(256)
+        path = write_pcap(tmp_path / f"m{n}.pcap", [bytes(frame), clean[1]])
+        obs = observe_captures([path])
+        c = obs.captures[0]
+        assert c.decoded + c.link_control_frames + c.not_understood_frames == c.packets
+        assert all(h.sni == NAME for h in obs.client_hellos), n
+        if looks_like_quic_initial(bytes(frame[payload_at:])) and not obs.client_hellos:
+            assert obs.flows[0].payload_out is PayloadKind.QUIC
+            assert any(r.startswith("QUIC: ") for r in not_understood(obs)), n

@@ -169,6 +169,7 @@ class TlsServerHello:
     flow_id: int
     version: int  # negotiated: supported_versions extension if present (TLS 1.3), else legacy
     cipher_suite: int
+    quic_version: int | None = None  # QUIC version of the Initial that carried it; None: TCP
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Names must agree with addresses (decision 8), QUIC endpoints, ECH (decision 9), DNS repeats
 and answers seen first: HY-DEST, HY-TLS, PX-ONLY and PX-CONNECT on Observations built here.
 
-QUIC and ECH decoding are wired into the observers separately; these tests set
-`TlsClientHello.quic_version` and `.ech` directly, as the observers will.
+These tests set `TlsClientHello.quic_version` and `.ech` directly, as the observers do;
+tests/judge/test_quic_ech_captures.py judges the same rules on captures the observers read.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ from pathlib import PurePath
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.judge.platform import looks_like
+from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
 from conformance.names import CLOUD_NAME_PATTERNS, matches
 from conformance.observe.coverage import Coverage, coverage_of, duration_text, window_seconds
-from conformance.observe.model import (
+from conformance.observe.records import (
     SAMPLE_PACKETS_PER_FLOW,
     CaptureSummary,
     Flow,

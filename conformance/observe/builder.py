@@ -55,7 +55,7 @@ from conformance.observe.ech_kinds import classify_hellos
 from conformance.observe.flows import Addresses, FlowCounts
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
-from conformance.observe.model import (
+from conformance.observe.records import (
     CaptureSummary,
     DnsQuery,
     Flow,

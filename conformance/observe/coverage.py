@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from conformance.decode.quic import SUPPORTED_VERSIONS
-from conformance.observe.model import (
+from conformance.observe.records import (
     CaptureSummary,
     EchKind,
     Flow,

@@ -27,7 +27,7 @@ from conformance.decode.dns import TYPE_HTTPS, TYPE_SVCB, SvcbRecord, parse_svcb
 from conformance.decode.ech import EchConfig, classify_ech
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import ClientHelloInfo, EchExtension
-from conformance.observe.model import DnsQuery, EchKind, Flow, IPAddress, TlsClientHello
+from conformance.observe.records import DnsQuery, EchKind, Flow, IPAddress, TlsClientHello
 
 SVCB_TYPES = frozenset({TYPE_SVCB, TYPE_HTTPS})
 RCODE_NOERROR = 0

@@ -36,8 +36,8 @@ from conformance.observe.flows import (
     tcp_control,
 )
 from conformance.observe.layers import LayerWalker
-from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 from conformance.observe.payloads import PayloadInspector, initial_want
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 from conformance.observe.timeline import Timeline
 
 # Ethernet type, then IPv4 version/IHL, total length, flags/fragment offset, protocol.

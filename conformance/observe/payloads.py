@@ -72,7 +72,7 @@ from conformance.observe.flows import (
     key_parts,
     reverse_key,
 )
-from conformance.observe.model import (
+from conformance.observe.records import (
     EchKind,
     HttpRequest,
     NameMention,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from conformance.observe.model import MAX_TIME_STEPS, TimeStep
+from conformance.observe.records import MAX_TIME_STEPS, TimeStep
 
 # Sizes are ranked at microsecond resolution, the finest pcap and most pcapng files keep:
 # the same capture read as pcap or pcapng then keeps the same steps.

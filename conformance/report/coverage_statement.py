@@ -24,7 +24,7 @@ from conformance.observe.coverage import (
     Unread,
     duration_text,
 )
-from conformance.observe.model import SILENCE_SECONDS
+from conformance.observe.records import SILENCE_SECONDS
 from conformance.report.links import flow_link
 from conformance.report.text import iso_utc, one_line
 

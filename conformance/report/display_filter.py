@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from conformance.judge.model import Finding
-from conformance.observe.model import Flow, Observations
+from conformance.judge.result import Finding
+from conformance.observe.records import Flow, Observations
 
 # Wireshark's protocol names for the IP headers of each version.
 _IP_PROTOCOL = {4: "ip", 6: "ipv6"}

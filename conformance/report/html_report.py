@@ -22,7 +22,7 @@ from html import escape
 from importlib import resources
 from typing import Any, assert_never
 
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.report.coverage_statement import WARNING
 from conformance.report.json_report import jsonable
 from conformance.report.links import FLOWS_CSV

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from conformance.observe.model import NotUnderstood
+from conformance.observe.records import NotUnderstood
 from conformance.report.text import iso_utc
 from conformance.report.view import (
     WAIVERS_PATH,

@@ -13,7 +13,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import TextIO
 
-from conformance.observe.model import (
+from conformance.observe.records import (
     DnsAnswer,
     DnsQuery,
     Flow,

@@ -16,13 +16,13 @@ from typing import Any
 
 from conformance.decode.tls import suite_name, version_name
 from conformance.digest import FileDigest
-from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.coverage import coverage_of
-from conformance.observe.model import CaptureSummary, Flow, Observations
+from conformance.observe.records import CaptureSummary, Flow, Observations
 from conformance.report.coverage_statement import Statement, coverage_section, coverage_statements
 from conformance.report.display_filter import FilterContext, display_filter, filter_context
+from conformance.report.interface import ControlInfo, ReportRun, SourceReport
 from conformance.report.links import EVIDENCE_DIR, flow_link
-from conformance.report.model import ControlInfo, ReportRun, SourceReport
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
 from conformance.verdict import Verdict, overall

@@ -8,7 +8,7 @@ import pytest
 from scapy.layers.dns import DNS, DNSQR
 
 from conformance.decode.classify import HTTP2_PREFACE, classify_payload
-from conformance.observe.model import PayloadKind
+from conformance.observe.records import PayloadKind
 
 STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
 

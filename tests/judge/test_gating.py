@@ -9,8 +9,8 @@ import pytest
 
 from conformance.judge import air_gapped
 from conformance.judge.common import MAX_FINDINGS
-from conformance.judge.model import ControlResult, Severity
-from conformance.observe.model import CaptureSummary, Observations
+from conformance.judge.result import ControlResult, Severity
+from conformance.observe.records import CaptureSummary, Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests.defects import (

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conformance.judge import air_gapped, hybrid, proxy
-from conformance.judge.model import ControlResult, Severity
-from conformance.observe.model import (
+from conformance.judge.result import ControlResult, Severity
+from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
+from conformance.observe.records import (
     DnsQuery,
     EchKind,
     Flow,
@@ -24,7 +25,6 @@ from conformance.observe.model import (
     TlsClientHello,
     TlsServerHello,
 )
-from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 from conformance.profile_model import (
     Cloud,
     CloudEndpoint,

@@ -9,8 +9,8 @@ import pytest
 
 from conformance.decode.quic import VERSION_1, VERSION_2
 from conformance.judge import hybrid
-from conformance.judge.model import Severity
-from conformance.observe.model import EchKind, PayloadKind
+from conformance.judge.result import Severity
+from conformance.observe.records import EchKind, PayloadKind
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict

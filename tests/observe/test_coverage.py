@@ -15,7 +15,7 @@ from conformance.observe.coverage import (
     duration_text,
     window_seconds,
 )
-from conformance.observe.model import (
+from conformance.observe.records import (
     SILENCE_SECONDS,
     EchKind,
     Flow,

@@ -13,7 +13,7 @@ import pytest
 from scapy.packet import Packet
 
 from conformance.decode.quic import VERSION_1
-from conformance.observe.model import EchKind, Observations
+from conformance.observe.records import EchKind, Observations
 from conformance.report.tables import TLS_COLUMNS, write_tls
 from tests import quic_captures as qc
 from tests.decode.quic_packets import crypto_frame, initial

@@ -24,8 +24,8 @@ from conformance.decode.quic import (
 )
 from conformance.observe.flows import STREAM, WANT
 from conformance.observe.ingest import CaptureIngest
-from conformance.observe.model import Observations, PayloadKind
 from conformance.observe.payloads import MAX_QUIC_WAITING
+from conformance.observe.records import Observations, PayloadKind
 from tests import quic_captures as qc
 from tests.decode.quic_packets import crypto_frame, initial
 from tests.decode.test_quic import NAME, aioquic_client, aioquic_exchange, client_hello

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.observe.model import MAX_TIME_STEPS, SILENCE_SECONDS, TimeStep
+from conformance.observe.records import MAX_TIME_STEPS, SILENCE_SECONDS, TimeStep
 from tests.observe.conftest import Observe
 from tests.observe.frames import T0, udp
 

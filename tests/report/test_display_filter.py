@@ -20,9 +20,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from conformance.cli import main
-from conformance.judge.model import Finding, PacketRef, Severity
+from conformance.judge.result import Finding, PacketRef, Severity
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.report.display_filter import (
     display_filter,
     filter_context,

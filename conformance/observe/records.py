@@ -17,7 +17,7 @@ from conformance.content.messages import ContentEvidence
 from conformance.decode.classify import PayloadKind
 from conformance.decode.dns import DnsAnswer
 from conformance.decode.ech import EchKind
-from conformance.host.model import HostFacts
+from conformance.host.facts import HostFacts
 from conformance.observe.json_logs import JsonDocument, JsonLines
 from conformance.observe.proxy_log import ProxyLog
 

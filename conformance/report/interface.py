@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.digest import FileDigest, unsafe_name_reason
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.coverage import Coverage
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 
 if TYPE_CHECKING:

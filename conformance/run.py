@@ -27,6 +27,7 @@ from conformance import __version__
 from conformance.catalog import Control, applies_when, load_catalog
 from conformance.errors import CaptureError, ConformanceError, ProfileError
 from conformance.evidence.interface import Collected, EvidenceSource
+from conformance.judge.common import coverage_for
 from conformance.judge.controls import JUDGES
 from conformance.judge.result import ControlResult
 from conformance.judge.telemetry import content_notes
@@ -304,6 +305,11 @@ class Run:
             baseline=self.baseline,
             evidence_logs=logs,
             source_report=self.source_report,
+            coverage=(
+                coverage_for(self.observations, self.profile)
+                if self.observations is not None
+                else None
+            ),
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

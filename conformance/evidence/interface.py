@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+
+# The files a report writes itself under evidence/ from the observations: a source's file may
+# not take these names, and `rejudge` never reads them back as input (it makes them anew).
+REPORT_GENERATED: Final = frozenset(
+    {
+        "flows.csv",
+        "dns.csv",
+        "tls.csv",
+        "http.csv",
+        "names.csv",
+        "captures.json",
+        "profile.yaml",
+        "tool-versions.json",
+        "waivers.yaml",  # the waiver file applied (conformance.waivers.EVIDENCE_NAME)
+    }
+)
 
 # Well-known kinds of `Collected.logs`: each is a file the observe step reads with its own
 # parser into `Observations` (a source that did not produce one leaves it out, and the

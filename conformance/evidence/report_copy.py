@@ -27,6 +27,7 @@ from conformance.evidence.interface import (
     KNOWN_PEOPLE,
     PROBE_LOG,
     PROXY_ACCESS_LOG,
+    REPORT_GENERATED,
     STIMULI_LOG,
     TLS_DECRYPTED,
     Collected,
@@ -36,21 +37,6 @@ from conformance.progress import Progress
 
 LOGS_FILE: Final = "evidence-logs.json"  # beside the copied evidence/, written by `rejudge`
 EVIDENCE: Final = "evidence"
-# What the report writes itself from the observations (never judged again as input).
-REGENERATED: Final = frozenset(
-    {
-        "flows.csv",
-        "dns.csv",
-        "tls.csv",
-        "http.csv",
-        "names.csv",
-        "captures.json",
-        "profile.yaml",
-        "tool-versions.json",
-        "waivers.yaml",
-        "coverage.json",
-    }
-)
 # Reports written before `evidence_logs` existed name their logs by these fixed names.
 KNOWN_NAMES: Final = {
     "probes.jsonl": PROBE_LOG,
@@ -86,7 +72,7 @@ class ReportEvidenceSource:
             (int(found[1]), name) for name in names if (found := _CAPTURE.fullmatch(name))
         )
         logs_by_name = self._logs(names)
-        kept = tuple((root / name, name) for name in names if name not in REGENERATED)
+        kept = tuple((root / name, name) for name in names if name not in REPORT_GENERATED)
         return Collected(
             source="report",
             captures=tuple(root / name for _, name in captures),

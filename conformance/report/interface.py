@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.digest import FileDigest, unsafe_name_reason
+from conformance.evidence.interface import REPORT_GENERATED
 from conformance.judge.result import ControlResult
 from conformance.observe.coverage import Coverage
 from conformance.observe.records import Observations
@@ -17,21 +18,6 @@ from conformance.verdict import Verdict
 
 if TYPE_CHECKING:
     from conformance.waivers import WaiverOutcome
-
-# Names the report writes itself under evidence/; a caller's evidence file may not take them.
-GENERATED_EVIDENCE = frozenset(
-    {
-        "flows.csv",
-        "dns.csv",
-        "tls.csv",
-        "http.csv",
-        "names.csv",
-        "captures.json",
-        "profile.yaml",
-        "tool-versions.json",
-        "waivers.yaml",  # the waiver file applied (conformance.waivers.EVIDENCE_NAME)
-    }
-)
 
 
 # Evidence names appear in hrefs, CSV cells and the auditor's shell recipe (sha256sum lines):
@@ -140,7 +126,7 @@ class ReportRun:
                 raise ValueError(
                     f"ReportRun.evidence_files: {name!r}: {reason or 'use only [A-Za-z0-9._-/]'}"
                 )
-            if name in GENERATED_EVIDENCE:
+            if name in REPORT_GENERATED:
                 raise ValueError(f"ReportRun.evidence_files: {name!r} is written by the report")
 
 

@@ -153,6 +153,92 @@ def _pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) & 3)
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """pcapng block encoding in one byte order, for one section's interfaces."""
+
+    order: str
+    interfaces: Sequence[Interface]
+
+    def block(self, btype: int, body: bytes) -> bytes:
+        body = _pad(body)
+        length = len(body) + 12
+        o = self.order
+        return struct.pack(o + "II", btype, length) + body + struct.pack(o + "I", length)
+
+    def option(self, code: int, value: bytes) -> bytes:
+        return struct.pack(self.order + "HH", code, len(value)) + _pad(value)
+
+    def options(self, opts: list[bytes]) -> bytes:
+        return b"".join(opts) + (struct.pack(self.order + "HH", 0, 0) if opts else b"")
+
+    def stamp(self, time: float, iface: int) -> bytes:
+        interfaces = self.interfaces
+        units = _units(interfaces[iface].tsresol if iface < len(interfaces) else None)
+        value = round(time * units)
+        return struct.pack(self.order + "II", value >> 32, value & 0xFFFFFFFF)
+
+    def interface(self, itf: Interface) -> bytes:
+        opts = []
+        if itf.name is not None:
+            opts.append(self.option(2, itf.name.encode()))
+        if itf.tsresol is not None:
+            opts.append(self.option(9, bytes([itf.tsresol])))
+        body = struct.pack(self.order + "HHI", itf.linktype, 0, itf.snaplen) + self.options(opts)
+        return self.block(1, body)
+
+    def epb(self, rec: Epb, default_time: float) -> bytes:
+        o = self.order
+        opts = []
+        if rec.flags is not None:
+            opts.append(self.option(2, struct.pack(o + "I", rec.flags)))
+        if rec.dropcount is not None:
+            opts.append(self.option(4, struct.pack(o + "Q", rec.dropcount)))
+        t = default_time if rec.time is None else rec.time
+        orig = len(rec.data) if rec.origlen is None else rec.origlen
+        body = (
+            struct.pack(o + "I", rec.interface)
+            + self.stamp(t, rec.interface)
+            + struct.pack(o + "II", len(rec.data), orig)
+            + _pad(rec.data)
+            + self.options(opts)
+        )
+        return self.block(6, body)
+
+    def isb(self, rec: Isb, default_time: float) -> bytes:
+        o = self.order
+        opts = []
+        if rec.ifdrop is not None:
+            opts.append(self.option(5, struct.pack(o + "Q", rec.ifdrop)))
+        if rec.osdrop is not None:
+            opts.append(self.option(7, struct.pack(o + "Q", rec.osdrop)))
+        t = default_time if rec.time is None else rec.time
+        body = struct.pack(o + "I", rec.interface) + self.stamp(t, rec.interface)
+        return self.block(5, body + self.options(opts))
+
+    def record(self, rec: Record, default_time: float) -> bytes:
+        o = self.order
+        if isinstance(rec, bytes):
+            rec = Epb(rec)
+        if isinstance(rec, Epb):
+            return self.epb(rec, default_time)
+        if isinstance(rec, Spb):
+            orig = len(rec.data) if rec.origlen is None else rec.origlen
+            return self.block(3, struct.pack(o + "I", orig) + rec.data)
+        if isinstance(rec, ObsoletePb):
+            t = default_time if rec.time is None else rec.time
+            body = (
+                struct.pack(o + "HH", rec.interface, rec.drops)
+                + self.stamp(t, rec.interface)
+                + struct.pack(o + "II", len(rec.data), len(rec.data))
+                + rec.data
+            )
+            return self.block(2, body)
+        if isinstance(rec, Isb):
+            return self.isb(rec, default_time)
+        return self.block(rec.block_type, rec.body)
+
+
 def pcapng_section(
     records: Sequence[Record],
     interfaces: Sequence[Interface] = (Interface(),),
@@ -160,75 +246,10 @@ def pcapng_section(
     big_endian: bool = False,
 ) -> bytes:
     """One pcapng section: SHB, the IDBs, then the records (bytes become EPBs on if 0)."""
-    o = ">" if big_endian else "<"
-
-    def block(btype: int, body: bytes) -> bytes:
-        body = _pad(body)
-        length = len(body) + 12
-        return struct.pack(o + "II", btype, length) + body + struct.pack(o + "I", length)
-
-    def option(code: int, value: bytes) -> bytes:
-        return struct.pack(o + "HH", code, len(value)) + _pad(value)
-
-    def options(opts: list[bytes]) -> bytes:
-        return b"".join(opts) + (struct.pack(o + "HH", 0, 0) if opts else b"")
-
-    def stamp(time: float, iface: int) -> bytes:
-        units = _units(interfaces[iface].tsresol if iface < len(interfaces) else None)
-        value = round(time * units)
-        return struct.pack(o + "II", value >> 32, value & 0xFFFFFFFF)
-
-    out = [block(0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
-    for itf in interfaces:
-        opts = []
-        if itf.name is not None:
-            opts.append(option(2, itf.name.encode()))
-        if itf.tsresol is not None:
-            opts.append(option(9, bytes([itf.tsresol])))
-        body = struct.pack(o + "HHI", itf.linktype, 0, itf.snaplen) + options(opts)
-        out.append(block(1, body))
-    for i, item in enumerate(records):
-        default_time = START + i * STEP
-        rec = Epb(item) if isinstance(item, bytes) else item
-        if isinstance(rec, Epb):
-            opts = []
-            if rec.flags is not None:
-                opts.append(option(2, struct.pack(o + "I", rec.flags)))
-            if rec.dropcount is not None:
-                opts.append(option(4, struct.pack(o + "Q", rec.dropcount)))
-            t = default_time if rec.time is None else rec.time
-            orig = len(rec.data) if rec.origlen is None else rec.origlen
-            body = (
-                struct.pack(o + "I", rec.interface)
-                + stamp(t, rec.interface)
-                + struct.pack(o + "II", len(rec.data), orig)
-                + _pad(rec.data)
-                + options(opts)
-            )
-            out.append(block(6, body))
-        elif isinstance(rec, Spb):
-            orig = len(rec.data) if rec.origlen is None else rec.origlen
-            out.append(block(3, struct.pack(o + "I", orig) + rec.data))
-        elif isinstance(rec, ObsoletePb):
-            t = default_time if rec.time is None else rec.time
-            body = (
-                struct.pack(o + "HH", rec.interface, rec.drops)
-                + stamp(t, rec.interface)
-                + struct.pack(o + "II", len(rec.data), len(rec.data))
-                + rec.data
-            )
-            out.append(block(2, body))
-        elif isinstance(rec, Isb):
-            opts = []
-            if rec.ifdrop is not None:
-                opts.append(option(5, struct.pack(o + "Q", rec.ifdrop)))
-            if rec.osdrop is not None:
-                opts.append(option(7, struct.pack(o + "Q", rec.osdrop)))
-            t = default_time if rec.time is None else rec.time
-            body = struct.pack(o + "I", rec.interface) + stamp(t, rec.interface) + options(opts)
-            out.append(block(5, body))
-        else:
-            out.append(block(rec.block_type, rec.body))
+    blocks = _Blocks(">" if big_endian else "<", interfaces)
+    out = [blocks.block(0x0A0D0D0A, struct.pack(blocks.order + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    out.extend(blocks.interface(itf) for itf in interfaces)
+    out.extend(blocks.record(rec, START + i * STEP) for i, rec in enumerate(records))
     return b"".join(out)
 
 

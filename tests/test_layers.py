@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "conformance.verdict",
             "conformance.errors",
             "conformance.names",
+            "conformance.tls_registry",
             "conformance.progress",
             "conformance.options",
             "conformance.resources",
@@ -138,6 +139,36 @@ def test_imports_follow_the_layers() -> None:
         if layer(e.target) > layer(e.source)
     ]
     assert against == [], "\n".join(against)
+
+
+# What a judge may read besides the profile and the base: the observation records (and the
+# content records and scanners they carry). Never a source, a decoder, or a log parser.
+JUDGE_READS = (
+    "conformance.judge",
+    "conformance.observe.records",
+    "conformance.observe.coverage",
+    "conformance.host.facts",  # the host's records (no collection code)
+    "conformance.content.messages",
+    "conformance.content.personal",
+    "conformance.content.decryption_coverage",
+    "conformance.catalog",
+    "conformance.telemetry_fields",
+    "conformance.profile_model",
+)
+
+
+def test_judges_read_only_observations_and_the_profile() -> None:
+    def allowed(target: str) -> bool:
+        if layer(target) == 0:
+            return True
+        return any(target == p or target.startswith(p + ".") for p in JUDGE_READS)
+
+    outside = [
+        f"{e.source} line {e.line} imports {e.target}"
+        for e in edges()
+        if e.source.startswith("conformance.judge") and not allowed(e.target)
+    ]
+    assert outside == [], "\n".join(outside)
 
 
 def test_no_import_cycles() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from conformance.compare.snapshot import Destination, Snapshot, TlsEndpoint
-from conformance.decode.tls import is_weak_suite, suite_name
+from conformance.tls_registry import is_weak_suite, suite_name
 from conformance.verdict import Verdict
 
 DIFF_FORMAT = 1

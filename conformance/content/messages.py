@@ -18,6 +18,19 @@ from conformance.evidence.interface import (
     TLS_DECRYPTED,
 )
 
+# The content sources by their log kind are re-exported: a message names the one it came from,
+# and judges name sources through this record module, not the evidence layer.
+__all__ = [
+    "CLOUD_REQUESTS",
+    "DECRYPTED_REQUESTS",
+    "HAR_CONTENT",
+    "OWN_SOURCES",
+    "SOURCE_TITLES",
+    "TLS_DECRYPTED",
+    "ContentEvidence",
+    "ContentMessage",
+]
+
 SOURCE_TITLES: Final = {
     DECRYPTED_REQUESTS: "intercepting proxy (decrypted requests)",
     CLOUD_REQUESTS: "lab cloud stand-ins (received requests)",

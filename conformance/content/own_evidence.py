@@ -236,6 +236,67 @@ def collect(
     return out
 
 
+def _coverage_lines(
+    flows: Sequence[TlsFlow],
+    extractions: Sequence[Extraction],
+    names: Sequence[str],
+    labels: dict[str, frozenset[str]],
+    writer: _Writer,
+) -> tuple[int, list[str]]:
+    """One coverage line per TLS connection of the target: decrypted (or nothing to decrypt),
+    or why not. Returns how many were covered and the others' descriptions."""
+    by_flow: dict[int, Session] = {}
+    for extraction in extractions:
+        for session in extraction.sessions:
+            if session.flow_id is not None:
+                by_flow.setdefault(session.flow_id, session)
+    covered = 0
+    missing: list[str] = []
+    for flow in flows:
+        found = by_flow.get(flow.flow_id)
+        ok, why = (
+            (False, "QUIC sessions are not decrypted by this harness")
+            if flow.transport == "udp"
+            else _why(found, labels)
+        )
+        record = coverage_record(flow, names[flow.capture], ok, why)
+        if found is not None:
+            record["client_random"] = found.client_random
+            record["keys"] = bool(
+                found.client_random and decrypts_client_data(labels.get(found.client_random))
+            )
+            record["version"] = found.version
+        writer.line(record)
+        covered += ok
+        if not ok:
+            missing.append(f"{flow.describe()}: {why}")
+    return covered, missing
+
+
+def _decrypt_notes(
+    engine: str, flows: int, covered: int, missing: Sequence[str], writer: _Writer
+) -> list[str]:
+    """What the report says about the decryption: coverage, what was not, what was redacted."""
+    notes: list[str] = []
+    summary = (
+        f"TLS decryption ({_engine_name(engine)} with the target's keys):"
+        f" {flows} TLS connections of the target, {covered} decrypted or without"
+        f" application data, {writer.messages} messages in {TLS_EVIDENCE}"
+    )
+    if missing:
+        shown = "; ".join(missing[:5]) + (
+            f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        summary += f"; not decrypted: {shown}"
+    notes.append(summary)
+    if writer.redacted:
+        notes.append(
+            f"{TLS_EVIDENCE}: {writer.redacted} personal values and credentials replaced by"
+            " [redacted:...] placeholders (judged again, they still count as personal data)"
+        )
+    return notes
+
+
 def _decrypt(
     inputs: Inputs,
     captures: Sequence[Path],
@@ -273,52 +334,13 @@ def _decrypt(
             extractions.append(extraction)
             if cut is not None:
                 cut.path.unlink(missing_ok=True)
-        by_flow: dict[int, Session] = {}
-        for extraction in extractions:
-            for session in extraction.sessions:
-                if session.flow_id is not None:
-                    by_flow.setdefault(session.flow_id, session)
-        covered = 0
-        missing: list[str] = []
-        for flow in flows:
-            found = by_flow.get(flow.flow_id)
-            ok, why = (
-                (False, "QUIC sessions are not decrypted by this harness")
-                if flow.transport == "udp"
-                else _why(found, labels)
-            )
-            record = coverage_record(flow, names[flow.capture], ok, why)
-            if found is not None:
-                record["client_random"] = found.client_random
-                record["keys"] = bool(
-                    found.client_random and decrypts_client_data(labels.get(found.client_random))
-                )
-                record["version"] = found.version
-            writer.line(record)
-            covered += ok
-            if not ok:
-                missing.append(f"{flow.describe()}: {why}")
+        covered, missing = _coverage_lines(flows, extractions, names, labels, writer)
     finally:
         writer.close()
     out.files.append((writer.path, TLS_EVIDENCE))
     out.logs[TLS_DECRYPTED] = writer.path
     out.notes.extend(_key_notes(inputs, names))
-    summary = (
-        f"TLS decryption ({_engine_name(engine)} with the target's keys):"
-        f" {len(flows)} TLS connections of the target, {covered} decrypted or without"
-        f" application data, {writer.messages} messages in {TLS_EVIDENCE}"
-    )
-    if missing:
-        shown = "; ".join(missing[:5]) + (
-            f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
-        summary += f"; not decrypted: {shown}"
-    out.notes.append(summary)
-    if writer.redacted:
-        out.notes.append(
-            f"{TLS_EVIDENCE}: {writer.redacted} personal values and credentials replaced by"
-            " [redacted:...] placeholders (judged again, they still count as personal data)"
-        )
+    out.notes.extend(_decrypt_notes(engine, len(flows), covered, missing, writer))
     for number, extraction in enumerate(extractions):
         for problem in extraction.problems:
             out.notes.append(f"{names[number]}: {problem}")

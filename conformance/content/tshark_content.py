@@ -357,6 +357,18 @@ class Extractor:
         session = self.sessions.get(stream)
         if session is None:
             session = self._session(stream, src, sport, dst, dport, number)
+        self._client_packet(session, layers, chain, number, time, tls)
+
+    def _client_packet(
+        self,
+        session: Session,
+        layers: Mapping[str, Any],
+        chain: list[str],
+        number: int,
+        time: float,
+        tls: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """A packet the target sent: its CONNECT, its TLS handshake, and the messages in it."""
         http = _instances(layers, "http")
         for layer in http:
             host = _first(layer, "http_http_proxy_connect_host")

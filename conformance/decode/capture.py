@@ -609,7 +609,7 @@ class CaptureReader:
             self.last_time = scan.time
         self._set_drops(scan.state.isb_drops, scan.state.packet_drops)
 
-    def _pcapng_packets(self) -> Iterator[PacketRecord]:
+    def _pcapng_packets(self) -> Iterator[PacketRecord]:  # noqa: C901, PLR0912, PLR0915 (hot loop)
         """Walk pcapng blocks; yield packets from EPB, SPB and PB, read IDB, ISB and SHB."""
         state = _PcapngState()
         buf = self._head
@@ -702,7 +702,7 @@ class CaptureReader:
                 self.last_time = ts
             self._set_drops(state.isb_drops, state.packet_drops)
 
-    def _pcapng_block(
+    def _pcapng_block(  # noqa: C901 (hot loop: one branch per block type)
         self, state: _PcapngState, buf: bytes, pos: int, end: int, base: int, n: int, ts: float
     ) -> int:
         """Handle one block the fast path did not take; return where the next one starts.

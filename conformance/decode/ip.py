@@ -253,6 +253,10 @@ class PendingDatagram:
             self.damaged = EMPTY
             return
         self.span = max(self.span, end)
+        self._file(offset, end, data)
+
+    def _file(self, offset: int, end: int, data: bytes) -> None:
+        """Place [offset, end) among the runs: appended, joined, inserted, or a duplicate."""
         runs = self.runs
         if not runs or end > runs[-1][1]:
             if runs and offset < runs[-1][1]:

@@ -7,6 +7,7 @@ search) went over the wire before the TLS upgrade.
 
 from __future__ import annotations
 
+LDAP_PORT = 389  # RFC 4511 §5 (IANA ldap)
 STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
 _SEQUENCE = 0x30
 _INTEGER = 0x02

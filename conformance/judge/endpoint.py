@@ -9,6 +9,9 @@ inconclusive (docs/hybrid.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.records import Observations
 from conformance.profile_model import Profile
@@ -47,6 +50,27 @@ def _row(entry: dict[str, object], cert: object) -> dict[str, object]:
     return row
 
 
+def _problems(
+    entry: dict[str, Any], cert: dict[str, Any], minimum: str, below: set[str]
+) -> Iterator[str]:
+    """What is wrong with one scanned endpoint's TLS: versions, suites, certificate, key."""
+    offered_below = [v for v in entry.get("versions", []) if v in below]
+    if offered_below:
+        yield f"offers {', '.join(offered_below)}, below the minimum {minimum}"
+    if entry.get("weak_suites"):
+        yield f"accepts weak suites: {', '.join(entry['weak_suites'][:5])}"
+    if not cert.get("trusted_by"):
+        yield f"certificate chain not valid ({cert.get('subject')})"
+    if not cert.get("matches_name"):
+        yield f"certificate not issued for {entry['name']} ({cert.get('subject')})"
+    if cert.get("days_to_expiry", 0) < 0:
+        yield f"certificate expired on {cert.get('not_after')}"
+    key_type, bits = cert.get("key_type"), cert.get("key_bits")
+    least = MIN_KEY_BITS.get(str(key_type))
+    if least is not None and isinstance(bits, int) and bits < least:
+        yield f"weak {key_type} key: {bits} bits (at least {least})"
+
+
 def endpoints(obs: Observations, profile: Profile) -> ControlResult:
     """HY-ENDPOINT from the server-side scan results the run recorded."""
     scan = obs.endpoint_scan
@@ -78,30 +102,13 @@ def endpoints(obs: Observations, profile: Profile) -> ControlResult:
         key = f"{entry['name']}:{entry['port']}"
         cert = entry.get("certificate")
         table[key] = _row(entry, cert)
-
-        def fail(text: str, key: str = key) -> None:
-            findings.append(
-                Finding(Severity.VIOLATION, f"{key}: {text}", evidence_file=scan.evidence_file)
-            )
-
         if entry.get("connectivity") != "COMPLETED" or cert is None:
             unscanned.append(f"{key} ({entry.get('error') or entry.get('connectivity')})")
             continue
-        offered_below = [v for v in entry.get("versions", []) if v in below]
-        if offered_below:
-            fail(f"offers {', '.join(offered_below)}, below the minimum {minimum}")
-        if entry.get("weak_suites"):
-            fail(f"accepts weak suites: {', '.join(entry['weak_suites'][:5])}")
-        if not cert.get("trusted_by"):
-            fail(f"certificate chain not valid ({cert.get('subject')})")
-        if not cert.get("matches_name"):
-            fail(f"certificate not issued for {entry['name']} ({cert.get('subject')})")
-        if cert.get("days_to_expiry", 0) < 0:
-            fail(f"certificate expired on {cert.get('not_after')}")
-        key_type, bits = cert.get("key_type"), cert.get("key_bits")
-        least = MIN_KEY_BITS.get(str(key_type))
-        if least is not None and isinstance(bits, int) and bits < least:
-            fail(f"weak {key_type} key: {bits} bits (at least {least})")
+        findings.extend(
+            Finding(Severity.VIOLATION, f"{key}: {text}", evidence_file=scan.evidence_file)
+            for text in _problems(entry, cert, minimum, below)
+        )
     facts: dict[str, object] = {"endpoints": table}
     if findings:
         return ControlResult(

@@ -15,10 +15,8 @@ whose ClientHello came in a QUIC Initial) maps only to a `/udp` endpoint, TCP on
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from conformance.decode.ldap import is_starttls_request
-from conformance.decode.tls import TLS_VERSION_NAMES, is_weak_suite, suite_name, version_name
 from conformance.judge import air_gapped
 from conformance.judge.common import (
     FindingGroups,
@@ -46,8 +44,8 @@ from conformance.observe.records import (
     TlsServerHello,
 )
 from conformance.profile_model import Profile
+from conformance.tls_registry import TLS_VERSION_NAMES, is_weak_suite, suite_name, version_name
 
-LDAP_PORT = 389
 TLS_APPLICATION_DATA = b"\x17"  # record content type (RFC 8446 5.1)
 TLS_1_3 = 0x0304  # QUIC carries TLS 1.3 and nothing older (RFC 9001 §4.2)
 # Versions whose long-header packets are QUIC (RFC 9000 v1, RFC 9369 v2); IETF drafts are
@@ -454,11 +452,6 @@ def _min_version(profile: Profile) -> int:
     return _VERSION_BY_TEXT.get(text, 0x0303)
 
 
-def _starttls_first(flow: Flow) -> bool:
-    """LDAP on 389 whose first message is the StartTLS request: no bind before the upgrade."""
-    return flow.responder_port == LDAP_PORT and is_starttls_request(flow.payload_head_out)
-
-
 def _records_without_handshake(flow: Flow) -> bool:
     """The connection's opening is in the capture, yet its first payload is an application-data
     record: no real TLS stack sends one before a handshake (decision 1 covers flows that began
@@ -466,163 +459,169 @@ def _records_without_handshake(flow: Flow) -> bool:
     return flow.handshake_seen and flow.payload_head_out[:1] == TLS_APPLICATION_DATA
 
 
+@dataclass
+class _TlsTally:
+    """What HY-TLS learns flow by flow: findings, per-endpoint facts, and the open flows."""
+
+    obs_names: NameIndex
+    minimum: int
+    complete: bool
+    findings: list[Finding] = field(default_factory=list)
+    endpoint_facts: dict[str, dict[str, str]] = field(default_factory=dict)
+    shown: dict[str, int] = field(default_factory=dict)  # endpoint -> a version a flow showed
+    unknown_version: list[CloudFlow] = field(default_factory=list)
+    unknown_tunnels: list[CloudFlow] = field(default_factory=list)
+    unreadable_quic: list[CloudFlow] = field(default_factory=list)
+    checked: int = 0
+
+    def violation(self, flow: Flow, text: str) -> None:
+        self.findings.append(flow_finding(Severity.VIOLATION, flow, self.obs_names, text))
+
+    def gaps(self, sent: bool) -> list[str]:
+        gaps: list[str] = []
+        unresolved = [c for c in self.unknown_version if _endpoint_key(c, c.name) not in self.shown]
+        if unresolved:
+            gaps.append(
+                f"{plural(len(unresolved), 'TLS flow')} without a ServerHello in the capture and"
+                " no other flow to the same endpoint shows the version (decision 1)"
+            )
+        if self.unreadable_quic:
+            gaps.append(
+                f"{plural(len(self.unreadable_quic), 'QUIC flow')} whose Initial packets could"
+                " not be read: its TLS version and name are not known (decision 11)"
+            )
+        if self.unknown_tunnels:
+            gaps.append(
+                f"{plural(len(self.unknown_tunnels), 'CONNECT tunnel')} with no ClientHello seen"
+                " after the CONNECT (refused by the proxy, or its content not in the capture)"
+            )
+        if self.checked == 0 and sent:
+            gaps.append("no external flow carried data in this capture: nothing shows")
+        return gaps
+
+
+def _tls_flow(cloud: CloudFlow, index: _Index, tally: _TlsTally) -> None:
+    """HY-TLS on one cloud flow: TLS from the first byte, then the hello and the negotiation."""
+    flow = cloud.flow
+    hello = index.client.get(flow.flow_id)
+    quic = hello is not None and hello.quic_version is not None
+    # QUIC is TLS 1.3 from its first packet (RFC 9001): its Initial carried the hello.
+    first = PayloadKind.TLS if cloud.tunnel or quic else flow.payload_out
+    if hello is None and flow.transport == "udp" and is_quic_long_header(flow.payload_head_out):
+        # QUIC whose Initial the observers could not read (decision 11): protected, but
+        # neither its version nor its name is known.
+        tally.unreadable_quic.append(cloud)
+        return
+    if cloud.tunnel and hello is None:
+        # No ClientHello after the CONNECT: the proxy may have refused the tunnel, or
+        # what went through it was not seen. Neither proves TLS nor plaintext (PX-CONNECT
+        # reports the tunnel); the flow stays open below, so HY-TLS cannot pass on it.
+        tally.unknown_tunnels.append(cloud)
+        return
+    if first is PayloadKind.NONE and hello is None:
+        return  # nothing sent: no data to protect
+    tally.checked += 1
+    key = _endpoint_key(cloud, cloud.name)
+    if first is not PayloadKind.TLS and not (
+        first is PayloadKind.LDAP and flow.opens_with_starttls()
+    ):
+        head = flow.payload_head_out[:40].decode("ascii", "backslashreplace")
+        tally.violation(
+            flow, f": {_PLAINTEXT.get(first, 'not TLS')} to {key} (first bytes {head!r})"
+        )
+        return
+    if hello is None and not cloud.tunnel and _records_without_handshake(flow) and tally.complete:
+        # Only on complete evidence: a dropped ClientHello would look the same.
+        tally.violation(
+            flow,
+            f": TLS application-data records to {key} with no handshake on a connection "
+            "opened in the capture: not a TLS session",
+        )
+        return
+    if hello is not None and not hello.sni:
+        tally.violation(flow, f": no SNI to {key}")
+    _tls_negotiated(cloud, key, hello, index.server.get(flow.flow_id), tally)
+
+
+def _tls_negotiated(
+    cloud: CloudFlow,
+    key: str,
+    hello: TlsClientHello | None,
+    server: TlsServerHello | None,
+    tally: _TlsTally,
+) -> None:
+    """The version and suite a cloud flow negotiated, against the profile's minimum."""
+    flow = cloud.flow
+    quic = hello is not None and hello.quic_version is not None
+    sni = hello.sni or "" if hello else ""
+    minimum_name = TLS_VERSION_NAMES.get(tally.minimum, hex(tally.minimum))
+    if server is None and quic:
+        # QUIC negotiates TLS 1.3 and nothing older (RFC 9001 §4.2), whose suites are
+        # all AEAD: the version is known without the ServerHello.
+        tally.shown[key] = max(tally.shown.get(key, 0), TLS_1_3)
+        tally.endpoint_facts[key] = {
+            "version": f"{version_name(TLS_1_3)} (QUIC)",
+            "suite": "not in the capture (QUIC Handshake packets are encrypted)",
+            "sni": sni,
+        }
+        return
+    if server is None:
+        offered = hello.versions if hello is not None else ()
+        if offered and max(offered) < tally.minimum:
+            # No ServerHello, but whatever the server chose would be below the minimum.
+            tally.violation(
+                flow,
+                f": {key} offered at most {version_name(max(offered))}, below the minimum "
+                f"{minimum_name}",
+            )
+            return
+        tally.unknown_version.append(cloud)
+        return
+    tally.shown[key] = max(tally.shown.get(key, 0), server.version)
+    tally.endpoint_facts[key] = {
+        "version": version_name(server.version) + (" (QUIC)" if quic else ""),
+        "suite": suite_name(server.cipher_suite),
+        "sni": sni,
+    }
+    if server.version < tally.minimum:
+        tally.violation(
+            flow,
+            f": {key} negotiated {version_name(server.version)}, below the minimum {minimum_name}",
+        )
+    weak = is_weak_suite(server.cipher_suite)
+    if weak:
+        tally.violation(flow, f": {key} negotiated {suite_name(server.cipher_suite)} ({weak})")
+
+
 def tls(obs: Observations, profile: Profile) -> ControlResult:
     """HY-TLS: every external flow is TLS from its first byte, sound version and suite, SNI."""
     view = target_view(obs, profile)
     index = _Index(obs, profile)
-    names = NameIndex(obs)
     flows, proxy_other = cloud_flows(view, index)
-    minimum = _min_version(profile)
-    complete = not evidence_gaps(obs, payloads=True, profile=profile)
-    findings: list[Finding] = []
-    endpoint_facts: dict[str, dict[str, str]] = {}
-    shown: dict[str, int] = {}  # endpoint -> a version another flow showed
-    unknown_version: list[CloudFlow] = []
-    unknown_tunnels: list[CloudFlow] = []
-    checked = 0
+    tally = _TlsTally(
+        obs_names=NameIndex(obs),
+        minimum=_min_version(profile),
+        complete=not evidence_gaps(obs, payloads=True, profile=profile),
+    )
     for flow in proxy_other:
         for request in index.requests.get(flow.flow_id, ()):
-            findings.append(
-                flow_finding(
-                    Severity.VIOLATION,
-                    flow,
-                    names,
-                    f": plaintext {request.method} {request.target} through the proxy",
-                )
+            tally.violation(
+                flow, f": plaintext {request.method} {request.target} through the proxy"
             )
-    unreadable_quic: list[CloudFlow] = []
     for cloud in flows:
-        flow = cloud.flow
-        hello = index.client.get(flow.flow_id)
-        quic = hello is not None and hello.quic_version is not None
-        # QUIC is TLS 1.3 from its first packet (RFC 9001): its Initial carried the hello.
-        first = PayloadKind.TLS if cloud.tunnel or quic else flow.payload_out
-        if hello is None and flow.transport == "udp" and is_quic_long_header(flow.payload_head_out):
-            # QUIC whose Initial the observers could not read (decision 11): protected, but
-            # neither its version nor its name is known.
-            unreadable_quic.append(cloud)
-            continue
-        if cloud.tunnel and hello is None:
-            # No ClientHello after the CONNECT: the proxy may have refused the tunnel, or
-            # what went through it was not seen. Neither proves TLS nor plaintext (PX-CONNECT
-            # reports the tunnel); the flow stays open below, so HY-TLS cannot pass on it.
-            unknown_tunnels.append(cloud)
-            continue
-        if first is PayloadKind.NONE and hello is None:
-            continue  # nothing sent: no data to protect
-        checked += 1
-        key = _endpoint_key(cloud, cloud.name)
-        if first is not PayloadKind.TLS and not (
-            first is PayloadKind.LDAP and _starttls_first(flow)
-        ):
-            head = flow.payload_head_out[:40].decode("ascii", "backslashreplace")
-            findings.append(
-                flow_finding(
-                    Severity.VIOLATION,
-                    flow,
-                    names,
-                    f": {_PLAINTEXT.get(first, 'not TLS')} to {key} (first bytes {head!r})",
-                )
-            )
-            continue
-        if hello is None and not cloud.tunnel and _records_without_handshake(flow) and complete:
-            # Only on complete evidence: a dropped ClientHello would look the same.
-            findings.append(
-                flow_finding(
-                    Severity.VIOLATION,
-                    flow,
-                    names,
-                    f": TLS application-data records to {key} with no handshake on a connection "
-                    "opened in the capture: not a TLS session",
-                )
-            )
-            continue
-        if hello is not None and not hello.sni:
-            findings.append(flow_finding(Severity.VIOLATION, flow, names, f": no SNI to {key}"))
-        server = index.server.get(flow.flow_id)
-        if server is None and quic:
-            # QUIC negotiates TLS 1.3 and nothing older (RFC 9001 §4.2), whose suites are
-            # all AEAD: the version is known without the ServerHello.
-            shown[key] = max(shown.get(key, 0), TLS_1_3)
-            endpoint_facts[key] = {
-                "version": f"{version_name(TLS_1_3)} (QUIC)",
-                "suite": "not in the capture (QUIC Handshake packets are encrypted)",
-                "sni": hello.sni or "" if hello else "",
-            }
-            continue
-        if server is None:
-            offered = hello.versions if hello is not None else ()
-            if offered and max(offered) < minimum:
-                # No ServerHello, but whatever the server chose would be below the minimum.
-                findings.append(
-                    flow_finding(
-                        Severity.VIOLATION,
-                        flow,
-                        names,
-                        f": {key} offered at most {version_name(max(offered))}, below the "
-                        f"minimum {TLS_VERSION_NAMES.get(minimum, hex(minimum))}",
-                    )
-                )
-                continue
-            unknown_version.append(cloud)
-            continue
-        shown[key] = max(shown.get(key, 0), server.version)
-        weak = is_weak_suite(server.cipher_suite)
-        endpoint_facts[key] = {
-            "version": version_name(server.version) + (" (QUIC)" if quic else ""),
-            "suite": suite_name(server.cipher_suite),
-            "sni": hello.sni or "" if hello else "",
-        }
-        if server.version < minimum:
-            findings.append(
-                flow_finding(
-                    Severity.VIOLATION,
-                    flow,
-                    names,
-                    f": {key} negotiated {version_name(server.version)}, below the minimum "
-                    f"{TLS_VERSION_NAMES.get(minimum, hex(minimum))}",
-                )
-            )
-        if weak:
-            findings.append(
-                flow_finding(
-                    Severity.VIOLATION,
-                    flow,
-                    names,
-                    f": {key} negotiated {suite_name(server.cipher_suite)} ({weak})",
-                )
-            )
-    gaps: list[str] = []
-    unresolved = [c for c in unknown_version if _endpoint_key(c, c.name) not in shown]
-    if unresolved:
-        gaps.append(
-            f"{plural(len(unresolved), 'TLS flow')} without a ServerHello in the capture and no "
-            "other flow to the same endpoint shows the version (decision 1)"
-        )
-    if unreadable_quic:
-        gaps.append(
-            f"{plural(len(unreadable_quic), 'QUIC flow')} whose Initial packets could not be"
-            " read: its TLS version and name are not known (decision 11)"
-        )
-    if unknown_tunnels:
-        gaps.append(
-            f"{plural(len(unknown_tunnels), 'CONNECT tunnel')} with no ClientHello seen after "
-            "the CONNECT (refused by the proxy, or its content not in the capture)"
-        )
-    if checked == 0 and view.sent:
-        gaps.append("no external flow carried data in this capture: nothing shows")
-    facts: dict[str, object] = {"external_flows": len(flows), "endpoints": endpoint_facts}
-    passed = f"{plural(checked, 'external flow')} with data, all TLS: " + "; ".join(
-        f"{k} {v['version']} {v['suite']}" for k, v in sorted(endpoint_facts.items())
+        _tls_flow(cloud, index, tally)
+    facts: dict[str, object] = {"external_flows": len(flows), "endpoints": tally.endpoint_facts}
+    passed = f"{plural(tally.checked, 'external flow')} with data, all TLS: " + "; ".join(
+        f"{k} {v['version']} {v['suite']}" for k, v in sorted(tally.endpoint_facts.items())
     )
     return conclude(
         "HY-TLS",
         view,
-        findings,
+        tally.findings,
         passed=passed,
-        failed=f"{plural(len(findings), 'problem')} with the protection of cloud traffic",
+        failed=f"{plural(len(tally.findings), 'problem')} with the protection of cloud traffic",
         facts=facts,
-        gaps=gaps,
+        gaps=tally.gaps(view.sent),
         payloads=True,
     )
 

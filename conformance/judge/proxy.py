@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from conformance.content.messages import ContentEvidence
-from conformance.evidence.interface import DECRYPTED_REQUESTS
+from conformance.content.messages import DECRYPTED_REQUESTS, ContentEvidence
 from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
 from conformance.judge.common import (
     FindingGroups,
@@ -36,8 +35,13 @@ from conformance.judge.common import (
 from conformance.judge.name_map import Agreement, DnsNames, real_name_hidden
 from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
 from conformance.names import matches
-from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
-from conformance.observe.records import Flow, Observations, TlsClientHello
+from conformance.observe.records import (
+    Flow,
+    Observations,
+    ProxyLog,
+    ProxyLogEntry,
+    TlsClientHello,
+)
 from conformance.profile_model import Profile
 
 NO_REQUEST: Final = "error:transaction-end-before-headers"  # squid: a connection, no request

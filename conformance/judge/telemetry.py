@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from conformance.content.decryption_coverage import coverage_problems
-from conformance.content.messages import ContentEvidence, ContentMessage
-from conformance.content.personal import PersonalHit, Scanner, marker, redact
-from conformance.evidence.interface import (
+from conformance.content.messages import (
     CLOUD_REQUESTS,
     DECRYPTED_REQUESTS,
     HAR_CONTENT,
     TLS_DECRYPTED,
+    ContentEvidence,
+    ContentMessage,
 )
+from conformance.content.personal import PersonalHit, Scanner, marker, redact
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.records import Observations
 from conformance.profile_model import Mode, Profile

@@ -270,7 +270,7 @@ class PayloadInspector:
 
     # -- entry point from the hot loop ----------------------------------------------------
 
-    def inspect(
+    def inspect(  # noqa: C901, PLR0912 (per packet with payload: inlined on purpose)
         self,
         e: Entry,
         proto: int,

@@ -17,9 +17,10 @@ from conformance.content.messages import ContentEvidence
 from conformance.decode.classify import PayloadKind
 from conformance.decode.dns import DnsAnswer
 from conformance.decode.ech import EchKind
+from conformance.decode.ldap import LDAP_PORT, is_starttls_request
 from conformance.host.facts import HostFacts
 from conformance.observe.json_logs import JsonDocument, JsonLines
-from conformance.observe.proxy_log import ProxyLog
+from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 
 # The records judges read; decode's own record types are part of them (re-exported).
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "Observations",
     "Parties",
     "PayloadKind",
+    "ProxyLog",
+    "ProxyLogEntry",
     "TlsClientHello",
     "TlsServerHello",
 ]
@@ -112,6 +115,11 @@ class Flow:
     # Wireshark counts layers (2 for `ip.dst#2` inside an IPv4 tunnel).
     encapsulation: str = ""
     ip_layer: int = 1
+
+    def opens_with_starttls(self) -> bool:
+        """LDAP on 389 whose first message is the StartTLS request (RFC 4511 §4.14): the
+        upgrade comes before any bind."""
+        return self.responder_port == LDAP_PORT and is_starttls_request(self.payload_head_out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,54 +107,61 @@ def _rules() -> dict[int, list[Schema]]:
     return {id(shape.PROFILE): top, id(shape.CLOUD): cloud, id(shape.CLOUD_ENDPOINT): justified}
 
 
-def _node(node: shape.Node, rules: dict[int, list[Schema]]) -> Schema:
-    out: Schema = {}
-    if node.description:
-        out["description"] = node.description
+def _given(**keywords: object) -> Schema:
+    """The keywords whose value is set (a bound left open is no keyword)."""
+    return {key: value for key, value in keywords.items() if value is not None}
+
+
+def _section(node: shape.Section, rules: dict[int, list[Schema]]) -> Schema:
+    out: Schema = {
+        "type": "object",
+        "properties": {key.name: _node(key.node, rules) for key in node.keys},
+    }
+    if node.required:
+        out["required"] = list(node.required)
+    out["additionalProperties"] = False
+    conditions = list(rules.get(id(node), ()))
+    if node.one_of:
+        conditions.append({"oneOf": [{"required": [key]} for key in node.one_of]})
+    if conditions:
+        out["allOf"] = conditions
+    return out
+
+
+def _kind(node: shape.Node, rules: dict[int, list[Schema]]) -> Schema:
     match node:
         case shape.Text():
-            out["type"] = "string"
-            if node.pattern is not None:
-                out["pattern"] = _anchored(node.pattern)
-            if node.max_length is not None:
-                out["maxLength"] = node.max_length
+            pattern = _anchored(node.pattern) if node.pattern is not None else None
+            return {"type": "string", **_given(pattern=pattern, maxLength=node.max_length)}
+        case shape.Choice() if node.numbers:
+            # YAML reads an unquoted 1.2 as a number; the loader takes it as "1.2".
+            return {"anyOf": [{"enum": list(node.values)}, {"enum": list(node.numbers)}]}
         case shape.Choice():
-            if node.numbers:
-                # YAML reads an unquoted 1.2 as a number; the loader takes it as "1.2".
-                out["anyOf"] = [{"enum": list(node.values)}, {"enum": list(node.numbers)}]
-            else:
-                out["enum"] = list(node.values)
+            return {"enum": list(node.values)}
         case shape.Flag():
-            out["type"] = "boolean"
+            return {"type": "boolean"}
         case shape.Number():
-            out["type"] = "number"
-            if node.above is not None:
-                out["exclusiveMinimum"] = node.above
-            if node.at_least is not None:
-                out["minimum"] = node.at_least
-            if node.at_most is not None:
-                out["maximum"] = node.at_most
+            bounds = _given(
+                exclusiveMinimum=node.above, minimum=node.at_least, maximum=node.at_most
+            )
+            return {"type": "number", **bounds}
         case shape.Either():
-            out["anyOf"] = [_node(option, rules) for option in node.options]
+            return {"anyOf": [_node(option, rules) for option in node.options]}
         case shape.ListOf():
-            out["type"] = "array"
-            out["items"] = _node(node.item, rules)
+            out: Schema = {"type": "array", "items": _node(node.item, rules)}
             if node.non_empty:
                 out["minItems"] = 1
             if node.unique:
                 out["uniqueItems"] = True
+            return out
         case shape.Section():
-            out["type"] = "object"
-            out["properties"] = {key.name: _node(key.node, rules) for key in node.keys}
-            if node.required:
-                out["required"] = list(node.required)
-            out["additionalProperties"] = False
-            conditions = list(rules.get(id(node), ()))
-            if node.one_of:
-                conditions.append({"oneOf": [{"required": [key]} for key in node.one_of]})
-            if conditions:
-                out["allOf"] = conditions
-    return out
+            return _section(node, rules)
+    return {}
+
+
+def _node(node: shape.Node, rules: dict[int, list[Schema]]) -> Schema:
+    out: Schema = {"description": node.description} if node.description else {}
+    return {**out, **_kind(node, rules)}
 
 
 def generate() -> Schema:

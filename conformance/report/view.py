@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from conformance.decode.tls import suite_name, version_name
 from conformance.digest import FileDigest
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.coverage import coverage_of
@@ -25,6 +24,7 @@ from conformance.report.interface import ControlInfo, ReportRun, SourceReport
 from conformance.report.links import EVIDENCE_DIR, flow_link
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
+from conformance.tls_registry import suite_name, version_name
 from conformance.verdict import Verdict, overall
 from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
 from conformance.waivers import Waiver, WaiverOutcome

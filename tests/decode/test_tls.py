@@ -30,20 +30,17 @@ from scapy.layers.tls.record import TLS
 
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import (
-    TLS_VERSION_NAMES,
     ClientHelloInfo,
     EchExtension,
     ServerHelloInfo,
     client_hello_length,
     handshake_message_length,
-    is_weak_suite,
     parse_client_hello,
     parse_client_hello_message,
     parse_server_hello,
     parse_server_hello_message,
-    suite_name,
-    version_name,
 )
+from conformance.tls_registry import TLS_VERSION_NAMES, is_weak_suite, suite_name, version_name
 
 DATA = Path(__file__).parent / "data"
 TLS12, TLS13 = 0x0303, 0x0304

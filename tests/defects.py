@@ -241,10 +241,11 @@ def dns_lookup(
     return [query, response]
 
 
-def client_hello(sni: str | None) -> bytes:
+def client_hello(sni: str | None, extra_extensions: bytes = b"") -> bytes:
     """A minimal TLS 1.3 ClientHello record naming `sni` (RFC 8446 4.1.2, RFC 6066 3).
 
     `sni=None`: no server_name extension at all (only supported_versions).
+    `extra_extensions`: encoded extensions appended after those two.
     """
     sni_ext = b""
     if sni is not None:
@@ -256,7 +257,7 @@ def client_hello(sni: str | None) -> bytes:
             + server_name
         )
     versions_ext = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
-    extensions = sni_ext + versions_ext
+    extensions = sni_ext + versions_ext + extra_extensions
     body = (
         b"\x03\x03"
         + bytes(32)

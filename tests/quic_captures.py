@@ -22,6 +22,7 @@ from tests.decode.quic_packets import crypto_frame, initial, other_long_packet
 from tests.decode.test_ech import config_list, ech_config
 from tests.decode.test_quic import aioquic_exchange, client_hello, large_client_hello
 from tests.defects import DNS_SERVER, TARGET, _frame, tcp_session
+from tests.defects import client_hello as tls_client_hello
 
 QUIC_PORT = 443
 CLIENT_PORT = 50443
@@ -102,27 +103,7 @@ def ech_extension(config_id: int) -> bytes:
 
 def ech_client_hello(sni: str, config_id: int) -> bytes:
     """A TLS 1.3 ClientHello record: SNI (the public name), supported_versions, outer ECH."""
-    name = sni.encode()
-    entry = b"\x00" + struct.pack("!H", len(name)) + name
-    extensions = (
-        struct.pack("!HHH", 0, len(entry) + 2, len(entry))
-        + entry
-        + struct.pack("!HHB", 43, 3, 2)
-        + b"\x03\x04"
-        + ech_extension(config_id)
-    )
-    body = (
-        b"\x03\x03"
-        + bytes(32)
-        + b"\x00"
-        + struct.pack("!H", 2)
-        + b"\x13\x01"
-        + b"\x01\x00"
-        + struct.pack("!H", len(extensions))
-        + extensions
-    )
-    handshake = b"\x01" + len(body).to_bytes(3, "big") + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
+    return tls_client_hello(sni, ech_extension(config_id))
 
 
 def hello_retry_request(*, ech_confirmed: bool) -> bytes:

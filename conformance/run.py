@@ -32,6 +32,7 @@ from conformance.judge.model import ControlResult
 from conformance.judge.telemetry import content_notes
 from conformance.observe.evidence import KEPT_LOGS, observe_evidence
 from conformance.observe.model import Observations
+from conformance.observe.parallel import CaptureExecutor, Judged, check_executor, executor_for
 from conformance.options import RunOptions
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
@@ -91,6 +92,8 @@ class Run:
     prestage: Prestage | None = None
     workdir: Path | None = None
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
+    executor: str | None = None  # `--executor`: where captures are read (observe.parallel)
+    judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
@@ -113,6 +116,7 @@ class Run:
                 " entry, then remove the `draft: true` line",
             )
         source = build_source(options)
+        check_executor(options.executor)
         key, key_path, created = ensure_key(options.sign_key)
         started = datetime.now(UTC)
         report_dir = _report_dir(options.report_dir, profile, cwd, started)
@@ -144,6 +148,7 @@ class Run:
                 if options.from_report is not None
                 else None
             ),
+            executor=options.executor,
         )
 
     # -- 2. collect and 3. observe ----------------------------------------------------------
@@ -156,17 +161,22 @@ class Run:
         from conformance.report.prestage import Prestage
 
         copies = None
+        executor: CaptureExecutor | None = None
         if isinstance(self.source, PcapSource):
+            executor = executor_for(self.executor, len(self.source.paths))
             # The report's copies of the user's captures are written by the decoder, from the
-            # very bytes it judges, in the same pass.
+            # very bytes it judges, in the same pass (or, when other processes read them, by
+            # a thread while they do).
             self.prestage = Prestage(self.report_dir)
-            self.prestage.start(self.source.paths, teed=True)
-            copies = self.prestage
+            self.prestage.start(self.source.paths, teed=executor.in_process)
+            copies = self.prestage if executor.in_process else None
         self.workdir = Path(tempfile.mkdtemp(prefix="ucx-observe-"))
         try:
             self.collected = self.source.collect(self.profile, progress)
+            if executor is None:
+                executor = executor_for(self.executor, len(self.collected.captures))
             observed = observe_evidence(
-                self.collected, self.profile, self.workdir, progress, copies
+                self.collected, self.profile, self.workdir, progress, copies, executor
             )
         except ConformanceError:
             raise
@@ -175,7 +185,10 @@ class Run:
         else:
             self.observations = observed.observations
             self.derived = observed.files
+            self.judged = observed.judged
         finally:
+            if executor is not None:
+                executor.close()
             progress.finish()
 
     # -- 4. judge -----------------------------------------------------------------------------
@@ -304,6 +317,7 @@ class Run:
             baseline=self.baseline,
             evidence_logs=logs,
             source_report=self.source_report,
+            judged_by=self.judged,
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

@@ -188,6 +188,16 @@ def report_document(view: ReportView) -> dict[str, Any]:
                 "envelope_sha256": view.source_report.envelope_sha256,
             }
         ),
+        # Which executor and which of its workers read each capture (observe.parallel).
+        "judged_by": [
+            {
+                "capture": _capture_path(view, j.capture),
+                "index": j.capture,
+                "executor": j.executor,
+                "worker": j.worker,
+            }
+            for j in view.judged_by
+        ],
         "harness": {
             "version": view.harness_version,
             "started": iso_utc(view.started),
@@ -196,6 +206,10 @@ def report_document(view: ReportView) -> dict[str, Any]:
         },
         "signer": {"fingerprint": view.fingerprint},
     }
+
+
+def _capture_path(view: ReportView, index: int) -> str | None:
+    return view.captures[index].evidence if index < len(view.captures) else None
 
 
 def render_json(view: ReportView) -> bytes:

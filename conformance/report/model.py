@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from conformance.digest import FileDigest, unsafe_name_reason
 from conformance.judge.model import ControlResult
 from conformance.observe.model import Observations
+from conformance.observe.parallel import Judged
 from conformance.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class ReportRun:
     # under evidence/: what `rejudge` reads again, so the report says it once, signed.
     evidence_logs: Mapping[str, str] = field(default_factory=dict)
     source_report: SourceReport | None = None  # `rejudge`: the report whose evidence this is
+    judged_by: tuple[Judged, ...] = ()  # which executor and worker read each capture
     # Waivers applied to `results` (which are already the results after waivers): which
     # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
     waivers: WaiverOutcome | None = None

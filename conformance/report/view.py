@@ -16,6 +16,7 @@ from conformance.decode.tls import suite_name, version_name
 from conformance.digest import FileDigest
 from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.model import CaptureSummary, Flow, Observations
+from conformance.observe.parallel import Judged
 from conformance.report.model import ControlInfo, ReportRun, SourceReport
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
@@ -145,6 +146,7 @@ class ReportView:
     cited_flows: tuple[CitedFlow, ...] = ()  # every flow a finding cites, by flow id
     evidence_logs: Mapping[str, str] = field(default_factory=dict)  # log kind -> evidence/ path
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
+    judged_by: tuple[Judged, ...] = ()  # which executor and worker read each capture
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -371,4 +373,5 @@ def build_view(
             kind: f"{EVIDENCE_DIR}/{name}" for kind, name in sorted(run.evidence_logs.items())
         },
         source_report=run.source_report,
+        judged_by=run.judged_by,
     )

@@ -37,7 +37,7 @@ from conformance.options import RunOptions
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
-from conformance.report.model import SourceReport
+from conformance.report.model import PeriodLink, SourceReport
 from conformance.resources import profiles_dir
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
@@ -94,13 +94,17 @@ class Run:
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
     executor: str | None = None  # `--executor`: where captures are read (observe.parallel)
     judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
+    period: PeriodLink | None = None  # `watch`: the period judged and its link in the chain
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
     @classmethod
-    def prepare(cls, options: RunOptions, cwd: Path) -> Run:
+    def prepare(cls, options: RunOptions, cwd: Path, source: EvidenceSource | None = None) -> Run:
         """Check options, profile, key, report directory, waivers and baseline; take the
-        report directory's lock. ConformanceError (exit 3) on anything a user can fix."""
+        report directory's lock. ConformanceError (exit 3) on anything a user can fix.
+
+        `source`: the evidence source, when the caller has its own (a `watch` period's
+        captures); otherwise the options name it."""
         from conformance.evidence.select import build_source
         from conformance.report.assemble import check_report_dir
         from conformance.report.lock import acquire
@@ -115,7 +119,7 @@ class Run:
                 "this profile is a draft (`profile draft` wrote it from a capture): review every"
                 " entry, then remove the `draft: true` line",
             )
-        source = build_source(options)
+        source = source or build_source(options)
         check_executor(options.executor)
         key, key_path, created = ensure_key(options.sign_key)
         started = datetime.now(UTC)
@@ -211,6 +215,13 @@ class Run:
             why = self.evidence_error or "no evidence was collected"
             return ControlResult(control_id, Verdict.ERROR, why)
         return JUDGES[control_id](self.observations, self.profile)
+
+    def judge_all(self) -> None:
+        """Judge every control of the profile's mode, as the suites do (`watch` judges its
+        periods so, without pytest: the same judges through `judge` and `record`)."""
+        for control in load_catalog().for_mode(self.profile.mode.value):
+            if control.id in JUDGES:
+                self.record(self.judge(control.id))
 
     def record(self, result: ControlResult) -> None:
         """Keep a result; a control judged twice keeps the worse verdict."""
@@ -318,6 +329,7 @@ class Run:
             evidence_logs=logs,
             source_report=self.source_report,
             judged_by=self.judged,
+            period=self.period,
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

@@ -17,7 +17,7 @@ from conformance.digest import FileDigest
 from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.observe.model import CaptureSummary, Flow, Observations
 from conformance.observe.parallel import Judged
-from conformance.report.model import ControlInfo, ReportRun, SourceReport
+from conformance.report.model import ControlInfo, PeriodLink, ReportRun, SourceReport
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
 from conformance.verdict import Verdict, overall
@@ -147,6 +147,7 @@ class ReportView:
     evidence_logs: Mapping[str, str] = field(default_factory=dict)  # log kind -> evidence/ path
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
     judged_by: tuple[Judged, ...] = ()  # which executor and worker read each capture
+    period: PeriodLink | None = None  # `watch`: the period and its link to the previous one
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -374,4 +375,5 @@ def build_view(
         },
         source_report=run.source_report,
         judged_by=run.judged_by,
+        period=run.period,
     )

@@ -31,7 +31,7 @@ from conformance.decode.link import (
     LINKTYPE_LINUX_SLL2,
     network_layer,
 )
-from conformance.observe.model import IPAddress
+from conformance.observe.records import IPAddress
 
 # A host answers from one MAC; an address seen with more is behind several routers or
 # spoofed, and is already "not one host's" after two. Bounds the sets however long the file.

@@ -10,6 +10,8 @@ protocols, damaged headers) goes through the general path (layers.py), which dec
 properly and settles every frame it takes in the capture's accounting (decision 10).
 
 Payloads are looked at only while a direction's WANT bits ask for it (see payloads.py).
+Every packet's time is checked against the previous one's (timeline.py: silences and
+backward steps, decision 11) with one chained comparison.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from conformance.observe.flows import (
     tcp_control,
 )
 from conformance.observe.layers import LayerWalker
-from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
 from conformance.observe.payloads import PayloadInspector, initial_want
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
+from conformance.observe.timeline import Timeline
 
 # Ethernet type, then IPv4 version/IHL, total length, flags/fragment offset, protocol.
 _ETH_IPV4 = struct.Struct("!12xHBxHxxHxB")
@@ -64,6 +67,7 @@ class CaptureIngest:
         self.walker = LayerWalker(self.table, self.inspector, self.accounting)
         self.inspector.tunnel = self.walker.tunnel
         self._slow = self.walker.frame
+        self.timeline = Timeline()
         self.packets = 0
 
     @property
@@ -124,6 +128,9 @@ class CaptureIngest:
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
         scan = reader.pcapng_scan()
         step = reader.pcapng_step
+        timeline = self.timeline
+        time_step, silence = timeline.step, SILENCE_SECONDS
+        low, high = timeline.low, timeline.high
         n = self.packets
         base_n = n - scan.packets  # packets of earlier captures fed to this ingest
         try:
@@ -157,6 +164,10 @@ class CaptureIngest:
                             break
                         n += 1
                         ts = base_ts + lo * scale
+                        if not low <= ts <= high:
+                            time_step(low, ts, n)
+                        low = ts
+                        high = ts + silence
                         off = pos + header
                         pos = nxt
                         if cap < min_cap:
@@ -219,10 +230,16 @@ class CaptureIngest:
                 record = scan.record
                 if record is not None:
                     n = base_n + scan.packets
+                    ts = record[0]
+                    if not low <= ts <= high:
+                        time_step(low, ts, n)
+                    low = ts
+                    high = ts + silence
                     record_one(record, n)
         finally:
             reader.pcapng_finish(scan)
             self.packets = base_n + scan.packets
+            timeline.low, timeline.high = low, high
 
     def _record(self, record: PacketRecord, n: int) -> None:
         """One packet record the scan did not take inline (the general path)."""
@@ -251,10 +268,17 @@ class CaptureIngest:
         min_cap = _IPV4_FAST_L4 + _UDP_HEADER  # Ethernet, IPv4, UDP header
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
         plain = 20 + _PLAIN_TCP_HEADER
+        timeline = self.timeline
+        time_step, silence = timeline.step, SILENCE_SECONDS
+        low, high = timeline.low, timeline.high
         n = self.packets
         try:
             for ts, buf, off, cap, _orig, lt, dirf in records:
                 n += 1
+                if not low <= ts <= high:
+                    time_step(low, ts, n)
+                low = ts
+                high = ts + silence
                 if lt != ethernet or cap < min_cap:
                     slow(ts, buf, off, cap, lt, dirf, n)
                     continue
@@ -310,6 +334,7 @@ class CaptureIngest:
                     slow(ts, buf, off, cap, lt, dirf, n)
         finally:
             self.packets = n
+            timeline.low, timeline.high = low, high
 
     # -- the general path -----------------------------------------------------------------
 

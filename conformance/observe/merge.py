@@ -55,7 +55,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Final, TypeVar
 
 from conformance.observe.dnsmap import MAX_ANSWER_RUNS
-from conformance.observe.model import (
+from conformance.observe.records import (
     Anomaly,
     CaptureSummary,
     DnsQuery,

@@ -30,7 +30,7 @@ from conformance.decode.capture import CaptureReader
 from conformance.errors import CaptureError, ConformanceError
 from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.observe.merge import merge
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.observe.worker import ObservedFile, Pending, observe_file
 from conformance.progress import NULL_PROGRESS, Progress
 

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from conformance.errors import CaptureError
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 
 
 @dataclass(frozen=True, slots=True)

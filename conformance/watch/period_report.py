@@ -19,12 +19,12 @@ from conformance.evidence.interface import Collected
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.observe.builder import observe_captures
 from conformance.observe.merge import merge_all
-from conformance.observe.model import Observations
 from conformance.observe.parallel import Judged
+from conformance.observe.records import Observations
 from conformance.options import RunOptions
 from conformance.profile_model import Profile
 from conformance.progress import Progress
-from conformance.report.model import PeriodLink
+from conformance.report.interface import PeriodLink
 from conformance.report.prestage import Prestage
 from conformance.run import Run
 from conformance.verdict import Verdict

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from conformance import __version__
-from conformance.observe import model
-from conformance.observe.model import Observations
+from conformance.observe import records as model
+from conformance.observe.records import Observations
 
 FORMAT: Final = "ucx-conformance observations spill 1"
 # Fields of Observations a spill holds: the captures' part (a watch has no other evidence).

@@ -22,7 +22,7 @@ from conformance.catalog import load_catalog
 from conformance.judge.controls import JUDGES
 from conformance.observe.builder import observe_captures
 from conformance.observe.merge import merge, merge_all
-from conformance.observe.model import FlowPart, Observations
+from conformance.observe.records import FlowPart, Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests import defects

@@ -148,7 +148,10 @@ class Watch:
         self._lock = acquire(directory)
         try:
             state = load_state(root, o.period)
-            self.state = state if state is not None else WatchState(period_seconds=o.period)
+            if state is None:
+                state = WatchState(period_seconds=o.period)
+                save_state(root, state)  # the report root is this period length's from now
+            self.state = state
             self._remove_leftovers()
         except BaseException:
             self._lock.release()

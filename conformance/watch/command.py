@@ -18,6 +18,8 @@ from conformance.verdict import ExitCode
 from conformance.watch.periods import duration
 
 DEFAULT_PERIOD = "24h"
+# The history table's width when stdout is a file or a pipe (a terminal gives its own).
+TABLE_WIDTH = 160
 
 
 def add_watch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,10 +148,13 @@ def _cmd_verify_chain(args: argparse.Namespace, console: Console) -> int:
     else:
         table = Table(title=f"{len(result.rows)} periods")
         for column in ("period", "verdict", "not passed", "new destinations", "gaps"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in history_table(result):
             table.add_row(*(escape(cell) for cell in row))
-        Console(soft_wrap=True).print(table)
+        out = Console()
+        if not out.is_terminal:
+            out.width = TABLE_WIDTH
+        out.print(table)
     for problem in result.problems:
         console.print(f"[red]FAILED[/] {escape(problem)}")
     if not result.ok:

@@ -13,7 +13,8 @@
    is printed for the auditor to write down.
 
 The history lists each period with its verdict, the controls that did not pass and the
-destinations the target reached that the previous period's report did not show.
+destinations the target reached that the previous period's report did not show (a period
+without any capture is skipped for that comparison: it saw nothing).
 """
 
 from __future__ import annotations
@@ -86,12 +87,12 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
         except VerifyError as exc:
             result.problems.append(f"period {name}: altered: {exc}")
             result.rows.append(PeriodRow(name, None, "unverified", (), (), 0, None))
-            previous, previous_destinations = None, None
+            previous = None
             continue
         period = report.predicate.get("period")
         if not isinstance(period, dict):
             result.problems.append(f"period {name}: not a watch period report (no `period`)")
-            previous, previous_destinations = None, None
+            previous = None
             continue
         # 2. it is this directory's period, in its place
         if period.get("id") != name:
@@ -131,7 +132,9 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
             )
         )
         previous = (name, period, report)
-        previous_destinations = destinations
+        if document.get("judged_by"):
+            # A period without captures saw nothing: the next is compared with the last that did.
+            previous_destinations = destinations
     # 4. the newest period is the watch's head
     last = result.rows[-1]
     result.head = last.envelope_sha256

@@ -90,3 +90,24 @@ def started(options: WatchOptions, lines: list[str] | None = None) -> Watch:
 
 def verify_chain(root: Path, key: Path, *extra: str) -> int:
     return main(["verify-chain", str(root), "--key", f"{key}.pub", *extra])
+
+
+def write_slowly(path: Path, packets: list[Packet], seconds: float) -> None:
+    """Write a pcap as tcpdump does: header first, then each packet as it happens (stamped
+    with the wall clock), the file open for writing throughout."""
+    import struct
+    import time
+
+    step = seconds / max(len(packets), 1)
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        out.flush()
+        for packet in packets:
+            data = bytes(packet)
+            micros = round(time.time() * 1_000_000)
+            out.write(
+                struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(data), len(data))
+            )
+            out.write(data)
+            out.flush()
+            time.sleep(step)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from conformance.errors import ConformanceError, VerifyError
 from conformance.verdict import ExitCode
-from conformance.watch.periods import duration
+from conformance.watch.periods import MIN_PERIOD_S, duration
 
 DEFAULT_PERIOD = "24h"
 # The history table's width when stdout is a file or a pipe (a terminal gives its own).
@@ -84,6 +84,8 @@ def _cmd_watch(args: argparse.Namespace, console: Console) -> int:
     from conformance.watch.watcher import DiskFullError, Watch, WatchLog, WatchOptions
 
     root = Path(args.report_root)
+    if duration(args.period, "--period") < MIN_PERIOD_S:
+        raise ConformanceError(f"--period {args.period}: at least {MIN_PERIOD_S:g} s")
     with _capture_dir(args, root) as capture_dir:
         options = WatchOptions(
             profile=Path(args.profile),

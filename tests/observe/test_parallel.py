@@ -111,3 +111,46 @@ def test_the_report_says_who_read_each_capture(tmp_path: Path) -> None:
     judged = document["judged_by"]
     assert [j["capture"] for j in judged] == [f"evidence/capture-{i}.pcap" for i in range(3)]
     assert {j["executor"] for j in judged} == {"local (2 processes)"}
+
+
+def test_run_with_several_captures_reads_them_on_every_core_and_judges_as_serial(
+    tmp_path: Path,
+) -> None:
+    """`run --pcap a --pcap b --pcap c` without --executor uses the local pool; its report
+    holds the same verdicts and tables as reading the files one after another."""
+    from conformance.cli import main
+
+    files = rotated_files(tmp_path, 3)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        "name: parallel\nmode: air-gapped\ntarget:\n  addresses: [192.0.2.10]\n"
+        "environment:\n  networks: [192.0.2.0/24]\n"
+    )
+    assert main(["keygen", str(tmp_path / "key.pem")]) == 0
+    reports = {}
+    for name, extra in (("default", []), ("serial", ["--executor", "serial"])):
+        reports[name] = tmp_path / name
+        args = ["run", "--profile", str(profile), "--report-dir", str(reports[name])]
+        args += ["--sign-key", str(tmp_path / "key.pem"), *extra]
+        for f in files:
+            args += ["--pcap", str(f)]
+        assert main(args) == 1
+    documents = {k: json.loads((v / "report.json").read_text()) for k, v in reports.items()}
+    assert all(j["executor"].startswith("local (") for j in documents["default"]["judged_by"])
+    assert {j["executor"] for j in documents["serial"]["judged_by"]} == {"serial"}
+    verdicts = {
+        k: [(c["id"], c["verdict"], len(c["findings"])) for c in d["controls"]]
+        for k, d in documents.items()
+    }
+    assert verdicts["default"] == verdicts["serial"]
+    for table in ("flows.csv", "dns.csv", "tls.csv", "http.csv", "names.csv"):
+        default = (reports["default"] / "evidence" / table).read_bytes()
+        assert default == (reports["serial"] / "evidence" / table).read_bytes(), table
+
+
+def test_dask_without_the_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    with pytest.raises(ConformanceError, match=r"Dask is not installed \(pip install"):
+        executor_for("dask://192.0.2.1:8786", 2)

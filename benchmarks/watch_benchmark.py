@@ -132,9 +132,7 @@ def part_one(workdir: Path, files: int, packets: int, out: Callable[[str], None]
     out("")
     out(f"cores: {os.cpu_count()}; each run reads and merges every file (observe_files)")
     out("")
-    out(
-        "| executor | wall s | packets/s | speed-up | peak RSS per worker MiB | merge process peak MiB |"
-    )
+    out("| executor | wall s | packets/s | speed-up | peak RSS/worker MiB | merging process MiB |")
     out("|---|---|---|---|---|---|")
     runs: list[tuple[str, Callable[[], tuple[CaptureExecutor, Callable[[], list[int]]]]]] = [
         ("local:1", local(1, warm)),
@@ -240,10 +238,9 @@ def part_two(workdir: Path, periods: int, every: int, out: Callable[[str], None]
     watch.start()
     out(f"## A long watch: {periods} periods of {PERIOD_S:g} s (simulated clock)")
     out("")
-    out(
-        f"one {SMALL_PACKETS}-packet file per period ({summary.last_time - summary.first_time:.1f} s"
-        " of traffic); each report written in the watcher's own process"
-    )
+    traffic = summary.last_time - summary.first_time
+    out(f"one {SMALL_PACKETS}-packet file per period ({traffic:.1f} s of traffic);")
+    out("each report written in the watcher's own process")
     out("")
     out("| periods written | RSS MiB | wall s |")
     out("|---|---|---|")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -118,11 +119,19 @@ class ClosureDetector:
         self.quiet = quiet
         self._seen: dict[str, tuple[int, int, float]] = {}  # name -> size, mtime, unchanged since
 
-    def closed(self, files: list[CaptureFile], now: float) -> list[CaptureFile]:
-        """Of `files` (this poll's listing), the closed ones, oldest first."""
+    def closed(
+        self,
+        files: list[CaptureFile],
+        now: float,
+        done: Collection[tuple[str, int, int]] = (),
+    ) -> list[CaptureFile]:
+        """Of `files` (this poll's listing), the closed ones not in `done` (file keys already
+        judged: still listed, for the ring rule), oldest first."""
         seen: dict[str, tuple[int, int, float]] = {}
         stable: list[CaptureFile] = []
         for item in files:
+            if item.key in done:
+                continue
             before = self._seen.get(item.path.name)
             since = now
             if before is not None and before[:2] == (item.size, item.mtime_ns):

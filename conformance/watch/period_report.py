@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.digest import ENVELOPE_NAME, sha256_file
+from conformance.errors import ConformanceError
 from conformance.evidence.interface import Collected
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.observe.builder import observe_captures
@@ -173,8 +174,19 @@ def write_period(request: PeriodRequest) -> PeriodWritten:
     )
 
 
+def _write_period_plainly(request: PeriodRequest) -> PeriodWritten:
+    """`write_period`, its errors made plain ConformanceError/OSError: errors with arguments of
+    their own (ProfileError, CaptureError) do not survive the way back from a child."""
+    try:
+        return write_period(request)
+    except ConformanceError as exc:
+        raise ConformanceError(str(exc)) from None
+    except OSError as exc:
+        raise OSError(exc.errno, str(exc)) from None
+
+
 def write_in_child(request: PeriodRequest) -> PeriodWritten:
     """`write_period` in a child process of its own (its memory is returned when it ends)."""
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(write_period, request).result()
+        return pool.submit(_write_period_plainly, request).result()

@@ -207,7 +207,7 @@ class Watch:
         self.state.forget_missing({f.key for f in files})
         listed = {f.key for f in files}
         self._first_packets = {k: v for k, v in self._first_packets.items() if k in listed}
-        closed = [f for f in self._detector.closed(files, now) if f.key not in self.state.seen]
+        closed = self._detector.closed(files, now, done=self.state.seen.keys())
         # Oldest first packet first: periods fill in order even when files close out of order.
         if closed:
             self._judge(closed)
@@ -327,6 +327,8 @@ class Watch:
             if self._still_open(open_files, end):
                 return  # a file not closed yet may hold this period's packets
             self._write_period(start, end)
+            if self.state.head is None or self.state.head.end != end:
+                return  # interrupted while writing it
             start = end
 
     def _still_open(self, open_files: list[CaptureFile], end: float) -> bool:
@@ -399,6 +401,11 @@ class Watch:
                 written = write_in_child(request) if o.in_child else _write_here(request)
             except OSError as exc:
                 raise _disk_full_or(exc, report_dir) from exc
+            except Exception:
+                if not self.stopping:
+                    raise
+                # Ctrl-C reached the child too: the period is written (or taken) next start.
+                return
             adopted = written.envelope_sha256
             shown = [f"{c} {v}" for c, v in written.controls if v not in _QUIET_VERDICTS]
             verdicts = ", ".join(shown)

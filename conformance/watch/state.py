@@ -64,7 +64,7 @@ class WatchState:
 
     period_seconds: float
     head: ChainHead | None = None
-    covered_until: float | None = None  # the last packet time of every reported period
+    covered_until: float | None = None  # the last packet time of the reported periods
     next_seq: int = 1
     seen: dict[SourceKey, int] = field(default_factory=dict)  # judged source -> seq
     periods: dict[str, list[JudgedFile]] = field(default_factory=dict)  # period id -> files

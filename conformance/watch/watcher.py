@@ -361,6 +361,9 @@ class Watch:
             for f in files
             if f.late is None and f.first_time is not None and f.last_time is not None
         ]
+        until = self.state.covered_until
+        if until is not None and until > start:
+            covered.append((start, until))  # a file of the period before ran into this one
         holes = gaps(start, end, covered, o.gap_tolerance)
         link = PeriodLink(
             period=pid,
@@ -417,7 +420,7 @@ class Watch:
         self.state.head = ChainHead(index, pid, adopted, end)
         self.state.periods.pop(pid, None)
         self.state.starts.pop(pid, None)
-        self.state.covered_until = max([end, *(c[1] for c in covered)])
+        self.state.covered_until = max((c[1] for c in covered), default=None)
         self._save()
         for f in files:  # the report holds them now
             (directory / f.stored).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,28 @@ def test_a_state_of_another_period_length_is_refused(feed: Feed, tmp_path: Path)
     watch.close()
     with pytest.raises(ConformanceError, match="periods are 10 s long"):
         started(replace(watch_options(feed, root), period=20.0))
+
+
+def test_a_file_running_into_the_next_period_covers_its_start(feed: Feed, tmp_path: Path) -> None:
+    root = tmp_path / "chain"
+    long = feed.put(clean, BASE + 9.0)  # 20 packets, 9.0 .. 9.19 s
+    data = bytearray(long.read_bytes())
+    # Move its last packet to 11.5 s: the file covers 9.0 .. 11.5 s, into period 1.
+    offset = 24
+    last = 0
+    while offset < len(data):
+        last = offset
+        offset += 16 + struct.unpack_from("<I", data, offset + 8)[0]
+    struct.pack_into("<II", data, last, int(BASE) + 11, 500_000)
+    long.write_bytes(bytes(data))
+    os.utime(long, (BASE + 12, BASE + 12))
+    feed.put(clean, BASE + 11.6)
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 21.5)
+    finally:
+        watch.close()
+    first, second = periods(root)
+    assert [round(g["seconds"], 1) for g in period_of(root / first)["gaps"]] == [9.0]
+    # 10.0 .. 11.5 s was seen by the first period's file: only the end is a gap.
+    assert [round(g["seconds"], 1) for g in period_of(root / second)["gaps"]] == [8.2]

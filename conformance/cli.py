@@ -26,6 +26,7 @@ from conformance.options import add_arguments, from_namespace, pytest_arguments
 from conformance.resources import suites_dir
 from conformance.run import RunSummary
 from conformance.verdict import ExitCode, Verdict
+from conformance.watch.command import add_watch_commands
 
 if TYPE_CHECKING:
     from conformance.sign.verified import VerifiedReport
@@ -498,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_cmd_verify)
 
     _add_after_run_commands(sub)
+    add_watch_commands(sub)
 
     keygen = sub.add_parser("keygen", help="write an Ed25519 signing key pair")
     keygen.add_argument("key_path", metavar="KEY_PATH")

@@ -81,6 +81,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Ed25519 private key, PKCS#8 PEM (default: created once and reused)",
         "KEY",
     ),
+    Option(
+        "executor",
+        "--executor",
+        "value",
+        "where captures are read: local (every core, the default for several files), local:N,"
+        " serial, or dask://HOST:PORT (extra [scale])",
+        "EXECUTOR",
+    ),
     Option("waivers", "--waivers", "value", "waiver file (YAML): approved exceptions", "W"),
     Option(
         "baseline",
@@ -140,6 +148,7 @@ class RunOptions:
     keep_secrets: bool = False
     report_dir: str | None = None  # as given: "" is refused by the run (bad usage)
     sign_key: Path | None = None
+    executor: str | None = None
     waivers: Path | None = None
     baseline: Path | None = None
     baseline_key: Path | None = None

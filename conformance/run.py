@@ -32,12 +32,13 @@ from conformance.judge.controls import JUDGES
 from conformance.judge.result import ControlResult
 from conformance.judge.telemetry import content_notes
 from conformance.observe.evidence import KEPT_LOGS, observe_evidence
+from conformance.observe.parallel import CaptureExecutor, Judged, check_executor, executor_for
 from conformance.observe.records import Observations
 from conformance.options import RunOptions
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
-from conformance.report.interface import SourceReport
+from conformance.report.interface import PeriodLink, SourceReport
 from conformance.resources import profiles_dir
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
@@ -92,13 +93,19 @@ class Run:
     prestage: Prestage | None = None
     workdir: Path | None = None
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
+    executor: str | None = None  # `--executor`: where captures are read (observe.parallel)
+    judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
+    period: PeriodLink | None = None  # `watch`: the period judged and its link in the chain
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
     @classmethod
-    def prepare(cls, options: RunOptions, cwd: Path) -> Run:
+    def prepare(cls, options: RunOptions, cwd: Path, source: EvidenceSource | None = None) -> Run:
         """Check options, profile, key, report directory, waivers and baseline; take the
-        report directory's lock. ConformanceError (exit 3) on anything a user can fix."""
+        report directory's lock. ConformanceError (exit 3) on anything a user can fix.
+
+        `source`: the evidence source, when the caller has its own (a `watch` period's
+        captures); otherwise the options name it."""
         from conformance.evidence.select import build_source
         from conformance.report.assemble import check_report_dir
         from conformance.report.lock import acquire
@@ -113,7 +120,8 @@ class Run:
                 "this profile is a draft (`profile draft` wrote it from a capture): review every"
                 " entry, then remove the `draft: true` line",
             )
-        source = build_source(options)
+        source = source or build_source(options)
+        check_executor(options.executor)
         key, key_path, created = ensure_key(options.sign_key)
         started = datetime.now(UTC)
         report_dir = _report_dir(options.report_dir, profile, cwd, started)
@@ -145,6 +153,7 @@ class Run:
                 if options.from_report is not None
                 else None
             ),
+            executor=options.executor,
         )
 
     # -- 2. collect and 3. observe ----------------------------------------------------------
@@ -157,17 +166,22 @@ class Run:
         from conformance.report.prestage import Prestage
 
         copies = None
+        executor: CaptureExecutor | None = None
         if isinstance(self.source, PcapSource):
+            executor = executor_for(self.executor, len(self.source.paths))
             # The report's copies of the user's captures are written by the decoder, from the
-            # very bytes it judges, in the same pass.
+            # very bytes it judges, in the same pass (or, when other processes read them, by
+            # a thread while they do).
             self.prestage = Prestage(self.report_dir)
-            self.prestage.start(self.source.paths, teed=True)
-            copies = self.prestage
+            self.prestage.start(self.source.paths, teed=executor.in_process)
+            copies = self.prestage if executor.in_process else None
         self.workdir = Path(tempfile.mkdtemp(prefix="ucx-observe-"))
         try:
             self.collected = self.source.collect(self.profile, progress)
+            if executor is None:
+                executor = executor_for(self.executor, len(self.collected.captures))
             observed = observe_evidence(
-                self.collected, self.profile, self.workdir, progress, copies
+                self.collected, self.profile, self.workdir, progress, copies, executor
             )
         except ConformanceError:
             raise
@@ -176,7 +190,10 @@ class Run:
         else:
             self.observations = observed.observations
             self.derived = observed.files
+            self.judged = observed.judged
         finally:
+            if executor is not None:
+                executor.close()
             progress.finish()
 
     # -- 4. judge -----------------------------------------------------------------------------
@@ -199,6 +216,13 @@ class Run:
             why = self.evidence_error or "no evidence was collected"
             return ControlResult(control_id, Verdict.ERROR, why)
         return JUDGES[control_id](self.observations, self.profile)
+
+    def judge_all(self) -> None:
+        """Judge every control of the profile's mode, as the suites do (`watch` judges its
+        periods so, without pytest: the same judges through `judge` and `record`)."""
+        for control in load_catalog().for_mode(self.profile.mode.value):
+            if control.id in JUDGES:
+                self.record(self.judge(control.id))
 
     def record(self, result: ControlResult) -> None:
         """Keep a result; a control judged twice keeps the worse verdict."""
@@ -310,6 +334,8 @@ class Run:
                 if self.observations is not None
                 else None
             ),
+            judged_by=self.judged,
+            period=self.period,
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

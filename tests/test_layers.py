@@ -59,6 +59,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "conformance.plugin",
             "conformance.cli",
             "conformance.__main__",
+            "conformance.watch",  # continuous judgement: runs a Run per period
         ),
     ),
 )

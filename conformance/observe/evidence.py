@@ -50,6 +50,7 @@ from conformance.host.collect import build_facts
 from conformance.host.facts import CommandRecord, HostFacts, HostOptions
 from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.observe.json_logs import JsonLines, read_json_document, read_json_lines
+from conformance.observe.parallel import CaptureExecutor, Judged, executor_for, observe_files
 from conformance.observe.proxy_log import read_proxy_log
 from conformance.observe.records import CaptureSummary, ImpostorPhase, Observations
 from conformance.profile_model import Profile
@@ -76,6 +77,7 @@ class Observed:
 
     observations: Observations
     files: tuple[tuple[Path, str], ...] = ()
+    judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
 
 
 def observe_evidence(
@@ -84,15 +86,24 @@ def observe_evidence(
     workdir: Path,
     progress: Progress = NULL_PROGRESS,
     copies: EvidenceCopies | None = None,
+    executor: CaptureExecutor | None = None,
 ) -> Observed:
     """Read everything `collected` holds. `profile` scopes what is decrypted (the target's
-    sessions); `workdir` receives derived files (removed by the caller).
+    sessions); `workdir` receives derived files (removed by the caller). The captures are
+    read by `executor` (observe.parallel; by default all local cores for several files) and
+    merged.
 
     Raises ConformanceError for input the user gave that cannot be read at all (a capture
     that is not one, a bad key log or HAR): nothing has been judged yet.
     """
+    judged: tuple[Judged, ...] = ()
     if collected.captures:
-        obs = observe_captures(collected.captures, progress, copies)
+        chosen = executor or executor_for(None, len(collected.captures))
+        try:
+            obs, judged = observe_files(collected.captures, chosen, progress, copies)
+        finally:
+            if executor is None:
+                chosen.close()
         obs = _with_losses(obs, collected.capture_loss)
     else:
         obs = Observations(captures=(), flows=())
@@ -122,7 +133,7 @@ def observe_evidence(
         stimuli=_lines(logs, STIMULI_LOG, names),
         known_people=people,
     )
-    return Observed(obs, tuple(own.files))
+    return Observed(obs, tuple(own.files), judged)
 
 
 def kept_logs(evidence_dir: Path) -> dict[str, Path]:

@@ -38,6 +38,7 @@ __all__ = [
     "DnsQuery",
     "EchKind",
     "Flow",
+    "FlowPart",
     "HttpRequest",
     "IPAddress",
     "ImpostorPhase",
@@ -77,8 +78,21 @@ class InitiatorBasis(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class FlowPart:
+    """The packets of a flow in one more capture file: it went on across a file boundary."""
+
+    capture: int  # index into Observations.captures
+    first_packet: int
+    last_packet: int
+
+
+@dataclass(frozen=True, slots=True)
 class Flow:
-    """A bidirectional conversation, oriented initiator -> responder."""
+    """A bidirectional conversation, oriented initiator -> responder.
+
+    Packet numbers (first, last, samples) are those of `capture`; a flow that went on in
+    later capture files (observe.merge) lists its packets there in `continued`.
+    """
 
     flow_id: int  # 1-based, row order of evidence/flows.csv
     capture: int  # index into Observations.captures
@@ -115,6 +129,7 @@ class Flow:
     # Wireshark counts layers (2 for `ip.dst#2` inside an IPv4 tunnel).
     encapsulation: str = ""
     ip_layer: int = 1
+    continued: tuple[FlowPart, ...] = ()  # its packets in later capture files, in time order
 
     def opens_with_starttls(self) -> bool:
         """LDAP on 389 whose first message is the StartTLS request (RFC 4511 §4.14): the

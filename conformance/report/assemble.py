@@ -36,7 +36,12 @@ from conformance.report.evidence_dir import (
 )
 from conformance.report.html_report import render_html
 from conformance.report.interface import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
-from conformance.report.json_report import jsonable, render_json, report_document
+from conformance.report.json_report import (
+    jsonable,
+    period_document,
+    render_json,
+    report_document,
+)
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
 from conformance.report.links import EVIDENCE_DIR
@@ -107,6 +112,9 @@ def _predicate(view: ReportView, sealer: Sealer) -> dict[str, object]:
             "path": view.source_report.path,
             "envelopeSha256": view.source_report.envelope_sha256,
         }
+    if view.period is not None:
+        # `watch`: this period and the previous period's envelope (verify-chain walks them).
+        predicate["period"] = period_document(view.period)
     return predicate
 
 

@@ -13,6 +13,7 @@ from conformance.digest import FileDigest, unsafe_name_reason
 from conformance.evidence.interface import REPORT_GENERATED
 from conformance.judge.result import ControlResult
 from conformance.observe.coverage import Coverage
+from conformance.observe.parallel import Judged
 from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 
@@ -81,6 +82,24 @@ class SourceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodLink:
+    """One period of `watch`: its window, its place in the chain of period reports, and the
+    stretches of the window no capture covered.
+
+    The signed predicate names the previous period's id and envelope SHA-256, so
+    `verify-chain` walks the history and finds a missing, reordered or altered period.
+    """
+
+    period: str  # the period's id: its start, "20240501T000000Z" (its directory's name)
+    index: int  # 0 for the first period of the chain
+    start: datetime  # timezone-aware
+    end: datetime
+    previous_period: str | None = None  # None only for the first period
+    previous_envelope_sha256: str | None = None
+    gaps: tuple[tuple[float, float], ...] = ()  # (from, to) epoch seconds: not seen
+
+
+@dataclass(frozen=True, slots=True)
 class ReportRun:
     """Everything one run produced that goes into its report directory.
 
@@ -105,6 +124,8 @@ class ReportRun:
     # under evidence/: what `rejudge` reads again, so the report says it once, signed.
     evidence_logs: Mapping[str, str] = field(default_factory=dict)
     source_report: SourceReport | None = None  # `rejudge`: the report whose evidence this is
+    judged_by: tuple[Judged, ...] = ()  # which executor and worker read each capture
+    period: PeriodLink | None = None  # `watch`: the period this report covers and its link
     # Waivers applied to `results` (which are already the results after waivers): which
     # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
     waivers: WaiverOutcome | None = None

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from conformance.observe.records import NotUnderstood
+from conformance.report.interface import PeriodLink
 from conformance.report.text import iso_utc
 from conformance.report.view import (
     WAIVERS_PATH,
@@ -190,6 +191,17 @@ def report_document(view: ReportView) -> dict[str, Any]:
                 "envelope_sha256": view.source_report.envelope_sha256,
             }
         ),
+        "period": _period(view.period) if view.period is not None else None,
+        # Which executor and which of its workers read each capture (observe.parallel).
+        "judged_by": [
+            {
+                "capture": _capture_path(view, j.capture),
+                "index": j.capture,
+                "executor": j.executor,
+                "worker": j.worker,
+            }
+            for j in view.judged_by
+        ],
         "harness": {
             "version": view.harness_version,
             "started": iso_utc(view.started),
@@ -198,6 +210,39 @@ def report_document(view: ReportView) -> dict[str, Any]:
         },
         "signer": {"fingerprint": view.fingerprint},
     }
+
+
+def period_document(period: PeriodLink) -> dict[str, Any]:
+    """A `watch` period: its id, window and chain link (the signed predicate's `period`)."""
+    return {
+        "id": period.period,
+        "index": period.index,
+        "start": iso_utc(period.start),
+        "end": iso_utc(period.end),
+        "previous": (
+            None
+            if period.previous_period is None
+            else {
+                "period": period.previous_period,
+                "envelopeSha256": period.previous_envelope_sha256,
+            }
+        ),
+    }
+
+
+def _period(period: PeriodLink) -> dict[str, Any]:
+    return {
+        **period_document(period),
+        # decision 11: stretches of the period no capture covered (that time was not seen)
+        "gaps": [
+            {"from": iso_utc(start), "to": iso_utc(end), "seconds": round(end - start, 3)}
+            for start, end in period.gaps
+        ],
+    }
+
+
+def _capture_path(view: ReportView, index: int) -> str | None:
+    return view.captures[index].evidence if index < len(view.captures) else None
 
 
 def render_json(view: ReportView) -> bytes:

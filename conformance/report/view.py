@@ -17,10 +17,11 @@ from typing import Any
 from conformance.digest import FileDigest
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.coverage import coverage_of
+from conformance.observe.parallel import Judged
 from conformance.observe.records import CaptureSummary, Flow, Observations
 from conformance.report.coverage_statement import Statement, coverage_section, coverage_statements
 from conformance.report.display_filter import FilterContext, display_filter, filter_context
-from conformance.report.interface import ControlInfo, ReportRun, SourceReport
+from conformance.report.interface import ControlInfo, PeriodLink, ReportRun, SourceReport
 from conformance.report.links import EVIDENCE_DIR, flow_link
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
@@ -152,6 +153,8 @@ class ReportView:
     # decision 11: report.json's `coverage` object and its sentences (None: no observations)
     coverage: Mapping[str, Any] | None = None
     coverage_statements: tuple[Statement, ...] = ()
+    judged_by: tuple[Judged, ...] = ()  # which executor and worker read each capture
+    period: PeriodLink | None = None  # `watch`: the period and its link to the previous one
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -382,4 +385,6 @@ def build_view(
         coverage_statements=(
             coverage_statements(coverage, capture_paths) if coverage is not None else ()
         ),
+        judged_by=run.judged_by,
+        period=run.period,
     )

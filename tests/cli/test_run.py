@@ -217,7 +217,7 @@ def test_crash_while_reading_evidence_is_error(
     sign_key: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import conformance.observe.evidence as observe_step
+    import conformance.observe.parallel as observe_step
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("decoder exploded")

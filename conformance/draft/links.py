@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture import open_capture
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_ICMPV6, decode_ip
 from conformance.decode.link import (
@@ -77,7 +77,7 @@ def read_links(paths: Sequence[Path]) -> LinkFacts:
     """Read every frame of every capture once and collect the MAC facts."""
     collector = _Collector()
     for path in paths:
-        with CaptureReader(path) as reader:
+        with open_capture(path) as reader:
             for record in reader.packets():
                 collector.frame(record[1], record[2], record[2] + record[3], record[5])
     return collector.facts()

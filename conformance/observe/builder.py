@@ -38,9 +38,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture import open_capture
+from conformance.decode.read_ahead import OnBytes
 from conformance.observe.flows import Addresses, FlowCounts
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
@@ -68,9 +69,10 @@ READ_SWITCH_INTERVAL_S = 0.0005
 
 
 class EvidenceCopies(Protocol):
-    """Where the decoder writes evidence copies of the captures it reads (report.prestage)."""
+    """Who copies the captures while the decoder reads them (report.prestage): shown every
+    byte as it is read and hashed, then told the file's SHA-256 and whether it saw it all."""
 
-    def open(self, source: Path) -> BinaryIO | None: ...
+    def copier(self, source: Path) -> OnBytes | None: ...
 
     def done(self, source: Path, sha256: str, complete: bool) -> None: ...
 
@@ -103,7 +105,7 @@ def observe_captures(
     the capture's summary instead.
     """
     for path in paths:
-        CaptureReader(path).close()
+        open_capture(path).close()
     out = _Collected()
     address = Addresses()
     with _collector_paused(), _quick_thread_switches():
@@ -166,14 +168,14 @@ def _observe_one(
             reported = reader.packets_read
             progress.advance(reader.bytes_read, f"{reported} packets, {len(ingest.table)} flows")
 
-    tee = copies.open(path) if copies is not None else None
+    copier = copies.copier(path) if copies is not None else None
     complete = False
     sha256 = ""
     try:
-        with CaptureReader(path, report, tee) as reader:
+        with open_capture(path, report, copier) as reader:
             progress.start(f"reading {path.name}", reader.file_size)
             try:
-                ingest.run_reader(reader)
+                ingest.run(reader)
                 ingest.finish()
             finally:
                 progress.advance(
@@ -181,9 +183,9 @@ def _observe_one(
                 )
                 progress.finish()
             sha256 = reader.sha256
-            complete = reader.tee_complete
+            complete = reader.complete
     finally:
-        if copies is not None and tee is not None:
+        if copies is not None and copier is not None:
             copies.done(path, sha256, complete)
     flows, ids, counts = ingest.table.finish(len(out.flows) + 1, address)
     inspector = ingest.inspector

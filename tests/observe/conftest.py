@@ -1,8 +1,8 @@
 """Helpers shared by the observe tests: write frames to a capture and observe it.
 
-Every capture is observed twice, written as pcap and as pcapng: the pcapng reader has a
-fused fast path (decode.capture.PcapngScan + observe.ingest) that must see exactly what
-the general record path sees, and every observe test checks that on its own frames.
+Every capture is observed twice, written as pcap and as pcapng: both readers call the one
+per-packet step (observe.ingest), which must conclude the same from either, and every
+observe test checks that on its own frames.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
+from conformance.decode import compiled
 from conformance.decode.capture import MAX_RECORD_BYTES, CaptureReader, PacketStep
 from conformance.decode.read_ahead import OnBytes
 from conformance.errors import CaptureError
@@ -50,49 +51,66 @@ class PcapReader(CaptureReader):
         self.link_types = [network & _PCAP_LINKTYPE_MASK]
         self.interfaces = 1
         self._record = struct.Struct(order + ("IIII8x" if magic == _PCAP_MODIFIED else "IIII"))
+        self._hsize = self._record.size
+        self._big = order == ">"
         self._scale = 1e-9 if magic == _PCAP_NANO else 1e-6
 
     def _records(self, buf: bytes, pos: int, base: int, step: PacketStep) -> int:
-        unpack = self._record.unpack_from
-        hsize = self._record.size
-        scale = self._scale
-        linktype = self.link_types[0]
-        n = self.packets_read
-        snap = self.snap_truncated
-        ts = self.last_time or 0.0
-        end = len(buf)
-        try:
-            while pos + hsize <= end:
-                sec, frac, cap, orig = unpack(buf, pos)
-                off = pos + hsize
-                nxt = off + cap
-                if nxt > end:
-                    if cap > MAX_RECORD_BYTES:
-                        self.truncated_detail = (
-                            f"record {n + 1} at byte {base + pos} claims {cap} captured "
-                            "bytes (corrupt length); the rest of the file was not read"
-                        )
-                        return -1
-                    self._need = nxt - pos
-                    return pos
-                n += 1
-                ts = sec + frac * scale
-                if n == 1:
-                    self.first_time = ts
-                if cap < orig:
-                    snap += 1
-                step(ts, buf, off, cap, orig, linktype, 0, n)
-                pos = nxt
-            self._need = hsize
-            return pos
-        finally:
-            self.packets_read = n
-            self.snap_truncated = snap
-            if n:
-                self.last_time = ts
+        pos = _run(self, buf, pos, step)
+        cap = self._need - self._hsize
+        if cap > MAX_RECORD_BYTES:
+            self.truncated_detail = (
+                f"record {self.packets_read + 1} at byte {base + pos} claims {cap} captured "
+                "bytes (corrupt length); the rest of the file was not read"
+            )
+            return -1
+        return pos
 
     def _ends_inside(self, offset: int, present: int) -> str:
         return (
             f"file ends inside record {self.packets_read + 1} at byte {offset} "
             f"({present} bytes of it present)"
         )
+
+
+def _python_run(reader: PcapReader, buf: bytes, pos: int, step: PacketStep) -> int:
+    """Walk the whole records of `buf` from `pos`, calling `step` for each.
+
+    Returns the offset of the first record that is not whole, with `reader._need` set to
+    the bytes it needs from there (its header, or header and data). The counters
+    (packets, snaplen cuts, first and last time) are the reader's.
+    """
+    unpack = reader._record.unpack_from
+    hsize = reader._hsize
+    scale = reader._scale
+    linktype = reader.link_types[0]
+    n = reader.packets_read
+    snap = reader.snap_truncated
+    ts = reader.last_time or 0.0
+    end = len(buf)
+    try:
+        while pos + hsize <= end:
+            sec, frac, cap, orig = unpack(buf, pos)
+            off = pos + hsize
+            nxt = off + cap
+            if nxt > end:
+                reader._need = nxt - pos
+                return pos
+            n += 1
+            ts = sec + frac * scale
+            if n == 1:
+                reader.first_time = ts
+            if cap < orig:
+                snap += 1
+            step(ts, buf, off, cap, orig, linktype, 0, n)
+            pos = nxt
+        reader._need = hsize
+        return pos
+    finally:
+        reader.packets_read = n
+        reader.snap_truncated = snap
+        if n:
+            reader.last_time = ts
+
+
+_run = compiled.walk.pcap_run if compiled.walk is not None else _python_run

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
+from conformance.decode import compiled
 from conformance.decode.capture import (
     LINKTYPE_UNDEFINED_INTERFACE,
     MAX_RECORD_BYTES,
@@ -69,6 +70,7 @@ class _Interface:
 class _Structs:
     """The struct layouts of one pcapng section, in its byte order."""
 
+    big: bool  # big-endian (for the compiled EPB walk)
     block: struct.Struct  # type, length
     u16: struct.Struct
     u32: struct.Struct
@@ -82,6 +84,7 @@ class _Structs:
     @classmethod
     def for_order(cls, order: str) -> _Structs:
         return cls(
+            big=order == ">",
             block=struct.Struct(order + "II"),
             u16=struct.Struct(order + "H"),
             u32=struct.Struct(order + "I"),
@@ -104,6 +107,7 @@ def _time_scales(linktype: int, units: int, offset: int) -> tuple[int, float, fl
 
 
 _UNDEFINED_INTERFACE = _time_scales(LINKTYPE_UNDEFINED_INTERFACE, _DEFAULT_TS_UNITS, 0)
+_NO_INTERFACE = (-1, -1, 0.0, 0.0, 0)
 
 
 @dataclass(slots=True)
@@ -160,77 +164,33 @@ class PcapngReader(CaptureReader):
         self._section = _Section()
         # The interface and high timestamp word of the previous EPB, and what they give:
         # (interface, high word, time of low word 0, seconds per unit, link type).
-        self._current: tuple[int, int, float, float, int] = (-1, -1, 0.0, 0.0, 0)
+        self._current: tuple[int, int, float, float, int] = _NO_INTERFACE
 
     def _records(self, buf: bytes, pos: int, base: int, step: PacketStep) -> int:
         state = self._section
-        n = self.packets_read
-        snap = self.snap_truncated
-        ts = self.last_time or 0.0
-        cur_if, cur_hi, base_ts, scale_lo, linktype = self._current
         end = len(buf)
-        epb_type, epb_header = _EPB, _EPB_HEADER  # locals: this loop runs per packet
-        undefined_if = _UNDEFINED_INTERFACE
-        try:
-            while True:
-                epb_unpack = state.structs.epb.unpack_from  # an SHB may change them
-                by_if = state.by_if
-                # The common case first: whole, sound EPBs, one unpack each. Their trailing
-                # length is not compared (that costs 15% of reading); a corrupt length
-                # surfaces at the next block, whose header then fails the general step.
-                while pos + epb_header <= end:
-                    btype, blen, iface, hi, lo, cap, orig = epb_unpack(buf, pos)
-                    nxt = pos + blen
-                    off = pos + epb_header
-                    rest = nxt - off - cap  # padding, options, trailing length
-                    if btype != epb_type or rest < 4 or nxt > end or blen & 3:
-                        break
-                    direction = 0
-                    if rest >= 8:  # more than padding and the trailer: options
-                        direction = state.epb_options(buf, off + cap + (-cap & 3), nxt - 4)
-                    if iface != cur_if or hi != cur_hi:
-                        # A new interface, or the high timestamp word moved on (every 71
-                        # minutes at microseconds): recompute what packets share.
-                        try:
-                            linktype, scale_hi, scale_lo, toff = by_if[iface]
-                        except IndexError:
-                            linktype, scale_hi, scale_lo, toff = undefined_if
-                        cur_if, cur_hi = iface, hi
-                        base_ts = hi * scale_hi + toff
-                        if not n:
-                            self.first_time = base_ts + lo * scale_lo
-                    # Float arithmetic instead of ((hi << 32) | lo) / units: no big-int
-                    # division per packet, sub-microsecond exact.
-                    ts = base_ts + lo * scale_lo
-                    n += 1
-                    if cap < orig:
-                        snap += 1
-                    step(ts, buf, off, cap, orig, linktype, direction, n)
-                    pos = nxt
-                if pos + _BLOCK_HEAD > end:
-                    self._need = _BLOCK_HEAD
-                    return pos
-                nxt = self._block(state, buf, pos, end, base, n, ts)
-                if nxt < 0:
-                    return nxt if nxt == -1 else pos  # -2: _need says what it needs
-                cur_if = -1  # an SHB or IDB may have changed what packets mean
-                record = self._packet
-                if record is not None:
-                    self._packet = None
-                    ts = record[0]
-                    n += 1
-                    if n == 1:
-                        self.first_time = ts
-                    if record[3] < record[4]:
-                        snap += 1
-                    step(*record, n)
-                pos = nxt
-        finally:
-            self.packets_read = n
-            self.snap_truncated = snap
-            if n:
-                self.last_time = ts
-            self._current = (cur_if, cur_hi, base_ts, scale_lo, linktype)
+        while True:
+            # The common case first: whole, sound EPBs (the EPB walk); then one block of
+            # any other kind through the general step, and back.
+            pos = _epbs(self, buf, pos, step)
+            if pos + _BLOCK_HEAD > end:
+                self._need = _BLOCK_HEAD
+                return pos
+            nxt = self._block(state, buf, pos, end, base, self.packets_read, self.last_time or 0.0)
+            if nxt < 0:
+                return nxt if nxt == -1 else pos  # -2: _need says what it needs
+            self._current = _NO_INTERFACE  # an SHB or IDB may have changed what packets mean
+            record = self._packet
+            if record is not None:
+                self._packet = None
+                n = self.packets_read = self.packets_read + 1
+                self.last_time = record[0]
+                if n == 1:
+                    self.first_time = record[0]
+                if record[3] < record[4]:
+                    self.snap_truncated += 1
+                step(*record, n)
+            pos = nxt
 
     _packet: PacketRecord | None = None  # handed from the general block step to the walk
 
@@ -454,3 +414,62 @@ def _read_idb(buf: bytes, pos: int, end: int, st: _Structs) -> _Interface:
         elif code == _IF_NAME and length:
             name = buf[value : value + length].decode("utf-8", "replace").rstrip("\0")
     return _Interface(linktype, snaplen, units, offset, name)
+
+
+def _python_epbs(reader: PcapngReader, buf: bytes, pos: int, step: PacketStep) -> int:
+    """Walk the whole, sound EPBs of `buf` from `pos`, calling `step` for each packet.
+
+    Returns the offset of the first block that is not one (another kind, not whole, a
+    length that does not add up): the general block step takes it. Their trailing length
+    is not compared (that costs 15% of reading); a corrupt length surfaces at the next
+    block, whose header then fails the general step. The counters and `_current` are the
+    reader's.
+    """
+    state = reader._section
+    epb_unpack = state.structs.epb.unpack_from
+    by_if = state.by_if
+    n = reader.packets_read
+    snap = reader.snap_truncated
+    ts = reader.last_time or 0.0
+    cur_if, cur_hi, base_ts, scale_lo, linktype = reader._current
+    end = len(buf)
+    epb_type, epb_header = _EPB, _EPB_HEADER  # locals: this loop runs per packet
+    try:
+        while pos + epb_header <= end:
+            btype, blen, iface, hi, lo, cap, orig = epb_unpack(buf, pos)
+            nxt = pos + blen
+            off = pos + epb_header
+            rest = nxt - off - cap  # padding, options, trailing length
+            if btype != epb_type or rest < 4 or nxt > end or blen & 3:
+                break
+            direction = 0
+            if rest >= 8:  # more than padding and the trailer: options
+                direction = state.epb_options(buf, off + cap + (-cap & 3), nxt - 4)
+            if iface != cur_if or hi != cur_hi:
+                # A new interface, or the high timestamp word moved on (every 71 minutes
+                # at microseconds): recompute what packets share.
+                linktype, scale_hi, scale_lo, toff = (
+                    by_if[iface] if iface < len(by_if) else _UNDEFINED_INTERFACE
+                )
+                cur_if, cur_hi = iface, hi
+                base_ts = hi * scale_hi + toff
+                if not n:
+                    reader.first_time = base_ts + lo * scale_lo
+            # Float arithmetic instead of ((hi << 32) | lo) / units: no big-int division
+            # per packet, sub-microsecond exact.
+            ts = base_ts + lo * scale_lo
+            n += 1
+            if cap < orig:
+                snap += 1
+            step(ts, buf, off, cap, orig, linktype, direction, n)
+            pos = nxt
+        return pos
+    finally:
+        reader.packets_read = n
+        reader.snap_truncated = snap
+        if n:
+            reader.last_time = ts
+        reader._current = (cur_if, cur_hi, base_ts, scale_lo, linktype)
+
+
+_epbs = compiled.walk.epb_run if compiled.walk is not None else _python_epbs

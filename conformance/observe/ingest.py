@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 
+from conformance.decode import compiled
 from conformance.decode.capture import CaptureReader, PacketStep
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
@@ -51,6 +52,7 @@ _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
 # ends exactly at the segment's end carries no data; anything else is shown to the payload
 # inspector while it still wants payloads, which checks the offset (payloads.py).
 _PLAIN_TCP_HEADER = 32
+_COMPILED = compiled.load("conformance.observe._step")
 
 
 class CaptureIngest:
@@ -67,7 +69,10 @@ class CaptureIngest:
         self.inspector.tunnel = self.walker.tunnel
         self._slow = self.walker.frame
         self.packets = 0
-        self.step: PacketStep = self._make_step()
+        # The compiled twin of the step when it is built (decode.compiled), else this module's.
+        self.step: PacketStep = (
+            _COMPILED.FastStep(self) if _COMPILED is not None else self._make_step()
+        )
 
     @property
     def fragments(self) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conformance.lab.capture import Capture  # noqa: E402
+from conformance.lab.dumpcap import Capture  # noqa: E402
 from conformance.lab.netns import LabState, check_host, clean_stale, in_netns, ip_batch  # noqa: E402
 from conformance.lab.topology import PREFIX  # noqa: E402
 

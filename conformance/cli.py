@@ -148,6 +148,7 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
     elif summary.results:
         _print_lines(console, summary)
     _print_extras(console, summary)
+    _print_coverage(console, summary)
     style = _VERDICT_STYLE[summary.verdict]
     console.print(f"verdict: [{style}]{summary.verdict.value}[/] (exit {summary.exit_code})")
     if summary.report_dir is not None:
@@ -170,6 +171,26 @@ def _print_extras(console: Console, summary: RunSummary) -> None:
         text = headline(summary.baseline)
         style = "red" if summary.baseline.get("regression") else "green"
         console.print(f"baseline: [{style}]{escape(text)}[/] (report.json `baseline`)")
+
+
+# Coverage warnings printed under the table; report.html and report.json have them all.
+MAX_COVERAGE_LINES = 6
+
+
+def _print_coverage(console: Console, summary: RunSummary) -> None:
+    """What the window could not see (decision 11): the written report's warnings."""
+    if summary.report_dir is None:
+        return
+    from conformance.report.coverage_statement import report_warnings
+
+    warnings = report_warnings(summary.report_dir)
+    for line in warnings[:MAX_COVERAGE_LINES]:
+        console.print(f"[yellow]not seen:[/] {escape(line)}")
+    if len(warnings) > MAX_COVERAGE_LINES:
+        console.print(
+            f"not seen: {len(warnings) - MAX_COVERAGE_LINES} more in report.html"
+            ' ("What this window could not see")'
+        )
 
 
 _AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"

@@ -21,7 +21,7 @@ from typing import Protocol
 import pytest
 
 from conformance.errors import ConformanceError
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.options import OPTIONS, Option, RunOptions
 from conformance.progress import NULL_PROGRESS, Progress
 from conformance.run import Run, RunSummary

@@ -27,24 +27,25 @@ from conformance import __version__
 from conformance.catalog import Control, applies_when, load_catalog
 from conformance.errors import CaptureError, ConformanceError, ProfileError
 from conformance.evidence.interface import Collected, EvidenceSource
+from conformance.judge.common import coverage_for
 from conformance.judge.controls import JUDGES
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.judge.telemetry import content_notes
 from conformance.observe.evidence import KEPT_LOGS, observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.options import RunOptions
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
-from conformance.report.model import SourceReport
+from conformance.report.interface import SourceReport
 from conformance.resources import profiles_dir
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from conformance.report.interface import BaselineCompare
     from conformance.report.lock import ReportLock
-    from conformance.report.model import BaselineCompare
     from conformance.report.prestage import Prestage
     from conformance.waivers import WaiverFile, WaiverOutcome
 
@@ -271,7 +272,7 @@ class Run:
     ) -> Mapping[str, Any] | None:
         """Write and sign the report; return its `baseline` section (None without one)."""
         from conformance.report.assemble import write_report
-        from conformance.report.model import ReportRun
+        from conformance.report.interface import ReportRun
         from conformance.sign.seal import Ed25519Sealer
 
         files: tuple[tuple[Path, str], ...] = ()
@@ -304,6 +305,11 @@ class Run:
             baseline=self.baseline,
             evidence_logs=logs,
             source_report=self.source_report,
+            coverage=(
+                coverage_for(self.observations, self.profile)
+                if self.observations is not None
+                else None
+            ),
         )
         summary = write_report(
             self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage

@@ -37,9 +37,9 @@ from typing import Final, NoReturn
 import yaml
 
 from conformance.errors import WaiverError
-from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.names import is_valid_pattern, matches
-from conformance.observe.model import Flow, Observations
+from conformance.observe.records import Flow, Observations
 from conformance.profile_model import IPAddress
 from conformance.verdict import Verdict
 

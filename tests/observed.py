@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conformance.evidence.interface import Collected
 from conformance.observe.evidence import observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile_model import Profile
 
 

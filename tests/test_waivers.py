@@ -11,9 +11,9 @@ import pytest
 from conformance.catalog import load_catalog
 from conformance.errors import WaiverError
 from conformance.judge import air_gapped
-from conformance.judge.model import ControlResult, Finding, Severity
+from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 from conformance.waivers import (
     EVIDENCE_NAME,

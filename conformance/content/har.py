@@ -1,7 +1,7 @@
 """HAR 1.2 files (an intercepting proxy's export: mitmproxy, Fiddler, Charles, Burp, a browser)
 as content-level evidence: each entry's request becomes a message record in the interceptor's
 format, and each of the target's TLS connections in the capture is explained by an entry or
-listed as not explained (conformance.content.coverage).
+listed as not explained (conformance.content.decryption_coverage).
 
 HAR 1.2 (W3C draft, http://www.softwareishard.com/blog/har-12-spec/): `log.entries[]` with
 `startedDateTime` (ISO 8601), `time` (ms), `request` {method, url, httpVersion, headers[],
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from conformance.content.coverage import TlsFlow
+from conformance.content.decryption_coverage import TlsFlow
 from conformance.decode.bodies import decode_body
 from conformance.errors import ConformanceError
 

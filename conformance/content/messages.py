@@ -65,7 +65,7 @@ class ContentEvidence:
     problems: tuple[str, ...] = ()  # unreadable lines: a message may be unseen
     notes: tuple[str, ...] = ()  # handshakes the target refused (it then sent nothing)
     # Own-evidence coverage lines (source, record): one per TLS connection of the target, saying
-    # whether that source covers it (conformance.content.coverage.coverage_problems judges them).
+    # whether that source covers it (content.decryption_coverage.coverage_problems judges them).
     coverage: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-from conformance.content.coverage import FlowIndex, TlsFlow, coverage_record, target_tls_flows
+from conformance.content.decryption_coverage import (
+    FlowIndex,
+    TlsFlow,
+    coverage_record,
+    target_tls_flows,
+)
 from conformance.content.har import HarFile, entry_records, match, read_har
 from conformance.content.personal import Scanner
 from conformance.content.prefilter import Subset, subset, wanted_flows
@@ -46,7 +51,7 @@ from conformance.decode.keylog import CaptureSecrets, KeyLog, decrypts_client_da
 from conformance.errors import CaptureError
 from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, SecretInputs
 from conformance.evidence.secrets import check_secrets
-from conformance.observe.model import Observations, PayloadKind
+from conformance.observe.records import Observations, PayloadKind
 from conformance.profile_model import Profile
 
 TLS_EVIDENCE: Final = "content/tls-decrypted.jsonl"

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from conformance.decode.capture import open_capture
+from conformance.decode.capture_file import open_capture
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_TCP, decode_ip
 from conformance.decode.keylog import CaptureSecrets
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_layer
-from conformance.observe.model import Flow, Observations
+from conformance.observe.records import Flow, Observations
 
 NANOSECONDS: Final = 9  # if_tsresol: the subset keeps the capture's time to the nanosecond
 _TCP_PORTS: Final = struct.Struct(">HH")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-from conformance.content.coverage import FlowIndex, TlsFlow
+from conformance.content.decryption_coverage import FlowIndex, TlsFlow
 from conformance.content.prefilter import Subset
 from conformance.decode.bodies import MAX_BODY, decode_body
 from conformance.errors import ConformanceError

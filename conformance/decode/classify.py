@@ -21,6 +21,9 @@ class PayloadKind(StrEnum):
     DNS = "dns"
     SSH = "ssh"
     SIP = "sip"
+    # a QUIC long-header packet of a version decode/quic.py reads (its Initial's hello, when
+    # it could be read, is a TlsClientHello with quic_version set)
+    QUIC = "quic"
     OTHER = "other"  # something not recognised: treated as plaintext where TLS is required
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from conformance.decode import compiled
-from conformance.decode.capture import MAX_RECORD_BYTES, CaptureReader, PacketStep
+from conformance.decode.capture_reader import MAX_RECORD_BYTES, CaptureReader, PacketStep
 from conformance.decode.read_ahead import OnBytes
 from conformance.errors import CaptureError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from conformance.decode import compiled
-from conformance.decode.capture import (
+from conformance.decode.capture_reader import (
     LINKTYPE_UNDEFINED_INTERFACE,
     MAX_RECORD_BYTES,
     CaptureReader,

@@ -26,9 +26,9 @@ from conformance.draft.links import read_links
 from conformance.draft.write import FailLine, render
 from conformance.errors import ConformanceError
 from conformance.judge.controls import JUDGES
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import parse_profile
 from conformance.profile_model import Environment, Mode, Profile
 

@@ -36,7 +36,7 @@ from conformance.errors import ConformanceError
 from conformance.judge.common import SCOPE_LIMITED_NETWORKS, is_scope_limited
 from conformance.judge.hybrid import external_conversations
 from conformance.names import DOCUMENTED_ENDPOINT_PATTERNS, covers, normalize_name
-from conformance.observe.model import Flow, IPAddress, Observations
+from conformance.observe.records import Flow, IPAddress, Observations
 from conformance.profile_model import (
     Environment,
     IPNetwork,

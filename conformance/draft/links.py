@@ -2,7 +2,7 @@
 
 `Observations` hold flows, not frames; whether a destination is on the target's segment or
 behind a router is only in the frames' MAC addresses. This pass reads every frame once, with
-the same decoders as the observers (decode/capture.py, link.py, ip.py), and keeps, per IP
+the same decoders as the observers (decode/capture_reader.py, link.py, ip.py), and keeps, per IP
 address, the source MACs of the frames it sent and the destination MACs of the frames sent
 to it, plus the bindings ARP (RFC 826) and IPv6 neighbour discovery (RFC 4861) announce.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from conformance.decode.capture import open_capture
+from conformance.decode.capture_file import open_capture
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_ICMPV6, decode_ip
 from conformance.decode.link import (
@@ -31,7 +31,7 @@ from conformance.decode.link import (
     LINKTYPE_LINUX_SLL2,
     network_layer,
 )
-from conformance.observe.model import IPAddress
+from conformance.observe.records import IPAddress
 
 # A host answers from one MAC; an address seen with more is behind several routers or
 # spoofed, and is already "not one host's" after two. Bounds the sets however long the file.

@@ -18,7 +18,7 @@ from typing import Final
 
 from conformance import __version__
 from conformance.draft.infer import CloudEndpointSeen, Inference, Peer, Seen
-from conformance.observe.model import CaptureSummary
+from conformance.observe.records import CaptureSummary
 from conformance.profile_model import Mode
 
 MAX_NAME: Final = 200  # the loader's limit for `name` and endpoint names

@@ -18,11 +18,11 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.evidence.interface import HOST_FACTS, CaptureLoss, Collected, EvidenceSource
-from conformance.host.capture import CaptureStats, RemoteCapture
 from conformance.host.collect import HostCollector, public_url
-from conformance.host.model import HostFacts, HostOptions, raw_output_name
+from conformance.host.facts import HostFacts, HostOptions, raw_output_name
 from conformance.host.options import host_options
 from conformance.host.pktmon import PktmonCapture, is_windows, winrm_runner
+from conformance.host.remote_capture import CaptureStats, RemoteCapture
 from conformance.profile_model import Profile
 from conformance.progress import Progress
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.errors import ConformanceError
-from conformance.host.model import CommandRecord, HostFacts, HostOptions, Socket
+from conformance.host.facts import CommandRecord, HostFacts, HostOptions, Socket
 from conformance.host.parse import (
     firewall_restrictions,
     is_listener,

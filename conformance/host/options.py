@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.host.model import HostOptions
+from conformance.host.facts import HostOptions
 from conformance.profile_model import Profile
 
 

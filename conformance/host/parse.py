@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 
-from conformance.host.model import HostsEntry, Socket
+from conformance.host.facts import HostsEntry, Socket
 from conformance.profile_model import IPAddress
 
 _WILDCARDS = frozenset({"*", "0.0.0.0", "::", "[::]"})

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from conformance.host.capture import (
+from conformance.host.facts import HostOptions
+from conformance.host.remote_capture import (
     FETCH_CHUNK,
     PKTMON_DIR,
     CaptureStats,
@@ -33,7 +34,6 @@ from conformance.host.capture import (
     pktmon_commands,
     pktmon_fetch_command,
 )
-from conformance.host.model import HostOptions
 
 Runner = Callable[[str], tuple[int, str, str]]  # PowerShell -> (exit status, stdout, stderr)
 _LOST = re.compile(r"\((No|\d+) events? lost\)", re.IGNORECASE)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from conformance.host.model import HostOptions
+from conformance.host.facts import HostOptions
 
 CONNECT_TIMEOUT = 10  # seconds to set up a connection
 KEEPALIVE = 5  # seconds between keep-alives; 2 unanswered end the connection

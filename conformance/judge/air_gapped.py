@@ -30,9 +30,9 @@ from conformance.judge.common import (
     reverse_address,
     target_view,
 )
-from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.judge.platform import name_looks_like
-from conformance.observe.model import DnsQuery, Flow, InitiatorBasis, Observations
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.records import DnsQuery, Flow, InitiatorBasis, Observations
 from conformance.profile_model import Environment, OnPremEndpoint, Profile
 
 RCODE_NXDOMAIN = 3  # RFC 1035 4.1.1

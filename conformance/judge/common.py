@@ -16,10 +16,11 @@ from pathlib import PurePath
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.judge.platform import looks_like
+from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
 from conformance.names import CLOUD_NAME_PATTERNS, matches
-from conformance.observe.model import (
+from conformance.observe.coverage import Coverage, coverage_of, duration_text, window_seconds
+from conformance.observe.records import (
     SAMPLE_PACKETS_PER_FLOW,
     CaptureSummary,
     Flow,
@@ -498,6 +499,41 @@ def evidence_gaps(
 SILENT_TARGET = "the target sent no packets: silence proves nothing"
 
 
+def short_window(obs: Observations, profile: Profile) -> str | None:
+    """Why the window is too short to prove absence (decision 11), or None.
+
+    Only a profile's `observation.minimum_window` makes this binding; without it a short
+    window is a warning in the coverage statement, not a gap.
+    """
+    minimum = profile.minimum_window_seconds
+    if minimum is None:
+        return None
+    covered = window_seconds(obs.captures)
+    if covered >= minimum:
+        return None
+    shown, wanted = duration_text(covered), duration_text(minimum)
+    if shown == wanted:  # 59 min 59.6 s is not "1 h"
+        shown = f"{covered:.1f} s"
+    return (
+        f"the captures cover {shown}, less than the profile's minimum window of {wanted}"
+        " (observation.minimum_window): absence is not proven"
+    )
+
+
+def coverage_for(obs: Observations, profile: Profile) -> Coverage:
+    """The coverage statement of `obs` for `profile`'s target and minimum window."""
+
+    def target_frames(record: NotUnderstood, capture: CaptureSummary) -> int:
+        return sum(n for _, n in target_not_understood([record], capture, profile))
+
+    return coverage_of(
+        obs,
+        targets=profile.target.addresses,
+        minimum_window=profile.minimum_window_seconds,
+        target_frames=target_frames,
+    )
+
+
 def conclude(
     control_id: str,
     view: TargetView,
@@ -515,7 +551,8 @@ def conclude(
     - any violation: fail, even when the evidence is incomplete (architecture.md); the
       reason is `failed` (what was found, counted) and the first violation's summary;
     - the target sent nothing: inconclusive, silence proves nothing;
-    - incomplete evidence, or a control-specific `gaps` reason: inconclusive, naming why;
+    - incomplete evidence, a window shorter than the profile's minimum (decision 11), or a
+      control-specific `gaps` reason: inconclusive, naming why;
     - otherwise pass, with `passed` saying what was checked.
     """
     all_facts = dict(facts)
@@ -523,6 +560,9 @@ def conclude(
     if not view.obs.captures:
         return ControlResult(control_id, Verdict.INCONCLUSIVE, "no capture", kept, all_facts)
     missing = evidence_gaps(view.obs, payloads=payloads, profile=view.profile)
+    short = short_window(view.obs, view.profile)
+    if short:
+        missing.append(short)
     if missing:
         all_facts["incomplete"] = list(missing)
     first = next((f for f in findings if f.severity is Severity.VIOLATION), None)

@@ -21,8 +21,8 @@ from conformance.judge import (
     proxy,
     telemetry,
 )
-from conformance.judge.model import ControlResult
-from conformance.observe.model import Observations
+from conformance.judge.result import ControlResult
+from conformance.observe.records import Observations
 from conformance.profile_model import Profile
 
 Judge = Callable[[Observations, Profile], ControlResult]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from conformance.host.model import HostFacts, Socket, raw_output_name
+from conformance.host.facts import HostFacts, Socket, raw_output_name
 from conformance.judge.common import is_cloud_name, is_outside, is_scope_limited
-from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import Observations
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.records import Observations
 from conformance.profile_model import Mode, Profile, Telemetry
 from conformance.verdict import Verdict
 

@@ -34,10 +34,10 @@ from conformance.judge.common import (
     plural,
     target_view,
 )
-from conformance.judge.model import ControlResult, Finding, Severity
 from conformance.judge.name_map import Agreement, DnsNames, name_key, real_name_hidden
+from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.names import matches
-from conformance.observe.model import (
+from conformance.observe.records import (
     Flow,
     HttpRequest,
     Observations,

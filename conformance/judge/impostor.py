@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from conformance.judge.common import describe_flow, evidence_gaps, plural
-from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import Flow, Observations
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.records import Flow, Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 

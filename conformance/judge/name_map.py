@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from conformance.judge.common import ADDRESS_RTYPES, address_of
 from conformance.names import normalize_name
-from conformance.observe.model import DnsQuery, EchKind, Observations, TlsClientHello
+from conformance.observe.records import DnsQuery, EchKind, Observations, TlsClientHello
 from conformance.profile_model import Profile
 
 # A DNS answer is still usable this long after its TTL ran out (clock skew, resolver caching).

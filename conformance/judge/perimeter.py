@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import Observations
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.records import Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from conformance.names import CLOUD_NAME_PATTERNS, matches
-from conformance.observe.model import Flow, HttpRequest
+from conformance.observe.records import Flow, HttpRequest
 
 # (patterns, label). Order matters: the first rule with a matching pattern wins, so a
 # specific name (ctldl.windowsupdate.com) comes before its parent (*.windowsupdate.com).

@@ -33,11 +33,11 @@ from conformance.judge.common import (
     plural,
     target_view,
 )
-from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
 from conformance.judge.name_map import Agreement, DnsNames, real_name_hidden
+from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
 from conformance.names import matches
-from conformance.observe.model import Flow, Observations, TlsClientHello
 from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
+from conformance.observe.records import Flow, Observations, TlsClientHello
 from conformance.profile_model import Profile
 
 NO_REQUEST: Final = "error:transaction-end-before-headers"  # squid: a connection, no request

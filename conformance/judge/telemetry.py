@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from conformance.content.coverage import coverage_problems
+from conformance.content.decryption_coverage import coverage_problems
 from conformance.content.messages import ContentEvidence, ContentMessage
 from conformance.content.personal import PersonalHit, Scanner, marker, redact
 from conformance.evidence.interface import (
@@ -27,8 +27,8 @@ from conformance.evidence.interface import (
     HAR_CONTENT,
     TLS_DECRYPTED,
 )
-from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import Observations
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.records import Observations
 from conformance.profile_model import Mode, Profile
 from conformance.telemetry_fields import TelemetryFields, load_telemetry_fields, normalise_key
 from conformance.verdict import Verdict

@@ -25,11 +25,11 @@ from conformance.errors import LabError
 from conformance.evidence.interface import STIMULI_LOG, TLS_KEYLOG
 from conformance.lab import LabRun
 from conformance.lab import topology as topo
-from conformance.lab.capture import Capture
+from conformance.lab.cert_phase import run_impostor_phase
 from conformance.lab.certs import LabCA
+from conformance.lab.dumpcap import Capture
 from conformance.lab.external import ExternalTarget
 from conformance.lab.faults import check_faults
-from conformance.lab.impostors import run_impostor_phase
 from conformance.lab.netns import LabState, check_host, clean_stale, in_netns
 from conformance.lab.network import build
 from conformance.lab.options import SCAN_PORTS, LabOptions, lab_options

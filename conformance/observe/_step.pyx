@@ -19,7 +19,7 @@ from conformance.decode._walk cimport CStep
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
 from conformance.observe import flows
-from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 
 # Entry slots and flags, read once from their one definition (observe/flows.py).
 cdef Py_ssize_t PKTS = flows.PKTS
@@ -69,6 +69,10 @@ cdef class FastStep(CStep):
     cdef object syn
     cdef object inspect
     cdef object slow
+    cdef object time_step
+    cdef double low
+    cdef double high
+    cdef double silence
 
     def __init__(self, ingest):
         table = ingest.table
@@ -79,6 +83,11 @@ cdef class FastStep(CStep):
         self.syn = table.syn
         self.inspect = ingest.inspector.inspect
         self.slow = ingest.walker.frame
+        timeline = ingest.timeline
+        self.time_step = timeline.step
+        self.low = timeline.low
+        self.high = timeline.high
+        self.silence = SILENCE_SECONDS
 
     cdef int packet(
         self,
@@ -97,6 +106,10 @@ cdef class FastStep(CStep):
         cdef PyObject* found
         cdef long long count
         cdef Py_ssize_t stop
+        if not self.low <= ts <= self.high:  # timeline.py: a silence or a step back
+            self.time_step(self.low, ts, n)
+        self.low = ts
+        self.high = ts + self.silence
         if lt != ETHERNET or cap < _IPV4_FAST_L4 + _UDP_HEADER:
             self.slow(ts, buf, off, cap, lt, dirf, n)
             return 0

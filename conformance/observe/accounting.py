@@ -22,7 +22,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conformance.observe.model import (
+from conformance.observe.records import (
     ANOMALY_SAMPLES,
     MAX_ADDRESSES_PER_MAC,
     MAX_LINK_ADDRESSES,

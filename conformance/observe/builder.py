@@ -1,6 +1,6 @@
 """Build `Observations` from capture files: the entry point of the observe layer.
 
-Each file is read once, streaming, in constant memory per packet (decode/capture.py,
+Each file is read once, streaming, in constant memory per packet (decode/capture_reader.py,
 observe/ingest.py); what is kept grows with flows and names, never with packets.
 Flow ids are numbered across all files in the order the files are given, then by
 each flow's first packet.
@@ -17,6 +17,12 @@ How things are decided (the model's fields say which way each time):
   again before any SYN-ACK (retransmission, retry after a refusal) stays in its flow.
   Records (hellos, DNS, HTTP) go to the flow of their 5-tuple whose packets they are among.
 - A TLS HelloRetryRequest is not the negotiated ServerHello: the real one that follows is.
+- QUIC (observe/payloads.py, decode/quic.py): a UDP direction whose first payload is a QUIC
+  long header has its Initials read on any port; their ClientHello and ServerHello are
+  TLS records with `quic_version` set, `segments` counting the datagrams that carried it.
+- ECH (decision 9): a ClientHello's encrypted_client_hello extension is classified once
+  every capture is read, from the SVCB/HTTPS answers of all of them and the flow's
+  HelloRetryRequest (observe/ech_kinds.py).
 - ICMP errors belong to the flow of the packet they quote (never a flow of their own
   when they quote enough to name it); destination unreachable marks it `rejected`.
 - Every frame is decoded to its transport, link-layer control, or not understood
@@ -27,6 +33,9 @@ How things are decided (the model's fields say which way each time):
   `payload_not_understood`. `malformed` is the sum of both; the first ANOMALY_SAMPLES
   are kept with their reason.
 - Drops: pcapng ISB counters plus EPB drop counts; None when the file gives none.
+- Time (decision 11): silences longer than SILENCE_SECONDS and backward steps between
+  consecutive packets (observe/timeline.py); the window runs from the earliest to the
+  latest time any packet carried.
 """
 
 from __future__ import annotations
@@ -40,12 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from conformance.decode.capture import open_capture
+from conformance.decode.capture_file import open_capture
 from conformance.decode.read_ahead import OnBytes
+from conformance.decode.tls import EchExtension
+from conformance.observe.ech_kinds import classify_hellos
 from conformance.observe.flows import Addresses, FlowCounts
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
-from conformance.observe.model import (
+from conformance.observe.records import (
     CaptureSummary,
     DnsQuery,
     Flow,
@@ -86,6 +97,9 @@ class _Collected:
     server_hellos: list[TlsServerHello] = dataclasses.field(default_factory=list)
     http: list[HttpRequest] = dataclasses.field(default_factory=list)
     names: list[NameMention] = dataclasses.field(default_factory=list)
+    # ECH extensions by index in client_hellos, and flows whose HRR confirmed ECH
+    ech: dict[int, EchExtension] = dataclasses.field(default_factory=dict)
+    hrr_ech: set[int] = dataclasses.field(default_factory=set)
     counts: dict[tuple[str, InitiatorBasis], int] = dataclasses.field(default_factory=dict)
 
 
@@ -111,6 +125,7 @@ def observe_captures(
     with _collector_paused(), _quick_thread_switches():
         for index, path in enumerate(paths):
             _observe_one(index, Path(path), out, progress, address, copies)
+    classify_hellos(out.client_hellos, out.ech, out.flows, out.dns, frozenset(out.hrr_ech))
     return Observations(
         captures=tuple(out.captures),
         flows=tuple(out.flows),
@@ -191,6 +206,9 @@ def _observe_one(
     inspector = ingest.inspector
     out.flows.extend(flows)
     out.dns.extend(inspector.dns.records(ids, address))
+    first_hello = len(out.client_hellos)
+    out.ech.update((first_hello + i, ext) for i, ext in inspector.ech_extensions.items())
+    out.hrr_ech.update(ids.get(ref, packet) for ref, packet in inspector.ech_confirmed)
     # Each record is released as its copy with the flow id is made: never both lists in full.
     out.client_hellos.extend(
         dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
@@ -212,6 +230,10 @@ def _observe_one(
             first if first is not None else flows[0].first_time, *(f.first_time for f in flows)
         )
         last = max(last if last is not None else flows[0].last_time, *(f.last_time for f in flows))
+    timeline = ingest.timeline
+    if timeline.backward_count and first is not None and last is not None:
+        # time went backwards: the window runs from the earliest to the latest time seen
+        first, last = min(first, timeline.earliest), max(last, timeline.latest)
     out.captures.append(
         CaptureSummary(
             path=str(path),
@@ -242,6 +264,11 @@ def _observe_one(
             payload_not_understood=acc.payloads_not_understood(),
             link_addresses=link_addresses,
             link_addresses_complete=link_complete,
+            silences=timeline.silences(),
+            silence_count=timeline.silence_count,
+            silence_seconds=timeline.silence_seconds,
+            backward_steps=timeline.backward_steps(),
+            backward_count=timeline.backward_count,
         )
     )
 

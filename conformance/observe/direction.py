@@ -22,7 +22,7 @@ ports do not tell, pcapng/Linux-cooked direction flags; then the lower port.
 
 from __future__ import annotations
 
-from conformance.observe.model import PayloadKind
+from conformance.observe.records import PayloadKind
 
 # Lowest ephemeral port of the common stacks (Linux default ip_local_port_range).
 EPHEMERAL_MIN = 32768

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from conformance.decode.dns import DnsMessage
 from conformance.observe.flows import FlowIds, FlowRef
-from conformance.observe.model import DnsAnswer, DnsQuery, IPAddress
+from conformance.observe.records import DnsAnswer, DnsQuery, IPAddress
 
 # Queries waiting for an answer at once. A host has a few dozen in flight; past this
 # the oldest is recorded as unanswered, which keeps a query flood bounded.

@@ -47,11 +47,11 @@ from conformance.evidence.interface import (
     Collected,
 )
 from conformance.host.collect import build_facts
-from conformance.host.model import CommandRecord, HostFacts, HostOptions
+from conformance.host.facts import CommandRecord, HostFacts, HostOptions
 from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.observe.json_logs import JsonLines, read_json_document, read_json_lines
-from conformance.observe.model import CaptureSummary, ImpostorPhase, Observations
 from conformance.observe.proxy_log import read_proxy_log
+from conformance.observe.records import CaptureSummary, ImpostorPhase, Observations
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS, Progress
 

@@ -30,7 +30,7 @@ from conformance.observe.direction import (
     responder_by_rank,
     udp_response_first,
 )
-from conformance.observe.model import (
+from conformance.observe.records import (
     SAMPLE_PACKETS_PER_FLOW,
     Flow,
     InitiatorBasis,

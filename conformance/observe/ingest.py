@@ -1,6 +1,6 @@
 """The per-packet step: link and network headers to flow-table entries, fast.
 
-Every reader (pcap, pcapng: decode/capture.py) calls the one step `CaptureIngest.step`
+Every reader (pcap, pcapng: decode/capture_reader.py) calls the one step `CaptureIngest.step`
 for each packet record, whatever the format or block it came from.
 
 Most packets of a UC capture are RTP over UDP over IPv4 over Ethernet. For those the
@@ -13,6 +13,8 @@ protocols, damaged headers) goes through the general path (layers.py), which dec
 properly and settles every frame it takes in the capture's accounting (decision 10).
 
 Payloads are looked at only while a direction's WANT bits ask for it (see payloads.py).
+Every packet's time is checked against the previous one's (timeline.py: silences and
+backward steps, decision 11) with one chained comparison.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import struct
 
 from conformance.decode import compiled
-from conformance.decode.capture import CaptureReader, PacketStep
+from conformance.decode.capture_reader import CaptureReader, PacketStep
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
 from conformance.observe.accounting import MAX_SENDERS, Accounting
@@ -37,8 +39,9 @@ from conformance.observe.flows import (
     tcp_control,
 )
 from conformance.observe.layers import LayerWalker
-from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
 from conformance.observe.payloads import PayloadInspector, initial_want
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
+from conformance.observe.timeline import Timeline
 
 # Ethernet type, then IPv4 version/IHL, total length, flags/fragment offset, protocol.
 _ETH_IPV4 = struct.Struct("!12xHBxHxxHxB")
@@ -68,6 +71,7 @@ class CaptureIngest:
         self.walker = LayerWalker(self.table, self.inspector, self.accounting)
         self.inspector.tunnel = self.walker.tunnel
         self._slow = self.walker.frame
+        self.timeline = Timeline()
         self.packets = 0
         # The compiled twin of the step when it is built (decode.compiled), else this module's.
         self.step: PacketStep = (
@@ -125,10 +129,20 @@ class CaptureIngest:
         min_cap = _IPV4_FAST_L4 + _UDP_HEADER  # Ethernet, IPv4, UDP header
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
         plain = 20 + _PLAIN_TCP_HEADER
+        timeline = self.timeline
+        time_step, silence = timeline.step, SILENCE_SECONDS
+        # The bounds for the next packet's time live in the closure (one chained comparison
+        # per packet); the timeline's are only their starting values.
+        low, high = timeline.low, timeline.high
 
         def step(
             ts: float, buf: bytes, off: int, cap: int, orig: int, lt: int, dirf: int, n: int
         ) -> None:
+            nonlocal low, high
+            if not low <= ts <= high:
+                time_step(low, ts, n)
+            low = ts
+            high = ts + silence
             if lt != ethernet or cap < min_cap:
                 slow(ts, buf, off, cap, lt, dirf, n)
                 return

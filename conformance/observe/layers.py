@@ -95,8 +95,8 @@ from conformance.observe.flows import (
     FlowTable,
     tcp_control,
 )
-from conformance.observe.model import SAMPLE_PACKETS_PER_FLOW
 from conformance.observe.payloads import PayloadInspector
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW
 
 # Encapsulations nested in one frame (each tunnel, mirror, PPPoE or MPLS layer counts one):
 # real captures nest two or three (VLAN in VXLAN in IPv6 in a mirror); past this it is a

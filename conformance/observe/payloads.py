@@ -5,6 +5,12 @@ set. Every direction starts with W_FIRST (classify its first payload); name
 protocols keep theirs for the whole flow (every DNS message counts); TLS hello
 assembly, HTTP request heads and CONNECT tunnels keep theirs only as long as they
 need, so a media stream costs one inspection in its whole life.
+
+QUIC is recognised the same way, on any UDP port: a direction whose first payload is a
+QUIC long-header packet keeps W_QUIC and feeds every payload to its Initial reader
+(decode/quic.py) until the reader is done; the reverse direction of such a flow reads
+the server's Initials with the keys the client's reader found. Other UDP (RTP) pays only
+the look at its first byte.
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from conformance.decode.classify import classify_payload
-from conformance.decode.dns import DnsMessage, parse_dns, parse_nbns_name, ssdp_names
+from conformance.decode.dns import (
+    TYPE_HTTPS,
+    TYPE_SVCB,
+    DnsMessage,
+    parse_dns,
+    parse_nbns_name,
+    parse_svcb_rdata,
+    ssdp_names,
+)
 from conformance.decode.errors import DecodeError
 from conformance.decode.hello_salvage import (
     lenient_client_hello_length,
@@ -24,9 +38,16 @@ from conformance.decode.hello_salvage import (
 from conformance.decode.http import parse_request_head
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.ldap import is_starttls_request
+from conformance.decode.quic import (
+    SUPPORTED_VERSIONS,
+    QuicClientReader,
+    QuicServerReader,
+)
 from conformance.decode.tcp import TCP_HEADER, tcp_options_end
 from conformance.decode.tls import (
     ClientHelloInfo,
+    EchExtension,
+    ServerHelloInfo,
     client_hello_length,
     parse_client_hello,
     parse_server_hello,
@@ -51,7 +72,8 @@ from conformance.observe.flows import (
     key_parts,
     reverse_key,
 )
-from conformance.observe.model import (
+from conformance.observe.records import (
+    EchKind,
     HttpRequest,
     NameMention,
     PayloadKind,
@@ -67,6 +89,7 @@ W_HTTP = 16  # check every segment start for an HTTP/1.x request head
 W_HELLO = 32  # assembling a ClientHello or ServerHello across segments
 W_SEARCH = 64  # the next few payloads may start a hello (after CONNECT, HRR)
 W_TUNNEL = 128  # every payload is a VXLAN/Geneve packet: walk what it carries (layers.py)
+W_QUIC = 256  # a QUIC direction: every payload goes to its Initial reader until it is done
 
 DNS_PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS (RFC 6762), LLMNR (RFC 4795)
 NBNS_PORT = 137
@@ -84,6 +107,17 @@ MAX_DNS_TCP_BUFFER = 65537
 # Distinct DNS message bodies (all but the 2-byte ID) whose decoding is remembered: a
 # host asks the same few names all day. Bounded; the cache starts over when full.
 DNS_BODY_CACHE = 2048
+# QUIC clients whose reader finished before their server's first datagram: their connection
+# IDs wait for it (the server's Initial keys come from them, RFC 9001 §5.2). Bounded: past
+# it the oldest go, and a server answering that late is counted as not understood.
+MAX_QUIC_WAITING = 1024
+# RFC 8999 §5.1: a long header has the header form and (for every QUIC version so far) the
+# fixed bit set, then a 32-bit version. IETF drafts are 0xff0000NN (RFC 9000 §15).
+QUIC_LONG_HEADER = 0xC0
+QUIC_DRAFT_PREFIX = 0xFF00_0000
+# A server's first datagram may be a Version Negotiation packet: any first bits, version 0
+# (RFC 8999 §6). Every other packet that starts a QUIC direction has both bits above set.
+_VERSION_NEGOTIATION = bytes(4)
 
 _TLS_HANDSHAKE = 0x16
 _TLS_SERVER_HELLO = 2
@@ -107,8 +141,10 @@ _REQUEST_STARTS = (
     b"PATCH ",
 )
 _HTTP_VERSION = b" HTTP/1."
+_SVCB_TYPES = (TYPE_SVCB, TYPE_HTTPS)
+_DNS_TYPE_NAMES = {TYPE_SVCB: "SVCB", TYPE_HTTPS: "HTTPS"}
 # What a step's failure is counted as (controls.md decision 10: "<protocol>: <error>").
-_STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP}
+_STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP, "QUIC": W_QUIC}
 
 TunnelSink = Callable[[int, bytes, bytes, int, int, float, int], None]
 
@@ -121,6 +157,33 @@ def _no_tunnel(port: int, key: bytes, buf: bytes, start: int, end: int, t: float
 class _Seen:
     record: HttpRequest
     count: int = 1
+
+
+@dataclass(slots=True)
+class QuicDirection:
+    """QUIC Initial reading of one UDP direction (in its entry's STREAM while W_QUIC is set)."""
+
+    client: QuicClientReader | None = None  # the direction is the client's
+    server: QuicServerReader | None = None  # the direction is the server's
+    packet: int = 0  # the last packet fed
+    failed: bool = False  # an error was counted: an incomplete hello is not counted again
+
+
+class _FinishedClient(QuicClientReader):
+    """A freed client reader's connection IDs: all a server reader needs of its client.
+
+    Lets the client's reader (keys, CRYPTO stream) go when it is done, however late the
+    server answers.
+    """
+
+    def __init__(self, dcids: tuple[bytes, ...]) -> None:
+        super().__init__()
+        self._dcids = dcids
+
+    @property
+    def key_dcids(self) -> tuple[bytes, ...]:
+        """The connection IDs the client's Initial keys came from, oldest first."""
+        return self._dcids
 
 
 @dataclass(slots=True)
@@ -156,6 +219,20 @@ def initial_want(proto: int, key: bytes) -> int:
     return want
 
 
+def quic_long_header_version(payload: bytes) -> int | None:
+    """The version of a UDP payload that starts with a QUIC long header, else None.
+
+    A version is one QUIC defines (v1, v2, an IETF draft) or one decode/quic.py reads;
+    version 0 (Version Negotiation) is only ever a reply and not counted here.
+    """
+    if len(payload) < 5 or payload[0] & QUIC_LONG_HEADER != QUIC_LONG_HEADER:
+        return None
+    version = int.from_bytes(payload[1:5], "big")
+    if version in SUPPORTED_VERSIONS or version & 0xFFFF_FF00 == QUIC_DRAFT_PREFIX:
+        return version
+    return None
+
+
 def dns_protocol(sport: int, dport: int) -> str:
     """The name protocol of a DNS-format flow, by its ports (alike for both directions)."""
     if sport == 53 or dport == 53:
@@ -178,9 +255,16 @@ class PayloadInspector:
         self.dns = DnsMap(capture)
         self.client_hellos: list[tuple[FlowRef, TlsClientHello]] = []
         self.server_hellos: list[tuple[FlowRef, TlsServerHello]] = []
+        # The ECH extension of client_hellos[i], for the capture-wide classification
+        # (observe/ech_kinds.py); those hellos are recorded as EchKind.UNKNOWN until then.
+        self.ech_extensions: dict[int, EchExtension] = {}
+        # HelloRetryRequests that carried the ECH confirmation (RFC 9849 §7.2.1): (flow, packet)
+        self.ech_confirmed: list[tuple[FlowRef, int]] = []
+        self._quic_waiting: dict[FlowRef, tuple[bytes, ...]] = {}
+        self._quic_seen = False  # a QUIC client direction started: a reply may be QUIC
         self._http: dict[tuple[FlowRef, int, str, str, str, str | None], _Seen] = {}
         self._names: dict[tuple[FlowRef, int, str, str], NameMention] = {}
-        self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage]] = {}
+        self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage, str | None]] = {}
         self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._strs: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -231,6 +315,9 @@ class PayloadInspector:
                 if want == W_TUNNEL:  # every packet of a mirror's flow: nothing else to read
                     return
             payload = buf[start:end]
+            if want & W_QUIC:
+                step = "QUIC"
+                self._quic(e, key, payload, time, packet)
             if want & W_HELLO:
                 step = "TLS"
                 self._continue_hello(e, proto, key, payload, time, packet)
@@ -263,6 +350,8 @@ class PayloadInspector:
             e[WANT] &= ~_STEP_BITS.get(step, 0)
             if step == "TLS" and isinstance(e[STREAM], Stream):
                 e[STREAM].hello = None
+            if step == "QUIC":
+                e[STREAM] = None
         if not e[WANT]:
             e[STREAM] = None  # nothing more to reassemble on this direction: free it
 
@@ -270,6 +359,11 @@ class PayloadInspector:
         """The capture ended: read what hellos still waiting for bytes hold (decision 10)."""
         for proto, key, e in self.table.entries():
             stream = e[STREAM]
+            if stream is None:
+                continue
+            if isinstance(stream, QuicDirection):
+                self._quic_incomplete(key, stream)
+                continue
             if proto != IPPROTO_TCP or not isinstance(stream, Stream) or stream.hello is None:
                 continue
             try:
@@ -341,6 +435,15 @@ class PayloadInspector:
     ) -> None:
         if e[WANT] & W_DNS and proto == IPPROTO_UDP:
             kind = PayloadKind.DNS  # _dns below re-classifies it if it does not parse
+        elif (
+            proto == IPPROTO_UDP
+            and (
+                payload[0] >= QUIC_LONG_HEADER
+                or (self._quic_seen and payload[1:5] == _VERSION_NEGOTIATION)
+            )
+            and self._quic_start(e, key, payload, packet)
+        ):
+            kind = PayloadKind.QUIC
         else:
             kind = classify_payload(payload)
         e[KIND] = kind
@@ -349,6 +452,8 @@ class PayloadInspector:
             e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
         e[WANT] &= ~W_FIRST
         if proto != IPPROTO_TCP:
+            if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)
+                self._quic(e, key, payload, time, packet)
             return
         if kind is PayloadKind.TLS:
             self._start_hello(e, proto, key, payload, time, packet)
@@ -497,7 +602,7 @@ class PayloadInspector:
                 return
             info = self._client_hello_info(e, stream, key, data, need, packet)
             if info is not None:
-                self._record_client_hello(proto, key, info, time, packet, stream)
+                self._record_client_hello(proto, key, info, time, packet, stream.hello_segments)
         except DecodeError as err:
             self._unread(key, packet, f"TLS: {err.what}")
 
@@ -544,7 +649,7 @@ class PayloadInspector:
             info = partial_client_hello(data)
             if info is not None and info.sni is not None:
                 self._record_client_hello(
-                    proto, key, info, stream.hello_time, stream.hello_packet, stream
+                    proto, key, info, stream.hello_time, stream.hello_packet, stream.hello_segments
                 )
 
     def _end_hello(self, e: Entry, stream: Stream) -> None:
@@ -558,8 +663,10 @@ class PayloadInspector:
         info: ClientHelloInfo,
         time: float,
         packet: int,
-        stream: Stream,
+        segments: int,
+        quic_version: int | None = None,
     ) -> None:
+        """Record a ClientHello; one with ECH is UNKNOWN until observe/ech_kinds.py decides."""
         record = TlsClientHello(
             self.capture,
             packet,
@@ -569,8 +676,12 @@ class PayloadInspector:
             self._shared_ints(info.versions),
             self._shared_ints(info.cipher_suites),
             self._shared_strs(info.alpn),
-            stream.hello_segments,
+            segments,
+            quic_version,
+            EchKind.NONE if info.ech is None else EchKind.UNKNOWN,
         )
+        if info.ech is not None:
+            self.ech_extensions[len(self.client_hellos)] = info.ech
         self.client_hellos.append((flow_ref(proto, key), record))
 
     def _record_server_hello(
@@ -581,9 +692,115 @@ class PayloadInspector:
             # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows.
             e[WANT] |= W_SEARCH
             self._stream(e).search = MAX_SEARCH_SEGMENTS
+        self._server_hello(proto, key, info, time, packet)
+
+    def _server_hello(
+        self,
+        proto: int,
+        key: bytes,
+        info: ServerHelloInfo,
+        time: float,
+        packet: int,
+        quic_version: int | None = None,
+    ) -> None:
+        """Record a ServerHello; of a HelloRetryRequest only its ECH confirmation."""
+        if info.hello_retry:
+            if info.ech_confirmation:
+                self.ech_confirmed.append((flow_ref(proto, key), packet))
             return
-        record = TlsServerHello(self.capture, packet, time, 0, info.version, info.cipher_suite)
+        record = TlsServerHello(
+            self.capture, packet, time, 0, info.version, info.cipher_suite, quic_version
+        )
         self.server_hellos.append((flow_ref(proto, key), record))
+
+    # -- QUIC -----------------------------------------------------------------------------
+
+    def _quic_start(self, e: Entry, key: bytes, payload: bytes, packet: int) -> bool:
+        """Whether a UDP direction's first payload is QUIC; if it is read, give it a reader.
+
+        The reverse direction of a flow whose client is being read is the server's, whatever
+        its first packet (Initial, Retry, Version Negotiation); otherwise a long header of a
+        QUIC version makes the direction a client. A direction that is in fact a server
+        whose client was not seen gets a client reader too: no key opens its Initials, and
+        each is counted as not understood (fail closed).
+        """
+        rkey = reverse_key(key)
+        peer = self.table.tables[IPPROTO_UDP].get(rkey) if rkey != key else None
+        state = peer[STREAM] if peer is not None else None
+        client: QuicClientReader | None = None
+        if isinstance(state, QuicDirection) and state.client is not None:
+            client = state.client
+        elif self._quic_waiting:
+            dcids = self._quic_waiting.pop(flow_ref(IPPROTO_UDP, key), None)
+            client = _FinishedClient(dcids) if dcids is not None else None
+        if client is not None:
+            e[STREAM] = QuicDirection(server=QuicServerReader(client))
+            e[WANT] |= W_QUIC
+            return True
+        version = quic_long_header_version(payload)
+        if version is None:
+            return False
+        if version in SUPPORTED_VERSIONS:
+            e[STREAM] = QuicDirection(client=QuicClientReader())
+            e[WANT] |= W_QUIC
+            self._quic_seen = True
+        else:
+            self._unread(key, packet, f"QUIC: version 0x{version:08x} is not read")
+        return True
+
+    def _quic(self, e: Entry, key: bytes, payload: bytes, time: float, packet: int) -> None:
+        """Feed one datagram to the direction's Initial reader; record the hellos it completes."""
+        state = e[STREAM]
+        if not isinstance(state, QuicDirection):  # freed by a failure: nothing more to read
+            e[WANT] &= ~W_QUIC
+            return
+        state.packet = packet
+        if state.client is not None:
+            reader: QuicClientReader | QuicServerReader = state.client
+            sent = state.client.feed(payload)
+            error = sent.error
+            for found in sent.hellos:
+                segments = len(found.datagrams)
+                self._record_client_hello(
+                    IPPROTO_UDP, key, found.hello, time, packet, segments, found.version
+                )
+        else:
+            assert state.server is not None
+            reader = state.server
+            answered = state.server.feed(payload)
+            error = answered.error
+            for reply in answered.hellos:
+                self._server_hello(IPPROTO_UDP, key, reply.hello, time, packet, reply.version)
+        if error is not None:
+            state.failed = True
+            self._unread(key, packet, f"QUIC: {error.what}")
+        if reader.done:
+            self._quic_done(e, key, state)
+
+    def _quic_done(self, e: Entry, key: bytes, state: QuicDirection) -> None:
+        """A reader that can read no more: free it; keep a client's connection IDs for a
+        server that has not spoken yet."""
+        e[WANT] &= ~W_QUIC
+        e[STREAM] = None
+        self._quic_incomplete(key, state)
+        client = state.client
+        if client is None or not client.key_dcids:
+            return
+        rkey = reverse_key(key)
+        peer = self.table.tables[IPPROTO_UDP].get(rkey) if rkey != key else None
+        if peer is not None and peer[PAYLOAD_N]:
+            return  # the server's first payload came: it has its reader (or is no QUIC)
+        waiting = self._quic_waiting
+        if len(waiting) >= MAX_QUIC_WAITING:
+            del waiting[next(iter(waiting))]
+        waiting[flow_ref(IPPROTO_UDP, key)] = client.key_dcids
+
+    def _quic_incomplete(self, key: bytes, state: QuicDirection) -> None:
+        """Count a hello whose CRYPTO data began but never completed (decision 10)."""
+        reader = state.client or state.server
+        if reader is not None and reader.incomplete and not state.failed:
+            what = "ClientHello" if state.client is not None else "ServerHello"
+            self._unread(key, state.packet, f"QUIC: {what} incomplete")
 
     def _dns(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
@@ -614,7 +831,7 @@ class PayloadInspector:
         for message in messages:
             body = message[2:]
             try:
-                body, msg = self._parse_dns(message, body)
+                body, msg, svcb_problem = self._parse_dns(message, body)
             except DecodeError as err:
                 self._unread(key, packet, f"{protocol.upper()}: {err.what}")
                 if e[PAYLOAD_N] == packet and proto == IPPROTO_UDP:
@@ -625,17 +842,22 @@ class PayloadInspector:
                 continue
             if e[PAYLOAD_N] == packet:
                 e[KIND] = PayloadKind.DNS  # the classifier leaves DNS to callers
+            if svcb_problem is not None:  # the message's other answers still count
+                self._unread(key, packet, f"{protocol.upper()}: {svcb_problem}")
             txid = (message[0] << 8) | message[1]
             self.dns.add(msg, txid, body, ref, ends, time, packet)
 
-    def _parse_dns(self, message: bytes, body: bytes) -> tuple[bytes, DnsMessage]:
+    def _parse_dns(self, message: bytes, body: bytes) -> tuple[bytes, DnsMessage, str | None]:
         """parse_dns, once per distinct body (all but the ID): repeats differ only in the ID.
 
-        Returns the first-seen copy of the body too, so repeats share one object.
+        Returns the first-seen copy of the body too, so repeats share one object, and what
+        is wrong with an SVCB/HTTPS answer's RDATA, if anything: ECH is classified from
+        them (observe/ech_kinds.py), so one that does not decode is counted.
         """
         known = self._dns_bodies.get(body)
         if known is None:
-            known = (body, parse_dns(message))
+            msg = parse_dns(message)
+            known = (body, msg, _svcb_problem(msg))
             if len(self._dns_bodies) >= DNS_BODY_CACHE:
                 self._dns_bodies.clear()
             self._dns_bodies[body] = known
@@ -660,6 +882,17 @@ class PayloadInspector:
             stream = e[STREAM] = Stream()
         assert isinstance(stream, Stream)
         return stream
+
+
+def _svcb_problem(msg: DnsMessage) -> str | None:
+    """What is wrong with the first SVCB/HTTPS answer that does not decode, else None."""
+    for answer in msg.answers:
+        if answer.rtype in _SVCB_TYPES:
+            try:
+                parse_svcb_rdata(bytes.fromhex(answer.value))
+            except DecodeError as err:
+                return f"{_DNS_TYPE_NAMES[answer.rtype]} RDATA: {err.what}"
+    return None
 
 
 def _handshake_length(buf: bytes) -> int | None:

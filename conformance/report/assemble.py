@@ -28,20 +28,21 @@ from typing import TYPE_CHECKING
 
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, FileDigest
 from conformance.errors import ConformanceError
-from conformance.report.evidence import (
+from conformance.report.evidence_dir import (
     copy_evidence,
     write_tables,
     write_tool_versions,
     write_waivers,
 )
 from conformance.report.html_report import render_html
+from conformance.report.interface import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
 from conformance.report.json_report import jsonable, render_json, report_document
 from conformance.report.junit_report import render_junit
 from conformance.report.ledger import ReportLedger
+from conformance.report.links import EVIDENCE_DIR
 from conformance.report.lock import hidden_sibling, hold
-from conformance.report.model import ControlInfo, ReportRun, ReportSummary, SealedFiles, Sealer
 from conformance.report.text import iso_utc
-from conformance.report.view import EVIDENCE_DIR, ReportView, build_view
+from conformance.report.view import ReportView, build_view
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage

@@ -22,8 +22,10 @@ from html import escape
 from importlib import resources
 from typing import Any, assert_never
 
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
+from conformance.report.coverage_statement import WARNING
 from conformance.report.json_report import jsonable
+from conformance.report.links import FLOWS_CSV
 from conformance.report.recipe import FINGERPRINT_RECIPE, VERIFY_RECIPE
 from conformance.report.text import iso_utc, visible
 from conformance.report.view import (
@@ -216,8 +218,12 @@ def _evidence_cell(finding: FindingView) -> str:
             else _e(f"capture #{finding.packets.capture_index} (not copied)")
         )
         parts.append(f"packets {_e(_packets_text(finding.packets.numbers))} in {where}")
-    if finding.display_filter:
-        parts.append(f"display filter: <code>{_e(finding.display_filter)}</code>")
+        if finding.display_filter:
+            # for that capture only: packet numbers are per file
+            parts.append(
+                "<span class='small muted'>Wireshark/tshark display filter for that file:</span>"
+                f" <code class='filter'>{_e(finding.display_filter)}</code>"
+            )
     return "<br>".join(parts) or '<span class="muted">none</span>'
 
 
@@ -346,18 +352,45 @@ def _hero(view: ReportView) -> str:
     )
 
 
-def _coverage(view: ReportView) -> str:
-    """ "What this window could not see" (decision 11), right below the hero.
+def _evidence_name(link: str) -> str:
+    """How an evidence link reads: "capture-0.pcapng", "flow 12"."""
+    path, _, fragment = link.partition("#")
+    if path == FLOWS_CSV and fragment.startswith("L") and fragment[1:].isdigit():
+        return f"flow {int(fragment[1:]) - 1}"
+    return path.rsplit("/", 1)[-1]
 
-    Renders `view.coverage` when the report carries one (a mapping: statement -> detail),
-    so the coverage work can fill this slot without reshaping the page.
-    """
-    coverage = getattr(view, "coverage", None)
-    if not isinstance(coverage, Mapping) or not coverage:
+
+def _coverage(view: ReportView) -> str:
+    """ "What this window could not see" (decision 11), right below the hero: one sentence per
+    line, warnings first, each with links to the evidence that shows it."""
+    if view.coverage is None:
         return ""
+    statements = view.coverage_statements
+    warnings = [s for s in statements if s.severity == WARNING]
+    items = "".join(
+        f'<li class="cov-{_e(s.severity)}">{_e(s.text)}'
+        + (
+            " <span class='small muted'>("
+            + ", ".join(_link(link, _evidence_name(link)) for link in s.evidence)
+            + ")</span>"
+            if s.evidence
+            else ""
+        )
+        + "</li>"
+        for s in statements
+    )
+    clear = (
+        ""
+        if warnings
+        else "<p class='ok'>Nothing found: no loss, pause, one-sided traffic or hidden name in"
+        " these captures, and the window is long enough.</p>"
+    )
     return (
-        '<section class="coverage" id="coverage"><h2>What this window could not see</h2>'
-        f"{_facts(coverage)}</section>"
+        f'<section class="coverage{"" if warnings else " clear"}" id="coverage">'
+        f"<h2>What this window could not see</h2>{clear}<ul>{items}</ul>"
+        "<p class='small muted'>Every count, with packet numbers, is in report.json"
+        f" <code>coverage</code>; the captures' accounting is under"
+        f" {_anchor('completeness', 'Completeness')}.</p></section>"
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from conformance.observe.model import NotUnderstood
+from conformance.observe.records import NotUnderstood
 from conformance.report.text import iso_utc
 from conformance.report.view import (
     WAIVERS_PATH,
@@ -171,6 +171,8 @@ def report_document(view: ReportView) -> dict[str, Any]:
             "complete": view.complete,
             "captures": [_capture(c) for c in view.captures],
         },
+        # decision 11: what the window could not see (docs/report.md); None: nothing decoded
+        "coverage": jsonable(view.coverage) if view.coverage is not None else None,
         "notes": list(view.notes),
         "waivers": (
             None

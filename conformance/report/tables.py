@@ -13,7 +13,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import TextIO
 
-from conformance.observe.model import (
+from conformance.observe.records import (
     DnsAnswer,
     DnsQuery,
     Flow,
@@ -38,7 +38,7 @@ DNS_COLUMNS = (
 )  # fmt: skip
 TLS_COLUMNS = (
     "capture", "packet", "time", "flow_id", "message", "sni", "versions", "cipher_suites",
-    "alpn", "segments",
+    "alpn", "segments", "quic_version", "ech",
 )  # fmt: skip
 HTTP_COLUMNS = (
     "capture", "packet", "time", "flow_id", "method", "target", "version", "host", "count",
@@ -74,6 +74,11 @@ def _flag(value: bool) -> str:
 
 def _tls_version(value: int) -> str:
     return _TLS_VERSIONS.get(value, f"0x{value:04x}")
+
+
+def _quic_version(value: int | None) -> str:
+    """A QUIC version as its wire value (0x00000001 is v1, 0x6b3343cf v2); "" for TCP."""
+    return "" if value is None else f"0x{value:08x}"
 
 
 def _dns_type(value: int) -> str:
@@ -199,6 +204,8 @@ def _tls_row(hello: TlsClientHello | TlsServerHello, capture_names: Sequence[str
             " ".join(f"0x{s:04x}" for s in hello.cipher_suites),
             one_line(" ".join(hello.alpn)),
             hello.segments,
+            _quic_version(hello.quic_version),
+            hello.ech.value,
         )
     return (
         *head,
@@ -207,6 +214,8 @@ def _tls_row(hello: TlsClientHello | TlsServerHello, capture_names: Sequence[str
         _tls_version(hello.version),
         f"0x{hello.cipher_suite:04x}",
         "",
+        "",
+        _quic_version(hello.quic_version),
         "",
     )
 

@@ -2,7 +2,9 @@
 
 Built once, so report.json, report.html and junit.xml cannot disagree about a verdict, a
 link or a count. Findings' flow ids and packet references become paths inside the report
-directory here (`evidence/flows.csv#L12`: flow N is line N+1).
+directory here (`evidence/flows.csv#L12`: flow N is line N+1), each finding with packets gets
+its Wireshark display filter (display_filter.py), and the coverage statement (decision 11)
+its JSON section and sentences (coverage_statement.py).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from typing import Any
 
 from conformance.decode.tls import suite_name, version_name
 from conformance.digest import FileDigest
-from conformance.judge.model import ControlResult, Finding, Severity
-from conformance.observe.model import CaptureSummary, Flow, Observations
-from conformance.report.model import ControlInfo, ReportRun, SourceReport
+from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.observe.coverage import coverage_of
+from conformance.observe.records import CaptureSummary, Flow, Observations
+from conformance.report.coverage_statement import Statement, coverage_section, coverage_statements
+from conformance.report.display_filter import FilterContext, display_filter, filter_context
+from conformance.report.interface import ControlInfo, ReportRun, SourceReport
+from conformance.report.links import EVIDENCE_DIR, flow_link
 from conformance.report.tables import FLOW_COLUMNS, flow_row
 from conformance.report.text import iso_utc
 from conformance.verdict import Verdict, overall
 from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
 from conformance.waivers import Waiver, WaiverOutcome
 
-EVIDENCE_DIR = "evidence"
-FLOWS_CSV = f"{EVIDENCE_DIR}/flows.csv"
 WAIVERS_PATH = f"{EVIDENCE_DIR}/{WAIVERS_NAME}"
 # Flows the findings cite are rendered in report.html (one row each, with what names them);
 # findings are capped per control, so this bound is reached only by many controls at once.
@@ -145,6 +149,9 @@ class ReportView:
     cited_flows: tuple[CitedFlow, ...] = ()  # every flow a finding cites, by flow id
     evidence_logs: Mapping[str, str] = field(default_factory=dict)  # log kind -> evidence/ path
     source_report: SourceReport | None = None  # `rejudge`: the report judged again
+    # decision 11: report.json's `coverage` object and its sentences (None: no observations)
+    coverage: Mapping[str, Any] | None = None
+    coverage_statements: tuple[Statement, ...] = ()
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -154,11 +161,6 @@ class ReportView:
         if not firsts or not lasts:
             return None
         return min(firsts), max(lasts)
-
-
-def flow_link(flow_id: int) -> str:
-    """Where flow N is: line N+1 of flows.csv (the header is line 1)."""
-    return f"{FLOWS_CSV}#L{flow_id + 1}"
 
 
 def waiver_mark(waiver: Waiver) -> WaiverMark:
@@ -178,6 +180,7 @@ def _finding(
     capture_paths: Sequence[str | None],
     evidence_names: frozenset[str],
     waiver: Waiver | None = None,
+    filters: FilterContext | None = None,
 ) -> FindingView:
     links: list[str] = []
     if finding.flow_id is not None:
@@ -198,8 +201,6 @@ def _finding(
         index = finding.packets.capture
         capture = capture_paths[index] if 0 <= index < len(capture_paths) else None
         packets = PacketsView(capture, index, finding.packets.packets)
-    # `display_filter` is a later field of Finding (interface.md "Report additions").
-    display_filter = getattr(finding, "display_filter", None)
     return FindingView(
         severity=finding.severity,
         summary=finding.summary,
@@ -209,7 +210,7 @@ def _finding(
         packets=packets,
         facts=facts,
         waiver=waiver_mark(waiver) if waiver is not None else None,
-        display_filter=display_filter if isinstance(display_filter, str) else None,
+        display_filter=display_filter(finding, filters) if filters is not None else None,
     )
 
 
@@ -219,10 +220,11 @@ def _control(
     capture_paths: Sequence[str | None],
     evidence_names: frozenset[str],
     waivers: WaiverOutcome | None,
+    filters: FilterContext | None = None,
 ) -> ControlView:
     marks = waivers.marks if waivers is not None else {}
     findings = tuple(
-        _finding(f, capture_paths, evidence_names, marks.get((result.control_id, i)))
+        _finding(f, capture_paths, evidence_names, marks.get((result.control_id, i)), filters)
         for i, f in enumerate(result.findings)
     )
     return ControlView(
@@ -331,12 +333,17 @@ def build_view(
     `capture_paths[i]` is where capture i of the observations sits in the report (or None).
     """
     evidence_names = frozenset(f.path for f in evidence)
+    cited = (f.flow_id for r in run.results for f in r.findings if f.flow_id is not None)
+    filters = filter_context(run.observations, cited)
     controls = tuple(
-        _control(r, lookup(r.control_id), capture_paths, evidence_names, run.waivers)
+        _control(r, lookup(r.control_id), capture_paths, evidence_names, run.waivers, filters)
         for r in run.results
     )
     counts = {v: sum(1 for c in controls if c.verdict is v) for v in Verdict}
     observations = run.observations
+    coverage = run.coverage
+    if coverage is None and observations is not None:
+        coverage = coverage_of(observations)  # no profile: no target share, no minimum
     captures: tuple[CaptureView, ...] = ()
     notes = list(run.notes)
     if run.waivers is not None:
@@ -371,4 +378,8 @@ def build_view(
             kind: f"{EVIDENCE_DIR}/{name}" for kind, name in sorted(run.evidence_logs.items())
         },
         source_report=run.source_report,
+        coverage=coverage_section(coverage, capture_paths) if coverage is not None else None,
+        coverage_statements=(
+            coverage_statements(coverage, capture_paths) if coverage is not None else ()
+        ),
     )

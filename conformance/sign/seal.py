@@ -1,7 +1,7 @@
 """Seal a report directory: the DSSE envelope (Ed25519) around an in-toto Statement v1 that
 names every file with its SHA-256, and the recognition of a directory this harness sealed.
 
-The report layer writes the files and asks a `Sealer` (conformance.report.model) for the
+The report layer writes the files and asks a `Sealer` (conformance.report.interface) for the
 envelope bytes; it never touches a key.
 """
 

@@ -10,7 +10,7 @@ import pytest
 
 from conformance.cli import main
 from conformance.evidence.report_copy import REGENERATED
-from conformance.report.model import GENERATED_EVIDENCE
+from conformance.report.interface import GENERATED_EVIDENCE
 from conformance.sign.verify import verify_report
 
 

@@ -17,10 +17,10 @@ from typing import Any
 from conformance.evidence.interface import Collected, SecretInputs
 from conformance.evidence.pcap import PcapSource
 from conformance.judge import telemetry
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.evidence import KEPT_LOGS, Observed, observe_evidence
 from conformance.observe.json_logs import JsonLines
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS

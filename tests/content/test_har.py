@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conformance.content.coverage import TlsFlow
+from conformance.content.decryption_coverage import TlsFlow
 from conformance.content.har import HarError, entry_records, match, read_har
 
 T0 = 1_700_000_000.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.content.prefilter import subset, wanted_flows
-from conformance.decode.capture import open_capture
+from conformance.decode.capture_file import open_capture
 from conformance.observe.builder import observe_captures
 from tests.tls_sessions import SessionFactory, plaintext, write_sessions
 

@@ -20,7 +20,7 @@ from conformance.decode.dns import (
 )
 from conformance.decode.ech import EchConfig
 from conformance.decode.errors import DecodeError
-from conformance.observe.model import DnsAnswer
+from conformance.observe.records import DnsAnswer
 
 A, NS, CNAME, PTR, TXT, AAAA = 1, 2, 5, 12, 16, 28
 

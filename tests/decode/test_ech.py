@@ -15,7 +15,7 @@ from conformance.decode.dns import SvcbRecord, parse_dns, parse_svcb_rdata
 from conformance.decode.ech import EchConfig, classify_ech, parse_ech_config_list
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import ClientHelloInfo, EchExtension
-from conformance.observe.model import EchKind
+from conformance.observe.records import EchKind
 
 PUBLIC = "public.example.com"  # the client-facing server's public_name
 OTHER_PUBLIC = "ech.example.net"

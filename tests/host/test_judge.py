@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conformance.host.collect import build_facts
-from conformance.host.model import CommandRecord, HostFacts, HostOptions
+from conformance.host.facts import CommandRecord, HostFacts, HostOptions
 from conformance.judge import host
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict

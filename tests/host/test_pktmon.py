@@ -19,8 +19,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from conformance.evidence.host import HostSource
-from conformance.host.capture import pktmon_commands
 from conformance.host.pktmon import PktmonCapture, parse_events_lost, powershell
+from conformance.host.remote_capture import pktmon_commands
 from conformance.judge import air_gapped
 from conformance.observe.builder import observe_captures
 from conformance.observe.evidence import observe_evidence

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.host.model import HostOptions
+from conformance.host.facts import HostOptions
 from conformance.host.sshconfig import run_ssh_config
 
 

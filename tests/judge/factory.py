@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from conformance.observe.model import (
+from conformance.observe.records import (
     Anomaly,
     CaptureSummary,
     DnsAnswer,

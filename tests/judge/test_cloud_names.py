@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.judge.air_gapped import cloud_names
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.verdict import Verdict
 from tests.defects import (
     AD,

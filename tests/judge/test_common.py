@@ -16,8 +16,8 @@ from conformance.judge.common import (
     is_scope_limited,
     reverse_address,
 )
-from conformance.judge.model import Severity
-from conformance.observe.model import InitiatorBasis
+from conformance.judge.result import Severity
+from conformance.observe.records import InitiatorBasis
 from tests.defects import OUTSIDE, TARGET, defect_profile
 from tests.judge.factory import Scenario
 

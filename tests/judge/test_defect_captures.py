@@ -9,7 +9,7 @@ import pytest
 from scapy.packet import Packet
 
 from conformance.judge import air_gapped
-from conformance.judge.model import ControlResult, Severity
+from conformance.judge.result import ControlResult, Severity
 from conformance.observe.builder import observe_captures
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict

@@ -15,10 +15,10 @@ import pytest
 
 from conformance.evidence.interface import ENDPOINT_SCAN
 from conformance.judge.endpoint import endpoints
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.lab.certs import LabCA
 from conformance.lab.endpoint_scan import scan
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import load_profile
 from conformance.verdict import Verdict
 from tests.observed import observe_logs

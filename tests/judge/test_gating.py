@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
 
 from conformance.judge import air_gapped
 from conformance.judge.common import MAX_FINDINGS
-from conformance.judge.model import ControlResult, Severity
-from conformance.observe.model import CaptureSummary, Observations
+from conformance.judge.result import ControlResult, Severity
+from conformance.observe.records import CaptureSummary, Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests.defects import (
@@ -24,6 +25,7 @@ from tests.defects import (
     defect_profile,
 )
 from tests.judge.factory import (
+    T0,
     Scenario,
     capture,
     dropping_capture,
@@ -172,3 +174,66 @@ def test_findings_are_capped_with_a_counting_finding() -> None:
     assert last.severity is Severity.VIOLATION
     assert last.summary.startswith("20 more findings not listed (20 violation)")
     assert result.facts["outside_flows"] == MAX_FINDINGS + 20
+
+
+# --- decision 11: observation.minimum_window --------------------------------------------
+
+WINDOW = dataclasses.replace(PROFILE, minimum_window_seconds=3600.0)
+
+
+@each_control
+def test_window_under_the_minimum_makes_a_clean_capture_inconclusive(
+    control_id: str, judge: JudgeFn, defect: Callable[[Scenario], None]
+) -> None:
+    result = judge(clean().observations(capture(last_time=T0 + 600)), WINDOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.reason == (
+        "the captures cover 10 min, less than the profile's minimum window of 1 h"
+        " (observation.minimum_window): absence is not proven"
+    )
+    assert result.facts["incomplete"] == [result.reason]  # a waiver cannot pass it either
+
+
+@each_control
+def test_window_under_the_minimum_still_fails_on_a_leak(
+    control_id: str, judge: JudgeFn, defect: Callable[[Scenario], None]
+) -> None:
+    s = clean()
+    defect(s)
+    result = judge(s.observations(capture(last_time=T0 + 600)), WINDOW)
+    assert result.verdict is Verdict.FAIL
+    assert "less than the profile's minimum window of 1 h" in result.reason
+
+
+@each_control
+def test_window_reaching_the_minimum_passes(
+    control_id: str, judge: JudgeFn, defect: Callable[[Scenario], None]
+) -> None:
+    result = judge(clean().observations(capture(last_time=T0 + 3600)), WINDOW)
+    assert result.verdict is Verdict.PASS
+
+
+@each_control
+def test_short_window_without_a_minimum_is_no_gap(
+    control_id: str, judge: JudgeFn, defect: Callable[[Scenario], None]
+) -> None:
+    """Without observation.minimum_window a short window only warns (in the coverage)."""
+    result = judge(clean().observations(capture(last_time=T0 + 60)), PROFILE)
+    assert result.verdict is Verdict.PASS
+
+
+def test_window_is_the_time_the_captures_cover_not_the_span_between_them() -> None:
+    # two 40-minute files a day apart cover 80 minutes, not a day
+    first = capture(path="/caps/a.pcapng", last_time=T0 + 2400)
+    second = capture(path="/caps/b.pcapng", first_time=T0 + 86400, last_time=T0 + 88800)
+    result = air_gapped.egress(clean().observations(first, second), WINDOW)
+    assert result.verdict is Verdict.PASS
+    two_hours = dataclasses.replace(PROFILE, minimum_window_seconds=7200.0)
+    result = air_gapped.egress(clean().observations(first, second), two_hours)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.reason.startswith("the captures cover 1 h 20 min, less than")
+
+
+def test_window_just_under_the_minimum_says_so_in_seconds() -> None:
+    result = air_gapped.egress(clean().observations(capture(last_time=T0 + 3599.6)), WINDOW)
+    assert result.reason.startswith("the captures cover 3599.6 s, less than")

@@ -11,9 +11,9 @@ from scapy.layers.inet import TCP
 from scapy.packet import Packet, Raw
 
 from conformance.judge import hybrid
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict

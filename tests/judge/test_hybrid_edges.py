@@ -10,7 +10,7 @@ from scapy.layers.inet import TCP
 from scapy.packet import Packet, Raw
 
 from conformance.judge import hybrid
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.verdict import Verdict
 from tests import defects
 from tests.defects import TARGET

@@ -10,7 +10,7 @@ import pytest
 
 from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG
 from conformance.judge.impostor import IMPOSTOR_KINDS, impostor
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.profile import load_profile
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict

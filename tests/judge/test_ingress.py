@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from conformance.judge.air_gapped import ingress
-from conformance.judge.model import Severity
-from conformance.observe.model import InitiatorBasis
+from conformance.judge.result import Severity
+from conformance.observe.records import InitiatorBasis
 from conformance.verdict import Verdict
 from tests.defects import (
     ADMIN,

@@ -1,8 +1,8 @@
 """Names must agree with addresses (decision 8), QUIC endpoints, ECH (decision 9), DNS repeats
 and answers seen first: HY-DEST, HY-TLS, PX-ONLY and PX-CONNECT on Observations built here.
 
-QUIC and ECH decoding are wired into the observers separately; these tests set
-`TlsClientHello.quic_version` and `.ech` directly, as the observers will.
+These tests set `TlsClientHello.quic_version` and `.ech` directly, as the observers do;
+tests/judge/test_quic_ech_captures.py judges the same rules on captures the observers read.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conformance.judge import air_gapped, hybrid, proxy
-from conformance.judge.model import ControlResult, Severity
-from conformance.observe.model import (
+from conformance.judge.result import ControlResult, Severity
+from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
+from conformance.observe.records import (
     DnsQuery,
     EchKind,
     Flow,
@@ -24,7 +25,6 @@ from conformance.observe.model import (
     TlsClientHello,
     TlsServerHello,
 )
-from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 from conformance.profile_model import (
     Cloud,
     CloudEndpoint,

@@ -9,8 +9,8 @@ from pathlib import Path
 from scapy.packet import Packet
 
 from conformance.judge import air_gapped, hybrid, proxy
-from conformance.judge.model import Severity
-from conformance.observe.model import InitiatorBasis
+from conformance.judge.result import Severity
+from conformance.observe.records import InitiatorBasis
 from conformance.verdict import Verdict
 from tests import defects
 from tests import proxy_captures as pc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.judge.air_gapped import onprem
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.verdict import Verdict
 from tests.defects import (
     AD,

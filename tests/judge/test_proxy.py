@@ -15,10 +15,10 @@ from scapy.packet import Packet
 from conformance.content.logs import load_content
 from conformance.evidence.interface import DECRYPTED_REQUESTS
 from conformance.judge import proxy
-from conformance.judge.model import Severity
+from conformance.judge.result import Severity
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
 from conformance.observe.proxy_log import ProxyLog, read_access_log
+from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 from tests import proxy_captures as pc
 from tests.defects import write_pcap

@@ -13,9 +13,9 @@ import pytest
 
 from conformance.content.messages import ContentEvidence
 from conformance.judge import telemetry as judges
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.json_logs import JsonLines
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile_model import Profile
 from conformance.verdict import Verdict
 from tests.content.beats import beat, cloud_record, content, request

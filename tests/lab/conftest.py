@@ -17,7 +17,7 @@ from conformance.lab import LabRun, run_lab
 from conformance.lab.netns import NETNS_ETC, STATE_DIR, existing_namespaces
 from conformance.lab.topology import PREFIX
 from conformance.observe.evidence import observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile import parse_profile
 from conformance.profile_model import Profile
 

@@ -18,12 +18,12 @@ import pytest
 from conformance.evidence.host import HostSource
 from conformance.evidence.interface import HOST_FACTS
 from conformance.evidence.lab import LabSource
-from conformance.host.model import HostFacts
+from conformance.host.facts import HostFacts
 from conformance.judge import air_gapped, host
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.builder import observe_captures
 from conformance.observe.evidence import load_facts, observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile_model import HostSettings, Profile
 from conformance.progress import NULL_PROGRESS
 from conformance.verdict import Verdict

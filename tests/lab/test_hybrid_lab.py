@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance.judge import hybrid
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.verdict import Verdict
 from tests.lab.conftest import SCENARIOS, Scenario
 

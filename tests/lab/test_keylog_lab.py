@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance.content.coverage import coverage_problems
+from conformance.content.decryption_coverage import coverage_problems
 from conformance.content.messages import ContentEvidence
 from conformance.evidence.interface import CLOUD_REQUESTS, DECRYPTED_REQUESTS, TLS_DECRYPTED
 from conformance.evidence.lab import LabSource
 from conformance.judge import telemetry
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.observe.evidence import Observed, observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.profile_model import Profile
 from conformance.progress import NULL_PROGRESS
 from tests.lab.conftest import lab_profile, leftovers

@@ -17,7 +17,7 @@ from conformance.catalog import load_catalog
 from conformance.evidence.interface import DECRYPTED_REQUESTS, Collected
 from conformance.evidence.lab import collected_from
 from conformance.judge import proxy, telemetry
-from conformance.judge.model import ControlResult
+from conformance.judge.result import ControlResult
 from conformance.lab import LabRun, run_lab
 from conformance.observe.evidence import observe_evidence
 from conformance.profile_model import Profile

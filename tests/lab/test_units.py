@@ -14,11 +14,11 @@ from scapy.utils import wrpcapng
 
 from conformance.errors import ProfileError
 from conformance.evidence.interface import PROBE_LOG
-from conformance.judge.model import ControlResult, Severity
 from conformance.judge.perimeter import perimeter
+from conformance.judge.result import ControlResult, Severity
 from conformance.lab import list_faults
-from conformance.lab.capture import PacketCounter
 from conformance.lab.certs import LabCA
+from conformance.lab.dumpcap import PacketCounter
 from conformance.lab.options import lab_options
 from conformance.lab.perimeter import ruleset
 from conformance.lab.stimuli import lab_stimuli

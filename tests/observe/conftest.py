@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
 from tests.observe.frames import timed
 
@@ -51,6 +51,11 @@ def facts(obs: Observations) -> object:
             c.not_understood,
             c.payload_not_understood,
             c.link_addresses,
+            c.silences,
+            c.silence_count,
+            c.silence_seconds,
+            c.backward_steps,
+            c.backward_count,
         )
         for c in obs.captures
     ]

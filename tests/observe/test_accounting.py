@@ -21,7 +21,7 @@ from scapy.layers.ppp import PPP, PPP_LCP, PPPoE, PPPoED
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from conformance.observe.model import Flow, Observations
+from conformance.observe.records import Flow, Observations
 from tests.observe.conftest import Observe
 from tests.observe.frames import CLIENT, CLIENT6, MAC_A, MAC_B, SERVER, SERVER6, eth, tcp, udp
 

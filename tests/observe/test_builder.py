@@ -22,7 +22,7 @@ from scapy.packet import Raw
 
 from conformance.errors import CaptureError
 from conformance.observe.builder import observe_captures
-from conformance.observe.model import InitiatorBasis
+from conformance.observe.records import InitiatorBasis
 from tests.capture_files import (
     INBOUND,
     LINKTYPE_ETHERNET,

@@ -22,7 +22,7 @@ from conformance.evidence.interface import (
 from conformance.judge import telemetry
 from conformance.judge.telemetry import content_notes
 from conformance.observe.evidence import observe_evidence
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 from tests.capture_files import write_pcap
 from tests.content.beats import request

@@ -8,7 +8,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, IPv6
 
 from conformance.decode.community_id import community_id
-from conformance.observe.model import InitiatorBasis, Observations, PayloadKind
+from conformance.observe.records import InitiatorBasis, Observations, PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import (
     CLIENT,

@@ -7,7 +7,7 @@ import struct
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 
-from conformance.observe.model import PayloadKind
+from conformance.observe.records import PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import (
     CLIENT,

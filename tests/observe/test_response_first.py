@@ -10,7 +10,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 
 from conformance.observe.direction import udp_response_first
-from conformance.observe.model import InitiatorBasis, PayloadKind
+from conformance.observe.records import InitiatorBasis, PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import CLIENT, eth
 

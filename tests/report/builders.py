@@ -15,8 +15,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.digest import sha256_file
-from conformance.judge.model import ControlResult, Finding, PacketRef, Severity
-from conformance.observe.model import (
+from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
+from conformance.observe.records import (
     Anomaly,
     CaptureSummary,
     DnsAnswer,
@@ -32,7 +32,7 @@ from conformance.observe.model import (
     TlsServerHello,
 )
 from conformance.report.assemble import write_report
-from conformance.report.model import ReportRun, ReportSummary
+from conformance.report.interface import ReportRun, ReportSummary
 from conformance.sign.keys import generate_key, load_private_key
 from conformance.sign.seal import Ed25519Sealer
 from conformance.verdict import Verdict

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -76,31 +75,43 @@ def test_prints_without_scripts(written: SignedReport) -> None:
     assert "@media print" in page and "<script" not in page
 
 
-def test_display_filter_is_shown_when_a_finding_has_one(tmp_path: Path) -> None:
-    view = view_of(tmp_path)
-    egress = view.controls[0]
-    finding = dataclasses.replace(
-        egress.findings[0], display_filter="ip.addr==198.51.100.7 && tcp.port==443"
+def test_display_filter_is_shown_with_the_packets_and_their_file(tmp_path: Path) -> None:
+    page, _ = page_of(view_of(tmp_path))
+    flat = " ".join(page.split())
+    assert (
+        'packets 20, 21, 22 in <a class="ev" href="evidence/capture-0.pcapng">'
+        "<code>evidence/capture-0.pcapng</code></a>"
+        "<br><span class='small muted'>Wireshark/tshark display filter for that file:</span>"
+        " <code class='filter'>frame.number in {20..22} &amp;&amp; ((ip.addr#1 == 192.0.2.10"
+        " &amp;&amp; ip.addr#1 == 198.51.100.7) || (icmp &amp;&amp; ip.addr#2 == 192.0.2.10"
+        " &amp;&amp; ip.addr#2 == 198.51.100.7)) &amp;&amp; ((tcp.port#1 == 50002 &amp;&amp;"
+        " tcp.port#1 == 443) || ip.flags.mf#1 == 1 || ip.frag_offset#1 &gt; 0)</code>" in flat
     )
-    control = dataclasses.replace(egress, findings=(finding, *egress.findings[1:]))
-    page, _ = page_of(dataclasses.replace(view, controls=(control, *view.controls[1:])))
-    assert "display filter: <code>ip.addr==198.51.100.7 &amp;&amp; tcp.port==443</code>" in page
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class WithCoverage(ReportView):
-    coverage: Mapping[str, object] | None = None
-
-
-def test_coverage_slot_sits_right_below_the_verdict(tmp_path: Path) -> None:
-    view = view_of(tmp_path)
-    fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
-    covered = WithCoverage(**fields, coverage={"window": "60 s, under the 1 h minimum"})
-    page, _ = page_of(covered)
-    assert "What this window could not see" in page
+def test_coverage_sits_right_below_the_verdict_with_linked_sentences(tmp_path: Path) -> None:
+    page, _ = page_of(view_of(tmp_path))
     assert page.index("</header>") < page.index('id="coverage"') < page.index('id="summary"')
-    plain, _ = page_of(view)
-    assert 'id="coverage"' not in plain
+    start = page.index('id="coverage"')
+    block = " ".join(page[start : page.index("</section>", start)].split())
+    assert "What this window could not see" in block
+    # the 60-second window of builders.observations_for, without a profile minimum
+    assert (
+        "The captures cover only 1 min (from 2023-11-14 22:13:20 UTC to 2023-11-14 22:14:20"
+        " UTC), under 1 h: anything the installation does less often" in block
+    )
+    assert (
+        "1 frame could not be read at all: bad IPv4 header length &lt;5&gt;: 1, e.g. packet 33."
+        ' <span class=\'small muted\'>(<a class="ev" href="evidence/capture-0.pcapng">'
+        "<code>capture-0.pcapng</code></a>)</span>" in block
+    )
+    assert "nightly update check" in block.split("</li>")[0]  # warnings first
+
+
+def test_no_observations_no_coverage_block(tmp_path: Path) -> None:
+    view = dataclasses.replace(view_of(tmp_path), coverage=None, coverage_statements=())
+    page, _ = page_of(view)
+    assert 'id="coverage"' not in page
 
 
 @pytest.mark.parametrize("regression", [True, False])

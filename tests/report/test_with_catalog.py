@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conformance.catalog import load_catalog
 from conformance.report.assemble import write_report
-from conformance.report.model import ControlInfo
+from conformance.report.interface import ControlInfo
 from conformance.sign.keys import generate_key, load_private_key
 from conformance.sign.seal import Ed25519Sealer
 from conformance.sign.verify import verify_report

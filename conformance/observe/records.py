@@ -17,7 +17,7 @@ from conformance.content.messages import ContentEvidence
 from conformance.decode.classify import PayloadKind
 from conformance.decode.dns import DnsAnswer
 from conformance.decode.ech import EchKind
-from conformance.host.model import HostFacts
+from conformance.host.facts import HostFacts
 from conformance.observe.json_logs import JsonDocument, JsonLines
 from conformance.observe.proxy_log import ProxyLog
 
@@ -169,6 +169,7 @@ class TlsServerHello:
     flow_id: int
     version: int  # negotiated: supported_versions extension if present (TLS 1.3), else legacy
     cipher_suite: int
+    quic_version: int | None = None  # QUIC version of the Initial that carried it; None: TCP
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +264,28 @@ class LinkAddress:
     addresses: tuple[IPAddress, ...]
 
 
+# Decision 11: silences and backward time steps between consecutive packets of a capture.
+# Counts are exact; only the largest MAX_TIME_STEPS of each kind are kept.
+MAX_TIME_STEPS = 10
+# A minute with no packet at all is worth a look: a UC server's link carries keepalives,
+# registrations and time sync more often than that, so a longer silence is either a quiet
+# segment or a capture that paused (the report tells them apart by the capture's rate).
+SILENCE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimeStep:
+    """Two consecutive packets of a capture (file order) whose times are far apart.
+
+    `seconds` > 0: a silence of at least SILENCE_SECONDS; < 0: time went backwards.
+    """
+
+    before: int  # packet number of the earlier packet in the file
+    after: int  # before + 1
+    time: float  # the earlier packet's time
+    seconds: float  # the later packet's time minus the earlier one's
+
+
 @dataclass(frozen=True, slots=True)
 class CaptureSummary:
     """One capture file and everything that limits what it can prove."""
@@ -295,6 +318,13 @@ class CaptureSummary:
     payload_not_understood: tuple[NotUnderstood, ...] = ()
     link_addresses: tuple[LinkAddress, ...] = ()  # MACs learned from frames that carried IP
     link_addresses_complete: bool = True  # False: MAX_LINK_ADDRESSES was reached
+    # Decision 11: silences >= SILENCE_SECONDS and backward steps between consecutive
+    # packets, the largest MAX_TIME_STEPS of each (largest first), with exact counts.
+    silences: tuple[TimeStep, ...] = ()
+    silence_count: int = 0
+    silence_seconds: float = 0.0  # their total
+    backward_steps: tuple[TimeStep, ...] = ()
+    backward_count: int = 0
 
     @property
     def complete(self) -> bool:

@@ -1,6 +1,6 @@
 """Capture files: open one by its format and stream its packet records to one per-packet step.
 
-`open_capture` checks the file header and returns the reader of its format
+`open_capture` (decode/capture_file.py) checks the file header and returns the reader of its format
 (decode/pcap_reader.py, decode/pcapng_reader.py). Every reader walks its records in
 large chunks with `struct.unpack_from` on offsets (no slicing per packet) and calls one
 step per packet, `step(time, buffer, offset, captured, original, link type, direction,
@@ -17,15 +17,12 @@ reader stops at the last whole record and says where in `truncated_detail`.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, ClassVar
 
-from conformance.decode import read_ahead
 from conformance.decode.read_ahead import OnBytes, ReadAhead
-from conformance.errors import CaptureError
 
 # No link layer or offload segment comes near this; a longer record or block length
 # is a corrupt length field, and reading on would only misinterpret the rest.
@@ -220,54 +217,3 @@ class CaptureReader:
             if self._on_chunk is not None:
                 self._on_chunk()
         return chunk
-
-
-def open_capture(
-    path: Path | str,
-    on_chunk: Callable[[], None] | None = None,
-    on_bytes: OnBytes | None = None,
-) -> CaptureReader:
-    """Open `path` and check its header; the reader of its format.
-
-    `on_chunk` is called after each chunk the decoder takes (progress). `on_bytes`, if
-    given, is shown every byte of the file, in order, as it is read and hashed (the
-    report's copy); the reader's `complete` says whether it saw the whole file.
-    Raises CaptureError for a file that cannot be read as a capture at all.
-    """
-    from conformance.decode.pcap_reader import PcapReader
-    from conformance.decode.pcapng_reader import PcapngReader
-
-    where = Path(path)
-    try:
-        file = where.open("rb", buffering=0)
-    except FileNotFoundError:
-        raise CaptureError(where, "no such file") from None
-    except IsADirectoryError:
-        raise CaptureError(where, "is a directory, not a capture file") from None
-    except OSError as err:
-        raise CaptureError(where, f"cannot be read: {err.strerror or err}") from None
-    try:
-        try:
-            size = where.stat().st_size
-            head = file.read(max(read_ahead.CHUNK_BYTES, HEAD_MIN_BYTES))
-        except OSError as err:
-            raise CaptureError(where, f"cannot be read: {err.strerror or err}") from None
-        if not head:
-            raise CaptureError(where, "empty file")
-        if len(head) < 4:
-            raise CaptureError(where, "not a pcap or pcapng file (shorter than any header)")
-        le_magic, be_magic = struct.unpack_from("<I", head)[0], struct.unpack_from(">I", head)[0]
-        reader: CaptureReader
-        if le_magic == PCAPNG_MAGIC:
-            reader = PcapngReader(where, file, head, on_chunk, on_bytes)
-        elif le_magic in PCAP_MAGICS:
-            reader = PcapReader(where, file, head, le_magic, "<", on_chunk, on_bytes)
-        elif be_magic in PCAP_MAGICS:
-            reader = PcapReader(where, file, head, be_magic, ">", on_chunk, on_bytes)
-        else:
-            raise CaptureError(where, f"not a pcap or pcapng file (starts with 0x{head[:4].hex()})")
-    except BaseException:
-        file.close()
-        raise
-    reader.file_size = size
-    return reader

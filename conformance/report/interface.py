@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.digest import FileDigest, unsafe_name_reason
-from conformance.judge.model import ControlResult
-from conformance.observe.model import Observations
+from conformance.judge.result import ControlResult
+from conformance.observe.coverage import Coverage
+from conformance.observe.records import Observations
 from conformance.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ class ReportRun:
     # findings they cover, and the waiver file's bytes, copied to evidence/waivers.yaml.
     waivers: WaiverOutcome | None = None
     baseline: BaselineCompare | None = None
+    # decision 11: what the window could not see, for the profile's target and minimum window
+    # (judge.common.coverage_for); None: the report computes it from `observations` alone
+    coverage: Coverage | None = None
 
     def __post_init__(self) -> None:
         for label, moment in (("started", self.started), ("finished", self.finished)):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from conformance.content.messages import ContentEvidence
-from conformance.observe.model import Flow, Observations, PayloadKind, TlsClientHello
+from conformance.observe.records import Flow, Observations, PayloadKind, TlsClientHello
 from conformance.profile_model import Profile
 
 SHOWN_GAPS: Final = 3  # connections named in a problem; the evidence file lists them all

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conformance.host.model import HostOptions
+from conformance.host.facts import HostOptions
 
 _DROPPED = re.compile(r"^(\d+) packets? dropped by kernel", re.MULTILINE)
 _CAPTURED = re.compile(r"^(\d+) packets? captured", re.MULTILINE)

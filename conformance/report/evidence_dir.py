@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import CaptureError
-from conformance.observe.model import Observations
+from conformance.observe.records import Observations
+from conformance.report.interface import ReportRun
 from conformance.report.json_report import json_bytes, jsonable
 from conformance.report.ledger import ReportLedger
-from conformance.report.model import ReportRun
+from conformance.report.links import EVIDENCE_DIR
 from conformance.report.tables import write_dns, write_flows, write_http, write_names, write_tls
-from conformance.report.view import EVIDENCE_DIR
 from conformance.waivers import EVIDENCE_NAME as WAIVERS_NAME
 
 if TYPE_CHECKING:

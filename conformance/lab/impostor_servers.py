@@ -1,6 +1,6 @@
 """HY-CERT impostors: TLS servers with certificates the target must refuse (docs/hybrid.md).
 
-Run as `python -m conformance.lab.impostor CONFIG` in the lab's internet namespace. One
+Run as `python -m conformance.lab.impostor_servers CONFIG` in the lab's internet namespace. One
 listener per certificate kind; every connection becomes one JSON line of the log: the kind,
 the peer, whether the TLS handshake completed, and how many bytes of application data arrived
 after it (decision 3: the criterion is application data, measured here; a completed

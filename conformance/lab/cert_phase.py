@@ -1,6 +1,6 @@
 """The HY-CERT phase of a hybrid lab run: impostors answer the target's cloud connection.
 
-After the judged window, impostor TLS servers (conformance.lab.impostor) start in the
+After the judged window, impostor TLS servers (conformance.lab.impostor_servers) start in the
 internet namespace, one address per certificate kind, and a DNAT rule in the router sends the
 target's connections for api.imagicle.com:443 to each in turn while the admin workstation asks
 the target for a licence refresh. The phase has its own capture (evidence beside the judged
@@ -23,9 +23,9 @@ from typing import Final
 
 from conformance.evidence.interface import IMPOSTOR_CAPTURE, IMPOSTOR_LOG
 from conformance.lab import topology as topo
-from conformance.lab.capture import Capture
 from conformance.lab.certs import IMPOSTOR_CERTS, LabCA
-from conformance.lab.impostor import READ_SECONDS
+from conformance.lab.dumpcap import Capture
+from conformance.lab.impostor_servers import READ_SECONDS
 from conformance.lab.netns import LabState, in_netns, run
 from conformance.lab.services import Evidence
 
@@ -115,7 +115,7 @@ def run_impostor_phase(
     try:
         proc = state.spawn(
             "impostors",
-            in_netns(ns.internet, python_argv("conformance.lab.impostor", str(conf))),
+            in_netns(ns.internet, python_argv("conformance.lab.impostor_servers", str(conf))),
             stdout=out,
             stderr=out,
         )

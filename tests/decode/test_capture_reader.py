@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conformance.decode import read_ahead
-from conformance.decode.capture import (
+from conformance.decode.capture_file import open_capture
+from conformance.decode.capture_reader import (
     LINKTYPE_UNDEFINED_INTERFACE,
     CaptureReader,
     PacketRecord,
-    open_capture,
 )
 from conformance.errors import CaptureError
 from tests.capture_files import (

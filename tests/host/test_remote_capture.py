@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conformance.evidence.host import HostSource
-from conformance.host.capture import (
+from conformance.host.facts import HostOptions
+from conformance.host.remote_capture import (
     decode_fetch_chunk,
     parse_etl2pcap,
     parse_tcpdump_stats,
@@ -22,7 +23,6 @@ from conformance.host.capture import (
     ssh_argv,
     tcpdump_command,
 )
-from conformance.host.model import HostOptions
 from conformance.observe.evidence import observe_evidence
 from conformance.profile import load_profile
 from conformance.profile_model import Profile

@@ -1,7 +1,7 @@
 """Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
 
 The harness is pure Python and always works as such; two extension modules make the
-decoder's per-packet work about five times faster (docs/speed.md):
+decoder's per-packet work several times faster (figures: benchmarks/README.md):
 
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
     conformance/observe/_step.pyx  the observers' per-packet step

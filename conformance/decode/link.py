@@ -7,7 +7,11 @@ systems write into files unchanged.
 
 from __future__ import annotations
 
-from conformance.decode.capture import DIRECTION_INBOUND, DIRECTION_OUTBOUND, DIRECTION_UNKNOWN
+from conformance.decode.capture_reader import (
+    DIRECTION_INBOUND,
+    DIRECTION_OUTBOUND,
+    DIRECTION_UNKNOWN,
+)
 from conformance.decode.errors import DecodeError
 
 LINKTYPE_NULL = 0  # BSD loopback: 4-byte address family in the writer's byte order

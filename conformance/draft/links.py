@@ -2,7 +2,7 @@
 
 `Observations` hold flows, not frames; whether a destination is on the target's segment or
 behind a router is only in the frames' MAC addresses. This pass reads every frame once, with
-the same decoders as the observers (decode/capture.py, link.py, ip.py), and keeps, per IP
+the same decoders as the observers (decode/capture_reader.py, link.py, ip.py), and keeps, per IP
 address, the source MACs of the frames it sent and the destination MACs of the frames sent
 to it, plus the bindings ARP (RFC 826) and IPv6 neighbour discovery (RFC 4861) announce.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
 from conformance.decode.errors import DecodeError
 from conformance.decode.ip import IPPROTO_ICMPV6, decode_ip
 from conformance.decode.link import (
@@ -77,7 +77,7 @@ def read_links(paths: Sequence[Path]) -> LinkFacts:
     """Read every frame of every capture once and collect the MAC facts."""
     collector = _Collector()
     for path in paths:
-        with CaptureReader(path) as reader:
+        with open_capture(path) as reader:
             for record in reader.packets():
                 collector.frame(record[1], record[2], record[2] + record[3], record[5])
     return collector.facts()

@@ -1,6 +1,6 @@
 """Build `Observations` from capture files: the entry point of the observe layer.
 
-Each file is read once, streaming, in constant memory per packet (decode/capture.py,
+Each file is read once, streaming, in constant memory per packet (decode/capture_reader.py,
 observe/ingest.py); what is kept grows with flows and names, never with packets.
 Flow ids are numbered across all files in the order the files are given, then by
 each flow's first packet.
@@ -47,9 +47,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
+from conformance.decode.read_ahead import OnBytes
 from conformance.decode.tls import EchExtension
 from conformance.observe.ech_kinds import classify_hellos
 from conformance.observe.flows import Addresses, FlowCounts
@@ -79,9 +80,10 @@ READ_SWITCH_INTERVAL_S = 0.0005
 
 
 class EvidenceCopies(Protocol):
-    """Where the decoder writes evidence copies of the captures it reads (report.prestage)."""
+    """Who copies the captures while the decoder reads them (report.prestage): shown every
+    byte as it is read and hashed, then told the file's SHA-256 and whether it saw it all."""
 
-    def open(self, source: Path) -> BinaryIO | None: ...
+    def copier(self, source: Path) -> OnBytes | None: ...
 
     def done(self, source: Path, sha256: str, complete: bool) -> None: ...
 
@@ -117,7 +119,7 @@ def observe_captures(
     the capture's summary instead.
     """
     for path in paths:
-        CaptureReader(path).close()
+        open_capture(path).close()
     out = _Collected()
     address = Addresses()
     with _collector_paused(), _quick_thread_switches():
@@ -181,14 +183,14 @@ def _observe_one(
             reported = reader.packets_read
             progress.advance(reader.bytes_read, f"{reported} packets, {len(ingest.table)} flows")
 
-    tee = copies.open(path) if copies is not None else None
+    copier = copies.copier(path) if copies is not None else None
     complete = False
     sha256 = ""
     try:
-        with CaptureReader(path, report, tee) as reader:
+        with open_capture(path, report, copier) as reader:
             progress.start(f"reading {path.name}", reader.file_size)
             try:
-                ingest.run_reader(reader)
+                ingest.run(reader)
                 ingest.finish()
             finally:
                 progress.advance(
@@ -196,9 +198,9 @@ def _observe_one(
                 )
                 progress.finish()
             sha256 = reader.sha256
-            complete = reader.tee_complete
+            complete = reader.complete
     finally:
-        if copies is not None and tee is not None:
+        if copies is not None and copier is not None:
             copies.done(path, sha256, complete)
     flows, ids, counts = ingest.table.finish(len(out.flows) + 1, address)
     inspector = ingest.inspector

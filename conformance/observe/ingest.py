@@ -1,7 +1,10 @@
-"""The per-packet loop: link and network headers to flow-table entries, fast.
+"""The per-packet step: link and network headers to flow-table entries, fast.
+
+Every reader (pcap, pcapng: decode/capture_reader.py) calls the one step `CaptureIngest.step`
+for each packet record, whatever the format or block it came from.
 
 Most packets of a UC capture are RTP over UDP over IPv4 over Ethernet. For those the
-loop reads the Ethernet type and the IPv4 fields it needs with one `unpack_from`,
+step reads the Ethernet type and the IPv4 fields it needs with one `unpack_from`,
 uses the 12 bytes of addresses and ports (IPv4 bytes 12..24, with the UDP/TCP ports
 right behind) as the direction key, and updates the entry in place. IPv6 without
 extension headers takes the same road with a 36-byte key. Everything else (VLAN
@@ -17,9 +20,9 @@ backward steps, decision 11) with one chained comparison.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 
-from conformance.decode.capture import EPB_BLOCK_TYPE, EPB_HEADER_BYTES, CaptureReader, PacketRecord
+from conformance.decode import compiled
+from conformance.decode.capture_reader import CaptureReader, PacketStep
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
 from conformance.observe.accounting import MAX_SENDERS, Accounting
@@ -52,6 +55,7 @@ _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
 # ends exactly at the segment's end carries no data; anything else is shown to the payload
 # inspector while it still wants payloads, which checks the offset (payloads.py).
 _PLAIN_TCP_HEADER = 32
+_COMPILED = compiled.load("conformance.observe._step")
 
 
 class CaptureIngest:
@@ -69,6 +73,10 @@ class CaptureIngest:
         self._slow = self.walker.frame
         self.timeline = Timeline()
         self.packets = 0
+        # The compiled twin of the step when it is built (decode.compiled), else this module's.
+        self.step: PacketStep = (
+            _COMPILED.FastStep(self) if _COMPILED is not None else self._make_step()
+        )
 
     @property
     def fragments(self) -> int:
@@ -89,20 +97,16 @@ class CaptureIngest:
         self.walker.finish()
         self.inspector.finish()
 
-    def run_reader(self, reader: CaptureReader) -> None:
-        """Consume every packet of an open capture."""
-        if reader.format == "pcapng":
-            self._run_pcapng(reader)
-        else:
-            self.run(reader.packets())
+    def run(self, reader: CaptureReader) -> None:
+        """Consume every packet of an open capture, whatever its format."""
+        try:
+            reader.walk(self.step)
+        finally:
+            self.packets = reader.packets_read
 
-    def _run_pcapng(self, reader: CaptureReader) -> None:  # noqa: C901, PLR0912, PLR0915 (hot loop)
-        """`run` fused with the pcapng block walk (see PcapngScan): the same steps, inline.
-
-        Most packets of a UC capture are whole Ethernet frames in option-less EPBs of one
-        interface; for those this loop is the whole decoder. Anything else goes through
-        `reader.pcapng_step` and the general per-record path, as in `run`. Keep the
-        IPv4 UDP/TCP steps below identical to those of `run`.
+    def _make_step(self) -> PacketStep:  # noqa: C901, PLR0915 (builds the hot loop's closure)
+        """The per-packet step every reader calls (the hot loop: Ethernet, IPv4 without
+        options, UDP/TCP inline; IPv6 UDP/TCP in `_ipv6`; everything else to the general path).
         """
         tcp = self.table.tables[IPPROTO_TCP]
         udp = self.table.tables[IPPROTO_UDP]
@@ -111,153 +115,9 @@ class CaptureIngest:
         inspect = self.inspector.inspect
         slow = self._slow
         fast6 = self._ipv6
-        record_one = self._record
         unpack = _ETH_IPV4.unpack_from
         samples = SAMPLE_PACKETS_PER_FLOW
-        ethernet, frag_mask, ipv4, ipv6, epb_type = (
-            LINKTYPE_ETHERNET,
-            _FRAG_MASK,
-            ETHERTYPE_IPV4,
-            ETHERTYPE_IPV6,
-            EPB_BLOCK_TYPE,
-        )
-        proto_udp, proto_tcp = IPPROTO_UDP, IPPROTO_TCP
-        header, eth_len, l4_at = EPB_HEADER_BYTES, _ETH, _IPV4_FAST_L4
-        plain = 20 + _PLAIN_TCP_HEADER
-        min_cap = _IPV4_FAST_L4 + _UDP_HEADER
-        tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
-        scan = reader.pcapng_scan()
-        step = reader.pcapng_step
-        timeline = self.timeline
-        time_step, silence = timeline.step, SILENCE_SECONDS
-        low, high = timeline.low, timeline.high
-        n = self.packets
-        base_n = n - scan.packets  # packets of earlier captures fed to this ingest
-        try:
-            while not scan.done:
-                buf, pos = scan.buf, scan.pos
-                n = base_n + scan.packets
-                ts = scan.time
-                if scan.linktype == ethernet:
-                    end = len(buf) - header
-                    epb = scan.epb
-                    cur_if, cur_hi, base_ts, scale = (
-                        scan.iface,
-                        scan.hi,
-                        scan.base_ts,
-                        scan.scale_lo,
-                    )
-                    while pos <= end:
-                        btype, blen, iface, hi, lo, cap, orig = epb(buf, pos)
-                        nxt = pos + blen
-                        # whole, no options (padding + trailing length < 8), one interface
-                        # and hour, not snap-truncated: anything else takes the general step
-                        if (
-                            btype != epb_type
-                            or not 3 < blen - header - cap < 8
-                            or blen & 3
-                            or nxt > end + header
-                            or iface != cur_if
-                            or hi != cur_hi
-                            or cap != orig
-                        ):
-                            break
-                        n += 1
-                        ts = base_ts + lo * scale
-                        if not low <= ts <= high:
-                            time_step(low, ts, n)
-                        low = ts
-                        high = ts + silence
-                        off = pos + header
-                        pos = nxt
-                        if cap < min_cap:
-                            slow(ts, buf, off, cap, ethernet, 0, n)
-                            continue
-                        et, vihl, tot, frag, proto = unpack(buf, off)
-                        if et != ipv4 or vihl != 0x45 or frag & frag_mask:
-                            if et == ipv6:
-                                fast6(ts, buf, off, cap, ethernet, 0, n)
-                            else:
-                                slow(ts, buf, off, cap, ethernet, 0, n)
-                            continue
-                        if proto == proto_udp and tot >= 28:  # IPv4 + UDP headers
-                            key = buf[off + 26 : off + 38]  # src, dst, sport, dport
-                            e = udp.get(key)
-                            if e is None:
-                                e = new_direction(
-                                    udp, proto_udp, key, ts, n, buf[off + 6 : off + 12]
-                                )
-                            count = e[0] + 1
-                            e[0] = count  # PKTS
-                            e[1] += tot  # BYTES
-                            e[3] = ts  # T_LAST
-                            e[5] = n  # N_LAST
-                            if count <= samples:
-                                e[7].append(n)  # SAMPLES
-                            if e[8]:  # WANT
-                                stop = min(off + eth_len + tot, off + cap)
-                                inspect(e, proto_udp, key, buf, off + l4_at, stop, ts, n)
-                        elif proto == proto_tcp and tot >= 40 and cap >= tcp_cap:
-                            key = buf[off + 26 : off + 38]
-                            flags = buf[off + 47]
-                            e = tcp.get(key)
-                            if e is None:
-                                e = new_direction(
-                                    tcp, proto_tcp, key, ts, n, buf[off + 6 : off + 12]
-                                )
-                            if flags & 2 and not flags & 16:  # SYN: maybe a new connection
-                                e = syn(key, e, ts, n, buf[off + 38 : off + 42])
-                            count = e[0] + 1
-                            e[0] = count
-                            e[1] += tot
-                            e[3] = ts
-                            e[5] = n
-                            e[6] |= flags  # TCP_FLAGS
-                            if count <= samples:
-                                e[7].append(n)
-                            if flags & 6:  # SYN or RST
-                                tcp_control(e, flags)
-                            # WANT, and data (or a data offset that may lie) behind the header
-                            if e[8] and (tot != 20 + ((buf[off + 46] >> 4) << 2) or tot > plain):
-                                stop = min(off + eth_len + tot, off + cap)
-                                inspect(e, proto_tcp, key, buf, off + l4_at, stop, ts, n)
-                        else:
-                            slow(ts, buf, off, cap, ethernet, 0, n)
-                scan.pos = pos
-                scan.packets = n - base_n
-                scan.time = ts
-                step(scan)
-                record = scan.record
-                if record is not None:
-                    n = base_n + scan.packets
-                    ts = record[0]
-                    if not low <= ts <= high:
-                        time_step(low, ts, n)
-                    low = ts
-                    high = ts + silence
-                    record_one(record, n)
-        finally:
-            reader.pcapng_finish(scan)
-            self.packets = base_n + scan.packets
-            timeline.low, timeline.high = low, high
-
-    def _record(self, record: PacketRecord, n: int) -> None:
-        """One packet record the scan did not take inline (the general path)."""
-        ts, buf, off, cap, _orig, lt, dirf = record
-        self._slow(ts, buf, off, cap, lt, dirf, n)
-
-    def run(self, records: Iterable[PacketRecord]) -> None:  # noqa: C901, PLR0912, PLR0915 (hot loop)
-        """Consume every record (the hot loop: Ethernet, IPv4 without options, UDP/TCP)."""
-        tcp = self.table.tables[IPPROTO_TCP]
-        udp = self.table.tables[IPPROTO_UDP]
-        new_direction = self.table.new_direction
-        syn = self.table.syn
-        inspect = self.inspector.inspect
-        slow = self._slow
-        fast6 = self._ipv6
-        unpack = _ETH_IPV4.unpack_from
-        samples = SAMPLE_PACKETS_PER_FLOW
-        # Constants as locals: LOAD_FAST beats a global lookup in a loop this hot.
+        # Constants as cell variables: LOAD_DEREF beats a global lookup in a step this hot.
         ethernet, frag_mask, ipv4, ipv6 = (
             LINKTYPE_ETHERNET,
             _FRAG_MASK,
@@ -265,76 +125,79 @@ class CaptureIngest:
             ETHERTYPE_IPV6,
         )
         proto_udp, proto_tcp = IPPROTO_UDP, IPPROTO_TCP
+        eth_len, l4_at = _ETH, _IPV4_FAST_L4
         min_cap = _IPV4_FAST_L4 + _UDP_HEADER  # Ethernet, IPv4, UDP header
         tcp_cap = _IPV4_FAST_L4 + _TCP_FLAGS_END
         plain = 20 + _PLAIN_TCP_HEADER
         timeline = self.timeline
         time_step, silence = timeline.step, SILENCE_SECONDS
+        # The bounds for the next packet's time live in the closure (one chained comparison
+        # per packet); the timeline's are only their starting values.
         low, high = timeline.low, timeline.high
-        n = self.packets
-        try:
-            for ts, buf, off, cap, _orig, lt, dirf in records:
-                n += 1
-                if not low <= ts <= high:
-                    time_step(low, ts, n)
-                low = ts
-                high = ts + silence
-                if lt != ethernet or cap < min_cap:
-                    slow(ts, buf, off, cap, lt, dirf, n)
-                    continue
-                et, vihl, tot, frag, proto = unpack(buf, off)
-                if et != ipv4 or vihl != 0x45 or frag & frag_mask:
-                    if et == ipv6:
-                        fast6(ts, buf, off, cap, lt, dirf, n)
-                    else:
-                        slow(ts, buf, off, cap, lt, dirf, n)
-                    continue
-                if proto == proto_udp and tot >= 28:  # IPv4 + UDP headers
-                    key = buf[off + 26 : off + 38]  # src, dst, sport, dport
-                    e = udp.get(key)
-                    if e is None:
-                        e = new_direction(udp, proto_udp, key, ts, n, buf[off + 6 : off + 12])
-                    count = e[0] + 1
-                    e[0] = count  # PKTS
-                    e[1] += tot  # BYTES
-                    e[3] = ts  # T_LAST
-                    e[5] = n  # N_LAST
-                    if count <= samples:
-                        e[7].append(n)  # SAMPLES
-                    if dirf:
-                        e[11] |= dirf  # DIRS
-                    if e[8]:  # WANT
-                        end = min(off + _ETH + tot, off + cap)
-                        inspect(e, proto_udp, key, buf, off + _IPV4_FAST_L4, end, ts, n)
-                elif proto == proto_tcp and tot >= 40 and cap >= tcp_cap:
-                    key = buf[off + 26 : off + 38]
-                    flags = buf[off + 47]
-                    e = tcp.get(key)
-                    if e is None:
-                        e = new_direction(tcp, proto_tcp, key, ts, n, buf[off + 6 : off + 12])
-                    if flags & 2 and not flags & 16:  # SYN: maybe a new connection
-                        e = syn(key, e, ts, n, buf[off + 38 : off + 42])
-                    count = e[0] + 1
-                    e[0] = count
-                    e[1] += tot
-                    e[3] = ts
-                    e[5] = n
-                    e[6] |= flags  # TCP_FLAGS
-                    if count <= samples:
-                        e[7].append(n)
-                    if flags & 6:  # SYN or RST
-                        tcp_control(e, flags)
-                    if dirf:
-                        e[11] |= dirf
-                    # WANT, and data (or a data offset that may lie) behind the header
-                    if e[8] and (tot != 20 + ((buf[off + 46] >> 4) << 2) or tot > plain):
-                        end = min(off + _ETH + tot, off + cap)
-                        inspect(e, proto_tcp, key, buf, off + _IPV4_FAST_L4, end, ts, n)
+
+        def step(  # noqa: C901, PLR0912 (the per-packet hot loop: inlined on purpose)
+            ts: float, buf: bytes, off: int, cap: int, orig: int, lt: int, dirf: int, n: int
+        ) -> None:
+            nonlocal low, high
+            if not low <= ts <= high:
+                time_step(low, ts, n)
+            low = ts
+            high = ts + silence
+            if lt != ethernet or cap < min_cap:
+                slow(ts, buf, off, cap, lt, dirf, n)
+                return
+            et, vihl, tot, frag, proto = unpack(buf, off)
+            if et != ipv4 or vihl != 0x45 or frag & frag_mask:
+                if et == ipv6:
+                    fast6(ts, buf, off, cap, lt, dirf, n)
                 else:
                     slow(ts, buf, off, cap, lt, dirf, n)
-        finally:
-            self.packets = n
-            timeline.low, timeline.high = low, high
+                return
+            if proto == proto_udp and tot >= 28:  # IPv4 + UDP headers
+                key = buf[off + 26 : off + 38]  # src, dst, sport, dport
+                e = udp.get(key)
+                if e is None:
+                    e = new_direction(udp, proto_udp, key, ts, n, buf[off + 6 : off + 12])
+                count = e[0] + 1
+                e[0] = count  # PKTS
+                e[1] += tot  # BYTES
+                e[3] = ts  # T_LAST
+                e[5] = n  # N_LAST
+                if count <= samples:
+                    e[7].append(n)  # SAMPLES
+                if dirf:
+                    e[11] |= dirf  # DIRS
+                if e[8]:  # WANT
+                    end = min(off + eth_len + tot, off + cap)
+                    inspect(e, proto_udp, key, buf, off + l4_at, end, ts, n)
+            elif proto == proto_tcp and tot >= 40 and cap >= tcp_cap:
+                key = buf[off + 26 : off + 38]
+                flags = buf[off + 47]
+                e = tcp.get(key)
+                if e is None:
+                    e = new_direction(tcp, proto_tcp, key, ts, n, buf[off + 6 : off + 12])
+                if flags & 2 and not flags & 16:  # SYN: maybe a new connection
+                    e = syn(key, e, ts, n, buf[off + 38 : off + 42])
+                count = e[0] + 1
+                e[0] = count
+                e[1] += tot
+                e[3] = ts
+                e[5] = n
+                e[6] |= flags  # TCP_FLAGS
+                if count <= samples:
+                    e[7].append(n)
+                if flags & 6:  # SYN or RST
+                    tcp_control(e, flags)
+                if dirf:
+                    e[11] |= dirf
+                # WANT, and data (or a data offset that may lie) behind the header
+                if e[8] and (tot != 20 + ((buf[off + 46] >> 4) << 2) or tot > plain):
+                    end = min(off + eth_len + tot, off + cap)
+                    inspect(e, proto_tcp, key, buf, off + l4_at, end, ts, n)
+            else:
+                slow(ts, buf, off, cap, lt, dirf, n)
+
+        return step
 
     # -- the general path -----------------------------------------------------------------
 

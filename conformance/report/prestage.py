@@ -8,20 +8,20 @@ thread decodes. File I/O and SHA-256 release the GIL, so on two cores the copy i
 free. The report still compares each copy's hash with the one the decoder computed, so a
 file that changed meanwhile is refused exactly as before.
 
-Captures the decoder reads anyway are better copied by the decoder itself (`start(...,
-teed=True)`): its read-ahead thread writes each chunk it hashed into the copy (`open`), so
-the file is read once, hashed once, and the copy is exactly the bytes that were judged.
-A teed copy the decoder did not finish (`done(..., complete=False)`) is dropped and the
-report copies the file itself.
+Captures the decoder reads anyway are better copied from what it reads (`start(...,
+teed=True)`): the reader shows every chunk it hashed to a copier (`copier`), which writes it
+into the copy, so the file is read once, hashed once, and the copy is exactly the bytes
+that were judged. A teed copy the reader did not show in full (`done(..., complete=False)`)
+or that could not be written (a full disk) is dropped and the report copies the file
+itself.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 from conformance.digest import copy_hashed
 
@@ -35,15 +35,15 @@ class Prestage:
         self._pool: ThreadPoolExecutor | None = None
         self._jobs: dict[Path, Future[tuple[Path, str, int]]] = {}
         self._tees: dict[Path, Path] = {}  # source -> staged copy the decoder writes
-        self._open: dict[Path, BinaryIO] = {}
+        self._open: dict[Path, _TeedCopy] = {}
         self._teed: dict[Path, tuple[Path, str, int]] = {}
 
     def start(self, sources: Sequence[Path], *, teed: bool = False) -> None:
         """Begin copying `sources` into the staging directory.
 
         Without `teed`, a worker thread copies them (in order, one at a time). With it,
-        nothing is copied here: the decoder writes each copy while it reads the file
-        (`open` / `done`).
+        nothing is copied here: each copy is written from what the decoder reads (`copier`
+        / `done`).
         """
         if not sources:
             return
@@ -62,29 +62,31 @@ class Prestage:
             destination = self._dir / f"{index}.copy"
             self._jobs[source.resolve()] = self._pool.submit(_copy, source, destination)
 
-    def open(self, source: Path) -> BinaryIO | None:
-        """A new file for the decoder to write `source`'s copy into, or None (not staged)."""
+    def copier(self, source: Path) -> Callable[[bytes], None] | None:
+        """Where the reader of `source` shows each chunk it read, in order; None if not staged.
+
+        The copier writes the chunk into the staged copy. It never raises: a write that
+        fails (a full disk) leaves the copy incomplete, and `done` drops it.
+        """
         key = source.resolve()
         destination = self._tees.pop(key, None)
         if destination is None:
             return None
-        handle = destination.open("xb", buffering=0)
-        self._open[key] = handle
-        return handle
+        copy = self._open[key] = _TeedCopy(destination)
+        return copy.write
 
     def done(self, source: Path, sha256: str, complete: bool) -> None:
-        """The decoder finished `source`: keep its copy (SHA-256 of every byte) if complete."""
+        """The reader finished `source`: keep its copy (SHA-256 of every byte) if `complete`
+        (the reader showed every byte) and every chunk was written."""
         key = source.resolve()
-        handle = self._open.pop(key, None)
-        if handle is None:
+        copy = self._open.pop(key, None)
+        if copy is None:
             return
-        destination = Path(str(handle.name))
-        size = handle.tell()
-        handle.close()
-        if complete:
-            self._teed[key] = (destination, sha256, size)
+        copy.close()
+        if complete and copy.error is None:
+            self._teed[key] = (copy.destination, sha256, copy.size)
         else:
-            destination.unlink(missing_ok=True)
+            copy.destination.unlink(missing_ok=True)
 
     def take(self, source: Path) -> tuple[Path, str, int] | None:
         """The staged copy of `source` (path, SHA-256, size), or None: copy it again then."""
@@ -105,14 +107,40 @@ class Prestage:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._jobs.clear()
-        for handle in self._open.values():
-            handle.close()
+        for copy in self._open.values():
+            copy.close()
         self._open.clear()
         self._tees.clear()
         self._teed.clear()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+class _TeedCopy:
+    """A staged copy written chunk by chunk from what the decoder reads."""
+
+    def __init__(self, destination: Path) -> None:
+        self.destination = destination
+        self.size = 0
+        self.error: OSError | None = None
+        self._handle = destination.open("xb", buffering=0)
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` (on the reader's thread); a failure is kept, never raised."""
+        if self.error is not None:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:
+                written = self._handle.write(view)
+                view = view[written or 0 :]
+            self.size += len(chunk)
+        except OSError as exc:  # e.g. disk full: the report copies the file itself
+            self.error = exc
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _copy(source: Path, destination: Path) -> tuple[Path, str, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.content.prefilter import subset, wanted_flows
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
 from conformance.observe.builder import observe_captures
 from tests.tls_sessions import SessionFactory, plaintext, write_sessions
 
@@ -28,10 +28,10 @@ def test_only_the_wanted_connection_is_kept_and_numbers_map_back(tmp_path: Path)
     (flow,) = wanted
     assert cut.frames == tuple(range(flow.first_packet, flow.last_packet + 1))
     assert cut.original(1) == flow.first_packet
-    with CaptureReader(cut.path) as reader:
+    with open_capture(cut.path) as reader:
         kept = list(reader.packets())
     assert len(kept) == flow.packets_out + flow.packets_in
-    with CaptureReader(capture) as reader:
+    with open_capture(capture) as reader:
         times = [record[0] for record in reader.packets()]
     assert [record[0] for record in kept] == [times[n - 1] for n in cut.frames]
 

@@ -1,24 +1,45 @@
 """Helpers shared by the observe tests: write frames to a capture and observe it.
 
-Every capture is observed twice, written as pcap and as pcapng: the pcapng reader has a
-fused fast path (decode.capture.PcapngScan + observe.ingest) that must see exactly what
-the general record path sees, and every observe test checks that on its own frames.
+Every capture is observed twice, written as pcap and as pcapng: both readers call the one
+per-packet step (observe.ingest), which must conclude the same from either, and every
+observe test checks that on its own frames. Where the compiled walks and step are built
+(conformance.decode.compiled), each file is observed once more on the pure-Python code,
+which must conclude the same again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from conformance.decode import pcap_reader, pcapng_reader
+from conformance.observe import ingest
 from conformance.observe.builder import observe_captures
 from conformance.observe.records import Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
 from tests.observe.frames import timed
 
 Observe = Callable[..., Observations]
+
+# The compiled walks and step are loaded (built in place or installed, and not switched off).
+COMPILED = ingest._COMPILED is not None
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """The pure-Python record walks and per-packet step, even where compiled ones are loaded."""
+    saved = (ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs)
+    ingest._COMPILED = None
+    pcap_reader._run = pcap_reader._python_run
+    pcapng_reader._epbs = pcapng_reader._python_epbs
+    try:
+        yield
+    finally:
+        ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs = saved
 
 
 def _comparable(value: object) -> object:
@@ -98,6 +119,10 @@ def observe(tmp_path: Path) -> Observe:
         ]
         ng = write_pcapng(tmp_path / f"capture-{index}.pcapng", records, [Interface(linktype)])
         assert facts(observe_captures([ng])) == facts(obs), "pcapng and pcap disagree"
+        if COMPILED:
+            with pure_python():
+                for pure in (observe_captures([path]), observe_captures([ng])):
+                    assert facts(pure) == facts(obs), "compiled and pure-Python code disagree"
         assert_every_frame_accounted(obs)
         return obs
 

@@ -331,10 +331,10 @@ class RecordingProgress:
 def test_progress_reports_bytes_and_packets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conformance.decode import capture
+    from conformance.decode import read_ahead
     from conformance.observe import builder
 
-    monkeypatch.setattr(capture, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(builder, "PROGRESS_EVERY", 50)
     path = write_pcap(tmp_path / "p.pcap", timed([udp(sport=40000 + i % 7) for i in range(400)]))
     progress = RecordingProgress()

@@ -15,7 +15,7 @@ from tests.observe.frames import udp
 def test_reading_captures_never_imports_scapy() -> None:
     code = (
         "import sys\n"
-        "import conformance.observe.builder, conformance.decode.capture\n"
+        "import conformance.observe.builder, conformance.decode.capture_file\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'scapy')\n"
         "assert not loaded, loaded\n"
     )

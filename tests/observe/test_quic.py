@@ -178,7 +178,11 @@ def test_other_udp_is_not_quic(observe: Observe) -> None:
 
 def _ingest(packets: list[bytes]) -> CaptureIngest:
     ingest = CaptureIngest(0)
-    ingest.run((t, f, 0, len(f), len(f), 1, 0) for t, f in timed(packets))
+    n = 0
+    for t, f in timed(packets):
+        n += 1
+        ingest.step(t, f, 0, len(f), len(f), 1, 0, n)
+    ingest.packets = n
     return ingest
 
 

@@ -42,15 +42,17 @@ def test_a_vanished_source_falls_back_to_the_reports_own_copy(tmp_path: Path) ->
     stage.close()
 
 
-def test_a_teed_copy_written_by_the_decoder_is_taken_when_complete(tmp_path: Path) -> None:
+def test_a_copy_written_from_what_the_decoder_read_is_taken_when_complete(tmp_path: Path) -> None:
     source = tmp_path / "c.pcapng"
     source.write_bytes(b"z" * 5000)
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
-    handle = stage.open(source)
-    assert handle is not None
-    assert stage.open(source) is None  # one copy per source
-    handle.write(source.read_bytes())
+    copier = stage.copier(source)
+    assert copier is not None
+    assert stage.copier(source) is None  # one copy per source
+    data = source.read_bytes()
+    copier(data[:1000])
+    copier(data[1000:])
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     stage.done(source, digest, complete=True)
     staged = stage.take(source)
@@ -60,15 +62,32 @@ def test_a_teed_copy_written_by_the_decoder_is_taken_when_complete(tmp_path: Pat
     stage.close()
 
 
-def test_an_incomplete_teed_copy_is_dropped(tmp_path: Path) -> None:
+def test_an_incomplete_copy_is_dropped(tmp_path: Path) -> None:
     source = tmp_path / "c.pcapng"
     source.write_bytes(b"z" * 5000)
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
-    handle = stage.open(source)
-    assert handle is not None
-    handle.write(b"z" * 100)
+    copier = stage.copier(source)
+    assert copier is not None
+    copier(b"z" * 100)
     stage.done(source, "", complete=False)
     assert stage.take(source) is None  # the report copies the file itself
     stage.close()
     assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
+
+
+def test_a_copy_that_could_not_be_written_is_dropped(tmp_path: Path) -> None:
+    source = tmp_path / "c.pcapng"
+    source.write_bytes(b"z" * 5000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    copier = stage.copier(source)
+    assert copier is not None
+    copy = stage._open[source.resolve()]
+    copy._handle.close()
+    with Path("/dev/full").open("wb", buffering=0) as full:  # writes fail: ENOSPC
+        copy._handle = full
+        copier(source.read_bytes())  # never raises
+    stage.done(source, hashlib.sha256(source.read_bytes()).hexdigest(), complete=True)
+    assert stage.take(source) is None  # the report copies the file itself
+    stage.close()

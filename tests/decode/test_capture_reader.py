@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.decode import capture
-from conformance.decode.capture import (
+from conformance.decode import read_ahead
+from conformance.decode.capture_file import open_capture
+from conformance.decode.capture_reader import (
     LINKTYPE_UNDEFINED_INTERFACE,
     CaptureReader,
     PacketRecord,
@@ -38,25 +39,36 @@ FRAMES = [bytes([i]) * (20 + i) for i in range(1, 6)]
 
 
 Packets = list[tuple[float, bytes, int, int, int]]
+# Chunk sizes that cut every file header, block header and record somewhere.
+TINY_CHUNKS = (5, 13, 64)
 
 
 def read_all(path: Path) -> tuple[CaptureReader, Packets]:
     """(reader, [(time, frame, original length, link type, direction)]).
 
-    A pcapng file is also walked as the decoder's hot loop walks it (`scan_all`), which
-    must see exactly the same packets and end with the same counters.
+    The file is also walked as the decoder walks it (`walk_all`: one step per packet,
+    numbered), which must see exactly the same packets and end with the same counters;
+    and again in tiny chunks, so that every header, block and record straddles chunks.
     """
     out = []
-    with CaptureReader(path) as reader:
+    with open_capture(path) as reader:
         rec: PacketRecord
         for rec in reader.packets():
             ts, buf, off, cap, orig, lt, direction = rec
             out.append((ts, buf[off : off + cap], orig, lt, direction))
         reader.sha256  # noqa: B018 - finish hashing before the reader closes
-    if reader.format == "pcapng":
-        scanner, scanned = scan_all(path)
-        assert scanned == out
-        assert _counters(scanner) == _counters(reader)
+    walker, walked = walk_all(path)
+    assert walked == out
+    assert _counters(walker) == _counters(reader)
+    default = read_ahead.CHUNK_BYTES
+    for size in TINY_CHUNKS:
+        read_ahead.CHUNK_BYTES = size
+        try:
+            walker, walked = walk_all(path)
+        finally:
+            read_ahead.CHUNK_BYTES = default
+        assert walked == out, size
+        assert _counters(walker) == _counters(reader), size
     return reader, out
 
 
@@ -76,41 +88,21 @@ def _counters(reader: CaptureReader) -> tuple[object, ...]:
     )
 
 
-def scan_all(path: Path) -> tuple[CaptureReader, Packets]:
-    """Walk a pcapng file through PcapngScan, taking plain EPBs inline like observe.ingest."""
+def walk_all(path: Path) -> tuple[CaptureReader, Packets]:
+    """Walk a file with a per-packet step, as observe.ingest does; numbers must run 1, 2, ..."""
     out: Packets = []
-    with CaptureReader(path) as reader:
-        scan = reader.pcapng_scan()
-        try:
-            while not scan.done:
-                buf, pos, n, ts = scan.buf, scan.pos, scan.packets, scan.time
-                end = len(buf) - capture.EPB_HEADER_BYTES
-                while pos <= end:
-                    btype, blen, iface, hi, lo, cap, orig = scan.epb(buf, pos)
-                    nxt = pos + blen
-                    if (
-                        btype != capture.EPB_BLOCK_TYPE
-                        or not 3 < blen - capture.EPB_HEADER_BYTES - cap < 8
-                        or blen & 3
-                        or nxt > len(buf)
-                        or iface != scan.iface
-                        or hi != scan.hi
-                        or cap != orig
-                    ):
-                        break
-                    n += 1
-                    ts = scan.base_ts + lo * scan.scale_lo
-                    off = pos + capture.EPB_HEADER_BYTES
-                    out.append((ts, buf[off : off + cap], orig, scan.linktype, 0))
-                    pos = nxt
-                scan.pos, scan.packets, scan.time = pos, n, ts
-                reader.pcapng_step(scan)
-                if scan.record is not None:
-                    ts, buf, off, cap, orig, lt, direction = scan.record
-                    out.append((ts, buf[off : off + cap], orig, lt, direction))
-        finally:
-            reader.pcapng_finish(scan)
+    numbers: list[int] = []
+
+    def step(
+        ts: float, buf: bytes, off: int, cap: int, orig: int, lt: int, dirf: int, n: int
+    ) -> None:
+        out.append((ts, buf[off : off + cap], orig, lt, dirf))
+        numbers.append(n)
+
+    with open_capture(path) as reader:
+        reader.walk(step)
         reader.sha256  # noqa: B018
+    assert numbers == list(range(1, len(out) + 1))
     return reader, out
 
 
@@ -155,7 +147,7 @@ def test_pcap_snaplen_cut_packets_are_counted(tmp_path: Path) -> None:
 
 
 def test_records_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
     frames = [bytes([i % 251]) * (60 + i % 700) for i in range(300)]
     frames.append(b"J" * 5000)  # one record longer than a whole chunk
     path = write_pcap(tmp_path / "many.pcap", frames)
@@ -202,16 +194,16 @@ def test_unreadable_files_raise_capture_error(tmp_path: Path, content: bytes, pr
     path = tmp_path / "bad.pcap"
     path.write_bytes(content)
     with pytest.raises(CaptureError) as err:
-        CaptureReader(path)
+        open_capture(path)
     assert problem in err.value.problem
     assert err.value.path == str(path)
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="no such file"):
-        CaptureReader(tmp_path / "nope.pcap")
+        open_capture(tmp_path / "nope.pcap")
     with pytest.raises(CaptureError, match="directory"):
-        CaptureReader(tmp_path)
+        open_capture(tmp_path)
 
 
 def test_pcapng_unsupported_version(tmp_path: Path) -> None:
@@ -220,7 +212,7 @@ def test_pcapng_unsupported_version(tmp_path: Path) -> None:
     path = tmp_path / "v2.pcapng"
     path.write_bytes(bytes(data))
     with pytest.raises(CaptureError, match="unsupported pcapng version 2"):
-        CaptureReader(path)
+        open_capture(path)
 
 
 @pytest.mark.parametrize("big_endian", [False, True])
@@ -411,7 +403,7 @@ def test_modified_pcap_records(tmp_path: Path) -> None:
 def test_pcapng_blocks_across_chunk_boundaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_endian: bool
 ) -> None:
-    monkeypatch.setattr(capture, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
     records: list[Epb | Isb] = []
     for i in range(300):
         frame = bytes([i % 251]) * (60 + i % 700)
@@ -431,20 +423,20 @@ def test_pcapng_blocks_across_chunk_boundaries(
 
 
 @pytest.mark.parametrize("name", ["ok.pcapng", "ok.pcap"])
-def test_tee_gets_every_byte_that_was_hashed(tmp_path: Path, name: str) -> None:
+def test_the_subscriber_is_shown_every_byte_that_was_hashed(tmp_path: Path, name: str) -> None:
     frames = [bytes([i % 251]) * (60 + i) for i in range(400)]
     writer = write_pcapng if name.endswith("ng") else write_pcap
     path = writer(tmp_path / name, frames)
-    copy = tmp_path / "copy"
-    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+    shown: list[bytes] = []
+    with open_capture(path, on_bytes=shown.append) as reader:
         assert sum(1 for _ in reader.packets()) == 400
         digest = reader.sha256
-    assert reader.tee_complete
-    assert copy.read_bytes() == path.read_bytes()
+    assert reader.complete
+    assert b"".join(shown) == path.read_bytes()
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_decoder_stopping_early_still_hashes_and_copies_the_whole_file(tmp_path: Path) -> None:
+def test_a_decoder_stopping_early_still_hashes_and_shows_the_whole_file(tmp_path: Path) -> None:
     data = bytearray(
         write_pcapng(tmp_path / "x.pcapng", [FRAMES[0], Isb(0), FRAMES[1]]).read_bytes()
     )
@@ -453,20 +445,21 @@ def test_a_decoder_stopping_early_still_hashes_and_copies_the_whole_file(tmp_pat
     struct.pack_into("<I", data, isb_start + isb_len - 4, isb_len + 4)  # reading stops here
     path = tmp_path / "mismatch.pcapng"
     path.write_bytes(bytes(data))
-    copy = tmp_path / "copy"
-    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+    shown: list[bytes] = []
+    with open_capture(path, on_bytes=shown.append) as reader:
         assert len(list(reader.packets())) == 1
         assert reader.sha256 == hashlib.sha256(bytes(data)).hexdigest()
-    assert reader.truncated and reader.tee_complete
-    assert copy.read_bytes() == bytes(data)
+    assert reader.truncated and reader.complete
+    assert b"".join(shown) == bytes(data)
 
 
-def test_closing_before_the_end_leaves_the_copy_incomplete(
+def test_closing_before_the_end_leaves_the_subscriber_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(capture, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
     path = write_pcapng(tmp_path / "big.pcapng", [bytes(500)] * 200)
-    copy = tmp_path / "copy"
-    with copy.open("xb") as tee, CaptureReader(path, tee=tee) as reader:
+    shown: list[bytes] = []
+    with open_capture(path, on_bytes=shown.append) as reader:
         next(iter(reader.packets()))
-    assert not reader.tee_complete
+    assert not reader.complete
+    assert len(b"".join(shown)) < path.stat().st_size

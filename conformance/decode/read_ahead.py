@@ -1,0 +1,122 @@
+"""Read one file front to back on a thread: hash every byte, show each chunk to a subscriber.
+
+The decoder takes the chunks in order (`next_chunk`). The thread reads them ahead, hashes
+them (SHA-256 of the whole file, `sha256`) and hands each one first to the subscriber, if
+any (`on_bytes`: e.g. the report's copy of the capture, report.prestage), so what the
+subscriber got is exactly the bytes that were hashed and decoded, in the same pass. File
+I/O and SHA-256 release the GIL: on a second core they cost the decoder nothing.
+
+A subscriber is called on the reading thread, in file order, and must not raise (one that
+can fail, such as a copy on a full disk, keeps its own error). `complete` says whether every
+byte of the file was read (and so hashed and shown to the subscriber).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import BinaryIO
+
+# Large enough that read() calls and the reading thread's GIL hand-overs vanish in the
+# per-packet cost, small enough that the few in flight keep memory flat.
+CHUNK_BYTES = 1 << 20
+# Chunks the reading thread may hold ready (read, hashed, shown) for the decoder.
+READ_AHEAD_CHUNKS = 3
+
+OnBytes = Callable[[bytes], None]
+
+
+class ReadAhead:
+    """The chunks of one open file, read, hashed and shown to `on_bytes` ahead of the decoder.
+
+    `head` is what the opener already read from the start of the file (hashed and shown
+    like every other chunk); the thread starts with the first `next_chunk` call.
+    """
+
+    def __init__(self, file: BinaryIO, head: bytes, on_bytes: OnBytes | None = None) -> None:
+        self._file = file
+        self._head = head
+        self._on_bytes = on_bytes
+        self._hash = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | BaseException | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._exhausted = False  # the decoder took the end-of-file marker
+        self._head_taken = False
+        self.complete = False  # every byte read, hashed and shown
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of every byte read (the whole file once `finish` returned with `complete`)."""
+        return self._hash.hexdigest()
+
+    def next_chunk(self) -> bytes | None:
+        """The next chunk of the file, or None at its end. Raises what reading raised."""
+        if not self._head_taken:
+            self._head_taken = True
+            self._start()
+            return self._head
+        if self._chunks is None or self._exhausted:
+            return None
+        item = self._chunks.get()
+        if item is None:
+            self._exhausted = True
+            return None
+        if isinstance(item, BaseException):
+            self._exhausted = True
+            raise item
+        return item
+
+    def finish(self) -> None:
+        """Let the thread read, hash and show the rest of the file, and wait for it."""
+        self._start()
+        self._head_taken = True
+        # An OSError was raised to the decoder already; the hash is of what could be read.
+        with contextlib.suppress(OSError):
+            while self.next_chunk() is not None:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        """Stop the thread where it is (the file stays open: its owner closes it)."""
+        thread, chunks = self._thread, self._chunks
+        if thread is None or chunks is None:
+            return
+        self._stop.set()
+        while thread.is_alive():  # unblock a put() on a full queue
+            with contextlib.suppress(queue.Empty):
+                chunks.get(timeout=0.05)
+        thread.join()
+        self._thread = None
+        self._chunks = None
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._chunks = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+            self._thread = threading.Thread(
+                target=self._run, args=(self._chunks,), name="ucx-read-ahead", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, chunks: queue.Queue[bytes | BaseException | None]) -> None:
+        put, stop, read = chunks.put, self._stop, self._file.read
+        update, show = self._hash.update, self._on_bytes
+        try:
+            update(self._head)
+            if show is not None:
+                show(self._head)
+            while not stop.is_set():
+                chunk = read(CHUNK_BYTES)
+                if not chunk:
+                    self.complete = True
+                    put(None)
+                    return
+                update(chunk)
+                if show is not None:
+                    show(chunk)
+                put(chunk)
+        except BaseException as exc:  # handed to the decoder, which raises it
+            put(exc)

@@ -1,0 +1,244 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled twin of the per-packet step (observe/ingest.py `CaptureIngest._make_step`
+and `CaptureIngest._ipv6`).
+
+The same decisions in the same order, on the same flow-table entries, calling the same
+Python code for everything but the hot path (new directions, SYNs, payload inspection,
+the general path). Every read of the frame stays inside `off + cap`, where the Python step
+relies on slices and `unpack_from` to stay inside the buffer. tests/observe run with and
+without this module and compare both on every capture they build.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint8_t
+
+from conformance.decode._walk cimport CStep
+
+from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
+from conformance.observe import flows
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
+
+# Entry slots and flags, read once from their one definition (observe/flows.py).
+cdef Py_ssize_t PKTS = flows.PKTS
+cdef Py_ssize_t BYTES = flows.BYTES
+cdef Py_ssize_t T_LAST = flows.T_LAST
+cdef Py_ssize_t N_LAST = flows.N_LAST
+cdef Py_ssize_t TCP_FLAGS = flows.TCP_FLAGS
+cdef Py_ssize_t SAMPLES = flows.SAMPLES
+cdef Py_ssize_t WANT = flows.WANT
+cdef Py_ssize_t TCP_OPEN = flows.TCP_OPEN
+cdef Py_ssize_t RSTS = flows.RSTS
+cdef Py_ssize_t DIRS = flows.DIRS
+cdef long SYN_SEEN = flows.SYN_SEEN
+cdef long SYNACK_SEEN = flows.SYNACK_SEEN
+cdef long long SAMPLE_MAX = SAMPLE_PACKETS_PER_FLOW
+cdef int PROTO_UDP = IPPROTO_UDP
+cdef int PROTO_TCP = IPPROTO_TCP
+cdef int ETHERNET = LINKTYPE_ETHERNET
+cdef int IPV4 = ETHERTYPE_IPV4
+cdef int IPV6 = ETHERTYPE_IPV6
+
+cdef enum:
+    _ETH = 14
+    _IPV4_FAST_L4 = 34  # Ethernet + IPv4 without options
+    _IPV6_FAST_L4 = 54  # Ethernet + IPv6 without extension headers
+    _UDP_HEADER = 8
+    _TCP_FLAGS_END = 14
+    _FRAG_MASK = 0x3FFF
+    _PLAIN = 52  # 20 + ingest._PLAIN_TCP_HEADER
+
+
+cdef inline void _tcp_control(list e, long flags):
+    """flows.tcp_control, inline."""
+    if flags & 2:
+        e[TCP_OPEN] = e[TCP_OPEN] | (SYNACK_SEEN if flags & 16 else SYN_SEEN)
+    if flags & 4:
+        e[RSTS] = e[RSTS] + 1
+
+
+cdef class FastStep(CStep):
+    """The per-packet step of one `CaptureIngest`, compiled."""
+
+    cdef dict udp
+    cdef dict tcp
+    cdef dict tables
+    cdef object new_direction
+    cdef object syn
+    cdef object inspect
+    cdef object slow
+    cdef object time_step
+    cdef double low
+    cdef double high
+    cdef double silence
+
+    def __init__(self, ingest):
+        table = ingest.table
+        self.tables = table.tables
+        self.udp = table.tables[IPPROTO_UDP]
+        self.tcp = table.tables[IPPROTO_TCP]
+        self.new_direction = table.new_direction
+        self.syn = table.syn
+        self.inspect = ingest.inspector.inspect
+        self.slow = ingest.walker.frame
+        timeline = ingest.timeline
+        self.time_step = timeline.step
+        self.low = timeline.low
+        self.high = timeline.high
+        self.silence = SILENCE_SECONDS
+
+    cdef int packet(
+        self,
+        double ts,
+        bytes buf,
+        Py_ssize_t off,
+        Py_ssize_t cap,
+        Py_ssize_t orig,
+        int lt,
+        int dirf,
+        long long n,
+    ) except -1:
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf) + off
+        cdef long et, vihl, tot, frag, proto, flags
+        cdef list e
+        cdef PyObject* found
+        cdef long long count
+        cdef Py_ssize_t stop
+        if not self.low <= ts <= self.high:  # timeline.py: a silence or a step back
+            self.time_step(self.low, ts, n)
+        self.low = ts
+        self.high = ts + self.silence
+        if lt != ETHERNET or cap < _IPV4_FAST_L4 + _UDP_HEADER:
+            self.slow(ts, buf, off, cap, lt, dirf, n)
+            return 0
+        et = (f[12] << 8) | f[13]
+        vihl = f[14]
+        tot = (f[16] << 8) | f[17]
+        frag = (f[20] << 8) | f[21]
+        proto = f[23]
+        if et != IPV4 or vihl != 0x45 or frag & _FRAG_MASK:
+            if et == IPV6:
+                return self._ipv6(ts, buf, off, cap, lt, dirf, n)
+            self.slow(ts, buf, off, cap, lt, dirf, n)
+            return 0
+        if proto == PROTO_UDP and tot >= 28:  # IPv4 + UDP headers
+            key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)  # src, dst, ports
+            found = PyDict_GetItem(self.udp, key)
+            if found == NULL:
+                e = self.new_direction(
+                    self.udp, PROTO_UDP, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
+                )
+            else:
+                e = <list>found
+            count = e[PKTS]
+            count += 1
+            e[PKTS] = count
+            e[BYTES] = e[BYTES] + tot
+            e[T_LAST] = ts
+            e[N_LAST] = n
+            if count <= SAMPLE_MAX:
+                e[SAMPLES].append(n)
+            if dirf:
+                e[DIRS] = e[DIRS] | dirf
+            if e[WANT]:
+                stop = off + _ETH + tot
+                if stop > off + cap:
+                    stop = off + cap
+                self.inspect(e, PROTO_UDP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
+        elif proto == PROTO_TCP and tot >= 40 and cap >= _IPV4_FAST_L4 + _TCP_FLAGS_END:
+            key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
+            flags = f[47]
+            found = PyDict_GetItem(self.tcp, key)
+            if found == NULL:
+                e = self.new_direction(
+                    self.tcp, PROTO_TCP, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
+                )
+            else:
+                e = <list>found
+            if flags & 2 and not flags & 16:  # SYN: maybe a new connection
+                e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + 38, 4))
+            count = e[PKTS]
+            count += 1
+            e[PKTS] = count
+            e[BYTES] = e[BYTES] + tot
+            e[T_LAST] = ts
+            e[N_LAST] = n
+            e[TCP_FLAGS] = e[TCP_FLAGS] | flags
+            if count <= SAMPLE_MAX:
+                e[SAMPLES].append(n)
+            if flags & 6:  # SYN or RST
+                _tcp_control(e, flags)
+            if dirf:
+                e[DIRS] = e[DIRS] | dirf
+            # WANT, and data (or a data offset that may lie) behind the header
+            if e[WANT] and (tot != 20 + ((f[46] >> 4) << 2) or tot > _PLAIN):
+                stop = off + _ETH + tot
+                if stop > off + cap:
+                    stop = off + cap
+                self.inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
+        else:
+            self.slow(ts, buf, off, cap, lt, dirf, n)
+        return 0
+
+    cdef int _ipv6(
+        self,
+        double ts,
+        bytes buf,
+        Py_ssize_t off,
+        Py_ssize_t cap,
+        int lt,
+        int dirf,
+        long long n,
+    ) except -1:
+        """CaptureIngest._ipv6: Ethernet + IPv6 straight to UDP/TCP."""
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf) + off
+        cdef long proto = f[20]
+        cdef Py_ssize_t l4 = _IPV6_FAST_L4  # from f
+        cdef long span = (f[18] << 8) | f[19]
+        cdef long flags = 0
+        cdef list e
+        cdef dict table
+        cdef PyObject* found
+        cdef long long count
+        cdef Py_ssize_t stop
+        if f[14] >> 4 != 6 or not (
+            (proto == PROTO_UDP and span >= _UDP_HEADER and l4 + _UDP_HEADER <= cap)
+            or (proto == PROTO_TCP and span >= 20 and l4 + _TCP_FLAGS_END <= cap)
+        ):
+            self.slow(ts, buf, off, cap, lt, dirf, n)
+            return 0
+        key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
+        table = self.tables[proto]
+        found = PyDict_GetItem(table, key)
+        if found == NULL:
+            e = self.new_direction(
+                table, proto, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
+            )
+        else:
+            e = <list>found
+        if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
+            e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))
+        # FlowTable.account's steps, inline (packets arrive in order here)
+        count = e[PKTS]
+        count += 1
+        e[PKTS] = count
+        e[BYTES] = e[BYTES] + (span + 40)
+        e[T_LAST] = ts
+        e[N_LAST] = n
+        if count <= SAMPLE_MAX:
+            e[SAMPLES].append(n)
+        if proto == PROTO_TCP:
+            flags = f[l4 + 13]
+            e[TCP_FLAGS] = e[TCP_FLAGS] | flags
+            if flags & 6:  # SYN or RST
+                _tcp_control(e, flags)
+        if dirf:
+            e[DIRS] = e[DIRS] | dirf
+        if e[WANT]:
+            stop = l4 + span
+            if stop > cap:
+                stop = cap
+            self.inspect(e, proto, key, buf, off + l4, off + stop, ts, n)
+        return 0

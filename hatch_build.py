@@ -1,0 +1,98 @@
+"""Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
+
+The harness is pure Python and always works as such; two extension modules make the
+decoder's per-packet work several times faster (figures: benchmarks/README.md):
+
+    conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
+    conformance/observe/_step.pyx  the observers' per-packet step
+
+They need Cython and a C compiler at build time, which not every machine has, so they are
+built only on request:
+
+    UCX_CONFORMANCE_COMPILE=1 pip wheel --no-build-isolation .   # a platform wheel with them
+    python hatch_build.py                                        # in place, for a checkout
+
+Without the variable, `pip wheel .` / `pip install .` build the pure-Python wheel. The
+hatchling hook below (`[tool.hatch.build.targets.wheel.hooks.custom]` in pyproject.toml)
+does the wheel part. With the variable set, a build that cannot compile fails loudly
+rather than shipping a wheel that silently lacks what was asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+COMPILE_ENV = "UCX_CONFORMANCE_COMPILE"
+# (module, source) of every extension module, relative to the project root.
+EXTENSIONS = (
+    ("conformance.decode._walk", "conformance/decode/_walk.pyx"),
+    ("conformance.observe._step", "conformance/observe/_step.pyx"),
+)
+
+
+def build_extensions(root: Path, out: Path | None) -> list[Path]:
+    """Compile every extension module; into `out` (a package tree), or in place if None.
+
+    Returns the built files, relative to `out` (or `root`).
+    """
+    from Cython.Build import cythonize
+    from setuptools import Distribution, Extension
+
+    here = Path.cwd()
+    os.chdir(root)  # Cython names modules and finds the .pxd files from the package tree
+    try:
+        extensions = cythonize(
+            [Extension(name, [source]) for name, source in EXTENSIONS],
+            compiler_directives={"language_level": 3},
+            quiet=True,
+        )
+        dist = Distribution({"name": "ucx-conformance-speedups", "ext_modules": extensions})
+        build = dist.get_command_obj("build_ext")
+        with tempfile.TemporaryDirectory(prefix="ucx-build-") as temp:
+            build.build_temp = temp
+            if out is None:
+                build.inplace = True
+            else:
+                build.build_lib = str(out)
+            build.ensure_finalized()
+            build.run()
+        built = [Path(build.get_ext_fullpath(name)) for name, _ in EXTENSIONS]
+    finally:
+        os.chdir(here)
+    base = root if out is None else out
+    return [path.resolve().relative_to(base.resolve()) for path in built]
+
+
+class SpeedupsHook(BuildHookInterface):  # type: ignore[type-arg]
+    """Adds the compiled modules to the wheel when UCX_CONFORMANCE_COMPILE=1."""
+
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel" or os.environ.get(COMPILE_ENV, "") in ("", "0"):
+            return
+        out = Path(tempfile.mkdtemp(prefix="ucx-speedups-"))
+        self._out = out
+        for path in build_extensions(Path(self.root), out):
+            build_data["force_include"][str(out / path)] = str(path)
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        out = getattr(self, "_out", None)
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parent
+    for path in build_extensions(root, None):
+        print(f"built {path}")
+    sys.exit(0)

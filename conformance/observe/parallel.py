@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
 from conformance.errors import CaptureError, ConformanceError
 from conformance.observe.builder import EvidenceCopies, observe_captures
 from conformance.observe.merge import merge
@@ -138,7 +138,7 @@ def observe_files(
     found before any worker starts).
     """
     for path in paths:
-        CaptureReader(path).close()
+        open_capture(path).close()
     if executor.in_process:
         where = f"{socket.gethostname()} pid {os.getpid()}"
         parts: Iterator[tuple[Observations, str]] = (

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from conformance.decode.capture import CaptureReader
+from conformance.decode.capture_file import open_capture
 from conformance.digest import CHUNK_BYTES
 from conformance.errors import CaptureError, ConformanceError, ProfileError
 from conformance.observe.parallel import CaptureExecutor, check_executor, executor_for
@@ -501,7 +501,7 @@ def _disk_full_or(exc: OSError, path: Path) -> Exception:
 def _first_packet(path: Path) -> float | None:
     """The time of a capture file's first packet (None: none yet, or not readable yet)."""
     try:
-        with CaptureReader(path) as reader:
+        with open_capture(path) as reader:
             for record in reader.packets():
                 return record[0]
     except (CaptureError, OSError):

@@ -6,6 +6,8 @@ than the record, by their fixed names; a record that is not one is a one-line er
 from __future__ import annotations
 
 import json
+import tempfile
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,16 @@ KEPT = (
 )
 
 
+@cache
+def _capture(pcapng: bool) -> bytes:
+    """A small capture's bytes (built once: the source never reads them)."""
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "c"
+        if pcapng:
+            return write_pcapng(path, clean_onprem_traffic()).read_bytes()
+        return write_pcap(path, tcp_leak()).read_bytes()
+
+
 def rejudge_copy(root: Path, names: tuple[str, ...], logs: object | None) -> Path:
     """The directory `rejudge` hands the run: evidence/ with every name (the tables the
     report wrote among them) and, unless `logs` is None, evidence-logs.json holding `logs`."""
@@ -45,10 +57,8 @@ def rejudge_copy(root: Path, names: tuple[str, ...], logs: object | None) -> Pat
     for name in (*names, *sorted(REPORT_GENERATED)):
         path = evidence / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if name.endswith(".pcapng"):
-            write_pcapng(path, clean_onprem_traffic())
-        elif name.endswith(".pcap"):
-            write_pcap(path, tcp_leak())
+        if name.endswith((".pcap", ".pcapng")):
+            path.write_bytes(_capture(name.endswith(".pcapng")))
         else:
             path.write_text(f"{name}\n")
     if logs is not None:

@@ -25,10 +25,15 @@ def capture_evidence_name(index: int, path: Path) -> str:
 def check_capture_paths(paths: Sequence[Path]) -> None:
     """Fail early, before anything is judged, on a capture path that cannot be read."""
     for path in paths:
-        if not path.exists():
-            raise CaptureError(path, "no such file")
-        if not path.is_file():
-            raise CaptureError(path, "not a regular file")
+        try:
+            if not path.exists():
+                raise CaptureError(path, "no such file")
+            if not path.is_file():
+                raise CaptureError(path, "not a regular file")
+            with path.open("rb"):
+                pass  # a file the user may not read is exit 3 here, not a traceback later
+        except OSError as exc:
+            raise CaptureError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 class PcapSource:

@@ -85,13 +85,21 @@ class ReportEvidenceSource:
         """Evidence name -> log kind: the report's own record, else the fixed names."""
         written = self.directory / LOGS_FILE
         if written.is_file():
-            record = json.loads(written.read_text())
-            recorded = {
-                str(name).removeprefix(f"{EVIDENCE}/"): str(kind) for kind, name in record.items()
-            }
+            recorded = _recorded_logs(written)
             if recorded:
                 return {name: kind for name, kind in recorded.items() if name in names}
         return {name: kind for name, kind in KNOWN_NAMES.items() if name in names}
 
     def close(self) -> None:
         pass  # the copies belong to `rejudge`, which removes them
+
+
+def _recorded_logs(path: Path) -> dict[str, str]:
+    """Evidence name -> log kind as `rejudge` wrote them (CaptureError when it is not that)."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
+        raise CaptureError(path, f"not a log record: {exc}") from None
+    if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
+        raise CaptureError(path, "not a log record: expected an object of kind -> evidence path")
+    return {name.removeprefix(f"{EVIDENCE}/"): kind for kind, name in record.items()}

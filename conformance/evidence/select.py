@@ -14,6 +14,13 @@ def build_source(request: RunOptions) -> EvidenceSource:
     if request.evidence_dir is not None:
         if request.sources > 1:
             raise CaptureError("--ucx-evidence-dir", "judges a report's evidence alone")
+        given = request.faults or request.env or request.volumes or request.keep_secrets
+        if given or request.tls_keylogs or request.content_logs:
+            raise CaptureError(
+                "--ucx-evidence-dir",
+                "a report's evidence is judged as it was kept: no faults, container settings,"
+                " key logs, content logs or --keep-secrets",
+            )
         from conformance.evidence.report_copy import ReportEvidenceSource
 
         return ReportEvidenceSource(request.evidence_dir)

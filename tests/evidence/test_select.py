@@ -150,6 +150,7 @@ _COPY = Path("copy")
 _NONE = "no evidence"
 _ALONE = "judges a report's evidence alone"
 _EXPLAIN = "explain --pcap captures"
+_KEPT = "judged as it was kept"
 _CONFLICTS: dict[str, tuple[str, str, RunOptions]] = {
     "nothing": ("--ucx-pcap", _NONE, RunOptions()),
     "profile-only": ("--ucx-pcap", _NONE, RunOptions(profile=Path("p.yaml"))),
@@ -173,6 +174,27 @@ _CONFLICTS: dict[str, tuple[str, str, RunOptions]] = {
     "copy-and-lab": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, lab=True)),
     "copy-and-image": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, image=IMAGE)),
     "copy-and-host": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, host=HOST)),
+    "copy-with-fault": (
+        "--ucx-evidence-dir",
+        _KEPT,
+        RunOptions(evidence_dir=_COPY, faults=(FAULT,)),
+    ),
+    "copy-with-env": ("--ucx-evidence-dir", _KEPT, RunOptions(evidence_dir=_COPY, env=("A=1",))),
+    "copy-with-keylog": (
+        "--ucx-evidence-dir",
+        _KEPT,
+        RunOptions(evidence_dir=_COPY, tls_keylogs=_KEYS),
+    ),
+    "copy-with-har": (
+        "--ucx-evidence-dir",
+        _KEPT,
+        RunOptions(evidence_dir=_COPY, content_logs=_KEYS),
+    ),
+    "copy-keeping-secrets": (
+        "--ucx-evidence-dir",
+        _KEPT,
+        RunOptions(evidence_dir=_COPY, keep_secrets=True),
+    ),
 }
 
 

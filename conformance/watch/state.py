@@ -45,7 +45,9 @@ class JudgedFile:
     packets: int
     executor: str  # who read it (observe.parallel.Judged)
     worker: str
-    late: str | None = None  # the reported period its packets belong to, if it came too late
+    # the reported period its packets belong to, if it came too late; "ahead": its packets are
+    # stamped more than a period after the watch's clock
+    late: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,3 +333,39 @@ def test_a_file_running_into_the_next_period_covers_its_start(feed: Feed, tmp_pa
     assert [round(g["seconds"], 1) for g in period_of(root / first)["gaps"]] == [9.0]
     # 10.0 .. 11.5 s was seen by the first period's file: only the end is a gap.
     assert [round(g["seconds"], 1) for g in period_of(root / second)["gaps"]] == [8.2]
+
+
+def test_periods_in_a_row_without_captures_share_one_report(feed: Feed, tmp_path: Path) -> None:
+    root = tmp_path / "chain"
+    feed.put(clean, BASE + 0.5)
+    feed.put(clean, BASE + 1000.5)  # 99 periods of nothing between them
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 1011.5)
+    finally:
+        watch.close()
+    names = periods(root)
+    assert len(names) == 3
+    stretch = period_of(root / names[1])
+    assert stretch["gaps"][0]["seconds"] == 990.0
+    assert report_json(root / names[1])["verdict"] == "inconclusive"
+    assert verify_chain(root, feed.lab.key) == 0
+
+
+def test_a_file_stamped_ahead_of_the_clock_is_judged_when_it_arrives(
+    feed: Feed, tmp_path: Path
+) -> None:
+    root = tmp_path / "chain"
+    feed.put(clean, BASE + 0.5)
+    feed.put(leak, BASE + 86_400.5)  # a capture host's clock a day ahead
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 11.5)
+        watch.poll(BASE + 21.5)
+    finally:
+        watch.close()
+    first, arrived = periods(root)
+    assert report_json(root / first)["verdict"] == "pass"
+    report = report_json(root / arrived)
+    assert report["verdict"] == "fail"  # its leak is not held back for a day
+    assert any("ahead of the watch's clock" in n for n in report["notes"])

@@ -72,6 +72,8 @@ from conformance.watch.state import (
 MIN_FREE_BYTES: Final = 64 * 1024 * 1024
 # A report holds the period's captures (hard links where it can) and tables about this big.
 REPORT_FACTOR: Final = 2
+# Files read and held in memory at once (each batch's observations go to disk before the next).
+FILES_PER_BATCH: Final = 8
 # JudgedFile.late of a file whose packets are stamped more than a period after the watch's clock.
 AHEAD: Final = "ahead"
 # Verdicts the period's log line leaves out (report.json has every control).
@@ -211,9 +213,12 @@ class Watch:
         listed = {f.key for f in files}
         self._first_packets = {k: v for k, v in self._first_packets.items() if k in listed}
         closed = self._detector.closed(files, now, done=self.state.seen.keys())
-        # Oldest first packet first: periods fill in order even when files close out of order.
-        if closed:
-            self._judge(closed, now)
+        # In batches: a batch's observations wait in memory until each is on disk, so a backlog
+        # (a restart after a day) is judged in as many batches as it needs, never all at once.
+        for first in range(0, len(closed), FILES_PER_BATCH):
+            if self.stopping:
+                break
+            self._judge(closed[first : first + FILES_PER_BATCH], now)
         if not self.stopping:
             open_files = [f for f in files if f.key not in self.state.seen]
             self._write_due(now, open_files)
@@ -233,7 +238,9 @@ class Watch:
             try:
                 digest = _copy(item.path, stored)
             except FileNotFoundError:
-                continue  # the ring deleted it before it could be judged: a gap will say so
+                stored.unlink(missing_ok=True)
+                self.log.say(f"{item.path.name}: deleted before it was judged: its time is a gap")
+                continue
             except OSError as exc:
                 stored.unlink(missing_ok=True)
                 raise _disk_full_or(exc, stored) from exc
@@ -314,7 +321,11 @@ class Watch:
         )
         self.state.add(period_id(start), start, judged, item.key)
         self._save()
-        where = f" (late: its packets belong to {late})" if late else ""
+        where = ""
+        if late == AHEAD:
+            where = " (its packets are stamped ahead of this clock)"
+        elif late is not None:
+            where = f" (late: its packets belong to {late})"
         self.log.say(
             f"judged {item.path.name}: {judged.packets} packets, period {period_id(start)}{where}"
         )

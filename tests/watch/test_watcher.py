@@ -369,3 +369,23 @@ def test_a_file_stamped_ahead_of_the_clock_is_judged_when_it_arrives(
     report = report_json(root / arrived)
     assert report["verdict"] == "fail"  # its leak is not held back for a day
     assert any("ahead of the watch's clock" in n for n in report["notes"])
+
+
+def test_a_backlog_is_judged_in_batches_and_all_of_it(
+    feed: Feed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "FILES_PER_BATCH", 3)
+    root = tmp_path / "chain"
+    for i in range(7):
+        feed.put(leak if i == 5 else clean, BASE + i + 0.5)
+    lines: list[str] = []
+    watch = started(watch_options(feed, root), lines)
+    try:
+        watch.poll(BASE + 11.5)
+    finally:
+        watch.close()
+    (name,) = periods(root)
+    report = report_json(root / name)
+    assert len(report["judged_by"]) == 7
+    assert report["verdict"] == "fail"
+    assert sum(line.startswith("judged ") for line in lines) == 7

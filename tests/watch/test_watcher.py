@@ -63,6 +63,8 @@ def test_a_leak_fails_its_period_and_the_next_clean_one_passes(feed: Feed, tmp_p
     assert [link["index"] for link in links] == [0, 1, 2]
     assert links[0]["previous"] is None
     assert links[1]["previous"]["period"] == names[0]
+    assert "the first period of its chain" in (root / names[0] / "report.html").read_text()
+    assert f"follows period {names[0]}" in (root / names[1] / "report.html").read_text()
     assert verify_chain(root, feed.lab.key) == 0
 
 

@@ -208,6 +208,11 @@ class Watch:
 
     def poll(self, now: float) -> None:
         """One listing: judge the files that closed, write the periods that ended."""
+        if self.state.origin is None:
+            # The chain begins with the period the watch first ran in (or an earlier file's):
+            # a capture that never delivers a file still gets its "nothing seen" reports.
+            self.state.origin = period_start(now, self.options.period)
+            self._save()
         files = list_captures(self.options.capture_dir)
         self.state.forget_missing({f.key for f in files})
         listed = {f.key for f in files}
@@ -337,10 +342,13 @@ class Watch:
         head = self.state.head
         if head is not None:
             start = head.end
-        elif self.state.starts:
-            start = min(self.state.starts.values())
         else:
-            return
+            firsts = [*self.state.starts.values()]
+            if self.state.origin is not None:
+                firsts.append(self.state.origin)
+            if not firsts:
+                return
+            start = min(firsts)
         due = now - self.options.grace
         while not self.stopping and start + length <= due:
             end = start + length

@@ -391,3 +391,20 @@ def test_a_backlog_is_judged_in_batches_and_all_of_it(
     assert len(report["judged_by"]) == 7
     assert report["verdict"] == "fail"
     assert sum(line.startswith("judged ") for line in lines) == 7
+
+
+def test_a_capture_that_never_delivers_a_file_still_gets_its_reports(
+    feed: Feed, tmp_path: Path
+) -> None:
+    root = tmp_path / "chain"
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 3.0)  # the watch starts in period 0; nothing ever arrives
+        watch.poll(BASE + 31.5)
+    finally:
+        watch.close()
+    (name,) = periods(root)  # periods 0 to 2 in one "nothing seen" report
+    report = report_json(root / name)
+    assert report["verdict"] == "inconclusive"
+    assert period_of(root / name)["gaps"][0]["seconds"] == 30.0
+    assert verify_chain(root, feed.lab.key) == 0

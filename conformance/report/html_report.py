@@ -341,7 +341,8 @@ def _hero(view: ReportView) -> str:
         + "</dd>"
         f"<dt>Traffic observed</dt><dd>{captured}; {_plural(packets, 'packet')} in "
         f"{_plural(len(view.captures), 'capture')}</dd>"
-        f"<dt>Profile file</dt><dd><code>{_e(view.profile_source)}</code>"
+        + _period(view)
+        + f"<dt>Profile file</dt><dd><code>{_e(view.profile_source)}</code>"
         f" (copy: {_link('evidence/profile.yaml')})</dd>"
         f"<dt>Run</dt><dd>{_e(iso_utc(view.started))} → {_e(iso_utc(view.finished))}"
         f" by ucx-conformance {_e(view.harness_version)}</dd>"
@@ -349,6 +350,28 @@ def _hero(view: ReportView) -> str:
         f"<span class='muted small'>(the signer's key fingerprint; "
         f"{_anchor('verify', 'how to check it')})</span></dd>"
         "</dl></header>"
+    )
+
+
+def _period(view: ReportView) -> str:
+    """`watch`: which period this report covers and the period before it in the chain."""
+    period = view.period
+    if period is None:
+        return ""
+    if period.previous_period is None:
+        previous = "the first period of its chain"
+    else:
+        previous = (
+            f"follows period {_e(period.previous_period)} (envelope SHA-256 "
+            f'<code class="hash">{_e(period.previous_envelope_sha256 or "")}</code>)'
+        )
+    gaps = sum(b - a for a, b in period.gaps)
+    unseen = f"; {_e(_duration(gaps))} not seen (notes)" if period.gaps else ""
+    return (
+        f"<dt>Period</dt><dd>{_e(period.period)}: {_e(iso_utc(period.start))} → "
+        f"{_e(iso_utc(period.end))}{unseen}; {previous} "
+        "<span class='muted small'>(<code>ucx-conformance verify-chain</code> walks the chain)"
+        "</span></dd>"
     )
 
 

@@ -35,6 +35,17 @@ def add_watch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="IFACE",
         help="capture IFACE with dumpcap into a ring buffer under REPORT_ROOT/.watch/ring",
     )
+    source.add_argument(
+        "--host",
+        metavar="URI",
+        help="stream tcpdump from a live host (ssh://user@host, local://, docker://NAME)",
+    )
+    watch.add_argument(
+        "--host-interface",
+        metavar="IFACE",
+        help="--host: the interface tcpdump captures (default: the profile's"
+        " host.capture_interface, else any)",
+    )
     watch.add_argument("--report-root", required=True, metavar="R", help="the chain's directory")
     watch.add_argument("--period", default=DEFAULT_PERIOD, help="period length (default 24h)")
     watch.add_argument("--sign-key", help="Ed25519 private key (default: as run)")
@@ -62,7 +73,7 @@ def add_watch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     watch.add_argument(
         "--ring-seconds",
         default="60s",
-        help="--capture: seconds per ring file (default 60s)",
+        help="--capture, --host: seconds per ring file (default 60s)",
     )
     watch.set_defaults(handler=_cmd_watch)
 
@@ -120,9 +131,20 @@ def _cmd_watch(args: argparse.Namespace, console: Console) -> int:
 
 @contextlib.contextmanager
 def _capture_dir(args: argparse.Namespace, root: Path) -> Iterator[Path]:
-    """The directory to watch: --capture-dir, or dumpcap's ring buffer for --capture."""
+    """The directory to watch: --capture-dir, dumpcap's ring buffer for --capture, or the
+    host's tcpdump stream cut into files for --host."""
     if args.capture_dir is not None:
         yield Path(args.capture_dir)
+        return
+    if args.host is not None:
+        from conformance.watch.stream_ring import StreamRing
+
+        stream = StreamRing(_host_argv(args), root, duration(args.ring_seconds, "--ring-seconds"))
+        stream.start()
+        try:
+            yield stream.directory
+        finally:
+            stream.stop()
         return
     from conformance.watch.ring import RingCapture
 
@@ -132,6 +154,22 @@ def _capture_dir(args: argparse.Namespace, root: Path) -> Iterator[Path]:
         yield ring.directory
     finally:
         ring.stop()
+
+
+def _host_argv(args: argparse.Namespace) -> list[str]:
+    """The local command streaming the host's tcpdump (host/remote_capture.py's, no end)."""
+    from conformance.host.options import host_options
+    from conformance.host.remote_capture import RemoteCapture
+    from conformance.profile import load_profile
+
+    options = host_options(load_profile(Path(args.profile)))
+    interface = args.host_interface or options.capture_interface or "any"
+    # seconds 0: `timeout 0` runs tcpdump until the watch stops it.
+    capture = RemoteCapture(args.host, options, interface, 0, Path("/dev/null"))
+    try:
+        return capture.argv()
+    except ValueError as exc:
+        raise ConformanceError(f"--host {args.host}: {exc}") from exc
 
 
 def _cmd_verify_chain(args: argparse.Namespace, console: Console) -> int:

@@ -45,7 +45,9 @@ class JudgedFile:
     packets: int
     executor: str  # who read it (observe.parallel.Judged)
     worker: str
-    late: str | None = None  # the reported period its packets belong to, if it came too late
+    # the reported period its packets belong to, if it came too late; "ahead": its packets are
+    # stamped more than a period after the watch's clock
+    late: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class WatchState:
     period_seconds: float
     head: ChainHead | None = None
     covered_until: float | None = None  # the last packet time of the reported periods
+    origin: float | None = None  # the start of the period the watch first ran in
     next_seq: int = 1
     seen: dict[SourceKey, int] = field(default_factory=dict)  # judged source -> seq
     periods: dict[str, list[JudgedFile]] = field(default_factory=dict)  # period id -> files
@@ -109,6 +112,7 @@ def load_state(report_root: Path, period_seconds: float) -> WatchState | None:
             period_seconds=saved,
             head=ChainHead(**head) if head is not None else None,
             covered_until=document["covered_until"],
+            origin=document.get("origin"),
             next_seq=int(document["next_seq"]),
             seen={(k[0], int(k[1]), int(k[2])): int(k[3]) for k in document["seen"]},
             periods={
@@ -135,6 +139,7 @@ def save_state(report_root: Path, state: WatchState) -> None:
         "period_seconds": state.period_seconds,
         "head": asdict(state.head) if state.head is not None else None,
         "covered_until": state.covered_until,
+        "origin": state.origin,
         "next_seq": state.next_seq,
         "seen": [[*key, seq] for key, seq in sorted(state.seen.items())],
         "periods": {p: [asdict(f) for f in files] for p, files in sorted(state.periods.items())},

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import shutil
 import signal
@@ -71,6 +72,10 @@ from conformance.watch.state import (
 MIN_FREE_BYTES: Final = 64 * 1024 * 1024
 # A report holds the period's captures (hard links where it can) and tables about this big.
 REPORT_FACTOR: Final = 2
+# Files read and held in memory at once (each batch's observations go to disk before the next).
+FILES_PER_BATCH: Final = 8
+# JudgedFile.late of a file whose packets are stamped more than a period after the watch's clock.
+AHEAD: Final = "ahead"
 # Verdicts the period's log line leaves out (report.json has every control).
 _QUIET_VERDICTS: Final = ("pass", "not-applicable")
 
@@ -203,21 +208,29 @@ class Watch:
 
     def poll(self, now: float) -> None:
         """One listing: judge the files that closed, write the periods that ended."""
+        if self.state.origin is None:
+            # The chain begins with the period the watch first ran in (or an earlier file's):
+            # a capture that never delivers a file still gets its "nothing seen" reports.
+            self.state.origin = period_start(now, self.options.period)
+            self._save()
         files = list_captures(self.options.capture_dir)
         self.state.forget_missing({f.key for f in files})
         listed = {f.key for f in files}
         self._first_packets = {k: v for k, v in self._first_packets.items() if k in listed}
         closed = self._detector.closed(files, now, done=self.state.seen.keys())
-        # Oldest first packet first: periods fill in order even when files close out of order.
-        if closed:
-            self._judge(closed)
+        # In batches: a batch's observations wait in memory until each is on disk, so a backlog
+        # (a restart after a day) is judged in as many batches as it needs, never all at once.
+        for first in range(0, len(closed), FILES_PER_BATCH):
+            if self.stopping:
+                break
+            self._judge(closed[first : first + FILES_PER_BATCH], now)
         if not self.stopping:
             open_files = [f for f in files if f.key not in self.state.seen]
             self._write_due(now, open_files)
 
     # -- 1. judging files -------------------------------------------------------------------
 
-    def _judge(self, closed: list[CaptureFile]) -> None:
+    def _judge(self, closed: list[CaptureFile], now: float) -> None:
         root = self.options.report_root.absolute()
         directory = state_dir(root)
         copies: list[tuple[CaptureFile, int, Path, str]] = []
@@ -230,7 +243,9 @@ class Watch:
             try:
                 digest = _copy(item.path, stored)
             except FileNotFoundError:
-                continue  # the ring deleted it before it could be judged: a gap will say so
+                stored.unlink(missing_ok=True)
+                self.log.say(f"{item.path.name}: deleted before it was judged: its time is a gap")
+                continue
             except OSError as exc:
                 stored.unlink(missing_ok=True)
                 raise _disk_full_or(exc, stored) from exc
@@ -252,7 +267,7 @@ class Watch:
                     ):
                         left.unlink(missing_ok=True)
                 return
-            self._record(item, seq, stored, digest, observed, executor.label)
+            self._record(item, seq, stored, digest, observed, executor.label, now)
 
     def _executor_for(self, files: int) -> CaptureExecutor:
         if self._executor is None:
@@ -268,6 +283,7 @@ class Watch:
         digest: str,
         observed: ObservedFile,
         label: str,
+        now: float,
     ) -> None:
         directory = state_dir(self.options.report_root.absolute())
         obs = observed.observations
@@ -290,6 +306,10 @@ class Watch:
         if head is not None and start < head.end:
             late = period_id(start)  # reported already: judged in the next report written
             start = head.end
+        elif start > now + length:
+            # A capture clock far ahead would hold its packets back until that time comes.
+            late = AHEAD
+            start = max(period_start(now, length), head.end if head is not None else 0.0)
         judged = JudgedFile(
             seq=seq,
             source=item.path.name,
@@ -306,7 +326,11 @@ class Watch:
         )
         self.state.add(period_id(start), start, judged, item.key)
         self._save()
-        where = f" (late: its packets belong to {late})" if late else ""
+        where = ""
+        if late == AHEAD:
+            where = " (its packets are stamped ahead of this clock)"
+        elif late is not None:
+            where = f" (late: its packets belong to {late})"
         self.log.say(
             f"judged {item.path.name}: {judged.packets} packets, period {period_id(start)}{where}"
         )
@@ -318,14 +342,22 @@ class Watch:
         head = self.state.head
         if head is not None:
             start = head.end
-        elif self.state.starts:
-            start = min(self.state.starts.values())
         else:
-            return
-        while not self.stopping and start + length <= now - self.options.grace:
+            firsts = [*self.state.starts.values()]
+            if self.state.origin is not None:
+                firsts.append(self.state.origin)
+            if not firsts:
+                return
+            start = min(firsts)
+        due = now - self.options.grace
+        while not self.stopping and start + length <= due:
             end = start + length
             if self._still_open(open_files, end):
                 return  # a file not closed yet may hold this period's packets
+            if period_id(start) not in self.state.periods:
+                # Periods in a row without any capture (the capture was down, or a file's
+                # clock was far behind) share one report: nothing was seen from start to end.
+                end = self._empty_until(start, due, open_files)
             self._write_period(start, end)
             if self.state.head is None or self.state.head.end != end:
                 return  # interrupted while writing it
@@ -334,16 +366,31 @@ class Watch:
     def _still_open(self, open_files: list[CaptureFile], end: float) -> bool:
         """Whether an unjudged file may hold packets from before `end` (its first packet is
         before it, or it has none yet but was written before it)."""
+        return any(first < end for first in self._earliest(open_files))
+
+    def _earliest(self, open_files: list[CaptureFile]) -> list[float]:
+        """Per unjudged file, the earliest time it may hold: its first packet, else (none yet)
+        its modification time."""
+        out = []
         for item in open_files:
             if item.key not in self._first_packets:
                 self._first_packets[item.key] = _first_packet(item.path)
             first = self._first_packets[item.key]
-            if first is None:
-                if item.mtime_ns / 1e9 < end:
-                    return True
-            elif first < end:
-                return True
-        return False
+            out.append(first if first is not None else item.mtime_ns / 1e9)
+        return out
+
+    def _empty_until(self, start: float, due: float, open_files: list[CaptureFile]) -> float:
+        """The end of the stretch of empty periods from `start`: up to the last period that is
+        due, the next period holding files, or the period of an unjudged file's first packet."""
+        length = self.options.period
+        end = start + math.floor((due - start) / length) * length
+        for later in self.state.starts.values():
+            if later > start:
+                end = min(end, later)
+        for first in self._earliest(open_files):
+            if first > start:
+                end = min(end, max(period_start(first, length), start + length))
+        return max(end, start + length)
 
     def _write_period(self, start: float, end: float) -> None:
         o = self.options
@@ -542,7 +589,13 @@ def _period_notes(
     notes += [
         f"{f.source} arrived after period {f.late} was reported: judged in this period"
         for f in files
-        if f.late is not None
+        if f.late is not None and f.late != AHEAD
+    ]
+    notes += [
+        f"{f.source}: its packets are stamped {_clock(f.first_time or 0.0)}, ahead of the"
+        " watch's clock: judged in the period it arrived in"
+        for f in files
+        if f.late == AHEAD
     ]
     if not files:
         notes.append("no capture file closed in this period: nothing was seen")

@@ -63,6 +63,8 @@ def test_a_leak_fails_its_period_and_the_next_clean_one_passes(feed: Feed, tmp_p
     assert [link["index"] for link in links] == [0, 1, 2]
     assert links[0]["previous"] is None
     assert links[1]["previous"]["period"] == names[0]
+    assert "the first period of its chain" in (root / names[0] / "report.html").read_text()
+    assert f"follows period {names[0]}" in (root / names[1] / "report.html").read_text()
     assert verify_chain(root, feed.lab.key) == 0
 
 
@@ -333,3 +335,76 @@ def test_a_file_running_into_the_next_period_covers_its_start(feed: Feed, tmp_pa
     assert [round(g["seconds"], 1) for g in period_of(root / first)["gaps"]] == [9.0]
     # 10.0 .. 11.5 s was seen by the first period's file: only the end is a gap.
     assert [round(g["seconds"], 1) for g in period_of(root / second)["gaps"]] == [8.2]
+
+
+def test_periods_in_a_row_without_captures_share_one_report(feed: Feed, tmp_path: Path) -> None:
+    root = tmp_path / "chain"
+    feed.put(clean, BASE + 0.5)
+    feed.put(clean, BASE + 1000.5)  # 99 periods of nothing between them
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 1011.5)
+    finally:
+        watch.close()
+    names = periods(root)
+    assert len(names) == 3
+    stretch = period_of(root / names[1])
+    assert stretch["gaps"][0]["seconds"] == 990.0
+    assert report_json(root / names[1])["verdict"] == "inconclusive"
+    assert verify_chain(root, feed.lab.key) == 0
+
+
+def test_a_file_stamped_ahead_of_the_clock_is_judged_when_it_arrives(
+    feed: Feed, tmp_path: Path
+) -> None:
+    root = tmp_path / "chain"
+    feed.put(clean, BASE + 0.5)
+    feed.put(leak, BASE + 86_400.5)  # a capture host's clock a day ahead
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 11.5)
+        watch.poll(BASE + 21.5)
+    finally:
+        watch.close()
+    first, arrived = periods(root)
+    assert report_json(root / first)["verdict"] == "pass"
+    report = report_json(root / arrived)
+    assert report["verdict"] == "fail"  # its leak is not held back for a day
+    assert any("ahead of the watch's clock" in n for n in report["notes"])
+
+
+def test_a_backlog_is_judged_in_batches_and_all_of_it(
+    feed: Feed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "FILES_PER_BATCH", 3)
+    root = tmp_path / "chain"
+    for i in range(7):
+        feed.put(leak if i == 5 else clean, BASE + i + 0.5)
+    lines: list[str] = []
+    watch = started(watch_options(feed, root), lines)
+    try:
+        watch.poll(BASE + 11.5)
+    finally:
+        watch.close()
+    (name,) = periods(root)
+    report = report_json(root / name)
+    assert len(report["judged_by"]) == 7
+    assert report["verdict"] == "fail"
+    assert sum(line.startswith("judged ") for line in lines) == 7
+
+
+def test_a_capture_that_never_delivers_a_file_still_gets_its_reports(
+    feed: Feed, tmp_path: Path
+) -> None:
+    root = tmp_path / "chain"
+    watch = started(watch_options(feed, root))
+    try:
+        watch.poll(BASE + 3.0)  # the watch starts in period 0; nothing ever arrives
+        watch.poll(BASE + 31.5)
+    finally:
+        watch.close()
+    (name,) = periods(root)  # periods 0 to 2 in one "nothing seen" report
+    report = report_json(root / name)
+    assert report["verdict"] == "inconclusive"
+    assert period_of(root / name)["gaps"][0]["seconds"] == 30.0
+    assert verify_chain(root, feed.lab.key) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import struct
 import sys
 from collections import Counter
@@ -511,3 +512,39 @@ def test_the_speed_target_is_judged_at_the_largest_size() -> None:
     lines: list[str] = []
     assert run_benchmark.targets(rows, lines.append)
     assert "information" in lines[0] and "PASS" in lines[1]
+
+
+def test_argus_and_peak_targets_are_judged_at_the_largest_size() -> None:
+    def m(seconds: float, mib: int = 50) -> tshark_facts.Measurement:
+        return tshark_facts.Measurement(("x",), 0, seconds, mib * 1024, 0.0, 0.0)
+
+    small = run_benchmark.Row(100, 1, harness=m(1.0), tshark=m(30.0), argus=m(0.1))
+    large = run_benchmark.Row(1000, 1, harness=m(1.0, 55), tshark=m(30.0), argus=m(2.0))
+    lines: list[str] = []
+    assert run_benchmark.targets([small, large], lines.append)
+    assert large.ratio_to(large.argus) == pytest.approx(2.0)
+    assert any("2.00x argus" in line and "PASS" in line for line in lines)
+    assert not any(line.startswith("speed at 100:") and "argus" in line for line in lines)
+    slower = run_benchmark.Row(1000, 1, harness=m(3.0, 120), tshark=m(90.0), argus=m(2.0))
+    lines.clear()
+    assert not run_benchmark.targets([small, slower], lines.append)
+    assert any("argus" in line and "MISS" in line for line in lines)
+    assert any("120 MiB" in line and "MISS" in line for line in lines)
+
+
+def test_web_mix_and_dumpcap_captures_are_named_and_cached_apart(tmp_path: Path) -> None:
+    rtp, _ = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 5, 0.3, False)
+    web, line = run_benchmark.capture_for(tmp_path, SMALL, "pcapng", 5, 0.3, False, mix="web")
+    assert web.name == f"capture-{SMALL}-web.pcapng" and "generated in" in line
+    assert web.read_bytes() != rtp.read_bytes()
+    if shutil.which("dumpcap") is None:
+        pytest.skip("dumpcap is not installed")
+    dumped, line = run_benchmark.capture_for(
+        tmp_path, SMALL, "pcapng", 5, 0.3, False, writer="dumpcap"
+    )
+    assert dumped.name == f"capture-{SMALL}.dumpcap.pcapng" and "dumpcap" in line
+    assert not dumped.with_name(dumped.name + ".gen").exists()
+    again, line = run_benchmark.capture_for(
+        tmp_path, SMALL, "pcapng", 5, 0.3, False, writer="dumpcap"
+    )
+    assert again == dumped and "reused" in line

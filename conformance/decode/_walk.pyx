@@ -4,8 +4,8 @@
 `pcap_run` is decode/pcap_reader.py `_python_run`, `epb_run` is decode/pcapng_reader.py
 `_python_epbs`: the same contract, the same counters, the same floating-point steps (so
 the same times to the bit). Everything else a reader does (the chunks, the general pcapng
-blocks, the messages) stays in Python, once. tests/decode run with and without this
-module (conformance.decode.compiled) and compare both on every test file.
+blocks, the messages) stays in Python, once. Where this module is built, the reader tests
+walk every test file with it and with the Python walks and compare (tests/compiled_paths.py).
 
 A step that is a `CStep` (the compiled per-packet step) is called as a C method; any
 other callable as a Python function.

@@ -58,6 +58,7 @@ SSL2_FIXED = 9  # msg_type + version + cipher_spec/session_id/challenge lengths
 SSL2_SPEC_LENGTH = 3
 
 _RECORD = struct.Struct("!BHH")
+_EXTENSION_HEADER = struct.Struct("!HH")  # extension type, length
 _SSL2_FIXED = struct.Struct("!BHHHH")
 
 
@@ -232,31 +233,66 @@ class _Reader:
         self.pos += n
         return self.data[start : self.pos]
 
+    # The readers below check bounds inline and build a field's name only to report a
+    # failure (through `take`): a hello is some sixty fields, and it is parsed per session.
+
     def skip(self, n: int, field: str) -> None:
         """Step over `n` bytes."""
-        self.take(n, field)
+        if self.pos + n > self.end:
+            self.take(n, field)  # raises
+        self.pos += n
 
     def u8(self, field: str) -> int:
         """The next byte."""
-        return self.take(1, field)[0]
+        pos = self.pos
+        if pos + 1 > self.end:
+            self.take(1, field)  # raises
+        self.pos = pos + 1
+        return self.data[pos]
 
     def u16(self, field: str) -> int:
         """The next big-endian 16-bit integer."""
-        return int.from_bytes(self.take(2, field), "big")
+        pos = self.pos
+        if pos + 2 > self.end:
+            self.take(2, field)  # raises
+        self.pos = pos + 2
+        data = self.data
+        return (data[pos] << 8) | data[pos + 1]
+
+    def _length(self, length_bytes: int) -> int | None:
+        """The next `length_bytes`-byte length and the position after it, if both fit."""
+        pos = self.pos
+        after = pos + length_bytes
+        if after > self.end:
+            return None
+        length = int.from_bytes(self.data[pos:after], "big")
+        if after + length > self.end:
+            return None
+        self.pos = after
+        return length
 
     def vector(self, length_bytes: int, field: str, floor: int, ceiling: int) -> bytes:
         """A length-prefixed vector (RFC 8446 §3.4) whose length lies in [floor, ceiling]."""
         at = self.pos
-        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
-        if not floor <= length <= ceiling:
-            self.fail(f"{field} length {length} outside {floor}..{ceiling}", at)
-        return self.take(length, field)
+        length = self._length(length_bytes)
+        if length is None or not floor <= length <= ceiling:
+            self.pos = at
+            length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+            if not floor <= length <= ceiling:
+                self.fail(f"{field} length {length} outside {floor}..{ceiling}", at)
+            return self.take(length, field)  # raises
+        start = self.pos
+        self.pos = start + length
+        return self.data[start : self.pos]
 
     def span(self, length_bytes: int, field: str) -> tuple[int, int]:
         """Like `vector` with no bounds, but the (start, end) offsets of its content."""
-        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+        length = self._length(length_bytes)
+        if length is None:
+            length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+            self.take(length, field)  # raises
         start = self.pos
-        self.take(length, field)
+        self.pos = start + length
         return start, self.pos
 
     def sub(self, start: int, end: int, what: str) -> _Reader:
@@ -404,8 +440,13 @@ def _extensions(r: _Reader) -> dict[int, tuple[int, int]]:
     block_start = r.pos
     block_end = r.span(2, "extensions")[1]
     r.end_here()
+    found = _extension_spans(r.data, block_start + 2, block_end)
+    if found is not None:
+        r.pos = block_end
+        return found
+    # Something is wrong in the block: walk it again field by field to say what and where.
     r.pos = block_start + 2
-    found: dict[int, tuple[int, int]] = {}
+    found = {}
     while r.pos < block_end:
         at = r.pos
         ext_type = r.u16("extension type")
@@ -413,6 +454,22 @@ def _extensions(r: _Reader) -> dict[int, tuple[int, int]]:
         if ext_type in found:  # RFC 8446 §4.2: at most one of each type
             r.fail(f"duplicate extension {ext_type}", at)
         found[ext_type] = span
+    return found
+
+
+def _extension_spans(data: bytes, pos: int, end: int) -> dict[int, tuple[int, int]] | None:
+    """`_extensions`' result for a sound block [pos, end); None if anything is wrong in it."""
+    found: dict[int, tuple[int, int]] = {}
+    unpack = _EXTENSION_HEADER.unpack_from
+    while pos < end:
+        if pos + 4 > end:
+            return None
+        ext_type, length = unpack(data, pos)
+        start = pos + 4
+        pos = start + length
+        if pos > end or ext_type in found:
+            return None
+        found[ext_type] = (start, pos)
     return found
 
 
@@ -467,7 +524,8 @@ def _ech_client_hello(r: _Reader) -> EchExtension:
 def _without_grease(data: bytes) -> tuple[int, ...]:
     """Big-endian uint16 values, GREASE removed."""
     values = struct.unpack(f"!{len(data) // 2}H", data)
-    return tuple(v for v in values if not is_grease(v))
+    # is_grease, inline: a hello lists some twenty values
+    return tuple(v for v in values if (v & 0x0F0F) != 0x0A0A or (v >> 8) != (v & 0xFF))
 
 
 def _ssl2_client_hello_length(buf: bytes) -> int | None:

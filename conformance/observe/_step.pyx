@@ -5,8 +5,9 @@ and `CaptureIngest._ipv6`).
 The same decisions in the same order, on the same flow-table entries, calling the same
 Python code for everything but the hot path (new directions, SYNs, payload inspection,
 the general path). Every read of the frame stays inside `off + cap`, where the Python step
-relies on slices and `unpack_from` to stay inside the buffer. tests/observe run with and
-without this module and compare both on every capture they build.
+relies on slices and `unpack_from` to stay inside the buffer. Where this module is built,
+the observe tests observe every capture they build with it and with the Python step and
+compare (tests/observe/conftest.py, tests/compiled_paths.py).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize

@@ -190,7 +190,7 @@ def _observe_one(
         with open_capture(path, report, copier) as reader:
             progress.start(f"reading {path.name}", reader.file_size)
             try:
-                ingest.run(reader)
+                ingest.run_reader(reader)
                 ingest.finish()
             finally:
                 progress.advance(

@@ -97,7 +97,7 @@ class CaptureIngest:
         self.walker.finish()
         self.inspector.finish()
 
-    def run(self, reader: CaptureReader) -> None:
+    def run_reader(self, reader: CaptureReader) -> None:
         """Consume every packet of an open capture, whatever its format."""
         try:
             reader.walk(self.step)

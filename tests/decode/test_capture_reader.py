@@ -34,6 +34,7 @@ from tests.capture_files import (
     write_pcap,
     write_pcapng,
 )
+from tests.compiled_paths import COMPILED_WALK, pure_python
 
 FRAMES = [bytes([i]) * (20 + i) for i in range(1, 6)]
 
@@ -69,6 +70,11 @@ def read_all(path: Path) -> tuple[CaptureReader, Packets]:
             read_ahead.CHUNK_BYTES = default
         assert walked == out, size
         assert _counters(walker) == _counters(reader), size
+    if COMPILED_WALK:
+        with pure_python():
+            walker, walked = walk_all(path)
+        assert walked == out, "compiled and pure-Python walks disagree"
+        assert _counters(walker) == _counters(reader)
     return reader, out
 
 

@@ -13,6 +13,7 @@ with ALPN, and TLS 1.3 with a HelloRetryRequest forced by `-groups`), recorded w
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from scapy.layers.tls.extensions import (
 from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
 from scapy.layers.tls.record import TLS
 
+from conformance.decode import tls as tls_module
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import (
     ClientHelloInfo,
@@ -558,3 +560,61 @@ def test_hello_retry_request_without_ech_confirmation() -> None:
 def test_ech_confirmation_of_the_wrong_size() -> None:
     with pytest.raises(DecodeError, match="ECH confirmation of 7 bytes"):
         parse_server_hello(hello_retry_request(extension(EXT_ECH, bytes(7))))
+
+
+def _plain_reader_methods(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hello readers as written before their fast paths: every field through `take`."""
+    r = tls_module._Reader
+
+    def skip(self: tls_module._Reader, n: int, field: str) -> None:
+        self.take(n, field)
+
+    def u8(self: tls_module._Reader, field: str) -> int:
+        return self.take(1, field)[0]
+
+    def u16(self: tls_module._Reader, field: str) -> int:
+        return int.from_bytes(self.take(2, field), "big")
+
+    def vector(
+        self: tls_module._Reader, length_bytes: int, field: str, floor: int, ceiling: int
+    ) -> bytes:
+        at = self.pos
+        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+        if not floor <= length <= ceiling:
+            self.fail(f"{field} length {length} outside {floor}..{ceiling}", at)
+        return self.take(length, field)
+
+    def span(self: tls_module._Reader, length_bytes: int, field: str) -> tuple[int, int]:
+        length = int.from_bytes(self.take(length_bytes, f"{field} length"), "big")
+        start = self.pos
+        self.take(length, field)
+        return start, self.pos
+
+    for name, plain in (("skip", skip), ("u8", u8), ("u16", u16), ("vector", vector)):
+        monkeypatch.setattr(r, name, plain)
+    monkeypatch.setattr(r, "span", span)
+    monkeypatch.setattr(tls_module, "_extension_spans", lambda *_: None)
+
+
+def _outcome(payload: bytes) -> object:
+    try:
+        return parse_client_hello(payload)
+    except DecodeError as exc:
+        return ("error", str(exc), exc.offset)
+
+
+def test_fast_field_readers_conclude_as_the_plain_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded damage to real hellos: the same result, or the same error at the same offset."""
+    rng = random.Random(17)
+    hellos = [grease_client_hello(), hand_made_client_hello(b"\x00\x04\x00\x00\x00\x00")]
+    cases = []
+    for hello in hellos:
+        cases += [hello[:cut] for cut in range(len(hello))]
+        for _ in range(400):
+            damaged = bytearray(hello)
+            for _ in range(rng.randrange(1, 4)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            cases.append(bytes(damaged))
+    fast = [_outcome(c) for c in cases]
+    _plain_reader_methods(monkeypatch)
+    assert [_outcome(c) for c in cases] == fast

@@ -10,36 +10,20 @@ which must conclude the same again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from conformance.decode import pcap_reader, pcapng_reader
-from conformance.observe import ingest
 from conformance.observe.builder import observe_captures
 from conformance.observe.records import Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
+from tests.compiled_paths import COMPILED_STEP, COMPILED_WALK, pure_python
 from tests.observe.frames import timed
 
 Observe = Callable[..., Observations]
 
-# The compiled walks and step are loaded (built in place or installed, and not switched off).
-COMPILED = ingest._COMPILED is not None
-
-
-@contextmanager
-def pure_python() -> Iterator[None]:
-    """The pure-Python record walks and per-packet step, even where compiled ones are loaded."""
-    saved = (ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs)
-    ingest._COMPILED = None
-    pcap_reader._run = pcap_reader._python_run
-    pcapng_reader._epbs = pcapng_reader._python_epbs
-    try:
-        yield
-    finally:
-        ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs = saved
+COMPILED = COMPILED_WALK or COMPILED_STEP
 
 
 def _comparable(value: object) -> object:

@@ -53,15 +53,15 @@ from conformance.decode.capture_file import open_capture
 from conformance.decode.read_ahead import OnBytes
 from conformance.decode.tls import EchExtension
 from conformance.observe.ech_kinds import classify_hellos
-from conformance.observe.flows import Addresses, FlowCounts
+from conformance.observe.flows import Addresses
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
+from conformance.observe.merge import flow_notes
 from conformance.observe.records import (
     CaptureSummary,
     DnsQuery,
     Flow,
     HttpRequest,
-    InitiatorBasis,
     NameMention,
     Observations,
     TlsClientHello,
@@ -100,7 +100,6 @@ class _Collected:
     # ECH extensions by index in client_hellos, and flows whose HRR confirmed ECH
     ech: dict[int, EchExtension] = dataclasses.field(default_factory=dict)
     hrr_ech: set[int] = dataclasses.field(default_factory=set)
-    counts: dict[tuple[str, InitiatorBasis], int] = dataclasses.field(default_factory=dict)
 
 
 def observe_captures(
@@ -134,7 +133,7 @@ def observe_captures(
         server_hellos=tuple(out.server_hellos),
         http_requests=tuple(out.http),
         names=tuple(out.names),
-        notes=_notes(out),
+        notes=flow_notes(out.flows, out.captures),
     )
 
 
@@ -202,7 +201,7 @@ def _observe_one(
     finally:
         if copies is not None and copier is not None:
             copies.done(path, sha256, complete)
-    flows, ids, counts = ingest.table.finish(len(out.flows) + 1, address)
+    flows, ids = ingest.table.finish(len(out.flows) + 1, address)
     inspector = ingest.inspector
     out.flows.extend(flows)
     out.dns.extend(inspector.dns.records(ids, address))
@@ -220,7 +219,6 @@ def _observe_one(
     )
     out.http.extend(sorted(inspector.http_requests(ids), key=lambda r: r.packet))
     out.names.extend(sorted(inspector.names(ids), key=lambda m: m.packet))
-    _add_counts(out, counts)
     acc = ingest.accounting
     link_addresses, link_complete = acc.link_addresses()
     frames_not_understood = acc.frames_not_understood()
@@ -278,34 +276,3 @@ def _drained(items: list[_T]) -> Iterator[_T]:
     items.reverse()
     while items:
         yield items.pop()
-
-
-def _add_counts(out: _Collected, counts: FlowCounts) -> None:
-    for tag, count in counts.by_basis.items():
-        out.counts[tag] = out.counts.get(tag, 0) + count
-
-
-def _notes(out: _Collected) -> tuple[str, ...]:
-    """How directions were decided where the capture did not show who opened the flow."""
-    notes = []
-    by_port = out.counts.get(("tcp", InitiatorBasis.PORT_HEURISTIC), 0)
-    by_flag = out.counts.get(("tcp", InitiatorBasis.DIRECTION_FLAG), 0)
-    by_synack = out.counts.get(("tcp", InitiatorBasis.SYN_ACK), 0)
-    if by_port or by_flag:
-        if by_port and by_flag:
-            how = f"by port ({by_port}) or by the capture's direction flags ({by_flag})"
-        else:
-            how = "by port" if by_port else "by the capture's direction flags"
-        notes.append(
-            f"{by_port + by_flag} TCP flows began before the capture; "
-            f"their direction was decided {how}"
-        )
-    if by_synack:
-        notes.append(
-            f"{by_synack} TCP flows were seen from the SYN-ACK on (the SYN was not captured); "
-            "the receiver of the SYN-ACK is taken as the initiator"
-        )
-    unsupported = sum(c.unsupported_link_packets for c in out.captures)
-    if unsupported:
-        notes.append(f"{unsupported} packets on unsupported link types were skipped")
-    return tuple(notes)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from conformance.decode.community_id import community_id
@@ -99,13 +99,6 @@ class IcmpErrors:
     bytes: int = 0
     rejected: bool = False  # a destination-unreachable among them
     from_peer: bool = False  # sent by the quoted packet's destination itself
-
-
-@dataclass(slots=True)
-class FlowCounts:
-    """How the flows of one capture were oriented, for the notes."""
-
-    by_basis: dict[tuple[str, InitiatorBasis], int] = field(default_factory=dict)
 
 
 def reverse_key(key: bytes) -> bytes:
@@ -349,7 +342,7 @@ class FlowTable:
 
     def finish(
         self, first_id: int, address: Callable[[bytes], IPAddress]
-    ) -> tuple[list[Flow], FlowIds, FlowCounts]:
+    ) -> tuple[list[Flow], FlowIds]:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
         Entries are released as their flows are built, so the table and the flows
@@ -372,7 +365,6 @@ class FlowTable:
         order.sort()
         flows: list[Flow] = []
         ids = FlowIds()
-        counts = FlowCounts()
         for i, (first, proto, key, rkey, index) in enumerate(order):
             if index < 0:
                 table = self.tables[proto]
@@ -387,10 +379,8 @@ class FlowTable:
                 flow = _build(self.capture, first_id + i, proto, rkey, other, e, basis, address)
             flows.append(flow)
             ids.add((proto, key if key <= rkey else rkey), first, flow.flow_id)
-            tag = (flow.transport, basis)
-            counts.by_basis[tag] = counts.by_basis.get(tag, 0) + 1
         self._retired = []
-        return flows, ids, counts
+        return flows, ids
 
 
 def tcp_control(e: Entry, flags: int) -> None:

@@ -8,7 +8,8 @@ a copy into the directory would land), or written in place slowly (as tcpdump wr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,16 @@ def started(options: WatchOptions, lines: list[str] | None = None) -> Watch:
     watch = Watch(options, WatchLog(out.append))
     watch.start()
     return watch
+
+
+@contextmanager
+def watching(options: WatchOptions, lines: list[str] | None = None) -> Iterator[Watch]:
+    """A started watch, closed when the block ends (however it ends)."""
+    watch = started(options, lines)
+    try:
+        yield watch
+    finally:
+        watch.close()
 
 
 def verify_chain(root: Path, key: Path, *extra: str) -> int:

@@ -17,9 +17,9 @@ from tests.watch.feed import (
     clean,
     leak,
     make_feed,
-    started,
     verify_chain,
     watch_options,
+    watching,
 )
 
 
@@ -30,11 +30,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Feed, Path]:
     root = feed.lab.root.parent / "chain"
     for i, builder in enumerate((clean, leak, clean, clean)):
         feed.put(builder, BASE + 10 * i + 0.5)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 41.5)
-    finally:
-        watch.close()
     return feed, root
 
 
@@ -116,11 +113,8 @@ def test_a_period_replaced_by_another_signed_report_is_named(
     options = watch_options(other_feed, other)
     from dataclasses import replace
 
-    watch = started(replace(options, sign_key=feed.lab.key, profile=feed.lab.profile))
-    try:
+    with watching(replace(options, sign_key=feed.lab.key, profile=feed.lab.profile)) as watch:
         watch.poll(BASE + 21.5)
-    finally:
-        watch.close()
     copy = copy_report(root, tmp_path / "copy")
     replaced = names(copy)[1]
     shutil.rmtree(copy / replaced)

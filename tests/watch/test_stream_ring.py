@@ -63,7 +63,7 @@ def test_a_host_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_watch_judges_what_the_stream_wrote(tmp_path: Path) -> None:
-    from tests.watch.feed import make_feed, started, watch_options
+    from tests.watch.feed import make_feed, watch_options, watching
 
     feed = make_feed(tmp_path)
     source = defects.write_pcap(tmp_path / "leak.pcap", defects.tcp_leak())
@@ -72,8 +72,7 @@ def test_the_watch_judges_what_the_stream_wrote(tmp_path: Path) -> None:
     from dataclasses import replace
 
     options = replace(watch_options(feed, tmp_path / "root"), capture_dir=ring.directory)
-    watch = started(options)
-    try:
+    with watching(options) as watch:
         import time
 
         time.sleep(1.0)
@@ -82,8 +81,6 @@ def test_the_watch_judges_what_the_stream_wrote(tmp_path: Path) -> None:
         ring.stop()
         watch.poll(time.time())
         assert len(watch.state.seen) == 1
-    finally:
-        watch.close()
     # Its packets are from 2023: its period's report, then one for everything since.
     reports = sorted(p for p in (tmp_path / "root").iterdir() if not p.name.startswith("."))
     assert len(reports) == 2

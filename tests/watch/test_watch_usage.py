@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
-from tests.watch.feed import make_feed
+from tests.watch.feed import make_feed, watching
 
 
 @pytest.mark.parametrize(
@@ -53,16 +53,13 @@ def test_a_second_watch_on_the_same_report_root_is_refused(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    from tests.watch.feed import started, watch_options
+    from tests.watch.feed import watch_options
 
     feed = make_feed(tmp_path)
-    first = started(watch_options(feed, tmp_path / "chain"))
-    try:
+    with watching(watch_options(feed, tmp_path / "chain")):
         argv = [sys.executable, "-m", "conformance.cli", "watch"]
         argv += ["--profile", str(feed.lab.profile), "--capture-dir", str(feed.directory)]
         argv += ["--report-root", str(tmp_path / "chain"), "--sign-key", str(feed.lab.key)]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        first.close()
     assert done.returncode == 3, done.stderr
     assert ".watch" in done.stderr

@@ -27,6 +27,7 @@ from tests.watch.feed import (
     started,
     verify_chain,
     watch_options,
+    watching,
 )
 
 
@@ -49,11 +50,8 @@ def test_a_leak_fails_its_period_and_the_next_clean_one_passes(feed: Feed, tmp_p
     feed.put(clean, BASE + 0.5)
     feed.put(leak, BASE + 10.5)
     feed.put(clean, BASE + 20.5)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 31.5)
-    finally:
-        watch.close()
     names = periods(root)
     assert len(names) == 3
     verdicts = [report_json(root / n)["verdict"] for n in names]
@@ -75,11 +73,8 @@ def test_the_history_shows_the_failed_period_and_its_new_destination(
     feed.put(clean, BASE + 0.5)
     feed.put(leak, BASE + 10.5)
     feed.put(clean, BASE + 20.5)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 31.5)
-    finally:
-        watch.close()
     capsys.readouterr()
     assert verify_chain(root, feed.lab.key, "--format", "json") == 0
     history = json.loads(capsys.readouterr().out)
@@ -96,13 +91,10 @@ def test_a_file_closing_late_joins_its_period_when_that_is_still_open(
 ) -> None:
     root = tmp_path / "chain"
     feed.put(clean, BASE + 5.0)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 6.0)  # judged; its period is still open
         feed.put(leak, BASE + 0.5)  # an earlier file of the same period, closing later
         watch.poll(BASE + 12.0)
-    finally:
-        watch.close()
     (name,) = periods(root)
     report = report_json(root / name)
     assert report["verdict"] == "fail"
@@ -118,14 +110,11 @@ def test_a_file_of_a_reported_period_is_judged_in_the_next_report(
 ) -> None:
     root = tmp_path / "chain"
     feed.put(clean, BASE + 0.5)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 11.5)  # period 0 reported (clean)
         feed.put(leak, BASE + 1.0)  # a file of period 0 copied in after its report
         feed.put(clean, BASE + 10.5)
         watch.poll(BASE + 21.5)
-    finally:
-        watch.close()
     first, second = periods(root)
     assert report_json(root / first)["verdict"] == "pass"
     late = report_json(root / second)
@@ -138,11 +127,8 @@ def test_time_no_capture_covered_is_a_gap_of_its_period(feed: Feed, tmp_path: Pa
     root = tmp_path / "chain"
     feed.put(clean, BASE + 0.0)
     feed.put(clean, BASE + 6.0)  # 0.2 s .. 6.0 s: not seen
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 11.5)
-    finally:
-        watch.close()
     (name,) = periods(root)
     report = report_json(root / name)
     gaps = report["period"]["gaps"]
@@ -154,11 +140,8 @@ def test_a_period_without_captures_gets_an_inconclusive_report(feed: Feed, tmp_p
     root = tmp_path / "chain"
     feed.put(clean, BASE + 0.5)
     feed.put(clean, BASE + 20.5)  # nothing in period 1
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 31.5)
-    finally:
-        watch.close()
     names = periods(root)
     assert len(names) == 3
     empty = report_json(root / names[1])
@@ -193,20 +176,14 @@ def test_a_restart_judges_nothing_twice_and_loses_nothing(feed: Feed, tmp_path: 
     root = tmp_path / "chain"
     feed.put(leak, BASE + 0.5)
     options = watch_options(feed, root)
-    first = started(options)
-    try:
+    with watching(options) as first:
         first.poll(BASE + 5.0)  # judged, period still open
-    finally:
-        first.close()
     state = load_state(root, options.period)
     assert state is not None and len(state.files()) == 1
     feed.put(clean, BASE + 5.5)
     lines: list[str] = []
-    second = started(options, lines)
-    try:
+    with watching(options, lines) as second:
         second.poll(BASE + 11.5)
-    finally:
-        second.close()
     (name,) = periods(root)
     report = report_json(root / name)
     assert report["verdict"] == "fail"
@@ -233,11 +210,8 @@ def test_a_report_written_before_a_crash_is_taken_into_the_chain(
     (root / ".watch" / "captures").mkdir()
     lines: list[str] = []
     feed.put(clean, BASE + 10.5)
-    again = started(options, lines)
-    try:
+    with watching(options, lines) as again:
         again.poll(BASE + 21.5)
-    finally:
-        again.close()
     assert any("taken into the chain" in line for line in lines)
     assert len(periods(root)) == 2
     assert verify_chain(root, feed.lab.key) == 0
@@ -249,8 +223,7 @@ def test_a_full_disk_stops_the_watch_and_keeps_what_was_judged(
     root = tmp_path / "chain"
     feed.put(leak, BASE + 0.5)
     options = watch_options(feed, root)
-    watch = started(options)
-    try:
+    with watching(options) as watch:
         watch.poll(BASE + 5.0)
         feed.put(clean, BASE + 5.5)
         real = shutil.disk_usage
@@ -261,19 +234,14 @@ def test_a_full_disk_stops_the_watch_and_keeps_what_was_judged(
         monkeypatch.setattr(watcher_module.shutil, "disk_usage", full)
         with pytest.raises(DiskFullError, match=r"disk full.*everything judged so far is kept"):
             watch.poll(BASE + 11.5)
-    finally:
-        watch.close()
     state = load_state(root, options.period)
     assert state is not None and [f.source for f in state.files()] == [
         sorted(p.name for p in feed.directory.iterdir())[0]
     ]
     assert periods(root) == []
     monkeypatch.undo()
-    watch = started(options)
-    try:
+    with watching(options) as watch:
         watch.poll(BASE + 11.5)
-    finally:
-        watch.close()
     (name,) = periods(root)
     assert report_json(root / name)["verdict"] == "fail"
     assert len(report_json(root / name)["judged_by"]) == 2
@@ -287,11 +255,8 @@ def test_a_file_that_cannot_be_read_makes_its_period_inconclusive(
     bad = feed.directory / "ring_00002_x.pcap"
     bad.write_bytes(b"not a capture at all")
     os.utime(bad, (BASE + 2, BASE + 2))
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 11.5)
-    finally:
-        watch.close()
     (name,) = periods(root)
     report = report_json(root / name)
     assert report["verdict"] == "inconclusive"
@@ -326,11 +291,8 @@ def test_a_file_running_into_the_next_period_covers_its_start(feed: Feed, tmp_pa
     long.write_bytes(bytes(data))
     os.utime(long, (BASE + 12, BASE + 12))
     feed.put(clean, BASE + 11.6)
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 21.5)
-    finally:
-        watch.close()
     first, second = periods(root)
     assert [round(g["seconds"], 1) for g in period_of(root / first)["gaps"]] == [9.0]
     # 10.0 .. 11.5 s was seen by the first period's file: only the end is a gap.
@@ -341,11 +303,8 @@ def test_periods_in_a_row_without_captures_share_one_report(feed: Feed, tmp_path
     root = tmp_path / "chain"
     feed.put(clean, BASE + 0.5)
     feed.put(clean, BASE + 1000.5)  # 99 periods of nothing between them
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 1011.5)
-    finally:
-        watch.close()
     names = periods(root)
     assert len(names) == 3
     stretch = period_of(root / names[1])
@@ -360,12 +319,9 @@ def test_a_file_stamped_ahead_of_the_clock_is_judged_when_it_arrives(
     root = tmp_path / "chain"
     feed.put(clean, BASE + 0.5)
     feed.put(leak, BASE + 86_400.5)  # a capture host's clock a day ahead
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 11.5)
         watch.poll(BASE + 21.5)
-    finally:
-        watch.close()
     first, arrived = periods(root)
     assert report_json(root / first)["verdict"] == "pass"
     report = report_json(root / arrived)
@@ -381,11 +337,8 @@ def test_a_backlog_is_judged_in_batches_and_all_of_it(
     for i in range(7):
         feed.put(leak if i == 5 else clean, BASE + i + 0.5)
     lines: list[str] = []
-    watch = started(watch_options(feed, root), lines)
-    try:
+    with watching(watch_options(feed, root), lines) as watch:
         watch.poll(BASE + 11.5)
-    finally:
-        watch.close()
     (name,) = periods(root)
     report = report_json(root / name)
     assert len(report["judged_by"]) == 7
@@ -397,12 +350,9 @@ def test_a_capture_that_never_delivers_a_file_still_gets_its_reports(
     feed: Feed, tmp_path: Path
 ) -> None:
     root = tmp_path / "chain"
-    watch = started(watch_options(feed, root))
-    try:
+    with watching(watch_options(feed, root)) as watch:
         watch.poll(BASE + 3.0)  # the watch starts in period 0; nothing ever arrives
         watch.poll(BASE + 31.5)
-    finally:
-        watch.close()
     (name,) = periods(root)  # periods 0 to 2 in one "nothing seen" report
     report = report_json(root / name)
     assert report["verdict"] == "inconclusive"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -617,13 +618,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2 → ours is 3
         return 0 if exc.code == 0 else int(ExitCode.USAGE)
     try:
-        return int(args.handler(args, console))
+        code = int(args.handler(args, console))
     except ConformanceError as exc:
         console.print(f"[red]ucx-conformance:[/] {escape(str(exc))}")
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: no report written")
         return int(ExitCode.INCOMPLETE)
+    if argv is None:
+        # The process's own command line: it ends now. Objects still alive are left to the
+        # exit rather than walked once more by the cyclic collector at interpreter shutdown
+        # (measured: 0.15-0.2 s after judging 2M packets). Every file is closed by now.
+        gc.freeze()
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

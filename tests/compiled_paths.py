@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from conformance.decode import compiled, pcap_reader, pcapng_reader
-from conformance.observe import ingest
+from conformance.observe import capture_parts, ingest
 
 # The compiled walks and step are loaded (built in place or installed, and not switched off).
 COMPILED_WALK = compiled.walk is not None
@@ -29,3 +29,14 @@ def pure_python() -> Iterator[None]:
         yield
     finally:
         ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs = saved
+
+
+@contextmanager
+def parts_in_process() -> Iterator[None]:
+    """Every part of a capture observed in parts read in this process (no fork), in order."""
+    saved = capture_parts.FORK_PARTS
+    capture_parts.FORK_PARTS = False
+    try:
+        yield
+    finally:
+        capture_parts.FORK_PARTS = saved

@@ -27,12 +27,15 @@ def open_capture(
     path: Path | str,
     on_chunk: Callable[[], None] | None = None,
     on_bytes: OnBytes | None = None,
+    *,
+    digest: bool = True,
 ) -> CaptureReader:
     """Open `path` and check its header; the reader of its format.
 
     `on_chunk` is called after each chunk the decoder takes (progress). `on_bytes`, if
     given, is shown every byte of the file, in order, as it is read and hashed (the
     report's copy); the reader's `complete` says whether it saw the whole file.
+    Without `digest` the reader computes no SHA-256 (`sha256` is empty).
     Raises CaptureError for a file that cannot be read as a capture at all.
     """
     where = Path(path)
@@ -68,4 +71,6 @@ def open_capture(
         file.close()
         raise
     reader.file_size = size
+    if not digest:
+        reader.without_digest()
     return reader

@@ -105,6 +105,10 @@ class CaptureReader:
         """The file ends inside a record, or a length field is corrupt."""
         return self.truncated_detail is not None
 
+    def without_digest(self) -> None:
+        """Compute no SHA-256 (before the walk starts): another reader hashes this file."""
+        self._source.digest = False
+
     def walk(self, step: PacketStep) -> None:
         """Call `step` for every packet record of the file, in file order."""
         for _ in self._chunks_walked(step):

@@ -8,6 +8,7 @@ bounded time, so memory stays flat whatever the capture contains.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -299,6 +300,11 @@ class Reassembler:
     def __init__(self) -> None:
         self._pending: dict[tuple[int, bytes, bytes, int, int], PendingDatagram] = {}
         self._stale: list[PendingDatagram] = []
+        # Datagrams given up on for time or room (not for damage): when they are given up
+        # depends on other datagrams' fragments, which a capture observed in parts splits.
+        self.given_up = 0
+        self.last_time = -math.inf  # the latest fragment's time
+        self.oldest_drained = math.inf  # the first time of the oldest datagram left at the end
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -333,15 +339,19 @@ class Reassembler:
         proto = ip.proto if ip.version == 4 else -1
         key = (ip.version, ip.src, ip.dst, proto, frag.ident)
         time = packets[-1][0]
+        # Every fragment gives up on the datagrams past FRAGMENT_TIMEOUT first, its own
+        # included (a timer does in Linux): a late fragment never completes a stale one.
+        self._expire(time)
+        self.last_time = max(self.last_time, time)
         pending = self._pending.get(key)
         if pending is None:
-            self._expire(time)
             pending = PendingDatagram(ip.version, ip.src, ip.dst, ip.proto, frag.ident, time)
             pending.context = context
             self._pending[key] = pending
             if len(self._pending) > MAX_PENDING_DATAGRAMS:
                 oldest = next(iter(self._pending))
                 self._stale.append(self._pending.pop(oldest))
+                self.given_up += 1
         pending.packets.extend(packets)
         if frag.offset == 0:
             pending.proto = ip.proto
@@ -373,6 +383,8 @@ class Reassembler:
     def drain(self) -> list[PendingDatagram]:
         """Give up on everything still pending (the capture ended)."""
         stale = self.take_stale() + list(self._pending.values())
+        for datagram in self._pending.values():
+            self.oldest_drained = min(self.oldest_drained, datagram.first_time)
         self._pending.clear()
         return stale
 
@@ -382,3 +394,4 @@ class Reassembler:
             if now - self._pending[key].first_time <= FRAGMENT_TIMEOUT:
                 return
             self._stale.append(self._pending.pop(key))
+            self.given_up += 1

@@ -47,11 +47,14 @@ class ReadAhead:
         self._exhausted = False  # the decoder took the end-of-file marker
         self._head_taken = False
         self.complete = False  # every byte read, hashed and shown
+        # False: no SHA-256 (a second reader of a file another one hashes: capture_parts)
+        self.digest = True
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of every byte read (the whole file once `finish` returned with `complete`)."""
-        return self._hash.hexdigest()
+        """SHA-256 of every byte read (the whole file once `finish` returned with `complete`);
+        empty without `digest`."""
+        return self._hash.hexdigest() if self.digest else ""
 
     def next_chunk(self) -> bytes | None:
         """The next chunk of the file, or None at its end. Raises what reading raised."""
@@ -103,7 +106,7 @@ class ReadAhead:
 
     def _run(self, chunks: queue.Queue[bytes | BaseException | None]) -> None:
         put, stop, read = chunks.put, self._stop, self._file.read
-        update, show = self._hash.update, self._on_bytes
+        update, show = (self._hash.update if self.digest else _unhashed), self._on_bytes
         try:
             update(self._head)
             if show is not None:
@@ -120,3 +123,7 @@ class ReadAhead:
                 put(chunk)
         except BaseException as exc:  # handed to the decoder, which raises it
             put(exc)
+
+
+def _unhashed(chunk: bytes) -> None:
+    """The hash update of a reader without `digest`."""

@@ -13,12 +13,26 @@ compare (tests/observe/conftest.py, tests/compiled_paths.py).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint32_t
 
 from conformance.decode._walk cimport CStep
 
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
-from conformance.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET
+from conformance.decode.link import (
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    LINKTYPE_RAW_DLT12,
+    LINKTYPE_RAW_DLT14,
+    MAX_VLAN_TAGS,
+)
 from conformance.observe import flows
 from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 
@@ -52,6 +66,108 @@ cdef enum:
     _PLAIN = 52  # 20 + ingest._PLAIN_TCP_HEADER
 
 
+cdef int LINK_NULL = LINKTYPE_NULL
+cdef int LINK_LOOP = LINKTYPE_LOOP
+cdef int LINK_SLL = LINKTYPE_LINUX_SLL
+cdef int LINK_SLL2 = LINKTYPE_LINUX_SLL2
+cdef int LINK_IPV4 = LINKTYPE_IPV4
+cdef int LINK_IPV6 = LINKTYPE_IPV6
+cdef int LINK_RAW = LINKTYPE_RAW
+cdef int LINK_RAW12 = LINKTYPE_RAW_DLT12
+cdef int LINK_RAW14 = LINKTYPE_RAW_DLT14
+cdef int VLAN_TAGS = MAX_VLAN_TAGS
+
+
+cdef inline bint _vlan(long ethertype):
+    return ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100 or ethertype == 0x9200
+
+
+cdef inline uint32_t _fold(const uint8_t* p, int words):
+    cdef uint32_t folded = 0
+    cdef int i
+    for i in range(words):
+        folded ^= (
+            (<uint32_t>p[4 * i] << 24) | (<uint32_t>p[4 * i + 1] << 16)
+            | (<uint32_t>p[4 * i + 2] << 8) | p[4 * i + 3]
+        )
+    return folded
+
+
+cdef int _first_ip(const uint8_t* f, Py_ssize_t cap, int lt):
+    """frame_owner._first_ip: offset from f, or -1."""
+    cdef Py_ssize_t at
+    cdef long ethertype
+    cdef int tags = 0
+    if lt == ETHERNET:
+        at = 14
+        if at > cap:
+            return -1
+        ethertype = (f[12] << 8) | f[13]
+        while _vlan(ethertype) and tags < VLAN_TAGS and at + 4 <= cap:
+            ethertype = (f[at + 2] << 8) | f[at + 3]
+            at += 4
+            tags += 1
+        if ethertype != IPV4 and ethertype != IPV6:
+            return -1
+    elif lt == LINK_RAW or lt == LINK_RAW12 or lt == LINK_RAW14 or lt == LINK_IPV4 or lt == LINK_IPV6:
+        at = 0
+    elif lt == LINK_NULL or lt == LINK_LOOP:
+        at = 4
+    elif lt == LINK_SLL:
+        at = 16
+    elif lt == LINK_SLL2:
+        at = 20
+    else:
+        return -1
+    return at if at < cap else -1
+
+
+cdef int frame_owner_c(const uint8_t* f, Py_ssize_t cap, int lt, int parts):
+    """observe/frame_owner.py `frame_owner`, on the frame at f."""
+    cdef Py_ssize_t at, icmp, quoted
+    cdef int version
+    cdef uint32_t folded
+    if parts <= 1:
+        return 0
+    at = _first_ip(f, cap, lt)
+    if at < 0:
+        return 0
+    version = f[at] >> 4
+    if version == 4:
+        if at + 20 > cap:
+            return 0
+        if f[at + 9] == 1 and not (((f[at + 6] << 8) | f[at + 7]) & 0x1FFF):
+            icmp = at + (f[at] & 0x0F) * 4
+            quoted = icmp + 8
+            if quoted + 20 <= cap and (
+                f[icmp] == 3 or f[icmp] == 4 or f[icmp] == 5 or f[icmp] == 11 or f[icmp] == 12
+            ) and f[quoted] >> 4 == 4:
+                at = quoted
+    elif version == 6:
+        if at + 40 > cap:
+            return 0
+        icmp = at + 40
+        quoted = icmp + 8
+        if f[at + 6] == 58 and quoted + 40 <= cap and f[icmp] < 128 and f[quoted] >> 4 == 6:
+            at = quoted
+            version = 6
+    else:
+        return 0
+    version = f[at] >> 4
+    if version == 4:
+        folded = _fold(f + at + 12, 1) ^ _fold(f + at + 16, 1)
+    else:
+        folded = _fold(f + at + 8, 4) ^ _fold(f + at + 24, 4)
+    return <int>((((<unsigned long long>folded * 2654435761ULL) & 0xFFFFFFFFULL) >> 16) % parts)
+
+
+def frame_owner(bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int parts):
+    """The compiled frame_owner, callable from Python (tests compare it with the Python one)."""
+    if off < 0 or cap < 0 or off + cap > len(buf):
+        raise ValueError("frame outside the buffer")
+    return frame_owner_c(<const uint8_t*>PyBytes_AS_STRING(buf) + off, cap, lt, parts)
+
+
 cdef inline void _tcp_control(list e, long flags):
     """flows.tcp_control, inline."""
     if flags & 2:
@@ -74,6 +190,9 @@ cdef class FastStep(CStep):
     cdef double low
     cdef double high
     cdef double silence
+    cdef int part
+    cdef int parts
+    cdef public long long skipped
 
     def __init__(self, ingest):
         table = ingest.table
@@ -89,6 +208,9 @@ cdef class FastStep(CStep):
         self.low = timeline.low
         self.high = timeline.high
         self.silence = SILENCE_SECONDS
+        self.part = ingest.part
+        self.parts = ingest.parts
+        self.skipped = 0
 
     cdef int packet(
         self,
@@ -111,6 +233,9 @@ cdef class FastStep(CStep):
             self.time_step(self.low, ts, n)
         self.low = ts
         self.high = ts + self.silence
+        if self.parts > 1 and frame_owner_c(f, cap, lt, self.parts) != self.part:
+            self.skipped += 1
+            return 0
         if lt != ETHERNET or cap < _IPV4_FAST_L4 + _UDP_HEADER:
             self.slow(ts, buf, off, cap, lt, dirf, n)
             return 0

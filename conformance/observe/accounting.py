@@ -11,9 +11,11 @@ into one `Accounting` per capture instead of keeping counters of its own:
 - `payload_not_understood` counts packets whose transport decoded (they are in their flow)
   but whose payload a parser could not read, or read only by not trusting a length field.
 
-Each count keeps its first frame numbers and the addresses the frames carried (MACs and IP
+Each count keeps its lowest frame numbers and the addresses the frames carried (MACs and IP
 addresses of every layer, grouped), so a judge can tell which of them could be the
-target's. Everything kept is bounded; counts stay exact.
+target's. Everything kept is bounded; counts stay exact. What is kept does not depend on
+the order frames were settled in (a fragment settles after later frames), so the
+accountings of a capture's parts observed apart join into the one pass's (`absorb`).
 """
 
 from __future__ import annotations
@@ -59,8 +61,7 @@ class _Tally:
     def add(self, frames: Iterable[int], parties: PartyKey | None) -> None:
         for frame in frames:
             self.count += 1
-            if len(self.frames) < NOT_UNDERSTOOD_FRAMES:
-                self.frames.append(frame)
+            _keep_lowest(self.frames, frame, NOT_UNDERSTOOD_FRAMES)
             if parties is None:
                 self.untold += 1
             elif parties in self.groups or len(self.groups) < MAX_PARTY_GROUPS:
@@ -73,9 +74,30 @@ class _Tally:
             reason,
             self.count,
             tuple(sorted(self.frames)),
-            tuple(_parties(key, count) for key, count in self.groups.items()),
+            tuple(_parties(key, count) for key, count in sorted(self.groups.items())),
             self.untold,
         )
+
+    def absorb(self, other: _Tally) -> bool:
+        """Add `other`'s frames; False if a bound made what is kept depend on the order."""
+        for frame in other.frames:
+            _keep_lowest(self.frames, frame, NOT_UNDERSTOOD_FRAMES)
+        self.count += other.count
+        self.untold += other.untold
+        for key, count in other.groups.items():
+            self.groups[key] = self.groups.get(key, 0) + count
+        # Up to the bound, every part's groups were all kept, as the one pass keeps them.
+        return len(self.groups) <= MAX_PARTY_GROUPS
+
+
+def _keep_lowest(frames: list[int], frame: int, bound: int) -> None:
+    """Keep the `bound` lowest frame numbers in `frames` (unsorted)."""
+    if len(frames) < bound:
+        frames.append(frame)
+        return
+    highest = max(frames)
+    if frame < highest:
+        frames[frames.index(highest)] = frame
 
 
 def party_key(addresses: Iterable[bytes]) -> PartyKey:
@@ -148,9 +170,44 @@ class Accounting:
         tally.add(numbers, parties)
         self.malformed += len(numbers)
         for frame in numbers:
-            if len(self.anomalies) >= ANOMALY_SAMPLES:
-                break
-            self.anomalies.append(Anomaly(self.capture, frame, reason))
+            self._anomaly(Anomaly(self.capture, frame, reason))
+
+    def _anomaly(self, anomaly: Anomaly) -> None:
+        """Keep the ANOMALY_SAMPLES lowest anomalies by (frame, reason), in any order."""
+        kept = self.anomalies
+        if len(kept) < ANOMALY_SAMPLES:
+            kept.append(anomaly)
+            return
+        highest = max(range(len(kept)), key=lambda i: (kept[i].packet, kept[i].reason))
+        if (anomaly.packet, anomaly.reason) < (kept[highest].packet, kept[highest].reason):
+            kept[highest] = anomaly
+
+    def sorted_anomalies(self) -> tuple[Anomaly, ...]:
+        """The anomalies kept, by frame (then reason)."""
+        return tuple(sorted(self.anomalies, key=lambda a: (a.packet, a.reason)))
+
+    def absorb(self, other: Accounting) -> bool:
+        """Add what `other` (another part of the same capture) counted.
+
+        False when a bound (reasons, link-control kinds, party groups, senders) was reached:
+        what is kept would then depend on the order frames came in, and the caller reads
+        the capture again in one pass.
+        """
+        exact = True
+        self.entered += other.entered
+        self.decoded += other.decoded
+        self.malformed += other.malformed
+        for anomaly in other.anomalies:
+            self._anomaly(anomaly)
+        for kind, count in other._link.items():
+            self._link[kind] = self._link.get(kind, 0) + count
+        exact = len(self._link) <= MAX_LINK_KINDS and OTHER_LINK_KINDS not in self._link
+        for mine, theirs in ((self._frames, other._frames), (self._payloads, other._payloads)):
+            for reason, tally in theirs.items():
+                exact = mine.setdefault(reason, _Tally()).absorb(tally) and exact
+            exact = exact and len(mine) <= MAX_REASONS and OTHER_REASONS not in mine
+        self.senders |= other.senders
+        return exact and len(self.senders) < MAX_SENDERS
 
     # -- results --------------------------------------------------------------------------
 

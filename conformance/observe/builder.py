@@ -52,6 +52,13 @@ from typing import Protocol, TypeVar
 from conformance.decode.capture_file import open_capture
 from conformance.decode.read_ahead import OnBytes
 from conformance.decode.tls import EchExtension
+from conformance.observe.capture_parts import (
+    CapturePart,
+    ReaderFacts,
+    join_parts,
+    observe_in_parts,
+    parts_for,
+)
 from conformance.observe.ech_kinds import classify_hellos
 from conformance.observe.flows import Addresses
 from conformance.observe.ingest import CaptureIngest
@@ -73,6 +80,7 @@ from conformance.progress import NULL_PROGRESS, Progress
 # cost nothing. Checked once per chunk read, never per packet.
 PROGRESS_EVERY = 1 << 16
 _T = TypeVar("_T")
+_R = TypeVar("_R", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
 # While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
 # GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
 # wait that long each time behind the decoding loop and fall behind it.
@@ -106,11 +114,14 @@ def observe_captures(
     paths: Sequence[Path],
     progress: Progress = NULL_PROGRESS,
     copies: EvidenceCopies | None = None,
+    parts: int | None = 1,
 ) -> Observations:
     """Read every capture (index = position in `paths`) into one `Observations`.
 
     With `copies`, each capture is also copied, in the same pass, to the file
-    `copies.open(path)` gives (if any).
+    `copies.open(path)` gives (if any). `parts` > 1 reads each capture in that many
+    processes at once (observe/capture_parts.py; None: as many as the cores, for a large
+    file); the records are the same as in one pass.
 
     Raises CaptureError only for a file that cannot be read at all (missing, empty,
     not pcap/pcapng, unsupported version); every header is checked before any file
@@ -123,7 +134,7 @@ def observe_captures(
     address = Addresses()
     with _collector_paused(), _quick_thread_switches():
         for index, path in enumerate(paths):
-            _observe_one(index, Path(path), out, progress, address, copies)
+            _observe_one(index, Path(path), out, progress, address, copies, parts)
     classify_hellos(out.client_hellos, out.ech, out.flows, out.dns, frozenset(out.hrr_ech))
     return Observations(
         captures=tuple(out.captures),
@@ -172,8 +183,50 @@ def _observe_one(
     progress: Progress,
     address: Addresses,
     copies: EvidenceCopies | None,
+    parts: int | None,
 ) -> None:
-    ingest = CaptureIngest(index)
+    count = parts_for(_size(path), parts)
+    if count <= 1:
+        _append(out, _read_part(index, path, progress, address, copies), address)
+        return
+    read = observe_in_parts(
+        count,
+        lambda part, of: _read_part(
+            index,
+            path,
+            progress if part == 0 else NULL_PROGRESS,
+            address,
+            copies if part == 0 else None,
+            part,
+            of,
+        ),
+    )
+    joined = join_parts(read)
+    if joined is None:
+        # Something ties the parts together: one pass decides (part 0 made the copy).
+        joined = _read_part(index, path, NULL_PROGRESS, address, None)
+        joined.sha256 = read[0].sha256
+    _append(out, joined, address)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # open_capture says what is wrong with it
+
+
+def _read_part(
+    index: int,
+    path: Path,
+    progress: Progress,
+    address: Addresses,
+    copies: EvidenceCopies | None,
+    part: int = 0,
+    parts: int = 1,
+) -> CapturePart:
+    """Read the capture at `path`, stepping the frames `part` of `parts` owns."""
+    ingest = CaptureIngest(index, part, parts)
     reported = 0
 
     def report() -> None:
@@ -186,7 +239,7 @@ def _observe_one(
     complete = False
     sha256 = ""
     try:
-        with open_capture(path, report, copier) as reader:
+        with open_capture(path, report, copier, digest=part == 0) as reader:
             progress.start(f"reading {path.name}", reader.file_size)
             try:
                 ingest.run_reader(reader)
@@ -201,25 +254,94 @@ def _observe_one(
     finally:
         if copies is not None and copier is not None:
             copies.done(path, sha256, complete)
-    flows, ids = ingest.table.finish(len(out.flows) + 1, address)
+    flows, ids = ingest.table.finish(1, address)
     inspector = ingest.inspector
-    out.flows.extend(flows)
-    out.dns.extend(inspector.dns.records(ids, address))
+    # Hellos in packet order (their ECH extensions follow them): the order does not then
+    # depend on when a hello's last segment came, which parts of a capture could not know.
+    ordered = sorted(
+        range(len(inspector.client_hellos)), key=lambda i: inspector.client_hellos[i][1].packet
+    )
+    position = {old: new for new, old in enumerate(ordered)}
+    reassembler = ingest.walker.reassembler
+    return CapturePart(
+        capture=index,
+        reader=ReaderFacts(
+            path=str(path),
+            format=reader.format,
+            link_types=tuple(reader.link_types),
+            interfaces=reader.interfaces,
+            packets=reader.packets_read,
+            bytes=reader.bytes_read,
+            first_time=reader.first_time,
+            last_time=reader.last_time,
+            snap_truncated=reader.snap_truncated,
+            truncated_file=reader.truncated,
+            truncated_detail=reader.truncated_detail,
+            drops=reader.drops,
+            drop_detail=reader.drop_detail,
+            direction_flags=reader.direction_flags,
+        ),
+        sha256=sha256,
+        accounting=ingest.accounting,
+        timeline=ingest.timeline,
+        fragments=ingest.fragments,
+        reassembled=ingest.reassembled,
+        decoded=ingest.decoded,
+        flows=flows,
+        dns=inspector.dns.records(ids, address),
+        client_hellos=[
+            dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
+            for ref, h in (inspector.client_hellos[i] for i in ordered)
+        ],
+        server_hellos=sorted(
+            (
+                dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
+                for ref, h in _drained(inspector.server_hellos)
+            ),
+            key=lambda h: h.packet,
+        ),
+        http=sorted(inspector.http_requests(ids), key=lambda r: r.packet),
+        names=sorted(inspector.names(ids), key=lambda m: m.packet),
+        ech={position[i]: ext for i, ext in inspector.ech_extensions.items()},
+        hrr_ech={ids.get(ref, packet) for ref, packet in inspector.ech_confirmed},
+        dns_pending_high=inspector.dns.pending_high,
+        quic_waiting_high=inspector.quic_waiting_high,
+        fragments_given_up=reassembler.given_up,
+        last_fragment_time=reassembler.last_time,
+        oldest_drained_fragment=reassembler.oldest_drained,
+    )
+
+
+def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
+    """Add one capture's records to `out`, flow ids following the earlier captures'."""
+    shift = len(out.flows)
     first_hello = len(out.client_hellos)
-    out.ech.update((first_hello + i, ext) for i, ext in inspector.ech_extensions.items())
-    out.hrr_ech.update(ids.get(ref, packet) for ref, packet in inspector.ech_confirmed)
-    # Each record is released as its copy with the flow id is made: never both lists in full.
-    out.client_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
-        for ref, h in _drained(inspector.client_hellos)
+
+    def moved(records: list[_R]) -> Iterator[_R]:
+        if not shift:
+            return _drained(records)
+        return (dataclasses.replace(r, flow_id=r.flow_id + shift) for r in _drained(records))
+
+    flows = part.flows
+    out.flows.extend(
+        _drained(flows)
+        if not shift
+        else (dataclasses.replace(f, flow_id=f.flow_id + shift) for f in _drained(flows))
     )
-    out.server_hellos.extend(
-        dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
-        for ref, h in _drained(inspector.server_hellos)
-    )
-    out.http.extend(sorted(inspector.http_requests(ids), key=lambda r: r.packet))
-    out.names.extend(sorted(inspector.names(ids), key=lambda m: m.packet))
-    acc = ingest.accounting
+    out.dns.extend(moved(part.dns))
+    out.ech.update((first_hello + i, ext) for i, ext in part.ech.items())
+    out.hrr_ech.update(i + shift for i in part.hrr_ech)
+    out.client_hellos.extend(moved(part.client_hellos))
+    out.server_hellos.extend(moved(part.server_hellos))
+    out.http.extend(moved(part.http))
+    out.names.extend(moved(part.names))
+    out.captures.append(_summary(part, out.flows[shift:]))
+
+
+def _summary(part: CapturePart, flows: Sequence[Flow]) -> CaptureSummary:
+    """The capture's summary from what its reader, accounting and timeline saw."""
+    reader = part.reader
+    acc = part.accounting
     link_addresses, link_complete = acc.link_addresses()
     frames_not_understood = acc.frames_not_understood()
     first, last = reader.first_time, reader.last_time
@@ -228,46 +350,44 @@ def _observe_one(
             first if first is not None else flows[0].first_time, *(f.first_time for f in flows)
         )
         last = max(last if last is not None else flows[0].last_time, *(f.last_time for f in flows))
-    timeline = ingest.timeline
+    timeline = part.timeline
     if timeline.backward_count and first is not None and last is not None:
         # time went backwards: the window runs from the earliest to the latest time seen
         first, last = min(first, timeline.earliest), max(last, timeline.latest)
-    out.captures.append(
-        CaptureSummary(
-            path=str(path),
-            format=reader.format,
-            sha256=sha256,
-            link_types=tuple(reader.link_types),
-            interfaces=reader.interfaces,
-            packets=reader.packets_read,
-            bytes=reader.bytes_read,
-            first_time=first,
-            last_time=last,
-            malformed=acc.malformed,
-            anomalies=tuple(acc.anomalies),
-            snap_truncated=reader.snap_truncated,
-            truncated_file=reader.truncated,
-            truncated_detail=reader.truncated_detail,
-            drops=reader.drops,
-            drop_detail=reader.drop_detail,
-            unsupported_link_packets=sum(
-                n.count for n in frames_not_understood if n.reason.startswith(UNSUPPORTED_LINK)
-            ),
-            fragments=ingest.fragments,
-            reassembled=ingest.reassembled,
-            direction_flags=reader.direction_flags,
-            decoded=ingest.decoded,
-            link_control=acc.link_controls(),
-            not_understood=frames_not_understood,
-            payload_not_understood=acc.payloads_not_understood(),
-            link_addresses=link_addresses,
-            link_addresses_complete=link_complete,
-            silences=timeline.silences(),
-            silence_count=timeline.silence_count,
-            silence_seconds=timeline.silence_seconds,
-            backward_steps=timeline.backward_steps(),
-            backward_count=timeline.backward_count,
-        )
+    return CaptureSummary(
+        path=reader.path,
+        format=reader.format,
+        sha256=part.sha256,
+        link_types=reader.link_types,
+        interfaces=reader.interfaces,
+        packets=reader.packets,
+        bytes=reader.bytes,
+        first_time=first,
+        last_time=last,
+        malformed=acc.malformed,
+        anomalies=acc.sorted_anomalies(),
+        snap_truncated=reader.snap_truncated,
+        truncated_file=reader.truncated_file,
+        truncated_detail=reader.truncated_detail,
+        drops=reader.drops,
+        drop_detail=reader.drop_detail,
+        direction_flags=reader.direction_flags,
+        unsupported_link_packets=sum(
+            n.count for n in frames_not_understood if n.reason.startswith(UNSUPPORTED_LINK)
+        ),
+        fragments=part.fragments,
+        reassembled=part.reassembled,
+        decoded=part.decoded,
+        link_control=acc.link_controls(),
+        not_understood=frames_not_understood,
+        payload_not_understood=acc.payloads_not_understood(),
+        link_addresses=link_addresses,
+        link_addresses_complete=link_complete,
+        silences=timeline.silences(),
+        silence_count=timeline.silence_count,
+        silence_seconds=timeline.silence_seconds,
+        backward_steps=timeline.backward_steps(),
+        backward_count=timeline.backward_count,
     )
 
 

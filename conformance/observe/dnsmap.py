@@ -57,6 +57,7 @@ class DnsMap:
         self._pending: dict[_Key, _Waiting] = {}
         self._done: dict[_Identity, _Done] = {}
         self._full: list[tuple[_Identity, _Done]] = []  # records that reached MAX_ANSWER_RUNS
+        self.pending_high = 0  # most queries ever waiting at once (capture_parts checks it)
 
     def add(
         self,
@@ -75,6 +76,9 @@ class DnsMap:
         answers in the same bytes, which is cheaper to compare than decoded records.
         """
         if msg.is_response:
+            # Queries past ANSWER_TIMEOUT are unanswered whatever else was seen meanwhile:
+            # a late response never matches them (nor depends on other flows' traffic).
+            self._expire(time)
             client, cport, server, sport, transport, protocol = ends
             ends = (server, sport, client, cport, transport, protocol)
             questions = msg.questions or tuple(
@@ -100,6 +104,7 @@ class DnsMap:
                 continue
             self._expire(time)
             self._pending[key] = (ends, packet, time, [1, 0])
+            self.pending_high = max(self.pending_high, len(self._pending))
 
     def records(self, flow_ids: FlowIds, address: Callable[[bytes], IPAddress]) -> list[DnsQuery]:
         """Every exchange, unanswered ones included, in packet order (empties the map)."""

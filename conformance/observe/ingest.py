@@ -38,6 +38,7 @@ from conformance.observe.flows import (
     FlowTable,
     tcp_control,
 )
+from conformance.observe.frame_owner import frame_owner
 from conformance.observe.layers import LayerWalker
 from conformance.observe.payloads import PayloadInspector, initial_want
 from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
@@ -61,8 +62,13 @@ _COMPILED = compiled.load("conformance.observe._step")
 class CaptureIngest:
     """Feeds one capture's packet records into its flow table and payload inspector."""
 
-    def __init__(self, capture: int) -> None:
+    def __init__(self, capture: int, part: int = 0, parts: int = 1) -> None:
         self.capture = capture
+        # Observing one capture in `parts` processes: this one steps only the frames whose
+        # owner (observe/frame_owner.py) is `part`; every frame's time is still checked.
+        self.part = part
+        self.parts = parts
+        self._skipped = [0]  # frames another part steps (the Python step's count)
         self.accounting = Accounting(capture)
         self.table = FlowTable(capture, initial_want)
         self.table.senders = self.accounting.senders
@@ -87,10 +93,16 @@ class CaptureIngest:
         return self.walker.reassembled
 
     @property
+    def skipped(self) -> int:
+        """Frames left to the other parts of a capture observed in parts."""
+        step = self.step
+        return int(getattr(step, "skipped", self._skipped[0]))
+
+    @property
     def decoded(self) -> int:
         """Frames decoded to their transport: the hot loop's, and the general path's."""
         acc = self.accounting
-        return self.packets - acc.entered + acc.decoded
+        return self.packets - self.skipped - acc.entered + acc.decoded
 
     def finish(self) -> None:
         """Settle what waits for more packets: fragment sets, hellos cut short."""
@@ -134,6 +146,7 @@ class CaptureIngest:
         # The bounds for the next packet's time live in the closure (one chained comparison
         # per packet); the timeline's are only their starting values.
         low, high = timeline.low, timeline.high
+        part, parts, skipped = self.part, self.parts, self._skipped
 
         def step(  # noqa: C901, PLR0912 (the per-packet hot loop: inlined on purpose)
             ts: float, buf: bytes, off: int, cap: int, orig: int, lt: int, dirf: int, n: int
@@ -143,6 +156,9 @@ class CaptureIngest:
                 time_step(low, ts, n)
             low = ts
             high = ts + silence
+            if parts > 1 and frame_owner(buf, off, cap, lt, parts) != part:
+                skipped[0] += 1
+                return
             if lt != ethernet or cap < min_cap:
                 slow(ts, buf, off, cap, lt, dirf, n)
                 return

@@ -68,15 +68,22 @@ class CaptureExecutor(Protocol):
 
 
 class SerialExecutor:
-    """Reads each file in this process when it is submitted."""
+    """Reads each file in this process when it is submitted.
 
-    label = SERIAL
+    `parts` reads each file in that many processes at once (observe/capture_parts.py; None:
+    a large file on every core, up to capture_parts.MAX_PARTS); 1 reads it in one pass.
+    """
+
     in_process = True
+
+    def __init__(self, parts: int | None = 1) -> None:
+        self.parts = parts
+        self.label = SERIAL
 
     def submit(self, path: Path) -> Pending:
         future: Future[ObservedFile] = Future()
         try:
-            future.set_result(observe_file(str(path)))
+            future.set_result(observe_file(str(path), self.parts))
         except Exception as exc:
             future.set_exception(exc)
         return future
@@ -112,7 +119,8 @@ def executor_for(spec: str | None, files: int) -> CaptureExecutor:
     """The executor `spec` names (`--executor`); by default, all local cores for several files
     and this process for one. ConformanceError for a spec that names none."""
     if spec is None or spec == "":
-        return SerialExecutor() if files <= 1 else LocalExecutor()
+        # One file: this process reads it, on every core when it is large (in parts).
+        return SerialExecutor(parts=None) if files <= 1 else LocalExecutor()
     if spec == SERIAL:
         return SerialExecutor()
     check_executor(spec)
@@ -141,8 +149,9 @@ def observe_files(
         open_capture(path).close()
     if executor.in_process:
         where = f"{socket.gethostname()} pid {os.getpid()}"
+        split = executor.parts if isinstance(executor, SerialExecutor) else 1
         parts: Iterator[tuple[Observations, str]] = (
-            (observe_captures([path], progress, copies), where) for path in paths
+            (observe_captures([path], progress, copies, split), where) for path in paths
         )
         return _merged(parts, executor.label, NULL_PROGRESS)
     progress.start(f"reading {len(paths)} captures ({executor.label})", len(paths))

@@ -261,6 +261,7 @@ class PayloadInspector:
         # HelloRetryRequests that carried the ECH confirmation (RFC 9849 §7.2.1): (flow, packet)
         self.ech_confirmed: list[tuple[FlowRef, int]] = []
         self._quic_waiting: dict[FlowRef, tuple[bytes, ...]] = {}
+        self.quic_waiting_high = 0  # most ever waiting at once (capture_parts checks it)
         self._quic_seen = False  # a QUIC client direction started: a reply may be QUIC
         self._http: dict[tuple[FlowRef, int, str, str, str, str | None], _Seen] = {}
         self._names: dict[tuple[FlowRef, int, str, str], NameMention] = {}
@@ -794,6 +795,7 @@ class PayloadInspector:
         if len(waiting) >= MAX_QUIC_WAITING:
             del waiting[next(iter(waiting))]
         waiting[flow_ref(IPPROTO_UDP, key)] = client.key_dcids
+        self.quic_waiting_high = max(self.quic_waiting_high, len(waiting))
 
     def _quic_incomplete(self, key: bytes, state: QuicDirection) -> None:
         """Count a hello whose CRYPTO data began but never completed (decision 10)."""

@@ -31,10 +31,11 @@ class Pending(Protocol):
     def result(self, timeout: float | None = None) -> ObservedFile: ...
 
 
-def observe_file(path: str) -> ObservedFile:
-    """Read one capture (in whichever process runs this) and say where it was read."""
+def observe_file(path: str, parts: int | None = 1) -> ObservedFile:
+    """Read one capture (in whichever process runs this, in `parts` processes: see
+    observe_captures) and say where it was read."""
     where = f"{socket.gethostname()} pid {os.getpid()}"
     try:
-        return ObservedFile(observe_captures([Path(path)]), where)
+        return ObservedFile(observe_captures([Path(path)], parts=parts), where)
     except CaptureError as exc:
         return ObservedFile(None, where, exc.problem)

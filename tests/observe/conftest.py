@@ -4,7 +4,8 @@ Every capture is observed twice, written as pcap and as pcapng: both readers cal
 per-packet step (observe.ingest), which must conclude the same from either, and every
 observe test checks that on its own frames. Where the compiled walks and step are built
 (conformance.decode.compiled), each file is observed once more on the pure-Python code,
-which must conclude the same again.
+which must conclude the same again. And the pcap is observed in 2 and 3 parts
+(observe/capture_parts.py), whose joined records must be the one pass's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from conformance.observe.builder import observe_captures
 from conformance.observe.records import Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
-from tests.compiled_paths import COMPILED_STEP, COMPILED_WALK, pure_python
+from tests.compiled_paths import COMPILED_STEP, COMPILED_WALK, parts_in_process, pure_python
 from tests.observe.frames import timed
 
 Observe = Callable[..., Observations]
@@ -107,6 +108,10 @@ def observe(tmp_path: Path) -> Observe:
             with pure_python():
                 for pure in (observe_captures([path]), observe_captures([ng])):
                     assert facts(pure) == facts(obs), "compiled and pure-Python code disagree"
+        with parts_in_process():
+            for parts in (2, 3):
+                split = observe_captures([path], parts=parts)
+                assert facts(split) == facts(obs), f"{parts} parts and one pass disagree"
         assert_every_frame_accounted(obs)
         return obs
 

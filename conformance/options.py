@@ -85,8 +85,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "executor",
         "--executor",
         "value",
-        "where captures are read: local (every core, the default for several files), local:N,"
-        " serial, or dask://HOST:PORT (extra [scale])",
+        "where captures are read: local (every core, the default; one large file is read"
+        " in parts on every core), local:N, serial (one process, one pass), or"
+        " dask://HOST:PORT (extra [scale])",
         "EXECUTOR",
     ),
     Option("waivers", "--waivers", "value", "waiver file (YAML): approved exceptions", "W"),

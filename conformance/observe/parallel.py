@@ -5,9 +5,11 @@ its own; observe.merge joins them in the order the files were given. So the reco
 read is the same whichever executor read the files, and the same as reading them one after
 another (tests/observe/test_parallel.py):
 
-- `serial`: in this process, one file after another;
+- `serial`: in this process, one file after another, each in one pass;
 - `local` (the default for several files): a pool of worker processes on this host, one per
-  core (`local:N` for N);
+  core (`local:N` for N); one file is read in this process, a large one (or any, with
+  `local:N`) in parts on several cores (observe/capture_parts.py), which is also the
+  default for one file;
 - `dask://HOST:PORT`: the workers of an existing Dask distributed scheduler (the optional
   extra `ucx-conformance[scale]`); every worker must read the files at the paths given
   (shared storage), and runs the same harness version.
@@ -76,9 +78,9 @@ class SerialExecutor:
 
     in_process = True
 
-    def __init__(self, parts: int | None = 1) -> None:
+    def __init__(self, parts: int | None = 1, label: str = SERIAL) -> None:
         self.parts = parts
-        self.label = SERIAL
+        self.label = label
 
     def submit(self, path: Path) -> Pending:
         future: Future[ObservedFile] = Future()
@@ -129,6 +131,8 @@ def executor_for(spec: str | None, files: int) -> CaptureExecutor:
 
         return DaskExecutor(spec.removeprefix(DASK_SCHEME))
     count = spec.removeprefix(LOCAL).removeprefix(":")
+    if files <= 1:  # one file: read here, in parts on those cores (a large one by default)
+        return SerialExecutor(parts=int(count) if count else None, label=spec)
     return LocalExecutor(int(count) if count else None)
 
 

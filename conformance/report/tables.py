@@ -18,6 +18,7 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
+from operator import attrgetter
 from typing import TextIO
 
 from conformance.observe.records import (
@@ -66,14 +67,14 @@ LINE_END = "\n"  # one row is one line for `#L<n>` links and for `sed -n Np`
 # Distinct repeating cells kept (addresses, cipher suite lists, ...): a target talks to a
 # few hundred; the bound only keeps a long-running process (watch) flat.
 CELLS_KEPT = 4096
-# Rows joined into one write: a call per row would cost as much as joining it; a batch of
-# lines is still a few hundred kilobytes at most.
+# Rows joined into one write: a call per row would cost as much as joining the row; a batch
+# of rows of a few hundred bytes each keeps memory flat.
 ROWS_PER_WRITE = 1024
 
 Row = tuple[str, ...]  # cells in the order of the table's columns
 _FLAG = {False: "false", True: "true"}
 
-# id(address) -> (address, its cell). The flow table interns addresses, so rows share a few
+# id(address) -> (address, its cell). observe.flows interns addresses, so rows share a few
 # hundred address objects, and an ipaddress object hashes in Python code: keyed by identity
 # instead. An entry holds its address, so no other object can take that id while it lives.
 _address_cells: dict[int, tuple[IPAddress, str]] = {}
@@ -135,14 +136,15 @@ def _stream(out: TextIO, columns: Sequence[str], rows: Iterable[Row]) -> int:
     out.write(_quoted_line(tuple(columns)) + LINE_END)
     count = 0
     lines: list[str] = []
+    width = len(columns)
     for row in rows:
-        if len(row) != len(columns):
-            raise ValueError(f"a row of {len(row)} cells for {len(columns)} columns")
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} cells for {width} columns")
         line = ",".join(row)
         # A cell holding a delimiter, a quote or a line break is quoted by csv.writer (3.13
         # also quotes a lone "\r", 3.11 does not): such a row is left to it. Without any,
         # it quotes nothing and writes exactly the joined cells.
-        if line.count(",") != len(row) - 1 or '"' in line or "\n" in line or "\r" in line:
+        if line.count(",") != width - 1 or '"' in line or "\n" in line or "\r" in line:
             line = _quoted_line(row)
         lines.append(line)
         count += 1
@@ -313,7 +315,7 @@ def write_tls(
 ) -> int:
     """Write tls.csv: ClientHello and ServerHello rows in packet order per capture."""
     hellos: list[TlsClientHello | TlsServerHello] = sorted(
-        chain(client_hellos, server_hellos), key=lambda h: (h.capture, h.packet, h.flow_id)
+        chain(client_hellos, server_hellos), key=attrgetter("capture", "packet", "flow_id")
     )
     captures = _CaptureLabels(capture_names)
     return _stream(out, TLS_COLUMNS, (_tls_row(h, captures) for h in hellos))

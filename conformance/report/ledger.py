@@ -15,7 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from conformance.digest import FileDigest, HashingWriter, copy_hashed, unsafe_name_reason
+from conformance.digest import (
+    CHUNK_BYTES,
+    FileDigest,
+    HashingWriter,
+    copy_hashed,
+    unsafe_name_reason,
+)
 
 
 class ReportLedger:
@@ -70,7 +76,10 @@ class ReportLedger:
         path = self._target(name)
         writer = HashingWriter(path.open("xb"))
         text = io.TextIOWrapper(
-            io.BufferedWriter(writer), encoding="utf-8", errors="backslashreplace", newline=""
+            io.BufferedWriter(writer, CHUNK_BYTES),
+            encoding="utf-8",
+            errors="backslashreplace",
+            newline="",
         )
         try:
             yield text

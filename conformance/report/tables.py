@@ -3,26 +3,36 @@
 `flows.csv` is the table findings link into: header on line 1, flow N on line N+1
 (architecture.md). Every text cell is kept on one line (`one_line`), so no value from the
 network can shift the rows below it.
+
+A row is joined with commas here rather than by `csv.writer`, at a fraction of the cost (a
+capture of millions of packets has tens of thousands of rows); a row with a cell that could
+need quoting (a comma, a quote, a line break) is left to `csv.writer`, so the bytes are
+always those it writes. Cells that repeat across rows (addresses, cipher suite lists,
+capture names) are formatted once.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain
+from operator import attrgetter
 from typing import TextIO
 
 from conformance.observe.records import (
     DnsAnswer,
     DnsQuery,
+    EchKind,
     Flow,
     HttpRequest,
+    IPAddress,
     NameMention,
     TlsClientHello,
     TlsServerHello,
 )
-from conformance.report.text import iso_utc, one_line
+from conformance.report.text import iso_epoch, one_line
 
 FLOW_COLUMNS = (
     "flow_id", "capture", "community_id", "transport", "initiator", "initiator_port",
@@ -53,23 +63,52 @@ _DNS_TYPES = {
     33: "SRV", 64: "SVCB", 65: "HTTPS", 255: "ANY",
 }  # fmt: skip
 
-Cell = str | int
-Row = tuple[Cell, ...]  # cells in the order of the table's columns
+LINE_END = "\n"  # one row is one line for `#L<n>` links and for `sed -n Np`
+# Distinct repeating cells kept (addresses, cipher suite lists, ...): a target talks to a
+# few hundred; the bound only keeps a long-running process (watch) flat.
+CELLS_KEPT = 4096
+# Rows joined into one write: a call per row would cost as much as joining the row; a batch
+# of rows of a few hundred bytes each keeps memory flat.
+ROWS_PER_WRITE = 1024
+
+Row = tuple[str, ...]  # cells in the order of the table's columns
+_FLAG = {False: "false", True: "true"}
+
+# id(address) -> (address, its cell). observe.flows interns addresses, so rows share a few
+# hundred address objects, and an ipaddress object hashes in Python code: keyed by identity
+# instead. An entry holds its address, so no other object can take that id while it lives.
+_address_cells: dict[int, tuple[IPAddress, str]] = {}
 
 
-@lru_cache(maxsize=4096)
-def _address(address: object) -> str:
-    """str() of an address: flows and queries repeat the same few addresses all day."""
-    return str(address)
+def _address(address: IPAddress) -> str:
+    """The cell of an address (str() of it)."""
+    kept = _address_cells.get(id(address))
+    if kept is None:
+        if len(_address_cells) >= CELLS_KEPT:
+            _address_cells.clear()
+        kept = _address_cells[id(address)] = (address, str(address))
+    return kept[1]
 
 
-def capture_label(names: Sequence[str], index: int) -> str:
-    """The capture's file name in evidence/, or `#<index>` when it was not copied."""
-    return names[index] if 0 <= index < len(names) else f"#{index}"
+class _CaptureLabels(dict[int, str]):
+    """Capture index -> its file name in evidence/, or `#<index>` when it was not copied."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(enumerate(names))
+
+    def __missing__(self, index: int) -> str:
+        return f"#{index}"
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
+@lru_cache(maxsize=64)
+def _spaced(count: int) -> str:
+    """A %-format for `count` values separated by spaces."""
+    return " ".join(["%s"] * count)
+
+
+def _numbers(values: tuple[int, ...]) -> str:
+    """Integers separated by spaces (sample packet numbers): one %-format, no str() each."""
+    return _spaced(len(values)) % values
 
 
 def _tls_version(value: int) -> str:
@@ -85,18 +124,35 @@ def _dns_type(value: int) -> str:
     return _DNS_TYPES.get(value, f"TYPE{value}")
 
 
+def _quoted_line(row: Row) -> str:
+    """`row` as `csv.writer` writes it, without the line end (for rows with special cells)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator=LINE_END).writerow(row)
+    return out.getvalue().removesuffix(LINE_END)
+
+
 def _stream(out: TextIO, columns: Sequence[str], rows: Iterable[Row]) -> int:
-    """Write the header and then each row as it comes; return the number of rows."""
-    # lineterminator "\n": one row is one line for `#L<n>` links and for `sed -n Np`.
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    """Write the header and then the rows as they come; return the number of rows."""
+    out.write(_quoted_line(tuple(columns)) + LINE_END)
     count = 0
-    write = writer.writerow
+    lines: list[str] = []
+    width = len(columns)
     for row in rows:
-        if len(row) != len(columns):
-            raise ValueError(f"a row of {len(row)} cells for {len(columns)} columns")
-        write(row)
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} cells for {width} columns")
+        line = ",".join(row)
+        # A cell holding a delimiter, a quote or a line break is quoted by csv.writer (3.13
+        # also quotes a lone "\r", 3.11 does not): such a row is left to it. Without any,
+        # it quotes nothing and writes exactly the joined cells.
+        if line.count(",") != width - 1 or '"' in line or "\n" in line or "\r" in line:
+            line = _quoted_line(row)
+        lines.append(line)
         count += 1
+        if len(lines) == ROWS_PER_WRITE:
+            out.write(LINE_END.join(lines) + LINE_END)
+            lines.clear()
+    if lines:
+        out.write(LINE_END.join(lines) + LINE_END)
     return count
 
 
@@ -104,44 +160,50 @@ def _text(value: str | None) -> str:
     return "" if value is None else one_line(value)
 
 
-def flow_row(flow: Flow, capture_names: Sequence[str]) -> Row:
-    """One flow as its flows.csv row (cells in FLOW_COLUMNS order)."""
+def _flow_row(flow: Flow, captures: _CaptureLabels) -> Row:
+    # The enum members are StrEnum: each is the str of its value, and is written as such.
     return (  # FLOW_COLUMNS
-        flow.flow_id,
-        capture_label(capture_names, flow.capture),
+        str(flow.flow_id),
+        captures[flow.capture],
         flow.community_id,
         flow.transport,
         _address(flow.initiator),
-        flow.initiator_port,
+        str(flow.initiator_port),
         _address(flow.responder),
-        flow.responder_port,
-        flow.initiator_basis.value,
-        _flag(flow.handshake_seen),
-        _flag(flow.answered),
-        _flag(flow.accepted),
-        _flag(flow.rejected),
-        flow.packets_out,
-        flow.packets_in,
-        flow.bytes_out,
-        flow.bytes_in,
-        iso_utc(flow.first_time),
-        iso_utc(flow.last_time),
-        flow.first_packet,
-        flow.last_packet,
-        " ".join(map(str, flow.sample_packets)),
-        flow.payload_out.value,
-        flow.payload_in.value,
+        str(flow.responder_port),
+        flow.initiator_basis,
+        _FLAG[flow.handshake_seen],
+        _FLAG[flow.answered],
+        _FLAG[flow.accepted],
+        _FLAG[flow.rejected],
+        str(flow.packets_out),
+        str(flow.packets_in),
+        str(flow.bytes_out),
+        str(flow.bytes_in),
+        iso_epoch(flow.first_time),
+        iso_epoch(flow.last_time),
+        str(flow.first_packet),
+        str(flow.last_packet),
+        _numbers(flow.sample_packets),
+        flow.payload_out,
+        flow.payload_in,
         flow.encapsulation,  # decision 9: how it was carried ("" when not)
-        flow.ip_layer,
+        str(flow.ip_layer),
     )
 
 
+def flow_row(flow: Flow, capture_names: Sequence[str]) -> Row:
+    """One flow as its flows.csv row (cells in FLOW_COLUMNS order)."""
+    return _flow_row(flow, _CaptureLabels(capture_names))
+
+
 def _flow_rows(flows: Iterable[Flow], capture_names: Sequence[str]) -> Iterator[Row]:
+    captures = _CaptureLabels(capture_names)
     for row_number, flow in enumerate(flows, start=1):
         if flow.flow_id != row_number:
             # Links into this table are line numbers; a gap would make them point elsewhere.
             raise ValueError(f"flow ids not dense from 1: row {row_number} is flow {flow.flow_id}")
-        yield flow_row(flow, capture_names)
+        yield _flow_row(flow, captures)
 
 
 def write_flows(out: TextIO, flows: Iterable[Flow], capture_names: Sequence[str]) -> int:
@@ -149,8 +211,8 @@ def write_flows(out: TextIO, flows: Iterable[Flow], capture_names: Sequence[str]
     return _stream(out, FLOW_COLUMNS, _flow_rows(flows, capture_names))
 
 
-def _optional(value: int | None) -> Cell:
-    return "" if value is None else value
+def _optional(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 @lru_cache(maxsize=1024)
@@ -161,63 +223,88 @@ def _answers(answers: tuple[DnsAnswer, ...]) -> str:
     )
 
 
-def _dns_row(query: DnsQuery, capture_names: Sequence[str]) -> Row:
+def _dns_row(query: DnsQuery, captures: _CaptureLabels) -> Row:
     return (  # DNS_COLUMNS
-        capture_label(capture_names, query.capture),
-        query.packet,
-        iso_utc(query.time),
-        query.flow_id,
+        captures[query.capture],
+        str(query.packet),
+        iso_epoch(query.time),
+        str(query.flow_id),
         query.protocol,
         query.transport,
         _address(query.client),
-        query.client_port,
+        str(query.client_port),
         _address(query.server),
-        query.server_port,
+        str(query.server_port),
         one_line(query.qname),
         _dns_type(query.qtype),
         _optional(query.rcode),
         _optional(query.response_packet),
         _answers(query.answers),
-        query.count,
+        str(query.count),
         _optional(query.last_packet),
     )
 
 
 def write_dns(out: TextIO, queries: Iterable[DnsQuery], capture_names: Sequence[str]) -> int:
     """Write dns.csv: one row per query (identical repeats merged, with their count)."""
-    return _stream(out, DNS_COLUMNS, (_dns_row(q, capture_names) for q in queries))
+    captures = _CaptureLabels(capture_names)
+    return _stream(out, DNS_COLUMNS, (_dns_row(q, captures) for q in queries))
 
 
-def _tls_row(hello: TlsClientHello | TlsServerHello, capture_names: Sequence[str]) -> Row:
-    head = (
-        capture_label(capture_names, hello.capture),
-        hello.packet,
-        iso_utc(hello.time),
-        hello.flow_id,
-    )
-    if isinstance(hello, TlsClientHello):
-        return (  # TLS_COLUMNS
-            *head,
-            "client-hello",
-            _text(hello.sni),
-            " ".join(_tls_version(v) for v in hello.versions),
-            " ".join(f"0x{s:04x}" for s in hello.cipher_suites),
-            one_line(" ".join(hello.alpn)),
-            hello.segments,
-            _quic_version(hello.quic_version),
-            hello.ech.value,
-        )
+@lru_cache(maxsize=CELLS_KEPT)
+def _client_hello_cells(
+    sni: str | None,
+    versions: tuple[int, ...],
+    suites: tuple[int, ...],
+    alpn: tuple[str, ...],
+    segments: int,
+    quic_version: int | None,
+    ech: EchKind,
+) -> Row:
+    """The cells of a ClientHello after its flow_id (TLS_COLUMNS from "message").
+
+    A client sends the same few hellos again and again: each is formatted once.
+    """
     return (
-        *head,
+        "client-hello",
+        _text(sni),
+        " ".join(_tls_version(v) for v in versions),
+        " ".join(f"0x{s:04x}" for s in suites),
+        one_line(" ".join(alpn)),
+        str(segments),
+        _quic_version(quic_version),
+        ech.value,
+    )
+
+
+@lru_cache(maxsize=CELLS_KEPT)
+def _server_hello_cells(version: int, suite: int, quic_version: int | None) -> Row:
+    """The cells of a ServerHello after its flow_id (TLS_COLUMNS from "message")."""
+    return (
         "server-hello",
         "",
-        _tls_version(hello.version),
-        f"0x{hello.cipher_suite:04x}",
+        _tls_version(version),
+        f"0x{suite:04x}",
         "",
         "",
-        _quic_version(hello.quic_version),
+        _quic_version(quic_version),
         "",
     )
+
+
+def _tls_row(hello: TlsClientHello | TlsServerHello, captures: _CaptureLabels) -> Row:
+    head = (captures[hello.capture], str(hello.packet), iso_epoch(hello.time), str(hello.flow_id))
+    if isinstance(hello, TlsClientHello):
+        return head + _client_hello_cells(  # TLS_COLUMNS
+            hello.sni,
+            hello.versions,
+            hello.cipher_suites,
+            hello.alpn,
+            hello.segments,
+            hello.quic_version,
+            hello.ech,
+        )
+    return head + _server_hello_cells(hello.version, hello.cipher_suite, hello.quic_version)
 
 
 def write_tls(
@@ -228,35 +315,37 @@ def write_tls(
 ) -> int:
     """Write tls.csv: ClientHello and ServerHello rows in packet order per capture."""
     hellos: list[TlsClientHello | TlsServerHello] = sorted(
-        chain(client_hellos, server_hellos), key=lambda h: (h.capture, h.packet, h.flow_id)
+        chain(client_hellos, server_hellos), key=attrgetter("capture", "packet", "flow_id")
     )
-    return _stream(out, TLS_COLUMNS, (_tls_row(h, capture_names) for h in hellos))
+    captures = _CaptureLabels(capture_names)
+    return _stream(out, TLS_COLUMNS, (_tls_row(h, captures) for h in hellos))
 
 
-def _http_row(request: HttpRequest, capture_names: Sequence[str]) -> Row:
+def _http_row(request: HttpRequest, captures: _CaptureLabels) -> Row:
     return (  # HTTP_COLUMNS
-        capture_label(capture_names, request.capture),
-        request.packet,
-        iso_utc(request.time),
-        request.flow_id,
+        captures[request.capture],
+        str(request.packet),
+        iso_epoch(request.time),
+        str(request.flow_id),
         one_line(request.method),
         one_line(request.target),
         one_line(request.version),
         _text(request.host),
-        request.count,
+        str(request.count),
     )
 
 
 def write_http(out: TextIO, requests: Iterable[HttpRequest], capture_names: Sequence[str]) -> int:
     """Write http.csv: one row per HTTP/1.x request line seen (any port)."""
-    return _stream(out, HTTP_COLUMNS, (_http_row(r, capture_names) for r in requests))
+    captures = _CaptureLabels(capture_names)
+    return _stream(out, HTTP_COLUMNS, (_http_row(r, captures) for r in requests))
 
 
-def _name_row(mention: NameMention, capture_names: Sequence[str]) -> Row:
+def _name_row(mention: NameMention, captures: _CaptureLabels) -> Row:
     return (  # NAME_COLUMNS
-        capture_label(capture_names, mention.capture),
-        mention.packet,
-        mention.flow_id,
+        captures[mention.capture],
+        str(mention.packet),
+        str(mention.flow_id),
         one_line(mention.protocol),
         one_line(mention.name),
     )
@@ -264,4 +353,5 @@ def _name_row(mention: NameMention, capture_names: Sequence[str]) -> Row:
 
 def write_names(out: TextIO, mentions: Iterable[NameMention], capture_names: Sequence[str]) -> int:
     """Write names.csv: names carried by scope-limited protocols (SSDP, NBNS, ...)."""
-    return _stream(out, NAME_COLUMNS, (_name_row(m, capture_names) for m in mentions))
+    captures = _CaptureLabels(capture_names)
+    return _stream(out, NAME_COLUMNS, (_name_row(m, captures) for m in mentions))

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
+
+MICROSECONDS = 1_000_000
+# Distinct whole seconds whose text is kept: a table's rows come in time order, so a few
+# hundred cover a capture; the bound only keeps a long-running process flat.
+SECONDS_KEPT = 4096
 
 # C0 controls and DEL. Network-borne strings (DNS names, HTTP targets) may carry them; a raw
 # newline would also break "flow N is line N+1" in the CSV tables.
@@ -26,12 +33,36 @@ def visible(text: str) -> str:
     return _CONTROL_BUT_LINES.sub(_escape, text)
 
 
+@lru_cache(maxsize=SECONDS_KEPT)
+def _utc_second(whole: float) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.` of a whole epoch second (out of range raises as datetime does)."""
+    return datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")[:-6] + "."
+
+
+def iso_epoch(seconds: float) -> str:
+    """`iso_utc` of epoch seconds: what datetime writes for them, without making a datetime.
+
+    The evidence tables format tens of thousands of these. The split into whole second and
+    microseconds is CPython's own (_PyTime_DoubleToDenominator): modf, the fraction times
+    10**6 rounded half to even, a carry into the whole second when that reaches 10**6 (or
+    below 0 for times before 1970).
+    """
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * MICROSECONDS)
+    if micros >= MICROSECONDS:
+        whole += 1
+        micros -= MICROSECONDS
+    elif micros < 0:
+        whole -= 1
+        micros += MICROSECONDS
+    return _utc_second(whole) + str(micros).zfill(6) + "Z"
+
+
 def iso_utc(moment: datetime | float | None) -> str:
     """ISO 8601 in UTC with a `Z` (epoch seconds or an aware datetime); empty for None."""
     if moment is None:
         return ""
     if not isinstance(moment, datetime):
-        # Already UTC: the evidence tables format tens of thousands of these.
-        return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+        return iso_epoch(moment)
     text = moment.astimezone(UTC).isoformat(timespec="microseconds")
     return text.removesuffix("+00:00") + "Z"

@@ -11,7 +11,6 @@ from conformance.judge.common import (
     ADDRESS_RTYPES,
     WELL_KNOWN_PORT_LIMIT,
     FindingGroups,
-    NameIndex,
     TargetView,
     address_of,
     combine,
@@ -24,7 +23,7 @@ from conformance.judge.common import (
     is_link_scoped_flow,
     is_local_name,
     is_outside,
-    is_scope_limited,
+    name_index,
     plural,
     request_hosts,
     reverse_address,
@@ -71,24 +70,23 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     Scope-limited destinations (decision 6) are not egress.
     """
     view = target_view(obs, profile)
-    env = profile.environment
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     findings: list[Finding] = []
     outside = inside = scope = inbound = 0
     for flow in view.flows:
         if is_link_scoped_flow(flow):
             scope += 1
-        elif view.initiated(flow) and answer_only(flow) and is_outside(flow.responder, env):
+        elif view.initiated(flow) and answer_only(flow) and view.outside(flow.responder):
             findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
         elif view.initiated(flow):
-            if is_outside(flow.responder, env):
+            if view.outside(flow.responder):
                 outside += 1
                 findings.append(flow_finding(Severity.VIOLATION, flow, index))
-            elif is_scope_limited(flow.responder, env):
+            elif view.scope_limited(flow.responder):
                 scope += 1
             else:
                 inside += 1
-        elif is_outside(flow.initiator, env):
+        elif view.outside(flow.initiator):
             inbound += 1
             if _reply_to_earlier_request(flow, view):
                 findings.append(
@@ -100,7 +98,7 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
                         f" capture began (source port {flow.initiator_port})",
                     )
                 )
-        elif is_scope_limited(flow.initiator, env):
+        elif view.scope_limited(flow.initiator):
             scope += 1
         else:
             inside += 1
@@ -167,12 +165,11 @@ def ingress(obs: Observations, profile: Profile, control_id: str = "AG-INGRESS")
     did not accept them.
     """
     view = target_view(obs, profile)
-    env = profile.environment
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     findings: list[Finding] = []
     attempts = accepted = 0
     for flow in view.flows:
-        if view.initiated(flow) or not is_outside(flow.initiator, env):
+        if view.initiated(flow) or not view.outside(flow.initiator):
             continue
         attempts += 1
         if flow.accepted:
@@ -308,7 +305,7 @@ class _NameJudge:
                 continue
             self.counts["tls_sni"] += 1
             self.checked.add(hello.sni)
-            why = _judge_carried_name(hello.sni, flow, self.env, self.internal, proxied=False)
+            why = _judge_carried_name(hello.sni, flow, self.view, self.internal, proxied=False)
             if why:
                 self.groups.add(
                     (hello.capture, "sni", hello.sni, flow.responder, flow.responder_port),
@@ -330,7 +327,7 @@ class _NameJudge:
             for name, proxied in request_hosts(request):
                 if address_of(name) is None:
                     self.checked.add(name)
-                why = _judge_carried_name(name, flow, self.env, self.internal, proxied=proxied)
+                why = _judge_carried_name(name, flow, self.view, self.internal, proxied=proxied)
                 if not why:
                     continue
                 what = "target" if proxied else "Host"
@@ -416,7 +413,7 @@ def _judge_query(
 
 
 def _judge_carried_name(
-    name: str, flow: Flow, env: Environment, internal: frozenset[str], *, proxied: bool
+    name: str, flow: Flow, view: TargetView, internal: frozenset[str], *, proxied: bool
 ) -> str | None:
     """Why a name the target sent in TLS/HTTP is a violation, or None when it is fine.
 
@@ -424,12 +421,12 @@ def _judge_carried_name(
     """
     literal = address_of(name)
     if literal is not None:
-        if proxied and is_outside(literal, env):
+        if proxied and view.outside(literal):
             return "asks a proxy for an address outside the environment"
         return None
     if is_cloud_name(name):
         return "Imagicle cloud name"
-    if is_outside(flow.responder, env):
+    if view.outside(flow.responder):
         return "external name on a flow leaving the environment"
     if proxied and name not in internal:
         return "asks a proxy for a name no on-prem resolver showed internal"
@@ -490,10 +487,10 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
         if profile.is_target(flow.initiator) and profile.is_target(flow.responder):
             continue  # the target talking to itself
         peer = flow.responder if view.initiated(flow) else flow.initiator
-        if is_scope_limited(peer, env) or is_link_scoped_flow(flow):
+        if view.scope_limited(peer) or is_link_scoped_flow(flow):
             scope += 1
             continue
-        if not env.contains(peer):
+        if view.outside(peer):
             continue  # outside: AG-EGRESS and AG-INGRESS judge it
         key_port = flow.responder_port if flow.transport in ("tcp", "udp") else flow.initiator_port
         if not view.initiated(flow):

@@ -9,11 +9,12 @@ the state of the evidence becomes a verdict (architecture.md "Fail closed").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from conformance.judge.platform import looks_like
@@ -58,7 +59,12 @@ MAX_NAMES_PER_FINDING = 5
 # Below this, a port is a well-known service port (RFC 6335 system ports).
 WELL_KNOWN_PORT_LIMIT = 1024
 
+# Distinct texts (names, authorities, address literals) whose parse is remembered: the same
+# few repeat in thousands of requests; bounded for a long-lived process (`watch`).
+MAX_PARSED_TEXTS = 4096
+
 _K = TypeVar("_K")
+_T = TypeVar("_T")
 
 _SEVERITY_ORDER = {Severity.VIOLATION: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -115,11 +121,13 @@ def is_outside(address: IPAddress, environment: Environment) -> bool:
     return not environment.contains(address) and not is_scope_limited(address, environment)
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def is_cloud_name(name: str) -> bool:
     """Whether `name` is an Imagicle cloud name (decision 4 matching; malformed names too)."""
     return any(matches(pattern, name) for pattern in CLOUD_NAME_PATTERNS)
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def host_of(authority_or_url: str) -> str:
     """The host part of "host", "host:port", "[v6]:port" or "scheme://host:port/path".
 
@@ -135,6 +143,7 @@ def host_of(authority_or_url: str) -> str:
     return host.rstrip(".")
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def address_of(text: str) -> IPAddress | None:
     """`text` as an IP address, or None when it is a name."""
     try:
@@ -143,22 +152,64 @@ def address_of(text: str) -> IPAddress | None:
         return None
 
 
+def once(obs: Observations, profile: Profile, build: Callable[[Observations, Profile], _T]) -> _T:
+    """`build(obs, profile)`, computed once for every control of a run that asks for it.
+
+    The profile's memo keeps it, under `build`, while `obs` is the evidence judged
+    (profile_model.Memo): what several judges derive alike (the target's flows, the names
+    of each flow) is derived once. `build` must return something nobody changes afterwards.
+    """
+    values = profile.memo.values(obs)
+    if build not in values:
+        values[build] = build(obs, profile)
+    return cast(_T, values[build])
+
+
 @dataclass(frozen=True, slots=True)
 class TargetView:
-    """The part of the observations that concerns the target: computed once per judge."""
+    """The part of the observations that concerns the target: computed once per run (`once`).
+
+    What it says of an address (outside the environment, scope-limited) is remembered per
+    address, since every target flow asks it of its peer in several controls.
+    """
 
     obs: Observations
     profile: Profile
     flows: tuple[Flow, ...]  # flows with a target address at either end
     sent: bool  # some flow carries at least one packet from the target
+    _outside: dict[IPAddress, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _scope_limited: dict[IPAddress, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def initiated(self, flow: Flow) -> bool:
         """Whether the target is the flow's initiator."""
         return self.profile.is_target(flow.initiator)
 
+    def outside(self, address: IPAddress) -> bool:
+        """`is_outside(address, profile.environment)`, remembered."""
+        known = self._outside.get(address)
+        if known is None:
+            known = self._outside[address] = is_outside(address, self.profile.environment)
+        return known
+
+    def scope_limited(self, address: IPAddress) -> bool:
+        """`is_scope_limited(address, profile.environment)`, remembered."""
+        known = self._scope_limited.get(address)
+        if known is None:
+            known = is_scope_limited(address, self.profile.environment)
+            self._scope_limited[address] = known
+        return known
+
 
 def target_view(obs: Observations, profile: Profile) -> TargetView:
-    """Select the target flows (the target is initiator or responder) of `obs`."""
+    """The target flows (the target is initiator or responder) of `obs`: one view per run."""
+    return once(obs, profile, _select_target_flows)
+
+
+def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
     flows = tuple(
         f for f in obs.flows if profile.is_target(f.initiator) or profile.is_target(f.responder)
     )
@@ -168,6 +219,15 @@ def target_view(obs: Observations, profile: Profile) -> TargetView:
         for f in flows
     )
     return TargetView(obs=obs, profile=profile, flows=flows, sent=sent)
+
+
+def name_index(obs: Observations, profile: Profile) -> NameIndex:
+    """The names tied to each flow of `obs` (`NameIndex`): one index per run."""
+    return once(obs, profile, _index_names)
+
+
+def _index_names(obs: Observations, _profile: Profile) -> NameIndex:
+    return NameIndex(obs)
 
 
 def endpoint_text(address: IPAddress, port: int | None = None) -> str:

@@ -28,7 +28,8 @@ from conformance.judge.common import (
     evidence_gaps,
     flow_finding,
     host_of,
-    is_outside,
+    name_index,
+    once,
     plural,
     target_view,
 )
@@ -86,7 +87,7 @@ class CloudFlow:
 
 
 class _Index:
-    """Per-flow TLS and HTTP facts, and what the capture's DNS says (name_map)."""
+    """Per-flow TLS and HTTP facts, and what the capture's DNS says (name_map): one per run."""
 
     def __init__(self, obs: Observations, profile: Profile) -> None:
         self.client: dict[int, TlsClientHello] = {}
@@ -199,6 +200,23 @@ def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
     return _by_dns_or_hint(base, index, hints, sni)
 
 
+@dataclass(frozen=True, slots=True)
+class _External:
+    """What HY-DEST and HY-TLS both judge, derived once per run (`common.once`)."""
+
+    view: TargetView
+    index: _Index
+    flows: tuple[CloudFlow, ...]  # the target's external conversations (`cloud_flows`)
+    proxy_other: tuple[Flow, ...]  # its flows to the proxy that carry requests but no CONNECT
+
+
+def _external(obs: Observations, profile: Profile) -> _External:
+    view = target_view(obs, profile)
+    index = _Index(obs, profile)
+    flows, proxy_other = cloud_flows(view, index)
+    return _External(view, index, tuple(flows), tuple(proxy_other))
+
+
 def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[Flow]]:
     """The target's external conversations, and its flows to the proxy that carry no CONNECT.
 
@@ -206,7 +224,6 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
     made before it began, `air_gapped.answer_only`) is not a conversation of the window.
     """
     profile = view.profile
-    env = profile.environment
     proxy = profile.proxy
     hints = {str(h.address): h.name for h in profile.cloud.hints} if profile.cloud else {}
     found: list[CloudFlow] = []
@@ -227,14 +244,14 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
                 continue
             found.append(_tunnel(flow, authority, index, hints))
             continue
-        if is_outside(flow.responder, env):
+        if view.outside(flow.responder):
             found.append(_direct(flow, index, hints))
     return found, proxy_other
 
 
 def external_conversations(obs: Observations, profile: Profile) -> tuple[CloudFlow, ...]:
     """The target's external conversations, named as HY-DEST names them (`profile draft`)."""
-    return tuple(cloud_flows(target_view(obs, profile), _Index(obs, profile))[0])
+    return once(obs, profile, _external).flows
 
 
 def _endpoint_allows(profile: Profile, name: str, port: int, transport: str) -> bool:
@@ -290,10 +307,9 @@ def _sni_conflict(cloud: CloudFlow, index: _Index) -> str:
 
 def dest(obs: Observations, profile: Profile) -> ControlResult:
     """HY-DEST: every external flow maps to an allowed endpoint name, port and transport."""
-    view = target_view(obs, profile)
-    index = _Index(obs, profile)
-    names = NameIndex(obs)
-    flows, _ = cloud_flows(view, index)
+    external = once(obs, profile, _external)
+    view, index, flows = external.view, external.index, external.flows
+    names = name_index(obs, profile)
     findings: list[Finding] = []
     notes = FindingGroups()
     allowed = unexplained = mismatched = 0
@@ -353,11 +369,7 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
             )
         findings.append(flow_finding(Severity.VIOLATION, cloud.flow, names, f": {why}"))
     for flow in view.flows:
-        if (
-            view.initiated(flow)
-            and air_gapped.answer_only(flow)
-            and is_outside(flow.responder, profile.environment)
-        ):
+        if view.initiated(flow) and air_gapped.answer_only(flow) and view.outside(flow.responder):
             findings.append(flow_finding(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY))
     findings += notes.findings()
     facts: dict[str, object] = {
@@ -595,15 +607,14 @@ def _tls_negotiated(
 
 def tls(obs: Observations, profile: Profile) -> ControlResult:
     """HY-TLS: every external flow is TLS from its first byte, sound version and suite, SNI."""
-    view = target_view(obs, profile)
-    index = _Index(obs, profile)
-    flows, proxy_other = cloud_flows(view, index)
+    external = once(obs, profile, _external)
+    view, index, flows = external.view, external.index, external.flows
     tally = _TlsTally(
-        obs_names=NameIndex(obs),
+        obs_names=name_index(obs, profile),
         minimum=_min_version(profile),
         complete=not evidence_gaps(obs, payloads=True, profile=profile),
     )
-    for flow in proxy_other:
+    for flow in external.proxy_other:
         for request in index.requests.get(flow.flow_id, ()):
             tally.violation(
                 flow, f": plaintext {request.method} {request.target} through the proxy"

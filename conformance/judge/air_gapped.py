@@ -168,8 +168,8 @@ def ingress(obs: Observations, profile: Profile, control_id: str = "AG-INGRESS")
     index = name_index(obs, profile)
     findings: list[Finding] = []
     attempts = accepted = 0
-    for flow in view.flows:
-        if view.initiated(flow) or not view.outside(flow.initiator):
+    for flow in view.incoming:
+        if not view.outside(flow.initiator):
             continue
         attempts += 1
         if flow.accepted:

@@ -169,39 +169,48 @@ def once(obs: Observations, profile: Profile, build: Callable[[Observations, Pro
 class TargetView:
     """The part of the observations that concerns the target: computed once per run (`once`).
 
-    What it says of an address (outside the environment, scope-limited) is remembered per
-    address, since every target flow asks it of its peer in several controls.
+    Every control asks, of each target flow, who opened it and whether its peer is outside
+    the environment: who opened each flow is known from the start, and what it says of an
+    address (outside, scope-limited) is remembered per address.
     """
 
     obs: Observations
     profile: Profile
     flows: tuple[Flow, ...]  # flows with a target address at either end
     sent: bool  # some flow carries at least one packet from the target
-    _outside: dict[IPAddress, bool] = field(
+    outgoing: tuple[Flow, ...] = ()  # those of `flows` the target initiated, in order
+    incoming: tuple[Flow, ...] = ()  # the others (the target is their responder), in order
+    # What is known of each flow and address object, by identity (hashing an address costs
+    # more than the lookup saves): the view holds every object it remembers, so no other
+    # object can have its id. Whether the target opened each of `flows`:
+    _opened: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    _outside: dict[int, tuple[IPAddress, bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    _scope_limited: dict[IPAddress, bool] = field(
+    _scope_limited: dict[int, tuple[IPAddress, bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def initiated(self, flow: Flow) -> bool:
         """Whether the target is the flow's initiator."""
-        return self.profile.is_target(flow.initiator)
+        known = self._opened.get(id(flow))
+        return self.profile.is_target(flow.initiator) if known is None else known
 
     def outside(self, address: IPAddress) -> bool:
         """`is_outside(address, profile.environment)`, remembered."""
-        known = self._outside.get(address)
+        known = self._outside.get(id(address))
         if known is None:
-            known = self._outside[address] = is_outside(address, self.profile.environment)
-        return known
+            known = (address, is_outside(address, self.profile.environment))
+            self._outside[id(address)] = known
+        return known[1]
 
     def scope_limited(self, address: IPAddress) -> bool:
         """`is_scope_limited(address, profile.environment)`, remembered."""
-        known = self._scope_limited.get(address)
+        known = self._scope_limited.get(id(address))
         if known is None:
-            known = is_scope_limited(address, self.profile.environment)
-            self._scope_limited[address] = known
-        return known
+            known = (address, is_scope_limited(address, self.profile.environment))
+            self._scope_limited[id(address)] = known
+        return known[1]
 
 
 def target_view(obs: Observations, profile: Profile) -> TargetView:
@@ -210,15 +219,37 @@ def target_view(obs: Observations, profile: Profile) -> TargetView:
 
 
 def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
-    flows = tuple(
-        f for f in obs.flows if profile.is_target(f.initiator) or profile.is_target(f.responder)
+    flows: list[Flow] = []
+    opened: dict[int, bool] = {}
+    sent = False
+    # The observers share one object per address: ask the profile once per object (every
+    # object asked is one of `obs`, alive throughout, so an id stands for one object).
+    targets: dict[int, bool] = {}
+
+    def is_target(address: IPAddress) -> bool:
+        known = targets.get(id(address))
+        if known is None:
+            known = targets[id(address)] = profile.is_target(address)
+        return known
+
+    for flow in obs.flows:
+        by_target = is_target(flow.initiator)
+        to_target = is_target(flow.responder)
+        if by_target or to_target:
+            flows.append(flow)
+            opened[id(flow)] = by_target
+            sent = (
+                sent or (by_target and flow.packets_out > 0) or (to_target and flow.packets_in > 0)
+            )
+    return TargetView(
+        obs=obs,
+        profile=profile,
+        flows=tuple(flows),
+        sent=sent,
+        outgoing=tuple(f for f in flows if opened[id(f)]),
+        incoming=tuple(f for f in flows if not opened[id(f)]),
+        _opened=opened,
     )
-    sent = any(
-        (profile.is_target(f.initiator) and f.packets_out > 0)
-        or (profile.is_target(f.responder) and f.packets_in > 0)
-        for f in flows
-    )
-    return TargetView(obs=obs, profile=profile, flows=flows, sent=sent)
 
 
 def name_index(obs: Observations, profile: Profile) -> NameIndex:

@@ -228,8 +228,8 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
     hints = {str(h.address): h.name for h in profile.cloud.hints} if profile.cloud else {}
     found: list[CloudFlow] = []
     proxy_other: list[Flow] = []
-    for flow in view.flows:
-        if not view.initiated(flow) or air_gapped.answer_only(flow):
+    for flow in view.outgoing:
+        if air_gapped.answer_only(flow):
             continue
         to_proxy = (
             proxy is not None
@@ -368,8 +368,8 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
                 f" ({_endpoints_text(profile)})"
             )
         findings.append(flow_finding(Severity.VIOLATION, cloud.flow, names, f": {why}"))
-    for flow in view.flows:
-        if view.initiated(flow) and air_gapped.answer_only(flow) and view.outside(flow.responder):
+    for flow in view.outgoing:
+        if air_gapped.answer_only(flow) and view.outside(flow.responder):
             findings.append(flow_finding(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY))
     findings += notes.findings()
     facts: dict[str, object] = {

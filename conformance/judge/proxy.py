@@ -93,9 +93,7 @@ def only(obs: Observations, profile: Profile) -> ControlResult:
     findings: list[Finding] = []
     dns_flows = {q.flow_id for q in obs.dns if profile.is_target(q.client)}
     direct = proxied = dns_outside = 0
-    for flow in view.flows:
-        if not view.initiated(flow):
-            continue
+    for flow in view.outgoing:
         if _to_proxy(flow, profile):
             proxied += 1
         elif not view.outside(flow.responder):
@@ -193,8 +191,8 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
     groups = FindingGroups()
     counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0, "ech_hidden": 0}
     opaque = 0
-    for flow in view.flows:
-        if not view.initiated(flow) or not _to_proxy(flow, profile):
+    for flow in view.outgoing:
+        if not _to_proxy(flow, profile):
             continue
         requests = index.requests(flow)
         if not requests and flow.first_payload_packet is not None:

@@ -24,6 +24,7 @@ from conformance.judge.common import (
     is_local_name,
     is_outside,
     name_index,
+    once,
     plural,
     request_hosts,
     reverse_address,
@@ -69,6 +70,11 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     the target that answers a flow an outside host opened belongs to AG-INGRESS.
     Scope-limited destinations (decision 6) are not egress.
     """
+    # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
+    return once(obs, profile, _egress)
+
+
+def _egress(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
     index = name_index(obs, profile)
     findings: list[Finding] = []
@@ -223,6 +229,11 @@ def cloud_names(obs: Observations, profile: Profile) -> ControlResult:
       environment it is external (violation); CONNECT or a proxy request asks the proxy to
       reach somewhere: violation unless the name or address is shown to be internal.
     """
+    # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
+    return once(obs, profile, _cloud_names)
+
+
+def _cloud_names(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
     judge = _NameJudge(view)
     judge.dns()

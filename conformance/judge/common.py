@@ -165,6 +165,12 @@ def once(obs: Observations, profile: Profile, build: Callable[[Observations, Pro
     return cast(_T, values[build])
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+def address_text(address: IPAddress) -> str:
+    """`str(address)`, remembered: an IPv6 address takes microseconds to write out."""
+    return str(address)
+
+
 @dataclass(frozen=True, slots=True)
 class TargetView:
     """The part of the observations that concerns the target: computed once per run (`once`).
@@ -219,6 +225,8 @@ def target_view(obs: Observations, profile: Profile) -> TargetView:
 
 
 def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
+    outgoing: list[Flow] = []
+    incoming: list[Flow] = []
     flows: list[Flow] = []
     opened: dict[int, bool] = {}
     sent = False
@@ -235,19 +243,20 @@ def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
     for flow in obs.flows:
         by_target = is_target(flow.initiator)
         to_target = is_target(flow.responder)
-        if by_target or to_target:
-            flows.append(flow)
-            opened[id(flow)] = by_target
-            sent = (
-                sent or (by_target and flow.packets_out > 0) or (to_target and flow.packets_in > 0)
-            )
+        if not (by_target or to_target):
+            continue
+        flows.append(flow)
+        (outgoing if by_target else incoming).append(flow)
+        opened[id(flow)] = by_target
+        if not sent:
+            sent = (by_target and flow.packets_out > 0) or (to_target and flow.packets_in > 0)
     return TargetView(
         obs=obs,
         profile=profile,
         flows=tuple(flows),
         sent=sent,
-        outgoing=tuple(f for f in flows if opened[id(f)]),
-        incoming=tuple(f for f in flows if not opened[id(f)]),
+        outgoing=tuple(outgoing),
+        incoming=tuple(incoming),
         _opened=opened,
     )
 
@@ -343,7 +352,7 @@ class NameIndex:
     def names(self, flow: Flow) -> tuple[str, ...]:
         """Names tied to `flow`, those carried on the flow first."""
         merged = dict(self._by_flow.get(flow.flow_id, {}))
-        merged.update(self._by_address.get(str(flow.responder), {}))
+        merged.update(self._by_address.get(address_text(flow.responder), {}))
         return tuple(merged)
 
     def requests(self, flow: Flow) -> tuple[HttpRequest, ...]:

@@ -23,6 +23,7 @@ from conformance.judge.common import (
     NameIndex,
     TargetView,
     address_of,
+    address_text,
     combine,
     conclude,
     evidence_gaps,
@@ -192,7 +193,7 @@ def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
     """A flow to an outside address, named by its claims, else its DNS answer or a hint."""
     hello = index.client.get(flow.flow_id)
     sni = hello.sni if hello is not None and hello.sni else None
-    address = str(flow.responder)
+    address = address_text(flow.responder)
     if sni is not None and not real_name_hidden(hello):
         naming = _claimed(sni, "sni", address, index.dns, "SNI")
     elif (host := _host_claim(index.requests.get(flow.flow_id, ()))) is not None:

@@ -272,10 +272,10 @@ def _index_names(obs: Observations, _profile: Profile) -> NameIndex:
 
 def endpoint_text(address: IPAddress, port: int | None = None) -> str:
     """An endpoint as text: "192.0.2.10:443", "[2001:db8::1]:443", or the bare address."""
+    text = address_text(address)
     if port is None:
-        return str(address)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{port}"
+        return text
+    return f"[{text}]:{port}" if address.version == 6 else f"{text}:{port}"
 
 
 def describe_flow(flow: Flow, note: str = "") -> str:

@@ -33,7 +33,7 @@ from conformance.judge.common import (
 from conformance.judge.platform import name_looks_like
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.records import DnsQuery, Flow, InitiatorBasis, Observations
-from conformance.profile_model import Environment, OnPremEndpoint, Profile
+from conformance.profile_model import Environment, IPAddress, OnPremEndpoint, Profile
 
 RCODE_NXDOMAIN = 3  # RFC 1035 4.1.1
 
@@ -494,8 +494,9 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
     groups = FindingGroups()
     initiated = declared = undeclared = inbound = scope = 0
     used: dict[str, None] = {}
+    declared_at = _by_address(env.endpoints)
     for flow in view.flows:
-        if profile.is_target(flow.initiator) and profile.is_target(flow.responder):
+        if view.is_target(flow.initiator) and view.is_target(flow.responder):
             continue  # the target talking to itself
         peer = flow.responder if view.initiated(flow) else flow.initiator
         if view.scope_limited(peer) or is_link_scoped_flow(flow):
@@ -517,7 +518,7 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
             )
             continue
         initiated += 1
-        endpoint, why = _match_endpoint(flow, env.endpoints)
+        endpoint, why = _match_endpoint(flow, declared_at.get(flow.responder, []))
         if endpoint is not None:
             declared += 1
             used[endpoint.name] = None
@@ -571,11 +572,19 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
     )
 
 
+def _by_address(endpoints: tuple[OnPremEndpoint, ...]) -> dict[IPAddress, list[OnPremEndpoint]]:
+    """The declared endpoints at each address, in the profile's order."""
+    found: dict[IPAddress, list[OnPremEndpoint]] = {}
+    for endpoint in endpoints:
+        found.setdefault(endpoint.address, []).append(endpoint)
+    return found
+
+
 def _match_endpoint(
-    flow: Flow, endpoints: tuple[OnPremEndpoint, ...]
+    flow: Flow, candidates: list[OnPremEndpoint]
 ) -> tuple[OnPremEndpoint | None, str]:
-    """The declared endpoint `flow` goes to, or None and why it matches none."""
-    candidates = [e for e in endpoints if e.address == flow.responder]
+    """The declared endpoint `flow` goes to among `candidates` (those at its responder's
+    address), or None and why it matches none."""
     if not candidates:
         return None, f"{flow.responder} is not a declared endpoint"
     if flow.transport not in ("tcp", "udp"):

@@ -188,8 +188,12 @@ class TargetView:
     incoming: tuple[Flow, ...] = ()  # the others (the target is their responder), in order
     # What is known of each flow and address object, by identity (hashing an address costs
     # more than the lookup saves): the view holds every object it remembers, so no other
-    # object can have its id. Whether the target opened each of `flows`:
+    # object can have its id. Whether the target opened each of `flows`, whether an address
+    # is the target's:
     _opened: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    _targets: dict[int, tuple[IPAddress, bool]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _outside: dict[int, tuple[IPAddress, bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -201,6 +205,13 @@ class TargetView:
         """Whether the target is the flow's initiator."""
         known = self._opened.get(id(flow))
         return self.profile.is_target(flow.initiator) if known is None else known
+
+    def is_target(self, address: IPAddress) -> bool:
+        """`profile.is_target(address)`, remembered."""
+        known = self._targets.get(id(address))
+        if known is None:
+            known = self._targets[id(address)] = (address, self.profile.is_target(address))
+        return known[1]
 
     def outside(self, address: IPAddress) -> bool:
         """`is_outside(address, profile.environment)`, remembered."""
@@ -230,15 +241,14 @@ def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
     flows: list[Flow] = []
     opened: dict[int, bool] = {}
     sent = False
-    # The observers share one object per address: ask the profile once per object (every
-    # object asked is one of `obs`, alive throughout, so an id stands for one object).
-    targets: dict[int, bool] = {}
+    # The observers share one object per address: the profile is asked once per object.
+    targets: dict[int, tuple[IPAddress, bool]] = {}
 
     def is_target(address: IPAddress) -> bool:
         known = targets.get(id(address))
         if known is None:
-            known = targets[id(address)] = profile.is_target(address)
-        return known
+            known = targets[id(address)] = (address, profile.is_target(address))
+        return known[1]
 
     for flow in obs.flows:
         by_target = is_target(flow.initiator)
@@ -258,6 +268,7 @@ def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
         outgoing=tuple(outgoing),
         incoming=tuple(incoming),
         _opened=opened,
+        _targets=targets,
     )
 
 

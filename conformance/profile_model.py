@@ -266,6 +266,10 @@ class Memo:
         self._by_evidence[id(evidence)] = (evidence, values)
         return values
 
+    def __len__(self) -> int:
+        """How many pieces of evidence it keeps values for."""
+        return len(self._by_evidence)
+
     def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
         return (Memo, ())
 

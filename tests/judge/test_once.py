@@ -10,7 +10,7 @@ import pickle
 from dataclasses import replace
 
 from conformance.judge import air_gapped, hybrid
-from conformance.judge.common import NameIndex, name_index, target_view
+from conformance.judge.common import NameIndex, name_index, once, target_view
 from conformance.observe.records import Observations
 from conformance.profile_model import (
     MEMO_EVIDENCE,
@@ -103,6 +103,21 @@ def test_one_profile_judging_many_captures_gets_each_its_own_verdict() -> None:
         assert air_gapped.egress(obs, profile).verdict is expected
         assert len(target_view(obs, profile).flows) == (2 if leak else 1)
         assert len(profile.memo) <= MEMO_EVIDENCE
+
+
+def _flow_count(obs: Observations, _profile: Profile) -> int:
+    return len(obs.flows)
+
+
+def test_a_value_derived_once_belongs_to_its_capture_even_when_ids_are_reused() -> None:
+    # A value that holds nothing of its capture: once the capture is dropped, the next one
+    # may take its id, and must not find the dropped one's value.
+    profile = defect_profile()
+    for round_ in range(4 * MEMO_EVIDENCE):
+        leak = round_ % 2 == 0
+        obs = tcp_leak() if leak else onprem_only()
+        assert once(obs, profile, _flow_count) == (2 if leak else 1)
+        del obs
 
 
 def test_captures_judged_in_turn_keep_their_own_values() -> None:

@@ -8,7 +8,7 @@ documented on each field. Every section is typed here, the live-target ones (`la
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -235,6 +235,48 @@ class HostSettings:
     capture: str | None = None  # interface for a remote capture during the window
 
 
+# Evidence objects (a run's observations) whose derived values a profile's memo keeps at once:
+# a run judges one, and the HY-CERT impostor phase a second.
+MEMO_EVIDENCE = 2
+
+
+class Memo:
+    """Values derived from a profile and one run's evidence, computed once for all controls.
+
+    The judges keep what every control would otherwise compute again (judge/common.py
+    `once`); the values belong to the evidence object, by identity, and to this profile.
+    The evidence is held while its values are, so its id cannot be reused for other evidence,
+    and at most MEMO_EVIDENCE of them are kept (the oldest goes first). A copy or a pickle of
+    the memo starts empty: nothing derived crosses to another profile or process.
+    """
+
+    __slots__ = ("_by_evidence",)
+
+    def __init__(self) -> None:
+        self._by_evidence: dict[int, tuple[object, dict[object, object]]] = {}
+
+    def values(self, evidence: object) -> dict[object, object]:
+        """The values derived from `evidence` so far (a dict the caller fills)."""
+        entry = self._by_evidence.get(id(evidence))
+        if entry is not None and entry[0] is evidence:
+            return entry[1]
+        while len(self._by_evidence) >= MEMO_EVIDENCE:
+            del self._by_evidence[next(iter(self._by_evidence))]
+        values: dict[object, object] = {}
+        self._by_evidence[id(evidence)] = (evidence, values)
+        return values
+
+    def __len__(self) -> int:
+        """How many pieces of evidence it keeps values for."""
+        return len(self._by_evidence)
+
+    def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
+        return (Memo, ())
+
+    def __deepcopy__(self, _memo: dict[int, object]) -> Memo:
+        return Memo()
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """One UCX deployment and what it promises."""
@@ -255,6 +297,8 @@ class Profile:
     probes: ProbeSettings = ProbeSettings()
     stimuli: tuple[StimulusSpec, ...] = ()  # in the order written
     host: HostSettings = HostSettings()
+    # What the judges derived from a run's evidence with this profile: never compared or shown.
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     def is_target(self, address: IPAddress) -> bool:
         return address in self.target.addresses

@@ -11,7 +11,6 @@ from conformance.judge.common import (
     ADDRESS_RTYPES,
     WELL_KNOWN_PORT_LIMIT,
     FindingGroups,
-    NameIndex,
     TargetView,
     address_of,
     combine,
@@ -24,7 +23,8 @@ from conformance.judge.common import (
     is_link_scoped_flow,
     is_local_name,
     is_outside,
-    is_scope_limited,
+    name_index,
+    once,
     plural,
     request_hosts,
     reverse_address,
@@ -33,7 +33,7 @@ from conformance.judge.common import (
 from conformance.judge.platform import name_looks_like
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.records import DnsQuery, Flow, InitiatorBasis, Observations
-from conformance.profile_model import Environment, OnPremEndpoint, Profile
+from conformance.profile_model import Environment, IPAddress, OnPremEndpoint, Profile
 
 RCODE_NXDOMAIN = 3  # RFC 1035 4.1.1
 
@@ -70,25 +70,29 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
     the target that answers a flow an outside host opened belongs to AG-INGRESS.
     Scope-limited destinations (decision 6) are not egress.
     """
+    # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
+    return once(obs, profile, _egress)
+
+
+def _egress(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
-    env = profile.environment
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     findings: list[Finding] = []
     outside = inside = scope = inbound = 0
     for flow in view.flows:
         if is_link_scoped_flow(flow):
             scope += 1
-        elif view.initiated(flow) and answer_only(flow) and is_outside(flow.responder, env):
+        elif view.initiated(flow) and answer_only(flow) and view.outside(flow.responder):
             findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
         elif view.initiated(flow):
-            if is_outside(flow.responder, env):
+            if view.outside(flow.responder):
                 outside += 1
                 findings.append(flow_finding(Severity.VIOLATION, flow, index))
-            elif is_scope_limited(flow.responder, env):
+            elif view.scope_limited(flow.responder):
                 scope += 1
             else:
                 inside += 1
-        elif is_outside(flow.initiator, env):
+        elif view.outside(flow.initiator):
             inbound += 1
             if _reply_to_earlier_request(flow, view):
                 findings.append(
@@ -100,7 +104,7 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
                         f" capture began (source port {flow.initiator_port})",
                     )
                 )
-        elif is_scope_limited(flow.initiator, env):
+        elif view.scope_limited(flow.initiator):
             scope += 1
         else:
             inside += 1
@@ -167,12 +171,11 @@ def ingress(obs: Observations, profile: Profile, control_id: str = "AG-INGRESS")
     did not accept them.
     """
     view = target_view(obs, profile)
-    env = profile.environment
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     findings: list[Finding] = []
     attempts = accepted = 0
-    for flow in view.flows:
-        if view.initiated(flow) or not is_outside(flow.initiator, env):
+    for flow in view.incoming:
+        if not view.outside(flow.initiator):
             continue
         attempts += 1
         if flow.accepted:
@@ -226,6 +229,11 @@ def cloud_names(obs: Observations, profile: Profile) -> ControlResult:
       environment it is external (violation); CONNECT or a proxy request asks the proxy to
       reach somewhere: violation unless the name or address is shown to be internal.
     """
+    # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
+    return once(obs, profile, _cloud_names)
+
+
+def _cloud_names(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
     judge = _NameJudge(view)
     judge.dns()
@@ -308,7 +316,7 @@ class _NameJudge:
                 continue
             self.counts["tls_sni"] += 1
             self.checked.add(hello.sni)
-            why = _judge_carried_name(hello.sni, flow, self.env, self.internal, proxied=False)
+            why = _judge_carried_name(hello.sni, flow, self.view, self.internal, proxied=False)
             if why:
                 self.groups.add(
                     (hello.capture, "sni", hello.sni, flow.responder, flow.responder_port),
@@ -330,7 +338,7 @@ class _NameJudge:
             for name, proxied in request_hosts(request):
                 if address_of(name) is None:
                     self.checked.add(name)
-                why = _judge_carried_name(name, flow, self.env, self.internal, proxied=proxied)
+                why = _judge_carried_name(name, flow, self.view, self.internal, proxied=proxied)
                 if not why:
                     continue
                 what = "target" if proxied else "Host"
@@ -416,7 +424,7 @@ def _judge_query(
 
 
 def _judge_carried_name(
-    name: str, flow: Flow, env: Environment, internal: frozenset[str], *, proxied: bool
+    name: str, flow: Flow, view: TargetView, internal: frozenset[str], *, proxied: bool
 ) -> str | None:
     """Why a name the target sent in TLS/HTTP is a violation, or None when it is fine.
 
@@ -424,12 +432,12 @@ def _judge_carried_name(
     """
     literal = address_of(name)
     if literal is not None:
-        if proxied and is_outside(literal, env):
+        if proxied and view.outside(literal):
             return "asks a proxy for an address outside the environment"
         return None
     if is_cloud_name(name):
         return "Imagicle cloud name"
-    if is_outside(flow.responder, env):
+    if view.outside(flow.responder):
         return "external name on a flow leaving the environment"
     if proxied and name not in internal:
         return "asks a proxy for a name no on-prem resolver showed internal"
@@ -486,14 +494,15 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
     groups = FindingGroups()
     initiated = declared = undeclared = inbound = scope = 0
     used: dict[str, None] = {}
+    declared_at = _by_address(env.endpoints)
     for flow in view.flows:
-        if profile.is_target(flow.initiator) and profile.is_target(flow.responder):
+        if view.is_target(flow.initiator) and view.is_target(flow.responder):
             continue  # the target talking to itself
         peer = flow.responder if view.initiated(flow) else flow.initiator
-        if is_scope_limited(peer, env) or is_link_scoped_flow(flow):
+        if view.scope_limited(peer) or is_link_scoped_flow(flow):
             scope += 1
             continue
-        if not env.contains(peer):
+        if view.outside(peer):
             continue  # outside: AG-EGRESS and AG-INGRESS judge it
         key_port = flow.responder_port if flow.transport in ("tcp", "udp") else flow.initiator_port
         if not view.initiated(flow):
@@ -509,7 +518,7 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
             )
             continue
         initiated += 1
-        endpoint, why = _match_endpoint(flow, env.endpoints)
+        endpoint, why = _match_endpoint(flow, declared_at.get(flow.responder, []))
         if endpoint is not None:
             declared += 1
             used[endpoint.name] = None
@@ -563,11 +572,19 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
     )
 
 
+def _by_address(endpoints: tuple[OnPremEndpoint, ...]) -> dict[IPAddress, list[OnPremEndpoint]]:
+    """The declared endpoints at each address, in the profile's order."""
+    found: dict[IPAddress, list[OnPremEndpoint]] = {}
+    for endpoint in endpoints:
+        found.setdefault(endpoint.address, []).append(endpoint)
+    return found
+
+
 def _match_endpoint(
-    flow: Flow, endpoints: tuple[OnPremEndpoint, ...]
+    flow: Flow, candidates: list[OnPremEndpoint]
 ) -> tuple[OnPremEndpoint | None, str]:
-    """The declared endpoint `flow` goes to, or None and why it matches none."""
-    candidates = [e for e in endpoints if e.address == flow.responder]
+    """The declared endpoint `flow` goes to among `candidates` (those at its responder's
+    address), or None and why it matches none."""
     if not candidates:
         return None, f"{flow.responder} is not a declared endpoint"
     if flow.transport not in ("tcp", "udp"):

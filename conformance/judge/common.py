@@ -9,11 +9,12 @@ the state of the evidence becomes a verdict (architecture.md "Fail closed").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from conformance.judge.platform import looks_like
@@ -58,7 +59,12 @@ MAX_NAMES_PER_FINDING = 5
 # Below this, a port is a well-known service port (RFC 6335 system ports).
 WELL_KNOWN_PORT_LIMIT = 1024
 
+# Distinct texts (names, authorities, address literals) whose parse is remembered: the same
+# few repeat in thousands of requests; bounded for a long-lived process (`watch`).
+MAX_PARSED_TEXTS = 4096
+
 _K = TypeVar("_K")
+_T = TypeVar("_T")
 
 _SEVERITY_ORDER = {Severity.VIOLATION: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -115,11 +121,13 @@ def is_outside(address: IPAddress, environment: Environment) -> bool:
     return not environment.contains(address) and not is_scope_limited(address, environment)
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def is_cloud_name(name: str) -> bool:
     """Whether `name` is an Imagicle cloud name (decision 4 matching; malformed names too)."""
     return any(matches(pattern, name) for pattern in CLOUD_NAME_PATTERNS)
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def host_of(authority_or_url: str) -> str:
     """The host part of "host", "host:port", "[v6]:port" or "scheme://host:port/path".
 
@@ -135,6 +143,7 @@ def host_of(authority_or_url: str) -> str:
     return host.rstrip(".")
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def address_of(text: str) -> IPAddress | None:
     """`text` as an IP address, or None when it is a name."""
     try:
@@ -143,39 +152,141 @@ def address_of(text: str) -> IPAddress | None:
         return None
 
 
+def once(obs: Observations, profile: Profile, build: Callable[[Observations, Profile], _T]) -> _T:
+    """`build(obs, profile)`, computed once for every control of a run that asks for it.
+
+    The profile's memo keeps it, under `build`, while `obs` is the evidence judged
+    (profile_model.Memo): what several judges derive alike (the target's flows, the names
+    of each flow) is derived once. `build` must return something nobody changes afterwards.
+    """
+    values = profile.memo.values(obs)
+    if build not in values:
+        values[build] = build(obs, profile)
+    return cast(_T, values[build])
+
+
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+def address_text(address: IPAddress) -> str:
+    """`str(address)`, remembered: an IPv6 address takes microseconds to write out."""
+    return str(address)
+
+
 @dataclass(frozen=True, slots=True)
 class TargetView:
-    """The part of the observations that concerns the target: computed once per judge."""
+    """The part of the observations that concerns the target: computed once per run (`once`).
+
+    Every control asks, of each target flow, who opened it and whether its peer is outside
+    the environment: who opened each flow is known from the start, and what it says of an
+    address (outside, scope-limited) is remembered per address.
+    """
 
     obs: Observations
     profile: Profile
     flows: tuple[Flow, ...]  # flows with a target address at either end
     sent: bool  # some flow carries at least one packet from the target
+    outgoing: tuple[Flow, ...] = ()  # those of `flows` the target initiated, in order
+    incoming: tuple[Flow, ...] = ()  # the others (the target is their responder), in order
+    # What is known of each flow and address object, by identity (hashing an address costs
+    # more than the lookup saves): the view holds every object it remembers, so no other
+    # object can have its id. Whether the target opened each of `flows`, whether an address
+    # is the target's:
+    _opened: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    _targets: dict[int, tuple[IPAddress, bool]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _outside: dict[int, tuple[IPAddress, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _scope_limited: dict[int, tuple[IPAddress, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def initiated(self, flow: Flow) -> bool:
         """Whether the target is the flow's initiator."""
-        return self.profile.is_target(flow.initiator)
+        known = self._opened.get(id(flow))
+        return self.profile.is_target(flow.initiator) if known is None else known
+
+    def is_target(self, address: IPAddress) -> bool:
+        """`profile.is_target(address)`, remembered."""
+        known = self._targets.get(id(address))
+        if known is None:
+            known = self._targets[id(address)] = (address, self.profile.is_target(address))
+        return known[1]
+
+    def outside(self, address: IPAddress) -> bool:
+        """`is_outside(address, profile.environment)`, remembered."""
+        known = self._outside.get(id(address))
+        if known is None:
+            known = (address, is_outside(address, self.profile.environment))
+            self._outside[id(address)] = known
+        return known[1]
+
+    def scope_limited(self, address: IPAddress) -> bool:
+        """`is_scope_limited(address, profile.environment)`, remembered."""
+        known = self._scope_limited.get(id(address))
+        if known is None:
+            known = (address, is_scope_limited(address, self.profile.environment))
+            self._scope_limited[id(address)] = known
+        return known[1]
 
 
 def target_view(obs: Observations, profile: Profile) -> TargetView:
-    """Select the target flows (the target is initiator or responder) of `obs`."""
-    flows = tuple(
-        f for f in obs.flows if profile.is_target(f.initiator) or profile.is_target(f.responder)
+    """The target flows (the target is initiator or responder) of `obs`: one view per run."""
+    return once(obs, profile, _select_target_flows)
+
+
+def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
+    outgoing: list[Flow] = []
+    incoming: list[Flow] = []
+    flows: list[Flow] = []
+    opened: dict[int, bool] = {}
+    sent = False
+    # The observers share one object per address: the profile is asked once per object.
+    targets: dict[int, tuple[IPAddress, bool]] = {}
+
+    def is_target(address: IPAddress) -> bool:
+        known = targets.get(id(address))
+        if known is None:
+            known = targets[id(address)] = (address, profile.is_target(address))
+        return known[1]
+
+    for flow in obs.flows:
+        by_target = is_target(flow.initiator)
+        to_target = is_target(flow.responder)
+        if not (by_target or to_target):
+            continue
+        flows.append(flow)
+        (outgoing if by_target else incoming).append(flow)
+        opened[id(flow)] = by_target
+        if not sent:
+            sent = (by_target and flow.packets_out > 0) or (to_target and flow.packets_in > 0)
+    return TargetView(
+        obs=obs,
+        profile=profile,
+        flows=tuple(flows),
+        sent=sent,
+        outgoing=tuple(outgoing),
+        incoming=tuple(incoming),
+        _opened=opened,
+        _targets=targets,
     )
-    sent = any(
-        (profile.is_target(f.initiator) and f.packets_out > 0)
-        or (profile.is_target(f.responder) and f.packets_in > 0)
-        for f in flows
-    )
-    return TargetView(obs=obs, profile=profile, flows=flows, sent=sent)
+
+
+def name_index(obs: Observations, profile: Profile) -> NameIndex:
+    """The names tied to each flow of `obs` (`NameIndex`): one index per run."""
+    return once(obs, profile, _index_names)
+
+
+def _index_names(obs: Observations, _profile: Profile) -> NameIndex:
+    return NameIndex(obs)
 
 
 def endpoint_text(address: IPAddress, port: int | None = None) -> str:
     """An endpoint as text: "192.0.2.10:443", "[2001:db8::1]:443", or the bare address."""
+    text = address_text(address)
     if port is None:
-        return str(address)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{port}"
+        return text
+    return f"[{text}]:{port}" if address.version == 6 else f"{text}:{port}"
 
 
 def describe_flow(flow: Flow, note: str = "") -> str:
@@ -228,35 +339,52 @@ def flow_packets(flow: Flow) -> PacketRef:
 
 class NameIndex:
     """The names tied to each flow: TLS SNI, HTTP Host and CONNECT/proxy targets on the
-    flow, names a DNS flow asked for, and DNS names whose answers gave its responder."""
+    flow, names a DNS flow asked for, and DNS names whose answers gave its responder.
+
+    Indexed when first asked: most runs name few flows in findings, or none.
+    """
 
     def __init__(self, obs: Observations) -> None:
+        self._obs: Observations | None = obs  # None once indexed
         self._by_flow: dict[int, dict[str, None]] = {}  # dicts as ordered sets
         self._by_address: dict[str, dict[str, None]] = {}
         self._requests: dict[int, list[HttpRequest]] = {}
+
+    def _index(self) -> None:
+        obs = self._obs
+        if obs is None:
+            return
+        by_flow: dict[int, dict[str, None]] = {}
+        by_address: dict[str, dict[str, None]] = {}
+        requests: dict[int, list[HttpRequest]] = {}
         for hello in obs.client_hellos:
             if hello.sni:
-                _add(self._by_flow, hello.flow_id, hello.sni)
+                _add(by_flow, hello.flow_id, hello.sni)
         for request in obs.http_requests:
-            self._requests.setdefault(request.flow_id, []).append(request)
+            requests.setdefault(request.flow_id, []).append(request)
             for name in request_names(request):
-                _add(self._by_flow, request.flow_id, name)
+                _add(by_flow, request.flow_id, name)
         for query in obs.dns:
-            _add(self._by_flow, query.flow_id, query.qname)
+            _add(by_flow, query.flow_id, query.qname)
             for answer in query.answers:
                 address = address_of(answer.value)
                 if address is not None:
-                    _add(self._by_address, str(address), query.qname)
-                    _add(self._by_address, str(address), answer.name)
+                    _add(by_address, str(address), query.qname)
+                    _add(by_address, str(address), answer.name)
+        # Complete tables only: a judge asking meanwhile indexes for itself.
+        self._by_flow, self._by_address, self._requests = by_flow, by_address, requests
+        self._obs = None
 
     def names(self, flow: Flow) -> tuple[str, ...]:
         """Names tied to `flow`, those carried on the flow first."""
+        self._index()
         merged = dict(self._by_flow.get(flow.flow_id, {}))
-        merged.update(self._by_address.get(str(flow.responder), {}))
+        merged.update(self._by_address.get(address_text(flow.responder), {}))
         return tuple(merged)
 
     def requests(self, flow: Flow) -> tuple[HttpRequest, ...]:
         """The HTTP requests seen on `flow`."""
+        self._index()
         return tuple(self._requests.get(flow.flow_id, ()))
 
 

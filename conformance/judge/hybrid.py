@@ -15,7 +15,7 @@ whose ClientHello came in a QUIC Initial) maps only to a `/udp` endpoint, TCP on
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from conformance.judge import air_gapped
 from conformance.judge.common import (
@@ -23,12 +23,14 @@ from conformance.judge.common import (
     NameIndex,
     TargetView,
     address_of,
+    address_text,
     combine,
     conclude,
     evidence_gaps,
     flow_finding,
     host_of,
-    is_outside,
+    name_index,
+    once,
     plural,
     target_view,
 )
@@ -86,7 +88,7 @@ class CloudFlow:
 
 
 class _Index:
-    """Per-flow TLS and HTTP facts, and what the capture's DNS says (name_map)."""
+    """Per-flow TLS and HTTP facts, and what the capture's DNS says (name_map): one per run."""
 
     def __init__(self, obs: Observations, profile: Profile) -> None:
         self.client: dict[int, TlsClientHello] = {}
@@ -121,33 +123,47 @@ def _host_claim(requests: Iterable[HttpRequest]) -> str | None:
     return None
 
 
-def _claimed(base: CloudFlow, name: str, basis: str, dns: DnsNames, what: str) -> CloudFlow:
-    """`base` named by a client's claim, checked against the capture's DNS (decision 8)."""
-    agreement, answered = dns.agreement(name, base.address)
+@dataclass(frozen=True, slots=True)
+class _Naming:
+    """How a conversation is named (the `CloudFlow` fields of the same names)."""
+
+    name: str | None = None
+    basis: str = ""
+    claim_only: bool = False
+    mismatch: str = ""
+    dns_names: tuple[str, ...] = ()
+
+
+_UNNAMED = _Naming()
+
+
+def _claimed(name: str, basis: str, address: str, dns: DnsNames, what: str) -> _Naming:
+    """A conversation with `address` named by a client's claim, checked against the
+    capture's DNS (decision 8)."""
+    agreement, answered = dns.agreement(name, address)
     if agreement is Agreement.MISMATCH:
         shown = ", ".join(sorted(answered)[:5]) + (" ..." if len(answered) > 5 else "")
         why = (
-            f"{what} {name}, but the capture's DNS answers give {name} only {shown}, not "
-            f"{base.address}"
+            f"{what} {name}, but the capture's DNS answers give {name} only {shown}, not {address}"
         )
-        return replace(base, name=None, basis="", mismatch=why)
-    return replace(base, name=name, basis=basis, claim_only=agreement is Agreement.UNANSWERED)
+        return _Naming(mismatch=why)
+    return _Naming(name, basis, claim_only=agreement is Agreement.UNANSWERED)
 
 
 def _by_dns_or_hint(
-    base: CloudFlow, index: _Index, hints: dict[str, str], exclude: str | None
-) -> CloudFlow:
-    """`base` named by the target's own earlier DNS answer for its address, else a hint."""
+    address: str, flow: Flow, index: _Index, hints: dict[str, str], exclude: str | None
+) -> _Naming:
+    """`flow` to `address` named by the target's own earlier DNS answer for it, else a hint."""
     names = [
         n
-        for n in index.dns.names_at(base.address, base.flow.first_time)
+        for n in index.dns.names_at(address, flow.first_time)
         if exclude is None or n != name_key(exclude)
     ]
     if names:
-        return replace(base, name=names[0], basis="dns", dns_names=tuple(names))
-    if base.address in hints:
-        return replace(base, name=hints[base.address], basis="hint")
-    return base
+        return _Naming(names[0], "dns", dns_names=tuple(names))
+    if address in hints:
+        return _Naming(hints[address], "hint")
+    return _UNNAMED
 
 
 def _tunnel(
@@ -160,43 +176,78 @@ def _tunnel(
     hello = index.client.get(flow.flow_id)
     hidden = real_name_hidden(hello)
     sni = hello.sni if hello is not None and hello.sni else None
-    base = CloudFlow(
-        flow, port, None, "", host, True, "tcp", ech=hidden, public_name=sni if hidden else None
-    )
     if address_of(host) is None:
         if sni is not None and not hidden and name_key(sni) != name_key(host):
             why = f"SNI {sni} inside a tunnel to {host}: the proxy connects to {host}"
-            return replace(base, mismatch=why)
-        return replace(base, name=host, basis="connect")
-    if sni is not None and not hidden:
-        return _claimed(base, sni, "sni", index.dns, "SNI")
-    return _by_dns_or_hint(base, index, hints, sni)
+            naming = _Naming(mismatch=why)
+        else:
+            naming = _Naming(host, "connect")
+    elif sni is not None and not hidden:
+        naming = _claimed(sni, "sni", host, index.dns, "SNI")
+    else:
+        naming = _by_dns_or_hint(host, flow, index, hints, sni)
+    return _conversation(flow, port, host, naming, tunnel=True, hello=hello)
 
 
 def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
     """A flow to an outside address, named by its claims, else its DNS answer or a hint."""
     hello = index.client.get(flow.flow_id)
+    sni = hello.sni if hello is not None and hello.sni else None
+    address = address_text(flow.responder)
+    if sni is not None and not real_name_hidden(hello):
+        naming = _claimed(sni, "sni", address, index.dns, "SNI")
+    elif (host := _host_claim(index.requests.get(flow.flow_id, ()))) is not None:
+        naming = _claimed(host, "host", address, index.dns, "HTTP Host")
+    else:
+        naming = _by_dns_or_hint(address, flow, index, hints, sni)
+    return _conversation(flow, flow.responder_port, address, naming, tunnel=False, hello=hello)
+
+
+def _conversation(
+    flow: Flow,
+    port: int,
+    address: str,
+    naming: _Naming,
+    *,
+    tunnel: bool,
+    hello: TlsClientHello | None,
+) -> CloudFlow:
+    """`flow` as a conversation with `address`:`port`, named by `naming`, its ClientHello
+    `hello` telling whether ECH hides the real name (decision 9) and whether it is QUIC."""
     hidden = real_name_hidden(hello)
     sni = hello.sni if hello is not None and hello.sni else None
-    quic = hello is not None and hello.quic_version is not None
-    base = CloudFlow(
+    return CloudFlow(
         flow,
-        flow.responder_port,
-        None,
-        "",
-        str(flow.responder),
-        False,
-        flow.transport,
-        ech=hidden,
+        port,
+        naming.name,
+        naming.basis,
+        address,
+        tunnel,
+        "tcp" if tunnel else flow.transport,
+        claim_only=naming.claim_only,
+        mismatch=naming.mismatch,
         public_name=sni if hidden else None,
-        quic=quic,
+        ech=hidden,
+        quic=not tunnel and hello is not None and hello.quic_version is not None,
+        dns_names=naming.dns_names,
     )
-    if sni is not None and not hidden:
-        return _claimed(base, sni, "sni", index.dns, "SNI")
-    host = _host_claim(index.requests.get(flow.flow_id, ()))
-    if host is not None:
-        return _claimed(base, host, "host", index.dns, "HTTP Host")
-    return _by_dns_or_hint(base, index, hints, sni)
+
+
+@dataclass(frozen=True, slots=True)
+class _External:
+    """What HY-DEST and HY-TLS both judge, derived once per run (`common.once`)."""
+
+    view: TargetView
+    index: _Index
+    flows: tuple[CloudFlow, ...]  # the target's external conversations (`cloud_flows`)
+    proxy_other: tuple[Flow, ...]  # its flows to the proxy that carry requests but no CONNECT
+
+
+def _external(obs: Observations, profile: Profile) -> _External:
+    view = target_view(obs, profile)
+    index = _Index(obs, profile)
+    flows, proxy_other = cloud_flows(view, index)
+    return _External(view, index, tuple(flows), tuple(proxy_other))
 
 
 def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[Flow]]:
@@ -206,13 +257,12 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
     made before it began, `air_gapped.answer_only`) is not a conversation of the window.
     """
     profile = view.profile
-    env = profile.environment
     proxy = profile.proxy
     hints = {str(h.address): h.name for h in profile.cloud.hints} if profile.cloud else {}
     found: list[CloudFlow] = []
     proxy_other: list[Flow] = []
-    for flow in view.flows:
-        if not view.initiated(flow) or air_gapped.answer_only(flow):
+    for flow in view.outgoing:
+        if air_gapped.answer_only(flow):
             continue
         to_proxy = (
             proxy is not None
@@ -227,14 +277,14 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
                 continue
             found.append(_tunnel(flow, authority, index, hints))
             continue
-        if is_outside(flow.responder, env):
+        if view.outside(flow.responder):
             found.append(_direct(flow, index, hints))
     return found, proxy_other
 
 
 def external_conversations(obs: Observations, profile: Profile) -> tuple[CloudFlow, ...]:
     """The target's external conversations, named as HY-DEST names them (`profile draft`)."""
-    return tuple(cloud_flows(target_view(obs, profile), _Index(obs, profile))[0])
+    return once(obs, profile, _external).flows
 
 
 def _endpoint_allows(profile: Profile, name: str, port: int, transport: str) -> bool:
@@ -290,10 +340,9 @@ def _sni_conflict(cloud: CloudFlow, index: _Index) -> str:
 
 def dest(obs: Observations, profile: Profile) -> ControlResult:
     """HY-DEST: every external flow maps to an allowed endpoint name, port and transport."""
-    view = target_view(obs, profile)
-    index = _Index(obs, profile)
-    names = NameIndex(obs)
-    flows, _ = cloud_flows(view, index)
+    external = once(obs, profile, _external)
+    view, index, flows = external.view, external.index, external.flows
+    names = name_index(obs, profile)
     findings: list[Finding] = []
     notes = FindingGroups()
     allowed = unexplained = mismatched = 0
@@ -352,12 +401,8 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
                 f" ({_endpoints_text(profile)})"
             )
         findings.append(flow_finding(Severity.VIOLATION, cloud.flow, names, f": {why}"))
-    for flow in view.flows:
-        if (
-            view.initiated(flow)
-            and air_gapped.answer_only(flow)
-            and is_outside(flow.responder, profile.environment)
-        ):
+    for flow in view.outgoing:
+        if air_gapped.answer_only(flow) and view.outside(flow.responder):
             findings.append(flow_finding(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY))
     findings += notes.findings()
     facts: dict[str, object] = {
@@ -595,15 +640,14 @@ def _tls_negotiated(
 
 def tls(obs: Observations, profile: Profile) -> ControlResult:
     """HY-TLS: every external flow is TLS from its first byte, sound version and suite, SNI."""
-    view = target_view(obs, profile)
-    index = _Index(obs, profile)
-    flows, proxy_other = cloud_flows(view, index)
+    external = once(obs, profile, _external)
+    view, index, flows = external.view, external.index, external.flows
     tally = _TlsTally(
-        obs_names=NameIndex(obs),
+        obs_names=name_index(obs, profile),
         minimum=_min_version(profile),
         complete=not evidence_gaps(obs, payloads=True, profile=profile),
     )
-    for flow in proxy_other:
+    for flow in external.proxy_other:
         for request in index.requests.get(flow.flow_id, ()):
             tally.violation(
                 flow, f": plaintext {request.method} {request.target} through the proxy"

@@ -22,12 +22,13 @@ segment, and any neighbour may send them unasked.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from conformance.judge.common import ADDRESS_RTYPES, address_of
+from conformance.judge.common import ADDRESS_RTYPES, MAX_PARSED_TEXTS, address_of
 from conformance.names import normalize_name
 from conformance.observe.records import DnsQuery, EchKind, Observations, TlsClientHello
 from conformance.profile_model import Profile
@@ -55,6 +56,7 @@ class Agreement(StrEnum):
     UNANSWERED = "unanswered"  # no DNS answer for the name in the capture: the claim alone
 
 
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
 def name_key(name: str) -> str:
     """A name as names are compared (decision 4): lower-case, IDNA, no trailing dot."""
     try:

@@ -12,10 +12,15 @@ HTTP request on the flow, then the transport and port.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from conformance.names import CLOUD_NAME_PATTERNS, matches
 from conformance.observe.records import Flow, HttpRequest
+
+# Distinct names whose label is remembered: a report names the same few services again and
+# again; bounded for a long-lived process (`watch`).
+MAX_REMEMBERED_NAMES = 4096
 
 # (patterns, label). Order matters: the first rule with a matching pattern wins, so a
 # specific name (ctldl.windowsupdate.com) comes before its parent (*.windowsupdate.com).
@@ -179,6 +184,7 @@ _ICMP_TYPES: dict[tuple[str, int], str] = {
 }
 
 
+@functools.lru_cache(maxsize=MAX_REMEMBERED_NAMES)
 def name_looks_like(name: str) -> str | None:
     """What a DNS name is used for, when it is a known platform or cloud service name."""
     # `matches` normalises (decision 4); the prefix checks below only need lower case.

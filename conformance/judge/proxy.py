@@ -20,7 +20,6 @@ from conformance.content.messages import DECRYPTED_REQUESTS, ContentEvidence
 from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
 from conformance.judge.common import (
     FindingGroups,
-    NameIndex,
     address_of,
     conclude,
     describe_flow,
@@ -29,6 +28,7 @@ from conformance.judge.common import (
     host_of,
     is_cloud_name,
     is_outside,
+    name_index,
     plural,
     target_view,
 )
@@ -89,16 +89,14 @@ def only(obs: Observations, profile: Profile) -> ControlResult:
     assert profile.proxy is not None
     log = obs.proxy_log
     view = target_view(obs, profile)
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     findings: list[Finding] = []
     dns_flows = {q.flow_id for q in obs.dns if profile.is_target(q.client)}
     direct = proxied = dns_outside = 0
-    for flow in view.flows:
-        if not view.initiated(flow):
-            continue
+    for flow in view.outgoing:
         if _to_proxy(flow, profile):
             proxied += 1
-        elif not is_outside(flow.responder, profile.environment):
+        elif not view.outside(flow.responder):
             continue
         elif answer_only(flow):
             findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
@@ -186,15 +184,15 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
         return skip
     log, content = obs.proxy_log, obs.content
     view = target_view(obs, profile)
-    index = NameIndex(obs)
+    index = name_index(obs, profile)
     hellos: dict[int, list[TlsClientHello]] = {}
     for hello in obs.client_hellos:
         hellos.setdefault(hello.flow_id, []).append(hello)
     groups = FindingGroups()
     counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0, "ech_hidden": 0}
     opaque = 0
-    for flow in view.flows:
-        if not view.initiated(flow) or not _to_proxy(flow, profile):
+    for flow in view.outgoing:
+        if not _to_proxy(flow, profile):
             continue
         requests = index.requests(flow)
         if not requests and flow.first_payload_packet is not None:

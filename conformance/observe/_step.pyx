@@ -122,11 +122,32 @@ cdef int _first_ip(const uint8_t* f, Py_ssize_t cap, int lt):
     return at if at < cap else -1
 
 
+cdef inline uint32_t _ports(const uint8_t* p):
+    return (((<uint32_t>p[0] << 8) | p[1]) ^ ((<uint32_t>p[2] << 8) | p[3])) << 16
+
+
+cdef uint32_t _key(const uint8_t* f, Py_ssize_t at, Py_ssize_t cap):
+    """frame_owner._key."""
+    cdef uint32_t folded
+    cdef Py_ssize_t tcp
+    if f[at] >> 4 == 4:
+        folded = _fold(f + at + 12, 1) ^ _fold(f + at + 16, 1)
+        tcp = at + (f[at] & 0x0F) * 4
+        if f[at + 9] == 6 and not (((f[at + 6] << 8) | f[at + 7]) & 0x3FFF) and tcp + 4 <= cap:
+            folded ^= _ports(f + tcp)
+        return folded
+    folded = _fold(f + at + 8, 4) ^ _fold(f + at + 24, 4)
+    tcp = at + 40
+    if f[at + 6] == 6 and tcp + 4 <= cap:
+        folded ^= _ports(f + tcp)
+    return folded
+
+
 cdef int frame_owner_c(const uint8_t* f, Py_ssize_t cap, int lt, int parts):
     """observe/frame_owner.py `frame_owner`, on the frame at f."""
     cdef Py_ssize_t at, icmp, quoted
-    cdef int version
-    cdef uint32_t folded
+    cdef int version, slot
+    cdef uint32_t key
     if parts <= 1:
         return 0
     at = _first_ip(f, cap, lt)
@@ -150,15 +171,11 @@ cdef int frame_owner_c(const uint8_t* f, Py_ssize_t cap, int lt, int parts):
         quoted = icmp + 8
         if f[at + 6] == 58 and quoted + 40 <= cap and f[icmp] < 128 and f[quoted] >> 4 == 6:
             at = quoted
-            version = 6
     else:
         return 0
-    version = f[at] >> 4
-    if version == 4:
-        folded = _fold(f + at + 12, 1) ^ _fold(f + at + 16, 1)
-    else:
-        folded = _fold(f + at + 8, 4) ^ _fold(f + at + 24, 4)
-    return <int>((((<unsigned long long>folded * 2654435761ULL) & 0xFFFFFFFFULL) >> 16) % parts)
+    key = _key(f, at, cap)
+    slot = <int>((((<unsigned long long>key * 2654435761ULL) & 0xFFFFFFFFULL) >> 16) % (2 * parts - 1))
+    return (slot + 1) // 2
 
 
 def frame_owner(bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int parts):

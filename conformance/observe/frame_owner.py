@@ -4,10 +4,16 @@ One capture file can be observed by several processes at once (observe/capture_p
 every process reads every record, and steps only the frames it owns. A frame is owned by
 the part its first IP header's address pair hashes to, the pair taken unordered so both
 directions of a conversation, its fragments, and everything tunnelled between the same two
-endpoints land in one part. An ICMP or ICMPv6 error is owned by the pair of the packet it
-quotes, since the observers file it under that packet's flow (observe/layers.py). A frame
-with no IP header this function can reach (ARP, LLDP, MPLS, PPPoE, unknown link types, a
-frame too short) belongs to part 0.
+endpoints land in one part. An unfragmented TCP segment straight behind that header adds
+its ports (unordered too): the TCP connections between two hosts (a target and its proxy)
+spread over the parts, and TCP is not fragmented in practice (a TCP flow that is, lands in
+two parts and is read in one pass). An ICMP or ICMPv6 error is owned as the packet it
+quotes is, since the observers file it under that packet's flow (observe/layers.py). A
+frame with no IP header this function can reach (ARP, LLDP, MPLS, PPPoE, unknown link
+types, a frame too short) belongs to part 0.
+
+Part 0 also hashes and copies the capture, so it owns one share of the hash space and every
+other part two (`_part`).
 
 Only the rule's determinism matters for correctness: a frame is stepped in full by its
 part, whatever it turns out to be. Where frames of one flow could still land in two parts
@@ -56,6 +62,9 @@ _IPV4_HEADER: Final = 20
 _IPV6_HEADER: Final = 40
 _ICMP_HEADER: Final = 8
 _PROTO_ICMP: Final = 1
+_PROTO_TCP: Final = 6
+_PORTS: Final = 4
+_FRAGMENT_BITS: Final = 0x3FFF  # IPv4 MF flag and fragment offset
 _PROTO_ICMPV6: Final = 58
 # RFC 792/1812 errors that quote the packet they answer: unreachable, source quench,
 # redirect, time exceeded, parameter problem; RFC 4443 errors are the types below 128.
@@ -80,21 +89,43 @@ def frame_owner(buf: bytes, off: int, cap: int, lt: int, parts: int) -> int:
         if at + _IPV4_HEADER > end:
             return 0
         quoted = _icmp_quote(buf, at, end)
-        if quoted >= 0:
-            at, version = quoted, buf[quoted] >> 4
     elif version == 6:
         if at + _IPV6_HEADER > end:
             return 0
         quoted = _icmpv6_quote(buf, at, end)
-        if quoted >= 0:
-            at, version = quoted, buf[quoted] >> 4
     else:
         return 0
-    if version == 4:
+    if quoted >= 0:
+        at = quoted
+    return _part(_key(buf, at, end), parts)
+
+
+def _key(buf: bytes, at: int, end: int) -> int:
+    """The unordered address pair of the IP header at `at` (checked present), folded, and
+    the unordered ports of an unfragmented TCP segment straight behind it."""
+    if buf[at] >> 4 == 4:
         folded = _fold(buf, at + 12, 1) ^ _fold(buf, at + 16, 1)
-    else:
-        folded = _fold(buf, at + 8, 4) ^ _fold(buf, at + 24, 4)
-    return (((folded * _MIX) & _WORD) >> 16) % parts
+        tcp = at + (buf[at] & 0x0F) * 4
+        fragment = ((buf[at + 6] << 8) | buf[at + 7]) & _FRAGMENT_BITS
+        if buf[at + 9] == _PROTO_TCP and not fragment and tcp + _PORTS <= end:
+            folded ^= _ports(buf, tcp)
+        return folded
+    folded = _fold(buf, at + 8, 4) ^ _fold(buf, at + 24, 4)
+    tcp = at + _IPV6_HEADER
+    if buf[at + 6] == _PROTO_TCP and tcp + _PORTS <= end:
+        folded ^= _ports(buf, tcp)
+    return folded
+
+
+def _ports(buf: bytes, at: int) -> int:
+    """Source and destination port, unordered, in the high bits (a pair's key stays apart)."""
+    return (((buf[at] << 8) | buf[at + 1]) ^ ((buf[at + 2] << 8) | buf[at + 3])) << 16
+
+
+def _part(key: int, parts: int) -> int:
+    """The part a key belongs to: part 0 one share, every other part two."""
+    slot = (((key * _MIX) & _WORD) >> 16) % (2 * parts - 1)
+    return (slot + 1) // 2
 
 
 def _fold(buf: bytes, at: int, words: int) -> int:

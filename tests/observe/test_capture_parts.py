@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP, UDPerror
+from scapy.layers.inet import ICMP, IP, UDP, IPerror, TCPerror, UDPerror
 from scapy.layers.l2 import Dot1Q, Ether
 
 from conformance.observe import builder, capture_parts, ingest
@@ -78,6 +78,37 @@ def test_both_directions_of_a_conversation_have_one_owner() -> None:
 def test_the_pairs_spread_over_the_parts() -> None:
     owners = {frame_owner(f, 0, len(f), 1, 2) for f in (udp(CLIENT, p) for p in PHONES)}
     assert owners == {0, 1}
+
+
+def test_tcp_connections_between_two_hosts_spread_over_the_parts() -> None:
+    """A target and its proxy: one address pair, many connections (each one owner)."""
+    owners = set()
+    for port in range(50000, 50040):
+        there = tcp(CLIENT, SERVER, port, 3128, "S")
+        back = tcp(SERVER, CLIENT, 3128, port, "SA")
+        owner = frame_owner(there, 0, len(there), 1, 2)
+        assert frame_owner(back, 0, len(back), 1, 2) == owner
+        owners.add(owner)
+    assert owners == {0, 1}
+
+
+def test_an_icmp_error_quoting_tcp_belongs_to_its_connection() -> None:
+    for port in range(50000, 50040):
+        quoted = IPerror(src=CLIENT, dst=SERVER) / TCPerror(sport=port, dport=443)
+        error = bytes(
+            Ether(src=MAC_B, dst=MAC_A) / IP(src="203.0.113.1", dst=CLIENT) / ICMP(type=3) / quoted
+        )
+        flow = tcp(CLIENT, SERVER, port, 443)
+        assert frame_owner(error, 0, len(error), 1, 3) == frame_owner(flow, 0, len(flow), 1, 3)
+
+
+def test_part_zero_owns_the_smaller_share() -> None:
+    """Part 0 also hashes and copies the capture: one share of three with two parts."""
+    counts = [0, 0]
+    for port in range(20000, 26000):
+        frame = tcp(CLIENT, SERVER, port, 443)
+        counts[frame_owner(frame, 0, len(frame), 1, 2)] += 1
+    assert 0.25 < counts[0] / sum(counts) < 0.42
 
 
 def test_an_icmp_error_belongs_to_the_packet_it_quotes() -> None:

@@ -236,6 +236,11 @@ def _judge(options: list[str], console: Console, *, verbose: bool = False) -> in
     # a conformance run (and must not make traffic of their own). unraisableexception runs
     # gc.collect() five times at exit, which costs a second with millions of packets' objects.
     pytest_args += ["-p", "conformance.plugin", "-p", "no:unraisableexception"]
+    # The suites hold no assert statements to rewrite, and none of these plugins has a say
+    # in a conformance run (the report writes its own junit.xml): each costs start-up time.
+    pytest_args += ["--assert=plain"]
+    for unused in ("doctest", "pastebin", "junitxml", "stepwise", "setuponly", "setupplan"):
+        pytest_args += ["-p", f"no:{unused}"]
     if verbose:
         pytest_args += ["--no-header", "-rN", "-v"]
     else:

@@ -526,6 +526,14 @@ class PayloadInspector:
         need = client_hello_length(payload)
         lenient = False
         if need is not None:
+            if need <= len(payload):  # the usual case: one segment, read at once
+                try:
+                    info = parse_client_hello(payload[:need])
+                except DecodeError:
+                    pass  # read again below: its record length may lie, else it is counted
+                else:
+                    self._record_client_hello(proto, key, info, time, packet, 1)
+                    return True
             kind = _CLIENT
         elif (loose := lenient_client_hello_length(payload)) is not None:
             # A handshake record whose length lies (0, or short of the ClientHello):
@@ -538,6 +546,12 @@ class PayloadInspector:
         ):
             kind = _SERVER
             need = _handshake_length(payload)
+            if need is not None and need <= len(payload):  # one segment: read at once
+                try:
+                    self._record_server_hello(e, proto, key, payload[:need], time, packet)
+                except DecodeError as err:
+                    self._unread(key, packet, f"TLS: {err.what}")
+                return True
         else:
             return False
         stream = self._stream(e)
@@ -901,6 +915,12 @@ def _handshake_length(buf: bytes) -> int | None:
     Used for the ServerHello; like `client_hello_length`, a result above len(buf)
     means "wait for more" and may be an estimate until the record headers arrive.
     """
+    if len(buf) >= _RECORD_HEADER + _HANDSHAKE_HEADER and buf[0] == _TLS_HANDSHAKE:
+        # The usual case, answered as the walk below would: the first record holds the
+        # whole message.
+        whole = _HANDSHAKE_HEADER + ((buf[6] << 16) | (buf[7] << 8) | buf[8])
+        if whole <= (buf[3] << 8) | buf[4]:
+            return _RECORD_HEADER + whole
     head = bytearray()
     need: int | None = None
     got = 0

@@ -66,13 +66,13 @@ SSL2_SPEC_LENGTH = 3
 _T = TypeVar("_T")
 _WALK = -1  # `_one_record_length`: the record walk has to answer
 
-# Distinct cipher-suite/version lists and server_name/ALPN extensions whose decoding is
-# remembered: a network's clients repeat the same few all day. Bounded; a cache starts
-# over when full.
+# Distinct hellos (by what their decoding depends on), cipher-suite/version lists and
+# server_name/ALPN extensions whose decoding is remembered: a network's clients and
+# servers repeat the same few all day. Bounded; a cache starts over when full.
 HELLO_FIELD_CACHE = 1024
-# Only fields up to this size are remembered (a real suite list is under 100 bytes): a
-# cache holds at most HELLO_FIELD_CACHE times this many bytes of keys.
-MAX_CACHED_FIELD = 512
+# Only keys of up to this many bytes are remembered (a real suite list is under 100
+# bytes, a server_name under 260): a cache holds at most HELLO_FIELD_CACHE times this.
+MAX_CACHED_FIELD = 1024
 
 _RECORD = struct.Struct("!BHH")
 _EXTENSION_HEADER = struct.Struct("!HH")  # extension type, length
@@ -590,6 +590,11 @@ _GREASE_VALUES = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 _GREASE_FREE: dict[bytes, tuple[int, ...]] = {}
 _SERVER_NAMES: dict[bytes, tuple[str | None]] = {}
 _ALPNS: dict[bytes, tuple[str, ...]] = {}
+# Whole results (immutable, so shared), by what they depend on.
+_CLIENT_HELLOS: dict[
+    tuple[int, bytes, bytes | None, bytes | None, bytes | None, bool], ClientHelloInfo
+] = {}
+_SERVER_HELLOS: dict[tuple[int, int, bool, bool], ServerHelloInfo] = {}
 
 
 def _remember(cache: dict[bytes, _T], key: bytes, value: _T) -> None:
@@ -657,31 +662,55 @@ def _quick_client_hello(d: bytes, p: int, end: int) -> ClientHelloInfo:
     if not n or p > end:
         raise _UnusualError
     found = _quick_extensions(d, p, end)
+    if not found:
+        return ClientHelloInfo(None, (legacy_version,), _without_grease(suites), ())
+    if EXT_ECH in found:  # its enc and payload differ hello by hello: not remembered
+        return _quick_client_hello_fields(d, found, legacy_version, suites)
+    # What the result depends on, as raw bytes: a client's hellos mostly repeat it.
+    at = found.get(EXT_SERVER_NAME)
+    sni_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    at = found.get(EXT_ALPN)
+    alpn_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    at = found.get(EXT_SUPPORTED_VERSIONS)
+    versions_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    outer_extensions = EXT_ECH_OUTER_EXTENSIONS in found
+    key = (legacy_version, suites, sni_ext, alpn_ext, versions_ext, outer_extensions)
+    if (info := _CLIENT_HELLOS.get(key)) is None:
+        info = _quick_client_hello_fields(d, found, legacy_version, suites)
+        if len(_CLIENT_HELLOS) >= HELLO_FIELD_CACHE:
+            _CLIENT_HELLOS.clear()
+        if len(suites) + len(sni_ext or b"") + len(alpn_ext or b"") <= MAX_CACHED_FIELD:
+            _CLIENT_HELLOS[key] = info
+    return info
 
+
+def _quick_client_hello_fields(
+    d: bytes, found: dict[int, int], legacy_version: int, suites: bytes
+) -> ClientHelloInfo:
+    """`_quick_client_hello`'s result from the extensions `_quick_extensions` found."""
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[int, ...] = (legacy_version,)
     ech: EchExtension | None = None
-    if found:
-        if (at := found.get(EXT_SERVER_NAME)) is not None:
-            ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
-            if (name := _SERVER_NAMES.get(ext)) is None:
-                name = (_quick_server_name(ext),)
-                _remember(_SERVER_NAMES, ext, name)
-            sni = name[0]
-        if (at := found.get(EXT_ALPN)) is not None:
-            ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
-            if (protocols := _ALPNS.get(ext)) is None:
-                protocols = _quick_alpn(ext)
-                _remember(_ALPNS, ext, protocols)
-            alpn = protocols
-        if (at := found.get(EXT_SUPPORTED_VERSIONS)) is not None:
-            n = d[at]  # versions <2..254>, filling the extension, whole versions
-            if (d[at - 2] << 8) | d[at - 1] != 1 + n or n < 2 or n > 254 or n & 1:
-                raise _UnusualError
-            versions = _without_grease(d[at + 1 : at + 1 + n])
-        if (at := found.get(EXT_ECH)) is not None:
-            ech = _quick_ech(d, at, at + ((d[at - 2] << 8) | d[at - 1]))
+    if (at := found.get(EXT_SERVER_NAME)) is not None:
+        ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+        if (name := _SERVER_NAMES.get(ext)) is None:
+            name = (_quick_server_name(ext),)
+            _remember(_SERVER_NAMES, ext, name)
+        sni = name[0]
+    if (at := found.get(EXT_ALPN)) is not None:
+        ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+        if (protocols := _ALPNS.get(ext)) is None:
+            protocols = _quick_alpn(ext)
+            _remember(_ALPNS, ext, protocols)
+        alpn = protocols
+    if (at := found.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        n = d[at]  # versions <2..254>, filling the extension, whole versions
+        if (d[at - 2] << 8) | d[at - 1] != 1 + n or n < 2 or n > 254 or n & 1:
+            raise _UnusualError
+        versions = _without_grease(d[at + 1 : at + 1 + n])
+    if (at := found.get(EXT_ECH)) is not None:
+        ech = _quick_ech(d, at, at + ((d[at - 2] << 8) | d[at - 1]))
     return ClientHelloInfo(
         sni,
         versions,
@@ -716,7 +745,12 @@ def _quick_server_hello(d: bytes, p: int, end: int) -> ServerHelloInfo:
             if (d[at - 2] << 8) | d[at - 1] != ECH_HRR_CONFIRMATION:
                 raise _UnusualError
             ech_confirmation = True
-    return ServerHelloInfo(version, suite, hello_retry, ech_confirmation)
+    key = (version, suite, hello_retry, ech_confirmation)
+    if (info := _SERVER_HELLOS.get(key)) is None:  # a server answers the same all day
+        info = _SERVER_HELLOS[key] = ServerHelloInfo(*key)
+        if len(_SERVER_HELLOS) > HELLO_FIELD_CACHE:
+            _SERVER_HELLOS.clear()
+    return info
 
 
 def _quick_extensions(d: bytes, p: int, end: int) -> dict[int, int]:

@@ -35,7 +35,7 @@ from conformance.decode.hello_salvage import (
     partial_client_hello,
     reframed_client_hello,
 )
-from conformance.decode.http import parse_request_head
+from conformance.decode.http import HttpRequestHead, parse_request_head
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.ldap import is_starttls_request
 from conformance.decode.quic import (
@@ -45,6 +45,7 @@ from conformance.decode.quic import (
 )
 from conformance.decode.tcp import TCP_HEADER, tcp_options_end
 from conformance.decode.tls import (
+    MAX_PLAINTEXT_RECORD,
     ClientHelloInfo,
     EchExtension,
     ServerHelloInfo,
@@ -120,7 +121,10 @@ QUIC_DRAFT_PREFIX = 0xFF00_0000
 _VERSION_NEGOTIATION = bytes(4)
 
 _TLS_HANDSHAKE = 0x16
+_TLS_CLIENT_HELLO = 1
 _TLS_SERVER_HELLO = 2
+_TLS_MIN_VERSION = 0x0300  # a record version fit to carry a hello (decode/tls.py)
+_TLS_MAX_VERSION = 0x0304
 _RECORD_HEADER = 5
 _HANDSHAKE_HEADER = 4
 _CLIENT = 1
@@ -145,6 +149,14 @@ _SVCB_TYPES = (TYPE_SVCB, TYPE_HTTPS)
 _DNS_TYPE_NAMES = {TYPE_SVCB: "SVCB", TYPE_HTTPS: "HTTPS"}
 # What a step's failure is counted as (controls.md decision 10: "<protocol>: <error>").
 _STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP, "QUIC": W_QUIC}
+
+# Enum members, looked up once: a member's lookup through its class is slow (3.11).
+_KIND_TLS = PayloadKind.TLS
+_KIND_HTTP = PayloadKind.HTTP
+_KIND_OTHER = PayloadKind.OTHER
+_KIND_LDAP = PayloadKind.LDAP
+_ECH_NONE = EchKind.NONE
+_ECH_UNKNOWN = EchKind.UNKNOWN
 
 TunnelSink = Callable[[int, bytes, bytes, int, int, float, int], None]
 
@@ -267,6 +279,9 @@ class PayloadInspector:
         self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage, str | None]] = {}
         self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._strs: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The request head `_first` found in a direction's first payload, for `_http_head`
+        # to record from the same payload object without parsing it again.
+        self._first_head: tuple[bytes, HttpRequestHead] | None = None
 
     # -- entry point from the hot loop ----------------------------------------------------
 
@@ -455,21 +470,27 @@ class PayloadInspector:
             if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)
                 self._quic(e, key, payload, time, packet)
             return
-        if kind is PayloadKind.TLS:
+        if kind is _KIND_TLS:
             self._start_hello(e, proto, key, payload, time, packet)
-        elif kind in (PayloadKind.HTTP, PayloadKind.OTHER) and (
-            parse_request_head(payload, lenient=True) is not None
+        elif (kind is _KIND_HTTP or kind is _KIND_OTHER) and (
+            (head := parse_request_head(payload, lenient=True)) is not None
         ):
             # A damaged method does not hide the Host header that follows it (decision 10).
             e[WANT] |= W_HTTP
-        elif kind is PayloadKind.LDAP and is_starttls_request(payload):
+            self._first_head = (payload, head)  # _http_head reads the same payload next
+        elif kind is _KIND_LDAP and is_starttls_request(payload):
             # RFC 4511 §4.14: after the server's ExtendedResponse both sides start TLS.
             self._search_both(e, key)
 
     def _http_head(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> None:
-        head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
+        first = self._first_head
+        if first is not None and first[0] is payload:  # _first parsed it, also leniently
+            head: HttpRequestHead | None = first[1]
+        else:
+            head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
+        self._first_head = None
         if head is None:
             return
         ref = flow_ref(proto, key)
@@ -523,17 +544,11 @@ class PayloadInspector:
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> bool:
         """If a hello starts this payload, collect it (now or over the next segments)."""
+        if (read := self._one_record_hello(e, proto, key, payload, time, packet)) is not None:
+            return read
         need = client_hello_length(payload)
         lenient = False
         if need is not None:
-            if need <= len(payload):  # the usual case: one segment, read at once
-                try:
-                    info = parse_client_hello(payload[:need])
-                except DecodeError:
-                    pass  # read again below: its record length may lie, else it is counted
-                else:
-                    self._record_client_hello(proto, key, info, time, packet, 1)
-                    return True
             kind = _CLIENT
         elif (loose := lenient_client_hello_length(payload)) is not None:
             # A handshake record whose length lies (0, or short of the ClientHello):
@@ -546,12 +561,6 @@ class PayloadInspector:
         ):
             kind = _SERVER
             need = _handshake_length(payload)
-            if need is not None and need <= len(payload):  # one segment: read at once
-                try:
-                    self._record_server_hello(e, proto, key, payload[:need], time, packet)
-                except DecodeError as err:
-                    self._unread(key, packet, f"TLS: {err.what}")
-                return True
         else:
             return False
         stream = self._stream(e)
@@ -564,6 +573,45 @@ class PayloadInspector:
             return True
         stream.hello = bytearray(payload)
         e[WANT] |= W_HELLO
+        return True
+
+    def _one_record_hello(
+        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
+    ) -> bool | None:
+        """`_start_hello` for the usual payload: one sound record holding a whole hello.
+
+        Decides as the general steps would (client_hello_length, the lenient length,
+        _handshake_length all agree on such a record) without them or reassembly state;
+        None leaves the payload to them: another framing, or a ClientHello that does not
+        parse (its record length may lie, or it is counted there).
+        """
+        size = len(payload)
+        if size < _RECORD_HEADER + _HANDSHAKE_HEADER or payload[0] != _TLS_HANDSHAKE:
+            return None
+        length = (payload[3] << 8) | payload[4]
+        if not (
+            _TLS_MIN_VERSION <= ((payload[1] << 8) | payload[2]) <= _TLS_MAX_VERSION
+            and _HANDSHAKE_HEADER <= length <= MAX_PLAINTEXT_RECORD
+        ):
+            return None
+        handshake = payload[_RECORD_HEADER]
+        if handshake not in (_TLS_CLIENT_HELLO, _TLS_SERVER_HELLO):
+            return False  # a sound record whose handshake header shows no hello
+        end = _RECORD_HEADER + _HANDSHAKE_HEADER
+        end += (payload[6] << 16) | (payload[7] << 8) | payload[8]
+        if end - _RECORD_HEADER > length or end > size:
+            return None  # the message goes on past the record or the segment
+        if handshake == _TLS_CLIENT_HELLO:
+            try:
+                info = parse_client_hello(payload[:end])
+            except DecodeError:
+                return None
+            self._record_client_hello(proto, key, info, time, packet, 1)
+            return True
+        try:
+            self._record_server_hello(e, proto, key, payload[:end], time, packet)
+        except DecodeError as err:
+            self._unread(key, packet, f"TLS: {err.what}")
         return True
 
     def _continue_hello(
@@ -681,18 +729,19 @@ class PayloadInspector:
         quic_version: int | None = None,
     ) -> None:
         """Record a ClientHello; one with ECH is UNKNOWN until observe/ech_kinds.py decides."""
+        # One object per distinct list: clients repeat the same suite lists all day.
         record = TlsClientHello(
             self.capture,
             packet,
             time,
             0,
             info.sni,
-            self._shared_ints(info.versions),
-            self._shared_ints(info.cipher_suites),
-            self._shared_strs(info.alpn),
+            self._ints.setdefault(info.versions, info.versions),
+            self._ints.setdefault(info.cipher_suites, info.cipher_suites),
+            self._strs.setdefault(info.alpn, info.alpn),
             segments,
             quic_version,
-            EchKind.NONE if info.ech is None else EchKind.UNKNOWN,
+            _ECH_NONE if info.ech is None else _ECH_UNKNOWN,
         )
         if info.ech is not None:
             self.ech_extensions[len(self.client_hellos)] = info.ech
@@ -882,13 +931,6 @@ class PayloadInspector:
         identity = (ref, self.table.generation(ref), protocol, name)
         if identity not in self._names:
             self._names[identity] = NameMention(self.capture, packet, 0, protocol, name)
-
-    def _shared_ints(self, values: tuple[int, ...]) -> tuple[int, ...]:
-        """One object per distinct value: clients repeat the same suite lists all day."""
-        return self._ints.setdefault(values, values)
-
-    def _shared_strs(self, values: tuple[str, ...]) -> tuple[str, ...]:
-        return self._strs.setdefault(values, values)
 
     def _stream(self, e: Entry) -> Stream:
         stream = e[STREAM]

@@ -223,6 +223,30 @@ def parse_client_hello_message(message: bytes) -> ClientHelloInfo:
     return _client_hello(_bare_message(message, CLIENT_HELLO, "ClientHello"))
 
 
+def quick_hello(buf: bytes) -> ClientHelloInfo | ServerHelloInfo | None:
+    """The ClientHello or ServerHello one sound handshake record at the start of `buf`
+    holds whole (the usual first payload), read in one pass; else None.
+
+    None also for such a hello with anything unusual in it: `client_hello_length`,
+    `parse_client_hello` and the rest then frame and read it (and say what is wrong).
+    What comes back is what `parse_client_hello` / `parse_server_hello` would return for
+    the message (record header included) with nothing after it.
+    """
+    if len(buf) < RECORD_HEADER + HANDSHAKE_HEADER or buf[0] != CONTENT_HANDSHAKE:
+        return None
+    msg_type = buf[RECORD_HEADER]
+    if msg_type not in (CLIENT_HELLO, SERVER_HELLO):
+        return None
+    if (end := _one_record_end(buf, msg_type)) is None:
+        return None
+    try:
+        if msg_type == CLIENT_HELLO:
+            return _quick_client_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+        return _quick_server_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+    except _UnusualError:
+        return None
+
+
 def handshake_message_length(buf: bytes) -> int | None:
     """Bytes the handshake message at the start of `buf` takes (header included).
 

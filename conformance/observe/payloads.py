@@ -45,13 +45,13 @@ from conformance.decode.quic import (
 )
 from conformance.decode.tcp import TCP_HEADER, tcp_options_end
 from conformance.decode.tls import (
-    MAX_PLAINTEXT_RECORD,
     ClientHelloInfo,
     EchExtension,
     ServerHelloInfo,
     client_hello_length,
     parse_client_hello,
     parse_server_hello,
+    quick_hello,
 )
 from conformance.decode.tunnel import TUNNEL_UDP_PORTS
 from conformance.observe.accounting import Accounting, party_key
@@ -121,10 +121,7 @@ QUIC_DRAFT_PREFIX = 0xFF00_0000
 _VERSION_NEGOTIATION = bytes(4)
 
 _TLS_HANDSHAKE = 0x16
-_TLS_CLIENT_HELLO = 1
 _TLS_SERVER_HELLO = 2
-_TLS_MIN_VERSION = 0x0300  # a record version fit to carry a hello (decode/tls.py)
-_TLS_MAX_VERSION = 0x0304
 _RECORD_HEADER = 5
 _HANDSHAKE_HEADER = 4
 _CLIENT = 1
@@ -544,8 +541,15 @@ class PayloadInspector:
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> bool:
         """If a hello starts this payload, collect it (now or over the next segments)."""
-        if (read := self._one_record_hello(e, proto, key, payload, time, packet)) is not None:
-            return read
+        if (quick := quick_hello(payload)) is not None:
+            # The usual payload: one sound record holding a whole hello that reads plainly.
+            # The steps below would frame it the same (client_hello_length, the lenient
+            # length and _handshake_length all agree on it) and read the same.
+            if isinstance(quick, ClientHelloInfo):
+                self._record_client_hello(proto, key, quick, time, packet, 1)
+            else:
+                self._server_hello_read(e, proto, key, quick, time, packet)
+            return True
         need = client_hello_length(payload)
         lenient = False
         if need is not None:
@@ -573,45 +577,6 @@ class PayloadInspector:
             return True
         stream.hello = bytearray(payload)
         e[WANT] |= W_HELLO
-        return True
-
-    def _one_record_hello(
-        self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
-    ) -> bool | None:
-        """`_start_hello` for the usual payload: one sound record holding a whole hello.
-
-        Decides as the general steps would (client_hello_length, the lenient length,
-        _handshake_length all agree on such a record) without them or reassembly state;
-        None leaves the payload to them: another framing, or a ClientHello that does not
-        parse (its record length may lie, or it is counted there).
-        """
-        size = len(payload)
-        if size < _RECORD_HEADER + _HANDSHAKE_HEADER or payload[0] != _TLS_HANDSHAKE:
-            return None
-        length = (payload[3] << 8) | payload[4]
-        if not (
-            _TLS_MIN_VERSION <= ((payload[1] << 8) | payload[2]) <= _TLS_MAX_VERSION
-            and _HANDSHAKE_HEADER <= length <= MAX_PLAINTEXT_RECORD
-        ):
-            return None
-        handshake = payload[_RECORD_HEADER]
-        if handshake not in (_TLS_CLIENT_HELLO, _TLS_SERVER_HELLO):
-            return False  # a sound record whose handshake header shows no hello
-        end = _RECORD_HEADER + _HANDSHAKE_HEADER
-        end += (payload[6] << 16) | (payload[7] << 8) | payload[8]
-        if end - _RECORD_HEADER > length or end > size:
-            return None  # the message goes on past the record or the segment
-        if handshake == _TLS_CLIENT_HELLO:
-            try:
-                info = parse_client_hello(payload[:end])
-            except DecodeError:
-                return None
-            self._record_client_hello(proto, key, info, time, packet, 1)
-            return True
-        try:
-            self._record_server_hello(e, proto, key, payload[:end], time, packet)
-        except DecodeError as err:
-            self._unread(key, packet, f"TLS: {err.what}")
         return True
 
     def _continue_hello(
@@ -750,7 +715,12 @@ class PayloadInspector:
     def _record_server_hello(
         self, e: Entry, proto: int, key: bytes, data: bytes, time: float, packet: int
     ) -> None:
-        info = parse_server_hello(data)
+        self._server_hello_read(e, proto, key, parse_server_hello(data), time, packet)
+
+    def _server_hello_read(
+        self, e: Entry, proto: int, key: bytes, info: ServerHelloInfo, time: float, packet: int
+    ) -> None:
+        """Record a ServerHello read from a TCP payload; after a HelloRetryRequest, look on."""
         if info.hello_retry:
             # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows.
             e[WANT] |= W_SEARCH

@@ -729,8 +729,9 @@ def _quick_client_hello_fields(
             _remember(_ALPNS, ext, protocols)
         alpn = protocols
     if (at := found.get(EXT_SUPPORTED_VERSIONS)) is not None:
-        n = d[at]  # versions <2..254>, filling the extension, whole versions
-        if (d[at - 2] << 8) | d[at - 1] != 1 + n or n < 2 or n > 254 or n & 1:
+        size = (d[at - 2] << 8) | d[at - 1]
+        n = d[at] if size else 0  # versions <2..254>, filling the extension, whole versions
+        if size != 1 + n or n < 2 or n > 254 or n & 1:
             raise _UnusualError
         versions = _without_grease(d[at + 1 : at + 1 + n])
     if (at := found.get(EXT_ECH)) is not None:

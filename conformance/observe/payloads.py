@@ -927,12 +927,6 @@ def _handshake_length(buf: bytes) -> int | None:
     Used for the ServerHello; like `client_hello_length`, a result above len(buf)
     means "wait for more" and may be an estimate until the record headers arrive.
     """
-    if len(buf) >= _RECORD_HEADER + _HANDSHAKE_HEADER and buf[0] == _TLS_HANDSHAKE:
-        # The usual case, answered as the walk below would: the first record holds the
-        # whole message.
-        whole = _HANDSHAKE_HEADER + ((buf[6] << 16) | (buf[7] << 8) | buf[8])
-        if whole <= (buf[3] << 8) | buf[4]:
-            return _RECORD_HEADER + whole
     head = bytearray()
     need: int | None = None
     got = 0

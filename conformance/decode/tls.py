@@ -703,7 +703,8 @@ def _quick_client_hello(d: bytes, p: int, end: int) -> ClientHelloInfo:
         info = _quick_client_hello_fields(d, found, legacy_version, suites)
         if len(_CLIENT_HELLOS) >= HELLO_FIELD_CACHE:
             _CLIENT_HELLOS.clear()
-        if len(suites) + len(sni_ext or b"") + len(alpn_ext or b"") <= MAX_CACHED_FIELD:
+        fields = (suites, sni_ext, alpn_ext, versions_ext)
+        if sum(len(field) for field in fields if field is not None) <= MAX_CACHED_FIELD:
             _CLIENT_HELLOS[key] = info
     return info
 

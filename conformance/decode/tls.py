@@ -9,6 +9,12 @@ offsets in the message.
 
 The encrypted_client_hello extension (ECH, RFC 9849 §5) is decoded into
 `EchExtension`; whether it is real or GREASE is `decode/ech.py`'s question.
+
+Two readers share the work. A hello held whole by one record (or a bare message) is
+read in one pass over the payload (`_quick_client_hello`, `_quick_server_hello`),
+which gives up at anything unusual; the field-by-field `_Reader` then reads it again
+and says what is wrong, and where. The one-pass reader answers only what the
+field-by-field one would (tests/decode/test_tls.py holds them to that).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import bisect
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from conformance.decode.errors import DecodeError
 from conformance.tls_registry import is_grease
@@ -56,6 +62,17 @@ SSL2_HEADER = 2
 SSL2_FIXED = 9  # msg_type + version + cipher_spec/session_id/challenge lengths
 
 SSL2_SPEC_LENGTH = 3
+
+_T = TypeVar("_T")
+_WALK = -1  # `_one_record_length`: the record walk has to answer
+
+# Distinct hellos (by what their decoding depends on), cipher-suite/version lists and
+# server_name/ALPN extensions whose decoding is remembered: a network's clients and
+# servers repeat the same few all day. Bounded; a cache starts over when full.
+HELLO_FIELD_CACHE = 1024
+# Only keys of up to this many bytes are remembered (a real suite list is under 100
+# bytes, a server_name under 260): a cache holds at most HELLO_FIELD_CACHE times this.
+MAX_CACHED_FIELD = 1024
 
 _RECORD = struct.Struct("!BHH")
 _EXTENSION_HEADER = struct.Struct("!HH")  # extension type, length
@@ -129,6 +146,8 @@ def client_hello_length(buf: bytes) -> int | None:
         return None
     if buf[0] & 0x80:
         return _ssl2_client_hello_length(buf)
+    if (quick := _one_record_length(buf)) != _WALK:
+        return quick
     head = bytearray()  # the handshake header, gathered across records
     need: int | None = None  # HANDSHAKE_HEADER + the handshake body length
     got = 0  # handshake bytes in the records walked so far
@@ -158,6 +177,20 @@ def client_hello_length(buf: bytes) -> int | None:
         pos = body + length
 
 
+def _one_record_length(buf: bytes) -> int | None:
+    """`client_hello_length` when the first record holds the whole handshake header and
+    the message (the usual case), or when that header shows no ClientHello; else _WALK."""
+    if len(buf) < RECORD_HEADER + HANDSHAKE_HEADER or buf[0] != CONTENT_HANDSHAKE:
+        return _WALK
+    _, version, length = _RECORD.unpack_from(buf, 0)
+    if not (0x0300 <= version <= 0x0304 and HANDSHAKE_HEADER <= length <= MAX_PLAINTEXT_RECORD):
+        return _WALK
+    if buf[RECORD_HEADER] != CLIENT_HELLO:
+        return None
+    need = HANDSHAKE_HEADER + ((buf[6] << 16) | (buf[7] << 8) | buf[8])
+    return RECORD_HEADER + need if need <= length else _WALK
+
+
 def parse_client_hello(buf: bytes) -> ClientHelloInfo:
     """Decode the ClientHello at the start of `buf`; raise DecodeError if malformed.
 
@@ -168,6 +201,11 @@ def parse_client_hello(buf: bytes) -> ClientHelloInfo:
     """
     if buf and buf[0] & 0x80:
         return _parse_ssl2_client_hello(buf)
+    if (end := _one_record_end(buf, CLIENT_HELLO)) is not None:
+        try:
+            return _quick_client_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+        except _UnusualError:
+            pass  # read it again field by field: that reader says what is wrong, and where
     return _client_hello(_handshake_message(buf, CLIENT_HELLO, "ClientHello"))
 
 
@@ -177,7 +215,36 @@ def parse_client_hello_message(message: bytes) -> ClientHelloInfo:
     `message` starts with the handshake header (msg_type, 3-byte length); bytes after
     the message are ignored. DecodeError offsets are offsets in `message`.
     """
+    if (end := _bare_end(message, CLIENT_HELLO)) is not None:
+        try:
+            return _quick_client_hello(bytes(message), HANDSHAKE_HEADER, end)
+        except _UnusualError:
+            pass
     return _client_hello(_bare_message(message, CLIENT_HELLO, "ClientHello"))
+
+
+def quick_hello(buf: bytes) -> ClientHelloInfo | ServerHelloInfo | None:
+    """The ClientHello or ServerHello one sound handshake record at the start of `buf`
+    holds whole (the usual first payload), read in one pass; else None.
+
+    None also for such a hello with anything unusual in it: `client_hello_length`,
+    `parse_client_hello` and the rest then frame and read it (and say what is wrong).
+    What comes back is what `parse_client_hello` / `parse_server_hello` would return for
+    the message (record header included) with nothing after it.
+    """
+    if len(buf) < RECORD_HEADER + HANDSHAKE_HEADER or buf[0] != CONTENT_HANDSHAKE:
+        return None
+    msg_type = buf[RECORD_HEADER]
+    if msg_type not in (CLIENT_HELLO, SERVER_HELLO):
+        return None
+    if (end := _one_record_end(buf, msg_type)) is None:
+        return None
+    try:
+        if msg_type == CLIENT_HELLO:
+            return _quick_client_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+        return _quick_server_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+    except _UnusualError:
+        return None
 
 
 def handshake_message_length(buf: bytes) -> int | None:
@@ -196,11 +263,21 @@ def parse_server_hello(buf: bytes) -> ServerHelloInfo:
     A HelloRetryRequest (RFC 8446 §4.1.3: a ServerHello with a fixed random) comes
     back with `hello_retry=True`; the real ServerHello follows later in the flow.
     """
+    if (end := _one_record_end(buf, SERVER_HELLO)) is not None:
+        try:
+            return _quick_server_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
+        except _UnusualError:
+            pass
     return _server_hello(_handshake_message(buf, SERVER_HELLO, "ServerHello"))
 
 
 def parse_server_hello_message(message: bytes) -> ServerHelloInfo:
     """Decode a bare ServerHello handshake message (no record header, as QUIC carries it)."""
+    if (end := _bare_end(message, SERVER_HELLO)) is not None:
+        try:
+            return _quick_server_hello(bytes(message), HANDSHAKE_HEADER, end)
+        except _UnusualError:
+            pass
     return _server_hello(_bare_message(message, SERVER_HELLO, "ServerHello"))
 
 
@@ -523,9 +600,271 @@ def _ech_client_hello(r: _Reader) -> EchExtension:
 
 def _without_grease(data: bytes) -> tuple[int, ...]:
     """Big-endian uint16 values, GREASE removed."""
-    values = struct.unpack(f"!{len(data) // 2}H", data)
-    # is_grease, inline: a hello lists some twenty values
-    return tuple(v for v in values if (v & 0x0F0F) != 0x0A0A or (v >> 8) != (v & 0xFF))
+    known = _GREASE_FREE.get(data)
+    if known is None:
+        values = struct.unpack(f"!{len(data) // 2}H", data)
+        known = tuple(v for v in values if v not in _GREASE_VALUES)
+        _remember(_GREASE_FREE, data, known)
+    return known
+
+
+# RFC 8701 §2: 0x0A0A, 0x1A1A, ... 0xFAFA (`is_grease`, as a set: a hello lists some
+# twenty values).
+_GREASE_VALUES = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+_GREASE_FREE: dict[bytes, tuple[int, ...]] = {}
+_SERVER_NAMES: dict[bytes, tuple[str | None]] = {}
+_ALPNS: dict[bytes, tuple[str, ...]] = {}
+# Whole results (immutable, so shared), by what they depend on.
+_CLIENT_HELLOS: dict[
+    tuple[int, bytes, bytes | None, bytes | None, bytes | None, bool], ClientHelloInfo
+] = {}
+_SERVER_HELLOS: dict[tuple[int, int, bool, bool], ServerHelloInfo] = {}
+
+
+def _remember(cache: dict[bytes, _T], key: bytes, value: _T) -> None:
+    """Keep a decoded field for its next sighting (small ones only, HELLO_FIELD_CACHE)."""
+    if len(key) <= MAX_CACHED_FIELD:
+        if len(cache) >= HELLO_FIELD_CACHE:
+            cache.clear()
+        cache[key] = value
+
+
+# -- one-pass readers --------------------------------------------------------------------
+
+
+class _UnusualError(Exception):
+    """A one-pass reader met something it leaves to the field-by-field reader."""
+
+
+def _one_record_end(buf: bytes, msg_type: int) -> int | None:
+    """Where the hello of `msg_type` ends if one sound record at the start of `buf` holds
+    it whole (the usual case), else None: `_handshake_message` then frames it."""
+    if (
+        len(buf) < RECORD_HEADER + HANDSHAKE_HEADER
+        or buf[0] != CONTENT_HANDSHAKE
+        or buf[RECORD_HEADER] != msg_type
+    ):
+        return None
+    _, version, length = _RECORD.unpack_from(buf, 0)
+    end = RECORD_HEADER + HANDSHAKE_HEADER + ((buf[6] << 16) | (buf[7] << 8) | buf[8])
+    # `end - RECORD_HEADER` is the message, at least HANDSHAKE_HEADER > 0 bytes long
+    if not (
+        0x0300 <= version <= 0x0304
+        and end - RECORD_HEADER <= length <= MAX_PLAINTEXT_RECORD
+        and end <= len(buf)
+    ):
+        return None
+    return end
+
+
+def _bare_end(message: bytes, msg_type: int) -> int | None:
+    """Where a bare handshake message of `msg_type` ends, if it is whole, else None."""
+    if len(message) < HANDSHAKE_HEADER or message[0] != msg_type:
+        return None
+    end = HANDSHAKE_HEADER + ((message[1] << 16) | (message[2] << 8) | message[3])
+    return end if end <= len(message) else None
+
+
+def _quick_client_hello(d: bytes, p: int, end: int) -> ClientHelloInfo:
+    """`_client_hello` of the body at d[p:end], in one pass; raises _UnusualError where that
+    reader might fail (its checks, the same, all up front)."""
+    if p + 2 + RANDOM_LENGTH + 1 > end:
+        raise _UnusualError
+    legacy_version = (d[p] << 8) | d[p + 1]
+    p += 2 + RANDOM_LENGTH
+    n = d[p]  # legacy_session_id <0..32>
+    p += 1 + n
+    if n > MAX_SESSION_ID or p + 2 > end:
+        raise _UnusualError
+    n = (d[p] << 8) | d[p + 1]  # cipher_suites <2..2^16-2>, whole suites
+    suites = d[p + 2 : p + 2 + n]
+    p += 2 + n
+    if n < 2 or n & 1 or p >= end:
+        raise _UnusualError
+    n = d[p]  # legacy_compression_methods <1..2^8-1>
+    p += 1 + n
+    if not n or p > end:
+        raise _UnusualError
+    found = _quick_extensions(d, p, end)
+    if not found:
+        return ClientHelloInfo(None, (legacy_version,), _without_grease(suites), ())
+    if EXT_ECH in found:  # its enc and payload differ hello by hello: not remembered
+        return _quick_client_hello_fields(d, found, legacy_version, suites)
+    # What the result depends on, as raw bytes: a client's hellos mostly repeat it.
+    at = found.get(EXT_SERVER_NAME)
+    sni_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    at = found.get(EXT_ALPN)
+    alpn_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    at = found.get(EXT_SUPPORTED_VERSIONS)
+    versions_ext = None if at is None else d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+    outer_extensions = EXT_ECH_OUTER_EXTENSIONS in found
+    key = (legacy_version, suites, sni_ext, alpn_ext, versions_ext, outer_extensions)
+    if (info := _CLIENT_HELLOS.get(key)) is None:
+        info = _quick_client_hello_fields(d, found, legacy_version, suites)
+        if len(_CLIENT_HELLOS) >= HELLO_FIELD_CACHE:
+            _CLIENT_HELLOS.clear()
+        fields = (suites, sni_ext, alpn_ext, versions_ext)
+        if sum(len(field) for field in fields if field is not None) <= MAX_CACHED_FIELD:
+            _CLIENT_HELLOS[key] = info
+    return info
+
+
+def _quick_client_hello_fields(
+    d: bytes, found: dict[int, int], legacy_version: int, suites: bytes
+) -> ClientHelloInfo:
+    """`_quick_client_hello`'s result from the extensions `_quick_extensions` found."""
+    sni: str | None = None
+    alpn: tuple[str, ...] = ()
+    versions: tuple[int, ...] = (legacy_version,)
+    ech: EchExtension | None = None
+    if (at := found.get(EXT_SERVER_NAME)) is not None:
+        ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+        if (name := _SERVER_NAMES.get(ext)) is None:
+            name = (_quick_server_name(ext),)
+            _remember(_SERVER_NAMES, ext, name)
+        sni = name[0]
+    if (at := found.get(EXT_ALPN)) is not None:
+        ext = d[at : at + ((d[at - 2] << 8) | d[at - 1])]
+        if (protocols := _ALPNS.get(ext)) is None:
+            protocols = _quick_alpn(ext)
+            _remember(_ALPNS, ext, protocols)
+        alpn = protocols
+    if (at := found.get(EXT_SUPPORTED_VERSIONS)) is not None:
+        size = (d[at - 2] << 8) | d[at - 1]
+        n = d[at] if size else 0  # versions <2..254>, filling the extension, whole versions
+        if size != 1 + n or n < 2 or n > 254 or n & 1:
+            raise _UnusualError
+        versions = _without_grease(d[at + 1 : at + 1 + n])
+    if (at := found.get(EXT_ECH)) is not None:
+        ech = _quick_ech(d, at, at + ((d[at - 2] << 8) | d[at - 1]))
+    return ClientHelloInfo(
+        sni,
+        versions,
+        _without_grease(suites),
+        alpn,
+        ech,
+        EXT_ECH_OUTER_EXTENSIONS in found,
+    )
+
+
+def _quick_server_hello(d: bytes, p: int, end: int) -> ServerHelloInfo:
+    """`_server_hello` of the body at d[p:end], in one pass; raises _UnusualError where that
+    reader might fail."""
+    if p + 2 + RANDOM_LENGTH + 1 > end:
+        raise _UnusualError
+    version = (d[p] << 8) | d[p + 1]
+    hello_retry = d[p + 2 : p + 2 + RANDOM_LENGTH] == HELLO_RETRY_RANDOM
+    p += 2 + RANDOM_LENGTH
+    n = d[p]  # legacy_session_id <0..32>
+    p += 1 + n
+    if n > MAX_SESSION_ID or p + 3 > end:  # cipher_suite(2) legacy_compression_method(1)
+        raise _UnusualError
+    suite = (d[p] << 8) | d[p + 1]
+    found = _quick_extensions(d, p + 3, end)
+    ech_confirmation = False
+    if found:
+        if (at := found.get(EXT_SUPPORTED_VERSIONS)) is not None:
+            if (d[at - 2] << 8) | d[at - 1] != 2:  # selected_version, nothing else
+                raise _UnusualError
+            version = (d[at] << 8) | d[at + 1]
+        if hello_retry and (at := found.get(EXT_ECH)) is not None:
+            if (d[at - 2] << 8) | d[at - 1] != ECH_HRR_CONFIRMATION:
+                raise _UnusualError
+            ech_confirmation = True
+    key = (version, suite, hello_retry, ech_confirmation)
+    if (info := _SERVER_HELLOS.get(key)) is None:  # a server answers the same all day
+        info = _SERVER_HELLOS[key] = ServerHelloInfo(*key)
+        if len(_SERVER_HELLOS) > HELLO_FIELD_CACHE:
+            _SERVER_HELLOS.clear()
+    return info
+
+
+def _quick_extensions(d: bytes, p: int, end: int) -> dict[int, int]:
+    """The extension block filling d[p:end] (or absent): type -> offset of its data, whose
+    length is the two bytes before it. Raises _UnusualError unless `_extensions` would pass."""
+    if p == end:
+        return {}
+    if p + 2 > end or p + 2 + ((d[p] << 8) | d[p + 1]) != end:
+        raise _UnusualError
+    p += 2
+    found: dict[int, int] = {}
+    unpack = _EXTENSION_HEADER.unpack_from
+    count = 0
+    try:
+        while p < end:  # a header past `end` overruns it: caught below
+            ext_type, length = unpack(d, p)
+            found[ext_type] = p + 4
+            p += 4 + length
+            count += 1
+    except struct.error:  # a header past the buffer
+        raise _UnusualError from None
+    if p != end or len(found) != count:  # overran the block, or a duplicate (RFC 8446 §4.2)
+        raise _UnusualError
+    return found
+
+
+def _quick_server_name(ext: bytes) -> str | None:
+    """`_server_name` of a server_name extension's data; raises _UnusualError where it fails."""
+    size = len(ext)
+    if size < 2 or 2 + ((ext[0] << 8) | ext[1]) != size:
+        raise _UnusualError
+    host: str | None = None
+    p = 2
+    while p < size:
+        if p + 3 > size:
+            raise _UnusualError
+        name_type = ext[p]
+        n = (ext[p + 1] << 8) | ext[p + 2]  # host_name <1..2^16-1>
+        start = p + 3
+        p = start + n
+        if not n or p > size:
+            raise _UnusualError
+        if name_type == SNI_HOST_NAME:
+            if host is not None:
+                raise _UnusualError
+            host = ext[start:p].decode("ascii", "backslashreplace").rstrip(".").lower()
+    return host
+
+
+def _quick_alpn(ext: bytes) -> tuple[str, ...]:
+    """`_alpn` of an ALPN extension's data; raises _UnusualError where it fails."""
+    size = len(ext)
+    if size < 2 or 2 + ((ext[0] << 8) | ext[1]) != size:
+        raise _UnusualError
+    out = []
+    p = 2
+    while p < size:
+        n = ext[p]  # ProtocolName <1..2^8-1>
+        start = p + 1
+        p = start + n
+        if not n or p > size:
+            raise _UnusualError
+        if not (n == 2 and ((ext[start] << 8) | ext[start + 1]) in _GREASE_VALUES):
+            out.append(ext[start:p].decode("ascii", "backslashreplace"))
+    return tuple(out)
+
+
+def _quick_ech(d: bytes, p: int, end: int) -> EchExtension:
+    """`_ech_client_hello` of the extension data d[p:end]; raises _UnusualError where it fails."""
+    if p >= end:
+        raise _UnusualError
+    kind = d[p]
+    if kind == ECH_INNER and p + 1 == end:
+        return EchExtension(inner=True)
+    # type(1) kdf_id(2) aead_id(2) config_id(1) enc length(2)
+    if kind != ECH_OUTER or p + 8 > end:
+        raise _UnusualError
+    kdf_id = (d[p + 1] << 8) | d[p + 2]
+    aead_id = (d[p + 3] << 8) | d[p + 4]
+    config_id = d[p + 5]
+    enc = (d[p + 6] << 8) | d[p + 7]
+    at = p + 8 + enc
+    if at + 2 > end:
+        raise _UnusualError
+    n = (d[at] << 8) | d[at + 1]  # payload <1..2^16-1>, up to the end
+    if not n or at + 2 + n != end:
+        raise _UnusualError
+    return EchExtension(False, kdf_id, aead_id, config_id, enc, n)
 
 
 def _ssl2_client_hello_length(buf: bytes) -> int | None:

@@ -35,7 +35,7 @@ from conformance.decode.hello_salvage import (
     partial_client_hello,
     reframed_client_hello,
 )
-from conformance.decode.http import parse_request_head
+from conformance.decode.http import HttpRequestHead, parse_request_head
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.ldap import is_starttls_request
 from conformance.decode.quic import (
@@ -51,6 +51,7 @@ from conformance.decode.tls import (
     client_hello_length,
     parse_client_hello,
     parse_server_hello,
+    quick_hello,
 )
 from conformance.decode.tunnel import TUNNEL_UDP_PORTS
 from conformance.observe.accounting import Accounting, party_key
@@ -145,6 +146,14 @@ _SVCB_TYPES = (TYPE_SVCB, TYPE_HTTPS)
 _DNS_TYPE_NAMES = {TYPE_SVCB: "SVCB", TYPE_HTTPS: "HTTPS"}
 # What a step's failure is counted as (controls.md decision 10: "<protocol>: <error>").
 _STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP, "QUIC": W_QUIC}
+
+# Enum members, looked up once: a member's lookup through its class is slow (3.11).
+_KIND_TLS = PayloadKind.TLS
+_KIND_HTTP = PayloadKind.HTTP
+_KIND_OTHER = PayloadKind.OTHER
+_KIND_LDAP = PayloadKind.LDAP
+_ECH_NONE = EchKind.NONE
+_ECH_UNKNOWN = EchKind.UNKNOWN
 
 TunnelSink = Callable[[int, bytes, bytes, int, int, float, int], None]
 
@@ -268,6 +277,9 @@ class PayloadInspector:
         self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage, str | None]] = {}
         self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._strs: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The request head `_first` found in a direction's first payload, for `_http_head`
+        # to record from the same payload object without parsing it again.
+        self._first_head: tuple[bytes, HttpRequestHead] | None = None
 
     # -- entry point from the hot loop ----------------------------------------------------
 
@@ -456,21 +468,27 @@ class PayloadInspector:
             if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)
                 self._quic(e, key, payload, time, packet)
             return
-        if kind is PayloadKind.TLS:
+        if kind is _KIND_TLS:
             self._start_hello(e, proto, key, payload, time, packet)
-        elif kind in (PayloadKind.HTTP, PayloadKind.OTHER) and (
-            parse_request_head(payload, lenient=True) is not None
+        elif (kind is _KIND_HTTP or kind is _KIND_OTHER) and (
+            (head := parse_request_head(payload, lenient=True)) is not None
         ):
             # A damaged method does not hide the Host header that follows it (decision 10).
             e[WANT] |= W_HTTP
-        elif kind is PayloadKind.LDAP and is_starttls_request(payload):
+            self._first_head = (payload, head)  # _http_head reads the same payload next
+        elif kind is _KIND_LDAP and is_starttls_request(payload):
             # RFC 4511 §4.14: after the server's ExtendedResponse both sides start TLS.
             self._search_both(e, key)
 
     def _http_head(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> None:
-        head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
+        first = self._first_head
+        if first is not None and first[0] is payload:  # _first parsed it, also leniently
+            head: HttpRequestHead | None = first[1]
+        else:
+            head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
+        self._first_head = None
         if head is None:
             return
         ref = flow_ref(proto, key)
@@ -524,6 +542,15 @@ class PayloadInspector:
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> bool:
         """If a hello starts this payload, collect it (now or over the next segments)."""
+        if (quick := quick_hello(payload)) is not None:
+            # The usual payload: one sound record holding a whole hello that reads plainly.
+            # The steps below would frame it the same (client_hello_length, the lenient
+            # length and _handshake_length all agree on it) and read the same.
+            if isinstance(quick, ClientHelloInfo):
+                self._record_client_hello(proto, key, quick, time, packet, 1)
+            else:
+                self._server_hello_read(e, proto, key, quick, time, packet)
+            return True
         need = client_hello_length(payload)
         lenient = False
         if need is not None:
@@ -668,18 +695,19 @@ class PayloadInspector:
         quic_version: int | None = None,
     ) -> None:
         """Record a ClientHello; one with ECH is UNKNOWN until observe/ech_kinds.py decides."""
+        # One object per distinct list: clients repeat the same suite lists all day.
         record = TlsClientHello(
             self.capture,
             packet,
             time,
             0,
             info.sni,
-            self._shared_ints(info.versions),
-            self._shared_ints(info.cipher_suites),
-            self._shared_strs(info.alpn),
+            self._ints.setdefault(info.versions, info.versions),
+            self._ints.setdefault(info.cipher_suites, info.cipher_suites),
+            self._strs.setdefault(info.alpn, info.alpn),
             segments,
             quic_version,
-            EchKind.NONE if info.ech is None else EchKind.UNKNOWN,
+            _ECH_NONE if info.ech is None else _ECH_UNKNOWN,
         )
         if info.ech is not None:
             self.ech_extensions[len(self.client_hellos)] = info.ech
@@ -688,7 +716,12 @@ class PayloadInspector:
     def _record_server_hello(
         self, e: Entry, proto: int, key: bytes, data: bytes, time: float, packet: int
     ) -> None:
-        info = parse_server_hello(data)
+        self._server_hello_read(e, proto, key, parse_server_hello(data), time, packet)
+
+    def _server_hello_read(
+        self, e: Entry, proto: int, key: bytes, info: ServerHelloInfo, time: float, packet: int
+    ) -> None:
+        """Record a ServerHello read from a TCP payload; after a HelloRetryRequest, look on."""
         if info.hello_retry:
             # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows.
             e[WANT] |= W_SEARCH
@@ -870,13 +903,6 @@ class PayloadInspector:
         identity = (ref, self.table.generation(ref), protocol, name)
         if identity not in self._names:
             self._names[identity] = NameMention(self.capture, packet, 0, protocol, name)
-
-    def _shared_ints(self, values: tuple[int, ...]) -> tuple[int, ...]:
-        """One object per distinct value: clients repeat the same suite lists all day."""
-        return self._ints.setdefault(values, values)
-
-    def _shared_strs(self, values: tuple[str, ...]) -> tuple[str, ...]:
-        return self._strs.setdefault(values, values)
 
     def _stream(self, e: Entry) -> Stream:
         stream = e[STREAM]

@@ -32,6 +32,7 @@ from scapy.layers.tls.record import TLS
 from conformance.decode import tls as tls_module
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import (
+    HELLO_RETRY_RANDOM,
     ClientHelloInfo,
     EchExtension,
     ServerHelloInfo,
@@ -42,7 +43,13 @@ from conformance.decode.tls import (
     parse_server_hello,
     parse_server_hello_message,
 )
-from conformance.tls_registry import TLS_VERSION_NAMES, is_weak_suite, suite_name, version_name
+from conformance.tls_registry import (
+    TLS_VERSION_NAMES,
+    is_grease,
+    is_weak_suite,
+    suite_name,
+    version_name,
+)
 
 DATA = Path(__file__).parent / "data"
 TLS12, TLS13 = 0x0303, 0x0304
@@ -618,3 +625,271 @@ def test_fast_field_readers_conclude_as_the_plain_ones(monkeypatch: pytest.Monke
     fast = [_outcome(c) for c in cases]
     _plain_reader_methods(monkeypatch)
     assert [_outcome(c) for c in cases] == fast
+
+
+# --- one-pass readers: the field-by-field reader's conclusions, sooner ----------------
+
+REMEMBERED = (
+    tls_module._GREASE_FREE,
+    tls_module._SERVER_NAMES,
+    tls_module._ALPNS,
+    tls_module._CLIENT_HELLOS,
+    tls_module._SERVER_HELLOS,
+)
+
+
+def _forget_remembered() -> None:
+    for cache in REMEMBERED:
+        cache.clear()
+
+
+def _field_by_field_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hello framed by the record walk and read by `_Reader`, as before the one-pass
+    readers (which these three helpers let in)."""
+    monkeypatch.setattr(tls_module, "_one_record_end", lambda *_: None)
+    monkeypatch.setattr(tls_module, "_bare_end", lambda *_: None)
+    monkeypatch.setattr(tls_module, "_one_record_length", lambda _: tls_module._WALK)
+
+
+def _usual_hellos() -> list[bytes]:
+    """Whole hellos of every kind the readers know, each in one record."""
+    alpn = extension(b"\x00\x10", b"\x00\x0d\x02h2\x02\x2a\x2a\x06spdy/3")
+    versions = extension(b"\x00\x2b", b"\x06\x3a\x3a\x03\x04\x03\x03")
+    return [
+        captured("tls12_client_hello"),
+        captured("tls13_client_hello"),
+        captured("tls12_server_flight"),
+        captured("tls13_server_flight"),
+        captured("tls13_hello_retry_request"),
+        grease_client_hello(),
+        client_hello_without_extensions(),
+        ech_client_hello(outer_ech(), alpn, versions),
+        ech_client_hello(outer_ech(enc=b"")),
+        ech_client_hello(b"\x01", extension(b"\xfd\x00", b"\x04\x00\x0a\x00\x0d")),
+        hand_made_client_hello(b"\x00\x00"),  # an empty extension block
+        hand_made_client_hello(b"\x00\x0a" + extension(b"\x00\x00", b"\x00\x04\x01\x00\x01x")),
+        hello_retry_request(extension(EXT_ECH, bytes(8))),
+        hello_retry_request(),
+        bytes(TLS(msg=[TLSServerHello(version=TLS12, cipher=0xC02F)])),
+    ]
+
+
+def _damaged_cases(rng: random.Random, hellos: list[bytes], per_hello: int) -> list[bytes]:
+    """Every cut of each hello, and `per_hello` copies with 1-3 bytes changed: to any
+    value, or (to reach length fields' edges) by a small step."""
+    cases = []
+    for hello in hellos:
+        cases += [hello[:cut] for cut in range(len(hello))]
+        for _ in range(per_hello):
+            damaged = bytearray(hello)
+            for _ in range(rng.randrange(1, 4)):
+                at = rng.randrange(len(damaged))
+                if rng.random() < 0.5:
+                    damaged[at] = rng.randrange(256)
+                else:
+                    damaged[at] = (damaged[at] + rng.choice((-2, -1, 1, 2))) % 256
+            cases.append(bytes(damaged))
+        cases.append(hello + b"\x17\x03\x03\x00\x02\x00\x00")  # what follows is not read
+    return cases
+
+
+def _vector(length_bytes: int, data: bytes, lie: int = 0) -> bytes:
+    """`data` with its length prefix, off by `lie`."""
+    return ((len(data) + lie) % 256**length_bytes).to_bytes(length_bytes, "big") + data
+
+
+# Field values for hellos whose framing is sound while a field may be wrong: each value
+# a reader has to accept or refuse on its own (lengths that agree, but odd, empty, too
+# long, a second host name, ...). Weighted towards the sound ones.
+_SESSIONS = [b"", bytes(32), bytes(33), b"\x01"]
+_SUITES = [
+    _vector(2, b"\x13\x01\xc0\x2f"),
+    _vector(2, b"\x0a\x0a\x13\x01"),
+    _vector(2, b"\x13"),
+    _vector(2, b"\x13\x01\x0a"),
+    _vector(2, b""),
+]
+_COMPRESSIONS = [b"\x01\x00", b"\x00", b"\x02\x00\x01"]
+_HOST = b"\x00" + _vector(2, b"API.example.")
+_SERVER_NAMES = [
+    _vector(2, _HOST),
+    _vector(2, b"\x01" + _vector(2, b"x") + _HOST),
+    _vector(2, _HOST + _HOST),  # a second host_name
+    _vector(2, b"\x00" + _vector(2, b"")),
+    _vector(2, _HOST, lie=1),
+    _vector(2, _HOST) + b"\x00",
+    _vector(2, b""),
+    b"",
+    b"\x00",
+]
+_ALPNS = [
+    _vector(2, _vector(1, b"h2") + _vector(1, b"\x2a\x2a") + _vector(1, b"http/1.1")),
+    _vector(2, _vector(1, b"")),
+    _vector(2, _vector(1, b"h2", lie=1)),
+    _vector(2, _vector(1, b"h2")) + b"\x00",
+    _vector(2, b""),
+    b"",
+]
+_VERSIONS = [
+    _vector(1, b"\x3a\x3a\x03\x04\x03\x03"),
+    _vector(1, b"\x03\x04"),
+    _vector(1, b"\x03\x04\x03"),
+    _vector(1, b"\x03"),
+    _vector(1, b""),
+    _vector(1, bytes(255)),
+    _vector(1, b"\x03\x04") + b"\x00",
+    b"",
+]
+_ECHS = [
+    outer_ech(),
+    outer_ech(enc=b""),
+    outer_ech(payload=b""),
+    outer_ech() + b"\x00",
+    outer_ech()[:-1],
+    outer_ech()[:7],
+    b"\x01",
+    b"\x01\x00",
+    b"\x02",
+    b"",
+]
+_CLIENT_EXTENSIONS = [
+    (0x0000, _SERVER_NAMES),
+    (0x0010, _ALPNS),
+    (0x002B, _VERSIONS),
+    (0xFE0D, _ECHS),
+    (0xFD00, [b"\x02\x00\x0a"]),
+    (0x0017, [b""]),
+    (0x0033, [_vector(2, b"\x00\x1d" + _vector(2, bytes(32)))]),
+]
+
+
+def _sometimes_wrong(rng: random.Random, values: list[bytes]) -> bytes:
+    return values[0] if rng.random() < 0.6 else rng.choice(values)
+
+
+def _built_hello(rng: random.Random) -> bytes:
+    """A ClientHello or ServerHello from the values above, its framing sound."""
+    if rng.random() < 0.7:
+        body = b"\x03\x03" + bytes(32) + _vector(1, _sometimes_wrong(rng, _SESSIONS))
+        body += _sometimes_wrong(rng, _SUITES) + _sometimes_wrong(rng, _COMPRESSIONS)
+        chosen = [e for e in _CLIENT_EXTENSIONS if rng.random() < 0.5]
+        msg_type = b"\x01"
+    else:
+        random_ = HELLO_RETRY_RANDOM if rng.random() < 0.5 else bytes(32)
+        body = b"\x03\x03" + random_ + _vector(1, _sometimes_wrong(rng, _SESSIONS))
+        body += b"\x13\x01" + rng.choice([b"\x00", b""])
+        versions = [b"\x03\x04", b"\x03", b"\x03\x04\x00", b""]
+        ech = [bytes(8), bytes(7), bytes(9), b""]
+        chosen = [e for e in [(0x002B, versions), (0xFE0D, ech)] if rng.random() < 0.6]
+        msg_type = b"\x02"
+    extensions = [
+        struct.pack("!H", ext_type) + _vector(2, _sometimes_wrong(rng, values))
+        for ext_type, values in chosen
+    ]
+    rng.shuffle(extensions)
+    if extensions and rng.random() < 0.05:
+        extensions.append(extensions[0])  # a duplicate
+    if extensions or rng.random() < 0.5:
+        body += _vector(2, b"".join(extensions), lie=rng.choice([0] * 20 + [-1, 1]))
+    message = msg_type + len(body).to_bytes(3, "big") + body
+    return records(message) if rng.random() < 0.9 else records(message, 40)
+
+
+def _conclusions(payload: bytes) -> tuple[object, ...]:
+    """What every hello reader makes of `payload` (as records, and bare: QUIC)."""
+    out: list[object] = [client_hello_length(payload)]
+    for read, data in (
+        (parse_client_hello, payload),
+        (parse_server_hello, payload),
+        (parse_client_hello_message, payload[5:]),
+        (parse_server_hello_message, payload[5:]),
+    ):
+        try:
+            out.append(read(data))
+        except DecodeError as exc:
+            out.append(("error", str(exc), exc.offset))
+    return tuple(out)
+
+
+def test_one_pass_readers_conclude_as_the_field_by_field_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seeded damage to every kind of hello: the same result, or the same error at the same
+    offset, with nothing remembered yet and with everything remembered."""
+    rng = random.Random(9849)
+    cases = _damaged_cases(rng, _usual_hellos(), per_hello=300)
+    cases += [_built_hello(rng) for _ in range(3000)]
+    _forget_remembered()
+    first = [_conclusions(c) for c in cases]
+    remembered = [_conclusions(c) for c in cases]
+    quick = [tls_module.quick_hello(c) for c in cases]
+    _field_by_field_only(monkeypatch)
+    plain = [_conclusions(c) for c in cases]
+    assert first == plain
+    assert remembered == plain
+    for case, hello, conclusions in zip(cases, quick, plain, strict=True):
+        if hello is not None:  # it claims only what a reader concludes
+            assert hello in conclusions[1:3], case.hex()
+
+
+def test_one_pass_readers_answer_the_usual_hellos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole one-record hellos never reach the field-by-field reader (else the test above
+    compares that reader with itself)."""
+
+    def no_reader(*_: object) -> None:
+        raise AssertionError("the field-by-field reader was asked")
+
+    hellos = _usual_hellos()
+    expected = [_conclusions(h) for h in hellos]
+    monkeypatch.setattr(tls_module, "_handshake_message", no_reader)
+    monkeypatch.setattr(tls_module, "_bare_message", no_reader)
+    for hello, conclusions in zip(hellos, expected, strict=True):
+        client = hello[5] == 1
+        if client:
+            assert client_hello_length(hello) == 9 + int.from_bytes(hello[6:9], "big")
+        read = parse_client_hello if client else parse_server_hello
+        bare = parse_client_hello_message if client else parse_server_hello_message
+        assert tls_module.quick_hello(hello) == read(hello) == bare(hello[5:])
+        assert read(hello) in conclusions
+
+
+def test_quick_hello_leaves_the_unusual_to_the_readers() -> None:
+    split = records(first_message(captured("tls13_client_hello")), 100)
+    duplicate = hand_made_client_hello(b"\x00\x08" + b"\x00\x17\x00\x00" * 2)
+    for payload in (
+        split,  # two records
+        split[:-1],  # cut
+        captured("tls13_client_hello_after_retry"),  # change_cipher_spec first
+        duplicate,  # the field-by-field reader says what is wrong
+        b"\x17\x03\x03\x00\x10" + bytes(16),
+        b"\x16\x03\x03\x00\x04\x0b\x00\x00\x00",  # a Certificate message
+    ):
+        assert tls_module.quick_hello(payload) is None
+    with pytest.raises(DecodeError, match="duplicate extension 23"):
+        parse_client_hello(duplicate)
+
+
+def test_grease_values_are_rfc_8701s() -> None:
+    assert {v for v in range(2**16) if is_grease(v)} == tls_module._GREASE_VALUES
+
+
+def test_remembered_decodings_are_bounded() -> None:
+    _forget_remembered()
+    bound = tls_module.HELLO_FIELD_CACHE
+    for i in range(bound + 5):
+        suites = struct.pack("!HH", 0x1301, 0x2000 + i)  # a distinct list each time
+        body = b"\x03\x03" + bytes(32) + b"\x00\x00\x04" + suites + b"\x01\x00"
+        block = sni_extension(b"h%d.example" % i)
+        body += len(block).to_bytes(2, "big") + block
+        info = parse_client_hello(records(b"\x01" + len(body).to_bytes(3, "big") + body))
+        assert info.cipher_suites == (0x1301, 0x2000 + i) and info.sni == f"h{i}.example"
+    assert all(0 < len(cache) <= bound for cache in REMEMBERED[:2])
+    assert 0 < len(tls_module._CLIENT_HELLOS) <= bound
+    _forget_remembered()
+    long_name = b"a" * 63 + (b"." + b"b" * 63) * 30  # a key too long to keep
+    block = sni_extension(long_name)
+    info = parse_client_hello(hand_made_client_hello(len(block).to_bytes(2, "big") + block))
+    assert info.sni == long_name.decode()
+    assert not tls_module._SERVER_NAMES and not tls_module._CLIENT_HELLOS
+    parse_client_hello(captured("tls13_client_hello"))
+    assert len(tls_module._SERVER_NAMES) == len(tls_module._CLIENT_HELLOS) == 1  # small: kept

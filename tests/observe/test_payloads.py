@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import struct
+from pathlib import Path
 
+import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 
+from conformance.decode import tls
+from conformance.decode.http import HttpRequestHead, parse_request_head
+from conformance.observe import payloads
+from conformance.observe.accounting import Accounting
+from conformance.observe.builder import observe_captures
+from conformance.observe.flows import FlowIds, FlowTable, new_entry
 from conformance.observe.records import PayloadKind
-from tests.observe.conftest import Observe
+from tests.capture_files import write_pcap
+from tests.observe.conftest import Observe, facts
 from tests.observe.frames import (
     CLIENT,
     SERVER,
@@ -17,6 +28,7 @@ from tests.observe.frames import (
     handshake,
     server_hello,
     tcp,
+    timed,
     udp,
 )
 
@@ -308,3 +320,82 @@ def test_malformed_client_hello_is_an_anomaly(observe: Observe) -> None:
     obs = observe([*handshake(request=bytes(broken))])
     assert obs.client_hellos == ()
     assert obs.captures[0].anomalies[0].reason.startswith("TLS: ClientHello: ")
+
+
+def _hello_variants(rng: random.Random) -> list[tuple[bytes, bytes]]:
+    """(client payload, server payload) pairs: usual hellos, damaged ones, record lengths
+    that lie, hellos cut or followed by more, HelloRetryRequests."""
+    hrr = bytearray(server_hello())
+    hrr[11:43] = hashlib.sha256(b"HelloRetryRequest").digest()  # RFC 8446 §4.1.3
+    clients = [client_hello(), client_hello(None), client_hello("a.example", padding=300)]
+    servers = [server_hello(), server_hello(0x0303, 0xC02F), bytes(hrr)]
+    pairs = [(c, s) for c in clients for s in servers]
+    for hello in (*clients, *servers):
+        pairs += [
+            (hello[:3] + b"\x00\x00" + hello[5:], servers[0]),  # record length 0 (lies)
+            (hello[:3] + b"\x00\x20" + hello[5:], servers[1]),  # short of the message
+            (hello[:-1], hello[:-1]),  # cut: waits, then counted
+            (hello + b"\x17\x03\x03\x00\x02ab", hello + b"\x16\x03\x03\x00\x04\x0b\x00\x00\x00"),
+        ]
+    for _ in range(60):
+        damaged = [bytearray(rng.choice(clients)), bytearray(rng.choice(servers))]
+        for payload in damaged:
+            for _ in range(rng.randrange(1, 3)):
+                at = rng.randrange(len(payload))
+                payload[at] = rng.randrange(256) if at > 9 else payload[at] ^ 1
+        pairs.append((bytes(damaged[0]), bytes(damaged[1])))
+    return pairs
+
+
+def test_usual_hellos_are_read_as_the_general_steps_read_them(
+    observe: Observe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tls.quick_hello (and the one-pass readers behind parse_*) change no conclusion:
+    hellos, their counts and the payloads not understood come out the same without them."""
+    frames = []
+    for i, (request, response) in enumerate(_hello_variants(random.Random(8446))):
+        frames += handshake(cport=20000 + i, request=request, response=response)
+    quick = facts(observe(frames))
+    monkeypatch.setattr(payloads, "quick_hello", lambda _: None)
+    monkeypatch.setattr(tls, "_one_record_end", lambda *_: None)
+    monkeypatch.setattr(tls, "_one_record_length", lambda _: tls._WALK)
+    assert facts(observe(frames)) == quick
+
+
+def test_a_first_request_head_is_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = b"GET /a HTTP/1.1\r\nHost: api.example\r\n\r\n"
+    damaged = b"GE\x01T /b HTTP/1.1\r\nHost: b.example\r\n\r\n"  # read leniently
+    later = b"GET /c HTTP/1.1\r\nHost: api.example\r\n\r\n"
+    frames = [
+        *handshake(CLIENT, PROXY, 52001, 80, first),
+        tcp(CLIENT, PROXY, 52001, 80, "PA", later, seq=2000),
+        *handshake(CLIENT, PROXY, 52002, 80, damaged),
+    ]
+    parsed: list[bytes] = []
+
+    def counted(payload: bytes, *, lenient: bool = False) -> HttpRequestHead | None:
+        parsed.append(payload)
+        return parse_request_head(payload, lenient=lenient)
+
+    monkeypatch.setattr(payloads, "parse_request_head", counted)
+    obs = observe_captures([write_pcap(tmp_path / "http.pcap", timed(frames))])
+    got = sorted((r.target, r.host, r.packet) for r in obs.http_requests)
+    assert got == [("/a", "api.example", 4), ("/b", "b.example", 9), ("/c", "api.example", 5)]
+    assert sorted(parsed) == sorted([first, damaged, later])
+
+
+def test_a_head_parsed_for_another_payload_is_not_used() -> None:
+    """The head `_first` keeps is used only for the payload it was read from (a failure
+    between the two steps may leave it behind)."""
+    inspector = payloads.PayloadInspector(0, FlowTable(0, payloads.initial_want), Accounting(0))
+    old = b"GET /old HTTP/1.1\r\nHost: old.example\r\n\r\n"
+    new = b"GET /new HTTP/1.1\r\nHost: new.example\r\n\r\n"
+    head = parse_request_head(old)
+    assert head is not None
+    inspector._first_head = (old, head)
+    key = bytes(4) + bytes(4) + struct.pack("!HH", 52001, 80)
+    entry = new_entry(0.0, 1, payloads.W_HTTP)
+    inspector._http_head(entry, 6, key, new, 0.0, 2)
+    assert [r.target for r in inspector.http_requests(FlowIds())] == ["/new"]

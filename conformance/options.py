@@ -85,8 +85,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "executor",
         "--executor",
         "value",
-        "where captures are read: local (every core, the default; one large file is read"
-        " in parts on every core), local:N, serial (one process, one pass), or"
+        "where captures are read: local (every core, the default; one large file in parts"
+        " where there are 3+ cores), local:N, serial (one process, one pass), or"
         " dask://HOST:PORT (extra [scale])",
         "EXECUTOR",
     ),

@@ -52,9 +52,11 @@ from typing import Protocol, TypeVar
 from conformance.decode.capture_file import open_capture
 from conformance.decode.read_ahead import OnBytes
 from conformance.decode.tls import EchExtension
+from conformance.errors import CaptureError
 from conformance.observe.capture_parts import (
     CapturePart,
     ReaderFacts,
+    file_identity,
     join_parts,
     observe_in_parts,
     parts_for,
@@ -189,6 +191,7 @@ def _observe_one(
     if count <= 1:
         _append(out, _read_part(index, path, progress, address, copies), address)
         return
+    before = file_identity(path)
     read = observe_in_parts(
         count,
         lambda part, of: _read_part(
@@ -201,11 +204,17 @@ def _observe_one(
             of,
         ),
     )
-    joined = join_parts(read)
+    # Every part must have read the bytes part 0 hashed and copied.
+    joined = join_parts(read) if file_identity(path) == before else None
     if joined is None:
         # Something ties the parts together: one pass decides (part 0 made the copy).
         joined = _read_part(index, path, NULL_PROGRESS, address, None)
-        joined.sha256 = read[0].sha256
+        if joined.sha256 != read[0].sha256:
+            raise CaptureError(
+                path,
+                "changed while it was being read (SHA-256 "
+                f"{read[0].sha256} then {joined.sha256}); capture to a new file and run again",
+            )
     _append(out, joined, address)
 
 

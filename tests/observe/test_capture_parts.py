@@ -16,6 +16,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, TCPerror, UDPerror
 from scapy.layers.l2 import Dot1Q, Ether
 
+from conformance.errors import CaptureError
 from conformance.observe import builder, capture_parts, ingest
 from conformance.observe.builder import observe_captures
 from conformance.observe.capture_parts import CapturePart, parts_for
@@ -168,7 +169,43 @@ def test_the_compiled_owner_is_the_python_one() -> None:
 def test_small_files_are_read_in_one_pass_unless_parts_are_asked_for() -> None:
     assert parts_for(1 << 20, None) == 1
     assert parts_for(1 << 20, 3) == 3
-    assert parts_for(1 << 40, None) == min(len(os.sched_getaffinity(0)), capture_parts.MAX_PARTS)
+    cores = len(os.sched_getaffinity(0))
+    expected = min(cores - 1, capture_parts.MAX_PARTS) if cores >= 3 else 1
+    assert parts_for(1 << 40, None) == expected
+
+
+def test_a_file_written_to_while_its_parts_were_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_pcap(tmp_path / "calls.pcap", _calls())
+    real = builder._read_part
+    calls = []
+
+    def then_written(*args: object, **kwargs: object) -> CapturePart:
+        part = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(part)
+        if len(calls) == 1:  # after part 0: the same size, other bytes
+            data = bytearray(path.read_bytes())
+            data[-1] ^= 0xFF
+            path.write_bytes(bytes(data))
+        return part
+
+    monkeypatch.setattr(builder, "_read_part", then_written)
+    with parts_in_process(), pytest.raises(CaptureError, match="changed while it was being read"):
+        observe_captures([path], parts=2)
+
+
+def test_parts_whose_file_looks_touched_are_read_again_in_one_pass(
+    tmp_path: Path, joins: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_pcap(tmp_path / "calls.pcap", _calls())
+    one = facts(observe_captures([path]))
+    stamps = iter(range(100))
+    monkeypatch.setattr(builder, "file_identity", lambda _path: (next(stamps),))
+    with parts_in_process():
+        split = facts(observe_captures([path], parts=2))
+    assert joins == []  # not even tried
+    assert split == one
 
 
 # --- forked parts ----------------------------------------------------------------------------

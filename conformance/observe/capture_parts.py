@@ -159,18 +159,20 @@ def observe_in_parts(parts: int, observe_part: ObservePart) -> list[CapturePart]
     """
     if not FORK_PARTS:
         return [observe_part(part, parts) for part in range(parts)]
-    children: list[tuple[int, int]] = []
+    # part -> (pid, read end) of its child, while it is neither received nor reaped
+    children: dict[int, tuple[int, int]] = {}
     try:
         for part in range(1, parts):
-            children.append(_fork(lambda part=part: observe_part(part, parts)))  # type: ignore[misc]
+            with contextlib.suppress(OSError):  # no fork (EAGAIN, ENOMEM): read it here
+                children[part] = _fork(lambda part=part: observe_part(part, parts))  # type: ignore[misc]
         results = [observe_part(0, parts)]
-        for part, (pid, fd) in enumerate(children, start=1):
-            received = _receive(pid, fd)
+        for part in range(1, parts):
+            child = children.pop(part, None)
+            received = _receive(*child) if child is not None else None
             results.append(received if received is not None else observe_part(part, parts))
-        children.clear()
         return results
     finally:
-        for pid, fd in children:
+        for pid, fd in children.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
             with contextlib.suppress(OSError):
@@ -187,9 +189,14 @@ def _fork(work: Callable[[], CapturePart]) -> tuple[int, int]:
     nothing of the parent (pytest, atexit handlers) runs in it.
     """
     read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # pragma: no cover (the child: measured through its result)
         code = 1
         try:

@@ -236,6 +236,22 @@ def test_a_failed_child_has_its_part_read_here(
     assert split == one
 
 
+def test_a_part_that_cannot_be_forked_is_read_here(
+    tmp_path: Path, joins: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_pcap(tmp_path / "calls.pcap", _calls())
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(capture_parts.os, "fork", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    one, split = _one_pass_and_parts(path, 3)
+    assert joins == [True]
+    assert split == one
+    assert len(os.listdir("/proc/self/fd")) == before  # no pipe left open
+
+
 def test_children_are_reaped_when_this_part_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -154,3 +154,34 @@ def test_dask_without_the_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     with pytest.raises(ConformanceError, match=r"Dask is not installed \(pip install"):
         executor_for("dask://192.0.2.1:8786", 2)
+
+
+def test_run_with_one_capture_in_parts_judges_as_one_pass(tmp_path: Path) -> None:
+    """`run --pcap FILE --executor local:2`: the file is read in two parts (one forked); the
+    report holds the same verdicts, tables and capture summary as one pass, and verifies."""
+    from conformance.cli import main
+
+    capture = rotated_files(tmp_path, 1)[0]
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        "name: parts\nmode: air-gapped\ntarget:\n  addresses: [192.0.2.10]\n"
+        "environment:\n  networks: [192.0.2.0/24]\n"
+    )
+    assert main(["keygen", str(tmp_path / "key.pem")]) == 0
+    reports = {}
+    for name, executor in (("parts", "local:2"), ("serial", "serial")):
+        reports[name] = tmp_path / name
+        args = ["run", "--profile", str(profile), "--report-dir", str(reports[name])]
+        args += ["--sign-key", str(tmp_path / "key.pem"), "--executor", executor]
+        assert main([*args, "--pcap", str(capture)]) == 1
+        assert main(["verify", str(reports[name]), "--key", str(tmp_path / "key.pem.pub")]) == 0
+    documents = {k: json.loads((v / "report.json").read_text()) for k, v in reports.items()}
+    assert [j["executor"] for j in documents["parts"]["judged_by"]] == ["local:2"]
+    verdicts = {
+        k: [(c["id"], c["verdict"], c["findings"]) for c in d["controls"]]
+        for k, d in documents.items()
+    }
+    assert verdicts["parts"] == verdicts["serial"]
+    for table in ("flows.csv", "dns.csv", "tls.csv", "http.csv", "names.csv", "captures.json"):
+        parts = (reports["parts"] / "evidence" / table).read_bytes()
+        assert parts == (reports["serial"] / "evidence" / table).read_bytes(), table

@@ -30,8 +30,8 @@ How things are decided (the model's fields say which way each time):
   `link_control` and `not_understood` add up to `packets`. A packet whose transport
   decoded but whose payload a parser could not read (DNS, NBNS, TLS, HTTP, a TCP data
   offset or TLS record length that lies) stays in its flow and is counted in
-  `payload_not_understood`. `malformed` is the sum of both; the first ANOMALY_SAMPLES
-  are kept with their reason.
+  `payload_not_understood`. `malformed` is the sum of both; the ANOMALY_SAMPLES of the
+  lowest frames are kept with their reason.
 - Drops: pcapng ISB counters plus EPB drop counts; None when the file gives none.
 - Time (decision 11): silences longer than SILENCE_SECONDS and backward steps between
   consecutive packets (observe/timeline.py); the window runs from the earliest to the

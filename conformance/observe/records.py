@@ -266,7 +266,7 @@ class NotUnderstood:
 
     reason: str  # a stable short string (docs/judging.md lists them)
     count: int
-    frames: tuple[int, ...]  # the first NOT_UNDERSTOOD_FRAMES packet numbers
+    frames: tuple[int, ...]  # the lowest NOT_UNDERSTOOD_FRAMES packet numbers
     parties: tuple[Parties, ...]  # address sets seen in those frames
     untold: int = 0  # frames with no address to tell whose they are (or past the bound)
 
@@ -324,7 +324,7 @@ class CaptureSummary:
     last_time: float | None
     # frames not understood plus packets whose payload was not understood (see below)
     malformed: int
-    anomalies: tuple[Anomaly, ...]  # the first ANOMALY_SAMPLES of them counted
+    anomalies: tuple[Anomaly, ...]  # the ANOMALY_SAMPLES of the lowest frames counted
     snap_truncated: int  # packets whose captured length < original length
     truncated_file: bool  # the file ends inside a record (read to the last whole one)
     truncated_detail: str | None  # e.g. "file ends inside record 4813 at byte 1048570"

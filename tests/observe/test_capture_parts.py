@@ -265,10 +265,22 @@ def test_children_are_reaped_when_this_part_fails(
         real(self, reader)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ingest.CaptureIngest, "run_reader", fails_here)
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def recorded_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(capture_parts.os, "fork", recorded_fork)
     with pytest.raises(KeyboardInterrupt):
         observe_captures([path], parts=3)
-    with pytest.raises(ChildProcessError):  # no child left, running or unreaped
-        os.waitpid(-1, os.WNOHANG)
+    assert len(forked) == 2
+    for pid in forked:  # killed and reaped: no longer this process's child at all
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 # --- captures whose parts cannot join exactly --------------------------------------------------

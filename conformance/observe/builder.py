@@ -82,7 +82,7 @@ from conformance.progress import NULL_PROGRESS, Progress
 # cost nothing. Checked once per chunk read, never per packet.
 PROGRESS_EVERY = 1 << 16
 _T = TypeVar("_T")
-_R = TypeVar("_R", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
+_R = TypeVar("_R", Flow, DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
 # While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
 # GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
 # wait that long each time behind the decoding loop and fall behind it.
@@ -331,12 +331,7 @@ def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
             return _drained(records)
         return (dataclasses.replace(r, flow_id=r.flow_id + shift) for r in _drained(records))
 
-    flows = part.flows
-    out.flows.extend(
-        _drained(flows)
-        if not shift
-        else (dataclasses.replace(f, flow_id=f.flow_id + shift) for f in _drained(flows))
-    )
+    out.flows.extend(moved(part.flows))
     out.dns.extend(moved(part.dns))
     out.ech.update((first_hello + i, ext) for i, ext in part.ech.items())
     out.hrr_ech.update(i + shift for i in part.hrr_ech)

@@ -21,6 +21,11 @@ from conformance.lab.netns import LabState, in_netns
 
 READY_TIMEOUT: Final = 5.0  # dumpcap opens the interface in well under a second
 STOP_TIMEOUT: Final = 5.0  # writing the statistics block and closing takes milliseconds
+# libpcap hands dumpcap the kernel's ring a block at a time (a block is handed over when full
+# or after dumpcap's 250 ms read timeout); what is still in a block when SIGINT arrives is
+# discarded ("flushed") or never read. Waiting longer than that timeout before the signal
+# makes the file hold every packet that crossed the link before stop() was called.
+DRAIN_SECONDS: Final = 0.8
 KERNEL_BUFFER_MIB: Final = 64  # dumpcap's default 2 MiB drops packets above ~50k/s
 MAX_FILE_KB: Final = 2_000_000  # autostop at 2 GB: a runaway target must not fill the disk
 _EPB, _SPB, _OPB = 6, 3, 2  # pcapng packet block types (enhanced, simple, obsolete)
@@ -97,8 +102,12 @@ class Capture:
         return self.counter.update()
 
     def stop(self) -> str:
-        """Stop dumpcap so it writes its statistics block; returns its summary lines."""
+        """Stop dumpcap so it writes its statistics block; returns its summary lines.
+
+        Every packet that crossed the link before this call is in the file (DRAIN_SECONDS).
+        """
         if self.proc.poll() is None:
+            time.sleep(DRAIN_SECONDS)
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(STOP_TIMEOUT)

@@ -1,6 +1,7 @@
 # The C-level interface of a per-packet step (see _walk.pyx): a compiled step
 # (conformance/observe/_step.pyx) subclasses CStep so the compiled record walks call it
-# without a Python call per packet.
+# without a Python call per packet. A step may hold counts back between packets; the walks
+# call `flush` before they return, so nothing outside a walk sees a count held back.
 
 cdef class CStep:
     cdef int packet(
@@ -14,3 +15,4 @@ cdef class CStep:
         int dirf,
         long long n,
     ) except -1
+    cdef int flush(self) except -1

@@ -7,8 +7,9 @@ the same times to the bit). Everything else a reader does (the chunks, the gener
 blocks, the messages) stays in Python, once. Where this module is built, the reader tests
 walk every test file with it and with the Python walks and compare (tests/compiled_paths.py).
 
-A step that is a `CStep` (the compiled per-packet step) is called as a C method; any
-other callable as a Python function.
+A step that is a `CStep` (the compiled per-packet step) is called as a C method, and its
+`flush` before the walk returns (it may hold counts back between packets); any other
+callable as a Python function.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -41,6 +42,10 @@ cdef class CStep:
     ) except -1:
         raise NotImplementedError
 
+    cdef int flush(self) except -1:
+        """Write back whatever `packet` held back (nothing here)."""
+        return 0
+
     def __call__(
         self,
         double ts,
@@ -53,6 +58,7 @@ cdef class CStep:
         long long n,
     ):
         self.packet(ts, buf, off, cap, orig, lt, dirf, n)
+        self.flush()
 
 
 def pcap_run(reader, bytes buf, Py_ssize_t pos, step):
@@ -94,6 +100,8 @@ def pcap_run(reader, bytes buf, Py_ssize_t pos, step):
         reader._need = hsize
         return pos
     finally:
+        if cstep is not None:
+            cstep.flush()
         reader.packets_read = n
         reader.snap_truncated = snap
         if n:
@@ -161,6 +169,8 @@ def epb_run(reader, bytes buf, Py_ssize_t pos, step):
             pos = nxt
         return pos
     finally:
+        if cstep is not None:
+            cstep.flush()
         reader.packets_read = n
         reader.snap_truncated = snap
         if n:

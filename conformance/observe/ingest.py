@@ -115,6 +115,9 @@ class CaptureIngest:
             reader.walk(self.step)
         finally:
             self.packets = reader.packets_read
+            close = getattr(self.step, "close", None)  # the compiled step's cache (_step.pyx)
+            if close is not None:
+                close()
 
     def _make_step(self) -> PacketStep:  # noqa: C901, PLR0915 (builds the hot loop's closure)
         """The per-packet step every reader calls (the hot loop: Ethernet, IPv4 without

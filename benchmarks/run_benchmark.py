@@ -659,8 +659,8 @@ def print_table(rows: Sequence[Row], out: Callable[[str], None]) -> None:
             f"{_fmt_ratio(r.ratio_to(r.argus)):>14} {_fmt_rate(r.nfstream, r.packets):>15} "
             f"{_fmt_mib(r.nfstream):>13} {_fmt_ratio(r.ratio_to(r.nfstream)):>17} "
             f"{_fmt_rate(r.pure, r.packets):>18} {_fmt_mib(r.pure):>9} "
-            f"{_fmt_ratio(r.ratio_to(r.argus, r.pure)):>11} "
-            f"{_fmt_ratio(r.ratio_to(r.tshark, r.pure)):>12}"
+            f"{_fmt_ratio(r.ratio_to(r.argus, r.pure) if r.pure else None):>11} "
+            f"{_fmt_ratio(r.ratio_to(r.tshark, r.pure) if r.pure else None):>12}"
         )
 
 

@@ -102,6 +102,9 @@ from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW
 # real captures nest two or three (VLAN in VXLAN in IPv6 in a mirror); past this it is a
 # crafted frame, and saying so beats walking on.
 MAX_ENCAPSULATION_DEPTH = 8
+# `LayerWalker.frame` settles the commonest simple frames without the walk (`_quick`); the
+# tests turn it off to compare the two.
+QUICK_FRAMES = True
 TOO_DEEP = f"encapsulation deeper than {MAX_ENCAPSULATION_DEPTH}"
 UNSUPPORTED_LINK = "unsupported link type"
 
@@ -210,6 +213,12 @@ class LayerWalker:
         The same steps as `_walk`, inline: most frames that come here (ICMP, ARP,
         neighbour discovery) are simple, and this path runs for every one of them.
         """
+        if (
+            lt == LINKTYPE_ETHERNET
+            and QUICK_FRAMES
+            and self._quick(ts, buf, off, off + cap, dirf, n)
+        ):
+            return
         acc = self.acc
         acc.entered += 1
         w = _Walk()
@@ -229,6 +238,59 @@ class LayerWalker:
             acc.decoded += 1
         else:
             self._settle(outcome, packets, w)
+
+    def _quick(self, ts: float, buf: bytes, off: int, end: int, dirf: int, n: int) -> bool:
+        """`frame`'s outcome, without its walk, for the frames most common here: untagged
+        link-layer control (ARP, LLDP, ...) and ICMP/ICMPv6 that is not an error, behind a
+        plain IPv4 header or an IPv6 header without extensions. False: anything else, or
+        anything `frame` could find wrong (a length that lies, a header cut short), which
+        then takes the walk. The same effects, in the same order (tests/observe/
+        test_quick_frames.py compares both on every case)."""
+        if end - off < _ETHERNET:
+            return False
+        ethertype = (buf[off + 12] << 8) | buf[off + 13]
+        l3 = off + _ETHERNET
+        if ethertype == ETHERTYPE_IPV4:
+            if end - l3 < 24 or buf[l3] != 0x45 or buf[l3 + 9] != IPPROTO_ICMP:
+                return False
+            if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & _FRAG_MASK:
+                return False
+            length = (buf[l3 + 2] << 8) | buf[l3 + 3]
+            if length < 24:  # 0 (offload) and lengths that lie take the walk
+                return False
+            proto, l4, half = IPPROTO_ICMP, l3 + 20, 4
+        elif ethertype == ETHERTYPE_IPV6:
+            if end - l3 < 44 or buf[l3] >> 4 != 6 or buf[l3 + 6] != IPPROTO_ICMPV6:
+                return False
+            payload = (buf[l3 + 4] << 8) | buf[l3 + 5]  # 0 (a jumbogram) fails below
+            proto, l4, half, length = IPPROTO_ICMPV6, l3 + 40, 16, 40 + payload
+        else:
+            kind = LINK_CONTROL_ETHERTYPES.get(ethertype)
+            if kind is None:
+                return False
+            self.acc.entered += 1
+            self.acc.link_control(kind, 1)
+            return True
+        if l3 + length < l4 + 4:  # the ICMP header reaches past the datagram
+            return False
+        v6 = proto == IPPROTO_ICMPV6
+        icmp_type, code = buf[l4], buf[l4 + 1]
+        if is_error(icmp_type, v6):
+            return False
+        acc = self.acc
+        acc.entered += 1
+        at = l3 + (8 if v6 else 12)
+        src = buf[at : at + half]
+        acc.learn(buf[off + 6 : l3 - 2], src)
+        sport, dport, _ = port_equivalents(icmp_type, code, v6)
+        key = src + buf[at + half : at + 2 * half] + bytes((0, sport, 0, dport))
+        table = self.table
+        known = table.tables.get(proto)
+        if known is None or key not in known:
+            table.entry(proto, key, ts, n)[ICMP_CODE] = code
+        table.account(proto, key, ts, n, length, 0, dirf)
+        acc.decoded += 1
+        return True
 
     def tunnel(
         self, port: int, key: bytes, buf: bytes, start: int, end: int, ts: float, n: int

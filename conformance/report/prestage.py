@@ -18,12 +18,17 @@ itself.
 
 from __future__ import annotations
 
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from conformance.digest import copy_hashed
+
+# Chunks (of decode.read_ahead.CHUNK_BYTES) a teed copy's writer may have waiting.
+_QUEUED_CHUNKS = 4
 
 
 class Prestage:
@@ -118,28 +123,47 @@ class Prestage:
 
 
 class _TeedCopy:
-    """A staged copy written chunk by chunk from what the decoder reads."""
+    """A staged copy written chunk by chunk from what the decoder reads.
+
+    The writes happen on a thread of their own: the reading thread goes on to hash the next
+    chunk while the kernel takes this one (on two cores, reading, hashing and copying a large
+    capture together took longer than decoding it). At most `_QUEUED_CHUNKS` wait.
+    """
 
     def __init__(self, destination: Path) -> None:
         self.destination = destination
         self.size = 0
-        self.error: OSError | None = None
+        self.error: OSError | ValueError | None = None
         self._handle = destination.open("xb", buffering=0)
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="ucx-evidence-copy", daemon=True
+        )
+        self._thread.start()
 
     def write(self, chunk: bytes) -> None:
-        """Append `chunk` (on the reader's thread); a failure is kept, never raised."""
-        if self.error is not None:
-            return
-        try:
-            view = memoryview(chunk)
-            while view:
-                written = self._handle.write(view)
-                view = view[written or 0 :]
-            self.size += len(chunk)
-        except OSError as exc:  # e.g. disk full: the report copies the file itself
-            self.error = exc
+        """Queue `chunk` for the copy (on the reader's thread); never raises."""
+        self._chunks.put(chunk)
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self.error is not None:
+                continue  # drained, not written: the copy is dropped
+            try:
+                view = memoryview(chunk)
+                while view:
+                    written = self._handle.write(view)
+                    view = view[written or 0 :]
+                self.size += len(chunk)
+            except (OSError, ValueError) as exc:  # e.g. disk full: the report copies the file
+                self.error = exc
 
     def close(self) -> None:
+        """Wait for every queued chunk to be written, then close the file."""
+        if self._thread is not None:
+            self._chunks.put(None)
+            self._thread.join()
+            self._thread = None
         self._handle.close()
 
 

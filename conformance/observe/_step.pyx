@@ -8,10 +8,12 @@ the general path). One difference in how, not what: the IPv4 UDP/TCP hot path fi
 direction's entry in a small C cache and holds its counters (packets, bytes, last time and
 packet, TCP flags, direction flags) in C, writing them into the entry before any Python
 code runs and before the walk returns (`flush`): boxing four numbers per packet was most of
-the step's time. Nothing outside sees a count held back. Every read of the frame stays inside `off + cap`, where the Python step
-relies on slices and `unpack_from` to stay inside the buffer. Where this module is built,
-the observe tests observe every capture they build with it and with the Python step and
-compare (tests/observe/conftest.py, tests/compiled_paths.py).
+the step's time. Nothing outside sees a count held back (tests/observe/test_step_cache.py).
+
+Every read of the frame stays inside `off + cap`, where the Python step relies on slices
+and `unpack_from` to stay inside the buffer. Where this module is built, the observe tests
+observe every capture they build with it and with the Python step and compare
+(tests/observe/conftest.py, tests/compiled_paths.py).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -388,16 +390,22 @@ cdef class FastStep(CStep):
         self, double ts, bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int dirf, long long n
     ) except -1:
         self._before_python()
-        self.slow(ts, buf, off, cap, lt, dirf, n)
-        return self._after_python()
+        try:
+            self.slow(ts, buf, off, cap, lt, dirf, n)
+        finally:
+            self._after_python()
+        return 0
 
     cdef int _inspect(
         self, list e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
         long long n,
     ) except -1:
         self._before_python()
-        self.inspect(e, proto, key, buf, start, stop, ts, n)
-        return self._after_python()
+        try:
+            self.inspect(e, proto, key, buf, start, stop, ts, n)
+        finally:
+            self._after_python()
+        return 0
 
     cdef int packet(
         self,
@@ -458,8 +466,11 @@ cdef class FastStep(CStep):
             if flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 self._before_python()
-                fresh = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + 38, 4))
-                self._after_python()
+                isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
+                try:
+                    fresh = self.syn(key, e, ts, n, isn)
+                finally:
+                    self._after_python()
                 if fresh is not e:  # retired: the cache let go of every entry
                     s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
                     e = <list>s.e
@@ -525,8 +536,10 @@ cdef class FastStep(CStep):
             e = <list>found
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
             self._before_python()
-            e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))
-            self._after_python()
+            try:
+                e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))
+            finally:
+                self._after_python()
         # FlowTable.account's steps, inline (packets arrive in order here)
         count = e[PKTS]
         count += 1

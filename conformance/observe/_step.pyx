@@ -342,13 +342,23 @@ cdef class FastStep(CStep):
             self._drop_all()  # the cache is clean: _before_python flushed it
         return 0
 
+    cdef list _entry(
+        self, dict table, int proto, bytes key, const uint8_t* f, double ts, long long n
+    ):
+        """The entry of direction `key` (src, dst, ports as in the frame `f`), created if new."""
+        cdef PyObject* found = PyDict_GetItem(table, key)
+        if found != NULL:
+            return <list>found
+        return self.new_direction(
+            table, proto, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
+        )
+
     cdef Slot* _slot(
         self, dict table, int proto, const uint8_t* f, double ts, long long n
     ) except NULL:
         """The cached entry of the IPv4 direction keyed by f[26:38], created if new."""
         cdef const uint8_t* k = f + 26
         cdef Slot* s = &self.slots[_slot_of(k, proto)]
-        cdef PyObject* found
         if s.e != NULL and s.proto == proto and memcmp(s.key, k, 12) == 0:
             if s.epoch != self.epoch:  # never while it holds counts (flush cleans it)
                 s.pkts = PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>s.e, PKTS))
@@ -359,14 +369,7 @@ cdef class FastStep(CStep):
                 self._write_back(s)
             Py_DECREF(<object>s.e)
             s.e = NULL
-        key = PyBytes_FromStringAndSize(<const char*>k, 12)  # src, dst, ports
-        found = PyDict_GetItem(table, key)
-        if found == NULL:
-            e = self.new_direction(
-                table, proto, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
-            )
-        else:
-            e = <object>found
+        e = self._entry(table, proto, PyBytes_FromStringAndSize(<const char*>k, 12), f, ts, n)
         Py_INCREF(e)
         s.e = <PyObject*>e
         s.proto = proto
@@ -517,7 +520,6 @@ cdef class FastStep(CStep):
         cdef long flags = 0
         cdef list e
         cdef dict table
-        cdef PyObject* found
         cdef long long count
         cdef Py_ssize_t stop
         if f[14] >> 4 != 6 or not (
@@ -526,14 +528,7 @@ cdef class FastStep(CStep):
         ):
             return self._slow(ts, buf, off, cap, lt, dirf, n)
         key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
-        table = self.tables[proto]
-        found = PyDict_GetItem(table, key)
-        if found == NULL:
-            e = self.new_direction(
-                table, proto, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
-            )
-        else:
-            e = <list>found
+        e = self._entry(self.tables[proto], proto, key, f, ts, n)
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
             self._before_python()
             try:

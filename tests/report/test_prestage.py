@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
+import os
+import random
 from pathlib import Path
+from unittest import mock
 
+import pytest
+
+from conformance.decode.read_ahead import ReadAhead
 from conformance.report.prestage import Prestage
 
 
@@ -90,4 +98,129 @@ def test_a_copy_that_could_not_be_written_is_dropped(tmp_path: Path) -> None:
         copier(source.read_bytes())  # never raises
     stage.done(source, hashlib.sha256(source.read_bytes()).hexdigest(), complete=True)
     assert stage.take(source) is None  # the report copies the file itself
+    stage.close()
+
+
+# -- the kernel's copy (copy_file_range), read back by the decoder's reader --------------------
+
+
+def _read_through(stage: Prestage, source: Path) -> tuple[bytes, str, bool]:
+    """Read `source` as the decoder does (head by the opener, the rest by ReadAhead) with the
+    stage's copier; what the decoder got, its SHA-256 and whether it read every byte."""
+    copier = stage.copier(source)
+    assert copier is not None
+    with source.open("rb", buffering=0) as file:
+        reader = ReadAhead(file, file.read(1000), copier)
+        got = b"".join(iter(reader.next_chunk, None))
+        reader.finish()
+    stage.done(source, reader.sha256, reader.complete)
+    return got, reader.sha256, reader.complete
+
+
+def _capture_like(tmp_path: Path, size: int = 20_000_000) -> Path:
+    source = tmp_path / "c.pcapng"
+    source.write_bytes(random.Random(7).randbytes(size))
+    return source
+
+
+def test_the_kernel_copies_the_file_and_the_decoder_reads_the_copy(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def counted(*args: int) -> int:
+        calls.append(args[2])
+        return real(*args)
+
+    with mock.patch.object(os, "copy_file_range", counted):
+        got, sha256, complete = _read_through(stage, source)
+    data = source.read_bytes()
+    assert (got, sha256, complete) == (data, hashlib.sha256(data).hexdigest(), True)
+    assert len(calls) >= 3  # 20 MB in 8 MiB steps, then the end
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1], staged[2]) == (data, sha256, len(data))
+    stage.close()
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        OSError(errno.EXDEV, "cross-device"),  # kernels before 5.3 across file systems
+        OSError(errno.ENOSYS, "no such call"),
+        OSError(errno.EINVAL, "not a regular file"),
+    ],
+)
+def test_where_the_kernel_refuses_the_reader_writes_the_copy(
+    tmp_path: Path, refusal: OSError
+) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    with mock.patch.object(os, "copy_file_range", side_effect=refusal):
+        got, sha256, _ = _read_through(stage, source)
+    data = source.read_bytes()
+    assert got == data
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1]) == (data, sha256)
+    stage.close()
+
+
+def test_a_kernel_that_reports_the_end_too_early_is_not_believed(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    with mock.patch.object(os, "copy_file_range", return_value=0):
+        got, sha256, complete = _read_through(stage, source)
+    data = source.read_bytes()
+    assert (got, complete) == (data, True)  # every byte decoded, none lost at a false end
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1]) == (data, sha256)
+    stage.close()
+
+
+def test_a_kernel_copy_that_fails_midway_is_dropped_and_the_file_still_read(
+    tmp_path: Path,
+) -> None:
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    real = os.copy_file_range
+    calls: list[int] = []
+
+    def fails_second(*args: int) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    with mock.patch.object(os, "copy_file_range", fails_second):
+        got, sha256, complete = _read_through(stage, source)
+    data = source.read_bytes()
+    assert (got, sha256, complete) == (data, hashlib.sha256(data).hexdigest(), True)
+    assert stage.take(source) is None  # the report copies the file itself
+    stage.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
+
+
+def test_only_a_plain_file_is_copied_by_the_kernel(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    copier = stage.copier(source)
+    assert copier is not None
+    data = source.read_bytes()
+    with mock.patch.object(os, "copy_file_range") as kernel:
+        reader = ReadAhead(io.BufferedReader(io.BytesIO(data)), b"", copier)
+        assert b"".join(iter(reader.next_chunk, None)) == data
+        reader.finish()
+    kernel.assert_not_called()
+    stage.done(source, reader.sha256, reader.complete)
+    staged = stage.take(source)
+    assert staged is not None
+    assert staged[0].read_bytes() == data
     stage.close()

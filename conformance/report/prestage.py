@@ -31,7 +31,7 @@ from pathlib import Path
 from conformance.digest import copy_hashed
 
 # Chunks (of decode.read_ahead.CHUNK_BYTES) a teed copy's writer may have waiting.
-_QUEUED_CHUNKS = 4
+_QUEUED_CHUNKS = 2
 # copy_file_range steps: 1 MiB steps cost 2.4x the CPU of 2 MiB and larger ones here.
 _KERNEL_COPY_BYTES = 8 << 20
 

@@ -34,6 +34,8 @@ from conformance.digest import copy_hashed
 _QUEUED_CHUNKS = 2
 # copy_file_range steps: 1 MiB steps cost 2.4x the CPU of 2 MiB and larger ones here.
 _KERNEL_COPY_BYTES = 8 << 20
+# Linux (and FreeBSD 13+) have copy_file_range; elsewhere the reader writes each chunk.
+_KERNEL_COPY = hasattr(os, "copy_file_range")
 
 
 class Prestage:
@@ -166,7 +168,7 @@ class _TeedCopy:
     def copy_through(self, source: int, offset: int, size: int) -> bytes | None:
         """decode.read_ahead.CopyThrough: copy in the kernel ahead of `offset` (in steps of
         `_KERNEL_COPY_BYTES`), return the next `size` bytes read back from the copy."""
-        if not self._kernel or self.error is not None:
+        if not self._kernel or self.error is not None or not _KERNEL_COPY:
             return None
         if self._start < 0:
             self._start = self._copied = offset

@@ -13,6 +13,7 @@ from unittest import mock
 import pytest
 
 from conformance.decode.read_ahead import ReadAhead
+from conformance.report import prestage
 from conformance.report.prestage import Prestage
 
 
@@ -160,6 +161,24 @@ def test_where_the_kernel_refuses_the_reader_writes_the_copy(
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
     with mock.patch.object(os, "copy_file_range", side_effect=refusal):
+        got, sha256, _ = _read_through(stage, source)
+    data = source.read_bytes()
+    assert got == data
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1]) == (data, sha256)
+    stage.close()
+
+
+def test_without_copy_file_range_the_reader_writes_the_copy(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    # macOS: the module finds no os.copy_file_range (calling it would raise AttributeError)
+    with (
+        mock.patch.object(prestage, "_KERNEL_COPY", False),
+        mock.patch.object(os, "copy_file_range", side_effect=AttributeError),
+    ):
         got, sha256, _ = _read_through(stage, source)
     data = source.read_bytes()
     assert got == data

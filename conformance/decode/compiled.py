@@ -4,13 +4,16 @@ The record walks of the readers (`walk`: conformance/decode/_walk.pyx) and the p
 step of the observers (conformance/observe/_step.pyx) have a compiled twin each; every
 caller falls back to the pure-Python code, which is always there and always tested, when
 the extension modules were not built (no compiler at install time: see
-benchmarks/README.md) or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
+benchmarks/README.md), when a module built in a checkout is older than its source, or
+when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+from pathlib import Path
 from types import ModuleType
 
 # Set to 1 to run the pure-Python code even where the compiled modules are installed.
@@ -18,13 +21,43 @@ PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
 def load(name: str) -> ModuleType | None:
-    """The compiled module `name`, or None (not built, or the pure-Python code asked for)."""
+    """The compiled module `name`, or None (not built, stale, or the pure-Python code asked for)."""
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:
+        return None
+    if spec is None or spec.origin is None or stale(Path(spec.origin)):
         return None
     try:
         return importlib.import_module(name)
     except ImportError:
         return None
+
+
+def stale(module: Path) -> bool:
+    """Whether a module built in place is older than its Cython source (.pyx or .pxd).
+
+    In a checkout an edited .pyx leaves the old build beside it until it is built again; the
+    pure-Python code is then the one that matches the source. An installed wheel's files carry
+    install times, not build times, so only a checkout (hatch_build.py two levels above the
+    module's package) is checked.
+    """
+    if len(module.parents) < 3 or not (module.parents[2] / "hatch_build.py").is_file():
+        return False
+    stem = module.name.split(".", 1)[0]
+    try:
+        built = module.stat().st_mtime
+    except OSError:
+        return True
+    for suffix in (".pyx", ".pxd"):
+        try:
+            if (module.parent / (stem + suffix)).stat().st_mtime > built:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 walk = load("conformance.decode._walk")

@@ -629,6 +629,15 @@ def run_harness(
     return m, verdict
 
 
+def decoder_of(report_dir: Path) -> str:
+    """Which per-packet code the run used (compiled or pure Python), from its report."""
+    try:
+        tools = json.loads((report_dir / "report.json").read_text())["harness"]["tools"]
+        return str(tools.get("decoder", "not said (a harness older than this benchmark)"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "unknown (report.json unreadable)"
+
+
 def _fmt_rate(m: Measurement | None, packets: int) -> str:
     return f"{m.rate(packets):,.0f}" if m else "-"
 
@@ -927,6 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  harness: {row.harness.wall_seconds:.1f} s, "
                 f"peak {row.harness.peak_mib:,.0f} MiB, verdict {row.harness_verdict}"
             )
+            out(f"  harness decoder: {decoder_of(report_dir)}")
             if args.pure_python:
                 pure = []
                 warm_cache(pcap)

@@ -548,3 +548,13 @@ def test_web_mix_and_dumpcap_captures_are_named_and_cached_apart(tmp_path: Path)
         tmp_path, SMALL, "pcapng", 5, 0.3, False, writer="dumpcap"
     )
     assert again == dumped and "reused" in line
+
+
+def test_the_benchmark_says_which_code_the_harness_ran(tmp_path: Path) -> None:
+    assert run_benchmark.decoder_of(tmp_path).startswith("unknown")
+    (tmp_path / "report.json").write_text('{"harness": {"tools": {}}}')
+    assert run_benchmark.decoder_of(tmp_path).startswith("not said")
+    (tmp_path / "report.json").write_text(
+        '{"harness": {"tools": {"decoder": "compiled (Cython): a, b"}}}'
+    )
+    assert run_benchmark.decoder_of(tmp_path) == "compiled (Cython): a, b"

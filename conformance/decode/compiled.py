@@ -20,20 +20,42 @@ from types import ModuleType
 PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
+# What `load` found for each module it was asked for: "compiled", or why not.
+STATUS: dict[str, str] = {}
+
+
 def load(name: str) -> ModuleType | None:
     """The compiled module `name`, or None (not built, stale, or the pure-Python code asked for)."""
+    module, STATUS[name] = _find(name)
+    return module
+
+
+def _find(name: str) -> tuple[ModuleType | None, str]:
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
-        return None
+        return None, f"switched off by {PURE_PYTHON_ENV}"
     try:
         spec = importlib.util.find_spec(name)
     except ImportError:
-        return None
-    if spec is None or spec.origin is None or stale(Path(spec.origin)):
-        return None
+        spec = None
+    if spec is None or spec.origin is None:
+        return None, "not built"
+    if stale(Path(spec.origin)):
+        return None, "built from an older source"
     try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
+        return importlib.import_module(name), "compiled"
+    except ImportError as exc:
+        return None, f"cannot be loaded: {exc}"
+
+
+def describe() -> str:
+    """One line for the report: which per-packet code ran, compiled or pure Python, and why."""
+    if not STATUS:
+        return "pure Python: no compiled module asked for"
+    pure = {name: why for name, why in STATUS.items() if why != "compiled"}
+    if not pure:
+        return "compiled (Cython): " + ", ".join(sorted(STATUS))
+    reasons = "; ".join(f"{name} {why}" for name, why in sorted(pure.items()))
+    return ("pure Python" if len(pure) == len(STATUS) else "partly compiled") + f": {reasons}"
 
 
 def stale(module: Path) -> bool:

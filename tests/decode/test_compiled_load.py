@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import run
 from conformance.decode import compiled
 
 
@@ -28,6 +29,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (sub / "_fast.pyx").write_text("# source\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(compiled.PURE_PYTHON_ENV, raising=False)
+    monkeypatch.setattr(compiled, "STATUS", {})
     yield sub
     for name in [m for m in sys.modules if m.startswith("ucxfakepkg")]:
         del sys.modules[name]
@@ -49,6 +51,7 @@ def test_a_module_older_than_its_source_is_not_loaded(checkout: Path, source: st
     (checkout / f"_fast{source}").write_text("# edited\n")
     _age(checkout / "_fast.py", 10)
     assert compiled.load("ucxfakepkg.sub._fast") is None
+    assert compiled.describe() == "pure Python: ucxfakepkg.sub._fast built from an older source"
 
 
 def test_outside_a_checkout_install_times_do_not_count(checkout: Path) -> None:
@@ -63,5 +66,20 @@ def test_pure_python_asked_for(checkout: Path, monkeypatch: pytest.MonkeyPatch) 
     assert compiled.load("ucxfakepkg.sub._fast") is None
 
 
-def test_not_built() -> None:
+def test_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "STATUS", {})
+    monkeypatch.delenv(compiled.PURE_PYTHON_ENV, raising=False)
     assert compiled.load("conformance.decode._no_such_module") is None
+    assert compiled.describe() == "pure Python: conformance.decode._no_such_module not built"
+
+
+def test_the_report_says_which_code_ran(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _age(checkout / "_fast.pyx", 10)
+    compiled.load("ucxfakepkg.sub._fast")
+    assert compiled.describe() == "compiled (Cython): ucxfakepkg.sub._fast"
+    compiled.load("ucxfakepkg.sub._missing")
+    assert compiled.describe() == "partly compiled: ucxfakepkg.sub._missing not built"
+    monkeypatch.setenv(compiled.PURE_PYTHON_ENV, "1")
+    compiled.load("ucxfakepkg.sub._fast")
+    assert compiled.describe().startswith("pure Python: ucxfakepkg.sub._fast switched off by")
+    assert run.tool_versions()["decoder"] == compiled.describe()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.decode.compiled import PURE_PYTHON_ENV
 from conformance.report.lock import acquire, hidden_sibling
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -91,6 +92,9 @@ def start_busy_run(
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=ignore if ignore_sigint else None,  # noqa: PLW1509 (a test's own child)
+        # The pure-Python decoder: where the compiled one is built (scripts/bootstrap, where
+        # gcc is) the whole run would end before a signal sent half a second in.
+        env={**os.environ, PURE_PYTHON_ENV: "1"},
     )
     # Judging has begun once the capture's copy is being staged beside the report directory.
     wait_for(

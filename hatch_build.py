@@ -64,6 +64,12 @@ def build_extensions(root: Path, out: Path | None) -> list[Path]:
             build.ensure_finalized()
             build.run()
         built = [Path(build.get_ext_fullpath(name)) for name, _ in EXTENSIONS]
+        if out is None:
+            # build_ext leaves a module it found up to date (by Cython's own dependency
+            # tracking) untouched; made now, it must not count as older than a source
+            # (conformance/decode/compiled.py `stale`, scripts/bootstrap).
+            for path in built:
+                os.utime(path)
     finally:
         os.chdir(here)
     base = root if out is None else out

@@ -59,12 +59,14 @@ def describe() -> str:
 
 
 def stale(module: Path) -> bool:
-    """Whether a module built in place is older than its Cython source (.pyx or .pxd).
+    """Whether a module built in place is older than its Cython source.
 
-    In a checkout an edited .pyx leaves the old build beside it until it is built again; the
-    pure-Python code is then the one that matches the source. An installed wheel's files carry
-    install times, not build times, so only a checkout (hatch_build.py two levels above the
-    module's package) is checked.
+    Its source is its own .pyx and .pxd and every .pxd of the package's subpackages (a module
+    that cimports another's declarations must be built again with them: conformance/observe/
+    _step.pyx reads the layout of decode/_walk.pxd's CStep). In a checkout an edited source
+    leaves the old build beside it until it is built again; the pure-Python code is then the
+    one that matches the source. An installed wheel's files carry install times, not build
+    times, so only a checkout (hatch_build.py beside the top package) is checked.
     """
     if len(module.parents) < 3 or not (module.parents[2] / "hatch_build.py").is_file():
         return False
@@ -73,9 +75,10 @@ def stale(module: Path) -> bool:
         built = module.stat().st_mtime
     except OSError:
         return True
-    for suffix in (".pyx", ".pxd"):
+    own = [module.parent / (stem + ".pyx"), module.parent / (stem + ".pxd")]
+    for source in [*own, *module.parents[1].glob("*/*.pxd")]:
         try:
-            if (module.parent / (stem + suffix)).stat().st_mtime > built:
+            if source.stat().st_mtime > built:
                 return True
         except FileNotFoundError:
             continue

@@ -54,6 +54,15 @@ def test_a_module_older_than_its_source_is_not_loaded(checkout: Path, source: st
     assert compiled.describe() == "pure Python: ucxfakepkg.sub._fast built from an older source"
 
 
+def test_a_module_older_than_a_declaration_it_may_cimport_is_not_loaded(checkout: Path) -> None:
+    _age(checkout / "_fast.pyx", 60)
+    other = checkout.parent / "other"
+    other.mkdir()
+    (other / "_decl.pxd").write_text("# edited declarations\n")
+    _age(checkout / "_fast.py", 10)
+    assert compiled.load("ucxfakepkg.sub._fast") is None
+
+
 def test_outside_a_checkout_install_times_do_not_count(checkout: Path) -> None:
     (checkout.parent.parent / "hatch_build.py").unlink()
     _age(checkout / "_fast.py", 10)

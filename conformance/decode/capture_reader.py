@@ -130,7 +130,12 @@ class CaptureReader:
         yield from batch
 
     def close(self) -> None:
-        """Release the file (and stop the read-ahead thread where it is)."""
+        """Release the file (and stop the read-ahead thread where it is).
+
+        The progress callback goes too: it is usually a closure that names this reader, a
+        cycle that only the cyclic collector could free, with all it holds.
+        """
+        self._on_chunk = None
         self._source.close()
         if self._file is not None:
             self._file.close()

@@ -158,7 +158,7 @@ _ECH_UNKNOWN = EchKind.UNKNOWN
 TunnelSink = Callable[[int, bytes, bytes, int, int, float, int], None]
 
 
-def _no_tunnel(port: int, key: bytes, buf: bytes, start: int, end: int, t: float, n: int) -> None:
+def no_tunnel(port: int, key: bytes, buf: bytes, start: int, end: int, t: float, n: int) -> None:
     """Default tunnel sink: the ingest replaces it with the layer walker's."""
 
 
@@ -260,7 +260,7 @@ class PayloadInspector:
         self.capture = capture
         self.table = table
         self.accounting = accounting
-        self.tunnel: TunnelSink = _no_tunnel
+        self.tunnel: TunnelSink = no_tunnel
         self.dns = DnsMap(capture)
         self.client_hellos: list[tuple[FlowRef, TlsClientHello]] = []
         self.server_hellos: list[tuple[FlowRef, TlsServerHello]] = []

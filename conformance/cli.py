@@ -485,13 +485,36 @@ def _add_profile_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     schema.set_defaults(handler=_cmd_profile_schema)
 
 
+class _Version(argparse.Action):
+    """`--version`: the harness's version, and whether its compiled hot loops are in use
+    (found only when asked: loading the decoder takes a moment every other command needs not)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        import conformance.observe.ingest  # noqa: F401  (loads the compiled step, if any)
+        from conformance.decode import compiled
+
+        print(f"{parser.prog} {__version__}\ndecoder: {compiled.describe()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ucx-conformance",
         description="Prove, with network evidence, that a UCX install keeps its deployment "
         "mode's promises; write signed, offline-verifiable reports.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, help="show the version and which decoder runs, and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="judge captures or a live target against a profile")

@@ -430,3 +430,15 @@ def test_run_refuses_a_draft_profile(
     assert not report.exists()
     err = capsys.readouterr().err
     assert "draft" in err and "remove" in err
+
+
+def test_version_says_which_decoder_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance.decode import compiled
+
+    monkeypatch.setattr(compiled, "STATUS", {"conformance.observe._step": "not built"})
+    assert run_cli("--version") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ucx-conformance ")
+    assert out[1] == "decoder: pure Python: conformance.observe._step not built"

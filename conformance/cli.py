@@ -499,7 +499,6 @@ class _Version(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        import conformance.observe.ingest  # noqa: F401  (loads the compiled step, if any)
         from conformance.decode import compiled
 
         print(f"{parser.prog} {__version__}\ndecoder: {compiled.describe()}")

@@ -372,7 +372,6 @@ def tool_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     versions["platform"] = f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"
-    import conformance.observe.ingest  # noqa: F401  (loads the compiled step, if any)
     from conformance.decode import compiled
 
     versions["decoder"] = compiled.describe()

@@ -20,6 +20,8 @@ from types import ModuleType
 PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
+# Every compiled module (hatch_build.py builds them): the readers' walks, the observers' step.
+MODULES = ("conformance.decode._walk", "conformance.observe._step")
 # What `load` found for each module it was asked for: "compiled", or why not.
 STATUS: dict[str, str] = {}
 
@@ -47,8 +49,19 @@ def _find(name: str) -> tuple[ModuleType | None, str]:
         return None, f"cannot be loaded: {exc}"
 
 
+def needs_build() -> bool:
+    """Whether some compiled module is missing or older than its source (scripts/bootstrap)."""
+    for name in MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or stale(Path(spec.origin)):
+            return True
+    return False
+
+
 def describe() -> str:
-    """One line for the report: which per-packet code ran, compiled or pure Python, and why."""
+    """One line for the report: which per-packet code runs, compiled or pure Python, and why."""
+    # The observers load their step when imported; here only if nothing has yet.
+    importlib.import_module("conformance.observe.ingest")
     if not STATUS:
         return "pure Python: no compiled module asked for"
     pure = {name: why for name, why in STATUS.items() if why != "compiled"}
@@ -85,4 +98,4 @@ def stale(module: Path) -> bool:
     return False
 
 
-walk = load("conformance.decode._walk")
+walk = load(MODULES[0])

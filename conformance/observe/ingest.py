@@ -56,7 +56,7 @@ _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
 # ends exactly at the segment's end carries no data; anything else is shown to the payload
 # inspector while it still wants payloads, which checks the offset (payloads.py).
 _PLAIN_TCP_HEADER = 32
-_COMPILED = compiled.load("conformance.observe._step")
+_COMPILED = compiled.load(compiled.MODULES[1])
 
 
 class CaptureIngest:

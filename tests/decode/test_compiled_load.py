@@ -92,3 +92,18 @@ def test_the_report_says_which_code_ran(checkout: Path, monkeypatch: pytest.Monk
     compiled.load("ucxfakepkg.sub._fast")
     assert compiled.describe().startswith("pure Python: ucxfakepkg.sub._fast switched off by")
     assert run.tool_versions()["decoder"] == compiled.describe()
+
+
+def test_bootstrap_builds_when_a_module_is_missing_or_stale(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _age(checkout / "_fast.pyx", 10)
+    monkeypatch.setattr(compiled, "MODULES", ("ucxfakepkg.sub._fast",))
+    assert not compiled.needs_build()
+    (checkout / "_fast.pyx").write_text("# edited\n")
+    _age(checkout / "_fast.py", 10)
+    assert compiled.needs_build()
+    _age(checkout / "_fast.pyx", 60)
+    assert not compiled.needs_build()
+    monkeypatch.setattr(compiled, "MODULES", ("ucxfakepkg.sub._fast", "ucxfakepkg.sub._none"))
+    assert compiled.needs_build()

@@ -1,6 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The compiled twin of the per-packet step (observe/ingest.py `CaptureIngest._make_step`
-and `CaptureIngest._ipv6`).
+and `CaptureIngest._ipv6`), and of the general path's quick settling of the commonest
+frames it does not take (observe/layers.py `LayerWalker._quick`: link-layer control such as
+ARP, ICMP and ICMPv6 that is not an error; a tenth of the frames of a web capture).
 
 The same decisions in the same order, on the same flow-table entries, calling the same
 Python code for everything but the hot path (new directions, SYNs, payload inspection,
@@ -18,6 +20,7 @@ observe every capture they build with it and with the Python step and compare
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
+from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -27,7 +30,13 @@ from libc.string cimport memcmp, memcpy
 
 from conformance.decode._walk cimport CStep
 
-from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.decode.icmp import (
+    ICMP_COUNTERPART,
+    ICMP_ERRORS,
+    ICMPV6_COUNTERPART,
+    ICMPV6_ERRORS,
+)
+from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from conformance.decode.link import (
     ETHERTYPE_IPV4,
     ETHERTYPE_IPV6,
@@ -41,9 +50,11 @@ from conformance.decode.link import (
     LINKTYPE_RAW,
     LINKTYPE_RAW_DLT12,
     LINKTYPE_RAW_DLT14,
+    LINK_CONTROL_ETHERTYPES,
     MAX_VLAN_TAGS,
 )
-from conformance.observe import flows
+from conformance.observe import flows, layers
+from conformance.observe.accounting import MAX_SENDERS
 from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 
 # Entry slots and flags, read once from their one definition (observe/flows.py).
@@ -57,11 +68,17 @@ cdef Py_ssize_t WANT = flows.WANT
 cdef Py_ssize_t TCP_OPEN = flows.TCP_OPEN
 cdef Py_ssize_t RSTS = flows.RSTS
 cdef Py_ssize_t DIRS = flows.DIRS
+cdef Py_ssize_t T_FIRST = flows.T_FIRST
+cdef Py_ssize_t N_FIRST = flows.N_FIRST
+cdef Py_ssize_t ICMP_CODE = flows.ICMP_CODE
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
 cdef long long SAMPLE_MAX = SAMPLE_PACKETS_PER_FLOW
 cdef int PROTO_UDP = IPPROTO_UDP
 cdef int PROTO_TCP = IPPROTO_TCP
+cdef int PROTO_ICMP = IPPROTO_ICMP
+cdef int PROTO_ICMPV6 = IPPROTO_ICMPV6
+cdef Py_ssize_t SENDERS_MAX = MAX_SENDERS
 cdef int ETHERNET = LINKTYPE_ETHERNET
 cdef int IPV4 = ETHERTYPE_IPV4
 cdef int IPV6 = ETHERTYPE_IPV6
@@ -253,6 +270,16 @@ cdef class FastStep(CStep):
     cdef unsigned long long epoch
     cdef list retired  # FlowTable._retired: it grows when a SYN retires a direction pair
     cdef Py_ssize_t retired_seen
+    # The general path's quick settling (layers.LayerWalker._quick), compiled:
+    cdef object acc  # the capture's Accounting
+    cdef object link_control  # acc.link_control
+    cdef set senders  # acc.senders (FlowTable.senders is the same set)
+    cdef object table_entry  # FlowTable.entry
+    cdef dict link_kinds  # decode.link.LINK_CONTROL_ETHERTYPES
+    # ICMP (index type) and ICMPv6 (256 + type): the counterpart type, or -1 for none,
+    # and whether the message is an error quoting another packet (decode/icmp.py).
+    cdef short counterpart[512]
+    cdef uint8_t icmp_error[512]
 
     def __cinit__(self, ingest):
         self.slots = <Slot*>calloc(_SLOTS, sizeof(Slot))
@@ -268,6 +295,7 @@ cdef class FastStep(CStep):
         free(self.dirty)
 
     def __init__(self, ingest):
+        cdef int t
         table = ingest.table
         self.tables = table.tables
         self.udp = table.tables[IPPROTO_UDP]
@@ -286,6 +314,16 @@ cdef class FastStep(CStep):
         self.skipped = 0
         self.retired = table._retired
         self.retired_seen = len(self.retired)
+        self.acc = ingest.accounting
+        self.link_control = self.acc.link_control
+        self.senders = self.acc.senders
+        self.table_entry = table.entry
+        self.link_kinds = LINK_CONTROL_ETHERTYPES
+        for t in range(256):
+            self.counterpart[t] = ICMP_COUNTERPART.get(t, -1)
+            self.counterpart[256 + t] = ICMPV6_COUNTERPART.get(t, -1)
+            self.icmp_error[t] = t in ICMP_ERRORS
+            self.icmp_error[256 + t] = t in ICMPV6_ERRORS
 
     def close(self):
         """Write back what is held back and let go of every cached entry (the walk is over:
@@ -336,10 +374,40 @@ cdef class FastStep(CStep):
 
     cdef int _after_python(self) except -1:
         """Python code may have counted packets into any entry, or retired directions."""
+        cdef Py_ssize_t size = PyList_GET_SIZE(self.retired)
+        cdef Py_ssize_t i
+        cdef const uint8_t* k
+        cdef uint8_t back[12]
         self.epoch += 1
-        if PyList_GET_SIZE(self.retired) != self.retired_seen:
-            self.retired_seen = PyList_GET_SIZE(self.retired)
-            self._drop_all()  # the cache is clean: _before_python flushed it
+        if size == self.retired_seen:
+            return 0
+        if size < self.retired_seen:  # not a list that only grows: trust no cached entry
+            self._drop_all()
+        else:
+            # A retired pair's keys now name fresh entries (or none): let go of the old
+            # ones. The cache is clean: _before_python flushed it.
+            for i in range(self.retired_seen, size):
+                key = (<tuple>PyList_GET_ITEM(self.retired, i))[0]
+                if len(<bytes>key) != 12:  # IPv6: never cached
+                    continue
+                k = <const uint8_t*>PyBytes_AS_STRING(key)
+                memcpy(back, k + 4, 4)
+                memcpy(back + 4, k, 4)
+                memcpy(back + 8, k + 10, 2)
+                memcpy(back + 10, k + 8, 2)
+                self._forget(k)
+                self._forget(back)
+        self.retired_seen = size
+        return 0
+
+    cdef int _forget(self, const uint8_t* k) except -1:
+        """Drop the cached TCP entry of direction key `k`, if cached."""
+        cdef Slot* s = &self.slots[_slot_of(k, PROTO_TCP)]
+        if s.e != NULL and s.proto == PROTO_TCP and memcmp(s.key, k, 12) == 0:
+            if s.dirty:
+                self._write_back(s)
+            Py_DECREF(<object>s.e)
+            s.e = NULL
         return 0
 
     cdef list _entry(
@@ -399,6 +467,107 @@ cdef class FastStep(CStep):
             self._after_python()
         return 0
 
+    cdef int _general(
+        self, double ts, bytes buf, Py_ssize_t off, Py_ssize_t cap, int dirf, long long n
+    ) except -1:
+        """An Ethernet frame the hot path does not take: settled here when `_quick` can,
+        else by the general path (which tries layers.LayerWalker._quick itself first)."""
+        if self._quick(ts, buf, off, cap, dirf, n):
+            return 0
+        return self._slow(ts, buf, off, cap, ETHERNET, dirf, n)
+
+    cdef int _quick(
+        self, double ts, bytes buf, Py_ssize_t off, Py_ssize_t cap, int dirf, long long n
+    ) except -1:
+        """layers.LayerWalker._quick, compiled: 1 when the frame is settled, 0 when it takes
+        the general path. The same checks in the same order (a frame it declines goes on to
+        the Python one), the same effects on the accounting and the ICMP entries.
+
+        Held counts are not flushed first: nothing here reads a UDP or TCP entry. Only a
+        new ICMP direction runs Python code that could (FlowTable.entry), and it is wrapped.
+        """
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf) + off
+        cdef Py_ssize_t l3 = _ETH
+        cdef Py_ssize_t l4, at
+        cdef long ethertype, length
+        cdef int proto, half, v6, icmp_type, code, dport
+        cdef PyObject* found
+        cdef uint8_t raw[36]
+        cdef list e
+        if cap < _ETH or not layers.QUICK_FRAMES:
+            return 0
+        ethertype = (f[12] << 8) | f[13]
+        if ethertype == IPV4:
+            if cap - l3 < 24 or f[l3] != 0x45 or f[l3 + 9] != PROTO_ICMP:
+                return 0
+            if ((f[l3 + 6] << 8) | f[l3 + 7]) & _FRAG_MASK:
+                return 0
+            length = (f[l3 + 2] << 8) | f[l3 + 3]
+            if length < 24:  # 0 (offload) and lengths that lie take the walk
+                return 0
+            proto, l4, half, v6 = PROTO_ICMP, l3 + 20, 4, 0
+        elif ethertype == IPV6:
+            if cap - l3 < 44 or f[l3] >> 4 != 6 or f[l3 + 6] != PROTO_ICMPV6:
+                return 0
+            length = 40 + ((f[l3 + 4] << 8) | f[l3 + 5])  # a jumbogram's 0 fails below
+            proto, l4, half, v6 = PROTO_ICMPV6, l3 + 40, 16, 1
+        else:
+            found = PyDict_GetItem(self.link_kinds, ethertype)
+            if found == NULL:
+                return 0
+            self.acc.entered += 1
+            self.link_control(<object>found, 1)
+            return 1
+        if l3 + length < l4 + 4:  # the ICMP header reaches past the datagram
+            return 0
+        icmp_type = f[l4]
+        code = f[l4 + 1]
+        if self.icmp_error[256 * v6 + icmp_type]:
+            return 0
+        acc = self.acc
+        acc.entered += 1
+        at = l3 + (8 if v6 else 12)
+        if PySet_GET_SIZE(self.senders) < SENDERS_MAX:  # Accounting.learn
+            memcpy(raw, f + 6, 6)
+            memcpy(raw + 6, f + at, half)
+            PySet_Add(self.senders, PyBytes_FromStringAndSize(<const char*>raw, 6 + half))
+        dport = self.counterpart[256 * v6 + icmp_type]
+        if dport < 0:  # one way: the code stands in for the destination port
+            dport = code
+        memcpy(raw, f + at, 2 * half)
+        raw[2 * half] = 0
+        raw[2 * half + 1] = <uint8_t>icmp_type
+        raw[2 * half + 2] = 0
+        raw[2 * half + 3] = <uint8_t>dport
+        key = PyBytes_FromStringAndSize(<const char*>raw, 2 * half + 4)
+        table = self.tables.get(proto)
+        found = NULL if table is None else PyDict_GetItem(<dict>table, key)
+        if found == NULL:
+            self._before_python()
+            try:
+                e = self.table_entry(proto, key, ts, n)
+            finally:
+                self._after_python()
+            e[ICMP_CODE] = code
+        else:
+            e = <list>found
+        # FlowTable.account's steps for a packet without TCP flags
+        e[PKTS] = e[PKTS] + 1
+        e[BYTES] = e[BYTES] + length
+        if n >= e[N_LAST]:
+            e[T_LAST] = ts
+            e[N_LAST] = n
+        if n < e[N_FIRST]:
+            e[N_FIRST] = n
+            e[T_FIRST] = ts
+        samples = e[SAMPLES]
+        if len(samples) < SAMPLE_MAX:
+            samples.append(n)
+        if dirf:
+            e[DIRS] = e[DIRS] | dirf
+        acc.decoded += 1
+        return 1
+
     cdef int _inspect(
         self, list e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
         long long n,
@@ -433,8 +602,10 @@ cdef class FastStep(CStep):
         if self.parts > 1 and frame_owner_c(f, cap, lt, self.parts) != self.part:
             self.skipped += 1
             return 0
-        if lt != ETHERNET or cap < _IPV4_FAST_L4 + _UDP_HEADER:
+        if lt != ETHERNET:
             return self._slow(ts, buf, off, cap, lt, dirf, n)
+        if cap < _IPV4_FAST_L4 + _UDP_HEADER:
+            return self._general(ts, buf, off, cap, dirf, n)
         et = (f[12] << 8) | f[13]
         vihl = f[14]
         tot = (f[16] << 8) | f[17]
@@ -443,7 +614,7 @@ cdef class FastStep(CStep):
         if et != IPV4 or vihl != 0x45 or frag & _FRAG_MASK:
             if et == IPV6:
                 return self._ipv6(ts, buf, off, cap, lt, dirf, n)
-            return self._slow(ts, buf, off, cap, lt, dirf, n)
+            return self._general(ts, buf, off, cap, dirf, n)
         if proto == PROTO_UDP and tot >= 28:  # IPv4 + UDP headers
             s = self._slot(self.udp, PROTO_UDP, f, ts, n)
             e = <list>s.e
@@ -474,7 +645,7 @@ cdef class FastStep(CStep):
                     fresh = self.syn(key, e, ts, n, isn)
                 finally:
                     self._after_python()
-                if fresh is not e:  # retired: the cache let go of every entry
+                if fresh is not e:  # retired: the cache let go of this key's entry
                     s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
                     e = <list>s.e
                 else:  # flushed before syn(): read the count afresh
@@ -499,7 +670,7 @@ cdef class FastStep(CStep):
                     key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 self._inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
         else:
-            return self._slow(ts, buf, off, cap, lt, dirf, n)
+            return self._general(ts, buf, off, cap, dirf, n)
         return 0
 
     cdef int _ipv6(
@@ -526,7 +697,7 @@ cdef class FastStep(CStep):
             (proto == PROTO_UDP and span >= _UDP_HEADER and l4 + _UDP_HEADER <= cap)
             or (proto == PROTO_TCP and span >= 20 and l4 + _TCP_FLAGS_END <= cap)
         ):
-            return self._slow(ts, buf, off, cap, lt, dirf, n)
+            return self._general(ts, buf, off, cap, dirf, n)
         key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
         e = self._entry(self.tables[proto], proto, key, f, ts, n)
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection

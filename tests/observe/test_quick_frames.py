@@ -13,12 +13,14 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance.observe import layers
 from conformance.observe.builder import observe_captures
 from tests.capture_files import LINKTYPE_ETHERNET, write_pcap
+from tests.compiled_paths import COMPILED_STEP, pure_python
 from tests.observe.conftest import facts
 from tests.observe.frames import T0
 
@@ -168,18 +170,7 @@ def test_all_cases_interleaved_with_each_other(tmp_path: Path) -> None:
 
 
 def test_damaged_frames_are_settled_as_the_walk_settles_them(tmp_path: Path) -> None:
-    rng = random.Random(20261203)
-    seeds = [f for case in sorted(CASES) for f in CASES[case]]
-    frames = []
-    for _ in range(3000):
-        frame = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(12, len(frame)) if len(frame) > 12 else 0
-            frame[at] = rng.randrange(256)
-        if rng.random() < 0.2:
-            frame = frame[: rng.randrange(len(frame) + 1)]
-        frames.append(bytes(frame))
-    _same_with_and_without(tmp_path, frames)
+    _same_with_and_without(tmp_path, _damaged(20261203, 3000))
 
 
 def test_the_quick_path_takes_the_common_frames() -> None:
@@ -191,3 +182,53 @@ def test_the_quick_path_takes_the_common_frames() -> None:
         assert walker._quick(T0, frame, 0, len(frame), 0, 1)
     for frame in (*CASES["icmp that must take the walk"], *CASES["icmpv6 that must take the walk"]):
         assert not walker._quick(T0, frame, 0, len(frame), 0, 1)
+
+
+def _damaged(seed: int, count: int) -> list[bytes]:
+    rng = random.Random(seed)
+    seeds = [f for case in sorted(CASES) for f in CASES[case]]
+    frames = []
+    for _ in range(count):
+        frame = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(12, len(frame)) if len(frame) > 12 else 0
+            frame[at] = rng.randrange(256)
+        if rng.random() < 0.2:
+            frame = frame[: rng.randrange(len(frame) + 1)]
+        frames.append(bytes(frame))
+    return frames
+
+
+@pytest.mark.skipif(not COMPILED_STEP, reason="the compiled step is not built")
+def test_the_compiled_quick_settling_is_the_python_one(tmp_path: Path) -> None:
+    frames = [f for case in sorted(CASES) for f in CASES[case]] * 2 + _damaged(20261204, 3000)
+    timed = [(T0 + i * 0.01, f) for i, f in enumerate(frames)]
+    path = write_pcap(tmp_path / "frames.pcap", timed, LINKTYPE_ETHERNET)
+    compiled = observe_captures([path])
+    with pure_python():
+        python = observe_captures([path])
+    assert facts(compiled) == facts(python)
+
+
+@pytest.mark.skipif(not COMPILED_STEP, reason="the compiled step is not built")
+def test_the_compiled_step_settles_the_common_frames_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    general: list[int] = []
+    frame = layers.LayerWalker.frame
+
+    def counted(self: layers.LayerWalker, *args: Any) -> None:
+        general.append(args[-1])
+        frame(self, *args)
+
+    monkeypatch.setattr(layers.LayerWalker, "frame", counted)
+    common = (*CASES["link control"][:2], *CASES["icmp"], *CASES["icmpv6"])
+    timed = [(T0 + i * 0.01, f) for i, f in enumerate(common)]
+    path = write_pcap(tmp_path / "frames.pcap", timed, LINKTYPE_ETHERNET)
+    obs = observe_captures([path])
+    assert general == []
+    assert obs.captures[0].decoded + obs.captures[0].link_control_frames == len(common)
+    walk = CASES["icmp that must take the walk"] + CASES["icmpv6 that must take the walk"]
+    timed = [(T0 + i * 0.01, f) for i, f in enumerate(walk)]
+    observe_captures([write_pcap(tmp_path / "walk.pcap", timed, LINKTYPE_ETHERNET)])
+    assert len(general) == len(walk)

@@ -107,7 +107,11 @@ def test_a_syn_that_retires_a_connection_keeps_the_other_directions_counts(
         tcp(flags="FA", seq=101, ack=901),
         tcp(**back, flags="FA", seq=901, ack=102),  # type: ignore[arg-type]
     ]
-    again = [tcp(flags="S", seq=5000), tcp(flags="A", seq=5001, ack=77)]
+    again = [
+        tcp(flags="S", seq=5000),
+        tcp(**back, flags="SA", seq=7000, ack=5001),  # type: ignore[arg-type]
+        tcp(flags="A", seq=5001, ack=7001),
+    ]
     frames = []
     for part in (first, again):
         for frame in part:
@@ -115,6 +119,6 @@ def test_a_syn_that_retires_a_connection_keeps_the_other_directions_counts(
             frames.extend(other)  # UDP directions counted between every TCP segment
     obs = observe(frames)
     tcp_flows = [(f.packets_out, f.packets_in) for f in obs.flows if f.transport == "tcp"]
-    assert tcp_flows == [(3, 2), (2, 0)]
+    assert tcp_flows == [(3, 2), (2, 1)]  # the answer counts in the new connection
     udp_counts = [f.packets_out for f in obs.flows if f.transport == "udp"]
-    assert udp_counts == [7] * 5
+    assert udp_counts == [8] * 5

@@ -21,6 +21,7 @@ observe every capture they build with it and with the Python step and compare
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
+from cpython.array cimport array, clone
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -29,6 +30,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
 from conformance.decode._walk cimport CStep
+
+from enum import Enum
 
 from conformance.decode.icmp import (
     ICMP_COUNTERPART,
@@ -71,6 +74,8 @@ cdef Py_ssize_t DIRS = flows.DIRS
 cdef Py_ssize_t T_FIRST = flows.T_FIRST
 cdef Py_ssize_t N_FIRST = flows.N_FIRST
 cdef Py_ssize_t ICMP_CODE = flows.ICMP_CODE
+cdef Py_ssize_t ISN = flows.ISN
+cdef Py_ssize_t CARRIED = flows.CARRIED
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
 cdef long long SAMPLE_MAX = SAMPLE_PACKETS_PER_FLOW
@@ -253,7 +258,10 @@ cdef class FastStep(CStep):
     cdef dict udp
     cdef dict tcp
     cdef dict tables
-    cdef object new_direction
+    cdef object flow_table  # the FlowTable
+    cdef object want  # FlowTable._want: a new direction's payload inspection
+    cdef list blank  # flows.new_entry's entry, its times, numbers and WANT to be set
+    cdef array no_samples  # an empty SAMPLES array, cloned for each new direction
     cdef object syn
     cdef object inspect
     cdef object slow
@@ -300,7 +308,14 @@ cdef class FastStep(CStep):
         self.tables = table.tables
         self.udp = table.tables[IPPROTO_UDP]
         self.tcp = table.tables[IPPROTO_TCP]
-        self.new_direction = table.new_direction
+        self.flow_table = table
+        self.want = table._want
+        self.blank = flows.new_entry(0.0, 0, 0)
+        self.no_samples = self.blank[SAMPLES]
+        for t, value in enumerate(self.blank):
+            # Shared by every entry made from it: only SAMPLES may be a mutable object.
+            if t != SAMPLES and not isinstance(value, (int, float, bytes, Enum, type(None))):
+                raise TypeError(f"flows.new_entry slot {t}: {type(value).__name__} is not shareable")
         self.syn = table.syn
         self.inspect = ingest.inspector.inspect
         self.slow = ingest.walker.frame
@@ -417,9 +432,38 @@ cdef class FastStep(CStep):
         cdef PyObject* found = PyDict_GetItem(table, key)
         if found != NULL:
             return <list>found
-        return self.new_direction(
-            table, proto, key, ts, n, PyBytes_FromStringAndSize(<const char*>f + 6, 6)
-        )
+        return self._new_direction(table, proto, key, f, ts, n)
+
+    cdef list _new_direction(
+        self, dict table, int proto, bytes key, const uint8_t* f, double ts, long long n
+    ):
+        """FlowTable.new_direction for a direction of an Ethernet frame `f`, compiled."""
+        cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+        cdef Py_ssize_t half = (len(key) - 4) // 2
+        cdef uint8_t raw[42]
+        cdef list e
+        memcpy(raw, k + half, half)  # the reverse direction's key
+        memcpy(raw + half, k, half)
+        memcpy(raw + 2 * half, k + 2 * half + 2, 2)
+        memcpy(raw + 2 * half + 2, k + 2 * half, 2)
+        ft = self.flow_table
+        if PyDict_GetItem(table, PyBytes_FromStringAndSize(<const char*>raw, 2 * half + 4)) == NULL:
+            ft.flows += 1
+        e = self.blank[:]
+        e[T_FIRST] = e[T_LAST] = ts
+        e[N_FIRST] = e[N_LAST] = n
+        e[SAMPLES] = clone(self.no_samples, 0, False)
+        e[WANT] = self.want(proto, key)
+        table[key] = e
+        carried = ft.carried
+        if carried is not None:
+            e[CARRIED] = carried
+        senders = ft.senders
+        if len(senders) < ft.max_senders:
+            memcpy(raw, f + 6, 6)  # the source MAC, then the source address
+            memcpy(raw + 6, k, half)
+            senders.add(PyBytes_FromStringAndSize(<const char*>raw, 6 + half))
+        return e
 
     cdef Slot* _slot(
         self, dict table, int proto, const uint8_t* f, double ts, long long n
@@ -637,7 +681,10 @@ cdef class FastStep(CStep):
             s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
             e = <list>s.e
             key = None
-            if flags & 2 and not flags & 16:  # SYN: maybe a new connection
+            if flags & 2 and not flags & 16 and s.pkts == 0:
+                # FlowTable.syn's first step: the direction's first packet opens it
+                e[ISN] = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
+            elif flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 self._before_python()
                 isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
@@ -700,7 +747,9 @@ cdef class FastStep(CStep):
             return self._general(ts, buf, off, cap, dirf, n)
         key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
         e = self._entry(self.tables[proto], proto, key, f, ts, n)
-        if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
+        if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e[PKTS]:
+            e[ISN] = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
+        elif proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
             self._before_python()
             try:
                 e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))

@@ -14,7 +14,10 @@ Two readers share the work. A hello held whole by one record (or a bare message)
 read in one pass over the payload (`_quick_client_hello`, `_quick_server_hello`),
 which gives up at anything unusual; the field-by-field `_Reader` then reads it again
 and says what is wrong, and where. The one-pass reader answers only what the
-field-by-field one would (tests/decode/test_tls.py holds them to that).
+field-by-field one would (tests/decode/test_tls.py holds them to that). `quick_hello`,
+asked of the first payload of every TLS direction, has a compiled twin (decode/_hello.pyx,
+loaded through decode/compiled.py) that answers the same
+(tests/decode/test_hello_compiled.py).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
+from conformance.decode import compiled
 from conformance.decode.errors import DecodeError
 from conformance.tls_registry import is_grease
 
@@ -223,7 +228,7 @@ def parse_client_hello_message(message: bytes) -> ClientHelloInfo:
     return _client_hello(_bare_message(message, CLIENT_HELLO, "ClientHello"))
 
 
-def quick_hello(buf: bytes) -> ClientHelloInfo | ServerHelloInfo | None:
+def _python_quick_hello(buf: bytes) -> ClientHelloInfo | ServerHelloInfo | None:
     """The ClientHello or ServerHello one sound handshake record at the start of `buf`
     holds whole (the usual first payload), read in one pass; else None.
 
@@ -245,6 +250,14 @@ def quick_hello(buf: bytes) -> ClientHelloInfo | ServerHelloInfo | None:
         return _quick_server_hello(bytes(buf), RECORD_HEADER + HANDSHAKE_HEADER, end)
     except _UnusualError:
         return None
+
+
+# The compiled twin (decode/_hello.pyx) where it is built: the same answers, read in C for
+# the usual hello; it hands anything else to the function above, which stays the reference.
+_COMPILED = compiled.load(compiled.MODULES[2])
+quick_hello: Callable[[bytes], ClientHelloInfo | ServerHelloInfo | None] = (
+    _python_quick_hello if _COMPILED is None else _COMPILED.quick_hello
+)
 
 
 def handshake_message_length(buf: bytes) -> int | None:

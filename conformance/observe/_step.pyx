@@ -56,7 +56,8 @@ from conformance.decode.link import (
     LINK_CONTROL_ETHERTYPES,
     MAX_VLAN_TAGS,
 )
-from conformance.observe import flows, layers
+from conformance.decode.tunnel import TUNNEL_UDP_PORTS
+from conformance.observe import flows, layers, payloads
 from conformance.observe.accounting import MAX_SENDERS
 from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
 
@@ -84,6 +85,42 @@ cdef int PROTO_TCP = IPPROTO_TCP
 cdef int PROTO_ICMP = IPPROTO_ICMP
 cdef int PROTO_ICMPV6 = IPPROTO_ICMPV6
 cdef Py_ssize_t SENDERS_MAX = MAX_SENDERS
+
+# payloads.initial_want, compiled: what each port asks of a new direction's payloads.
+cdef enum:
+    _PORT_DNS = 1
+    _PORT_TUNNEL = 2
+    _PORT_NBNS = 4
+    _PORT_SSDP = 8
+cdef uint8_t _PORT_FLAGS[65536]
+for _port in payloads.DNS_PORTS:
+    _PORT_FLAGS[_port] |= _PORT_DNS
+for _port in TUNNEL_UDP_PORTS:
+    _PORT_FLAGS[_port] |= _PORT_TUNNEL
+_PORT_FLAGS[payloads.NBNS_PORT] |= _PORT_NBNS
+_PORT_FLAGS[payloads.SSDP_PORT] |= _PORT_SSDP
+cdef long W_FIRST = payloads.W_FIRST
+cdef long W_DNS = payloads.W_DNS
+cdef long W_NBNS = payloads.W_NBNS
+cdef long W_SSDP = payloads.W_SSDP
+cdef long W_TUNNEL = payloads.W_TUNNEL
+
+
+cdef long _initial_want(int proto, const uint8_t* ports):
+    """payloads.initial_want for a TCP or UDP direction whose ports are at `ports`."""
+    cdef uint8_t source = _PORT_FLAGS[(ports[0] << 8) | ports[1]]
+    cdef uint8_t dest = _PORT_FLAGS[(ports[2] << 8) | ports[3]]
+    cdef long want = W_FIRST
+    if proto == PROTO_UDP and dest & _PORT_TUNNEL:
+        return want | W_TUNNEL
+    if (source | dest) & _PORT_DNS:
+        want |= W_DNS
+    if proto == PROTO_UDP:
+        if (source | dest) & _PORT_NBNS:
+            want |= W_NBNS
+        if (source | dest) & _PORT_SSDP:
+            want |= W_SSDP
+    return want
 cdef int ETHERNET = LINKTYPE_ETHERNET
 cdef int IPV4 = ETHERTYPE_IPV4
 cdef int IPV6 = ETHERTYPE_IPV6
@@ -96,6 +133,14 @@ cdef enum:
     _TCP_FLAGS_END = 14
     _FRAG_MASK = 0x3FFF
     _PLAIN = 52  # 20 + ingest._PLAIN_TCP_HEADER
+
+
+def initial_want(int proto, bytes key):
+    """`_initial_want` of a TCP or UDP direction key, callable from Python (tests compare it
+    with payloads.initial_want)."""
+    if proto != PROTO_TCP and proto != PROTO_UDP or len(key) < 4:
+        raise ValueError("a TCP or UDP direction key")
+    return _initial_want(proto, <const uint8_t*>PyBytes_AS_STRING(key) + len(key) - 4)
 
 
 cdef int LINK_NULL = LINKTYPE_NULL
@@ -260,6 +305,7 @@ cdef class FastStep(CStep):
     cdef dict tables
     cdef object flow_table  # the FlowTable
     cdef object want  # FlowTable._want: a new direction's payload inspection
+    cdef bint want_compiled  # it is payloads.initial_want: `_initial_want` answers for it
     cdef list blank  # flows.new_entry's entry, its times, numbers and WANT to be set
     cdef array no_samples  # an empty SAMPLES array, cloned for each new direction
     cdef object syn
@@ -310,6 +356,7 @@ cdef class FastStep(CStep):
         self.tcp = table.tables[IPPROTO_TCP]
         self.flow_table = table
         self.want = table._want
+        self.want_compiled = self.want is payloads.initial_want
         self.blank = flows.new_entry(0.0, 0, 0)
         self.no_samples = self.blank[SAMPLES]
         for t, value in enumerate(self.blank):
@@ -453,7 +500,10 @@ cdef class FastStep(CStep):
         e[T_FIRST] = e[T_LAST] = ts
         e[N_FIRST] = e[N_LAST] = n
         e[SAMPLES] = clone(self.no_samples, 0, False)
-        e[WANT] = self.want(proto, key)
+        if self.want_compiled:
+            e[WANT] = _initial_want(proto, k + 2 * half)
+        else:
+            e[WANT] = self.want(proto, key)
         table[key] = e
         carried = ft.carried
         if carried is not None:

@@ -17,8 +17,9 @@ from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPP
 IPPROTO_SCTP = 132
 # The spec hashes ports only for these; every other protocol is hashed by address alone.
 _PORT_PROTOCOLS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_ICMP, IPPROTO_ICMPV6})
-_PORTS = struct.Struct("!HH")
-_SEED = struct.Struct("!H")
+# seed . src . dst . proto . 0 . sport . dport, packed in one call (the ports are cut off
+# for the other protocols), by address length
+_HASHED = {4: struct.Struct("!H4s4s2sHH"), 16: struct.Struct("!H16s16s2sHH")}
 
 
 def community_id(
@@ -28,15 +29,17 @@ def community_id(
 
     For ICMP/ICMPv6, `sport` and `dport` are the message type and code.
     """
-    if len(src) != len(dst) or len(src) not in (4, 16):
+    hashed = _HASHED.get(len(src))
+    if hashed is None or len(dst) != len(src):
         raise ValueError("addresses must be packed IPv4 or IPv6 of the same family")
     one_way = False
     if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
         sport, dport, one_way = port_equivalents(sport, dport, proto == IPPROTO_ICMPV6)
-    if not one_way and (dst, dport) < (src, sport):
+    if not one_way and (dst < src or (dst == src and dport < sport)):
         src, dst, sport, dport = dst, src, dport, sport
-    data = _SEED.pack(seed) + src + dst + bytes((proto, 0))
     if proto in _PORT_PROTOCOLS:
-        data += _PORTS.pack(sport, dport)
+        data = hashed.pack(seed, src, dst, bytes((proto, 0)), sport, dport)
+    else:
+        data = hashed.pack(seed, src, dst, bytes((proto, 0)), 0, 0)[:-4]
     digest = hashlib.sha1(data, usedforsecurity=False).digest()
     return "1:" + binascii.b2a_base64(digest, newline=False).decode("ascii")

@@ -43,9 +43,10 @@ from __future__ import annotations
 import dataclasses
 import gc
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -62,7 +63,7 @@ from conformance.observe.capture_parts import (
     parts_for,
 )
 from conformance.observe.ech_kinds import classify_hellos
-from conformance.observe.flows import Addresses
+from conformance.observe.flows import Addresses, FlowIds, FlowRef
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
 from conformance.observe.merge import flow_notes
@@ -75,6 +76,7 @@ from conformance.observe.records import (
     Observations,
     TlsClientHello,
     TlsServerHello,
+    renumbering,
 )
 from conformance.progress import NULL_PROGRESS, Progress
 
@@ -83,6 +85,7 @@ from conformance.progress import NULL_PROGRESS, Progress
 PROGRESS_EVERY = 1 << 16
 _T = TypeVar("_T")
 _R = TypeVar("_R", Flow, DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
+_Hello = TypeVar("_Hello", TlsClientHello, TlsServerHello)
 # While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
 # GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
 # wait that long each time behind the decoding loop and fall behind it. Measured on a 600 MB
@@ -269,9 +272,9 @@ def _read_part(
     inspector = ingest.inspector
     # Hellos in packet order (their ECH extensions follow them): the order does not then
     # depend on when a hello's last segment came, which parts of a capture could not know.
-    ordered = sorted(
-        range(len(inspector.client_hellos)), key=lambda i: inspector.client_hellos[i][1].packet
-    )
+    client_hellos = inspector.client_hellos
+    packets = [hello.packet for _, hello in client_hellos]
+    ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
     position = {old: new for new, old in enumerate(ordered)}
     reassembler = ingest.walker.reassembler
     return CapturePart(
@@ -300,16 +303,10 @@ def _read_part(
         decoded=ingest.decoded,
         flows=flows,
         dns=inspector.dns.records(ids, address),
-        client_hellos=[
-            dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
-            for ref, h in (inspector.client_hellos[i] for i in ordered)
-        ],
+        client_hellos=_in_flows(TlsClientHello, map(client_hellos.__getitem__, ordered), ids),
         server_hellos=sorted(
-            (
-                dataclasses.replace(h, flow_id=ids.get(ref, h.packet))
-                for ref, h in _drained(inspector.server_hellos)
-            ),
-            key=lambda h: h.packet,
+            _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids),
+            key=attrgetter("packet"),
         ),
         http=sorted(inspector.http_requests(ids), key=lambda r: r.packet),
         names=sorted(inspector.names(ids), key=lambda m: m.packet),
@@ -321,6 +318,15 @@ def _read_part(
         last_fragment_time=reassembler.last_time,
         oldest_drained_fragment=reassembler.oldest_drained,
     )
+
+
+def _in_flows(
+    kind: type[_Hello], hellos: Iterable[tuple[FlowRef, _Hello]], ids: FlowIds
+) -> list[_Hello]:
+    """Each hello with the id of the flow its reference names at the hello's packet."""
+    renumbered = renumbering(kind)
+    flow_id = ids.get
+    return [renumbered(hello, flow_id(ref, hello.packet)) for ref, hello in hellos]
 
 
 def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:

@@ -17,6 +17,7 @@ record CPython has); nothing per packet is retained beyond SAMPLE_PACKETS_PER_FL
 from __future__ import annotations
 
 import ipaddress
+import struct
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ _TRANSPORTS = {
 }
 _V4_KEY = 12
 _V6_KEY = 36
+_V4_KEY_PARTS = struct.Struct("!4s4sHH")  # one call instead of four slices
+_REUSED = -1  # FlowIds: the reference names several flows (flow ids are positive)
 
 
 @dataclass(slots=True)
@@ -104,7 +107,8 @@ class IcmpErrors:
 def reverse_key(key: bytes) -> bytes:
     """The key of the opposite direction."""
     if len(key) == _V4_KEY:
-        return key[4:8] + key[0:4] + key[10:12] + key[8:10]
+        src, dst, sport, dport = _V4_KEY_PARTS.unpack(key)
+        return _V4_KEY_PARTS.pack(dst, src, dport, sport)
     return key[16:32] + key[0:16] + key[34:36] + key[32:34]
 
 
@@ -116,13 +120,10 @@ def flow_ref(proto: int, key: bytes) -> FlowRef:
 
 def key_parts(key: bytes) -> tuple[bytes, bytes, int, int]:
     """(src, dst, sport, dport) of a direction key."""
-    half = 4 if len(key) == _V4_KEY else 16
-    return (
-        key[:half],
-        key[half : 2 * half],
-        (key[-4] << 8) | key[-3],
-        (key[-2] << 8) | key[-1],
-    )
+    if len(key) == _V4_KEY:
+        src, dst, sport, dport = _V4_KEY_PARTS.unpack(key)
+        return src, dst, sport, dport
+    return key[:16], key[16:32], (key[-4] << 8) | key[-3], (key[-2] << 8) | key[-1]
 
 
 def new_entry(time: float, packet: int, want: int) -> Entry:
@@ -155,20 +156,26 @@ class FlowIds:
     """Flow ids by flow reference; a reused TCP 5-tuple has several, told apart by packet."""
 
     def __init__(self) -> None:
-        self._last: dict[FlowRef, int] = {}
+        self._ids: dict[FlowRef, int] = {}  # the flow's id, or _REUSED: see _reused
         self._reused: dict[FlowRef, list[tuple[int, int]]] = {}  # (first packet, flow id)
 
     def add(self, ref: FlowRef, first_packet: int, flow_id: int) -> None:
-        known = self._last.get(ref)
-        if known is not None:
-            self._reused.setdefault(ref, [(0, known)]).append((first_packet, flow_id))
-        self._last[ref] = flow_id
+        """Flows are added in packet order: a reused reference's generations stay in order."""
+        known = self._ids.get(ref)
+        if known is None:
+            self._ids[ref] = flow_id
+            return
+        if known != _REUSED:
+            self._ids[ref] = _REUSED
+            self._reused[ref] = [(0, known)]
+        self._reused[ref].append((first_packet, flow_id))
 
     def get(self, ref: FlowRef, packet: int) -> int:
         """The id of the flow `ref` names at `packet` (0 if none)."""
-        generations = self._reused.get(ref)
-        if generations is None:
-            return self._last.get(ref, 0)
+        found = self._ids.get(ref, 0)
+        if found != _REUSED:
+            return found
+        generations = self._reused[ref]
         found = generations[0][1]
         for first, flow_id in generations:  # few, in packet order
             if first > packet:
@@ -345,41 +352,45 @@ class FlowTable:
     ) -> tuple[list[Flow], FlowIds]:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
-        Entries are released as their flows are built, so the table and the flows
+        Entries are released as their flows are built, so the entries and the flows
         never both exist in full.
         """
-        # (first packet, protocol, a direction key, its reverse, retired index or -1)
-        order: list[tuple[int, int, bytes, bytes, int]] = []
+        # (first packet, protocol, a direction key, retired index or -1, then what building
+        # needs: the key's reverse, the flow reference, the key's entry and the reverse's).
+        # Sorting never compares past the index: (protocol, key) names one live entry, the
+        # index one retired connection.
+        order: list[tuple[int, int, bytes, int, bytes, FlowRef, Entry, Entry | None]] = []
         for proto, table in self.tables.items():
             for key, e in table.items():
                 rkey = reverse_key(key)
                 other = table.get(rkey) if rkey != key else None
                 if other is None:
-                    order.append((e[N_FIRST], proto, key, rkey, -1))
+                    ref = (proto, key if key <= rkey else rkey)
+                    order.append((e[N_FIRST], proto, key, -1, rkey, ref, e, None))
                 elif key < rkey:  # the pair is listed once, under its smaller key
-                    order.append((min(e[N_FIRST], other[N_FIRST]), proto, key, rkey, -1))
-        retired = self._retired
-        for index, (key, e, other) in enumerate(retired):
+                    first = min(e[N_FIRST], other[N_FIRST])
+                    order.append((first, proto, key, -1, rkey, (proto, key), e, other))
+            table.clear()  # the entries now live in `order`
+        for index, (key, e, other) in enumerate(self._retired):
+            rkey = reverse_key(key)
             first = e[N_FIRST] if other is None else min(e[N_FIRST], other[N_FIRST])
-            order.append((first, IPPROTO_TCP, key, reverse_key(key), index))
-        order.sort()
+            ref = (IPPROTO_TCP, key if key <= rkey else rkey)
+            order.append((first, IPPROTO_TCP, key, index, rkey, ref, e, other))
+        self._retired = []
+        order.sort(reverse=True)  # popped from the end: each flow's entries go once it is built
+        capture = self.capture
         flows: list[Flow] = []
         ids = FlowIds()
-        for i, (first, proto, key, rkey, index) in enumerate(order):
-            if index < 0:
-                table = self.tables[proto]
-                e = table.pop(key)
-                other = table.pop(rkey, None)
-            else:
-                _, e, other = retired[index]
+        flow_id = first_id
+        while order:
+            first, proto, key, _, rkey, ref, e, other = order.pop()
             forward, basis = _orient(proto, key, e, other)
             if forward:
-                flow = _build(self.capture, first_id + i, proto, key, e, other, basis, address)
+                flows.append(_build(capture, flow_id, proto, key, e, other, basis, address))
             else:
-                flow = _build(self.capture, first_id + i, proto, rkey, other, e, basis, address)
-            flows.append(flow)
-            ids.add((proto, key if key <= rkey else rkey), first, flow.flow_id)
-        self._retired = []
+                flows.append(_build(capture, flow_id, proto, rkey, other, e, basis, address))
+            ids.add(ref, first, flow_id)
+            flow_id += 1
         return flows, ids
 
 
@@ -455,6 +466,14 @@ def _by_port(key: bytes, e: Entry, other: Entry | None, first: bool) -> tuple[bo
     return first, InitiatorBasis.PORT_HEURISTIC
 
 
+def _merged_samples(a: array[int], b: array[int]) -> tuple[int, ...]:
+    """The lowest SAMPLE_PACKETS_PER_FLOW packet numbers of two directions, each once."""
+    lowest = sorted(a + b)[:SAMPLE_PACKETS_PER_FLOW]
+    if len(set(lowest)) == len(lowest):  # no number twice (the usual case): no set of all
+        return tuple(lowest)
+    return tuple(sorted({*a, *b})[:SAMPLE_PACKETS_PER_FLOW])
+
+
 def _is_group(address: bytes) -> bool:
     """Multicast or IPv4 limited broadcast."""
     if len(address) == 4:
@@ -510,9 +529,12 @@ def _build(
     first = back if out is None or (back is not None and back[N_FIRST] < out[N_FIRST]) else out
     last = back if out is None or (back is not None and back[N_LAST] > out[N_LAST]) else out
     assert first is not None and last is not None
-    samples = out[SAMPLES] if out is not None else ()
-    if back is not None:
-        samples = sorted(set(samples).union(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW]
+    if back is None:
+        samples = tuple(first[SAMPLES])  # one direction (`out`): as it kept them
+    elif out is None:
+        samples = tuple(sorted(set(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW])
+    else:
+        samples = _merged_samples(out[SAMPLES], back[SAMPLES])
     if proto == IPPROTO_TCP:
         accepted = back is not None and (
             bool(back[TCP_OPEN] & SYNACK_SEEN)
@@ -554,7 +576,7 @@ def _build(
         last[T_LAST],
         first[N_FIRST],
         last[N_LAST],
-        tuple(samples),
+        samples,
         flags_out,
         flags_in,
         out[KIND] if out is not None else PayloadKind.NONE,

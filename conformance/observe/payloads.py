@@ -80,6 +80,7 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
+    renumbering,
 )
 
 W_FIRST = 1  # classify the first payload
@@ -425,21 +426,19 @@ class PayloadInspector:
 
     def http_requests(self, ids: FlowIds) -> list[HttpRequest]:
         """HTTP request heads with repeats merged, flow ids filled in."""
-        return [
-            dataclasses.replace(
-                seen.record,
-                flow_id=ids.get(identity[0], seen.record.packet),
-                count=seen.count,
-            )
-            for identity, seen in self._http.items()
-        ]
+        renumbered = renumbering(HttpRequest)
+        requests = []
+        for identity, seen in self._http.items():
+            request = renumbered(seen.record, ids.get(identity[0], seen.record.packet))
+            if seen.count != request.count:
+                request = dataclasses.replace(request, count=seen.count)
+            requests.append(request)
+        return requests
 
     def names(self, ids: FlowIds) -> list[NameMention]:
         """Names carried by NBNS and SSDP, once per flow and name."""
-        return [
-            dataclasses.replace(m, flow_id=ids.get(ref, m.packet))
-            for (ref, _, _, _), m in self._names.items()
-        ]
+        renumbered = renumbering(NameMention)
+        return [renumbered(m, ids.get(ref, m.packet)) for (ref, _, _, _), m in self._names.items()]
 
     # -- steps ----------------------------------------------------------------------------
 

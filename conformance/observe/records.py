@@ -10,8 +10,11 @@ finding can point back at the bytes.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from operator import attrgetter
+from typing import TypeVar
 
 from conformance.content.messages import ContentEvidence
 from conformance.decode.classify import PayloadKind
@@ -219,6 +222,28 @@ class NameMention:
     flow_id: int
     protocol: str
     name: str
+
+
+# The records that name their flow by id, numbered once all of a capture's flows are known.
+FlowRecord = TypeVar(
+    "FlowRecord", Flow, DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention
+)
+
+
+def renumbering(kind: type[FlowRecord]) -> Callable[[FlowRecord, int], FlowRecord]:
+    """A function copying a `kind` record with another flow_id: the record that
+    dataclasses.replace(record, flow_id=...) makes, at half its cost (replace walks the
+    fields on every call; here they are looked up once)."""
+    names = [f.name for f in fields(kind)]
+    values_of = attrgetter(*names)
+    at = names.index("flow_id")
+
+    def renumbered(record: FlowRecord, flow_id: int) -> FlowRecord:
+        values = list(values_of(record))
+        values[at] = flow_id
+        return kind(*values)
+
+    return renumbered
 
 
 @dataclass(frozen=True, slots=True)

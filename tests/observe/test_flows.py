@@ -8,6 +8,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, IPv6
 
 from conformance.decode.community_id import community_id
+from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
+from conformance.observe.flows import Addresses, FlowIds, FlowTable, reverse_key
 from conformance.observe.records import InitiatorBasis, Observations, PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import (
@@ -395,3 +397,27 @@ def test_the_same_request_on_a_reused_5_tuple_is_recorded_per_connection(
         ]
     obs = observe(frames)
     assert [(r.flow_id, r.packet, r.count) for r in obs.http_requests] == [(1, 3, 1), (2, 7, 1)]
+
+
+def test_flow_ids_tell_a_reused_5_tuples_generations_apart_by_packet() -> None:
+    ids = FlowIds()
+    reused, single = (IPPROTO_TCP, b"r" * 12), (IPPROTO_TCP, b"s" * 12)
+    ids.add(reused, 1, 1)
+    ids.add(single, 2, 2)
+    ids.add(reused, 10, 3)
+    ids.add(reused, 20, 4)
+    assert [ids.get(reused, packet) for packet in (1, 9, 10, 19, 20, 99)] == [1, 1, 3, 3, 4, 4]
+    assert ids.get(single, 5) == 2
+    assert ids.get((IPPROTO_UDP, b"s" * 12), 5) == 0
+
+
+def test_a_packet_counted_in_both_directions_is_sampled_once() -> None:
+    """Samples of the two directions merge in packet order, each number once, even when
+    both directions hold a number or a direction kept its numbers out of order."""
+    table = FlowTable(0, lambda proto, key: 0)
+    key = bytes((10, 0, 0, 1, 10, 0, 0, 2, 0x9C, 0x40, 0x01, 0xBB))
+    for key_of, packets in ((key, (3, 1, 5, 7, 9)), (reverse_key(key), (2, 3, 4, 6, 8, 10))):
+        for packet in packets:
+            table.account(IPPROTO_UDP, key_of, float(packet), packet, 60, 0, 0)
+    (flow,), _ = table.finish(1, Addresses())
+    assert flow.sample_packets == (1, 2, 3, 4, 5, 6, 7, 8)

@@ -1,11 +1,12 @@
 """Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
 
-The harness is pure Python and always works as such; three extension modules make the
+The harness is pure Python and always works as such; four extension modules make the
 decoder's per-packet work several times faster (figures: benchmarks/README.md):
 
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
     conformance/observe/_step.pyx  the observers' per-packet step
     conformance/decode/_hello.pyx  the hello in a TLS direction's first payload
+    conformance/observe/_records.pyx  the observers' records, made without dataclass __init__
 
 They need Cython and a C compiler at build time, which not every machine has, so they are
 built only on request:
@@ -36,6 +37,7 @@ EXTENSIONS = (
     ("conformance.decode._walk", "conformance/decode/_walk.pyx"),
     ("conformance.observe._step", "conformance/observe/_step.pyx"),
     ("conformance.decode._hello", "conformance/decode/_hello.pyx"),
+    ("conformance.observe._records", "conformance/observe/_records.pyx"),
 )
 
 

@@ -1,9 +1,10 @@
 """The compiled hot loops (Cython), when they were built and are not switched off.
 
 The record walks of the readers (`walk`: conformance/decode/_walk.pyx), the per-packet
-step of the observers (conformance/observe/_step.pyx) and the hello reader asked of every
+step of the observers (conformance/observe/_step.pyx), the hello reader asked of every
 TLS direction's first payload (decode/tls.py `quick_hello`: conformance/decode/_hello.pyx)
-have a compiled twin each; every caller falls back to the pure-Python code, which is
+and the record maker (observe/records.py `maker`: conformance/observe/_records.pyx) have a
+compiled twin each; every caller falls back to the pure-Python code, which is
 always there and always tested, when the extension modules were not built (no compiler at
 install time: see benchmarks/README.md), when a module built in a checkout is older than
 its source, or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
@@ -22,8 +23,13 @@ PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
 # Every compiled module (hatch_build.py builds them): the readers' walks, the observers' step,
-# the first payload's hello reader.
-MODULES = ("conformance.decode._walk", "conformance.observe._step", "conformance.decode._hello")
+# the first payload's hello reader, the record maker.
+MODULES = (
+    "conformance.decode._walk",
+    "conformance.observe._step",
+    "conformance.decode._hello",
+    "conformance.observe._records",
+)
 # What `load` found for each module it was asked for: "compiled", or why not.
 STATUS: dict[str, str] = {}
 

@@ -37,6 +37,7 @@ from conformance.observe.records import (
     InitiatorBasis,
     IPAddress,
     PayloadKind,
+    maker,
 )
 
 # Entry slots.
@@ -91,6 +92,7 @@ _TRANSPORTS = {
 _V4_KEY = 12
 _V6_KEY = 36
 _V4_KEY_PARTS = struct.Struct("!4s4sHH")  # one call instead of four slices
+_FLOW = maker(Flow)  # every field given, in order (records.maker)
 _REUSED = -1  # FlowIds: the reference names several flows (flow ids are positive)
 
 
@@ -554,7 +556,7 @@ def _build(
         back[CARRIED] if back is not None else None
     )
     number = proto - PORTLESS if proto >= PORTLESS else proto
-    return Flow(
+    return _FLOW(
         flow_id,
         capture,
         (_TRANSPORTS.get(proto) if proto < PORTLESS else None) or f"ip-{number}",
@@ -586,4 +588,5 @@ def _build(
         community_id(number, src, dst, sport, dport),
         carried[0] if carried else "",
         carried[1] if carried else 1,
+        (),  # continued: only observe.merge adds the later files' packets
     )

@@ -80,8 +80,13 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
+    maker,
     renumbering,
 )
+
+# Every field given, in order (records.maker: the hot path makes one per hello).
+_CLIENT_HELLO = maker(TlsClientHello)
+_SERVER_HELLO = maker(TlsServerHello)
 
 W_FIRST = 1  # classify the first payload
 W_DNS = 2  # every payload is DNS-format (TCP: with a 2-byte length prefix)
@@ -695,7 +700,7 @@ class PayloadInspector:
     ) -> None:
         """Record a ClientHello; one with ECH is UNKNOWN until observe/ech_kinds.py decides."""
         # One object per distinct list: clients repeat the same suite lists all day.
-        record = TlsClientHello(
+        record = _CLIENT_HELLO(
             self.capture,
             packet,
             time,
@@ -741,7 +746,7 @@ class PayloadInspector:
             if info.ech_confirmation:
                 self.ech_confirmed.append((flow_ref(proto, key), packet))
             return
-        record = TlsServerHello(
+        record = _SERVER_HELLO(
             self.capture, packet, time, 0, info.version, info.cipher_suite, quic_version
         )
         self.server_hellos.append((flow_ref(proto, key), record))

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from conformance.content.messages import ContentEvidence
+from conformance.decode import compiled
 from conformance.decode.classify import PayloadKind
 from conformance.decode.dns import DnsAnswer
 from conformance.decode.ech import EchKind
@@ -224,6 +225,25 @@ class NameMention:
     name: str
 
 
+_R = TypeVar("_R")
+# The compiled record maker (observe/_records.pyx) where it is built.
+_MAKER = compiled.load(compiled.MODULES[3])
+
+
+def maker(kind: type[_R]) -> Callable[..., _R]:
+    """A constructor of `kind` records taking every field's value, in field order: the
+    compiled maker where it is built (the same record, made without the frozen dataclass's
+    field-by-field `__init__`), else the class itself, which is also what a class the maker
+    does not take (one whose `__init__` does more than set its fields) gets."""
+    if _MAKER is None:
+        return kind
+    try:
+        made: Callable[..., _R] = _MAKER.Maker(kind)
+    except TypeError:
+        return kind
+    return made
+
+
 # The records that name their flow by id, numbered once all of a capture's flows are known.
 FlowRecord = TypeVar(
     "FlowRecord", Flow, DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention
@@ -237,11 +257,12 @@ def renumbering(kind: type[FlowRecord]) -> Callable[[FlowRecord, int], FlowRecor
     names = [f.name for f in fields(kind)]
     values_of = attrgetter(*names)
     at = names.index("flow_id")
+    make = maker(kind)
 
     def renumbered(record: FlowRecord, flow_id: int) -> FlowRecord:
-        values = list(values_of(record))
+        values: list[Any] = list(values_of(record))
         values[at] = flow_id
-        return kind(*values)
+        return make(*values)
 
     return renumbered
 

@@ -12,6 +12,7 @@ inconclusive or error, 3 bad usage or bad profile (nothing judged).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -96,6 +97,7 @@ class Run:
     executor: str | None = None  # `--executor`: where captures are read (observe.parallel)
     judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
     period: PeriodLink | None = None  # `watch`: the period judged and its link in the chain
+    frozen: bool = False  # the observations are out of the cyclic collector's way (`observe`)
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
@@ -176,6 +178,8 @@ class Run:
             self.prestage.start(self.source.paths, teed=executor.in_process)
             copies = self.prestage if executor.in_process else None
         self.workdir = Path(tempfile.mkdtemp(prefix="ucx-observe-"))
+        collector = gc.isenabled()
+        gc.disable()  # until the observations are frozen below (observe.builder pauses it too)
         try:
             self.collected = self.source.collect(self.profile, progress)
             if executor is None:
@@ -191,7 +195,14 @@ class Run:
             self.observations = observed.observations
             self.derived = observed.files
             self.judged = observed.judged
+            # Every object alive now (the observations: millions after a large capture, none
+            # in a reference cycle) leaves the collector's generations until `close`: each
+            # collection while judging and reporting would otherwise walk them all again.
+            gc.freeze()
+            self.frozen = True
         finally:
+            if collector:
+                gc.enable()
             if executor is not None:
                 executor.close()
             progress.finish()
@@ -251,6 +262,9 @@ class Run:
 
     def close(self) -> None:
         """Release everything the run holds: copies, the source's leftovers, the lock."""
+        if self.frozen:  # back to the collector: a `watch` runs one Run after another
+            gc.unfreeze()
+            self.frozen = False
         try:
             if self.prestage is not None:
                 self.prestage.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -47,6 +48,18 @@ def test_clean_capture_passes_and_report_verifies(
     assert found["AG-PERIMETER"]["verdict"] == "not-applicable"
     assert json.loads((report / "report.json").read_text())["verdict"] == "pass"
     assert run_cli("verify", report, "--key", f"{sign_key}.pub") == 0
+
+
+def test_a_run_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    # Run.observe freezes the observations out of the collector's way; close hands them back
+    # (a `watch` makes one run after another in one process).
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    report = tmp_path / "report"
+    args = ("run", "--profile", profile_file, "--pcap", clean_capture, "--report-dir", report)
+    assert run_cli(*args, "--sign-key", sign_key) == 0
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
 
 
 def test_leak_fails_with_exit_1_and_finding_points_at_flow(

@@ -4,8 +4,15 @@ The public API is small: the verdict type, the profile loader, the error base, a
 version. Everything else is internal and may change.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from conformance.errors import ConformanceError
 from conformance.verdict import Verdict
+
+if TYPE_CHECKING:
+    from conformance.profile import load_profile
 
 __version__ = "0.1.0"
 
@@ -16,4 +23,11 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-from conformance.profile import load_profile  # noqa: E402
+def __getattr__(name: str) -> object:
+    # The loader (YAML and the profile's key tables) is imported on first use: commands that
+    # read no profile (verify, keygen, --help) never pay for it.
+    if name == "load_profile":
+        from conformance.profile import load_profile
+
+        return load_profile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

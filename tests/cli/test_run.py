@@ -455,3 +455,17 @@ def test_version_says_which_decoder_runs(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ucx-conformance ")
     assert out[1] == "decoder: pure Python: conformance.observe._step not built"
+
+
+def test_the_command_line_imports_no_harness_until_a_command_needs_it() -> None:
+    # Every command pays for what `import conformance.cli` loads, and so does each worker
+    # process reading captures for a run (it imports the command line as its __main__).
+    code = (
+        "import sys, conformance, conformance.cli\n"
+        "print(sorted(m for m in ('conformance.run', 'conformance.profile', 'yaml', 'pytest')"
+        " if m in sys.modules))\n"
+        "from conformance.profile import load_profile\n"
+        "print(conformance.load_profile is load_profile)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 
 MICROSECONDS = 1_000_000
 # Distinct whole seconds whose text is kept: a table's rows come in time order, so a few
@@ -25,7 +24,9 @@ def _escape(match: re.Match[str]) -> str:
 
 def one_line(text: str) -> str:
     """`text` with control characters written as `\\xNN`, so it stays on one line."""
-    return _CONTROL.sub(_escape, text)
+    # Printable text holds no control character: most network text is, and the test is
+    # far cheaper than a regex pass over it.
+    return text if text.isprintable() else _CONTROL.sub(_escape, text)
 
 
 def visible(text: str) -> str:
@@ -33,10 +34,21 @@ def visible(text: str) -> str:
     return _CONTROL_BUT_LINES.sub(_escape, text)
 
 
-@lru_cache(maxsize=SECONDS_KEPT)
-def _utc_second(whole: float) -> str:
-    """`YYYY-MM-DDTHH:MM:SS.` of a whole epoch second (out of range raises as datetime does)."""
-    return datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")[:-6] + "."
+class _SecondTexts(dict[float, str]):
+    """Whole epoch second -> `YYYY-MM-DDTHH:MM:SS.` (out of range raises as datetime does).
+
+    A dict subscript rather than an lru_cache call: this runs for every time cell.
+    """
+
+    def __missing__(self, whole: float) -> str:
+        if len(self) >= SECONDS_KEPT:
+            self.clear()
+        text = datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")[:-6] + "."
+        self[whole] = text
+        return text
+
+
+_second_texts = _SecondTexts()
 
 
 def iso_epoch(seconds: float) -> str:
@@ -55,7 +67,7 @@ def iso_epoch(seconds: float) -> str:
     elif micros < 0:
         whole -= 1
         micros += MICROSECONDS
-    return _utc_second(whole) + str(micros).zfill(6) + "Z"
+    return _second_texts[whole] + str(micros).zfill(6) + "Z"
 
 
 def iso_utc(moment: datetime | float | None) -> str:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from conformance.report.tables import FLOW_COLUMNS, write_dns, write_flows, write_tls
+from conformance.report.text import one_line
 from tests.report.builders import SignedReport, flow, make_run
 
 
@@ -52,3 +53,9 @@ def test_tls_rows_in_packet_order_with_named_versions(tmp_path: object) -> None:
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [r["message"] for r in rows] == ["server-hello", "client-hello"]
     assert rows[1]["versions"] == "TLS1.3 TLS1.2" and rows[1]["capture"] == "#0"
+
+
+def test_one_line_escapes_controls_only() -> None:
+    """Printable text passes as it is; other unprintable characters are kept."""
+    assert one_line("GET /é?a=1 HTTP/1.1") == "GET /é?a=1 HTTP/1.1"
+    assert one_line("a\x00b\tc\x7fd\u2028e\xa0f") == "a\\x00b\\x09c\\x7fd\u2028e\xa0f"

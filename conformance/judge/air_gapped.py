@@ -11,13 +11,14 @@ from conformance.judge.common import (
     ADDRESS_RTYPES,
     WELL_KNOWN_PORT_LIMIT,
     FindingGroups,
+    Findings,
     TargetView,
     address_of,
+    address_text,
     combine,
     conclude,
     describe_flow,
     endpoint_text,
-    flow_finding,
     internal_names,
     is_cloud_name,
     is_link_scoped_flow,
@@ -31,7 +32,7 @@ from conformance.judge.common import (
     target_view,
 )
 from conformance.judge.platform import name_looks_like
-from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.judge.result import ControlResult, Severity
 from conformance.observe.records import DnsQuery, Flow, InitiatorBasis, Observations
 from conformance.profile_model import Environment, IPAddress, OnPremEndpoint, Profile
 
@@ -53,6 +54,7 @@ _QTYPE_TEXT = {
     255: "ANY",
 }
 _CANNOT_TELL = "cannot tell an internal name from an external one"
+_RESPONSE_FIRST = InitiatorBasis.RESPONSE_FIRST  # read once: `answer_only` runs per flow
 
 
 def _networks(profile: Profile) -> str:
@@ -77,17 +79,17 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
 def _egress(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
     index = name_index(obs, profile)
-    findings: list[Finding] = []
+    findings = Findings()
     outside = inside = scope = inbound = 0
-    for flow in view.flows:
+    for flow, opened in zip(view.flows, view.opened, strict=True):
         if is_link_scoped_flow(flow):
             scope += 1
-        elif view.initiated(flow) and answer_only(flow) and view.outside(flow.responder):
-            findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
-        elif view.initiated(flow):
+        elif opened and answer_only(flow) and view.outside(flow.responder):
+            findings.flow(Severity.WARNING, flow, index, ANSWER_ONLY)
+        elif opened:
             if view.outside(flow.responder):
                 outside += 1
-                findings.append(flow_finding(Severity.VIOLATION, flow, index))
+                findings.flow(Severity.VIOLATION, flow, index)
             elif view.scope_limited(flow.responder):
                 scope += 1
             else:
@@ -95,14 +97,12 @@ def _egress(obs: Observations, profile: Profile) -> ControlResult:
         elif view.outside(flow.initiator):
             inbound += 1
             if _reply_to_earlier_request(flow, view):
-                findings.append(
-                    flow_finding(
-                        Severity.WARNING,
-                        flow,
-                        index,
-                        f": looks like the reply to a request the target sent before the"
-                        f" capture began (source port {flow.initiator_port})",
-                    )
+                findings.flow(
+                    Severity.WARNING,
+                    flow,
+                    index,
+                    f": looks like the reply to a request the target sent before the"
+                    f" capture began (source port {flow.initiator_port})",
                 )
         elif view.scope_limited(flow.initiator):
             scope += 1
@@ -141,7 +141,7 @@ def answer_only(flow: Flow) -> bool:
     """A flow the observers turned around because its first packet is a response (UDP), in
     which the initiator sent nothing: it shows that a request was made, not when. Decision 1
     judges packets, so the judges report it as a warning, as `_reply_to_earlier_request`."""
-    return flow.initiator_basis is InitiatorBasis.RESPONSE_FIRST and flow.packets_out == 0
+    return flow.initiator_basis is _RESPONSE_FIRST and flow.packets_out == 0
 
 
 def _reply_to_earlier_request(flow: Flow, view: TargetView) -> bool:
@@ -172,7 +172,7 @@ def ingress(obs: Observations, profile: Profile, control_id: str = "AG-INGRESS")
     """
     view = target_view(obs, profile)
     index = name_index(obs, profile)
-    findings: list[Finding] = []
+    findings = Findings()
     attempts = accepted = 0
     for flow in view.incoming:
         if not view.outside(flow.initiator):
@@ -180,11 +180,9 @@ def ingress(obs: Observations, profile: Profile, control_id: str = "AG-INGRESS")
         attempts += 1
         if flow.accepted:
             accepted += 1
-            findings.append(flow_finding(Severity.VIOLATION, flow, index, ": opened from outside"))
+            findings.flow(Severity.VIOLATION, flow, index, ": opened from outside")
         else:
-            findings.append(
-                flow_finding(Severity.INFO, flow, index, ": opened from outside, not accepted")
-            )
+            findings.flow(Severity.INFO, flow, index, ": opened from outside, not accepted")
     facts: dict[str, object] = {
         "target_flows": len(view.flows),
         "inbound_from_outside": attempts,
@@ -310,40 +308,56 @@ class _NameJudge:
 
     def tls(self) -> None:
         """SNI of the ClientHellos the target sent."""
-        for hello in self.view.obs.client_hellos:
-            flow = self.view.obs.flow(hello.flow_id)
-            if not self.view.initiated(flow) or not hello.sni:
+        view, groups = self.view, self.groups
+        for hello in view.obs.client_hellos:
+            flow = view.obs.flow(hello.flow_id)
+            sni = hello.sni
+            if not view.initiated(flow) or not sni:
                 continue
             self.counts["tls_sni"] += 1
-            self.checked.add(hello.sni)
-            why = _judge_carried_name(hello.sni, flow, self.view, self.internal, proxied=False)
-            if why:
-                self.groups.add(
-                    (hello.capture, "sni", hello.sni, flow.responder, flow.responder_port),
+            self.checked.add(sni)
+            why = _judge_carried_name(sni, flow, view, self.internal, proxied=False)
+            if not why:
+                continue
+            key = (hello.capture, "sni", sni, _address_key(flow.responder), flow.responder_port)
+            if not groups.add_again(key, packets=(hello.packet,)):
+                groups.add(
+                    key,
                     Severity.VIOLATION,
-                    f"TLS ClientHello with SNI {hello.sni}, {_flow_ends(flow)}: {why}",
+                    f"TLS ClientHello with SNI {sni}, {_flow_ends(flow)}: {why}",
                     capture=hello.capture,
                     packets=(hello.packet,),
                     flow_id=flow.flow_id,
-                    facts=_name_facts(hello.sni),
+                    facts=_name_facts(sni),
                 )
 
     def http(self) -> None:
         """Host headers, CONNECT targets and proxy (absolute-form) targets the target sent."""
-        for request in self.view.obs.http_requests:
-            flow = self.view.obs.flow(request.flow_id)
-            if not self.view.initiated(flow):
+        view, groups = self.view, self.groups
+        for request in view.obs.http_requests:
+            flow = view.obs.flow(request.flow_id)
+            if not view.initiated(flow):
                 continue
             self.counts["http_requests"] += request.count
             for name, proxied in request_hosts(request):
                 if address_of(name) is None:
                     self.checked.add(name)
-                why = _judge_carried_name(name, flow, self.view, self.internal, proxied=proxied)
+                why = _judge_carried_name(name, flow, view, self.internal, proxied=proxied)
                 if not why:
                     continue
                 what = "target" if proxied else "Host"
-                self.groups.add(
-                    (request.capture, "http", what, name, flow.responder, flow.responder_port),
+                key = (
+                    request.capture,
+                    "http",
+                    what,
+                    name,
+                    _address_key(flow.responder),
+                    flow.responder_port,
+                )
+                if groups.add_again(key, packets=(request.packet,), count=request.count):
+                    continue
+                groups.add(
+                    key,
                     Severity.VIOLATION,
                     f"HTTP {request.method} {request.target} ({what} {name}),"
                     f" {_flow_ends(flow)}: {why}",
@@ -375,6 +389,12 @@ class _NameJudge:
                     flow_id=flow.flow_id,
                     facts=_name_facts(mention.name),
                 )
+
+
+def _address_key(address: IPAddress) -> str:
+    """An address in a grouping key: its text, equal exactly when the addresses are, and
+    quicker to hash than the address."""
+    return address_text(address)
 
 
 def _judge_query(
@@ -495,44 +515,49 @@ def onprem(obs: Observations, profile: Profile) -> ControlResult:
     initiated = declared = undeclared = inbound = scope = 0
     used: dict[str, None] = {}
     declared_at = _by_address(env.endpoints)
-    for flow in view.flows:
-        if view.is_target(flow.initiator) and view.is_target(flow.responder):
+    matched: dict[tuple[int, int, str], tuple[OnPremEndpoint | None, str]] = {}
+    for flow, opened in zip(view.flows, view.opened, strict=True):
+        if opened and view.is_target(flow.responder):
             continue  # the target talking to itself
-        peer = flow.responder if view.initiated(flow) else flow.initiator
+        peer = flow.responder if opened else flow.initiator
         if view.scope_limited(peer) or is_link_scoped_flow(flow):
             scope += 1
             continue
         if view.outside(peer):
             continue  # outside: AG-EGRESS and AG-INGRESS judge it
         key_port = flow.responder_port if flow.transport in ("tcp", "udp") else flow.initiator_port
-        if not view.initiated(flow):
+        if not opened:
             inbound += 1
-            groups.add(
-                ("in", flow.capture, peer, flow.transport, key_port),
-                Severity.INFO,
-                f"{_flow_ends(flow)}: on-prem client of the target, not an integration",
-                capture=flow.capture,
-                packets=flow.sample_packets,
-                flow_id=flow.flow_id,
-                unit="flow",
-            )
+            key = ("in", flow.capture, _address_key(peer), flow.transport, key_port)
+            if not groups.add_again(key, packets=flow.sample_packets):
+                groups.add(
+                    key,
+                    Severity.INFO,
+                    f"{_flow_ends(flow)}: on-prem client of the target, not an integration",
+                    capture=flow.capture,
+                    packets=flow.sample_packets,
+                    flow_id=flow.flow_id,
+                    unit="flow",
+                )
             continue
         initiated += 1
-        endpoint, why = _match_endpoint(flow, declared_at.get(flow.responder, []))
+        endpoint, why = _declared_endpoint(flow, declared_at, matched)
         if endpoint is not None:
             declared += 1
             used[endpoint.name] = None
             continue
         undeclared += 1
-        groups.add(
-            ("out", flow.capture, peer, flow.transport, key_port),
-            Severity.VIOLATION if strict else Severity.WARNING,
-            describe_flow(flow, f": {why}"),
-            capture=flow.capture,
-            packets=flow.sample_packets,
-            flow_id=flow.flow_id,
-            unit="flow",
-        )
+        key = ("out", flow.capture, _address_key(peer), flow.transport, key_port)
+        if not groups.add_again(key, packets=flow.sample_packets):
+            groups.add(
+                key,
+                Severity.VIOLATION if strict else Severity.WARNING,
+                describe_flow(flow, f": {why}"),
+                capture=flow.capture,
+                packets=flow.sample_packets,
+                flow_id=flow.flow_id,
+                unit="flow",
+            )
     findings = groups.findings()
     facts: dict[str, object] = {
         "target_flows": len(view.flows),
@@ -577,6 +602,20 @@ def _by_address(endpoints: tuple[OnPremEndpoint, ...]) -> dict[IPAddress, list[O
     found: dict[IPAddress, list[OnPremEndpoint]] = {}
     for endpoint in endpoints:
         found.setdefault(endpoint.address, []).append(endpoint)
+    return found
+
+
+def _declared_endpoint(
+    flow: Flow,
+    declared_at: dict[IPAddress, list[OnPremEndpoint]],
+    known: dict[tuple[int, int, str], tuple[OnPremEndpoint | None, str]],
+) -> tuple[OnPremEndpoint | None, str]:
+    """`_match_endpoint` of the flow's responder, port and transport, remembered in `known`
+    by the responder's identity (its flow holds it): thousands of flows repeat a few."""
+    key = (id(flow.responder), flow.responder_port, flow.transport)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = _match_endpoint(flow, declared_at.get(flow.responder, []))
     return found
 
 

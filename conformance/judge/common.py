@@ -165,10 +165,21 @@ def once(obs: Observations, profile: Profile, build: Callable[[Observations, Pro
     return cast(_T, values[build])
 
 
-@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+# `address_text`'s memo: each address object's text, by identity (hashing an address takes
+# as long as writing an IPv4 one out). Holding the object keeps its id from being reused.
+_ADDRESS_TEXTS: dict[int, tuple[IPAddress, str]] = {}
+
+
 def address_text(address: IPAddress) -> str:
     """`str(address)`, remembered: an IPv6 address takes microseconds to write out."""
-    return str(address)
+    known = _ADDRESS_TEXTS.get(id(address))
+    if known is not None and known[0] is address:
+        return known[1]
+    text = str(address)
+    if len(_ADDRESS_TEXTS) >= MAX_PARSED_TEXTS:
+        del _ADDRESS_TEXTS[next(iter(_ADDRESS_TEXTS))]  # the oldest
+    _ADDRESS_TEXTS[id(address)] = (address, text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +187,8 @@ class TargetView:
     """The part of the observations that concerns the target: computed once per run (`once`).
 
     Every control asks, of each target flow, who opened it and whether its peer is outside
-    the environment: who opened each flow is known from the start, and what it says of an
-    address (outside, scope-limited) is remembered per address.
+    the environment: what the profile says of an address (the target's, outside,
+    scope-limited) is remembered per address object.
     """
 
     obs: Observations
@@ -186,11 +197,10 @@ class TargetView:
     sent: bool  # some flow carries at least one packet from the target
     outgoing: tuple[Flow, ...] = ()  # those of `flows` the target initiated, in order
     incoming: tuple[Flow, ...] = ()  # the others (the target is their responder), in order
-    # What is known of each flow and address object, by identity (hashing an address costs
-    # more than the lookup saves): the view holds every object it remembers, so no other
-    # object can have its id. Whether the target opened each of `flows`, whether an address
-    # is the target's:
-    _opened: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    opened: tuple[bool, ...] = ()  # whether the target initiated each of `flows`
+    # What is known of each address object, by identity (hashing an address costs more than
+    # the lookup saves): the view holds every object it remembers, so no other object can
+    # have its id. Whether an address is the target's (every flow's ends, from the start):
     _targets: dict[int, tuple[IPAddress, bool]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -203,8 +213,7 @@ class TargetView:
 
     def initiated(self, flow: Flow) -> bool:
         """Whether the target is the flow's initiator."""
-        known = self._opened.get(id(flow))
-        return self.profile.is_target(flow.initiator) if known is None else known
+        return self.is_target(flow.initiator)
 
     def is_target(self, address: IPAddress) -> bool:
         """`profile.is_target(address)`, remembered."""
@@ -236,30 +245,31 @@ def target_view(obs: Observations, profile: Profile) -> TargetView:
 
 
 def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
+    flows: list[Flow] = []
     outgoing: list[Flow] = []
     incoming: list[Flow] = []
-    flows: list[Flow] = []
-    opened: dict[int, bool] = {}
+    opened: list[bool] = []
     sent = False
     # The observers share one object per address: the profile is asked once per object.
     targets: dict[int, tuple[IPAddress, bool]] = {}
-
-    def is_target(address: IPAddress) -> bool:
-        known = targets.get(id(address))
-        if known is None:
-            known = targets[id(address)] = (address, profile.is_target(address))
-        return known[1]
-
     for flow in obs.flows:
-        by_target = is_target(flow.initiator)
-        to_target = is_target(flow.responder)
-        if not (by_target or to_target):
+        initiator, responder = flow.initiator, flow.responder
+        by_target = targets.get(id(initiator))
+        if by_target is None:
+            by_target = targets[id(initiator)] = (initiator, profile.is_target(initiator))
+        to_target = targets.get(id(responder))
+        if to_target is None:
+            to_target = targets[id(responder)] = (responder, profile.is_target(responder))
+        if by_target[1]:
+            outgoing.append(flow)
+        elif to_target[1]:
+            incoming.append(flow)
+        else:
             continue
         flows.append(flow)
-        (outgoing if by_target else incoming).append(flow)
-        opened[id(flow)] = by_target
+        opened.append(by_target[1])
         if not sent:
-            sent = (by_target and flow.packets_out > 0) or (to_target and flow.packets_in > 0)
+            sent = (by_target[1] and flow.packets_out > 0) or (to_target[1] and flow.packets_in > 0)
     return TargetView(
         obs=obs,
         profile=profile,
@@ -267,7 +277,7 @@ def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
         sent=sent,
         outgoing=tuple(outgoing),
         incoming=tuple(incoming),
-        _opened=opened,
+        opened=tuple(opened),
         _targets=targets,
     )
 
@@ -391,7 +401,11 @@ class NameIndex:
 def _add(table: dict[_K, dict[str, None]], key: _K, name: str) -> None:
     """Add `name` to the ordered set under `key`."""
     if name:
-        table.setdefault(key, {})[name] = None
+        names = table.get(key)
+        if names is None:
+            table[key] = {name: None}
+        else:
+            names[name] = None
 
 
 def request_hosts(request: HttpRequest) -> tuple[tuple[str, bool], ...]:
@@ -400,17 +414,29 @@ def request_hosts(request: HttpRequest) -> tuple[tuple[str, bool], ...]:
     The Host header names the server spoken to (False); a CONNECT authority or an
     absolute-form target names where a proxy should go (True).
     """
-    hosts: list[tuple[str, bool]] = []
-    if request.host:
-        hosts.append((host_of(request.host), False))
-    if request.method == "CONNECT" or "://" in request.target:
-        hosts.append((host_of(request.target), True))
-    return tuple((host, proxied) for host, proxied in hosts if host)
+    return _hosts(request.method, request.target, request.host)
 
 
 def request_names(request: HttpRequest) -> tuple[str, ...]:
     """The names (not address literals) an HTTP request carries, each once."""
-    return tuple(dict.fromkeys(h for h, _ in request_hosts(request) if address_of(h) is None))
+    return _names(request.method, request.target, request.host)
+
+
+# Remembered by the request's method, target and Host: thousands of requests repeat a few.
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+def _hosts(method: str, target: str, host: str | None) -> tuple[tuple[str, bool], ...]:
+    hosts: list[tuple[str, bool]] = []
+    if host:
+        hosts.append((host_of(host), False))
+    if method == "CONNECT" or "://" in target:
+        hosts.append((host_of(target), True))
+    return tuple((name, proxied) for name, proxied in hosts if name)
+
+
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+def _names(method: str, target: str, host: str | None) -> tuple[str, ...]:
+    hosts = _hosts(method, target, host)
+    return tuple(dict.fromkeys(h for h, _ in hosts if address_of(h) is None))
 
 
 def flow_finding(
@@ -450,6 +476,14 @@ class _Group:
     packets: dict[int, None] = field(default_factory=dict)
     count: int = 0
 
+    def repeat(self, packets: Iterable[int], count: int) -> None:
+        """Count `count` more occurrences, keeping up to SAMPLE_PACKETS_PER_FLOW packets."""
+        self.count += count
+        for packet in packets:
+            if len(self.packets) >= SAMPLE_PACKETS_PER_FLOW:
+                break
+            self.packets[packet] = None
+
 
 class FindingGroups:
     """Merge repeated findings (same key) into one, with a count and sample packets.
@@ -483,11 +517,17 @@ class FindingGroups:
         if group is None:
             group = _Group(severity, summary, capture, flow_id, dict(facts or {}), unit)
             self._groups[key] = group
-        group.count += count
-        for packet in packets:
-            if len(group.packets) >= SAMPLE_PACKETS_PER_FLOW:
-                break
-            group.packets[packet] = None
+        group.repeat(packets, count)
+
+    def add_again(self, key: tuple[object, ...], *, packets: Iterable[int], count: int = 1) -> bool:
+        """Count `count` more occurrences under `key` when it has a finding already (True), as
+        `add` would; False, counting nothing, when `key` is new: then `add` it. Saves writing
+        a summary that would not be kept."""
+        group = self._groups.get(key)
+        if group is None:
+            return False
+        group.repeat(packets, count)
+        return True
 
     def findings(self) -> list[Finding]:
         """One finding per key, ", N times" (or its unit) added when it repeated."""
@@ -501,6 +541,40 @@ class FindingGroups:
             )
             for g in self._groups.values()
         ]
+
+
+class Findings(list[Finding]):
+    """A judge's findings, in the order found, for `conclude`.
+
+    `cap_findings` keeps the first MAX_FINDINGS of the most severe and counts the rest by
+    severity, so a flow finding past the first MAX_FINDINGS of its severity can never be
+    listed: it is counted by a blank finding of its severity instead of being described
+    (describing tens of thousands of flows cost more than judging them).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._described = dict.fromkeys(Severity, 0)
+
+    def flow(
+        self,
+        severity: Severity,
+        flow: Flow,
+        index: NameIndex | None = None,
+        note: str = "",
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        """Add `flow_finding(severity, flow, index, note, facts)`, or its blank."""
+        described = self._described[severity]
+        if described >= MAX_FINDINGS:
+            self.append(_UNLISTED[severity])
+            return
+        self._described[severity] = described + 1
+        self.append(flow_finding(severity, flow, index, note, facts))
+
+
+# What `Findings` counts a flow finding by when no report could list it.
+_UNLISTED = {s: Finding(s, "(past the findings a report lists)") for s in Severity}
 
 
 def cap_findings(findings: Sequence[Finding], limit: int = MAX_FINDINGS) -> tuple[Finding, ...]:

@@ -14,12 +14,15 @@ whose ClientHello came in a QUIC Initial) maps only to a `/udp` endpoint, TCP on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from conformance.judge import air_gapped
 from conformance.judge.common import (
+    MAX_PARSED_TEXTS,
     FindingGroups,
+    Findings,
     NameIndex,
     TargetView,
     address_of,
@@ -27,15 +30,20 @@ from conformance.judge.common import (
     combine,
     conclude,
     evidence_gaps,
-    flow_finding,
     host_of,
     name_index,
     once,
     plural,
     target_view,
 )
-from conformance.judge.name_map import Agreement, DnsNames, name_key, real_name_hidden
-from conformance.judge.result import ControlResult, Finding, Severity
+from conformance.judge.name_map import (
+    Agreement,
+    DnsNames,
+    dns_names,
+    name_key,
+    real_name_hidden,
+)
+from conformance.judge.result import ControlResult, Severity
 from conformance.names import matches
 from conformance.observe.records import (
     Flow,
@@ -66,6 +74,7 @@ _PLAINTEXT = {
     PayloadKind.OTHER: "non-TLS bytes",
 }
 _DECISION_8 = "decision 8: domain fronting, a name resolved elsewhere, or a hard-coded address"
+_CLAIM_TEXT = {"sni": "SNI", "host": "HTTP Host"}  # a claim's basis, as findings name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +109,24 @@ class _Index:
             self.server.setdefault(shello.flow_id, shello)
         for request in obs.http_requests:
             self.requests.setdefault(request.flow_id, []).append(request)
-        self.dns = DnsNames(obs, profile)
+        self.dns = dns_names(obs, profile)
+        # How each claim names a conversation (`_claimed`, `_connected`), remembered by the
+        # claim, its basis, and the address or CONNECT host it is checked against.
+        self.namings: dict[tuple[str, str, str], _Naming] = {}
 
 
 def _connect_authority(requests: Iterable[HttpRequest]) -> tuple[str, int] | None:
     for request in requests:
         if request.method.upper() == "CONNECT":
-            host = host_of(request.target)
-            port_text = request.target.rsplit(":", 1)[-1]
-            port = int(port_text) if port_text.isdigit() else 443
-            return host, port
+            return _authority(request.target)
     return None
+
+
+@functools.lru_cache(maxsize=MAX_PARSED_TEXTS)
+def _authority(target: str) -> tuple[str, int]:
+    """A CONNECT target's host and port (443 when it gives none)."""
+    port_text = target.rsplit(":", 1)[-1]
+    return host_of(target), int(port_text) if port_text.isdigit() else 443
 
 
 def _host_claim(requests: Iterable[HttpRequest]) -> str | None:
@@ -137,9 +153,19 @@ class _Naming:
 _UNNAMED = _Naming()
 
 
-def _claimed(name: str, basis: str, address: str, dns: DnsNames, what: str) -> _Naming:
-    """A conversation with `address` named by a client's claim, checked against the
-    capture's DNS (decision 8)."""
+def _claimed(name: str, basis: str, address: str, index: _Index) -> _Naming:
+    """A conversation with `address` named by a client's claim (`basis` "sni" or "host"),
+    checked against the capture's DNS (decision 8); remembered, as thousands of flows repeat
+    the same few claims to the same few addresses."""
+    key = (name, basis, address)
+    naming = index.namings.get(key)
+    if naming is None:
+        naming = index.namings[key] = _checked_claim(name, basis, address, index.dns)
+    return naming
+
+
+def _checked_claim(name: str, basis: str, address: str, dns: DnsNames) -> _Naming:
+    what = _CLAIM_TEXT[basis]
     agreement, answered = dns.agreement(name, address)
     if agreement is Agreement.MISMATCH:
         shown = ", ".join(sorted(answered)[:5]) + (" ..." if len(answered) > 5 else "")
@@ -177,16 +203,27 @@ def _tunnel(
     hidden = real_name_hidden(hello)
     sni = hello.sni if hello is not None and hello.sni else None
     if address_of(host) is None:
-        if sni is not None and not hidden and name_key(sni) != name_key(host):
+        naming = _connected(host, sni if sni is not None and not hidden else "", index)
+    elif sni is not None and not hidden:
+        naming = _claimed(sni, "sni", host, index)
+    else:
+        naming = _by_dns_or_hint(host, flow, index, hints, sni)
+    return _conversation(flow, port, host, naming, tunnel=True, hello=hello)
+
+
+def _connected(host: str, sni: str, index: _Index) -> _Naming:
+    """A tunnel to the name `host`, which the proxy resolves: named so, unless the SNI inside
+    (`sni`; "" when there is none or ECH hides it) names another host. Remembered."""
+    key = (sni, "connect", host)
+    naming = index.namings.get(key)
+    if naming is None:
+        if sni and name_key(sni) != name_key(host):
             why = f"SNI {sni} inside a tunnel to {host}: the proxy connects to {host}"
             naming = _Naming(mismatch=why)
         else:
             naming = _Naming(host, "connect")
-    elif sni is not None and not hidden:
-        naming = _claimed(sni, "sni", host, index.dns, "SNI")
-    else:
-        naming = _by_dns_or_hint(host, flow, index, hints, sni)
-    return _conversation(flow, port, host, naming, tunnel=True, hello=hello)
+        index.namings[key] = naming
+    return naming
 
 
 def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
@@ -195,9 +232,9 @@ def _direct(flow: Flow, index: _Index, hints: dict[str, str]) -> CloudFlow:
     sni = hello.sni if hello is not None and hello.sni else None
     address = address_text(flow.responder)
     if sni is not None and not real_name_hidden(hello):
-        naming = _claimed(sni, "sni", address, index.dns, "SNI")
+        naming = _claimed(sni, "sni", address, index)
     elif (host := _host_claim(index.requests.get(flow.flow_id, ()))) is not None:
-        naming = _claimed(host, "host", address, index.dns, "HTTP Host")
+        naming = _claimed(host, "host", address, index)
     else:
         naming = _by_dns_or_hint(address, flow, index, hints, sni)
     return _conversation(flow, flow.responder_port, address, naming, tunnel=False, hello=hello)
@@ -241,17 +278,21 @@ class _External:
     index: _Index
     flows: tuple[CloudFlow, ...]  # the target's external conversations (`cloud_flows`)
     proxy_other: tuple[Flow, ...]  # its flows to the proxy that carry requests but no CONNECT
+    answers: tuple[Flow, ...]  # its flows to outside addresses that hold only an answer
 
 
 def _external(obs: Observations, profile: Profile) -> _External:
     view = target_view(obs, profile)
     index = _Index(obs, profile)
-    flows, proxy_other = cloud_flows(view, index)
-    return _External(view, index, tuple(flows), tuple(proxy_other))
+    found = cloud_flows(view, index)
+    return _External(view, index, *found)
 
 
-def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[Flow]]:
-    """The target's external conversations, and its flows to the proxy that carry no CONNECT.
+def cloud_flows(
+    view: TargetView, index: _Index
+) -> tuple[tuple[CloudFlow, ...], tuple[Flow, ...], tuple[Flow, ...]]:
+    """The target's external conversations, its flows to the proxy that carry no CONNECT, and
+    its flows to outside addresses in which only an answer is in the capture.
 
     A flow in which the target sent nothing and only an answer is in the capture (a request
     made before it began, `air_gapped.answer_only`) is not a conversation of the window.
@@ -261,13 +302,17 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
     hints = {str(h.address): h.name for h in profile.cloud.hints} if profile.cloud else {}
     found: list[CloudFlow] = []
     proxy_other: list[Flow] = []
+    answers: list[Flow] = []
+    answer_only, outside = air_gapped.answer_only, view.outside
     for flow in view.outgoing:
-        if air_gapped.answer_only(flow):
+        if answer_only(flow):
+            if outside(flow.responder):
+                answers.append(flow)
             continue
         to_proxy = (
             proxy is not None
-            and flow.responder == proxy.address
             and flow.responder_port == proxy.port
+            and flow.responder == proxy.address
         )
         if to_proxy:
             authority = _connect_authority(index.requests.get(flow.flow_id, ()))
@@ -277,9 +322,9 @@ def cloud_flows(view: TargetView, index: _Index) -> tuple[list[CloudFlow], list[
                 continue
             found.append(_tunnel(flow, authority, index, hints))
             continue
-        if view.outside(flow.responder):
+        if outside(flow.responder):
             found.append(_direct(flow, index, hints))
-    return found, proxy_other
+    return tuple(found), tuple(proxy_other), tuple(answers)
 
 
 def external_conversations(obs: Observations, profile: Profile) -> tuple[CloudFlow, ...]:
@@ -296,11 +341,18 @@ def _endpoint_allows(profile: Profile, name: str, port: int, transport: str) -> 
     )
 
 
-def _allowed_name(cloud: CloudFlow, profile: Profile) -> str | None:
+def _allowed_name(
+    cloud: CloudFlow, profile: Profile, known: dict[tuple[tuple[str, ...], int, str], str | None]
+) -> str | None:
+    """The first of the conversation's names an endpoint allows (on its port and transport),
+    remembered in `known`: thousands of conversations repeat the same few."""
     names = cloud.dns_names or ((cloud.name,) if cloud.name else ())
-    return next(
-        (n for n in names if _endpoint_allows(profile, n, cloud.port, cloud.transport)), None
-    )
+    key = (names, cloud.port, cloud.transport)
+    if key not in known:
+        known[key] = next(
+            (n for n in names if _endpoint_allows(profile, n, cloud.port, cloud.transport)), None
+        )
+    return known[key]
 
 
 def _other_transport_allowed(cloud: CloudFlow, profile: Profile) -> bool:
@@ -343,19 +395,20 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
     external = once(obs, profile, _external)
     view, index, flows = external.view, external.index, external.flows
     names = name_index(obs, profile)
-    findings: list[Finding] = []
+    findings = Findings()
     notes = FindingGroups()
     allowed = unexplained = mismatched = 0
     reached: dict[str, int] = {}
     claimed_only: dict[str, int] = {}
     hidden: list[CloudFlow] = []
+    allowed_names: dict[tuple[tuple[str, ...], int, str], str | None] = {}
     for cloud in flows:
         if cloud.mismatch:
             mismatched += 1
             why = f": name/address mismatch: {cloud.mismatch} ({_DECISION_8})"
-            findings.append(flow_finding(Severity.VIOLATION, cloud.flow, names, why))
+            findings.flow(Severity.VIOLATION, cloud.flow, names, why)
             continue
-        name = _allowed_name(cloud, profile)
+        name = _allowed_name(cloud, profile, allowed_names)
         if name is not None:
             allowed += 1
             key = _endpoint_key(cloud, name)
@@ -368,14 +421,12 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
                 profile, public, cloud.port, cloud.transport
             ):
                 hidden.append(cloud)
-                findings.append(
-                    flow_finding(
-                        Severity.WARNING,
-                        cloud.flow,
-                        names,
-                        f": the real name is hidden by Encrypted ClientHello behind the public"
-                        f" name {public}; nothing else names the flow (decision 9)",
-                    )
+                findings.flow(
+                    Severity.WARNING,
+                    cloud.flow,
+                    names,
+                    f": the real name is hidden by Encrypted ClientHello behind the public"
+                    f" name {public}; nothing else names the flow (decision 9)",
                 )
                 continue
             why = (
@@ -400,10 +451,9 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
                 f"{_endpoint_key(cloud, cloud.name)} is not an allowed endpoint"
                 f" ({_endpoints_text(profile)})"
             )
-        findings.append(flow_finding(Severity.VIOLATION, cloud.flow, names, f": {why}"))
-    for flow in view.outgoing:
-        if air_gapped.answer_only(flow) and view.outside(flow.responder):
-            findings.append(flow_finding(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY))
+        findings.flow(Severity.VIOLATION, cloud.flow, names, f": {why}")
+    for flow in external.answers:
+        findings.flow(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY)
     findings += notes.findings()
     facts: dict[str, object] = {
         "external_flows": len(flows),
@@ -443,7 +493,7 @@ def _allowed_notes(
     name: str,
     index: _Index,
     names: NameIndex,
-    findings: list[Finding],
+    findings: Findings,
     notes: FindingGroups,
     claimed_only: dict[str, int],
 ) -> None:
@@ -451,10 +501,10 @@ def _allowed_notes(
     the target's own answers, a real name hidden by ECH."""
     conflict = _sni_conflict(cloud, index)
     if conflict:
-        findings.append(flow_finding(Severity.WARNING, cloud.flow, names, conflict))
+        findings.flow(Severity.WARNING, cloud.flow, names, conflict)
     flow = cloud.flow
     if cloud.claim_only:
-        what = {"sni": "SNI", "host": "HTTP Host"}.get(cloud.basis, cloud.basis)
+        what = _CLAIM_TEXT.get(cloud.basis, cloud.basis)
         claimed_only[name] = claimed_only.get(name, 0) + 1
         notes.add(
             ("claim", name, cloud.address),
@@ -511,16 +561,36 @@ class _TlsTally:
     obs_names: NameIndex
     minimum: int
     complete: bool
-    findings: list[Finding] = field(default_factory=list)
+    findings: Findings = field(default_factory=Findings)
     endpoint_facts: dict[str, dict[str, str]] = field(default_factory=dict)
     shown: dict[str, int] = field(default_factory=dict)  # endpoint -> a version a flow showed
     unknown_version: list[CloudFlow] = field(default_factory=list)
     unknown_tunnels: list[CloudFlow] = field(default_factory=list)
     unreadable_quic: list[CloudFlow] = field(default_factory=list)
     checked: int = 0
+    # What each endpoint's facts say of a negotiation (version, suite, QUIC, SNI), and why its
+    # suite is weak: thousands of flows repeat the same few.
+    negotiations: dict[tuple[str, int, int, bool, str], tuple[dict[str, str], str | None]] = field(
+        default_factory=dict
+    )
 
     def violation(self, flow: Flow, text: str) -> None:
-        self.findings.append(flow_finding(Severity.VIOLATION, flow, self.obs_names, text))
+        self.findings.flow(Severity.VIOLATION, flow, self.obs_names, text)
+
+    def negotiated(
+        self, key: str, server: TlsServerHello, quic: bool, sni: str
+    ) -> tuple[dict[str, str], str | None]:
+        """The endpoint's facts for this negotiation, and why its suite is weak (or None)."""
+        known = (key, server.version, server.cipher_suite, quic, sni)
+        found = self.negotiations.get(known)
+        if found is None:
+            facts = {
+                "version": version_name(server.version) + (" (QUIC)" if quic else ""),
+                "suite": suite_name(server.cipher_suite),
+                "sni": sni,
+            }
+            found = self.negotiations[known] = (facts, is_weak_suite(server.cipher_suite))
+        return found
 
     def gaps(self, sent: bool) -> list[str]:
         gaps: list[str] = []
@@ -599,7 +669,6 @@ def _tls_negotiated(
     flow = cloud.flow
     quic = hello is not None and hello.quic_version is not None
     sni = hello.sni or "" if hello else ""
-    minimum_name = TLS_VERSION_NAMES.get(tally.minimum, hex(tally.minimum))
     if server is None and quic:
         # QUIC negotiates TLS 1.3 and nothing older (RFC 9001 §4.2), whose suites are
         # all AEAD: the version is known without the ServerHello.
@@ -617,25 +686,25 @@ def _tls_negotiated(
             tally.violation(
                 flow,
                 f": {key} offered at most {version_name(max(offered))}, below the minimum "
-                f"{minimum_name}",
+                f"{_minimum_name(tally.minimum)}",
             )
             return
         tally.unknown_version.append(cloud)
         return
     tally.shown[key] = max(tally.shown.get(key, 0), server.version)
-    tally.endpoint_facts[key] = {
-        "version": version_name(server.version) + (" (QUIC)" if quic else ""),
-        "suite": suite_name(server.cipher_suite),
-        "sni": sni,
-    }
+    tally.endpoint_facts[key], weak = tally.negotiated(key, server, quic, sni)
     if server.version < tally.minimum:
         tally.violation(
             flow,
-            f": {key} negotiated {version_name(server.version)}, below the minimum {minimum_name}",
+            f": {key} negotiated {version_name(server.version)}, below the minimum"
+            f" {_minimum_name(tally.minimum)}",
         )
-    weak = is_weak_suite(server.cipher_suite)
     if weak:
         tally.violation(flow, f": {key} negotiated {suite_name(server.cipher_suite)} ({weak})")
+
+
+def _minimum_name(minimum: int) -> str:
+    return TLS_VERSION_NAMES.get(minimum, hex(minimum))
 
 
 def tls(obs: Observations, profile: Profile) -> ControlResult:

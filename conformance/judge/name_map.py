@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from conformance.judge.common import ADDRESS_RTYPES, MAX_PARSED_TEXTS, address_of
+from conformance.judge.common import ADDRESS_RTYPES, MAX_PARSED_TEXTS, address_of, once
 from conformance.names import normalize_name
 from conformance.observe.records import DnsQuery, EchKind, Observations, TlsClientHello
 from conformance.profile_model import Profile
@@ -74,8 +74,13 @@ class _Validity:
     names: tuple[str, ...]  # the query's name first, then the chain's names
 
 
+def dns_names(obs: Observations, profile: Profile) -> DnsNames:
+    """What the DNS answers of `obs` say (`DnsNames`): one per run, shared by the judges."""
+    return once(obs, profile, DnsNames)
+
+
 class DnsNames:
-    """Names and addresses from every DNS answer of a capture, built once per judge."""
+    """Names and addresses from every DNS answer of a capture, built once per run (`dns_names`)."""
 
     def __init__(self, obs: Observations, profile: Profile) -> None:
         self._direct: dict[str, set[str]] = {}  # name -> addresses answered for it

@@ -20,10 +20,10 @@ from conformance.content.messages import DECRYPTED_REQUESTS, ContentEvidence
 from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
 from conformance.judge.common import (
     FindingGroups,
+    Findings,
     address_of,
     conclude,
     describe_flow,
-    flow_finding,
     flow_packets,
     host_of,
     is_cloud_name,
@@ -32,8 +32,8 @@ from conformance.judge.common import (
     plural,
     target_view,
 )
-from conformance.judge.name_map import Agreement, DnsNames, real_name_hidden
-from conformance.judge.result import ControlResult, Finding, PacketRef, Severity
+from conformance.judge.name_map import Agreement, DnsNames, dns_names, real_name_hidden
+from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.names import matches
 from conformance.observe.records import (
     Flow,
@@ -61,8 +61,8 @@ def _to_proxy(flow: Flow, profile: Profile) -> bool:
     return (
         proxy is not None
         and flow.transport == "tcp"
-        and flow.responder == proxy.address
         and flow.responder_port == proxy.port
+        and flow.responder == proxy.address
     )
 
 
@@ -90,23 +90,25 @@ def only(obs: Observations, profile: Profile) -> ControlResult:
     log = obs.proxy_log
     view = target_view(obs, profile)
     index = name_index(obs, profile)
-    findings: list[Finding] = []
+    findings = Findings()
     dns_flows = {q.flow_id for q in obs.dns if profile.is_target(q.client)}
     direct = proxied = dns_outside = 0
+    around = f": around the proxy {profile.proxy}"
+    dns_around = f": DNS to an outside resolver, around the proxy {profile.proxy} (PX-DNS)"
     for flow in view.outgoing:
         if _to_proxy(flow, profile):
             proxied += 1
         elif not view.outside(flow.responder):
             continue
         elif answer_only(flow):
-            findings.append(flow_finding(Severity.WARNING, flow, index, ANSWER_ONLY))
+            findings.flow(Severity.WARNING, flow, index, ANSWER_ONLY)
         else:
             direct += 1
-            note = f": around the proxy {profile.proxy}"
+            note = around
             if flow.flow_id in dns_flows:
                 dns_outside += 1
-                note = f": DNS to an outside resolver, around the proxy {profile.proxy} (PX-DNS)"
-            findings.append(flow_finding(Severity.VIOLATION, flow, index, note))
+                note = dns_around
+            findings.flow(Severity.VIOLATION, flow, index, note)
     tunnels = [e for e in _target_entries(log, profile) if e.method == "CONNECT"]
     facts: dict[str, object] = {
         "target_flows": len(view.flows),
@@ -185,20 +187,21 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
     log, content = obs.proxy_log, obs.content
     view = target_view(obs, profile)
     index = name_index(obs, profile)
+    to_proxy = [flow for flow in view.outgoing if _to_proxy(flow, profile)]
+    tunnelled = {flow.flow_id for flow in to_proxy}
     hellos: dict[int, list[TlsClientHello]] = {}
     for hello in obs.client_hellos:
-        hellos.setdefault(hello.flow_id, []).append(hello)
+        if hello.flow_id in tunnelled:
+            hellos.setdefault(hello.flow_id, []).append(hello)
     groups = FindingGroups()
     counts = {"connects": 0, "sni_matched": 0, "plaintext": 0, "not_allowed": 0, "ech_hidden": 0}
     opaque = 0
-    for flow in view.outgoing:
-        if not _to_proxy(flow, profile):
-            continue
+    for flow in to_proxy:
         requests = index.requests(flow)
         if not requests and flow.first_payload_packet is not None:
             opaque += 1
         for request in requests:
-            packets = PacketRef(request.capture, (request.packet,))
+            packets = (request.packet,)
             if request.method != "CONNECT":
                 counts["plaintext"] += request.count
                 groups.add(
@@ -207,7 +210,7 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
                     f"{request.method} {request.target} sent to the proxy in plaintext"
                     f" ({describe_flow(flow)}): not a CONNECT tunnel",
                     capture=request.capture,
-                    packets=packets.packets,
+                    packets=packets,
                     flow_id=flow.flow_id,
                     count=request.count,
                 )
@@ -221,7 +224,7 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
                     Severity.VIOLATION,
                     f"CONNECT {request.target}: not an allowed endpoint ({_endpoints(profile)})",
                     capture=request.capture,
-                    packets=packets.packets,
+                    packets=packets,
                     flow_id=flow.flow_id,
                     count=request.count,
                 )
@@ -229,7 +232,7 @@ def connect(obs: Observations, profile: Profile) -> ControlResult:
     findings = groups.findings()
     entries = _target_entries(log, profile)
     findings += _log_findings(entries, log, profile, counts)
-    findings += _peer_findings(entries, log, DnsNames(obs, profile), counts)
+    findings += _peer_findings(entries, log, dns_names(obs, profile), counts)
     findings += _content_findings(content, counts)
     facts: dict[str, object] = {
         **counts,

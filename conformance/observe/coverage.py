@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from conformance.decode.quic import SUPPORTED_VERSIONS
 from conformance.observe.records import (
@@ -42,6 +43,11 @@ _TCP_ACK = 0x10
 # QUIC (RFC 9000 §17.2): a long header sets the header-form and fixed bits.
 _QUIC_LONG_HEADER = 0xC0
 _HTTPS_PORT = 443  # where HTTP/3 runs unless an Alt-Svc says otherwise (RFC 9114 §3.1)
+
+_FLOW_ID = attrgetter("flow_id")
+# Looked up once: an enum member read through its class costs as much as a flow's other tests.
+_HIDDEN_ECH = (EchKind.REAL, EchKind.UNKNOWN)  # the SNI is only the public name
+_TLS = PayloadKind.TLS
 
 # How many of a not-understood count could be the target's (judge.common says how).
 TargetFrames = Callable[[NotUnderstood, CaptureSummary], int]
@@ -229,32 +235,31 @@ def coverage_of(
     """
     wanted = frozenset(targets)
     hellos = _hello_flows(obs)
-    one_sided = _Collector(bool(wanted))
-    ech = _Collector(bool(wanted))
-    quic = _Collector(bool(wanted))
-    no_sni = _Collector(bool(wanted))
-    no_hello = _Collector(bool(wanted))
+    one_sided = _Collector(wanted)
+    ech = _Collector(wanted)
+    quic = _Collector(wanted)
+    no_sni = _Collector(wanted)
+    no_hello = _Collector(wanted)
     for hello in obs.client_hellos:
-        flow = _flow(obs, hello.flow_id)
-        if flow is None:
-            continue
-        mine = flow.initiator in wanted or flow.responder in wanted
-        if hello.ech in (EchKind.REAL, EchKind.UNKNOWN):
-            ech.add(flow, hello.packet, mine)
+        if hello.ech in _HIDDEN_ECH:
+            kind = ech
         elif not hello.sni:
-            no_sni.add(flow, hello.packet, mine)
+            kind = no_sni
+        else:
+            continue
+        flow = _flow(obs, hello.flow_id)
+        if flow is not None:
+            kind.add(flow, hello.packet)
     for flow in obs.flows:
-        mine = flow.initiator in wanted or flow.responder in wanted
-        if flow.transport == "tcp":
-            if _one_sided(flow):
-                one_sided.add(flow, flow.first_packet, mine)
-            if PayloadKind.TLS in (flow.payload_out, flow.payload_in) and (
-                flow.flow_id not in hellos
-            ):
-                packet = flow.first_payload_packet or flow.first_packet
-                no_hello.add(flow, packet, mine)
-        elif flow.transport == "udp" and _looks_like_quic(flow) and flow.flow_id not in hellos:
-            quic.add(flow, flow.first_payload_packet or flow.first_packet, mine)
+        transport = flow.transport
+        if transport == "tcp":
+            # Most flows went both ways and have a hello: the cheap tests come first.
+            if (not flow.packets_in or not flow.packets_out) and _one_sided(flow):
+                one_sided.add(flow, flow.first_packet)
+            if flow.flow_id not in hellos and _TLS in (flow.payload_out, flow.payload_in):
+                no_hello.add(flow, flow.first_payload_packet or flow.first_packet)
+        elif transport == "udp" and flow.flow_id not in hellos and _looks_like_quic(flow):
+            quic.add(flow, flow.first_payload_packet or flow.first_packet)
     covered = window_seconds(obs.captures)
     starts = [c.first_time for c in obs.captures if c.first_time is not None]
     ends = [c.last_time for c in obs.captures if c.last_time is not None]
@@ -278,19 +283,21 @@ def coverage_of(
 class _Collector:
     """Counts flows of one kind and keeps a few examples, the target's first."""
 
-    def __init__(self, targets_known: bool) -> None:
-        self.targets_known = targets_known
+    def __init__(self, targets: frozenset[IPAddress]) -> None:
+        self.targets = targets
         self.count = 0
         self.target = 0
         self.seen: set[int] = set()
         self.mine: list[FlowExample] = []
         self.other: list[FlowExample] = []
 
-    def add(self, flow: Flow, packet: int, mine: bool) -> None:
+    def add(self, flow: Flow, packet: int) -> None:
         if flow.flow_id in self.seen:
             return
         self.seen.add(flow.flow_id)
         self.count += 1
+        # Asked only here: hashing an address costs more than the rest of a flow's tests.
+        mine = flow.initiator in self.targets or flow.responder in self.targets
         self.target += mine
         examples = self.mine if mine else self.other
         if len(examples) < MAX_EXAMPLES:
@@ -299,7 +306,7 @@ class _Collector:
     def result(self) -> FlowSet:
         return FlowSet(
             count=self.count,
-            target=self.target if self.targets_known else None,
+            target=self.target if self.targets else None,
             examples=tuple((self.mine + self.other)[:MAX_EXAMPLES]),
         )
 
@@ -311,7 +318,7 @@ def _flow(obs: Observations, flow_id: int) -> Flow | None:
 
 
 def _hello_flows(obs: Observations) -> frozenset[int]:
-    return frozenset(h.flow_id for h in obs.client_hellos)
+    return frozenset(map(_FLOW_ID, obs.client_hellos))
 
 
 def _one_sided(flow: Flow) -> bool:

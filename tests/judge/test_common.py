@@ -7,8 +7,13 @@ import ipaddress
 import pytest
 
 from conformance.judge.common import (
+    MAX_FINDINGS,
     FindingGroups,
+    Findings,
+    address_text,
+    cap_findings,
     describe_flow,
+    flow_finding,
     host_of,
     is_cloud_name,
     is_local_name,
@@ -16,7 +21,7 @@ from conformance.judge.common import (
     is_scope_limited,
     reverse_address,
 )
-from conformance.judge.result import Severity
+from conformance.judge.result import Finding, Severity
 from conformance.observe.records import InitiatorBasis
 from tests.defects import OUTSIDE, TARGET, defect_profile
 from tests.judge.factory import Scenario
@@ -126,3 +131,34 @@ def test_finding_groups_merge_and_bound_packets() -> None:
     assert first.flow_id == 1
     assert first.packets is not None and first.packets.packets == tuple(range(8))
     assert second.summary == "other" and second.packets is None
+
+
+def test_a_repeat_counted_without_its_summary_is_counted_as_by_add() -> None:
+    added, again = FindingGroups(), FindingGroups()
+    assert not again.add_again(("k",), packets=(0,))  # new: nothing counted
+    for n in range(12):
+        added.add(("k",), Severity.WARNING, "thing", capture=0, packets=(n,), flow_id=n + 1)
+        if not again.add_again(("k",), packets=(n,)):
+            again.add(("k",), Severity.WARNING, "thing", capture=0, packets=(n,), flow_id=n + 1)
+    assert again.findings() == added.findings()
+
+
+def test_flow_findings_past_what_a_report_lists_are_only_counted() -> None:
+    # Two severities, each past the cap, interleaved: what is listed and counted is what
+    # describing every flow would give.
+    s = Scenario()
+    flows = [s.flow(TARGET, OUTSIDE, 1000 + n) for n in range(3 * MAX_FINDINGS + 30)]
+    described: list[Finding] = []
+    counted = Findings()
+    for n, flow in enumerate(flows):
+        severity = Severity.WARNING if n % 3 == 0 else Severity.VIOLATION
+        described.append(flow_finding(severity, flow, note=f": {n}"))
+        counted.flow(severity, flow, note=f": {n}")
+    assert len(counted) == len(described)
+    assert cap_findings(counted) == cap_findings(described)
+
+
+def test_an_address_text_is_its_own_objects_when_ids_are_reused() -> None:
+    for n in range(2000):
+        text = f"198.51.{n // 256}.{n % 256}"
+        assert address_text(ipaddress.ip_address(text)) == text

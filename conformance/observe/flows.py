@@ -280,7 +280,8 @@ class FlowTable:
         """Create the entry of a direction not seen before, first seen at `packet`.
 
         `mac` is the source MAC of its first frame (b"" when the link has none): the
-        MAC a source address sends from is learned here, once per direction.
+        MAC a source address sends from is learned here, once per direction. The compiled
+        step makes its directions with the same steps (observe/_step.pyx `_new_direction`).
         """
         if reverse_key(key) not in table:
             self.flows += 1

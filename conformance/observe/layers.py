@@ -245,7 +245,8 @@ class LayerWalker:
         plain IPv4 header or an IPv6 header without extensions. False: anything else, or
         anything `frame` could find wrong (a length that lies, a header cut short), which
         then takes the walk. The same effects, in the same order (tests/observe/
-        test_quick_frames.py compares both on every case)."""
+        test_quick_frames.py compares both on every case). The compiled step settles these
+        frames with a twin of this method (observe/_step.pyx `_quick`) before calling `frame`."""
         if end - off < _ETHERNET:
             return False
         ethertype = (buf[off + 12] << 8) | buf[off + 13]

@@ -216,7 +216,8 @@ class Stream:
 
 
 def initial_want(proto: int, key: bytes) -> int:
-    """What a new direction needs inspected, from its protocol and ports."""
+    """What a new direction needs inspected, from its protocol and ports (the compiled step
+    answers the same from a port-flag table: observe/_step.pyx `_initial_want`)."""
     if proto not in (IPPROTO_TCP, IPPROTO_UDP):
         return 0
     sport = (key[-4] << 8) | key[-3]

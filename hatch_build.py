@@ -1,12 +1,13 @@
 """Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
 
-The harness is pure Python and always works as such; four extension modules make the
+The harness is pure Python and always works as such; five extension modules make the
 decoder's per-packet work several times faster (figures: benchmarks/README.md):
 
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
     conformance/observe/_step.pyx  the observers' per-packet step
     conformance/decode/_hello.pyx  the hello in a TLS direction's first payload
     conformance/observe/_records.pyx  the observers' records, made without dataclass __init__
+    conformance/observe/_flows.pyx    the flows built from the flow table at a capture's end
 
 They need Cython and a C compiler at build time, which not every machine has, so they are
 built only on request:
@@ -38,6 +39,7 @@ EXTENSIONS = (
     ("conformance.observe._step", "conformance/observe/_step.pyx"),
     ("conformance.decode._hello", "conformance/decode/_hello.pyx"),
     ("conformance.observe._records", "conformance/observe/_records.pyx"),
+    ("conformance.observe._flows", "conformance/observe/_flows.pyx"),
 )
 
 

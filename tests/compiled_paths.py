@@ -1,9 +1,10 @@
-"""Run the pure-Python readers, step and hello reader where the compiled ones (Cython) are loaded.
+"""Run the pure-Python readers, step, hello reader and flow builder where the compiled ones
+(Cython) are loaded.
 
-conformance.decode.compiled loads the compiled record walks, per-packet step and first
-payload's hello reader when they were built; the tests compare both on the same files (decode:
-every reader test file, and every hello the TLS tests build; observe: every observe test's
-capture) so that neither can drift from the other.
+conformance.decode.compiled loads the compiled record walks, per-packet step, first
+payload's hello reader and flow builder when they were built; the tests compare both on the
+same files (decode: every reader test file, and every hello the TLS tests build; observe:
+every observe test's capture) so that neither can drift from the other.
 """
 
 from __future__ import annotations
@@ -14,22 +15,23 @@ from contextlib import contextmanager
 from conformance.decode import compiled, pcap_reader, pcapng_reader, tls
 from conformance.observe import capture_parts, ingest, payloads
 
-# The compiled walks, step and hello reader are loaded (built in place or installed, and not
-# switched off).
+# The compiled walks, step, hello reader and flow builder are loaded (built in place or
+# installed, and not switched off).
 COMPILED_WALK = compiled.walk is not None
 COMPILED_STEP = ingest._COMPILED is not None
 COMPILED_HELLO = tls._COMPILED is not None
+COMPILED_FLOWS = ingest._COMPILED_FLOWS is not None
 
 
 @contextmanager
 def pure_python() -> Iterator[None]:
-    """The pure-Python record walks, per-packet step and hello reader, even where compiled ones
-    are loaded."""
-    saved = (ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs)
+    """The pure-Python record walks, per-packet step, hello reader and flow builder, even where
+    compiled ones are loaded."""
+    saved = (ingest._COMPILED, ingest._COMPILED_FLOWS, pcap_reader._run, pcapng_reader._epbs)
     # payloads took `quick_hello` by name at import: its name is switched too.
     users = (vars(tls), vars(payloads))
     hellos = [names["quick_hello"] for names in users]
-    ingest._COMPILED = None
+    ingest._COMPILED = ingest._COMPILED_FLOWS = None
     pcap_reader._run = pcap_reader._python_run
     pcapng_reader._epbs = pcapng_reader._python_epbs
     for names in users:
@@ -37,7 +39,7 @@ def pure_python() -> Iterator[None]:
     try:
         yield
     finally:
-        ingest._COMPILED, pcap_reader._run, pcapng_reader._epbs = saved
+        ingest._COMPILED, ingest._COMPILED_FLOWS, pcap_reader._run, pcapng_reader._epbs = saved
         for names, hello in zip(users, hellos, strict=True):
             names["quick_hello"] = hello
 

@@ -203,6 +203,8 @@ class FlowTable:
         # MAC + source address of each new direction's first frame (Accounting.senders)
         self.senders: set[bytes] = set()
         self.max_senders = 0
+        # The compiled twin of `finish` (observe/_flows.pyx), when the ingest has it.
+        self.compiled_finish: Callable[..., tuple[list[Flow], FlowIds]] | None = None
 
     def generation(self, ref: FlowRef) -> int:
         """How many times the 5-tuple of `ref` was reused so far (0: never)."""
@@ -356,8 +358,10 @@ class FlowTable:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
         Entries are released as their flows are built, so the entries and the flows
-        never both exist in full.
+        never both exist in full. The compiled twin (observe/_flows.pyx) takes the same steps.
         """
+        if self.compiled_finish is not None:
+            return self.compiled_finish(self, first_id, address)
         # (first packet, protocol, a direction key, retired index or -1, then what building
         # needs: the key's reverse, the flow reference, the key's entry and the reverse's).
         # Sorting never compares past the index: (protocol, key) names one live entry, the

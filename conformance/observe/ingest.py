@@ -57,6 +57,7 @@ _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
 # inspector while it still wants payloads, which checks the offset (payloads.py).
 _PLAIN_TCP_HEADER = 32
 _COMPILED = compiled.load(compiled.MODULES[1])
+_COMPILED_FLOWS = compiled.load(compiled.MODULES[4])  # FlowTable.finish's twin
 
 
 class CaptureIngest:
@@ -83,6 +84,8 @@ class CaptureIngest:
         self.step: PacketStep = (
             _COMPILED.FastStep(self) if _COMPILED is not None else self._make_step()
         )
+        if _COMPILED_FLOWS is not None:
+            self.table.compiled_finish = _COMPILED_FLOWS.finish
 
     @property
     def fragments(self) -> int:

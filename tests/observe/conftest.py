@@ -19,12 +19,18 @@ import pytest
 from conformance.observe.builder import observe_captures
 from conformance.observe.records import Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
-from tests.compiled_paths import COMPILED_STEP, COMPILED_WALK, parts_in_process, pure_python
+from tests.compiled_paths import (
+    COMPILED_FLOWS,
+    COMPILED_STEP,
+    COMPILED_WALK,
+    parts_in_process,
+    pure_python,
+)
 from tests.observe.frames import timed
 
 Observe = Callable[..., Observations]
 
-COMPILED = COMPILED_WALK or COMPILED_STEP
+COMPILED = COMPILED_WALK or COMPILED_STEP or COMPILED_FLOWS
 
 
 def _comparable(value: object) -> object:

@@ -1,0 +1,160 @@
+"""The compiled flow builder (observe/_flows.pyx) is FlowTable.finish: the same flows, in the
+same order, with the same ids, from tables of random directions of every kind it takes and
+every kind it hands back to flows.py (ICMP, other protocols, ICMP errors, TCP without a SYN,
+UDP that may begin with a response, one-way flows, retired connections, damaged samples)."""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+from conformance.observe import flows, ingest
+from conformance.observe.flows import (
+    CARRIED,
+    DIRS,
+    ERRORS,
+    HEAD,
+    ISN,
+    KIND,
+    N_FIRST,
+    N_LAST,
+    PAYLOAD_N,
+    PKTS,
+    PORTLESS,
+    RSTS,
+    SAMPLES,
+    SYN_SEEN,
+    SYNACK_SEEN,
+    T_FIRST,
+    T_LAST,
+    TCP_FLAGS,
+    TCP_OPEN,
+    Addresses,
+    Entry,
+    FlowIds,
+    FlowTable,
+    IcmpErrors,
+    reverse_key,
+)
+from conformance.observe.records import Flow, PayloadKind
+from tests.compiled_paths import COMPILED_FLOWS
+
+_PROTOCOLS = (IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, PORTLESS + 47)
+_PORTS = (53, 123, 443, 1900, 5060, 8443, 40000, 50000, 0)
+_HEADS = (b"", b"\x16\x03\x01\x00\x05", b"\x00\x01\x81\x80" + bytes(8), b"HTTP/1.1 200 OK\r\n")
+
+
+def _entry(rng: random.Random, proto: int, packet: int) -> Entry:
+    e = flows.new_entry(float(packet) / 10, packet, 0)
+    e[PKTS] = rng.choice((0, 1, 2, 3, 9, 300))
+    e[flows.BYTES] = e[PKTS] * rng.choice((40, 60, 1500))
+    e[N_LAST] = packet + rng.randrange(0, 50)
+    e[T_LAST] = e[N_LAST] / 10
+    e[N_FIRST] = packet
+    e[T_FIRST] = packet / 10
+    size = rng.choice((0, 1, 3, 8, 8, 9, 40))  # more than a direction keeps: the fallback
+    e[SAMPLES] = array("q", (rng.randrange(packet, packet + 20) for _ in range(size)))
+    e[TCP_FLAGS] = rng.randrange(0, 64) if proto == IPPROTO_TCP else 0
+    e[TCP_OPEN] = rng.choice((0, 0, SYN_SEEN, SYNACK_SEEN, SYN_SEEN | SYNACK_SEEN))
+    e[RSTS] = rng.choice((0, 0, 1, 5))
+    e[DIRS] = rng.randrange(0, 4)
+    e[flows.ICMP_CODE] = rng.randrange(0, 4)
+    if rng.random() < 0.6:
+        e[KIND] = rng.choice(list(PayloadKind))
+        e[PAYLOAD_N] = rng.choice((packet, packet + 1))
+        e[HEAD] = rng.choice(_HEADS)
+    if rng.random() < 0.1:
+        e[ERRORS] = IcmpErrors(rng.randrange(1, 4), 100, rng.random() < 0.5, rng.random() < 0.5)
+    if rng.random() < 0.1:
+        e[CARRIED] = (rng.choice(("ipv4>gre", "ipv6>udp>vxlan>eth")), 2)
+    e[ISN] = b"\x00\x00\x00\x01"
+    return e
+
+
+def _key(rng: random.Random, proto: int) -> bytes:
+    half = rng.choice((4, 16))
+    hosts = [bytes(half - 1) + bytes([n]) for n in (1, 2, 3)]
+    hosts += [b"\xff" * half, b"\xe0" + bytes(half - 1)]  # a broadcast, a group
+    src, dst = rng.choice(hosts), rng.choice(hosts)
+    if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        ports = bytes((0, rng.choice((0, 8, 128, 129, 134)), 0, rng.choice((0, 129, 136))))
+    elif proto >= PORTLESS:
+        ports = bytes(4)
+    else:
+        ports = rng.choice(_PORTS).to_bytes(2, "big") + rng.choice(_PORTS).to_bytes(2, "big")
+    return src + dst + ports
+
+
+def _table(seed: int) -> tuple[dict[int, dict[bytes, Entry]], list[Any]]:
+    rng = random.Random(seed)
+    tables: dict[int, dict[bytes, Entry]] = {}
+    packet = 1
+    for _ in range(rng.randrange(1, 80)):
+        proto = rng.choice(_PROTOCOLS)
+        key = _key(rng, proto)
+        table = tables.setdefault(proto, {})
+        table[key] = _entry(rng, proto, packet)
+        packet += rng.randrange(0, 3)  # directions may share a first packet
+        if rng.random() < 0.6 and reverse_key(key) != key:
+            table[reverse_key(key)] = _entry(rng, proto, packet)
+            packet += 1
+    retired: list[Any] = []
+    for _ in range(rng.randrange(0, 4)):
+        key = _key(rng, IPPROTO_TCP)
+        other = _entry(rng, IPPROTO_TCP, packet + 1) if rng.random() < 0.7 else None
+        retired.append((key, _entry(rng, IPPROTO_TCP, packet), other))
+        packet += 2
+    return tables, retired
+
+
+def _finish(
+    seed: int, compiled_finish: Callable[..., tuple[list[Flow], FlowIds]] | None
+) -> tuple[list[Flow], FlowIds, FlowTable]:
+    table = FlowTable(3, lambda _proto, _key: 0)
+    table.tables, table._retired = _table(seed)
+    table.compiled_finish = compiled_finish
+    built, ids = table.finish(7, Addresses())
+    return built, ids, table
+
+
+@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
+@pytest.mark.parametrize("seed", range(400))
+def test_compiled_finish_is_the_python_one(seed: int) -> None:
+    expected, expected_ids, _ = _finish(seed, None)
+    assert ingest._COMPILED_FLOWS is not None
+    got, ids, table = _finish(seed, ingest._COMPILED_FLOWS.finish)
+    assert got == expected
+    assert [f.sample_packets for f in got] == [f.sample_packets for f in expected]
+    assert (ids._ids, ids._reused) == (expected_ids._ids, expected_ids._reused)
+    # Every entry left the table (they live on only in their flows).
+    assert not any(table.tables.values()) and not table._retired
+
+
+@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
+def test_compiled_finish_takes_the_common_flows_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TCP flow opened by a SYN is oriented and built in C: flows.py is not asked."""
+    assert ingest._COMPILED_FLOWS is not None
+    asked: list[str] = []
+    compiled_module = ingest._COMPILED_FLOWS
+    for name in ("_orient", "_build"):
+        original = getattr(compiled_module, name)
+
+        def spy(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            asked.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(compiled_module, name, spy)
+    table = FlowTable(0, lambda _proto, _key: 0)
+    key = bytes((192, 0, 2, 1, 192, 0, 2, 2, 0x9C, 0x40, 0x01, 0xBB))
+    out, back = flows.new_entry(1.0, 1, 0), flows.new_entry(1.1, 2, 0)
+    out[PKTS], out[TCP_OPEN], out[SAMPLES] = 1, SYN_SEEN, array("q", [1])
+    back[PKTS], back[TCP_OPEN], back[SAMPLES] = 1, SYNACK_SEEN, array("q", [2])
+    table.tables[IPPROTO_TCP] = {key: out, reverse_key(key): back}
+    (flow,), _ = compiled_module.finish(table, 1, Addresses())
+    assert asked == []
+    assert (flow.accepted, flow.sample_packets, str(flow.initiator)) == (True, (1, 2), "192.0.2.1")

@@ -78,10 +78,17 @@ class IpPacket:
 
 
 def decode_ip(buf: bytes, off: int, end: int, ethertype: int) -> IpPacket:
-    """Decode the IPv4 or IPv6 header at buf[off:end]; raise DecodeError if malformed."""
-    if ethertype == ETHERTYPE_IPV4:
-        return decode_ipv4(buf, off, end)
-    return decode_ipv6(buf, off, end)
+    """Decode the IPv4 or IPv6 header at buf[off:end]; raise DecodeError if malformed.
+
+    The version nibble decides when it says 4 or 6, whatever `ethertype` (or a link type
+    such as LINKTYPE_IPV4) claimed: the label is not trusted over the bytes (decision 10).
+    Read as the labelled version, the target's packet would show addresses from the wrong
+    offsets and be settled as someone else's. Other versions are read as labelled.
+    """
+    version = buf[off] >> 4 if off < end else 0
+    if version == 6 or (version != 4 and ethertype != ETHERTYPE_IPV4):
+        return decode_ipv6(buf, off, end)
+    return decode_ipv4(buf, off, end)
 
 
 def decode_ipv4(buf: bytes, off: int, end: int) -> IpPacket:

@@ -55,6 +55,7 @@ RSA_KEY_HEX: Final = 16  # the first 8 bytes of the encrypted premaster secret
 MAX_LINE: Final = 4096  # longer than any NSS line (ECH_CONFIG included): not a key log
 
 DSB_TYPE: Final = 0x0000000A
+DSB_MIN: Final = 20  # type, length, secrets type, secrets length, trailing length
 SHB_TYPE: Final = 0x0A0D0D0A
 TLS_KEY_LOG_SECRETS: Final = 0x544C534B  # "TLSK"
 SECRET_TYPES: Final = {
@@ -279,6 +280,11 @@ def pcapng_secrets(path: Path, *, whole: bool = True) -> CaptureSecrets:
                     break
                 if btype != DSB_TYPE:
                     continue
+                if length < DSB_MIN:
+                    raise KeyLogError(
+                        f"{path} DSB at byte {offset}",
+                        f"block of {length} bytes has no room for its secrets type and length",
+                    )
                 stype, slen = struct.unpack_from(order + "II", data, offset + 8)
                 body_end = offset + length - 4
                 if offset + 16 + slen > body_end:

@@ -40,6 +40,9 @@ _SHB_MIN = 28  # type, length, magic, major, minor, section length, trailing len
 _EPB_HEADER = 28  # type, length, interface, timestamp (2), captured, original length
 _EPB_MIN = 32  # the header and the trailing length
 _BLOCK_MIN = 12  # type, length, trailing length
+_IDB_MIN = 20  # type, length, link type, reserved, snaplen, trailing length
+_ISB_MIN = 24  # type, length, interface, timestamp (2), trailing length
+_SPB_MIN = 16  # type, length, original length, trailing length
 _BLOCK_HEAD = 8  # type, length
 _SHB_HEAD = 12  # type, length, byte-order magic: what says how to read the length
 
@@ -194,7 +197,7 @@ class PcapngReader(CaptureReader):
 
     _packet: PacketRecord | None = None  # handed from the general block step to the walk
 
-    def _block(  # noqa: C901 (per block: one branch per block type)
+    def _block(
         self, state: _Section, buf: bytes, pos: int, end: int, base: int, n: int, ts: float
     ) -> int:
         """Handle one block the EPB walk did not take; return where the next one starts.
@@ -236,35 +239,24 @@ class PcapngReader(CaptureReader):
             )
             return -1
         if btype in (_EPB, _PB, _SPB):
-            packet = self._packet_block(state, btype, buf, pos, blen, ts)
-            if packet is None:
-                self.truncated_detail = (
-                    f"{where}: packet data longer than the block; the rest of the file was not read"
-                )
-                return -1
-            self._packet = packet
+            self._packet = self._packet_block(state, btype, buf, pos, blen, ts)
             return nxt
+        if btype == _SHB and blen < _SHB_MIN:
+            self.truncated_detail = (
+                f"{where}: section header shorter than its fields ({blen} bytes); "
+                "the rest of the file was not read"
+            )
+            return -1
         state.other_blocks += 1
         if btype == _IDB:
             itf = _read_idb(buf, pos, tail, st)
             state.ifaces.append(itf)
             state.by_if.append(_time_scales(itf.linktype, itf.units, itf.offset))
             self.interfaces += 1
-            if itf.linktype not in self.link_types:
+            if itf.linktype not in self.link_types and itf.linktype >= 0:
                 self.link_types.append(itf.linktype)
         elif btype == _ISB:
-            iface = st.u32.unpack_from(buf, pos + 8)[0]
-            ifdrop, osdrop = _isb_options(buf, pos + 20, tail, st)
-            if ifdrop is not None or osdrop is not None:
-                name = state.ifaces[iface].name if iface < len(state.ifaces) else ""
-                key = (state.section, iface)
-                old = state.isb_drops.get(key, (None, None, name))
-                # ISB counters are cumulative: the latest block supersedes.
-                state.isb_drops[key] = (
-                    ifdrop if ifdrop is not None else old[0],
-                    osdrop if osdrop is not None else old[1],
-                    name,
-                )
+            _read_isb(state, buf, pos, tail, st)
         elif btype == _SHB:
             major = st.u16.unpack_from(buf, pos + 12)[0]
             if major != _PCAPNG_VERSION_MAJOR:
@@ -282,17 +274,26 @@ class PcapngReader(CaptureReader):
 
     def _packet_block(
         self, state: _Section, btype: int, buf: bytes, pos: int, blen: int, ts: float
-    ) -> PacketRecord | None:
-        """The packet of an EPB, obsolete PB or SPB; None if its data overruns the block."""
+    ) -> PacketRecord:
+        """The packet of an EPB, obsolete PB or SPB.
+
+        Its leading and trailing lengths agree, so the blocks after it can be read whatever
+        its inside claims: a block too short for its header is an empty packet (an EPB's or
+        PB's on an undescribed interface), and a captured length that runs past the block is cut to
+        the bytes the block holds (counted as cut short: the original length is at least
+        the claim). Either way the packet is counted, and one bad block does not end the file.
+        """
         st = state.structs
         tail = pos + blen - 4
         direction = 0
         if btype == _SPB:
             # §4.4: no interface id (always the first) and no timestamp: the previous
             # packet's time stands in for it.
-            (orig,) = st.u32.unpack_from(buf, pos + 8)
-            off = pos + 12
-            cap = min(orig, blen - 16)
+            off, cap, orig = tail, 0, 0
+            if blen >= _SPB_MIN:
+                (orig,) = st.u32.unpack_from(buf, pos + 8)
+                off = pos + 12
+                cap = min(orig, blen - 16)
             linktype = LINKTYPE_UNDEFINED_INTERFACE
             if state.ifaces:
                 linktype = state.ifaces[0].linktype
@@ -300,7 +301,7 @@ class PcapngReader(CaptureReader):
                     cap = min(cap, state.ifaces[0].snaplen)
             return ts, buf, off, cap, orig, linktype, 0
         if blen < _EPB_MIN:
-            return None
+            return ts, buf, tail, 0, 0, LINKTYPE_UNDEFINED_INTERFACE, 0
         if btype == _EPB:
             _, _, iface, hi, lo, cap, orig = st.epb.unpack_from(buf, pos)
         else:
@@ -309,8 +310,9 @@ class PcapngReader(CaptureReader):
                 state.packet_drops = (state.packet_drops or 0) + drops
         off = pos + _EPB_HEADER  # the obsolete PB has the same layout
         if off + cap > tail:
-            return None
-        if btype == _EPB and off + cap + (-cap & 3) < tail:
+            orig = max(orig, cap)
+            cap = tail - off
+        elif btype == _EPB and off + cap + (-cap & 3) < tail:
             direction = state.epb_options(buf, off + cap + (-cap & 3), tail)
         if iface < len(state.ifaces):
             itf = state.ifaces[iface]
@@ -398,8 +400,33 @@ def _isb_options(buf: bytes, pos: int, end: int, st: _Structs) -> tuple[int | No
     return ifdrop, osdrop
 
 
+def _read_isb(state: _Section, buf: bytes, pos: int, end: int, st: _Structs) -> None:
+    """An Interface Statistics Block's drop counters, into `state` (none if it is too short)."""
+    if end - pos < _ISB_MIN - 4:
+        return
+    iface = st.u32.unpack_from(buf, pos + 8)[0]
+    ifdrop, osdrop = _isb_options(buf, pos + 20, end, st)
+    if ifdrop is None and osdrop is None:
+        return
+    name = state.ifaces[iface].name if iface < len(state.ifaces) else ""
+    key = (state.section, iface)
+    old = state.isb_drops.get(key, (None, None, name))
+    # ISB counters are cumulative: the latest block supersedes.
+    state.isb_drops[key] = (
+        ifdrop if ifdrop is not None else old[0],
+        osdrop if osdrop is not None else old[1],
+        name,
+    )
+
+
 def _read_idb(buf: bytes, pos: int, end: int, st: _Structs) -> _Interface:
-    """An Interface Description Block: link type, snaplen, if_tsresol, if_tsoffset, if_name."""
+    """An Interface Description Block: link type, snaplen, if_tsresol, if_tsoffset, if_name.
+
+    A block too short for its fields still numbers an interface (the blocks after it can
+    be read: both lengths agree), one no IDB described: its packets are not understood.
+    """
+    if end - pos < _IDB_MIN - 4:
+        return _Interface(LINKTYPE_UNDEFINED_INTERFACE, 0, _DEFAULT_TS_UNITS, 0, "")
     linktype, _, snaplen = st.idb.unpack_from(buf, pos + 8)
     units = _DEFAULT_TS_UNITS
     offset = 0

@@ -682,10 +682,15 @@ class LayerWalker:
         code: int,
         v6: bool,
     ) -> bool:
-        """File an ICMP error under the flow it quotes; False if it quotes too little."""
+        """File an ICMP error under the flow it quotes; False if it quotes too little, or is
+        not sent back to the quoted packet's source: every error answers that source (RFC 792,
+        RFC 4443 §2.4), so one sent elsewhere is a message of its own (its own ICMP flow),
+        or an egress could hide behind a quote of some inside conversation."""
         try:
             proto, src, dst, sport, dport = quoted_packet(buf, l4 + ICMP_HEADER, end, v6)
         except DecodeError:
+            return False
+        if ip.dst != src:
             return False
         if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
             sport, dport, _ = port_equivalents(sport, dport, proto == IPPROTO_ICMPV6)

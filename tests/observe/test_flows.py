@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, IPv6
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    IPv6,
+)
 
 from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
@@ -181,6 +189,25 @@ def test_port_unreachable_belongs_to_the_quoted_udp_flow(observe: Observe) -> No
     assert (flow.packets_out, flow.packets_in) == (1, 1)
     assert flow.sample_packets == (1, 2)
     assert flow.last_packet == 2
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_error_not_sent_to_the_quoted_source_is_its_own_flow(observe: Observe, v6: bool) -> None:
+    """An "error" from the target to an outside host that quotes an inside conversation is
+    no answer to it (an error goes back to the quoted packet's source): its own ICMP flow,
+    so the egress is judged, not filed under the quoted flow."""
+    if v6:
+        quoted = IPv6(src="2001:db8::20", dst=SERVER6) / UDP(sport=40000, dport=161)
+        outer = IPv6(src=SERVER6, dst="2001:db8:ffff::5") / ICMPv6DestUnreach(code=4)
+    else:
+        quoted = IP(src="192.0.2.20", dst=SERVER) / UDP(sport=40000, dport=161)
+        outer = IP(src=SERVER, dst="203.0.113.5") / ICMP(type=3, code=3)
+    frames = [eth(outer / (bytes(quoted) + b"exfiltrated bytes"))]
+    (flow,) = observe(frames).flows
+    assert flow.transport == ("icmpv6" if v6 else "icmp")
+    assert str(flow.initiator) == (SERVER6 if v6 else SERVER)
+    assert str(flow.responder) == ("2001:db8:ffff::5" if v6 else "203.0.113.5")
+    assert (flow.packets_out, flow.packets_in) == (1, 0)
 
 
 def test_unreachable_from_a_router_is_not_an_answer(observe: Observe) -> None:

@@ -13,7 +13,7 @@ when `window_seconds` is below the profile's minimum window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -26,6 +26,7 @@ from conformance.observe.records import (
     NotUnderstood,
     Observations,
     PayloadKind,
+    TimeStep,
 )
 
 # Decision 11: without observation.minimum_window, a window under one hour is a warning.
@@ -45,6 +46,7 @@ _QUIC_LONG_HEADER = 0xC0
 _HTTPS_PORT = 443  # where HTTP/3 runs unless an Alt-Svc says otherwise (RFC 9114 §3.1)
 
 _FLOW_ID = attrgetter("flow_id")
+_TIME = attrgetter("time")
 # Looked up once: an enum member read through its class costs as much as a flow's other tests.
 _HIDDEN_ECH = (EchKind.REAL, EchKind.UNKNOWN)  # the SNI is only the public name
 _TLS = PayloadKind.TLS
@@ -159,7 +161,7 @@ class Coverage:
 
     start: float | None
     end: float | None
-    seconds: float  # time covered: the union of the captures' windows
+    seconds: float  # time covered: the union of the captures' windows less their silences
     minimum_window_seconds: float | None  # observation.minimum_window
     captures: tuple[CaptureCoverage, ...]
     one_sided_tcp: FlowSet
@@ -187,23 +189,48 @@ class Coverage:
 
 
 def window_seconds(captures: Sequence[CaptureSummary]) -> float:
-    """Time the captures cover: the union of their windows (overlaps and gaps between
-    files count once and not at all)."""
-    spans = sorted(
-        (c.first_time, c.last_time)
-        for c in captures
-        if c.first_time is not None and c.last_time is not None
-    )
+    """Time the captures cover: the union of their windows less their silences (overlaps
+    and gaps between files count once and not at all).
+
+    A silence (no packet at all for SILENCE_SECONDS or more) is a gap in the evidence, not
+    time observed: the capture may have paused, and one late packet must not stretch a
+    short capture into a long window. A capture whose silences are not all listed (more
+    than MAX_TIME_STEPS) has their total taken off instead, which can only count less.
+    """
+    pieces: list[tuple[float, float]] = []
+    unlisted = 0.0
+    for c in captures:
+        if c.first_time is None or c.last_time is None:
+            continue
+        if c.silence_count == len(c.silences):
+            pieces.extend(_between_silences(c.first_time, c.last_time, c.silences))
+        else:
+            pieces.append((c.first_time, c.last_time))
+            unlisted += c.silence_seconds
     total = 0.0
     end = None
-    for first, last in spans:
+    for first, last in sorted(pieces):
         if end is None or first > end:
             total += last - first
             end = last
         elif last > end:
             total += last - end
             end = last
-    return total
+    return max(0.0, total - unlisted)
+
+
+def _between_silences(
+    first: float, last: float, silences: Sequence[TimeStep]
+) -> Iterator[tuple[float, float]]:
+    """The parts of the window first..last outside every silence."""
+    cursor = first
+    for silence in sorted(silences, key=_TIME):
+        start = max(silence.time, first)
+        if start > cursor:
+            yield cursor, start
+        cursor = max(cursor, min(silence.time + silence.seconds, last))
+    if last > cursor:
+        yield cursor, last
 
 
 def duration_text(seconds: float) -> str:

@@ -52,6 +52,41 @@ def test_window_is_the_union_of_the_captures() -> None:
     assert (cov.start, cov.end, cov.seconds, cov.span_seconds) == (T0, T0 + 1010, 160, 1010)
 
 
+def _silence(start: float, seconds: float) -> TimeStep:
+    return TimeStep(before=3, after=4, time=start, seconds=seconds)
+
+
+def test_silences_are_not_covered() -> None:
+    """One late packet does not stretch 2 s of traffic into a 2 h window (a silence is a gap
+    in the evidence), and the profile's minimum window then makes absence inconclusive."""
+    late = capture(
+        first_time=T0,
+        last_time=T0 + 7200,
+        silences=(_silence(T0 + 2, 7198),),
+        silence_count=1,
+        silence_seconds=7198.0,
+    )
+    assert window_seconds([late]) == 2
+    profile = dataclasses.replace(defect_profile(), minimum_window_seconds=3600.0)
+    cov = coverage_for(Scenario().observations(late), profile)
+    assert (cov.seconds, cov.span_seconds, cov.gates) == (2, 7200, True)
+
+
+def test_silences_covered_by_another_capture_count_and_unlisted_ones_do_not() -> None:
+    quiet = capture(
+        first_time=T0,
+        last_time=T0 + 1000,
+        silences=(_silence(T0 + 100, 300), _silence(T0 + 350, 100)),  # overlapping steps
+        silence_count=2,
+        silence_seconds=400.0,
+    )
+    assert window_seconds([quiet]) == 650  # 0-100 and 450-1000
+    busy = capture(first_time=T0 + 100, last_time=T0 + 200)  # fills part of the silence
+    assert window_seconds([quiet, busy]) == 750
+    unlisted = dataclasses.replace(quiet, silences=quiet.silences[:1])  # 2 counted, 1 listed
+    assert window_seconds([unlisted]) == 600  # the whole total is taken off: never more
+
+
 def test_capture_without_packets_covers_nothing() -> None:
     empty = capture(first_time=None, last_time=None, packets=0)
     cov = coverage_of(Scenario().observations(empty))

@@ -6,9 +6,11 @@ ARP, ICMP and ICMPv6 that is not an error; a tenth of the frames of a web captur
 
 The same decisions in the same order, on the same flow-table entries, calling the same
 Python code for everything but the hot path (new directions, SYNs, payload inspection,
-the general path). One difference in how, not what: the IPv4 UDP/TCP hot path finds a
-direction's entry in a small C cache and holds its counters (packets, bytes, last time and
-packet, TCP flags, direction flags) in C, writing them into the entry before any Python
+the general path). The usual first payload of a TLS direction (a whole ClientHello or
+ServerHello in one record) is read here too (`_usual_hello`), with the inspector's steps for
+it. One difference in how, not what: the IPv4 UDP/TCP hot path finds a direction's entry in
+a small C cache and holds its counters (packets, bytes, last time and packet, TCP flags,
+direction flags) in C, writing them into the entry before any Python
 code runs and before the walk returns (`flush`): boxing four numbers per packet was most of
 the step's time. Nothing outside sees a count held back (tests/observe/test_step_cache.py).
 
@@ -56,6 +58,8 @@ from conformance.decode.link import (
     LINK_CONTROL_ETHERTYPES,
     MAX_VLAN_TAGS,
 )
+from conformance.decode.classify import MAX_TLS_RECORD
+from conformance.decode.tls import ClientHelloInfo, ServerHelloInfo
 from conformance.decode.tunnel import TUNNEL_UDP_PORTS
 from conformance.observe import flows, layers, payloads
 from conformance.observe.accounting import MAX_SENDERS
@@ -77,6 +81,11 @@ cdef Py_ssize_t N_FIRST = flows.N_FIRST
 cdef Py_ssize_t ICMP_CODE = flows.ICMP_CODE
 cdef Py_ssize_t ISN = flows.ISN
 cdef Py_ssize_t CARRIED = flows.CARRIED
+cdef Py_ssize_t KIND = flows.KIND
+cdef Py_ssize_t PAYLOAD_N = flows.PAYLOAD_N
+cdef Py_ssize_t HEAD = flows.HEAD
+cdef Py_ssize_t STREAM = flows.STREAM
+cdef Py_ssize_t HEAD_BYTES = flows.PAYLOAD_HEAD_BYTES
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
 cdef long long SAMPLE_MAX = SAMPLE_PACKETS_PER_FLOW
@@ -104,6 +113,9 @@ cdef long W_DNS = payloads.W_DNS
 cdef long W_NBNS = payloads.W_NBNS
 cdef long W_SSDP = payloads.W_SSDP
 cdef long W_TUNNEL = payloads.W_TUNNEL
+cdef long TLS_RECORD_MAX = MAX_TLS_RECORD
+_KIND_TLS = payloads._KIND_TLS
+_ECH_NONE = payloads._ECH_NONE
 
 
 cdef long _initial_want(int proto, const uint8_t* ports):
@@ -270,6 +282,41 @@ cdef inline void _tcp_control(list e, long flags):
         e[RSTS] = e[RSTS] + 1
 
 
+cdef Py_ssize_t _options_end(const uint8_t* f, Py_ssize_t pos, Py_ssize_t end) noexcept:
+    """decode/tcp.py `tcp_options_end` on f[pos:end]."""
+    cdef Py_ssize_t at
+    while pos < end:
+        if f[pos] == 0:  # end of list: the rest must be zero padding
+            for at in range(pos + 1, end):
+                if f[at]:
+                    return pos
+            return end
+        if f[pos] == 1:
+            pos += 1
+            continue
+        if pos + 1 >= end or f[pos + 1] < 2 or pos + f[pos + 1] > end:
+            return pos
+        pos += f[pos + 1]
+    return end
+
+
+cdef tuple _flow_ref(int proto, bytes key):
+    """flows.flow_ref: (protocol, the smaller of the two direction keys)."""
+    cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+    cdef Py_ssize_t size = len(key)
+    cdef Py_ssize_t half = (size - 4) // 2
+    cdef uint8_t raw[36]
+    if size != 12 and size != 36:
+        return flows.flow_ref(proto, key)
+    memcpy(raw, k + half, half)
+    memcpy(raw + half, k, half)
+    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
+    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
+    if memcmp(k, raw, size) <= 0:
+        return (proto, key)
+    return (proto, PyBytes_FromStringAndSize(<const char*>raw, size))
+
+
 cdef enum:
     _SLOTS = 32768  # cached directions (a power of two): ~2 MiB, whatever the capture holds
     _SLOT_MASK = _SLOTS - 1
@@ -311,6 +358,16 @@ cdef class FastStep(CStep):
     cdef object syn
     cdef object inspect
     cdef object slow
+    # The usual first payload of a TLS direction (`_usual_hello`): what the inspector's
+    # steps for it use, read once.
+    cdef object quick_hello  # payloads.quick_hello (the compiled one where it is built)
+    cdef object capture
+    cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
+    cdef object server_hello
+    cdef list client_hellos  # PayloadInspector.client_hellos, server_hellos
+    cdef list server_hellos
+    cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
+    cdef dict hello_strs
     cdef object time_step
     cdef double low
     cdef double high
@@ -364,7 +421,16 @@ cdef class FastStep(CStep):
             if t != SAMPLES and not isinstance(value, (int, float, bytes, Enum, type(None))):
                 raise TypeError(f"flows.new_entry slot {t}: {type(value).__name__} is not shareable")
         self.syn = table.syn
-        self.inspect = ingest.inspector.inspect
+        inspector = ingest.inspector
+        self.inspect = inspector.inspect
+        self.quick_hello = payloads.quick_hello
+        self.capture = inspector.capture
+        self.client_hello = payloads._CLIENT_HELLO
+        self.server_hello = payloads._SERVER_HELLO
+        self.client_hellos = inspector.client_hellos
+        self.server_hellos = inspector.server_hellos
+        self.hello_ints = inspector._ints
+        self.hello_strs = inspector._strs
         self.slow = ingest.walker.frame
         timeline = ingest.timeline
         self.time_step = timeline.step
@@ -662,6 +728,73 @@ cdef class FastStep(CStep):
         acc.decoded += 1
         return 1
 
+    cdef bint _usual_hello(
+        self, list e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
+    ) except -1:
+        """The inspection of a TCP direction's first payload (WANT is W_FIRST alone) that is
+        the usual hello: a sound data offset, then one TLS handshake record holding a whole
+        ClientHello without ECH or a ServerHello that is not a HelloRetryRequest, as
+        `quick_hello` reads it. PayloadInspector.inspect's steps for it (`_first`,
+        `_start_hello`, `_record_client_hello` / `_server_hello`), in the same order, with
+        the same records; 0, having changed nothing, for any other payload (inspect takes it).
+        Nothing here reads a held count: no flush."""
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
+        cdef const uint8_t* p
+        if start < l4 + 20 or start >= end:
+            return 0
+        if start > l4 + 20 and _options_end(f, l4 + 20, start) != start:
+            return 0
+        p = f + start
+        if end - start < 5 or p[0] != 22 or p[1] != 3 or p[2] > 4:  # classify.py `_is_tls`
+            return 0
+        if ((p[3] << 8) | p[4]) > TLS_RECORD_MAX:
+            return 0
+        payload = PyBytes_FromStringAndSize(<const char*>p, end - start)
+        try:
+            info = self.quick_hello(payload)
+        except Exception:  # inspect reads it again, and counts what broke (decision 10)
+            return 0
+        if type(info) is ClientHelloInfo:
+            if info.ech is not None:
+                return 0
+        elif type(info) is not ServerHelloInfo or info.hello_retry:
+            return 0
+        # PayloadInspector._first
+        e[KIND] = _KIND_TLS
+        e[PAYLOAD_N] = n
+        if e[TCP_OPEN] != SYNACK_SEEN:
+            e[HEAD] = payload[:HEAD_BYTES]
+        e[WANT] = e[WANT] & ~W_FIRST
+        ref = _flow_ref(PROTO_TCP, key)
+        if type(info) is ClientHelloInfo:  # PayloadInspector._record_client_hello
+            ints = self.hello_ints
+            versions = info.versions
+            suites = info.cipher_suites
+            alpn = info.alpn
+            record = self.client_hello(
+                self.capture,
+                n,
+                ts,
+                0,
+                info.sni,
+                ints.setdefault(versions, versions),
+                ints.setdefault(suites, suites),
+                self.hello_strs.setdefault(alpn, alpn),
+                1,
+                None,
+                _ECH_NONE,
+            )
+            self.client_hellos.append((ref, record))
+        else:  # PayloadInspector._server_hello
+            record = self.server_hello(
+                self.capture, n, ts, 0, info.version, info.cipher_suite, None
+            )
+            self.server_hellos.append((ref, record))
+        if not e[WANT]:
+            e[STREAM] = None
+        return 1
+
     cdef int _inspect(
         self, list e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
         long long n,
@@ -765,6 +898,10 @@ cdef class FastStep(CStep):
                     stop = off + cap
                 if key is None:
                     key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
+                if e[WANT] == W_FIRST and self._usual_hello(
+                    e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
+                ):
+                    return 0
                 self._inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
         else:
             return self._general(ts, buf, off, cap, dirf, n)
@@ -825,5 +962,9 @@ cdef class FastStep(CStep):
             stop = l4 + span
             if stop > cap:
                 stop = cap
+            if proto == PROTO_TCP and e[WANT] == W_FIRST and self._usual_hello(
+                e, key, buf, off + l4, off + stop, ts, n
+            ):
+                return 0
             self._inspect(e, proto, key, buf, off + l4, off + stop, ts, n)
         return 0

@@ -303,6 +303,10 @@ class PayloadInspector:
     ) -> None:
         """Look at one packet's payload; l4 is its transport header, end the datagram's end.
 
+        The compiled step reads the usual TLS first payload itself, with these steps
+        (observe/_step.pyx `_usual_hello`): a change to `_first`, `_start_hello`,
+        `_record_client_hello` or `_server_hello` is made there too.
+
         Any parser that breaks on the packet costs that packet only: it is counted as a
         payload not understood ("<protocol>: <error>") and the run goes on (decision 10).
         """

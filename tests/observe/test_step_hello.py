@@ -1,0 +1,187 @@
+"""The compiled step reads the usual TLS first payload itself (observe/_step.pyx
+`_usual_hello`): a whole ClientHello without ECH or a ServerHello that is not a
+HelloRetryRequest, in one handshake record behind a sound TCP header. Everything else goes
+to PayloadInspector.inspect. The `observe` fixture compares every fact with the Python step;
+here the split itself is checked, so a path that quietly stopped taking (or started taking)
+a payload shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet import IP, TCP
+
+from conformance.observe import payloads
+from conformance.observe.builder import observe_captures
+from conformance.observe.payloads import PayloadInspector
+from conformance.observe.records import EchKind, Observations, PayloadKind
+from tests.capture_files import write_pcap
+from tests.compiled_paths import COMPILED_STEP
+from tests.observe.conftest import Observe
+from tests.observe.frames import (
+    CLIENT,
+    CLIENT6,
+    SERVER,
+    SERVER6,
+    client_hello,
+    eth,
+    server_hello,
+    tcp,
+    tcp6,
+    timed,
+)
+from tests.quic_captures import ech_client_hello, hello_retry_request
+
+pytestmark = pytest.mark.skipif(not COMPILED_STEP, reason="the compiled step is not built")
+
+
+@pytest.fixture
+def inspected(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The packet numbers PayloadInspector.inspect was asked about."""
+    asked: list[int] = []
+    original = PayloadInspector.inspect
+
+    def spy(self: PayloadInspector, *args: Any) -> None:
+        asked.append(args[-1])
+        original(self, *args)
+
+    monkeypatch.setattr(PayloadInspector, "inspect", spy)
+    yield asked
+
+
+def _exchange(request: bytes, response: bytes, v6: bool = False) -> list[bytes]:
+    """SYN, SYN-ACK, then the client's first payload and the server's."""
+    if v6:
+        return [
+            tcp6(CLIENT6, SERVER6, 51000, 443, "S"),
+            tcp6(SERVER6, CLIENT6, 443, 51000, "SA"),
+            tcp6(CLIENT6, SERVER6, 51000, 443, "PA", request),
+            tcp6(SERVER6, CLIENT6, 443, 51000, "PA", response),
+        ]
+    return [
+        tcp(CLIENT, SERVER, 51000, 443, "S"),
+        tcp(SERVER, CLIENT, 443, 51000, "SA", seq=5000, ack=1001),
+        tcp(CLIENT, SERVER, 51000, 443, "PA", request, seq=1001, ack=5001),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", response, seq=5001, ack=1001 + len(request)),
+    ]
+
+
+def _with_options(options: list[tuple[str, Any]], payload: bytes) -> bytes:
+    segment = TCP(sport=51000, dport=443, flags="PA", seq=1001, ack=5001, options=options)
+    return eth(IP(src=CLIENT, dst=SERVER) / segment / payload)
+
+
+def _compiled_step_asks(frames: list[bytes], inspected: list[int], tmp_path: Path) -> set[int]:
+    """The packets the compiled step alone hands to the inspector (the `observe` fixture
+    runs the Python step too)."""
+    inspected.clear()
+    observe_captures([write_pcap(tmp_path / "once.pcap", timed(frames))])
+    return set(inspected)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_usual_hellos_are_read_without_the_inspector(
+    observe: Observe, inspected: list[int], v6: bool, tmp_path: Path
+) -> None:
+    frames = _exchange(client_hello("api.imagicle.com"), server_hello(), v6)
+    _assert_read(observe(frames))
+    assert not {3, 4} & _compiled_step_asks(frames, inspected, tmp_path)
+
+
+def _assert_read(obs: Observations) -> None:
+    (flow,) = obs.flows
+    (hello,) = obs.client_hellos
+    (answer,) = obs.server_hellos
+    assert (flow.payload_out, flow.payload_in) == (PayloadKind.TLS, PayloadKind.TLS)
+    assert flow.first_payload_packet == 3 and flow.payload_head_out.startswith(b"\x16\x03\x01")
+    assert (hello.flow_id, hello.packet, hello.sni, hello.alpn) == (
+        1,
+        3,
+        "api.imagicle.com",
+        ("h2", "http/1.1"),
+    )
+    assert (hello.ech, hello.segments) == (EchKind.NONE, 1)
+    assert (answer.flow_id, answer.packet, answer.version, answer.cipher_suite) == (
+        1,
+        4,
+        0x0304,
+        0x1301,
+    )
+
+
+def test_timestamps_and_padding_options_are_sound(
+    observe: Observe, inspected: list[int], tmp_path: Path
+) -> None:
+    frames = _exchange(client_hello("api.imagicle.com"), server_hello())
+    options = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2)), ("EOL", None)]
+    frames[2] = _with_options(options, client_hello("api.imagicle.com"))
+    _assert_read(observe(frames))
+    assert 3 not in _compiled_step_asks(frames, inspected, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("why", "first"),
+    [
+        ("ECH", ech_client_hello("public.example", 7)),
+        ("not TLS", b"GET / HTTP/1.1\r\nHost: api.imagicle.com\r\n\r\n"),
+        ("a record version TLS does not have", b"\x16\x05" + client_hello()[2:]),
+        ("half a hello", client_hello()[:60]),
+        ("a record cut short", client_hello()[:-3]),
+    ],
+)
+def test_other_first_payloads_go_to_the_inspector(
+    observe: Observe, inspected: list[int], why: str, first: bytes, tmp_path: Path
+) -> None:
+    frames = _exchange(first, server_hello())
+    observe(frames)
+    assert 3 in _compiled_step_asks(frames, inspected, tmp_path), why
+
+
+def test_hello_retry_request_goes_to_the_inspector(
+    observe: Observe, inspected: list[int], tmp_path: Path
+) -> None:
+    frames = _exchange(client_hello(), hello_retry_request(ech_confirmed=False))
+    assert observe(frames).server_hellos == ()  # not the server's choice yet
+    assert 4 in _compiled_step_asks(frames, inspected, tmp_path)
+
+
+def _with_raw_options(raw: bytes, payload: bytes) -> bytes:
+    """The client's first payload behind TCP options `raw` (a multiple of 4 bytes)."""
+    frame = _with_options([("NOP", None)] * len(raw), payload)
+    return frame[:54] + raw + frame[54 + len(raw) :]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x00\x01\x00\x00",  # not zero padding after the end of the list
+        b"\x02\x08\x05\xb4",  # an MSS whose length runs past the header
+        b"\x01\x01\x01\x05",  # a kind with no room for its length
+    ],
+)
+def test_options_that_do_not_parse_go_to_the_inspector(
+    observe: Observe, inspected: list[int], raw: bytes, tmp_path: Path
+) -> None:
+    frames = _exchange(client_hello(), server_hello())
+    frames[2] = _with_raw_options(raw, client_hello())
+    observe(frames)
+    assert 3 in _compiled_step_asks(frames, inspected, tmp_path)
+
+
+def test_a_hello_reader_that_breaks_leaves_it_to_the_inspector(
+    inspected: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A failing `quick_hello` changes nothing: inspect reads it again and counts the error."""
+
+    def broken(_payload: bytes) -> None:
+        raise ValueError("broken")
+
+    monkeypatch.setattr(payloads, "quick_hello", broken)
+    path = write_pcap(tmp_path / "broken.pcap", timed(_exchange(client_hello(), server_hello())))
+    obs = observe_captures([path])
+    assert 3 in inspected and 4 in inspected
+    reasons = {r.reason: r.count for r in obs.captures[0].payload_not_understood}
+    assert reasons == {"TLS: ValueError": 2}

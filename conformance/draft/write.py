@@ -13,13 +13,13 @@ import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 from conformance import __version__
 from conformance.draft.infer import CloudEndpointSeen, Inference, Peer, Seen
 from conformance.observe.records import CaptureSummary
 from conformance.profile_model import Mode
+from conformance.report.text import utc_strftime
 
 MAX_NAME: Final = 200  # the loader's limit for `name` and endpoint names
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ufffd]")
@@ -219,7 +219,7 @@ def _flows(seen: Seen) -> str:
 
 
 def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_strftime(epoch, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _quoted(text: str) -> str:

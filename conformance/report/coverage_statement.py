@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -26,7 +25,7 @@ from conformance.observe.coverage import (
 )
 from conformance.observe.records import SILENCE_SECONDS
 from conformance.report.links import flow_link
-from conformance.report.text import iso_utc, one_line
+from conformance.report.text import iso_utc, one_line, utc_strftime
 
 # Reasons named in one not-understood sentence, the commonest first (report.json has all).
 MAX_REASONS_SAID = 3
@@ -140,8 +139,8 @@ class _Names:
 
 
 def _when(moment: float) -> str:
-    """A time for people: "2023-11-14 22:13:20 UTC"."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A time for people: "2023-11-14 22:13:20 UTC" (`epoch:` seconds beyond the calendar)."""
+    return utc_strftime(moment, "%Y-%m-%d %H:%M:%S UTC")
 
 
 def _plural(count: int, noun: str, many: str | None = None) -> str:
@@ -203,9 +202,7 @@ def _window(coverage: Coverage, names: _Names) -> list[Statement]:
             Statement(
                 "window",
                 WARNING,
-                f"The {_plural(len(coverage.captures), 'capture')} span"
-                f" {duration_text(coverage.span_seconds)} but cover only {covered}: nothing"
-                " between them was seen.",
+                _uncovered(len(coverage.captures), coverage.span_seconds, covered),
                 links,
             )
         )
@@ -542,3 +539,17 @@ def _unread(unread: Unread, names: _Names) -> dict[str, Any]:
         "target": unread.target,
         "packets": list(unread.packets),
     }
+
+
+def _uncovered(captures: int, span: float, covered: str) -> str:
+    """Why the window covers less than it spans: what lies between captures, and silences."""
+    quiet = f"no packet for over {duration_text(SILENCE_SECONDS)}"
+    if captures == 1:
+        return (
+            f"The capture spans {duration_text(span)} but covers only {covered}: its silences"
+            f" ({quiet}) are not counted."
+        )
+    return (
+        f"The {captures} captures span {duration_text(span)} but cover only {covered}: nothing"
+        f" between them was seen, and their silences ({quiet}) are not counted."
+    )

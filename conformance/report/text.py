@@ -1,4 +1,11 @@
-"""Text helpers every writer shares: UTC timestamps and one-line, control-free strings."""
+"""Text helpers every writer shares: UTC timestamps and one-line, control-free strings.
+
+Every capture time is written by `iso_epoch` (ISO 8601, microseconds) or `utc_strftime` (a
+strftime pattern). A time datetime cannot show (before year 1, after year 9999, not a
+number: a capture's clock can say anything) is written by both in one form, `epoch:` and
+the epoch seconds to the microsecond (`epoch:18446744073.709552`, `epoch:-inf`,
+`epoch:nan`), never raised: no ISO date starts with `epoch:`, so no reader takes it for one.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,10 @@ import re
 from datetime import UTC, datetime
 
 MICROSECONDS = 1_000_000
+OUTSIDE_CALENDAR = "epoch:"
+# What datetime raises for a time it cannot hold: ValueError (year out of range, NaN),
+# OverflowError (infinity, beyond C's time_t), OSError (gmtime's EOVERFLOW).
+_UNSHOWABLE = (ValueError, OverflowError, OSError)
 # Distinct whole seconds whose text is kept: a table's rows come in time order, so a few
 # hundred cover a capture; the bound only keeps a long-running process flat.
 SECONDS_KEPT = 4096
@@ -34,6 +45,20 @@ def visible(text: str) -> str:
     return _CONTROL_BUT_LINES.sub(_escape, text)
 
 
+def outside_calendar(seconds: float) -> str:
+    """The form of a time datetime cannot show: `epoch:` and its epoch seconds, `%.6f`."""
+    return f"{OUTSIDE_CALENDAR}{seconds:.6f}"
+
+
+def utc_strftime(seconds: float, pattern: str) -> str:
+    """Epoch `seconds` in UTC by strftime `pattern`, or `outside_calendar` beyond datetime."""
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except _UNSHOWABLE:
+        return outside_calendar(seconds)
+    return moment.strftime(pattern)
+
+
 class _SecondTexts(dict[float, str]):
     """Whole epoch second -> `YYYY-MM-DDTHH:MM:SS.` (out of range raises as datetime does).
 
@@ -49,10 +74,22 @@ class _SecondTexts(dict[float, str]):
 
 
 _second_texts = _SecondTexts()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso_epoch(seconds: float) -> str:
     """`iso_utc` of epoch seconds: what datetime writes for them, without making a datetime.
+
+    A time datetime cannot show is written `outside_calendar(seconds)`.
+    """
+    try:
+        return _iso_in_calendar(seconds)
+    except _UNSHOWABLE:
+        return outside_calendar(seconds)
+
+
+def _iso_in_calendar(seconds: float) -> str:
+    """The ISO text of `seconds`; raises as datetime does for a time it cannot hold.
 
     The evidence tables format tens of thousands of these. The split into whole second and
     microseconds is CPython's own (_PyTime_DoubleToDenominator): modf, the fraction times
@@ -76,5 +113,8 @@ def iso_utc(moment: datetime | float | None) -> str:
         return ""
     if not isinstance(moment, datetime):
         return iso_epoch(moment)
-    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    try:
+        text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    except _UNSHOWABLE:  # year 1 or 9999 in a zone whose UTC falls outside them
+        return outside_calendar((moment - _EPOCH).total_seconds())
     return text.removesuffix("+00:00") + "Z"

@@ -104,7 +104,19 @@ def test_captures_far_apart_say_what_between_them_was_not_seen() -> None:
     second = _capture(1, start=T0 + 86400, end=T0 + 90000)
     text = _texts(_coverage(first, second, end=T0 + 90000, seconds=7200.0))
     assert "The 2 captures span 1 day 1 h" not in " ".join(text)  # hours, not days
-    assert "The 2 captures span 25 h but cover only 2 h: nothing between them was seen." in text
+    assert (
+        "The 2 captures span 25 h but cover only 2 h: nothing between them was seen, and their"
+        " silences (no packet for over 1 min) are not counted." in text
+    )
+
+
+def test_a_silence_inside_one_capture_is_said_as_such() -> None:
+    late = _capture(0, end=T0 + 7200)
+    text = _texts(_coverage(late, end=T0 + 7200, seconds=2.0))
+    assert (
+        "The capture spans 2 h but covers only 2 s: its silences (no packet for over 1 min)"
+        " are not counted." in text
+    )
 
 
 def test_losses_each_get_a_sentence_naming_the_file() -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import os
+import secrets
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,7 +235,17 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
         return int(ExitCode.USAGE)
+    if given.report_dir:
+        _refuse_report_inside_report(Path(given.report_dir))
     return _judge(pytest_arguments(args), console, verbose=args.verbose)
+
+
+def _refuse_report_inside_report(report_dir: Path) -> None:
+    """A new report directory inside another signed report would make that one fail to
+    verify (it replaces a previous report of ours only where that report stands)."""
+    from conformance.sign.seal import refuse_inside_report
+
+    refuse_inside_report(report_dir, "--report-dir")
 
 
 @contextlib.contextmanager
@@ -355,8 +368,13 @@ def _unmapped_exit(code: int) -> int:
 
 def _cmd_keygen(args: argparse.Namespace, console: Console) -> int:
     from conformance.sign.keys import fingerprint, generate_key, load_public_key
+    from conformance.sign.seal import refuse_inside_report
 
-    path = generate_key(Path(args.key_path))
+    given = args.key_path
+    if not given or given.endswith("/") or Path(given).name in ("", ".", ".."):
+        raise ConformanceError(f"keygen {given!r}: give a file name for the private key")
+    refuse_inside_report(Path(given), "KEY_PATH")
+    path = generate_key(Path(given))
     pub = load_public_key(Path(f"{path}.pub"))
     console.print(f"private key: {path} (mode 0600)")
     console.print(f"public key:  {path}.pub")
@@ -408,18 +426,54 @@ def _open_input(
 
 
 def _write_output(data: bytes, output: str | None) -> None:
-    """Machine output: to stdout, or to a new file (never overwriting one)."""
+    """Machine output: to stdout, or to a new file (never overwriting one, never into a
+    signed report directory, never half-written: it appears whole or not at all)."""
     if output is None or output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    if not output:
+        raise ConformanceError('-o "": give a file name, or - for stdout')
+    from conformance.sign.seal import refuse_inside_report
+
+    target = Path(output)
+    refuse_inside_report(target, "-o")
     try:
-        with Path(output).open("xb") as handle:
-            handle.write(data)
+        _create_whole(target, data)
     except FileExistsError as exc:
         raise ConformanceError(f"{output}: exists; choose another -o FILE") from exc
     except OSError as exc:
         raise ConformanceError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+
+
+# link(2) is refused by some file systems (FAT, some FUSE and network mounts).
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
+
+
+def _create_whole(target: Path, data: bytes) -> None:
+    """Create `target` holding `data`: written to a hidden file beside it first, then linked
+    to its name, which fails if the name exists (FileExistsError) and is never seen partly
+    written. An interrupt or a full disk leaves nothing behind under either name."""
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(errno.EEXIST, "exists", str(target))
+    temporary = target.parent / f".{target.name[:64]}.{secrets.token_hex(8)}.part"
+    # Mode 0666 less the umask, as any new file (mkstemp's 0600 would hide it from others).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(temporary, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, target)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            with target.open("xb") as handle:  # no atomic no-replace here: exclusive create
+                handle.write(data)
+    finally:
+        os.unlink(temporary)
 
 
 def _cmd_diff(args: argparse.Namespace, console: Console) -> int:
@@ -431,7 +485,8 @@ def _cmd_diff(args: argparse.Namespace, console: Console) -> int:
     old = snapshot_of(_open_input(console, args.old, old_key, args.allow_unpinned))
     new = snapshot_of(_open_input(console, args.new, args.key, args.allow_unpinned))
     document = diff(old, new)
-    _write_output(render(document, args.format).encode("utf-8"), None)
+    # A lone surrogate (undecodable bytes a report kept) is written as its \\uXXXX escape.
+    _write_output(render(document, args.format).encode("utf-8", "backslashreplace"), None)
     style = "red" if document["regression"] else "green"
     console.print(f"[{style}]{escape(headline(document))}[/]")
     return int(ExitCode.FAILED) if document["regression"] else 0
@@ -626,11 +681,17 @@ def _cmd_rejudge(args: argparse.Namespace, console: Console) -> int:
     """Judge a verified report's evidence again into a new signed report (interface.md)."""
     import json
     import shutil
-    import tempfile
 
     from conformance.evidence.report_copy import EVIDENCE, LOGS_FILE
 
+    if args.new_report_dir:  # the run refuses an empty --report-dir itself
+        _check_rejudge_target(Path(args.report_dir), Path(args.new_report_dir))
     source = _open_input(console, args.report_dir, args.key, args.allow_unpinned)
+    if not args.profile and not source.has(f"{EVIDENCE}/profile.yaml"):
+        raise ConformanceError(
+            f"{args.report_dir}: holds no {EVIDENCE}/profile.yaml to judge against;"
+            " give --profile P"
+        )
     work = Path(tempfile.mkdtemp(prefix="ucx-rejudge-"))
     try:
         # Only copies made through the verified reader are judged: a byte the signature
@@ -660,6 +721,21 @@ def _cmd_rejudge(args: argparse.Namespace, console: Console) -> int:
         return _judge(options, console, verbose=args.verbose)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_rejudge_target(source: Path, target: Path) -> None:
+    """The new report must not replace the report it judges again, nor land inside a signed
+    report (either would lose or break what the user had)."""
+    try:
+        same = source.exists() and target.exists() and source.samefile(target)
+    except OSError:
+        same = False
+    if same or source.absolute() == target.absolute():
+        raise ConformanceError(
+            f"--report-dir {target}: is the report being judged again ({source});"
+            " rejudge writes a new report beside it: choose another directory"
+        )
+    _refuse_report_inside_report(target)
 
 
 def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -701,17 +777,34 @@ def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     export.set_defaults(handler=_cmd_export)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C in every command, so each cleans up what it was writing
+    (an export's hidden file, a key pair's first half) and says it was interrupted."""
+    try:
+        saved = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding caller): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse `argv`, run one subcommand, return its exit status."""
     # soft_wrap: never break a path or fingerprint across lines (users copy them).
-    console = Console(stderr=True, soft_wrap=True)
+    # emoji=False: a path or value holding ":x:" is printed as written, not as an emoji.
+    console = Console(stderr=True, soft_wrap=True, emoji=False)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2 → ours is 3
         return 0 if exc.code == 0 else int(ExitCode.USAGE)
     try:
-        code = int(args.handler(args, console))
+        with _sigterm_as_interrupt():
+            code = int(args.handler(args, console))
     except ConformanceError as exc:
         console.print(f"[red]ucx-conformance:[/] {escape(str(exc))}")
         return int(ExitCode.USAGE)

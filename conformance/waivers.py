@@ -287,13 +287,16 @@ def _expires(value: object, at: _At) -> tuple[datetime, str]:
             value = datetime.fromisoformat(text) if timed else date.fromisoformat(text)
         except ValueError:
             at.fail(f"{text!r} is not an ISO date (2026-12-31) or datetime")
-    if isinstance(value, datetime):
-        # YAML 1.1: a timestamp without a zone is UTC.
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC), moment.isoformat()
-    if isinstance(value, date):
-        end = datetime.combine(value + timedelta(days=1), time(), tzinfo=UTC)
-        return end, value.isoformat()
+    try:
+        if isinstance(value, datetime):
+            # YAML 1.1: a timestamp without a zone is UTC.
+            moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return moment.astimezone(UTC), moment.isoformat()
+        if isinstance(value, date):
+            end = datetime.combine(value + timedelta(days=1), time(), tzinfo=UTC)
+            return end, value.isoformat()
+    except OverflowError:  # 9999-12-31, or a zone that moves it past year 9999 or before 1
+        at.fail(f"{str(value)!r} is out of range; give a date from 0001-01-02 to 9999-12-30")
     at.fail("must be an ISO date (2026-12-31) or datetime (2026-12-31T18:00:00Z)")
 
 

@@ -8,21 +8,20 @@ unfinished report directory: the same files, read the same way, as `diff` reads 
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conformance.compare.diff import diff
-from conformance.compare.snapshot import Snapshot, identity, report_of, take_snapshot
-from conformance.sign.verified import CSV_FIELD_LIMIT, VerifiedReport, open_verified
+from conformance.compare.snapshot import Snapshot, identity, take_snapshot
+from conformance.sign.verified import VerifiedReport, csv_rows, open_verified
 
 
 def snapshot_of(report: VerifiedReport) -> Snapshot:
-    """The comparable facts of a verified report."""
-    document = report_of(report)
+    """The comparable facts of a verified report (VerifyError for a report format this
+    version does not read)."""
+    document = report.report()
     who = identity(
         document,
         report=str(report.path),
@@ -41,11 +40,9 @@ class LocalTables:
     def has(self, name: str) -> bool:
         return (self.root / name).is_file()
 
-    def rows(self, name: str) -> Iterator[dict[str, str]]:
-        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    def rows(self, name: str, required: Sequence[str] = ()) -> Iterator[dict[str, str]]:
         with (self.root / name).open("rb") as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
-            yield from csv.DictReader(text)
+            yield from csv_rows(handle, self.root / name, required)
 
     def read_bytes(self, name: str) -> bytes:
         return (self.root / name).read_bytes()

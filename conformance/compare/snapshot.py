@@ -15,7 +15,7 @@ directory being written for `run --baseline`, so both see exactly the same thing
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +32,12 @@ PROFILE = "evidence/profile.yaml"
 # DNS record types whose values are addresses, as tables.py writes them.
 _ADDRESS_TYPES = frozenset({"A", "AAAA"})
 _PORTED = frozenset({"tcp", "udp"})
+# The columns each table must have (report/tables.py writes them): a table read without
+# them would look empty, and a diff would then miss what it holds (fail closed).
+FLOW_COLUMNS = ("flow_id", "initiator", "responder", "responder_port", "transport")
+DNS_COLUMNS = ("client", "protocol", "qname", "answers")
+TLS_COLUMNS = ("flow_id", "message", "sni", "versions", "cipher_suites")
+HTTP_COLUMNS = ("flow_id", "host")
 
 
 class Tables(Protocol):
@@ -39,7 +45,7 @@ class Tables(Protocol):
 
     def has(self, name: str) -> bool: ...
 
-    def rows(self, name: str) -> Iterator[dict[str, str]]: ...
+    def rows(self, name: str, required: Sequence[str] = ()) -> Iterator[dict[str, str]]: ...
 
     def read_bytes(self, name: str) -> bytes: ...
 
@@ -128,7 +134,8 @@ def _targets(tables: Tables) -> tuple[frozenset[str] | None, str | None]:
         document = yaml.safe_load(tables.read_bytes(PROFILE))
         addresses = document["target"]["addresses"]
         return frozenset(str(ipaddress.ip_address(str(a))) for a in addresses), None
-    except (yaml.YAMLError, TypeError, KeyError, ValueError):
+    except (yaml.YAMLError, TypeError, KeyError, ValueError, RecursionError):
+        # RecursionError: YAML nested thousands deep (the file is signed, not necessarily sane).
         return None, f"{PROFILE}: no readable target addresses; every host's flows are compared"
 
 
@@ -142,7 +149,7 @@ def _port(row: Mapping[str, str]) -> int | None:
 
 
 def _read_flows(tables: Tables, b: _Builder) -> None:
-    for row in tables.rows(FLOWS):
+    for row in tables.rows(FLOWS, FLOW_COLUMNS):
         if not b.is_target(row.get("initiator", "")):
             continue
         key = (_canonical(row.get("responder", "")), _port(row), row.get("transport", ""))
@@ -151,7 +158,7 @@ def _read_flows(tables: Tables, b: _Builder) -> None:
 
 
 def _read_dns(tables: Tables, b: _Builder) -> None:
-    for row in tables.rows(DNS):
+    for row in tables.rows(DNS, DNS_COLUMNS):
         qname = _name(row.get("qname", ""))
         if b.is_target(row.get("client", "")) and qname:
             b.names.setdefault(qname, set()).add(row.get("protocol") or "dns")
@@ -164,7 +171,7 @@ def _read_dns(tables: Tables, b: _Builder) -> None:
 
 def _read_tls(tables: Tables, b: _Builder) -> None:
     server_rows: list[dict[str, str]] = []
-    for row in tables.rows(TLS):
+    for row in tables.rows(TLS, TLS_COLUMNS):
         flow_id = row.get("flow_id", "")
         if flow_id not in b.flows:
             continue
@@ -190,7 +197,7 @@ def _read_tls(tables: Tables, b: _Builder) -> None:
 def _read_http(tables: Tables, b: _Builder) -> None:
     if not tables.has(HTTP):
         return
-    for row in tables.rows(HTTP):
+    for row in tables.rows(HTTP, HTTP_COLUMNS):
         flow_id = row.get("flow_id", "")
         host = host_of(row.get("host", ""))
         if flow_id in b.flows and host:

@@ -22,6 +22,13 @@ from conformance.sign.verified import VerifiedReport
 _LINK = re.compile(r"(?P<path>[^#]+)(?:#L(?P<line>\d+))?")
 
 
+def utf8(text: str) -> bytes:
+    """An export's JSON text as UTF-8. A lone surrogate (undecodable network bytes a report
+    kept, as report.json writes them) becomes its `\\uXXXX` escape: still valid JSON, and
+    the export is written rather than failing."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 class Exporter(ABC):
     """One output format of `ucx-conformance export`."""
 
@@ -148,7 +155,7 @@ def flow_rows(report: VerifiedReport, wanted: Sequence[int]) -> dict[int, dict[s
     found: dict[int, dict[str, str]] = {}
     if not want or not report.has("evidence/flows.csv"):
         return found
-    for row in report.rows("evidence/flows.csv"):
+    for row in report.rows("evidence/flows.csv", ("flow_id",)):
         if row.get("flow_id") in want:
             found[int(row["flow_id"])] = row
     return found

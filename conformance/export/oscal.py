@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT
-from conformance.export.interface import ControlFacts, Exporter, controls_of, section
+from conformance.export.interface import ControlFacts, Exporter, controls_of, section, utf8
 from conformance.sign.verified import VerifiedReport
 
 OSCAL_VERSION = "1.1.3"
@@ -46,7 +46,8 @@ _MEDIA_TYPES = {
 
 
 def _uuid(digest: str, *parts: str) -> str:
-    return str(uuid.uuid5(_UUID_NAMESPACE, "/".join((digest, *parts))))
+    # uuid5 encodes its name as UTF-8: a lone surrogate in a control id is hashed escaped.
+    return str(uuid.uuid5(_UUID_NAMESPACE, utf8("/".join((digest, *parts))).decode("utf-8")))
 
 
 def _prop(name: str, value: str) -> dict[str, str]:
@@ -226,7 +227,7 @@ def assessment_results(report: VerifiedReport) -> dict[str, Any]:
 
 
 def _dumps(document: Mapping[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return utf8(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 class OscalExporter(Exporter):

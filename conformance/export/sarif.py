@@ -33,6 +33,7 @@ from conformance.export.interface import (
     flow_rows,
     iter_violations,
     section,
+    utf8,
 )
 from conformance.sign.verified import VerifiedReport
 
@@ -99,7 +100,7 @@ def _identity(
     if row is None and not facts:
         # No destination, no name: the summary without its numbers (ports, counts).
         parts.append(_DIGITS.sub("#", finding.summary))
-    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+    return hashlib.sha256(utf8("\n".join(parts))).hexdigest()
 
 
 def _result(
@@ -214,4 +215,4 @@ class SarifExporter(Exporter):
     media_type = "application/sarif+json"
 
     def export(self, report: VerifiedReport, key: Ed25519PrivateKey | None) -> bytes:
-        return (json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n").encode()
+        return utf8(json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n")

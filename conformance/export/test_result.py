@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT
-from conformance.export.interface import ControlFacts, Exporter, controls_of, section
+from conformance.export.interface import ControlFacts, Exporter, controls_of, section, utf8
 from conformance.sign.dsse import sign_envelope
 from conformance.sign.keys import fingerprint
 from conformance.sign.statement import STATEMENT_TYPE
@@ -118,7 +118,7 @@ class TestResultExporter(Exporter):
     def export(self, report: VerifiedReport, key: Ed25519PrivateKey | None) -> bytes:
         if key is None:
             raise ValueError("test-result attestations are signed: a key is required")
-        payload = json.dumps(
-            statement(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        payload = utf8(
+            json.dumps(statement(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        )
         return sign_envelope(payload, key, fingerprint(key.public_key()))

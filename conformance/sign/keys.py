@@ -71,10 +71,13 @@ def generate_key(path: Path) -> Path:
     Refuses to overwrite either file. Returns `path`.
     """
     pub_path = public_key_path(path)
-    for existing in (path, pub_path):
-        if existing.exists() or existing.is_symlink():
-            raise SigningKeyError(existing, "already exists; refusing to overwrite a key")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        for existing in (path, pub_path):
+            if existing.exists() or existing.is_symlink():
+                raise SigningKeyError(existing, "already exists; refusing to overwrite a key")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # a parent that is a file, a name too long, no permission
+        raise SigningKeyError(path, f"cannot create key file: {exc.strerror or exc}") from exc
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -89,10 +92,13 @@ def generate_key(path: Path) -> Path:
         raise SigningKeyError(path, f"cannot create key file: {exc.strerror}") from exc
     try:
         _create_exclusive(pub_path, public_key_pem(key.public_key()).encode("ascii"), 0o644)
-    except OSError as exc:
-        # Never leave a private key without the public half the user was promised.
+    except BaseException as exc:
+        # Never leave a private key without the public half the user was promised (an
+        # interrupt included).
         path.unlink(missing_ok=True)
-        raise SigningKeyError(pub_path, f"cannot create public key file: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise SigningKeyError(pub_path, f"cannot create public key file: {exc}") from exc
+        raise
     return path
 
 

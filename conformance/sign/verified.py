@@ -15,7 +15,7 @@ import csv
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,9 @@ MAX_DOCUMENT_BYTES = MAX_REPORT_JSON_BYTES
 SPOOL_BYTES = 32 * 1024 * 1024
 # csv's default field limit (128 KiB) is below what a long `answers` cell may hold.
 CSV_FIELD_LIMIT = 16 * 1024 * 1024
+
+# report.json `format` values this version reads (report/json_report.py FORMAT_VERSION).
+READABLE_FORMATS = (1,)
 
 UNPINNED_HINT = (
     "signer not pinned: give --key PUB (the signer's public key you trust), "
@@ -132,23 +135,29 @@ class VerifiedReport:
         return cached
 
     def report(self) -> dict[str, Any]:
-        """report.json, parsed from its verified bytes."""
-        return self.json(PRIMARY_SUBJECT)
+        """report.json, parsed from its verified bytes: a report of a format this version
+        reads (VerifyError otherwise: read as another format, its fields could mean other
+        things)."""
+        document = self.json(PRIMARY_SUBJECT)
+        found = document.get("format")
+        if type(found) is not int or found not in READABLE_FORMATS:
+            raise VerifyError(
+                self.path / PRIMARY_SUBJECT,
+                f"format {found!r}: this ucx-conformance reads report format"
+                f" {', '.join(map(str, READABLE_FORMATS))} (a newer harness wrote it?)",
+            )
+        return document
 
-    def rows(self, name: str) -> Iterator[dict[str, str]]:
+    def rows(self, name: str, required: Sequence[str] = ()) -> Iterator[dict[str, str]]:
         """The rows of CSV file `name` as header -> cell mappings, streamed from a verified copy.
 
+        Every cell is a string (a short row's missing cells are ""; cells beyond the header
+        are dropped). A header without one of the `required` columns is a VerifyError: a
+        table read without them would look empty, and an empty table proves nothing.
         A file the signature does not cover is an error; call `has` first for optional ones.
         """
-        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self.open(name) as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
-            try:
-                yield from csv.DictReader(text)
-            except csv.Error as exc:
-                raise VerifyError(self.path / name, f"not a CSV table: {exc}") from exc
-            finally:
-                text.detach()
+            yield from csv_rows(handle, self.path / name, required)
 
     def line(self, name: str, number: int) -> str | None:
         """Line `number` (1-based) of text file `name`, without its line ending, or None."""
@@ -159,6 +168,25 @@ class VerifiedReport:
                 if index == number:
                     return raw.decode("utf-8", "replace").rstrip("\r\n")
         return None
+
+
+def csv_rows(handle: IO[bytes], where: Path, required: Sequence[str]) -> Iterator[dict[str, str]]:
+    """The rows of the CSV table in `handle` (see `VerifiedReport.rows`); errors name `where`."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
+    try:
+        reader = csv.DictReader(text, restval="")
+        header = reader.fieldnames or []
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise VerifyError(where, f"no column {missing[0]!r} in its header row")
+        for row in reader:
+            row.pop(None, None)  # cells beyond the header
+            yield row
+    except csv.Error as exc:
+        raise VerifyError(where, f"not a CSV table: {exc}") from exc
+    finally:
+        text.detach()
 
 
 def _first_problem(result: VerifyResult, report_dir: Path) -> VerifyError:

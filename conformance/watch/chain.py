@@ -2,15 +2,20 @@
 
 1. Every directory of R named like a period (`20240501T000000Z`) is verified whole, as
    `verify` does (signature, every file's SHA-256, nothing extra), against the pinned key.
-   One that does not verify is an altered period.
+   One that does not verify is an altered period; an entry named like a period that is a
+   symlink or not a directory is a problem too (it is no period this chain can vouch for).
 2. Its signed statement's `period` must name the directory's own period (a renamed or
    swapped directory holds another period's report), and the periods, by start, must be
    numbered 0, 1, 2... with no hole between one's end and the next's start.
 3. Each period names the previous one's id and envelope SHA-256: a period deleted, replaced
    by another report, or moved out of order breaks that link, and the problem names it.
 4. The newest period is compared with the watch's state (R/.watch/state.json) when there is
-   one, so even the last period cannot vanish unseen while the watch runs; the head digest
-   is printed for the auditor to write down.
+   one, so even the last period cannot vanish unseen while the watch runs (a state file
+   that is there but unreadable is a problem, not skipped); the head digest is printed for
+   the auditor to write down.
+
+Every field read from a report is checked for its type: a signed report with a field of
+another shape is a problem named for its period, never a crash.
 
 The history lists each period with its verdict, the controls that did not pass and the
 destinations the target reached that the previous period's report did not show (a period
@@ -20,12 +25,14 @@ without any capture is skipped for that comparison: it saw nothing).
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from conformance.compare.baseline import snapshot_of
+from conformance.digest import open_regular_nofollow
 from conformance.errors import VerifyError
 from conformance.sign.verified import VerifiedReport, open_verified
 from conformance.watch.state import STATE_DIR, STATE_FILE
@@ -35,6 +42,8 @@ PERIOD_NAME: Final = re.compile(r"\d{8}T\d{6}(\.\d{6})?Z")
 MAX_NEW_SHOWN: Final = 5
 # Period start and end times written by the report (json_report.period_document), compared
 # as text: one watch writes them all the same way.
+# The watch's state is a few kilobytes per period; far more is not a state file.
+MAX_STATE_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +81,12 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
     """
     if not root.is_dir():
         raise VerifyError(root, "not a directory")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and PERIOD_NAME.fullmatch(p.name))
+    names, odd = _period_entries(root)
     if not names:
         raise VerifyError(root, "holds no period report (directories named like 20240501T000000Z)")
     if key is None and not allow_unpinned:
         open_verified(root / names[0], None)  # raises with the unpinned hint
-    result = ChainResult(pinned=key is not None)
+    result = ChainResult(pinned=key is not None, problems=odd)
     previous: tuple[str, dict[str, Any], VerifiedReport] | None = None
     previous_destinations: set[tuple[str, int | None, str]] | None = None
     for position, name in enumerate(names):
@@ -108,8 +117,14 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
             )
         # 3. it names the previous period
         _check_link(name, period, previous, result)
-        document = report.report()
-        snapshot = snapshot_of(report)
+        try:
+            document = report.report()
+            snapshot = snapshot_of(report)
+        except VerifyError as exc:
+            result.problems.append(f"period {name}: unreadable: {exc}")
+            result.rows.append(PeriodRow(name, None, "unreadable", (), (), 0, None))
+            previous = None
+            continue
         destinations = set(snapshot.destinations)
         new = (
             sorted(snapshot.destinations[k].text for k in destinations - previous_destinations)
@@ -121,13 +136,9 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
                 period=name,
                 index=index if isinstance(index, int) else None,
                 verdict=str(document.get("verdict")),
-                not_passed=tuple(
-                    f"{c.get('id')} {c.get('verdict')}"
-                    for c in document.get("controls", [])
-                    if c.get("verdict") not in ("pass", "not-applicable")
-                ),
+                not_passed=_not_passed(document),
                 new_destinations=tuple(new),
-                gaps=len((document.get("period") or {}).get("gaps") or []),
+                gaps=len(_list(_mapping(document.get("period")).get("gaps"))),
                 envelope_sha256=report.envelope_sha256,
             )
         )
@@ -142,6 +153,44 @@ def verify_chain(root: Path, key: Path | None, *, allow_unpinned: bool = False) 
     return result
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_passed(document: dict[str, Any]) -> tuple[str, ...]:
+    """ "AG-EGRESS fail" for each control that did not pass (an unreadable one counts)."""
+    controls = document.get("controls")
+    if not isinstance(controls, list):
+        return ("controls unreadable",)
+    shown = []
+    for control in controls:
+        entry = _mapping(control)
+        if entry.get("verdict") not in ("pass", "not-applicable"):
+            shown.append(f"{entry.get('id')} {entry.get('verdict')}")
+    return tuple(shown)
+
+
+def _period_entries(root: Path) -> tuple[list[str], list[str]]:
+    """The period directories of `root`, and a problem for each entry named like a period
+    that is a symlink or not a directory (never followed: it could point anywhere)."""
+    names: list[str] = []
+    odd: list[str] = []
+    for entry in os.scandir(root):
+        if not PERIOD_NAME.fullmatch(entry.name):
+            continue
+        if entry.is_symlink():
+            odd.append(f"period {entry.name}: is a symlink, not a period directory")
+        elif not entry.is_dir(follow_symlinks=False):
+            odd.append(f"period {entry.name}: is not a directory")
+        else:
+            names.append(entry.name)
+    return sorted(names), sorted(odd)
+
+
 def _check_link(
     name: str,
     period: dict[str, Any],
@@ -149,6 +198,9 @@ def _check_link(
     result: ChainResult,
 ) -> None:
     named = period.get("previous")
+    if named is not None and not isinstance(named, dict):
+        result.problems.append(f"period {name}: its link to the previous period is unreadable")
+        return
     if previous is None:
         if period.get("index") == 0 and named is None:
             return
@@ -186,9 +238,28 @@ def _check_link(
 def _check_head(root: Path, last: PeriodRow, result: ChainResult) -> None:
     path = root / STATE_DIR / STATE_FILE
     try:
-        head = json.loads(path.read_text()).get("head")
-    except (OSError, ValueError, AttributeError):
+        os.lstat(path)
+    except FileNotFoundError:
         return  # no watch state beside the reports (an archive): the printed head is the anchor
+    except OSError:
+        pass  # there, but not even its type can be read: reported below
+    try:
+        with open_regular_nofollow(path) as handle:
+            data = handle.read(MAX_STATE_BYTES + 1)
+        if len(data) > MAX_STATE_BYTES:
+            raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
+        document = json.loads(data)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as exc:
+        # An OSError without strerror is open_regular_nofollow's "not a regular file".
+        what = (exc.strerror or "not a regular file") if isinstance(exc, OSError) else str(exc)
+        result.problems.append(
+            f"{path}: the watch's state is unreadable ({what}), so the newest period cannot be"
+            " checked against it (remove the file only if this is an archive)"
+        )
+        return
+    head = document.get("head")
     if not isinstance(head, dict):
         return
     if head.get("period") != last.period or head.get("envelope_sha256") != last.envelope_sha256:

@@ -48,6 +48,7 @@ from conformance.observe.worker import ObservedFile
 from conformance.profile import load_profile
 from conformance.report.interface import PeriodLink
 from conformance.report.lock import ReportLock, acquire
+from conformance.sign.seal import enclosing_report
 from conformance.watch import spill
 from conformance.watch.closure import CaptureFile, ClosureDetector, list_captures
 from conformance.watch.period_report import (
@@ -143,6 +144,14 @@ class Watch:
         if root == o.capture_dir.absolute() or root.is_relative_to(o.capture_dir.absolute()):
             raise ConformanceError(
                 f"--report-root {o.report_root}: must not be inside --capture-dir"
+            )
+        inside = enclosing_report(root)
+        if inside is not None:
+            # Its .watch/ and period directories would be files the report's signature does
+            # not name: that report would never verify again.
+            raise ConformanceError(
+                f"--report-root {o.report_root}: is or lies inside the signed report {inside};"
+                " choose a directory of its own"
             )
         directory = state_dir(root)
         try:

@@ -46,7 +46,8 @@ class JudgedFile:
     executor: str  # who read it (observe.parallel.Judged)
     worker: str
     # the reported period its packets belong to, if it came too late; "ahead": its packets are
-    # stamped more than a period after the watch's clock
+    # stamped more than a period after the watch's clock; "outside-calendar": its first packet
+    # is stamped at a time no calendar shows (both are judged in the period they arrived in)
     late: str | None = None
 
 

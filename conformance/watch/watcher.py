@@ -48,6 +48,7 @@ from conformance.observe.worker import ObservedFile
 from conformance.profile import load_profile
 from conformance.report.interface import PeriodLink
 from conformance.report.lock import ReportLock, acquire
+from conformance.report.text import outside_calendar
 from conformance.sign.seal import enclosing_report
 from conformance.watch import spill
 from conformance.watch.closure import CaptureFile, ClosureDetector, list_captures
@@ -57,7 +58,7 @@ from conformance.watch.period_report import (
     PeriodWritten,
     write_in_child,
 )
-from conformance.watch.periods import gaps, period_id, period_start
+from conformance.watch.periods import gaps, in_calendar, period_id, period_start
 from conformance.watch.state import (
     CAPTURES_DIR,
     SPILLS_DIR,
@@ -77,6 +78,10 @@ REPORT_FACTOR: Final = 2
 FILES_PER_BATCH: Final = 8
 # JudgedFile.late of a file whose packets are stamped more than a period after the watch's clock.
 AHEAD: Final = "ahead"
+# JudgedFile.late of a file whose first packet is stamped at a time no calendar shows.
+OUTSIDE_CALENDAR: Final = "outside-calendar"
+# Files judged in the period they arrived in, not the one their packets name.
+_ARRIVAL_PERIOD: Final = (AHEAD, OUTSIDE_CALENDAR)
 # Verdicts the period's log line leaves out (report.json has every control).
 _QUIET_VERDICTS: Final = ("pass", "not-applicable")
 
@@ -312,7 +317,11 @@ class Watch:
         start = period_start(first if first is not None else item.mtime_ns / 1e9, length)
         late = None
         head = self.state.head
-        if head is not None and start < head.end:
+        if not in_calendar(start):
+            # No period is named by such a time: judged in the one it arrived in.
+            late = OUTSIDE_CALENDAR
+            start = max(period_start(now, length), head.end if head is not None else 0.0)
+        elif head is not None and start < head.end:
             late = period_id(start)  # reported already: judged in the next report written
             start = head.end
         elif start > now + length:
@@ -338,6 +347,8 @@ class Watch:
         where = ""
         if late == AHEAD:
             where = " (its packets are stamped ahead of this clock)"
+        elif late == OUTSIDE_CALENDAR:
+            where = " (its packets are stamped at a time no calendar shows)"
         elif late is not None:
             where = f" (late: its packets belong to {late})"
         self.log.say(
@@ -598,7 +609,7 @@ def _period_notes(
     notes += [
         f"{f.source} arrived after period {f.late} was reported: judged in this period"
         for f in files
-        if f.late is not None and f.late != AHEAD
+        if f.late is not None and f.late not in _ARRIVAL_PERIOD
     ]
     notes += [
         f"{f.source}: its packets are stamped {_clock(f.first_time or 0.0)}, ahead of the"
@@ -606,10 +617,18 @@ def _period_notes(
         for f in files
         if f.late == AHEAD
     ]
+    notes += [
+        f"{f.source}: its packets are stamped {_clock(f.first_time or 0.0)}, a time no"
+        " calendar shows: judged in the period it arrived in, covering none of it"
+        for f in files
+        if f.late == OUTSIDE_CALENDAR
+    ]
     if not files:
         notes.append("no capture file closed in this period: nothing was seen")
     return tuple(notes)
 
 
 def _clock(moment: float) -> str:
+    if not in_calendar(moment):
+        return outside_calendar(moment)
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")

@@ -18,6 +18,7 @@ from conformance.watch import watcher as watcher_module
 from conformance.watch.state import load_state
 from conformance.watch.watcher import DiskFullError
 from tests.after_run import controls, report_json
+from tests.capture_files import Epb, Interface, write_pcapng
 from tests.watch.feed import (
     BASE,
     Feed,
@@ -327,6 +328,30 @@ def test_a_file_stamped_ahead_of_the_clock_is_judged_when_it_arrives(
     report = report_json(root / arrived)
     assert report["verdict"] == "fail"  # its leak is not held back for a day
     assert any("ahead of the watch's clock" in n for n in report["notes"])
+
+
+@pytest.mark.parametrize("stamp", [1e13, 2.5e14])  # years ~318,857 and ~7.9 million
+def test_a_file_stamped_outside_the_calendar_is_judged_when_it_arrives(
+    feed: Feed, tmp_path: Path, stamp: float
+) -> None:
+    """A capture clock no calendar shows names no period (it crashed the watch): the file
+    is judged in the period it arrived in, says so, and covers none of it."""
+    root = tmp_path / "chain"
+    feed.put(clean, BASE + 0.5)
+    frames = [bytes(p) for p in leak()]
+    odd = feed.directory / "ring_odd.pcapng"
+    records = [Epb(frame, time=stamp + i * 0.01) for i, frame in enumerate(frames)]
+    write_pcapng(odd, records, [Interface(tsresol=0x80 | 10)])  # 2^-10 s: room for both
+    os.utime(odd, (BASE + 5, BASE + 5))
+    with watching(watch_options(feed, root)) as watch:
+        watch.poll(BASE + 11.5)
+        watch.poll(BASE + 21.5)
+    first, arrived = periods(root)
+    assert report_json(root / first)["verdict"] == "pass"
+    report = report_json(root / arrived)
+    assert report["verdict"] == "fail"  # its leak is judged now
+    assert any("a time no calendar shows" in n for n in report["notes"])
+    assert verify_chain(root, feed.lab.key) == 0
 
 
 def test_a_backlog_is_judged_in_batches_and_all_of_it(

@@ -235,17 +235,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
         return int(ExitCode.USAGE)
-    if given.report_dir:
-        _refuse_report_inside_report(Path(given.report_dir))
     return _judge(pytest_arguments(args), console, verbose=args.verbose)
-
-
-def _refuse_report_inside_report(report_dir: Path) -> None:
-    """A new report directory inside another signed report would make that one fail to
-    verify (it replaces a previous report of ours only where that report stands)."""
-    from conformance.sign.seal import refuse_inside_report
-
-    refuse_inside_report(report_dir, "--report-dir")
 
 
 @contextlib.contextmanager
@@ -724,8 +714,8 @@ def _cmd_rejudge(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check_rejudge_target(source: Path, target: Path) -> None:
-    """The new report must not replace the report it judges again, nor land inside a signed
-    report (either would lose or break what the user had)."""
+    """The new report must not replace the report it judges again (that would lose what the
+    user had; the run itself refuses a directory inside a signed report)."""
     try:
         same = source.exists() and target.exists() and source.samefile(target)
     except OSError:
@@ -735,7 +725,6 @@ def _check_rejudge_target(source: Path, target: Path) -> None:
             f"--report-dir {target}: is the report being judged again ({source});"
             " rejudge writes a new report beside it: choose another directory"
         )
-    _refuse_report_inside_report(target)
 
 
 def _add_after_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -94,7 +94,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[_RUN] = Run.prepare(options, Path(config.invocation_params.dir))
     except ConformanceError as exc:
-        pytest.exit(f"ucx-conformance: {exc}", returncode=int(ExitCode.USAGE))
+        # Said when collection starts (`pytest_collection`): a pytest.exit before the
+        # session has begun is printed by pytest itself, as "Exit: <message>".
+        config.stash[_USAGE_ERROR] = str(exc)
 
 
 def _find_frontend(config: pytest.Config) -> Frontend | None:
@@ -112,6 +114,20 @@ _NO_PROFILE = (
     "these are conformance suites and nothing was judged: give --ucx-profile PROFILE"
     " with --ucx-pcap FILE, --ucx-lab, --ucx-image IMAGE or --ucx-host URL"
 )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """The run could not be prepared (pytest_configure): bad usage, exit 3, in one line."""
+    message = session.config.stash.get(_USAGE_ERROR, None)
+    if message is not None and _active(session.config) is None:
+        _usage_exit(session.config, message)
+
+
+def _usage_exit(config: pytest.Config, message: str) -> None:
+    if _find_frontend(config) is not None:  # its terminal has no pytest reporter
+        sys.stderr.write(f"ucx-conformance: {message}\n")
+    pytest.exit(f"ucx-conformance: {message}", returncode=int(ExitCode.USAGE))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -141,9 +157,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     except ConformanceError as exc:
         session.config.stash[_USAGE_ERROR] = str(exc)
         run.close()
-        if frontend is not None:  # its terminal has no pytest reporter to show the exit
-            sys.stderr.write(f"ucx-conformance: {exc}\n")
-        pytest.exit(f"ucx-conformance: {exc}", returncode=int(ExitCode.USAGE))
+        _usage_exit(session.config, str(exc))
 
 
 def _control_id(item: pytest.Item) -> str | None:

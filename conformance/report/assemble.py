@@ -57,8 +57,13 @@ def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
     """Refuse a REPORT_DIR this run may not take: call it early, before judging.
 
     Accepted: absent, an empty directory, or a previous report of ours (`sealed_files`
-    names its files: conformance.sign.seal.sealed_files).
+    names its files: conformance.sign.seal.sealed_files), never inside another signed
+    report (a file added there makes that one fail verification), whichever command or
+    plugin option named it.
     """
+    from conformance.sign.seal import refuse_inside_report
+
+    refuse_inside_report(report_dir, "report directory")
     if report_dir.is_symlink():
         raise ConformanceError(f"{report_dir}: is a symlink; give the directory itself")
     if not report_dir.exists():

@@ -207,7 +207,7 @@ def test_unwritable_report_directory_is_exit_3_in_one_line_before_judging(
         locked.chmod(0o755)
     assert done.returncode == 3, done.stderr
     assert lines(done.stderr) == [
-        f"Exit: ucx-conformance: {report}: cannot write a report here (Permission denied);"
+        f"ucx-conformance: {report}: cannot write a report here (Permission denied);"
         " choose another --report-dir"
     ]
     assert list(locked.iterdir()) == []

@@ -158,6 +158,15 @@ def test_file_or_symlink_at_the_report_path_is_refused(tmp_path: Path) -> None:
         check_report_dir(tmp_path / "link", sealed_files)
 
 
+def test_report_dir_inside_a_signed_report_is_refused(tmp_path: Path) -> None:
+    """Whichever command or plugin option names it (`pytest suites/ --ucx-report-dir` too),
+    a new report inside a signed one would make that one fail verification."""
+    report = signed_report(tmp_path)
+    with pytest.raises(ConformanceError, match="inside the signed report"):
+        check_report_dir(report.report_dir / "evidence" / "again", sealed_files)
+    check_report_dir(report.report_dir, sealed_files)  # replacing it where it stands: taken
+
+
 def test_capture_changed_after_judging_stops_the_report(tmp_path: Path) -> None:
     key = load_private_key(key_for(tmp_path))
     run = make_run(tmp_path)

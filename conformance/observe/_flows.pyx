@@ -52,6 +52,7 @@ _SYN = InitiatorBasis.SYN
 _FIRST_PACKET = InitiatorBasis.FIRST_PACKET
 _NO_PAYLOAD = PayloadKind.NONE
 _FLOW = flows._FLOW
+_REUSED = flows._REUSED
 _orient = flows._orient
 _build = flows._build
 _Addresses = flows.Addresses
@@ -351,3 +352,23 @@ def finish(table, Py_ssize_t first_id, address):
             add_id(ref, first, flow_id)
         flow_id += 1
     return built, ids
+
+
+def in_flows(renumbered, hellos, ids):
+    """observe/builder.py `_in_flows`, compiled: each (reference, record) of `hellos` as a
+    copy numbered with the id of the flow its reference names at the record's packet
+    (FlowIds.get; a reference to a reused 5-tuple is asked of `ids` itself)."""
+    cdef dict id_of = ids._ids
+    cdef list numbered = []
+    cdef PyObject* found
+    get = ids.get
+    for ref, record in hellos:
+        found = PyDict_GetItem(id_of, ref)
+        if found == NULL:
+            flow_id = 0
+        elif <object>found == _REUSED:
+            flow_id = get(ref, record.packet)
+        else:
+            flow_id = <object>found
+        numbered.append(renumbered(record, flow_id))
+    return numbered

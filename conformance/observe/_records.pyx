@@ -12,6 +12,7 @@ does nothing else are taken: every field in `__init__`, positional, no `__post_i
 """
 
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc
 
@@ -28,6 +29,7 @@ cdef extern from "Python.h":
 
 cdef extern from "structmember.h":
     int PyMember_SetOne(char* addr, PyMemberDef* member, PyObject* value) except -1
+    PyObject* PyMember_GetOne(const char* addr, PyMemberDef* member)
 
 
 cdef class Maker:
@@ -35,6 +37,7 @@ cdef class Maker:
 
     cdef readonly object cls
     cdef Py_ssize_t size
+    cdef Py_ssize_t flow_id_at  # the `flow_id` field's index, -1 if it has none
     cdef PyMemberDef** members
     cdef list descriptors  # keeps the descriptors (and so their PyMemberDefs) alive
 
@@ -50,6 +53,8 @@ cdef class Maker:
             raise TypeError(f"{cls.__name__}: not slotted, or a field is not positional")
         self.cls = cls
         self.size = len(fields)
+        names = [f.name for f in fields]
+        self.flow_id_at = names.index("flow_id") if "flow_id" in names else -1
         self.descriptors = [cls.__dict__[f.name] for f in fields]
         if any(type(d) is not MemberDescriptorType for d in self.descriptors):
             raise TypeError(f"{cls.__name__}: a field is not a slot")
@@ -72,3 +77,24 @@ cdef class Maker:
         for i in range(self.size):
             PyMember_SetOne(<char*><PyObject*>record, self.members[i], PyTuple_GET_ITEM(values, i))
         return record
+
+    def renumbered(self, record, flow_id):
+        """A copy of `record` with another flow_id: what records.renumbering's Python copy
+        (and dataclasses.replace) makes, each other slot's value taken by identity."""
+        cdef Py_ssize_t i
+        cdef PyObject* value
+        if type(record) is not self.cls or self.flow_id_at < 0:
+            raise TypeError(f"{self.cls.__name__}: not a record of it with a flow_id")
+        copy = object.__new__(self.cls)
+        for i in range(self.size):
+            if i == self.flow_id_at:
+                PyMember_SetOne(<char*><PyObject*>copy, self.members[i], <PyObject*>flow_id)
+                continue
+            value = PyMember_GetOne(<char*><PyObject*>record, self.members[i])
+            if value == NULL:  # an unset slot: the record was not made whole
+                raise AttributeError(f"{self.cls.__name__}: a field has no value")
+            try:
+                PyMember_SetOne(<char*><PyObject*>copy, self.members[i], value)
+            finally:
+                Py_DECREF(<object>value)
+        return copy

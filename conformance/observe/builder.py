@@ -54,6 +54,7 @@ from conformance.decode.capture_file import open_capture
 from conformance.decode.read_ahead import OnBytes
 from conformance.decode.tls import EchExtension
 from conformance.errors import CaptureError
+from conformance.observe import ingest as ingest_module
 from conformance.observe.capture_parts import (
     CapturePart,
     ReaderFacts,
@@ -325,6 +326,9 @@ def _in_flows(
 ) -> list[_Hello]:
     """Each hello with the id of the flow its reference names at the hello's packet."""
     renumbered = renumbering(kind)
+    compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
+    if compiled is not None:
+        return compiled.in_flows(renumbered, hellos, ids)  # type: ignore[no-any-return]
     flow_id = ids.get
     return [renumbered(hello, flow_id(ref, hello.packet)) for ref, hello in hellos]
 

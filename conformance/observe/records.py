@@ -258,6 +258,11 @@ def renumbering(kind: type[FlowRecord]) -> Callable[[FlowRecord, int], FlowRecor
     values_of = attrgetter(*names)
     at = names.index("flow_id")
     make = maker(kind)
+    compiled_copy: Callable[[FlowRecord, int], FlowRecord] | None = getattr(
+        make, "renumbered", None
+    )
+    if compiled_copy is not None:  # the compiled maker copies slot by slot (_records.pyx)
+        return compiled_copy
 
     def renumbered(record: FlowRecord, flow_id: int) -> FlowRecord:
         values: list[Any] = list(values_of(record))

@@ -41,7 +41,7 @@ from conformance.observe.flows import (
     IcmpErrors,
     reverse_key,
 )
-from conformance.observe.records import Flow, PayloadKind
+from conformance.observe.records import Flow, PayloadKind, TlsServerHello, renumbering
 from tests.compiled_paths import COMPILED_FLOWS
 
 _PROTOCOLS = (IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, PORTLESS + 47)
@@ -105,7 +105,9 @@ def _table(seed: int) -> tuple[dict[int, dict[bytes, Entry]], list[Any]]:
             packet += 1
     retired: list[Any] = []
     for _ in range(rng.randrange(0, 4)):
-        key = _key(rng, IPPROTO_TCP)
+        live = list(tables.get(IPPROTO_TCP, {}))
+        # a 5-tuple used again: its flow reference names two flows, told apart by packet
+        key = rng.choice(live) if live and rng.random() < 0.5 else _key(rng, IPPROTO_TCP)
         other = _entry(rng, IPPROTO_TCP, packet + 1) if rng.random() < 0.7 else None
         retired.append((key, _entry(rng, IPPROTO_TCP, packet), other))
         packet += 2
@@ -158,3 +160,20 @@ def test_compiled_finish_takes_the_common_flows_itself(monkeypatch: pytest.Monke
     (flow,), _ = compiled_module.finish(table, 1, Addresses())
     assert asked == []
     assert (flow.accepted, flow.sample_packets, str(flow.initiator)) == (True, (1, 2), "192.0.2.1")
+
+
+@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
+    """Hellos numbered with their flows' ids, a reused 5-tuple's told apart by packet."""
+    _, ids, _ = _finish(seed, None)
+    refs = [*ids._ids, (IPPROTO_TCP, b"no such flow")]
+    rng = random.Random(seed)
+    hellos = [
+        (rng.choice(refs), TlsServerHello(3, rng.randrange(1, 200), 1.0, 0, 0x0304, 0x1301, None))
+        for _ in range(rng.randrange(0, 60))
+    ]
+    renumbered = renumbering(TlsServerHello)
+    expected = [renumbered(hello, ids.get(ref, hello.packet)) for ref, hello in hellos]
+    assert ingest._COMPILED_FLOWS is not None
+    assert ingest._COMPILED_FLOWS.in_flows(renumbered, hellos, ids) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from conformance.observe.records import (
     NameMention,
     TlsClientHello,
     TlsServerHello,
+    maker,
     renumbering,
 )
 
@@ -27,3 +29,18 @@ def test_the_copy_is_what_replace_makes(kind: type) -> None:
     assert copy == dataclasses.replace(record, flow_id=7)
     assert type(copy) is kind
     assert record.flow_id == "flow_id value"  # the original is left as it was
+    for f in dataclasses.fields(kind):  # every other value by identity, the copy still frozen
+        if f.name != "flow_id":
+            assert getattr(copy, f.name) is getattr(record, f.name)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(copy, "flow_id", 8)  # noqa: B010 (a frozen field: mypy refuses the plain form)
+
+
+@pytest.mark.skipif(
+    not hasattr(maker(Flow), "renumbered"), reason="the compiled record maker is not built"
+)
+def test_the_compiled_copy_refuses_another_kind_of_record() -> None:
+    server_hello: Any = TlsServerHello
+    hello = server_hello(*(f"{f.name} value" for f in dataclasses.fields(TlsServerHello)))
+    with pytest.raises(TypeError, match="not a record of it"):
+        renumbering(TlsClientHello)(hello, 7)

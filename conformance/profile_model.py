@@ -297,6 +297,9 @@ class Profile:
     probes: ProbeSettings = ProbeSettings()
     stimuli: tuple[StimulusSpec, ...] = ()  # in the order written
     host: HostSettings = HostSettings()
+    # The bytes load_profile read and judged (None from parse_profile): the file may change or
+    # be a pipe, so the evidence copy should be these bytes, not the file read again.
+    loaded: bytes | None = field(default=None, repr=False, compare=False)
     # What the judges derived from a run's evidence with this profile: never compared or shown.
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 

@@ -1,7 +1,7 @@
 """The deployment profile: load it, describe it, check it.
 
 loader.py    load_profile / parse_profile: YAML -> frozen Profile (profile_model.py)
-reader.py    the file -> one YAML document, within bounds (size, aliases, nesting)
+reader.py    a regular file -> one YAML document, within bounds (size, aliases, merges, nesting)
 values.py    typed values and one-line errors naming file, key path and problem
 sections.py  the live-target sections: lab, probes, stimuli, host
 shape.py     every key as data: the loader's key lists and spellings, the schema's source

@@ -8,6 +8,7 @@ this module and sections.py are the authority on what is accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Final
 
 from conformance.names import DOCUMENTED_ENDPOINT_PATTERNS, covers, normalize_pattern
 from conformance.profile import sections, shape
-from conformance.profile.reader import read_yaml
+from conformance.profile.reader import parse_yaml, read_bytes
 from conformance.profile.values import (
     BOOL_HINT,
     At,
@@ -72,7 +73,9 @@ _HA_NO_CLOUD = (
 def load_profile(path: Path | str) -> Profile:
     """Parse the YAML profile at `path` into a frozen Profile, or raise ProfileError."""
     source = Path(path)
-    return parse_profile(read_yaml(source, At(str(path))), source, str(path))
+    data = read_bytes(source, At(str(path)))
+    profile = parse_profile(parse_yaml(data, At(str(path))), source, str(path))
+    return dataclasses.replace(profile, loaded=data)
 
 
 def parse_profile(data: object, source: Path, shown: str | None = None) -> Profile:
@@ -313,12 +316,16 @@ def _proxy(value: object, at: At, environment: Environment) -> ProxySpec:
     proxy_host = f"[{host}]" if written.startswith("[") else host
     number = port_number(port, at, written, lambda n: f"{proxy_host}:{n}")
     try:
-        address = ipaddress.ip_address(host)
+        ipaddress.ip_address(host)
     except ValueError:
         at.fail(
             f"{quote(host)} is not an IP address; the harness never resolves names"
             " (controls.md decision 7), so write the proxy's address"
         )
+    # The same address rules as everywhere else (no zone index, no IPv4-mapped form).
+    address = ip_address(host, at)
+    if written.startswith("[") and address.version == 4:
+        at.fail(f"{quote(written)}: brackets are for IPv6; write {address}:{number}")
     inside(environment, address, at, "the proxy is part of the Customer Environment")
     return ProxySpec(address=address, port=number)
 

@@ -1,13 +1,19 @@
 """Read a profile file into plain Python values: one YAML document, safely, within bounds.
 
-The node tree is checked before any object is built: duplicate keys, alias bombs and deep
-nesting are refused with the key path and line, so nothing is expanded that should not be.
+Only a regular file is read (a FIFO or a device could block or never end), once, at most
+1 MiB. The node tree is checked before any object is built: duplicate keys (a `<<` merge
+included), alias bombs, deep nesting and numbers too long to be a profile value are refused
+with the key path and line, so nothing is expanded that should not be; a value a constructor
+cannot build (`2024-13-45`, `!!int abc`) is a one-line error with its line, never a traceback.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import yaml
 
@@ -17,6 +23,14 @@ from conformance.profile.values import At, join
 MAX_PROFILE_BYTES: Final = 1 << 20  # a profile is a page of YAML; 1 MiB is a mistake or an attack
 MAX_NODES: Final = 100_000  # YAML nodes after alias expansion; stops "billion laughs" bombs
 MAX_DEPTH: Final = 32  # nesting; real profiles use 4 levels, and this keeps recursion shallow
+# An integer's characters: 2**64 has 20 digits; a longer one is no port, count or duration, and
+# Python refuses to convert one of 4,300 digits (ValueError), or to float one of 309 (overflow).
+MAX_NUMBER_CHARS: Final = 24
+_MERGE: Final = "tag:yaml.org,2002:merge"
+_INT: Final = "tag:yaml.org,2002:int"
+# What a constructor raises on a scalar it cannot build: `2024-13-45` (ValueError), `!!bool x`
+# (KeyError), `!!timestamp x` (AttributeError), `!!float x` (ValueError).
+_CONSTRUCTOR_FAILURES: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 class _TreeError(Exception):
@@ -29,7 +43,7 @@ class _TreeError(Exception):
 
 
 class _ProfileLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, alias bombs and deep nesting.
+    """SafeLoader that refuses duplicate keys, alias bombs, deep nesting and huge numbers.
 
     The node tree is checked before any object is built, so an error can name the key path
     and line, and an alias bomb is counted, never expanded.
@@ -40,8 +54,21 @@ class _ProfileLoader(yaml.SafeLoader):
         node = self.get_single_node()
         if node is None:
             return None
+        self._keys: dict[int, dict[str, str]] = {}
         self._size(node, "", 0, {}, set())
         return self.construct_document(node)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """The object of `node`; a constructor's own exception becomes a YAML error at its line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except _CONSTRUCTOR_FAILURES as exc:
+            what = node.tag.rpartition(":")[2] or node.tag
+            value = node.value if isinstance(node, yaml.ScalarNode) else ""
+            problem = f"{json.dumps(value[:40], ensure_ascii=False)} is not a valid {what}"
+            if isinstance(exc, ValueError):  # says what is wrong: "month must be in 1..12"
+                problem += f" ({' '.join(str(exc).split())[:80]})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
     def _size(
         self, node: yaml.Node, key: str, depth: int, sizes: dict[int, int], open_: set[int]
@@ -55,21 +82,25 @@ class _ProfileLoader(yaml.SafeLoader):
             raise _TreeError(key, node.start_mark, f"nested deeper than {MAX_DEPTH} levels")
         open_.add(id(node))
         total = 1
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
+            if len(node.value) > MAX_NUMBER_CHARS:
+                problem = f"a number of {len(node.value)} characters is no profile value"
+                raise _TreeError(key, node.start_mark, problem)
+        elif isinstance(node, yaml.MappingNode):
             first_seen: dict[tuple[str, str], int] = {}
             for key_node, value_node in node.value:
                 child = key
                 if isinstance(key_node, yaml.ScalarNode):
                     child = join(key, str(key_node.value))
                     ident = (key_node.tag, str(key_node.value))
-                    # "<<" merge keys are YAML's way to reuse a mapping, not a duplicate.
-                    if key_node.tag != "tag:yaml.org,2002:merge":
-                        if ident in first_seen:
-                            problem = f"duplicate key (first at line {first_seen[ident]})"
-                            raise _TreeError(child, key_node.start_mark, problem)
-                        first_seen[ident] = key_node.start_mark.line + 1
+                    # Two "<<" in one mapping are duplicates too: YAML keeps one of them.
+                    if ident in first_seen:
+                        problem = f"duplicate key (first at line {first_seen[ident]})"
+                        raise _TreeError(child, key_node.start_mark, problem)
+                    first_seen[ident] = key_node.start_mark.line + 1
                 total += self._size(key_node, child, depth + 1, sizes, open_)
                 total += self._size(value_node, child, depth + 1, sizes, open_)
+            self._keys[id(node)] = self._merged_keys(node, key)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 total += self._size(item, f"{key}[{index}]", depth + 1, sizes, open_)
@@ -80,20 +111,83 @@ class _ProfileLoader(yaml.SafeLoader):
         sizes[id(node)] = total
         return total
 
+    def _merged_keys(self, node: yaml.MappingNode, key: str) -> dict[str, str]:
+        """The keys `node` ends up with, each with its line, merges (`<<`) included.
 
-def read_yaml(source: Path, at: At) -> object:
-    """The file's single YAML document as plain Python values."""
+        A key two merged mappings both bring is refused: YAML keeps one of them by a rule few
+        people know (and PyYAML and other parsers disagree on), so the profile would say two
+        things. A key written in `node` itself overrides a merged one, as YAML says; that is
+        in plain sight.
+        """
+        own = {
+            str(k.value): _place(k.start_mark)
+            for k, _ in node.value
+            if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE
+        }
+        merged: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            many = isinstance(value_node, yaml.SequenceNode)
+            for source in value_node.value if many else [value_node]:
+                for name, place in self._keys.get(id(source), {}).items():
+                    if name in merged and name not in own:
+                        problem = (
+                            f"merged (<<) from two mappings ({merged[name]} and {place});"
+                            " YAML keeps only one of them: write the key once"
+                        )
+                        raise _TreeError(join(key, name), key_node.start_mark, problem)
+                    merged.setdefault(name, place)
+        return merged | own
+
+
+def _place(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def read_bytes(source: Path, at: At) -> bytes:
+    """The bytes of the regular file `source`, read once, at most MAX_PROFILE_BYTES.
+
+    Opened without blocking and checked before reading: a FIFO with no writer would block
+    forever, and a device or a pipe can be read only once or never ends.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with source.open("rb") as handle:
-            data = handle.read(MAX_PROFILE_BYTES + 1)
+        descriptor = os.open(source, flags)
     except FileNotFoundError:
         at.fail("no such file")
     except IsADirectoryError:
         at.fail("is a directory, not a profile file")
     except OSError as exc:
         at.fail(f"cannot read: {exc.strerror or exc}")
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        if stat.S_ISDIR(mode):
+            at.fail("is a directory, not a profile file")
+        at.fail(f"is {_file_kind(mode)}, not a regular file; write the profile to a file")
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            data = handle.read(MAX_PROFILE_BYTES + 1)
+        except OSError as exc:
+            at.fail(f"cannot read: {exc.strerror or exc}")
     if len(data) > MAX_PROFILE_BYTES:
         at.fail("larger than 1 MiB; a profile is a page of YAML")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def parse_yaml(data: bytes, at: At) -> object:
+    """The single YAML document of `data` as plain Python values; errors name `at.file`."""
     loader: _ProfileLoader | None = None
     try:
         loader = _ProfileLoader(data)  # reads the first characters already

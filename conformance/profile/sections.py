@@ -17,9 +17,11 @@ from conformance.profile import shape
 from conformance.profile.values import (
     At,
     choice,
+    describe,
     duration,
     expected,
     fields,
+    finite,
     flag,
     listed,
     quote,
@@ -47,9 +49,10 @@ def lab(value: object, at: At) -> LabSettings:
         for name, seconds in fields(
             given["periods"], at / "periods", shape.LAB.section("periods")
         ).items():
+            where = at / "periods" / name
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-                (at / "periods" / name).fail("expected a positive number of seconds")
-            periods.append((name, float(seconds)))
+                where.fail("expected a positive number of seconds")
+            periods.append((name, finite(seconds, where, describe(seconds))))
     intercept: bool | None = None
     if given.get("intercept", "auto") != "auto":
         raw = given["intercept"]

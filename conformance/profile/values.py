@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 # error with the accepted spelling, never accepted (one spelling, one meaning in the report).
 _LOOSE_PORT_SPEC = re.compile(r"\s*(\d+)\s*/\s*(tcp|udp)\s*", re.IGNORECASE)
 _PREFIX_LENGTH = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
+_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+MAX_PORT_DIGITS: Final = 5  # 65535; longer is out of range (and int() of 4,300 digits fails)
 BOOL_HINT: Final = "YAML reads unquoted yes/no/on/off/true/false as booleans; quote the value"
 
 
@@ -62,8 +65,11 @@ def join(key: str, name: str) -> str:
 
 def quote(text: str) -> str:
     """`text` in double quotes on one line, shortened if long."""
-    short = text if len(text) <= 60 else text[:57] + "..."
-    return json.dumps(short, ensure_ascii=False)
+    return json.dumps(_short(text), ensure_ascii=False)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def describe(value: object) -> str:
@@ -74,7 +80,7 @@ def describe(value: object) -> str:
         case bool():
             return f"the boolean {str(value).lower()}"
         case int() | float():
-            return f"the number {value}"
+            return f"the number {_short(str(value))}"
         case str():
             return f"the string {quote(value)}"
         case list():
@@ -206,14 +212,25 @@ def ip_network(value: object, at: At) -> IPNetwork:
             at.fail(f"{quote(text)} is not an IPv4 or IPv6 network (such as 192.0.2.0/24)")
         at.fail(f"{quote(text)} is not in CIDR prefix form (address/prefix length): write {meant}")
     try:
-        return ipaddress.ip_network(text)
+        network = ipaddress.ip_network(text)
     except ValueError:
         pass
+    else:
+        _not_mapped(network, text, at)
+        return network
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         at.fail(f"{quote(text)} is not an IPv4 or IPv6 network (such as 192.0.2.0/24)")
     at.fail(f"{quote(text)} has host bits set; did you mean {network}?")
+
+
+def _not_mapped(network: IPNetwork, text: str, at: At) -> None:
+    """Refuse an IPv4-mapped network, as ip_address refuses a mapped address: packets never
+    carry one, and `::ffff:0:0/96` names every IPv4 address in an IPv6 spelling."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        meant = f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}"
+        at.fail(f"{quote(text)} is IPv4-mapped; write {meant}")
 
 
 def _prefix_form(address: str, prefix: str) -> str | None:
@@ -239,9 +256,9 @@ def port_number(text: str, at: At, written: str, spelled: Callable[[int], str] =
             at.fail(f"{quote(written)}: {quote(text)} is not a port number")
         hint = f": write {spelled(meant)}" if 1 <= meant <= 65535 else ""
         at.fail(f"{quote(written)}: a port is decimal ASCII digits without leading zeros{hint}")
-    number = int(text)
+    number = int(text) if len(text) <= MAX_PORT_DIGITS else 65536
     if not 1 <= number <= 65535:
-        at.fail(f"{quote(written)}: port {number} is out of range 1-65535")
+        at.fail(f"{quote(written)}: port {_short(text)} is out of range 1-65535")
     return number
 
 
@@ -259,7 +276,7 @@ def port_spec(value: object, at: At) -> PortSpec:
     found = _PARTS.fullmatch(text)
     if found is None:
         loose = _LOOSE_PORT_SPEC.fullmatch(text)
-        if loose is not None and 1 <= int(loose[1]) <= 65535:
+        if loose is not None and len(loose[1]) <= MAX_PORT_DIGITS and 1 <= int(loose[1]) <= 65535:
             at.fail(
                 f"{quote(text)} is not N/tcp or N/udp: write {int(loose[1])}/{loose[2].lower()}"
             )
@@ -276,12 +293,25 @@ def duration(value: object, at: At, spelling: str, units: dict[str, float], exam
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         expected(at, f"a duration such as {examples}", value)
     if isinstance(value, int | float):
-        return float(value)
+        return finite(value, at, describe(value))
     if re.fullmatch(spelling, value) is None:
         at.fail(f"{quote(value)} is not a duration such as {examples}")
     written = value.strip()
     number = written.rstrip("smhd").rstrip()
-    return float(number) * units[written[len(number) :].strip()]
+    return finite(float(number) * units[written[len(number) :].strip()], at, quote(value))
+
+
+def finite(value: float, at: At, shown: str) -> float:
+    """`value` as a float that is a number: .nan, .inf and 1e309 mean nothing as seconds.
+
+    `shown` is the value as the error names it."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int past 1.8e308
+        number = math.inf
+    if not math.isfinite(number):
+        at.fail(f"{shown} is not a finite number")
+    return number
 
 
 def inside(environment: Environment, address: IPAddress, at: At, role: str) -> None:

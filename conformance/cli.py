@@ -172,7 +172,9 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
 
 
 def _print_extras(console: Console, summary: RunSummary) -> None:
-    """Waiver warnings and the baseline headline, after the table."""
+    """Profile and waiver warnings and the baseline headline, after the table."""
+    for note in summary.profile_warnings:
+        console.print(f"[yellow]{escape(note)}[/]")
     for note in summary.waiver_notes:
         console.print(f"[yellow]waiver warning:[/] {escape(note)}")
     if summary.baseline is not None:

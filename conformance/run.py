@@ -70,6 +70,9 @@ class RunSummary:
     waived: Mapping[str, int] = field(default_factory=dict)  # control id -> findings waived
     waiver_notes: tuple[str, ...] = ()  # expired, stale or misplaced waivers
     baseline: Mapping[str, Any] | None = None  # the `baseline` diff written into report.json
+    # What `profile check` warns about the profile (a network that makes everything on-prem):
+    # also among the report's notes, since a pass under such a profile proves little.
+    profile_warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -327,10 +330,12 @@ class Run:
             notes = self.observations.notes + content_notes(self.observations, self.profile)
         if self.evidence_error:
             notes += (self.evidence_error,)
+        notes += self._profile_warnings()
         report_run = ReportRun(
             profile_name=self.profile.name,
             profile_mode=self.profile.mode.value,
             profile_source=self.profile.source,
+            profile_bytes=self.profile.loaded,
             results=results,
             observations=self.observations,
             evidence_files=files,
@@ -372,7 +377,13 @@ class Run:
             key_path=self.key_path,
             key_created=self.key_created,
             problem=problem,
+            profile_warnings=self._profile_warnings(),
         )
+
+    def _profile_warnings(self) -> tuple[str, ...]:
+        from conformance.profile.check import warnings
+
+        return tuple(f"profile {warning}" for warning in warnings(self.profile))
 
 
 def tool_versions() -> dict[str, str]:

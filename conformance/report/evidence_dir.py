@@ -45,7 +45,10 @@ def copy_evidence(
         else:
             digest = ledger.adopt_file(*staged, _path(name))
         copied.setdefault(source.resolve(), (digest.path, digest.sha256))
-    ledger.copy_file(run.profile_source, _path("profile.yaml"))
+    if run.profile_bytes is not None:  # what was judged, even if the file changed since
+        ledger.write_bytes(_path("profile.yaml"), run.profile_bytes)
+    else:
+        ledger.copy_file(run.profile_source, _path("profile.yaml"))
 
     if run.observations is None:
         return ()

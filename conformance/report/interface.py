@@ -111,7 +111,7 @@ class ReportRun:
 
     profile_name: str
     profile_mode: str
-    profile_source: Path  # copied byte for byte to evidence/profile.yaml
+    profile_source: Path  # copied byte for byte to evidence/profile.yaml (see profile_bytes)
     results: tuple[ControlResult, ...]
     observations: Observations | None
     started: datetime  # timezone-aware
@@ -133,6 +133,10 @@ class ReportRun:
     # decision 11: what the window could not see, for the profile's target and minimum window
     # (judge.common.coverage_for); None: the report computes it from `observations` alone
     coverage: Coverage | None = None
+    # The profile's bytes as loaded and judged (Profile.loaded): evidence/profile.yaml is
+    # these, not the file read again, which may have changed or been a pipe. None: a copy of
+    # `profile_source`.
+    profile_bytes: bytes | None = None
 
     def __post_init__(self) -> None:
         for label, moment in (("started", self.started), ("finished", self.finished)):

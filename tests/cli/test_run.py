@@ -50,6 +50,22 @@ def test_clean_capture_passes_and_report_verifies(
     assert run_cli("verify", report, "--key", f"{sign_key}.pub") == 0
 
 
+def test_a_profile_that_makes_everything_on_prem_is_said_in_the_run_and_the_report(
+    tmp_path: Path, clean_capture: Path, sign_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`profile check` warns about 0.0.0.0/0 in the networks; a run under such a profile
+    says so too, on the terminal and among the signed report's notes (a pass proves little)."""
+    profile = tmp_path / "everything.yaml"
+    profile.write_text(AIR_GAPPED_PROFILE.replace("192.0.2.0/24", "0.0.0.0/0"))
+    report = tmp_path / "report"
+    args = ("run", "--profile", profile, "--pcap", clean_capture, "--report-dir", report)
+    assert run_cli(*args, "--sign-key", sign_key) == 0
+    said = "profile warning: environment.networks[0]: 0.0.0.0/0 makes every IPv4 address on-prem"
+    assert said in " ".join(capsys.readouterr().err.split())
+    notes = json.loads((report / "report.json").read_text())["notes"]
+    assert any(note.startswith(said) for note in notes)
+
+
 def test_a_run_leaves_the_collector_as_it_found_it(
     tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
 ) -> None:

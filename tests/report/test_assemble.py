@@ -167,6 +167,17 @@ def test_report_dir_inside_a_signed_report_is_refused(tmp_path: Path) -> None:
     check_report_dir(report.report_dir, sealed_files)  # replacing it where it stands: taken
 
 
+def test_the_profile_signed_is_the_one_judged(tmp_path: Path) -> None:
+    """evidence/profile.yaml holds the bytes the run loaded, not the file read again (it may
+    have been edited since, or been a pipe that gives nothing the second time)."""
+    run = replace(make_run(tmp_path), profile_bytes=b"name: as judged\n")
+    run.profile_source.write_text("name: edited while the run judged\n")
+    key = load_private_key(key_for(tmp_path))
+    write_report(tmp_path / "report", run, Ed25519Sealer(key), fake_lookup)
+    copy = tmp_path / "report" / "evidence" / "profile.yaml"
+    assert copy.read_bytes() == b"name: as judged\n"
+
+
 def test_capture_changed_after_judging_stops_the_report(tmp_path: Path) -> None:
     key = load_private_key(key_for(tmp_path))
     run = make_run(tmp_path)

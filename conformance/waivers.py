@@ -41,6 +41,7 @@ from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.names import is_valid_pattern, matches
 from conformance.observe.records import Flow, Observations
 from conformance.profile_model import IPAddress
+from conformance.user_files import read_user_file
 from conformance.verdict import Verdict
 
 MAX_WAIVER_FILE_BYTES: Final = 1 << 20  # a waiver file is a page of YAML; 1 MiB is a mistake
@@ -141,19 +142,44 @@ class WaiverFile:
 # --- loading ---------------------------------------------------------------------------------
 
 
+_MERGE: Final = "tag:yaml.org,2002:merge"
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (two parsers must not read two meanings)."""
+    """SafeLoader that refuses duplicate keys (two parsers must not read two meanings),
+    two `<<` in one mapping included, and a key two merged mappings both bring (YAML keeps
+    one of them by a rule few people know); a key written in the mapping itself overrides a
+    merged one, in plain sight."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[str] = set()
-        for key_node, _value in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
+        merged: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key_node.value)
+            if key_node.tag == _MERGE and isinstance(value_node, yaml.SequenceNode):
+                for source in value_node.value:
+                    names = _keys_of(source)
+                    if twice := sorted(names & merged):
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {twice[0]!r} merged (<<) from two mappings: write it once",
+                            key_node.start_mark,
+                        )
+                    merged |= names
         return super().construct_mapping(node, deep)
+
+
+def _keys_of(node: yaml.Node) -> set[str]:
+    if not isinstance(node, yaml.MappingNode):
+        return set()
+    return {str(k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
 def _timestamp_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
@@ -202,8 +228,9 @@ def _parse_yaml(data: bytes, at: _At) -> tuple[object, list[int]]:
         at.fail(f"not valid YAML: {' '.join(str(exc).split())}")
     except RecursionError:
         at.fail("not valid YAML: nested too deeply")
-    except ValueError as exc:  # a constructor's own complaint (an integer too large, ...)
-        at.fail(f"not valid YAML: {exc}")
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # a constructor's own complaint (an integer too large, `!!bool maybe`, ...)
+        at.fail(f"not valid YAML: {type(exc).__name__}: {' '.join(str(exc).split())[:80]}")
     finally:
         loader.dispose()
 
@@ -350,15 +377,7 @@ def parse_waivers(data: bytes, source: Path | str, known_controls: Sequence[str]
 def load_waivers(path: Path, known_controls: Sequence[str]) -> WaiverFile:
     """Read and parse the waiver file at `path` once; its bytes are what the report signs."""
     at = _At(str(path))
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_WAIVER_FILE_BYTES + 1)
-    except FileNotFoundError:
-        at.fail("no such file")
-    except IsADirectoryError:
-        at.fail("is a directory, not a waiver file")
-    except OSError as exc:
-        at.fail(f"cannot read: {exc.strerror or exc}")
+    data = read_user_file(path, MAX_WAIVER_FILE_BYTES, "a waiver file", at.fail)
     return parse_waivers(data, path, known_controls)
 
 

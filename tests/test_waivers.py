@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,6 +135,35 @@ def test_missing_and_non_utf8_files_are_refused(tmp_path: Path) -> None:
     bad.write_bytes(entry(justification="caf\xe9").encode("latin-1"))
     with pytest.raises(WaiverError, match="not UTF-8"):
         load_waivers(bad, IDS)
+
+
+def test_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "waivers.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(WaiverError, match=r"is a pipe \(FIFO\), not a regular file"):
+        load_waivers(fifo, IDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (entry().replace("AG-EGRESS", "!!bool maybe"), "not valid YAML: KeyError"),
+        (entry().replace("2026-12-31", "!!int soon"), "not valid YAML: ValueError"),
+        (
+            "- <<: [{control: AG-EGRESS}, {control: AG-INGRESS}]\n"
+            + entry().split("\n", 1)[1],
+            "key 'control' merged \\(<<\\) from two mappings",
+        ),
+        ("- <<: {control: AG-EGRESS}\n  <<: {control: AG-INGRESS}\n", "duplicate key '<<'"),
+    ],
+)
+def test_values_yaml_cannot_build_or_merges_that_say_two_things_are_one_line_errors(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(text)
+    with pytest.raises(WaiverError, match=problem):
+        load_waivers(path, IDS)
 
 
 # --- applying ----------------------------------------------------------------------------

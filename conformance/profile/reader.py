@@ -10,8 +10,6 @@ cannot build (`2024-13-45`, `!!int abc`) is a one-line error with its line, neve
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,6 +17,7 @@ import yaml
 
 from conformance.errors import ProfileError
 from conformance.profile.values import At, join
+from conformance.user_files import read_user_file
 
 MAX_PROFILE_BYTES: Final = 1 << 20  # a profile is a page of YAML; 1 MiB is a mistake or an attack
 MAX_NODES: Final = 100_000  # YAML nodes after alias expansion; stops "billion laughs" bombs
@@ -146,44 +145,12 @@ def _place(mark: yaml.Mark) -> str:
 
 
 def read_bytes(source: Path, at: At) -> bytes:
-    """The bytes of the regular file `source`, read once, at most MAX_PROFILE_BYTES.
-
-    Opened without blocking and checked before reading: a FIFO with no writer would block
-    forever, and a device or a pipe can be read only once or never ends.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        descriptor = os.open(source, flags)
-    except FileNotFoundError:
-        at.fail("no such file")
-    except IsADirectoryError:
-        at.fail("is a directory, not a profile file")
-    except OSError as exc:
-        at.fail(f"cannot read: {exc.strerror or exc}")
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        if stat.S_ISDIR(mode):
-            at.fail("is a directory, not a profile file")
-        at.fail(f"is {_file_kind(mode)}, not a regular file; write the profile to a file")
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            data = handle.read(MAX_PROFILE_BYTES + 1)
-        except OSError as exc:
-            at.fail(f"cannot read: {exc.strerror or exc}")
+    """The bytes of the regular file `source`, read once, at most MAX_PROFILE_BYTES
+    (conformance/user_files.py: never a FIFO, a device or a pipe)."""
+    data = read_user_file(source, MAX_PROFILE_BYTES, "a profile file", at.fail)
     if len(data) > MAX_PROFILE_BYTES:
         at.fail("larger than 1 MiB; a profile is a page of YAML")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
 
 
 def parse_yaml(data: bytes, at: At) -> object:

@@ -150,8 +150,7 @@ def test_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
         (entry().replace("AG-EGRESS", "!!bool maybe"), "not valid YAML: KeyError"),
         (entry().replace("2026-12-31", "!!int soon"), "not valid YAML: ValueError"),
         (
-            "- <<: [{control: AG-EGRESS}, {control: AG-INGRESS}]\n"
-            + entry().split("\n", 1)[1],
+            "- <<: [{control: AG-EGRESS}, {control: AG-INGRESS}]\n" + entry().split("\n", 1)[1],
             "key 'control' merged \\(<<\\) from two mappings",
         ),
         ("- <<: {control: AG-EGRESS}\n  <<: {control: AG-INGRESS}\n", "duplicate key '<<'"),

@@ -31,6 +31,7 @@ from conformance.judge.common import (
     reverse_address,
     target_view,
 )
+from conformance.judge.name_map import DnsNames, dns_names
 from conformance.judge.platform import name_looks_like
 from conformance.judge.result import ControlResult, Severity
 from conformance.observe.records import DnsQuery, Flow, InitiatorBasis, Observations
@@ -69,8 +70,10 @@ def egress(obs: Observations, profile: Profile) -> ControlResult:
 
     Any transport, IPv4 and IPv6, answered or not. A flow with no handshake in the
     capture counts in the direction the observers decided (decision 1); a packet from
-    the target that answers a flow an outside host opened belongs to AG-INGRESS.
-    Scope-limited destinations (decision 6) are not egress.
+    the target that answers a flow an outside host opened belongs to AG-INGRESS; target
+    packets in a flow credited to an outside opener that sent nothing the capture holds
+    (`answers_nothing_seen`) keep it inconclusive. Scope-limited destinations (decision 6)
+    are not egress.
     """
     # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
     return once(obs, profile, _egress)
@@ -80,7 +83,7 @@ def _egress(obs: Observations, profile: Profile) -> ControlResult:
     view = target_view(obs, profile)
     index = name_index(obs, profile)
     findings = Findings()
-    outside = inside = scope = inbound = 0
+    outside = inside = scope = inbound = unasked = 0
     for flow, opened in zip(view.flows, view.opened, strict=True):
         if is_link_scoped_flow(flow):
             scope += 1
@@ -96,7 +99,10 @@ def _egress(obs: Observations, profile: Profile) -> ControlResult:
                 inside += 1
         elif view.outside(flow.initiator):
             inbound += 1
-            if _reply_to_earlier_request(flow, view):
+            if answers_nothing_seen(flow):
+                unasked += 1
+                findings.flow(Severity.WARNING, flow, index, ANSWERS_NOTHING)
+            elif _reply_to_earlier_request(flow, view):
                 findings.flow(
                     Severity.WARNING,
                     flow,
@@ -114,7 +120,9 @@ def _egress(obs: Observations, profile: Profile) -> ControlResult:
         "inside_flows": inside,
         "scope_limited_flows": scope,
         "inbound_from_outside": inbound,
+        "answering_nothing_seen": unasked,
     }
+    gaps = [answers_nothing_gap(unasked)] if unasked else []
     passed = (
         f"{plural(len(view.flows), 'target flow')}: {inside} inside {_networks(profile)},"
         f" {scope} scope-limited; 0 initiated to an outside address"
@@ -128,7 +136,38 @@ def _egress(obs: Observations, profile: Profile) -> ControlResult:
         passed=passed,
         failed=f"{plural(outside, 'flow')} initiated to outside addresses",
         facts=facts,
+        gaps=gaps,
     )
+
+
+ANSWERS_NOTHING = (
+    ": the target's packets answer nothing in the capture (no packet of the outside host is in"
+    " it, only the target's refusal or reply): the outside host may have opened the flow before"
+    " the capture began, or the target sent them unasked"
+)
+
+
+def answers_nothing_seen(flow: Flow) -> bool:
+    """A flow the observers credit to an outside opener (its first packet is the target's
+    SYN-ACK, reply, RST or ICMP error) in which the opener sent nothing the capture holds,
+    yet the target sent packets. Decision 1 lets a target packet to an outside address stand
+    only when it answers a flow an outside host opened; here nothing shows one did. Accepting
+    answers are AG-INGRESS violations already; the rest (a refusal, an ICMP error quoting a
+    datagram nobody saw) cannot prove absence of egress."""
+    return flow.packets_out == 0 and flow.packets_in > 0 and not flow.accepted
+
+
+def answers_nothing_gap(count: int) -> str:
+    """Why `count` flows that `answers_nothing_seen` keep an absence claim open."""
+    return (
+        f"{plural(count, 'flow')} in which the target sent packets to an outside address that"
+        " answer no packet in the capture (decision 1): nothing shows an outside host opened them"
+    )
+
+
+def unasked_outside(view: TargetView) -> list[Flow]:
+    """The flows from outside addresses that `answers_nothing_seen` (HY-DEST, PX-ONLY)."""
+    return [f for f in view.incoming if view.outside(f.initiator) and answers_nothing_seen(f)]
 
 
 ANSWER_ONLY = (
@@ -223,9 +262,11 @@ def cloud_names(obs: Observations, profile: Profile) -> ControlResult:
       it makes the name external (violation); NXDOMAIN, no answer, no address: warning,
       since the resolver alone cannot tell internal from external;
     - mDNS/LLMNR/NBNS: single-label and `.local` names are local; others are violations;
-    - SNI/Host on a flow to an on-prem server names that server; on a flow leaving the
-      environment it is external (violation); CONNECT or a proxy request asks the proxy to
-      reach somewhere: violation unless the name or address is shown to be internal.
+    - SNI/Host on a flow to an on-prem server names that server when a resolver showed it
+      internal; when the capture's DNS answers give it an outside address it is external
+      (violation: an on-prem relay is asked for it); otherwise a warning, as for DNS. On a flow
+      leaving the environment it is external (violation); CONNECT or a proxy request asks the
+      proxy to reach somewhere: violation unless the name or address is shown to be internal.
     """
     # TM-AIRGAP and HY-DEACTIVATED judge it again: judged once per run.
     return once(obs, profile, _cloud_names)
@@ -280,6 +321,7 @@ class _NameJudge:
         self.view = view
         self.env = view.profile.environment
         self.internal = internal_names(view.obs, self.env)
+        self.answers: DnsNames | None = None  # the capture's DNS answers, when a name needs them
         self.groups = FindingGroups()
         self.checked: set[str] = set()
         self.counts = {"dns_queries": 0, "tls_sni": 0, "http_requests": 0, "other_mentions": 0}
@@ -316,14 +358,15 @@ class _NameJudge:
                 continue
             self.counts["tls_sni"] += 1
             self.checked.add(sni)
-            why = _judge_carried_name(sni, flow, view, self.internal, proxied=False)
-            if not why:
+            judged = self._carried(sni, flow, proxied=False)
+            if judged is None:
                 continue
+            severity, why = judged
             key = (hello.capture, "sni", sni, _address_key(flow.responder), flow.responder_port)
             if not groups.add_again(key, packets=(hello.packet,)):
                 groups.add(
                     key,
-                    Severity.VIOLATION,
+                    severity,
                     f"TLS ClientHello with SNI {sni}, {_flow_ends(flow)}: {why}",
                     capture=hello.capture,
                     packets=(hello.packet,),
@@ -342,9 +385,10 @@ class _NameJudge:
             for name, proxied in request_hosts(request):
                 if address_of(name) is None:
                     self.checked.add(name)
-                why = _judge_carried_name(name, flow, view, self.internal, proxied=proxied)
-                if not why:
+                judged = self._carried(name, flow, proxied=proxied)
+                if judged is None:
                     continue
+                severity, why = judged
                 what = "target" if proxied else "Host"
                 key = (
                     request.capture,
@@ -358,7 +402,7 @@ class _NameJudge:
                     continue
                 groups.add(
                     key,
-                    Severity.VIOLATION,
+                    severity,
                     f"HTTP {request.method} {request.target} ({what} {name}),"
                     f" {_flow_ends(flow)}: {why}",
                     capture=request.capture,
@@ -367,6 +411,14 @@ class _NameJudge:
                     count=request.count,
                     facts=_name_facts(name),
                 )
+
+    def _carried(self, name: str, flow: Flow, *, proxied: bool) -> tuple[Severity, str] | None:
+        """`_judge_carried_name` with this run's internal names and DNS answers."""
+        if self.answers is None:
+            self.answers = dns_names(self.view.obs, self.view.profile)
+        return _judge_carried_name(
+            name, flow, self.view, self.internal, self.answers, proxied=proxied
+        )
 
     def mentions(self) -> None:
         """Names in other scope-limited messages (SSDP, NBNS, ...) on target flows."""
@@ -444,24 +496,50 @@ def _judge_query(
 
 
 def _judge_carried_name(
-    name: str, flow: Flow, view: TargetView, internal: frozenset[str], *, proxied: bool
-) -> str | None:
-    """Why a name the target sent in TLS/HTTP is a violation, or None when it is fine.
+    name: str,
+    flow: Flow,
+    view: TargetView,
+    internal: frozenset[str],
+    dns: DnsNames,
+    *,
+    proxied: bool,
+) -> tuple[Severity, str] | None:
+    """Severity and reason for a name the target sent in TLS/HTTP, or None when it is fine.
 
-    `proxied`: the name is what a CONNECT or absolute-form request asks a proxy to reach.
+    `proxied`: the name is what a CONNECT or absolute-form request asks a proxy to reach. An
+    SNI or Host on a flow to an on-prem server names that server, unless the capture's DNS
+    answers (any client) give the name an outside address: then an on-prem relay (an SNI or
+    transparent proxy) is being asked for an external name. A name neither shown internal
+    nor shown external is a warning, as for DNS (`_judge_query`).
     """
     literal = address_of(name)
     if literal is not None:
         if proxied and view.outside(literal):
-            return "asks a proxy for an address outside the environment"
+            return Severity.VIOLATION, "asks a proxy for an address outside the environment"
         return None
     if is_cloud_name(name):
-        return "Imagicle cloud name"
+        return Severity.VIOLATION, "Imagicle cloud name"
     if view.outside(flow.responder):
-        return "external name on a flow leaving the environment"
-    if proxied and name not in internal:
-        return "asks a proxy for a name no on-prem resolver showed internal"
-    return None
+        return Severity.VIOLATION, "external name on a flow leaving the environment"
+    if name in internal or is_local_name(name):
+        return None
+    outside = sorted(a for a in dns.answered(name) if _is_outside_text(a, view))
+    if outside:
+        return Severity.VIOLATION, (
+            f"external name: the capture's DNS answers give it {outside[0]}, outside the"
+            " environment, yet it is sent to an on-prem server"
+        )
+    if proxied:
+        return Severity.VIOLATION, "asks a proxy for a name no on-prem resolver showed internal"
+    return Severity.WARNING, (
+        f"no on-prem resolver showed this name internal: {_CANNOT_TELL} (a server that relays"
+        " it outward, such as an SNI proxy, would make it an external name)"
+    )
+
+
+def _is_outside_text(text: str, view: TargetView) -> bool:
+    address = address_of(text)
+    return address is not None and view.outside(address)
 
 
 def _query_text(query: DnsQuery) -> str:

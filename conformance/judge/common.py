@@ -35,16 +35,29 @@ from conformance.observe.records import (
 from conformance.profile_model import Environment, Profile
 from conformance.verdict import Verdict, worst
 
+# IPv6 multicast scopes that routers keep inside the site (RFC 7346 §2: interface-, link-,
+# realm-, admin-, site- and organization-local); global scope (0xe) and unassigned scopes may
+# be routed anywhere, so a group with one of those is not scope-limited.
+_IPV6_CONTAINED_SCOPES = (0x1, 0x2, 0x3, 0x4, 0x5, 0x8)
+
 # Decision 6: traffic that cannot leave the segment (or the host) is not egress.
-# Link-local, multicast, limited broadcast, loopback and the unspecified address.
+# Link-local, multicast that routers keep in (the IPv4 local network control block, RFC 5771
+# §4, and administratively scoped groups, RFC 2365; the IPv6 scopes above, whatever the
+# flags nibble), limited broadcast, loopback and the unspecified address. Other multicast
+# (224.0.1.0 to 238.255.255.255, ff0e::/16, ...) is globally routable: judged like unicast.
 SCOPE_LIMITED_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
     ipaddress.IPv4Network("169.254.0.0/16"),
-    ipaddress.IPv4Network("224.0.0.0/4"),
+    ipaddress.IPv4Network("224.0.0.0/24"),
+    ipaddress.IPv4Network("239.0.0.0/8"),
     ipaddress.IPv4Network("255.255.255.255/32"),
     ipaddress.IPv4Network("127.0.0.0/8"),
     ipaddress.IPv4Network("0.0.0.0/32"),
     ipaddress.IPv6Network("fe80::/10"),
-    ipaddress.IPv6Network("ff00::/8"),
+    *(
+        ipaddress.IPv6Network(f"ff{flags:x}{scope:x}::/16")
+        for scope in _IPV6_CONTAINED_SCOPES
+        for flags in range(16)
+    ),
     ipaddress.IPv6Network("::1/128"),
     ipaddress.IPv6Network("::/128"),
 )

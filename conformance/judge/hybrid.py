@@ -75,6 +75,9 @@ _PLAINTEXT = {
 }
 _DECISION_8 = "decision 8: domain fronting, a name resolved elsewhere, or a hard-coded address"
 _CLAIM_TEXT = {"sni": "SNI", "host": "HTTP Host"}  # a claim's basis, as findings name it
+_OPAQUE_PROXY_FLOW = (
+    ": to the proxy, with bytes but no readable HTTP request (no CONNECT names where it goes)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,13 +282,31 @@ class _External:
     flows: tuple[CloudFlow, ...]  # the target's external conversations (`cloud_flows`)
     proxy_other: tuple[Flow, ...]  # its flows to the proxy that carry requests but no CONNECT
     answers: tuple[Flow, ...]  # its flows to outside addresses that hold only an answer
+    proxy_opaque: tuple[Flow, ...] = ()  # its flows to the proxy with bytes but no request
 
 
 def _external(obs: Observations, profile: Profile) -> _External:
     view = target_view(obs, profile)
     index = _Index(obs, profile)
     found = cloud_flows(view, index)
-    return _External(view, index, *found)
+    return _External(view, index, *found, proxy_opaque=_opaque_proxy_flows(view, index))
+
+
+def _opaque_proxy_flows(view: TargetView, index: _Index) -> tuple[Flow, ...]:
+    """The target's flows to the declared proxy that carried bytes but no HTTP request the
+    observers read (SOCKS, TLS straight to the proxy port, a damaged request): where the
+    proxy took them is not known, so no external flow of the window can be shown allowed."""
+    proxy = view.profile.proxy
+    if proxy is None:
+        return ()
+    return tuple(
+        flow
+        for flow in view.outgoing
+        if flow.responder == proxy.address
+        and flow.responder_port == proxy.port
+        and flow.first_payload_packet is not None
+        and not index.requests.get(flow.flow_id)
+    )
 
 
 def cloud_flows(
@@ -454,6 +475,11 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
         findings.flow(Severity.VIOLATION, cloud.flow, names, f": {why}")
     for flow in external.answers:
         findings.flow(Severity.WARNING, flow, names, air_gapped.ANSWER_ONLY)
+    unasked = air_gapped.unasked_outside(view)
+    for flow in unasked:
+        findings.flow(Severity.WARNING, flow, names, air_gapped.ANSWERS_NOTHING)
+    for flow in external.proxy_opaque:
+        findings.flow(Severity.WARNING, flow, names, _OPAQUE_PROXY_FLOW)
     findings += notes.findings()
     facts: dict[str, object] = {
         "external_flows": len(flows),
@@ -467,6 +493,13 @@ def dest(obs: Observations, profile: Profile) -> ControlResult:
     gaps: list[str] = []
     if not flows and view.sent:
         gaps.append("the target opened no external connection in this capture: nothing shows")
+    if unasked:
+        gaps.append(air_gapped.answers_nothing_gap(len(unasked)))
+    if external.proxy_opaque:
+        gaps.append(
+            f"{plural(len(external.proxy_opaque), 'flow')} to the proxy carried bytes but no"
+            " readable HTTP request: where the proxy took them is not known"
+        )
     if hidden:
         gaps.append(
             f"{plural(len(hidden), 'flow')} whose real name Encrypted ClientHello hides behind"

@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from typing import Final
 
 from conformance.content.messages import DECRYPTED_REQUESTS, ContentEvidence
-from conformance.judge.air_gapped import ANSWER_ONLY, answer_only
+from conformance.judge.air_gapped import (
+    ANSWER_ONLY,
+    ANSWERS_NOTHING,
+    answer_only,
+    answers_nothing_gap,
+    unasked_outside,
+)
 from conformance.judge.common import (
     FindingGroups,
     Findings,
@@ -109,6 +115,9 @@ def only(obs: Observations, profile: Profile) -> ControlResult:
                 dns_outside += 1
                 note = dns_around
             findings.flow(Severity.VIOLATION, flow, index, note)
+    unasked = unasked_outside(view)
+    for flow in unasked:
+        findings.flow(Severity.WARNING, flow, index, ANSWERS_NOTHING)
     tunnels = [e for e in _target_entries(log, profile) if e.method == "CONNECT"]
     facts: dict[str, object] = {
         "target_flows": len(view.flows),
@@ -127,7 +136,7 @@ def only(obs: Observations, profile: Profile) -> ControlResult:
                 evidence_line=tunnels[0].line,
             )
         )
-    gaps = []
+    gaps = [answers_nothing_gap(len(unasked))] if unasked else []
     if not proxied:
         gaps.append(
             f"the target opened no connection to the proxy {profile.proxy} in the window:"

@@ -6,7 +6,9 @@ capture alone cannot tell a beat from a licence poll. Without content-level evid
 one of them is `inconclusive`, and the reason says so.
 
 A message is telemetry when its path (URL path, gRPC method) has a telemetry word of
-telemetry_fields.yaml, or its body carries two or more CT 10 beat keys whatever its path.
+telemetry_fields.yaml, or its body carries a CT 10 beat whatever its path: an object with two
+or more beat keys, or one beat key over a category of that beat, at any depth (wrapped in
+other objects or lists, or as JSON text in a string).
 Findings quote the offending message with every personal value redacted.
 """
 
@@ -28,6 +30,7 @@ from conformance.content.messages import (
     ContentMessage,
 )
 from conformance.content.personal import PersonalHit, Scanner, marker, redact
+from conformance.content.personal import _decodings as decodings  # the scanner's decoders
 from conformance.judge.result import ControlResult, Finding, Severity
 from conformance.observe.records import Observations
 from conformance.profile_model import Mode, Profile
@@ -35,6 +38,9 @@ from conformance.telemetry_fields import TelemetryFields, load_telemetry_fields,
 from conformance.verdict import Verdict
 
 QUOTE_CHARS: Final = 320
+# How deep `carries_beat` looks into a body (objects, lists, encoded strings): far deeper than
+# any beat is nested, and bounded for a hostile body.
+MAX_BODY_DEPTH: Final = 32
 REQUIRED_STIMULI: Final = ("restart", "licence-refresh")
 OPTIONAL_STIMULI: Final = ("telemetry-beat",)  # reported when run: "send telemetry now"
 NO_CONTENT: Final = (
@@ -63,12 +69,38 @@ def _beat_objects(body: Any) -> Iterable[Mapping[str, Any]]:
 
 
 def is_telemetry(message: ContentMessage, fields: TelemetryFields) -> bool:
-    """Telemetry by path words, or by a body with two or more CT 10 beat keys."""
+    """Telemetry by path words, or by a body that carries a beat anywhere (`carries_beat`)."""
     if _has_marker(message.path, fields.telemetry_markers):
         return True
+    return carries_beat(message.body, fields)
+
+
+def carries_beat(value: Any, fields: TelemetryFields, depth: int = MAX_BODY_DEPTH) -> bool:
+    """Whether `value` holds an object shaped like a CT 10 beat at any depth: in lists, under
+    any key, or as JSON (plain, base64 or gzip) inside a string, so that wrapping a beat
+    (`{"data": beat}`, `{"items": [beat]}`, a JSON string) does not hide it. An object is a
+    beat when it has two or more beat keys, or one beat key over a category of that beat."""
+    if depth <= 0:
+        return False
+    if isinstance(value, str):
+        return any(carries_beat(inner, fields, depth - 1) for _, inner in decodings(value))
+    if isinstance(value, list):
+        return any(carries_beat(item, fields, depth - 1) for item in value)
+    if not isinstance(value, dict):
+        return False
+    if _is_beat_object(value, fields):
+        return True
+    return any(carries_beat(inner, fields, depth - 1) for inner in value.values())
+
+
+def _is_beat_object(obj: Mapping[Any, Any], fields: TelemetryFields) -> bool:
+    beats = [key for key in obj if isinstance(key, str) and fields.is_beat(key)]
+    if len(beats) >= 2:
+        return True
     return any(
-        sum(1 for key in obj if isinstance(key, str) and fields.is_beat(key)) >= 2
-        for obj in _beat_objects(message.body)
+        isinstance(obj[key], dict)
+        and any(fields.category(key, str(category)) is not None for category in obj[key])
+        for key in beats
     )
 
 

@@ -213,6 +213,7 @@ class Stream:
     lenient: bool = False  # the hello's record length lied: go by its handshake header
     hello_packet: int = 0  # the last packet added to the hello
     hello_time: float = 0.0
+    tunnel: bool = False  # a CONNECT was sent on this direction (see `_http_head`)
 
 
 def initial_want(proto: int, key: bytes) -> int:
@@ -499,6 +500,9 @@ class PayloadInspector:
             head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
         self._first_head = None
         if head is None:
+            stream = e[STREAM]
+            if isinstance(stream, Stream) and stream.tunnel and not e[WANT] & W_SEARCH:
+                e[WANT] &= ~W_HTTP  # the tunnel carries what its first payloads showed
             return
         ref = flow_ref(proto, key)
         # one record per connection: a reused 5-tuple's requests are not merged into the old
@@ -520,9 +524,13 @@ class PayloadInspector:
             seen.count += 1
         if head.method == "CONNECT":
             # RFC 9110 §9.3.6: after a 2xx the connection is a tunnel; the client's next
-            # bytes are the inner protocol (TLS), the proxy's reply comes first.
-            e[WANT] = (e[WANT] & ~W_HTTP) | W_SEARCH
-            self._stream(e).search = MAX_SEARCH_SEGMENTS
+            # bytes are the inner protocol (TLS), the proxy's reply comes first. Requests are
+            # still looked for while the hello is: after a refusal (407) the client asks again
+            # on the same connection, and plain HTTP inside a tunnel is a request too.
+            e[WANT] |= W_SEARCH
+            stream = self._stream(e)
+            stream.search = MAX_SEARCH_SEGMENTS
+            stream.tunnel = True
             peer = self.table.tables[IPPROTO_TCP].get(reverse_key(key))
             if peer is not None:
                 peer[WANT] |= W_SEARCH

@@ -240,6 +240,42 @@ def test_connect_then_tls_inside_the_tunnel(observe: Observe) -> None:
     assert flow.payload_out is PayloadKind.HTTP
 
 
+def test_a_second_connect_after_a_refusal_is_read(observe: Observe) -> None:
+    """After a 407 the client asks again on the same connection: the second CONNECT (here to
+    another authority, with a hello naming the first) is a request like the first."""
+    first = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    refused = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    second = b"CONNECT evil.example.net:443 HTTP/1.1\r\nHost: evil.example.net:443\r\n\r\n"
+    hello = client_hello("api.imagicle.com")
+    frames = [
+        *handshake(CLIENT, PROXY, 52002, 3128, first, refused),
+        tcp(CLIENT, PROXY, 52002, 3128, "PA", second, seq=2000),
+        tcp(PROXY, CLIENT, 3128, 52002, "PA", b"HTTP/1.1 200 OK\r\n\r\n", seq=6000),
+        tcp(CLIENT, PROXY, 52002, 3128, "PA", hello, seq=2000 + len(second)),
+        tcp(CLIENT, PROXY, 52002, 3128, "PA", b"\x17\x03\x03\x00\x05hello", seq=9000),
+    ]
+    obs = observe(frames)
+    targets = [(r.method, r.target) for r in obs.http_requests]
+    assert targets == [("CONNECT", "api.imagicle.com:443"), ("CONNECT", "evil.example.net:443")]
+    assert [h.sni for h in obs.client_hellos] == ["api.imagicle.com"]
+
+
+def test_plain_http_inside_a_tunnel_is_a_request(observe: Observe) -> None:
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    established = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    get = b"GET /beat HTTP/1.1\r\nHost: api.imagicle.com\r\n\r\n"
+    frames = [
+        *handshake(CLIENT, PROXY, 52003, 3128, connect, established),
+        tcp(CLIENT, PROXY, 52003, 3128, "PA", get, seq=2000),
+    ]
+    obs = observe(frames)
+    targets = [(r.method, r.target, r.host) for r in obs.http_requests]
+    assert targets == [
+        ("CONNECT", "api.imagicle.com:443", "api.imagicle.com:443"),
+        ("GET", "/beat", "api.imagicle.com"),
+    ]
+
+
 def test_http_requests_on_a_keep_alive_flow(observe: Observe) -> None:
     get = b"GET http://updates.example/x HTTP/1.1\r\nHost: updates.example\r\n\r\n"
     frames = [

@@ -359,8 +359,8 @@ def _unmapped_exit(code: int) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace, console: Console) -> int:
+    from conformance.report_dirs import refuse_inside_report
     from conformance.sign.keys import fingerprint, generate_key, load_public_key
-    from conformance.sign.seal import refuse_inside_report
 
     given = args.key_path
     if not given or given.endswith("/") or Path(given).name in ("", ".", ".."):
@@ -426,7 +426,7 @@ def _write_output(data: bytes, output: str | None) -> None:
         return
     if not output:
         raise ConformanceError('-o "": give a file name, or - for stdout')
-    from conformance.sign.seal import refuse_inside_report
+    from conformance.report_dirs import refuse_inside_report
 
     target = Path(output)
     refuse_inside_report(target, "-o")

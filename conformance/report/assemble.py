@@ -61,7 +61,7 @@ def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
     report (a file added there makes that one fail verification), whichever command or
     plugin option named it.
     """
-    from conformance.sign.seal import refuse_inside_report
+    from conformance.report_dirs import refuse_inside_report
 
     refuse_inside_report(report_dir, "report directory")
     if report_dir.is_symlink():

@@ -49,7 +49,7 @@ from conformance.profile import load_profile
 from conformance.report.interface import PeriodLink
 from conformance.report.lock import ReportLock, acquire
 from conformance.report.text import outside_calendar
-from conformance.sign.seal import enclosing_report
+from conformance.report_dirs import enclosing_report
 from conformance.watch import spill
 from conformance.watch.closure import CaptureFile, ClosureDetector, list_captures
 from conformance.watch.period_report import (

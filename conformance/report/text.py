@@ -50,6 +50,15 @@ def outside_calendar(seconds: float) -> str:
     return f"{OUTSIDE_CALENDAR}{seconds:.6f}"
 
 
+def in_calendar(seconds: float) -> bool:
+    """Whether epoch `seconds` is a time datetime can show (years 1 to 9999)."""
+    try:
+        datetime.fromtimestamp(seconds, UTC)
+    except _UNSHOWABLE:
+        return False
+    return True
+
+
 def utc_strftime(seconds: float, pattern: str) -> str:
     """Epoch `seconds` in UTC by strftime `pattern`, or `outside_calendar` beyond datetime."""
     try:

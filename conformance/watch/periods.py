@@ -40,16 +40,6 @@ def period_start(moment: float, length: float) -> float:
     return math.floor(moment / length) * length
 
 
-def in_calendar(moment: float) -> bool:
-    """Whether epoch seconds `moment` is a time datetime can show (years 1 to 9999): a
-    capture's clock can say anything, and a period is named by its start."""
-    try:
-        datetime.fromtimestamp(moment, UTC)
-    except (ValueError, OverflowError, OSError):
-        return False
-    return True
-
-
 def period_id(start: float) -> str:
     """A period's id and directory name: its start in UTC, "20240501T000000Z"."""
     stamp = datetime.fromtimestamp(start, UTC)

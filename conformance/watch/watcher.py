@@ -48,7 +48,7 @@ from conformance.observe.worker import ObservedFile
 from conformance.profile import load_profile
 from conformance.report.interface import PeriodLink
 from conformance.report.lock import ReportLock, acquire
-from conformance.report.text import outside_calendar
+from conformance.report.text import in_calendar, outside_calendar
 from conformance.report_dirs import enclosing_report
 from conformance.watch import spill
 from conformance.watch.closure import CaptureFile, ClosureDetector, list_captures
@@ -58,7 +58,7 @@ from conformance.watch.period_report import (
     PeriodWritten,
     write_in_child,
 )
-from conformance.watch.periods import gaps, in_calendar, period_id, period_start
+from conformance.watch.periods import gaps, period_id, period_start
 from conformance.watch.state import (
     CAPTURES_DIR,
     SPILLS_DIR,

@@ -276,7 +276,6 @@ def _read_part(
     client_hellos = inspector.client_hellos
     packets = [hello.packet for _, hello in client_hellos]
     ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
-    position = {old: new for new, old in enumerate(ordered)}
     reassembler = ingest.walker.reassembler
     return CapturePart(
         capture=index,
@@ -304,14 +303,14 @@ def _read_part(
         decoded=ingest.decoded,
         flows=flows,
         dns=inspector.dns.records(ids, address),
-        client_hellos=_in_flows(TlsClientHello, map(client_hellos.__getitem__, ordered), ids),
+        client_hellos=_in_flows(TlsClientHello, _taken(client_hellos, ordered), ids),
         server_hellos=sorted(
             _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids),
             key=attrgetter("packet"),
         ),
         http=sorted(inspector.http_requests(ids), key=lambda r: r.packet),
         names=sorted(inspector.names(ids), key=lambda m: m.packet),
-        ech={position[i]: ext for i, ext in inspector.ech_extensions.items()},
+        ech=_reindexed(inspector.ech_extensions, ordered),
         hrr_ech={ids.get(ref, packet) for ref, packet in inspector.ech_confirmed},
         dns_pending_high=inspector.dns.pending_high,
         quic_waiting_high=inspector.quic_waiting_high,
@@ -405,6 +404,24 @@ def _summary(part: CapturePart, flows: Sequence[Flow]) -> CaptureSummary:
         backward_steps=timeline.backward_steps(),
         backward_count=timeline.backward_count,
     )
+
+
+def _taken(items: list[_T], order: list[int]) -> Iterator[_T]:
+    """The items of `items` in the order of their indices `order`, each let go by the list
+    as it is taken: a renumbered copy and its original never both exist for every record."""
+    for i in order:
+        item = items[i]
+        items[i] = None  # type: ignore[assignment]
+        yield item
+    items.clear()
+
+
+def _reindexed(by_index: dict[int, _T], order: list[int]) -> dict[int, _T]:
+    """`by_index` keyed by each index's place in `order` (only the few indices it holds)."""
+    if not by_index:
+        return {}
+    position = {old: new for new, old in enumerate(order)}
+    return {position[i]: value for i, value in by_index.items()}
 
 
 def _drained(items: list[_T]) -> Iterator[_T]:

@@ -459,7 +459,21 @@ def test_unquoted_ipv6_read_as_a_number(refused: Any) -> None:
     # YAML 1.1 reads 1:2:3 as a base-60 integer.
     text = yaml.safe_dump(changed(AIR_GAPPED, target=DELETE)) + "target: {addresses: [1:2:3]}\n"
     error = refused(text)
-    assert error.problem == "expected an IP address, got the number 3723; quote the address"
+    assert error.key == "target.addresses[0]"
+    assert error.problem.startswith('line ')
+    assert '"1:2:3" is read by YAML 1.1 as a base-60 number; quote it' in error.problem
+
+
+@pytest.mark.parametrize("written", ["1:30", "1:30.5", "-1:30", "+1:00:00"])
+def test_a_base_60_duration_is_refused_not_read_as_seconds(refused: Any, written: str) -> None:
+    """`window: 1:30` would be 90 seconds and `1:00:00` 3600, silently: never what a profile
+    means by a clock-like value. A quoted "1:30" is a string, refused as no duration."""
+    text = yaml.safe_dump(AIR_GAPPED) + f"window: {written}\n"
+    error = refused(text)
+    assert error.key == "window"
+    assert "base-60 number" in error.problem
+    quoted = refused(yaml.safe_dump(AIR_GAPPED) + f'window: "{written}"\n')
+    assert "is not a duration" in quoted.problem
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ MAX_DEPTH: Final = 32  # nesting; real profiles use 4 levels, and this keeps rec
 MAX_NUMBER_CHARS: Final = 24
 _MERGE: Final = "tag:yaml.org,2002:merge"
 _INT: Final = "tag:yaml.org,2002:int"
+_FLOAT: Final = "tag:yaml.org,2002:float"
 # What a constructor raises on a scalar it cannot build: `2024-13-45` (ValueError), `!!bool x`
 # (KeyError), `!!timestamp x` (AttributeError), `!!float x` (ValueError).
 _CONSTRUCTOR_FAILURES: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
@@ -81,10 +82,12 @@ class _ProfileLoader(yaml.SafeLoader):
             raise _TreeError(key, node.start_mark, f"nested deeper than {MAX_DEPTH} levels")
         open_.add(id(node))
         total = 1
-        if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
+        if isinstance(node, yaml.ScalarNode) and node.tag in (_INT, _FLOAT):
             if len(node.value) > MAX_NUMBER_CHARS:
                 problem = f"a number of {len(node.value)} characters is no profile value"
                 raise _TreeError(key, node.start_mark, problem)
+            if ":" in node.value and node.style is None:
+                raise _TreeError(key, node.start_mark, _base_60(node))
         elif isinstance(node, yaml.MappingNode):
             first_seen: dict[tuple[str, str], int] = {}
             for key_node, value_node in node.value:
@@ -138,6 +141,16 @@ class _ProfileLoader(yaml.SafeLoader):
                         raise _TreeError(join(key, name), key_node.start_mark, problem)
                     merged.setdefault(name, place)
         return merged | own
+
+
+def _base_60(node: yaml.ScalarNode) -> str:
+    """Why an unquoted `1:30` is refused: YAML 1.1 reads it as a base-60 number (90), which
+    is never what a profile means (a time of day, a duration, an IPv6 address)."""
+    shown = json.dumps(node.value[:40], ensure_ascii=False)
+    return (
+        f"{shown} is read by YAML 1.1 as a base-60 number; quote it if it is text (an IPv6"
+        " address), or write the number in one unit (90s, not 1:30)"
+    )
 
 
 def _place(mark: yaml.Mark) -> str:

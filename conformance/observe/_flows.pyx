@@ -20,6 +20,8 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcpy
 
+from conformance.observe._step cimport Entry
+
 from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.observe import flows
@@ -63,12 +65,36 @@ cdef enum:
     _MAX_KEY = 36  # IPv6: src(16) dst(16) sport(2) dport(2)
 
 
+# An entry is the compiled step's `Entry` (observe/_step.pyx) or flows.py's list (the Python
+# step's; the tests build both).
 cdef inline object _entry_item(object e, Py_ssize_t slot):
+    if type(e) is Entry:
+        return (<Entry>e).item(slot)
     return <object>PyList_GET_ITEM(<list>e, slot)
 
 
 cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
+    cdef Entry x
+    if type(e) is Entry:
+        x = <Entry>e
+        if slot == N_FIRST:
+            return x.n_first
+        if slot == N_LAST:
+            return x.n_last
+        if slot == PKTS:
+            return x.pkts
+        if slot == PAYLOAD_N:
+            return x.payload_n
+        if slot == RSTS:
+            return x.rsts
+        return PyLong_AsLongLong(x.item(slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
+
+
+cdef inline Py_ssize_t _sample_count(object e):
+    if type(e) is Entry:
+        return (<Entry>e).n_samples
+    return len(<array>PyList_GET_ITEM(<list>e, SAMPLES))
 
 
 cdef bytes _reverse(bytes key):
@@ -142,11 +168,15 @@ cdef tuple _tuple_of(long long* values, Py_ssize_t n):
 
 
 cdef Py_ssize_t _copy_samples(object e, long long* into, Py_ssize_t room) except -1:
-    cdef array kept = <array>_entry_item(e, SAMPLES)
-    cdef Py_ssize_t n = len(kept)
+    cdef array kept
+    cdef Py_ssize_t n = _sample_count(e)
     cdef Py_ssize_t i
     if n > room:
         n = room
+    if type(e) is Entry:
+        memcpy(into, (<Entry>e).samples, n * sizeof(long long))
+        return n
+    kept = <array>_entry_item(e, SAMPLES)
     for i in range(n):
         into[i] = kept.data.as_longlongs[i]
     return n
@@ -159,9 +189,11 @@ cdef tuple _samples(object out, object back):
     cdef Py_ssize_t n = 0
     cdef Py_ssize_t i, kept
     if back is None:
+        if type(out) is Entry:
+            return _tuple_of((<Entry>out).samples, (<Entry>out).n_samples)
         return tuple(<array>_entry_item(out, SAMPLES))
-    if len(<array>_entry_item(back, SAMPLES)) > 32 or (
-        out is not None and len(<array>_entry_item(out, SAMPLES)) > 32
+    if _sample_count(back) > 32 or (
+        out is not None and _sample_count(out) > 32
     ):  # more than any direction keeps: the Python code's answer
         return None
     if out is not None:

@@ -8,11 +8,12 @@ The same decisions in the same order, on the same flow-table entries, calling th
 Python code for everything but the hot path (new directions, SYNs, payload inspection,
 the general path). The usual first payload of a TLS direction (a whole ClientHello or
 ServerHello in one record) is read here too (`_usual_hello`), with the inspector's steps for
-it. One difference in how, not what: the IPv4 UDP/TCP hot path finds a direction's entry in
-a small C cache and holds its counters (packets, bytes, last time and packet, TCP flags,
-direction flags) in C, writing them into the entry before any Python
-code runs and before the walk returns (`flush`): boxing four numbers per packet was most of
-the step's time. Nothing outside sees a count held back (tests/observe/test_step_cache.py).
+it. Two differences in how, not what: the flow table's entries are `Entry` records in C
+(every direction, whether made here or by flows.py: the compiled step sets the table's
+`new_entry`), which Python code reads and writes by slot as it does flows.py's lists, so a
+packet is counted without boxing a number; and the IPv4 UDP/TCP hot path finds a direction's
+entry in a small C cache keyed by the frame's own bytes, without making a key
+(tests/observe/test_step_cache.py).
 
 Every read of the frame stays inside `off + cap`, where the Python step relies on slices
 and `unpack_from` to stay inside the buffer. Where this module is built, the observe tests
@@ -23,17 +24,13 @@ observe every capture they build with it and with the Python step and compare
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
-from cpython.array cimport array, clone
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
 from conformance.decode._walk cimport CStep
-
-from enum import Enum
 
 from conformance.decode.icmp import (
     ICMP_COUNTERPART,
@@ -88,12 +85,158 @@ cdef Py_ssize_t STREAM = flows.STREAM
 cdef Py_ssize_t HEAD_BYTES = flows.PAYLOAD_HEAD_BYTES
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
-cdef long long SAMPLE_MAX = SAMPLE_PACKETS_PER_FLOW
 cdef int PROTO_UDP = IPPROTO_UDP
 cdef int PROTO_TCP = IPPROTO_TCP
 cdef int PROTO_ICMP = IPPROTO_ICMP
 cdef int PROTO_ICMPV6 = IPPROTO_ICMPV6
 cdef Py_ssize_t SENDERS_MAX = MAX_SENDERS
+cdef Py_ssize_t ERRORS = flows.ERRORS
+cdef Py_ssize_t _ENTRY_LEN = len(flows.new_entry(0.0, 0, 0))
+if SAMPLE_PACKETS_PER_FLOW != ENTRY_SAMPLES:
+    raise ImportError("records.SAMPLE_PACKETS_PER_FLOW differs from _step.pxd's ENTRY_SAMPLES")
+_NO_KIND = flows.new_entry(0.0, 0, 0)[KIND]
+_EMPTY = b""
+
+
+cdef class Entry:
+    """One direction of the flow table, in C: the slots of observe/flows.py `new_entry`, its
+    numbers unboxed and its first packet numbers inline (a list of boxed numbers and an
+    array cost a web capture's 100k directions some 550 bytes each; this is about 230).
+
+    Python code reads and writes it by slot as it does the list (`e[PKTS] += 1`); SAMPLES
+    reads as a tuple, and a packet number is kept with `add_sample` (flows.add_sample),
+    never by appending to what SAMPLES gave.
+    """
+
+    def __cinit__(self):
+        self.kind = _NO_KIND
+        self.head = _EMPTY
+
+    def __len__(self):
+        return _ENTRY_LEN
+
+    cdef object item(self, Py_ssize_t slot):
+        if slot == PKTS:
+            return self.pkts
+        if slot == BYTES:
+            return self.nbytes
+        if slot == T_FIRST:
+            return self.t_first
+        if slot == T_LAST:
+            return self.t_last
+        if slot == N_FIRST:
+            return self.n_first
+        if slot == N_LAST:
+            return self.n_last
+        if slot == TCP_FLAGS:
+            return self.tcp_flags
+        if slot == SAMPLES:
+            return tuple([self.samples[i] for i in range(self.n_samples)])
+        if slot == WANT:
+            return self.want
+        if slot == TCP_OPEN:
+            return self.tcp_open
+        if slot == RSTS:
+            return self.rsts
+        if slot == DIRS:
+            return self.dirs
+        if slot == ICMP_CODE:
+            return self.icmp_code
+        if slot == KIND:
+            return self.kind
+        if slot == PAYLOAD_N:
+            return self.payload_n
+        if slot == HEAD:
+            return self.head
+        if slot == ERRORS:
+            return self.errors
+        if slot == STREAM:
+            return self.stream
+        if slot == ISN:
+            return self.isn
+        if slot == CARRIED:
+            return self.carried
+        raise IndexError(f"entry slot {slot} out of range")
+
+    def __getitem__(self, Py_ssize_t slot):
+        return self.item(slot)
+
+    def __setitem__(self, Py_ssize_t slot, value):
+        cdef Py_ssize_t i
+        if slot == PKTS:
+            self.pkts = value
+        elif slot == BYTES:
+            self.nbytes = value
+        elif slot == T_FIRST:
+            self.t_first = value
+        elif slot == T_LAST:
+            self.t_last = value
+        elif slot == N_FIRST:
+            self.n_first = value
+        elif slot == N_LAST:
+            self.n_last = value
+        elif slot == TCP_FLAGS:
+            self.tcp_flags = value
+        elif slot == SAMPLES:
+            kept = tuple(value)
+            if len(kept) > ENTRY_SAMPLES:
+                raise ValueError(f"an entry keeps at most {ENTRY_SAMPLES} packet numbers")
+            for i in range(len(kept)):
+                self.samples[i] = kept[i]
+            self.n_samples = <int>len(kept)
+        elif slot == WANT:
+            self.want = value
+        elif slot == TCP_OPEN:
+            self.tcp_open = value
+        elif slot == RSTS:
+            self.rsts = value
+        elif slot == DIRS:
+            self.dirs = value
+        elif slot == ICMP_CODE:
+            self.icmp_code = value
+        elif slot == KIND:
+            self.kind = value
+        elif slot == PAYLOAD_N:
+            self.payload_n = value
+        elif slot == HEAD:
+            self.head = value
+        elif slot == ERRORS:
+            self.errors = value
+        elif slot == STREAM:
+            self.stream = value
+        elif slot == ISN:
+            self.isn = value
+        elif slot == CARRIED:
+            self.carried = value
+        else:
+            raise IndexError(f"entry slot {slot} out of range")
+
+    cdef int add(self, long long packet) except -1:
+        """Keep `packet` among the first ENTRY_SAMPLES packet numbers (flows.add_sample)."""
+        if self.n_samples < ENTRY_SAMPLES:
+            self.samples[self.n_samples] = packet
+            self.n_samples += 1
+        return 0
+
+    def add_sample(self, long long packet):
+        self.add(packet)
+
+    def __repr__(self):
+        return f"Entry({[self.item(i) for i in range(_ENTRY_LEN)]!r})"
+
+
+cdef inline Entry _new_entry(double time, long long packet, int want):
+    """flows.new_entry, compiled."""
+    cdef Entry e = Entry.__new__(Entry)
+    e.t_first = e.t_last = time
+    e.n_first = e.n_last = packet
+    e.want = want
+    return e
+
+
+def new_entry(double time, long long packet, int want):
+    """flows.new_entry's compiled entry (FlowTable.new_entry where the compiled step runs)."""
+    return _new_entry(time, packet, want)
 
 # payloads.initial_want, compiled: what each port asks of a new direction's payloads.
 cdef enum:
@@ -274,12 +417,12 @@ def frame_owner(bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int parts):
     return frame_owner_c(<const uint8_t*>PyBytes_AS_STRING(buf) + off, cap, lt, parts)
 
 
-cdef inline void _tcp_control(list e, long flags):
+cdef inline void _tcp_control(Entry e, long flags):
     """flows.tcp_control, inline."""
     if flags & 2:
-        e[TCP_OPEN] = e[TCP_OPEN] | (SYNACK_SEEN if flags & 16 else SYN_SEEN)
+        e.tcp_open |= SYNACK_SEEN if flags & 16 else SYN_SEEN
     if flags & 4:
-        e[RSTS] = e[RSTS] + 1
+        e.rsts += 1
 
 
 cdef Py_ssize_t _options_end(const uint8_t* f, Py_ssize_t pos, Py_ssize_t end) noexcept:
@@ -323,16 +466,8 @@ cdef enum:
 
 
 cdef struct Slot:
-    PyObject* e  # the direction's entry (a strong reference); NULL: the slot is empty
-    long long pkts  # e[PKTS] with the packets held back
-    long long held_bytes  # IP bytes not yet added to e[BYTES]
-    double t_last
-    long long n_last
-    unsigned long long epoch  # pkts was read from e[PKTS] in this epoch
+    PyObject* e  # the direction's Entry (a strong reference); NULL: the slot is empty
     uint8_t proto
-    uint8_t dirty  # counts are held back
-    uint8_t flags  # TCP flags not yet ORed into e[TCP_FLAGS]
-    uint8_t dirs  # direction flags not yet ORed into e[DIRS]
     uint8_t key[12]
 
 
@@ -353,8 +488,6 @@ cdef class FastStep(CStep):
     cdef object flow_table  # the FlowTable
     cdef object want  # FlowTable._want: a new direction's payload inspection
     cdef bint want_compiled  # it is payloads.initial_want: `_initial_want` answers for it
-    cdef list blank  # flows.new_entry's entry, its times, numbers and WANT to be set
-    cdef array no_samples  # an empty SAMPLES array, cloned for each new direction
     cdef object syn
     cdef object inspect
     cdef object slow
@@ -376,9 +509,6 @@ cdef class FastStep(CStep):
     cdef int parts
     cdef public long long skipped
     cdef Slot* slots
-    cdef uint32_t* dirty  # indices of slots with counts held back (a slot may recur)
-    cdef Py_ssize_t n_dirty
-    cdef unsigned long long epoch
     cdef list retired  # FlowTable._retired: it grows when a SYN retires a direction pair
     cdef Py_ssize_t retired_seen
     # The general path's quick settling (layers.LayerWalker._quick), compiled:
@@ -394,16 +524,13 @@ cdef class FastStep(CStep):
 
     def __cinit__(self, ingest):
         self.slots = <Slot*>calloc(_SLOTS, sizeof(Slot))
-        self.dirty = <uint32_t*>calloc(_SLOTS, sizeof(uint32_t))
-        if self.slots == NULL or self.dirty == NULL:
+        if self.slots == NULL:
             raise MemoryError()
-        self.epoch = 1
 
     def __dealloc__(self):
         if self.slots != NULL:
             self._drop_all()
             free(self.slots)
-        free(self.dirty)
 
     def __init__(self, ingest):
         cdef int t
@@ -414,12 +541,7 @@ cdef class FastStep(CStep):
         self.flow_table = table
         self.want = table._want
         self.want_compiled = self.want is payloads.initial_want
-        self.blank = flows.new_entry(0.0, 0, 0)
-        self.no_samples = self.blank[SAMPLES]
-        for t, value in enumerate(self.blank):
-            # Shared by every entry made from it: only SAMPLES may be a mutable object.
-            if t != SAMPLES and not isinstance(value, (int, float, bytes, Enum, type(None))):
-                raise TypeError(f"flows.new_entry slot {t}: {type(value).__name__} is not shareable")
+        table.new_entry = new_entry  # every direction, made here or by flows.py, is an Entry
         self.syn = table.syn
         inspector = ingest.inspector
         self.inspect = inspector.inspect
@@ -454,39 +576,9 @@ cdef class FastStep(CStep):
             self.icmp_error[256 + t] = t in ICMPV6_ERRORS
 
     def close(self):
-        """Write back what is held back and let go of every cached entry (the walk is over:
-        the flow table releases its entries as it builds flows)."""
-        self.flush()
+        """Let go of every cached entry (the walk is over: the flow table releases its
+        entries as it builds flows)."""
         self._drop_all()
-
-    cdef int flush(self) except -1:
-        """Write every held count into its entry; whatever runs next may change entries, so
-        each cached count is read again at its next use (a new epoch)."""
-        cdef Py_ssize_t i
-        cdef Slot* s
-        for i in range(self.n_dirty):
-            s = &self.slots[self.dirty[i]]
-            if s.dirty:
-                self._write_back(s)
-        self.n_dirty = 0
-        self.epoch += 1
-        return 0
-
-    cdef int _write_back(self, Slot* s) except -1:
-        cdef list e = <list>s.e
-        e[PKTS] = s.pkts
-        e[BYTES] = e[BYTES] + s.held_bytes
-        e[T_LAST] = s.t_last
-        e[N_LAST] = s.n_last
-        if s.flags:
-            e[TCP_FLAGS] = e[TCP_FLAGS] | s.flags
-        if s.dirs:
-            e[DIRS] = e[DIRS] | s.dirs
-        s.held_bytes = 0
-        s.flags = 0
-        s.dirs = 0
-        s.dirty = 0
-        return 0
 
     cdef void _drop_all(self) noexcept:
         cdef Py_ssize_t i
@@ -494,26 +586,23 @@ cdef class FastStep(CStep):
             if self.slots[i].e != NULL:
                 Py_DECREF(<object>self.slots[i].e)
                 self.slots[i].e = NULL
-        self.n_dirty = 0
 
     cdef int _before_python(self) except -1:
-        """Python code may read any entry: write back what is held."""
-        return self.flush()
+        """Python code may read any entry: nothing is held back (entries count in C)."""
+        return 0
 
     cdef int _after_python(self) except -1:
-        """Python code may have counted packets into any entry, or retired directions."""
+        """Python code may have retired directions: the cache lets go of their entries."""
         cdef Py_ssize_t size = PyList_GET_SIZE(self.retired)
         cdef Py_ssize_t i
         cdef const uint8_t* k
         cdef uint8_t back[12]
-        self.epoch += 1
         if size == self.retired_seen:
             return 0
         if size < self.retired_seen:  # not a list that only grows: trust no cached entry
             self._drop_all()
         else:
-            # A retired pair's keys now name fresh entries (or none): let go of the old
-            # ones. The cache is clean: _before_python flushed it.
+            # A retired pair's keys now name fresh entries (or none): let go of the old ones.
             for i in range(self.retired_seen, size):
                 key = (<tuple>PyList_GET_ITEM(self.retired, i))[0]
                 if len(<bytes>key) != 12:  # IPv6: never cached
@@ -532,29 +621,27 @@ cdef class FastStep(CStep):
         """Drop the cached TCP entry of direction key `k`, if cached."""
         cdef Slot* s = &self.slots[_slot_of(k, PROTO_TCP)]
         if s.e != NULL and s.proto == PROTO_TCP and memcmp(s.key, k, 12) == 0:
-            if s.dirty:
-                self._write_back(s)
             Py_DECREF(<object>s.e)
             s.e = NULL
         return 0
 
-    cdef list _entry(
+    cdef Entry _entry(
         self, dict table, int proto, bytes key, const uint8_t* f, double ts, long long n
     ):
         """The entry of direction `key` (src, dst, ports as in the frame `f`), created if new."""
         cdef PyObject* found = PyDict_GetItem(table, key)
         if found != NULL:
-            return <list>found
+            return <Entry?>found
         return self._new_direction(table, proto, key, f, ts, n)
 
-    cdef list _new_direction(
+    cdef Entry _new_direction(
         self, dict table, int proto, bytes key, const uint8_t* f, double ts, long long n
     ):
         """FlowTable.new_direction for a direction of an Ethernet frame `f`, compiled."""
         cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
         cdef Py_ssize_t half = (len(key) - 4) // 2
         cdef uint8_t raw[42]
-        cdef list e
+        cdef Entry e
         memcpy(raw, k + half, half)  # the reverse direction's key
         memcpy(raw + half, k, half)
         memcpy(raw + 2 * half, k + 2 * half + 2, 2)
@@ -562,18 +649,14 @@ cdef class FastStep(CStep):
         ft = self.flow_table
         if PyDict_GetItem(table, PyBytes_FromStringAndSize(<const char*>raw, 2 * half + 4)) == NULL:
             ft.flows += 1
-        e = self.blank[:]
-        e[T_FIRST] = e[T_LAST] = ts
-        e[N_FIRST] = e[N_LAST] = n
-        e[SAMPLES] = clone(self.no_samples, 0, False)
         if self.want_compiled:
-            e[WANT] = _initial_want(proto, k + 2 * half)
+            e = _new_entry(ts, n, _initial_want(proto, k + 2 * half))
         else:
-            e[WANT] = self.want(proto, key)
+            e = _new_entry(ts, n, self.want(proto, key))
         table[key] = e
         carried = ft.carried
         if carried is not None:
-            e[CARRIED] = carried
+            e.carried = carried
         senders = ft.senders
         if len(senders) < ft.max_senders:
             memcpy(raw, f + 6, 6)  # the source MAC, then the source address
@@ -588,13 +671,8 @@ cdef class FastStep(CStep):
         cdef const uint8_t* k = f + 26
         cdef Slot* s = &self.slots[_slot_of(k, proto)]
         if s.e != NULL and s.proto == proto and memcmp(s.key, k, 12) == 0:
-            if s.epoch != self.epoch:  # never while it holds counts (flush cleans it)
-                s.pkts = PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>s.e, PKTS))
-                s.epoch = self.epoch
             return s
         if s.e != NULL:
-            if s.dirty:
-                self._write_back(s)
             Py_DECREF(<object>s.e)
             s.e = NULL
         e = self._entry(table, proto, PyBytes_FromStringAndSize(<const char*>k, 12), f, ts, n)
@@ -602,20 +680,7 @@ cdef class FastStep(CStep):
         s.e = <PyObject*>e
         s.proto = proto
         memcpy(s.key, k, 12)
-        s.pkts = PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, PKTS))
-        s.epoch = self.epoch
         return s
-
-    cdef inline int _held(self, Slot* s) except -1:
-        """Mark `s` (just counted into) as holding counts back."""
-        if not s.dirty:
-            if self.n_dirty == _SLOTS:
-                self.flush()
-            s.dirty = 1
-            s.epoch = self.epoch  # its count is current: nothing ran since it was read
-            self.dirty[self.n_dirty] = <uint32_t>(s - self.slots)
-            self.n_dirty += 1
-        return 0
 
     cdef int _slow(
         self, double ts, bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int dirf, long long n
@@ -643,8 +708,7 @@ cdef class FastStep(CStep):
         the general path. The same checks in the same order (a frame it declines goes on to
         the Python one), the same effects on the accounting and the ICMP entries.
 
-        Held counts are not flushed first: nothing here reads a UDP or TCP entry. Only a
-        new ICMP direction runs Python code that could (FlowTable.entry), and it is wrapped.
+        Only a new ICMP direction runs Python code (FlowTable.entry), and it is wrapped.
         """
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf) + off
         cdef Py_ssize_t l3 = _ETH
@@ -653,7 +717,7 @@ cdef class FastStep(CStep):
         cdef int proto, half, v6, icmp_type, code, dport
         cdef PyObject* found
         cdef uint8_t raw[36]
-        cdef list e
+        cdef Entry e
         if cap < _ETH or not layers.QUICK_FRAMES:
             return 0
         ethertype = (f[12] << 8) | f[13]
@@ -708,36 +772,32 @@ cdef class FastStep(CStep):
                 e = self.table_entry(proto, key, ts, n)
             finally:
                 self._after_python()
-            e[ICMP_CODE] = code
+            e.icmp_code = code
         else:
-            e = <list>found
+            e = <Entry?>found
         # FlowTable.account's steps for a packet without TCP flags
-        e[PKTS] = e[PKTS] + 1
-        e[BYTES] = e[BYTES] + length
-        if n >= e[N_LAST]:
-            e[T_LAST] = ts
-            e[N_LAST] = n
-        if n < e[N_FIRST]:
-            e[N_FIRST] = n
-            e[T_FIRST] = ts
-        samples = e[SAMPLES]
-        if len(samples) < SAMPLE_MAX:
-            samples.append(n)
-        if dirf:
-            e[DIRS] = e[DIRS] | dirf
+        e.pkts += 1
+        e.nbytes += length
+        if n >= e.n_last:
+            e.t_last = ts
+            e.n_last = n
+        if n < e.n_first:
+            e.n_first = n
+            e.t_first = ts
+        e.add(n)
+        e.dirs |= dirf
         acc.decoded += 1
         return 1
 
     cdef bint _usual_hello(
-        self, list e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
+        self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
     ) except -1:
         """The inspection of a TCP direction's first payload (WANT is W_FIRST alone) that is
         the usual hello: a sound data offset, then one TLS handshake record holding a whole
         ClientHello without ECH or a ServerHello that is not a HelloRetryRequest, as
         `quick_hello` reads it. PayloadInspector.inspect's steps for it (`_first`,
         `_start_hello`, `_record_client_hello` / `_server_hello`), in the same order, with
-        the same records; 0, having changed nothing, for any other payload (inspect takes it).
-        Nothing here reads a held count: no flush."""
+        the same records; 0, having changed nothing, for any other payload (inspect takes it)."""
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
         cdef const uint8_t* p
@@ -761,11 +821,11 @@ cdef class FastStep(CStep):
         elif type(info) is not ServerHelloInfo or info.hello_retry:
             return 0
         # PayloadInspector._first
-        e[KIND] = _KIND_TLS
-        e[PAYLOAD_N] = n
-        if e[TCP_OPEN] != SYNACK_SEEN:
-            e[HEAD] = payload[:HEAD_BYTES]
-        e[WANT] = e[WANT] & ~W_FIRST
+        e.kind = _KIND_TLS
+        e.payload_n = n
+        if e.tcp_open != SYNACK_SEEN:
+            e.head = payload[:HEAD_BYTES]
+        e.want &= ~W_FIRST
         ref = _flow_ref(PROTO_TCP, key)
         if type(info) is ClientHelloInfo:  # PayloadInspector._record_client_hello
             ints = self.hello_ints
@@ -791,12 +851,12 @@ cdef class FastStep(CStep):
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
             self.server_hellos.append((ref, record))
-        if not e[WANT]:
-            e[STREAM] = None
+        if not e.want:
+            e.stream = None
         return 1
 
     cdef int _inspect(
-        self, list e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
+        self, Entry e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
         long long n,
     ) except -1:
         self._before_python()
@@ -819,7 +879,7 @@ cdef class FastStep(CStep):
     ) except -1:
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf) + off
         cdef long et, vihl, tot, frag, proto, flags
-        cdef list e
+        cdef Entry e
         cdef Slot* s
         cdef Py_ssize_t stop
         if not self.low <= ts <= self.high:  # timeline.py: a silence or a step back
@@ -844,16 +904,16 @@ cdef class FastStep(CStep):
             return self._general(ts, buf, off, cap, dirf, n)
         if proto == PROTO_UDP and tot >= 28:  # IPv4 + UDP headers
             s = self._slot(self.udp, PROTO_UDP, f, ts, n)
-            e = <list>s.e
-            s.pkts += 1
-            s.held_bytes += tot
-            s.t_last = ts
-            s.n_last = n
-            s.dirs |= dirf
-            self._held(s)
-            if s.pkts <= SAMPLE_MAX:
-                e[SAMPLES].append(n)
-            if e[WANT]:
+            e = <Entry>s.e
+            e.pkts += 1
+            e.nbytes += tot
+            e.t_last = ts
+            e.n_last = n
+            e.dirs |= dirf
+            if e.n_samples < ENTRY_SAMPLES:
+                e.samples[e.n_samples] = n
+                e.n_samples += 1
+            if e.want:
                 stop = off + _ETH + tot
                 if stop > off + cap:
                     stop = off + cap
@@ -862,11 +922,11 @@ cdef class FastStep(CStep):
         elif proto == PROTO_TCP and tot >= 40 and cap >= _IPV4_FAST_L4 + _TCP_FLAGS_END:
             flags = f[47]
             s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
-            e = <list>s.e
+            e = <Entry>s.e
             key = None
-            if flags & 2 and not flags & 16 and s.pkts == 0:
+            if flags & 2 and not flags & 16 and e.pkts == 0:
                 # FlowTable.syn's first step: the direction's first packet opens it
-                e[ISN] = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
+                e.isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
             elif flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 self._before_python()
@@ -877,28 +937,26 @@ cdef class FastStep(CStep):
                     self._after_python()
                 if fresh is not e:  # retired: the cache let go of this key's entry
                     s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
-                    e = <list>s.e
-                else:  # flushed before syn(): read the count afresh
-                    s.pkts = PyLong_AsLongLong(<object>PyList_GET_ITEM(e, PKTS))
-            s.pkts += 1
-            s.held_bytes += tot
-            s.t_last = ts
-            s.n_last = n
-            s.flags |= flags
-            s.dirs |= dirf
-            self._held(s)
-            if s.pkts <= SAMPLE_MAX:
-                e[SAMPLES].append(n)
+                    e = <Entry>s.e
+            e.pkts += 1
+            e.nbytes += tot
+            e.t_last = ts
+            e.n_last = n
+            e.tcp_flags |= flags
+            e.dirs |= dirf
+            if e.n_samples < ENTRY_SAMPLES:
+                e.samples[e.n_samples] = n
+                e.n_samples += 1
             if flags & 6:  # SYN or RST
                 _tcp_control(e, flags)
             # WANT, and data (or a data offset that may lie) behind the header
-            if e[WANT] and (tot != 20 + ((f[46] >> 4) << 2) or tot > _PLAIN):
+            if e.want and (tot != 20 + ((f[46] >> 4) << 2) or tot > _PLAIN):
                 stop = off + _ETH + tot
                 if stop > off + cap:
                     stop = off + cap
                 if key is None:
                     key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
-                if e[WANT] == W_FIRST and self._usual_hello(
+                if e.want == W_FIRST and self._usual_hello(
                     e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
                 ):
                     return 0
@@ -923,9 +981,7 @@ cdef class FastStep(CStep):
         cdef Py_ssize_t l4 = _IPV6_FAST_L4  # from f
         cdef long span = (f[18] << 8) | f[19]
         cdef long flags = 0
-        cdef list e
-        cdef dict table
-        cdef long long count
+        cdef Entry e
         cdef Py_ssize_t stop
         if f[14] >> 4 != 6 or not (
             (proto == PROTO_UDP and span >= _UDP_HEADER and l4 + _UDP_HEADER <= cap)
@@ -934,8 +990,8 @@ cdef class FastStep(CStep):
             return self._general(ts, buf, off, cap, dirf, n)
         key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
         e = self._entry(self.tables[proto], proto, key, f, ts, n)
-        if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e[PKTS]:
-            e[ISN] = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
+        if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e.pkts:
+            e.isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
         elif proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
             self._before_python()
             try:
@@ -943,26 +999,22 @@ cdef class FastStep(CStep):
             finally:
                 self._after_python()
         # FlowTable.account's steps, inline (packets arrive in order here)
-        count = e[PKTS]
-        count += 1
-        e[PKTS] = count
-        e[BYTES] = e[BYTES] + (span + 40)
-        e[T_LAST] = ts
-        e[N_LAST] = n
-        if count <= SAMPLE_MAX:
-            e[SAMPLES].append(n)
+        e.pkts += 1
+        e.nbytes += span + 40
+        e.t_last = ts
+        e.n_last = n
+        e.add(n)
         if proto == PROTO_TCP:
             flags = f[l4 + 13]
-            e[TCP_FLAGS] = e[TCP_FLAGS] | flags
+            e.tcp_flags |= flags
             if flags & 6:  # SYN or RST
                 _tcp_control(e, flags)
-        if dirf:
-            e[DIRS] = e[DIRS] | dirf
-        if e[WANT]:
+        e.dirs |= dirf
+        if e.want:
             stop = l4 + span
             if stop > cap:
                 stop = cap
-            if proto == PROTO_TCP and e[WANT] == W_FIRST and self._usual_hello(
+            if proto == PROTO_TCP and e.want == W_FIRST and self._usual_hello(
                 e, key, buf, off + l4, off + stop, ts, n
             ):
                 return 0

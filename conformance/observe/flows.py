@@ -154,6 +154,16 @@ def new_entry(time: float, packet: int, want: int) -> Entry:
     ]
 
 
+def add_sample(e: Entry, packet: int) -> None:
+    """Keep `packet` among the direction's first SAMPLE_PACKETS_PER_FLOW packet numbers."""
+    if type(e) is list:
+        samples = e[SAMPLES]
+        if len(samples) < SAMPLE_PACKETS_PER_FLOW:
+            samples.append(packet)
+    else:  # the compiled step's Entry (observe/_step.pyx): its SAMPLES reads as a tuple
+        e.add_sample(packet)  # type: ignore[attr-defined]
+
+
 class FlowIds:
     """Flow ids by flow reference; a reused TCP 5-tuple has several, told apart by packet."""
 
@@ -205,6 +215,9 @@ class FlowTable:
         self.max_senders = 0
         # The compiled twin of `finish` (observe/_flows.pyx), when the ingest has it.
         self.compiled_finish: Callable[..., tuple[list[Flow], FlowIds]] | None = None
+        # What makes a direction's entry: the compiled step sets its own (observe/_step.pyx
+        # `Entry`, read and written by slot as this list is).
+        self.new_entry: Callable[[float, int, int], Entry] = new_entry
 
     def generation(self, ref: FlowRef) -> int:
         """How many times the 5-tuple of `ref` was reused so far (0: never)."""
@@ -287,7 +300,7 @@ class FlowTable:
         """
         if reverse_key(key) not in table:
             self.flows += 1
-        e = table[key] = new_entry(time, packet, self._want(proto, key))
+        e = table[key] = self.new_entry(time, packet, self._want(proto, key))
         if self.carried is not None:
             e[CARRIED] = self.carried
         if mac and len(self.senders) < self.max_senders:
@@ -317,8 +330,7 @@ class FlowTable:
         if packet < e[N_FIRST]:  # fragments are counted when their datagram completes
             e[N_FIRST] = packet
             e[T_FIRST] = time
-        if len(e[SAMPLES]) < SAMPLE_PACKETS_PER_FLOW:
-            e[SAMPLES].append(packet)
+        add_sample(e, packet)
         if tcp_flags:
             e[TCP_FLAGS] |= tcp_flags
             if tcp_flags & (TCP_SYN | TCP_RST):
@@ -349,8 +361,7 @@ class FlowTable:
         if packet >= e[N_LAST]:
             e[T_LAST] = time
             e[N_LAST] = packet
-        if len(e[SAMPLES]) < SAMPLE_PACKETS_PER_FLOW:
-            e[SAMPLES].append(packet)
+        add_sample(e, packet)
 
     def finish(
         self, first_id: int, address: Callable[[bytes], IPAddress]

@@ -31,11 +31,11 @@ from conformance.observe.flows import (
     DIRS,
     N_LAST,
     PKTS,
-    SAMPLES,
     T_LAST,
     TCP_FLAGS,
     WANT,
     FlowTable,
+    add_sample,
     tcp_control,
 )
 from conformance.observe.frame_owner import frame_owner
@@ -192,7 +192,7 @@ class CaptureIngest:
                 e[1] += tot  # BYTES
                 e[3] = ts  # T_LAST
                 e[5] = n  # N_LAST
-                if count <= samples:
+                if count <= samples and len(e[7]) < samples:  # flows.add_sample
                     e[7].append(n)  # SAMPLES
                 if dirf:
                     e[11] |= dirf  # DIRS
@@ -213,7 +213,7 @@ class CaptureIngest:
                 e[3] = ts
                 e[5] = n
                 e[6] |= flags  # TCP_FLAGS
-                if count <= samples:
+                if count <= samples and len(e[7]) < samples:
                     e[7].append(n)
                 if flags & 6:  # SYN or RST
                     tcp_control(e, flags)
@@ -256,7 +256,7 @@ class CaptureIngest:
         e[T_LAST] = ts
         e[N_LAST] = n
         if count <= SAMPLE_PACKETS_PER_FLOW:
-            e[SAMPLES].append(n)
+            add_sample(e, n)
         if proto == IPPROTO_TCP:
             flags = buf[l4 + 13]
             e[TCP_FLAGS] |= flags

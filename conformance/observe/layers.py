@@ -88,11 +88,11 @@ from conformance.observe.flows import (
     N_LAST,
     PKTS,
     PORTLESS,
-    SAMPLES,
     T_LAST,
     TCP_FLAGS,
     WANT,
     FlowTable,
+    add_sample,
     tcp_control,
 )
 from conformance.observe.payloads import PayloadInspector
@@ -360,7 +360,7 @@ class LayerWalker:
         e[T_LAST] = ts
         e[N_LAST] = n
         if count <= SAMPLE_PACKETS_PER_FLOW:
-            e[SAMPLES].append(n)
+            add_sample(e, n)
         if flags:
             e[TCP_FLAGS] |= flags
             if flags & 6:  # SYN or RST

@@ -1,0 +1,105 @@
+"""The compiled step's flow-table entry (observe/_step.pyx `Entry`) is read and written by
+slot as flows.py's list entry is: the Python code that shares the table (payload inspection,
+the general path, FlowTable.syn and finish) cannot tell them apart, except that SAMPLES
+reads as a tuple and a packet number is kept with flows.add_sample."""
+
+from __future__ import annotations
+
+import random
+from array import array
+from typing import Any
+
+import pytest
+
+from conformance.decode.ip import IPPROTO_UDP
+from conformance.observe import flows, ingest
+from conformance.observe.flows import (
+    CARRIED,
+    ERRORS,
+    HEAD,
+    ISN,
+    KIND,
+    SAMPLES,
+    STREAM,
+    IcmpErrors,
+    add_sample,
+)
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, PayloadKind
+from tests.compiled_paths import COMPILED_STEP
+
+pytestmark = pytest.mark.skipif(not COMPILED_STEP, reason="the compiled step is not built")
+_OBJECTS = {
+    KIND: lambda rng: rng.choice(list(PayloadKind)),
+    HEAD: lambda rng: rng.randbytes(rng.randrange(0, 65)),
+    ERRORS: lambda rng: rng.choice((None, IcmpErrors(1, 60, True, False))),
+    STREAM: lambda rng: rng.choice((None, object())),
+    ISN: lambda rng: rng.choice((None, rng.randbytes(4))),
+    CARRIED: lambda rng: rng.choice((None, ("ipv4>gre", 2))),
+}
+
+
+_SMALL = (flows.TCP_FLAGS, flows.WANT, flows.TCP_OPEN, flows.DIRS, flows.ICMP_CODE)
+
+
+def _compiled() -> Any:
+    assert ingest._COMPILED is not None
+    return ingest._COMPILED
+
+
+def _value(rng: random.Random, slot: int) -> Any:
+    if slot in _OBJECTS:
+        return _OBJECTS[slot](rng)
+    if slot in (flows.T_FIRST, flows.T_LAST):
+        return rng.uniform(0, 2e9)
+    if slot in _SMALL:  # bits and bytes: C ints
+        return rng.choice((0, 1, 3, 255, 511))
+    return rng.choice((0, 1, 7, 255, 65_535, 2**40))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_an_entry_reads_back_what_the_list_does(seed: int) -> None:
+    rng = random.Random(seed)
+    time, packet, want = rng.uniform(0, 2e9), rng.randrange(1, 2**40), rng.randrange(0, 512)
+    listed, entry = flows.new_entry(time, packet, want), _compiled().new_entry(time, packet, want)
+    assert len(entry) == len(listed)
+    for _ in range(60):
+        slot = rng.randrange(len(listed))
+        if slot == SAMPLES:
+            sample = rng.randrange(1, 2**40)
+            add_sample(listed, sample)
+            add_sample(entry, sample)
+            continue
+        value = _value(rng, slot)
+        listed[slot] = entry[slot] = value
+    expected = [tuple(v) if isinstance(v, array) else v for v in listed]
+    assert list(entry) == expected
+    assert [type(a) for a in entry] == [type(b) for b in expected]
+
+
+def test_samples_stay_bounded_and_read_as_a_tuple() -> None:
+    listed, entry = flows.new_entry(1.0, 1, 0), _compiled().new_entry(1.0, 1, 0)
+    for packet in range(1, 3 * SAMPLE_PACKETS_PER_FLOW):
+        add_sample(listed, packet)
+        add_sample(entry, packet)
+    assert entry[SAMPLES] == tuple(listed[SAMPLES]) == tuple(range(1, SAMPLE_PACKETS_PER_FLOW + 1))
+    with pytest.raises(AttributeError):
+        entry[SAMPLES].append(99)  # a copy: appending to it would lose the packet
+    entry[SAMPLES] = array("q", [5, 3])
+    assert entry[SAMPLES] == (5, 3)
+    with pytest.raises(ValueError, match="at most"):
+        entry[SAMPLES] = range(SAMPLE_PACKETS_PER_FLOW + 1)
+    with pytest.raises(IndexError):
+        entry[len(listed)]
+    with pytest.raises(IndexError):
+        entry[len(listed)] = 0
+
+
+def test_the_compiled_steps_table_makes_entries_in_c() -> None:
+    """Every direction, made by the compiled step or by flows.py (the general path, ICMP,
+    a SYN that opens a new connection on a used 5-tuple), is an Entry."""
+    table = ingest.CaptureIngest(0).table
+    assert table.new_entry is _compiled().new_entry
+    e = table.entry(IPPROTO_UDP, bytes(12), 1.0, 1)
+    assert type(e).__name__ == "Entry"
+    table.account(IPPROTO_UDP, bytes(12), 1.5, 2, 100, 0, 0)
+    assert (e[flows.PKTS], e[flows.BYTES], e[SAMPLES]) == (1, 100, (2,))

@@ -316,8 +316,8 @@ cdef object _build_c(
     )
 
 
-def finish(table, Py_ssize_t first_id, address):
-    """FlowTable.finish(first_id, address), compiled: (flows, FlowIds)."""
+def finish(table, Py_ssize_t first_id, address, numbered=None):
+    """FlowTable.finish(first_id, address, numbered), compiled: (flows, FlowIds)."""
     cdef list order = []
     cdef int proto
     cdef Py_ssize_t index
@@ -351,12 +351,23 @@ def finish(table, Py_ssize_t first_id, address):
         index += 1
     table._retired = []
     order.sort(reverse=True)
-    cdef int capture = table.capture
-    cdef list built = []
     ids = flows.FlowIds()
     cdef dict id_of = ids._ids
     add_id = ids.add
     cdef long long flow_id = first_id
+    for index in range(len(order) - 1, -1, -1):
+        item = <tuple>order[index]
+        ref = item[5]
+        if PyDict_GetItem(id_of, ref) == NULL:  # FlowIds.add's first step
+            PyDict_SetItem(id_of, ref, flow_id)
+        else:
+            add_id(ref, item[0], flow_id)
+        flow_id += 1
+    if numbered is not None:
+        numbered(ids)
+    cdef int capture = table.capture
+    cdef list built = []
+    flow_id = first_id
     while order:
         first, proto_object, key, _, rkey, ref, e, other = order.pop()
         proto = proto_object
@@ -378,10 +389,6 @@ def finish(table, Py_ssize_t first_id, address):
             else:
                 flow = _build(capture, flow_id, proto, rkey, other, e, basis, address)
         built.append(flow)
-        if PyDict_GetItem(id_of, ref) == NULL:  # FlowIds.add's first step
-            PyDict_SetItem(id_of, ref, flow_id)
-        else:
-            add_id(ref, first, flow_id)
         flow_id += 1
     return built, ids
 

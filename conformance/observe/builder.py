@@ -269,13 +269,17 @@ def _read_part(
     finally:
         if copies is not None and copier is not None:
             copies.done(path, sha256, complete)
-    flows, ids = ingest.table.finish(1, address)
     inspector = ingest.inspector
     # Hellos in packet order (their ECH extensions follow them): the order does not then
     # depend on when a hello's last segment came, which parts of a capture could not know.
     client_hellos = inspector.client_hellos
     packets = [hello.packet for _, hello in client_hellos]
     ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
+    del packets
+    hellos = _Numbered(client_hellos, ordered, inspector.server_hellos)
+    # The hellos are numbered (and their flow references let go) before the flows are
+    # built: the two never both exist in full (#17: the web mix's peak).
+    flows, ids = ingest.table.finish(1, address, hellos.number)
     reassembler = ingest.walker.reassembler
     return CapturePart(
         capture=index,
@@ -303,11 +307,8 @@ def _read_part(
         decoded=ingest.decoded,
         flows=flows,
         dns=inspector.dns.records(ids, address),
-        client_hellos=_in_flows(TlsClientHello, _taken(client_hellos, ordered), ids),
-        server_hellos=sorted(
-            _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids),
-            key=attrgetter("packet"),
-        ),
+        client_hellos=hellos.client,
+        server_hellos=hellos.server,
         http=sorted(inspector.http_requests(ids), key=lambda r: r.packet),
         names=sorted(inspector.names(ids), key=lambda m: m.packet),
         ech=_reindexed(inspector.ech_extensions, ordered),
@@ -318,6 +319,26 @@ def _read_part(
         last_fragment_time=reassembler.last_time,
         oldest_drained_fragment=reassembler.oldest_drained,
     )
+
+
+class _Numbered:
+    """A part's hellos, numbered with their flows' ids once FlowTable.finish knows them."""
+
+    def __init__(
+        self,
+        client: list[tuple[FlowRef, TlsClientHello]],
+        order: list[int],
+        server: list[tuple[FlowRef, TlsServerHello]],
+    ) -> None:
+        self._pending = (client, order, server)
+        self.client: list[TlsClientHello] = []
+        self.server: list[TlsServerHello] = []
+
+    def number(self, ids: FlowIds) -> None:
+        client, order, server = self._pending
+        self.client = _in_flows(TlsClientHello, _taken(client, order), ids)
+        numbered = _in_flows(TlsServerHello, _drained(server), ids)
+        self.server = sorted(numbered, key=attrgetter("packet"))
 
 
 def _in_flows(

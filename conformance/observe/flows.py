@@ -364,15 +364,21 @@ class FlowTable:
         add_sample(e, packet)
 
     def finish(
-        self, first_id: int, address: Callable[[bytes], IPAddress]
+        self,
+        first_id: int,
+        address: Callable[[bytes], IPAddress],
+        numbered: Callable[[FlowIds], None] | None = None,
     ) -> tuple[list[Flow], FlowIds]:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
-        Entries are released as their flows are built, so the entries and the flows
-        never both exist in full. The compiled twin (observe/_flows.pyx) takes the same steps.
+        Every flow's id is known before any flow is built: `numbered(ids)` is called then,
+        so what waits for those ids (a part's hellos) can be numbered and let go before the
+        flows exist. Entries are released as their flows are built, so the entries and the
+        flows never both exist in full. The compiled twin (observe/_flows.pyx) takes the
+        same steps.
         """
         if self.compiled_finish is not None:
-            return self.compiled_finish(self, first_id, address)
+            return self.compiled_finish(self, first_id, address, numbered)
         # (first packet, protocol, a direction key, retired index or -1, then what building
         # needs: the key's reverse, the flow reference, the key's entry and the reverse's).
         # Sorting never compares past the index: (protocol, key) names one live entry, the
@@ -396,9 +402,13 @@ class FlowTable:
             order.append((first, IPPROTO_TCP, key, index, rkey, ref, e, other))
         self._retired = []
         order.sort(reverse=True)  # popped from the end: each flow's entries go once it is built
+        ids = FlowIds()
+        for offset, (first, *_, ref, _e, _other) in enumerate(reversed(order)):
+            ids.add(ref, first, first_id + offset)
+        if numbered is not None:
+            numbered(ids)
         capture = self.capture
         flows: list[Flow] = []
-        ids = FlowIds()
         flow_id = first_id
         while order:
             first, proto, key, _, rkey, ref, e, other = order.pop()
@@ -407,7 +417,6 @@ class FlowTable:
                 flows.append(_build(capture, flow_id, proto, key, e, other, basis, address))
             else:
                 flows.append(_build(capture, flow_id, proto, rkey, other, e, basis, address))
-            ids.add(ref, first, flow_id)
             flow_id += 1
         return flows, ids
 

@@ -177,3 +177,32 @@ def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
     expected = [renumbered(hello, ids.get(ref, hello.packet)) for ref, hello in hellos]
     assert ingest._COMPILED_FLOWS is not None
     assert ingest._COMPILED_FLOWS.in_flows(renumbered, hellos, ids) == expected
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("seed", range(20))
+def test_every_id_is_known_before_any_flow_is_built(seed: int, compiled: bool) -> None:
+    """`numbered` sees the ids the flows will have, before the first flow exists (a part's
+    hellos are numbered and let go then: the two never both exist in full)."""
+    if compiled and not COMPILED_FLOWS:
+        pytest.skip("the compiled flow builder is not built")
+    expected, expected_ids, _ = _finish(seed, None)
+    table = FlowTable(3, lambda _proto, _key: 0)
+    table.tables, table._retired = _table(seed)
+    table.compiled_finish = ingest._COMPILED_FLOWS.finish if compiled else None
+    seen: list[tuple[dict[Any, int], dict[Any, Any]]] = []
+    made: list[bytes] = []
+    addresses = Addresses()
+
+    def address(raw: bytes) -> Any:  # building a flow asks for its addresses
+        made.append(raw)
+        return addresses(raw)
+
+    def numbered(ids: FlowIds) -> None:
+        assert not made
+        seen.append((dict(ids._ids), {k: list(v) for k, v in ids._reused.items()}))
+
+    built, ids = table.finish(7, address, numbered)
+    assert built == expected
+    assert seen == [(expected_ids._ids, expected_ids._reused)]
+    assert (ids._ids, ids._reused) == (expected_ids._ids, expected_ids._reused)

@@ -20,7 +20,14 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcpy
 
-from conformance.observe._step cimport Entry
+from conformance.observe._step cimport (
+    E_N_FIRST,
+    E_N_LAST,
+    E_PAYLOAD_N,
+    E_PKTS,
+    E_RSTS,
+    Entry,
+)
 
 from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
@@ -77,15 +84,15 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
     cdef Entry x
     if type(e) is Entry:
         x = <Entry>e
-        if slot == N_FIRST:
+        if slot == E_N_FIRST:
             return x.n_first
-        if slot == N_LAST:
+        elif slot == E_N_LAST:
             return x.n_last
-        if slot == PKTS:
+        elif slot == E_PKTS:
             return x.pkts
-        if slot == PAYLOAD_N:
+        elif slot == E_PAYLOAD_N:
             return x.payload_n
-        if slot == RSTS:
+        elif slot == E_RSTS:
             return x.rsts
         return PyLong_AsLongLong(x.item(slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))

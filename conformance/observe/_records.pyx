@@ -78,6 +78,15 @@ cdef class Maker:
             PyMember_SetOne(<char*><PyObject*>record, self.members[i], PyTuple_GET_ITEM(values, i))
         return record
 
+    def numbered(self, record, flow_id):
+        """`record` itself with its flow_id slot set: for a record nothing else holds yet (a
+        part's hellos, numbered once their flows' ids are known), where a copy would only
+        be made for the original to be dropped."""
+        if type(record) is not self.cls or self.flow_id_at < 0:
+            raise TypeError(f"{self.cls.__name__}: not a record of it with a flow_id")
+        PyMember_SetOne(<char*><PyObject*>record, self.members[self.flow_id_at], <PyObject*>flow_id)
+        return record
+
     def renumbered(self, record, flow_id):
         """A copy of `record` with another flow_id: what records.renumbering's Python copy
         (and dataclasses.replace) makes, each other slot's value taken by identity."""

@@ -91,7 +91,17 @@ cdef int PROTO_ICMP = IPPROTO_ICMP
 cdef int PROTO_ICMPV6 = IPPROTO_ICMPV6
 cdef Py_ssize_t SENDERS_MAX = MAX_SENDERS
 cdef Py_ssize_t ERRORS = flows.ERRORS
-cdef Py_ssize_t _ENTRY_LEN = len(flows.new_entry(0.0, 0, 0))
+_LAYOUT = {
+    "PKTS": E_PKTS, "BYTES": E_BYTES, "T_FIRST": E_T_FIRST, "T_LAST": E_T_LAST,
+    "N_FIRST": E_N_FIRST, "N_LAST": E_N_LAST, "TCP_FLAGS": E_TCP_FLAGS, "SAMPLES": E_SAMPLES,
+    "WANT": E_WANT, "TCP_OPEN": E_TCP_OPEN, "RSTS": E_RSTS, "DIRS": E_DIRS,
+    "ICMP_CODE": E_ICMP_CODE, "KIND": E_KIND, "PAYLOAD_N": E_PAYLOAD_N, "HEAD": E_HEAD,
+    "ERRORS": E_ERRORS, "STREAM": E_STREAM, "ISN": E_ISN, "CARRIED": E_CARRIED,
+}
+if any(getattr(flows, name) != slot for name, slot in _LAYOUT.items()) or len(
+    flows.new_entry(0.0, 0, 0)
+) != E_SLOTS:
+    raise ImportError("observe/flows.py's entry slots differ from _step.pxd's")
 if SAMPLE_PACKETS_PER_FLOW != ENTRY_SAMPLES:
     raise ImportError("records.SAMPLE_PACKETS_PER_FLOW differs from _step.pxd's ENTRY_SAMPLES")
 _NO_KIND = flows.new_entry(0.0, 0, 0)[KIND]
@@ -113,48 +123,48 @@ cdef class Entry:
         self.head = _EMPTY
 
     def __len__(self):
-        return _ENTRY_LEN
+        return E_SLOTS
 
     cdef object item(self, Py_ssize_t slot):
-        if slot == PKTS:
+        if slot == E_PKTS:
             return self.pkts
-        if slot == BYTES:
+        elif slot == E_BYTES:
             return self.nbytes
-        if slot == T_FIRST:
+        elif slot == E_T_FIRST:
             return self.t_first
-        if slot == T_LAST:
+        elif slot == E_T_LAST:
             return self.t_last
-        if slot == N_FIRST:
+        elif slot == E_N_FIRST:
             return self.n_first
-        if slot == N_LAST:
+        elif slot == E_N_LAST:
             return self.n_last
-        if slot == TCP_FLAGS:
+        elif slot == E_TCP_FLAGS:
             return self.tcp_flags
-        if slot == SAMPLES:
+        elif slot == E_SAMPLES:
             return tuple([self.samples[i] for i in range(self.n_samples)])
-        if slot == WANT:
+        elif slot == E_WANT:
             return self.want
-        if slot == TCP_OPEN:
+        elif slot == E_TCP_OPEN:
             return self.tcp_open
-        if slot == RSTS:
+        elif slot == E_RSTS:
             return self.rsts
-        if slot == DIRS:
+        elif slot == E_DIRS:
             return self.dirs
-        if slot == ICMP_CODE:
+        elif slot == E_ICMP_CODE:
             return self.icmp_code
-        if slot == KIND:
+        elif slot == E_KIND:
             return self.kind
-        if slot == PAYLOAD_N:
+        elif slot == E_PAYLOAD_N:
             return self.payload_n
-        if slot == HEAD:
+        elif slot == E_HEAD:
             return self.head
-        if slot == ERRORS:
+        elif slot == E_ERRORS:
             return self.errors
-        if slot == STREAM:
+        elif slot == E_STREAM:
             return self.stream
-        if slot == ISN:
+        elif slot == E_ISN:
             return self.isn
-        if slot == CARRIED:
+        elif slot == E_CARRIED:
             return self.carried
         raise IndexError(f"entry slot {slot} out of range")
 
@@ -163,50 +173,50 @@ cdef class Entry:
 
     def __setitem__(self, Py_ssize_t slot, value):
         cdef Py_ssize_t i
-        if slot == PKTS:
+        if slot == E_PKTS:
             self.pkts = value
-        elif slot == BYTES:
+        elif slot == E_BYTES:
             self.nbytes = value
-        elif slot == T_FIRST:
+        elif slot == E_T_FIRST:
             self.t_first = value
-        elif slot == T_LAST:
+        elif slot == E_T_LAST:
             self.t_last = value
-        elif slot == N_FIRST:
+        elif slot == E_N_FIRST:
             self.n_first = value
-        elif slot == N_LAST:
+        elif slot == E_N_LAST:
             self.n_last = value
-        elif slot == TCP_FLAGS:
+        elif slot == E_TCP_FLAGS:
             self.tcp_flags = value
-        elif slot == SAMPLES:
+        elif slot == E_SAMPLES:
             kept = tuple(value)
             if len(kept) > ENTRY_SAMPLES:
                 raise ValueError(f"an entry keeps at most {ENTRY_SAMPLES} packet numbers")
             for i in range(len(kept)):
                 self.samples[i] = kept[i]
             self.n_samples = <int>len(kept)
-        elif slot == WANT:
+        elif slot == E_WANT:
             self.want = value
-        elif slot == TCP_OPEN:
+        elif slot == E_TCP_OPEN:
             self.tcp_open = value
-        elif slot == RSTS:
+        elif slot == E_RSTS:
             self.rsts = value
-        elif slot == DIRS:
+        elif slot == E_DIRS:
             self.dirs = value
-        elif slot == ICMP_CODE:
+        elif slot == E_ICMP_CODE:
             self.icmp_code = value
-        elif slot == KIND:
+        elif slot == E_KIND:
             self.kind = value
-        elif slot == PAYLOAD_N:
+        elif slot == E_PAYLOAD_N:
             self.payload_n = value
-        elif slot == HEAD:
+        elif slot == E_HEAD:
             self.head = value
-        elif slot == ERRORS:
+        elif slot == E_ERRORS:
             self.errors = value
-        elif slot == STREAM:
+        elif slot == E_STREAM:
             self.stream = value
-        elif slot == ISN:
+        elif slot == E_ISN:
             self.isn = value
-        elif slot == CARRIED:
+        elif slot == E_CARRIED:
             self.carried = value
         else:
             raise IndexError(f"entry slot {slot} out of range")
@@ -222,7 +232,7 @@ cdef class Entry:
         self.add(packet)
 
     def __repr__(self):
-        return f"Entry({[self.item(i) for i in range(_ENTRY_LEN)]!r})"
+        return f"Entry({[self.item(i) for i in range(E_SLOTS)]!r})"
 
 
 cdef inline Entry _new_entry(double time, long long packet, int want):

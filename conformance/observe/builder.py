@@ -77,7 +77,7 @@ from conformance.observe.records import (
     Observations,
     TlsClientHello,
     TlsServerHello,
-    renumbering,
+    numbering,
 )
 from conformance.progress import NULL_PROGRESS, Progress
 
@@ -345,7 +345,7 @@ def _in_flows(
     kind: type[_Hello], hellos: Iterable[tuple[FlowRef, _Hello]], ids: FlowIds
 ) -> list[_Hello]:
     """Each hello with the id of the flow its reference names at the hello's packet."""
-    renumbered = renumbering(kind)
+    renumbered = numbering(kind)  # the part's own hellos: numbered in place where it can
     compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
     if compiled is not None:
         return compiled.in_flows(renumbered, hellos, ids)  # type: ignore[no-any-return]

@@ -250,6 +250,16 @@ FlowRecord = TypeVar(
 )
 
 
+def numbering(kind: type[FlowRecord]) -> Callable[[FlowRecord, int], FlowRecord]:
+    """Like `renumbering`, for records nothing else holds yet: the compiled maker sets the
+    flow_id of the record itself (no copy made only for the original to be dropped); without
+    it, `renumbering`'s copy."""
+    in_place: Callable[[FlowRecord, int], FlowRecord] | None = getattr(
+        maker(kind), "numbered", None
+    )
+    return in_place if in_place is not None else renumbering(kind)
+
+
 def renumbering(kind: type[FlowRecord]) -> Callable[[FlowRecord, int], FlowRecord]:
     """A function copying a `kind` record with another flow_id: the record that
     dataclasses.replace(record, flow_id=...) makes, at half its cost (replace walks the

@@ -111,3 +111,27 @@ def test_a_class_whose_init_does_more_is_made_by_itself(kind: type) -> None:
     if COMPILED:
         with pytest.raises(TypeError):
             records._MAKER.Maker(kind)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", [k for k in _KINDS if k is not Flow])
+def test_numbering_gives_the_record_renumbering_copies(kind: type) -> None:
+    """records.numbering: where the maker is compiled the record itself gets the id (a
+    part's own hellos, held by nothing else); the result equals renumbering's copy either
+    way, and every other field is the same object."""
+    values = _values(kind)
+    original: Any = maker(kind)(*values)
+    copied: Any = records.renumbering(kind)(maker(kind)(*values), 41)
+    numbered: Any = records.numbering(kind)(original, 41)
+    assert numbered == copied and numbered.flow_id == 41
+    assert (numbered is original) == COMPILED
+    for f, value in zip(dataclasses.fields(kind), values, strict=True):
+        if f.name != "flow_id":
+            assert getattr(numbered, f.name) is value
+    assert hash(numbered) == hash(copied)
+
+
+@needs_compiled
+def test_numbering_in_place_refuses_another_kind() -> None:
+    number = records.numbering(TlsServerHello)
+    with pytest.raises(TypeError):
+        number(maker(TlsClientHello)(*_values(TlsClientHello)), 1)

@@ -8,6 +8,7 @@ decoder's per-packet work several times faster (figures: benchmarks/README.md):
     conformance/decode/_hello.pyx  the hello in a TLS direction's first payload
     conformance/observe/_records.pyx  the observers' records, made without dataclass __init__
     conformance/observe/_flows.pyx    the flows built from the flow table at a capture's end
+    conformance/report/_tables.pyx    the lines of the two largest evidence tables
 
 They need Cython and a C compiler at build time, which not every machine has, so they are
 built only on request:
@@ -40,6 +41,7 @@ EXTENSIONS = (
     ("conformance.decode._hello", "conformance/decode/_hello.pyx"),
     ("conformance.observe._records", "conformance/observe/_records.pyx"),
     ("conformance.observe._flows", "conformance/observe/_flows.pyx"),
+    ("conformance.report._tables", "conformance/report/_tables.pyx"),
 )
 
 

@@ -460,7 +460,7 @@ def test_unquoted_ipv6_read_as_a_number(refused: Any) -> None:
     text = yaml.safe_dump(changed(AIR_GAPPED, target=DELETE)) + "target: {addresses: [1:2:3]}\n"
     error = refused(text)
     assert error.key == "target.addresses[0]"
-    assert error.problem.startswith('line ')
+    assert error.problem.startswith("line ")
     assert '"1:2:3" is read by YAML 1.1 as a base-60 number; quote it' in error.problem
 
 

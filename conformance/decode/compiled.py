@@ -3,9 +3,10 @@
 The record walks of the readers (`walk`: conformance/decode/_walk.pyx), the per-packet
 step of the observers (conformance/observe/_step.pyx), the hello reader asked of every
 TLS direction's first payload (decode/tls.py `quick_hello`: conformance/decode/_hello.pyx),
-the record maker (observe/records.py `maker`: conformance/observe/_records.pyx) and the
-flow builder (observe/flows.py `FlowTable.finish`: conformance/observe/_flows.pyx) have a
-compiled twin each; every caller falls back to the pure-Python code, which is
+the record maker (observe/records.py `maker`: conformance/observe/_records.pyx), the
+flow builder (observe/flows.py `FlowTable.finish`: conformance/observe/_flows.pyx) and the
+lines of the two largest evidence tables (report/tables.py `write_flows`, `write_tls`:
+conformance/report/_tables.pyx) have a compiled twin each; every caller falls back to the pure-Python code, which is
 always there and always tested, when the extension modules were not built (no compiler at
 install time: see benchmarks/README.md), when a module built in a checkout is older than
 its source, or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
@@ -24,13 +25,14 @@ PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
 # Every compiled module (hatch_build.py builds them): the readers' walks, the observers' step,
-# the first payload's hello reader, the record maker, the flow builder.
+# the first payload's hello reader, the record maker, the flow builder, the table lines.
 MODULES = (
     "conformance.decode._walk",
     "conformance.observe._step",
     "conformance.decode._hello",
     "conformance.observe._records",
     "conformance.observe._flows",
+    "conformance.report._tables",
 )
 # What `load` found for each module it was asked for: "compiled", or why not.
 STATUS: dict[str, str] = {}

@@ -22,6 +22,7 @@ from itertools import chain, islice
 from operator import attrgetter
 from typing import TextIO
 
+from conformance.decode import compiled
 from conformance.observe.records import (
     DnsAnswer,
     DnsQuery,
@@ -33,6 +34,7 @@ from conformance.observe.records import (
     TlsClientHello,
     TlsServerHello,
 )
+from conformance.report import text
 from conformance.report.text import iso_epoch, one_line
 
 FLOW_COLUMNS = (
@@ -73,6 +75,9 @@ CELLS_KEPT = 4096
 ROWS_PER_WRITE = 1024
 
 Row = tuple[str, ...]  # cells in the order of the table's columns
+
+# The compiled lines of flows.csv and tls.csv (report/_tables.pyx), when built: the same bytes.
+_COMPILED = compiled.load(compiled.MODULES[5])
 _FLAG = {False: "false", True: "true"}
 
 # id(address) -> (address, its cell). observe.flows interns addresses, so rows share a few
@@ -163,6 +168,16 @@ def _write_lines(out: TextIO, columns: Sequence[str], lines: Iterator[str]) -> i
     return count
 
 
+def _write_chunks(out: TextIO, columns: Sequence[str], chunks: Iterator[tuple[str, int]]) -> int:
+    """Write the header and then the compiled chunks of lines; return the number of lines."""
+    out.write(_quoted_line(tuple(columns)) + LINE_END)
+    count = 0
+    for chunk, lines in chunks:
+        out.write(chunk)
+        count += lines
+    return count
+
+
 def _stream(out: TextIO, columns: Sequence[str], rows: Iterable[Row]) -> int:
     """Write the header and then the rows as they come; return the number of rows."""
     return _write_lines(out, columns, _lines(rows, len(columns)))
@@ -220,7 +235,26 @@ def _flow_rows(flows: Iterable[Flow], capture_names: Sequence[str]) -> Iterator[
 
 def write_flows(out: TextIO, flows: Iterable[Flow], capture_names: Sequence[str]) -> int:
     """Write flows.csv; flows must come in flow_id order from 1 (flow N is line N+1)."""
-    return _stream(out, FLOW_COLUMNS, _flow_rows(flows, capture_names))
+    if _COMPILED is None:
+        return _stream(out, FLOW_COLUMNS, _flow_rows(flows, capture_names))
+    captures = _CaptureLabels(capture_names)
+
+    def line_of(flow: Flow) -> str:
+        return next(_lines((_flow_row(flow, captures),), len(FLOW_COLUMNS)))
+
+    chunks = _COMPILED.flow_chunks(
+        flows,
+        captures,
+        len(FLOW_COLUMNS),
+        ROWS_PER_WRITE,
+        iso_epoch,
+        text._second_texts,
+        _address,
+        _FLAG,
+        _numbers,
+        line_of,
+    )
+    return _write_chunks(out, FLOW_COLUMNS, chunks)
 
 
 def _optional(value: int | None) -> str:
@@ -351,7 +385,23 @@ def write_tls(
     for key in ("flow_id", "packet", "capture"):
         hellos.sort(key=attrgetter(key))
     captures = _CaptureLabels([_quoted_cell(name) for name in capture_names])
-    return _write_lines(out, TLS_COLUMNS, _tls_lines(hellos, captures))
+    if _COMPILED is None:
+        return _write_lines(out, TLS_COLUMNS, _tls_lines(hellos, captures))
+
+    def line_of(hello: TlsClientHello | TlsServerHello) -> str:
+        return next(_tls_lines((hello,), captures))
+
+    chunks = _COMPILED.tls_chunks(
+        hellos,
+        captures,
+        ROWS_PER_WRITE,
+        iso_epoch,
+        text._second_texts,
+        _client_hello_end,
+        _server_hello_end,
+        line_of,
+    )
+    return _write_chunks(out, TLS_COLUMNS, chunks)
 
 
 def _http_row(request: HttpRequest, captures: _CaptureLabels) -> Row:

@@ -1,0 +1,381 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled twin of report/tables.py's two largest tables: flows.csv's lines and tls.csv's
+(a web capture of 2M packets has 65k flows and 129k hellos; their rows cost half a second
+in Python, a tenth of the run).
+
+Each line is built in a byte buffer from the record's fields as tables.py formats them
+(`_flow_row` and `_lines`, `_tls_lines`), and a batch of lines becomes one string. Whatever
+this module does not format itself is asked of tables.py for that one line or cell, so the
+bytes are always tables.py's: a field of another type than the usual (a time that is not a
+float, a number that is not an int), a time whose second is not the one before (the
+calendar text is tables.py's `_second_texts`, kept there), a time datetime cannot show, and
+a line that needs quoting (tables.py leaves it to csv.writer). tests/report/test_tables_compiled.py
+compares the two on random records of every kind.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.math cimport isfinite, modf, nearbyint
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
+
+from conformance.observe.records import TlsClientHello
+
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+
+cdef struct Buffer:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t room
+
+
+cdef int _grow(Buffer* b, Py_ssize_t more) except -1:
+    cdef Py_ssize_t room = b.room
+    cdef char* data
+    if b.size + more <= room:
+        return 0
+    while b.size + more > room:
+        room = room * 2 if room else 1 << 16
+    data = <char*>realloc(b.data, room)
+    if data == NULL:
+        raise MemoryError()
+    b.data = data
+    b.room = room
+    return 0
+
+
+cdef inline int _put(Buffer* b, const char* text, Py_ssize_t size) except -1:
+    _grow(b, size)
+    memcpy(b.data + b.size, text, size)
+    b.size += size
+    return 0
+
+
+cdef inline int _char(Buffer* b, char c) except -1:
+    _grow(b, 1)
+    b.data[b.size] = c
+    b.size += 1
+    return 0
+
+
+class _NotMine(Exception):
+    """A cell UTF-8 cannot hold (a lone surrogate): tables.py writes the whole line."""
+
+
+cdef int _text(Buffer* b, object text) except -1:
+    """A str (or a StrEnum member: its value) as UTF-8."""
+    cdef Py_ssize_t size
+    cdef const char* data
+    try:
+        data = PyUnicode_AsUTF8AndSize(text, &size)
+    except UnicodeEncodeError:
+        raise _NotMine() from None
+    return _put(b, data, size)
+
+
+cdef int _decimal(Buffer* b, long long value) except -1:
+    cdef char digits[24]
+    cdef int n = 0
+    cdef unsigned long long magnitude
+    if value < 0:
+        _char(b, b'-')
+        magnitude = <unsigned long long>(-(value + 1)) + 1
+    else:
+        magnitude = <unsigned long long>value
+    while True:
+        digits[n] = <char>(c'0' + magnitude % 10)
+        n += 1
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    _grow(b, n)
+    while n:
+        n -= 1
+        b.data[b.size] = digits[n]
+        b.size += 1
+    return 0
+
+
+cdef int _number(Buffer* b, object value) except -1:
+    """str(value) of an int: in C for an exact int that fits 64 bits, else str()."""
+    cdef int overflow = 0
+    cdef long long n
+    if type(value) is int:
+        n = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if not overflow:
+            return _decimal(b, n)
+    return _text(b, str(value))
+
+
+cdef class _Times:
+    """tables.py's iso_epoch, in C for a float whose whole second is the one before (or one
+    tables.py's `_second_texts` already holds); else iso_epoch itself."""
+
+    cdef object iso_epoch
+    cdef object seconds  # text._second_texts (a dict: PyDict_GetItem never runs __missing__)
+    cdef double whole
+    cdef bytes prefix  # the text of `whole`, b"" when none yet
+
+    def __init__(self, iso_epoch, seconds):
+        if not isinstance(seconds, dict):
+            raise TypeError("the second texts are a dict")
+        self.iso_epoch = iso_epoch
+        self.seconds = seconds
+        self.prefix = b""
+
+    cdef int put(self, Buffer* b, object value) except -1:
+        cdef double seconds, fraction, whole, micros
+        cdef PyObject* found
+        cdef long long digits
+        cdef int i
+        if type(value) is not float:
+            return _text(b, self.iso_epoch(value))
+        seconds = PyFloat_AS_DOUBLE(value)
+        if not isfinite(seconds):
+            return _text(b, self.iso_epoch(value))
+        fraction = modf(seconds, &whole)
+        micros = nearbyint(fraction * 1e6)  # round(): half to even, as CPython's split
+        if micros >= 1e6:
+            whole += 1
+            micros -= 1e6
+        elif micros < 0:
+            whole -= 1
+            micros += 1e6
+        if not self.prefix or whole != self.whole:
+            found = PyDict_GetItem(<dict>self.seconds, whole)
+            if found == NULL:  # not formatted yet, or not in the calendar: iso_epoch decides
+                return _text(b, self.iso_epoch(value))
+            self.prefix = (<str>found).encode()
+            self.whole = whole
+        _put(b, PyBytes_AS_STRING(self.prefix), len(self.prefix))
+        digits = <long long>micros
+        _grow(b, 7)
+        for i in range(5, -1, -1):
+            b.data[b.size + i] = <char>(c'0' + digits % 10)
+            digits //= 10
+        b.data[b.size + 6] = b'Z'
+        b.size += 7
+        return 0
+
+
+cdef int _flag(Buffer* b, object value, object flags) except -1:
+    if value is True:
+        return _put(b, b"true", 4)
+    if value is False:
+        return _put(b, b"false", 5)
+    return _text(b, flags[value])
+
+
+cdef int _samples(Buffer* b, object values, object numbers) except -1:
+    cdef Py_ssize_t i, n
+    if type(values) is not tuple:
+        return _text(b, numbers(values))
+    n = PyTuple_GET_SIZE(values)
+    for i in range(n):
+        if type(<object>PyTuple_GET_ITEM(values, i)) is not int:
+            return _text(b, numbers(values))
+    for i in range(n):
+        if i:
+            _char(b, b' ')
+        _number(b, <object>PyTuple_GET_ITEM(values, i))
+    return 0
+
+
+cdef bint _plain(const char* line, Py_ssize_t size, Py_ssize_t width):
+    """tables.py `_lines`' test: no cell holds a delimiter, a quote or a line break."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t commas = 0
+    cdef char c
+    for i in range(size):
+        c = line[i]
+        if c == b',':
+            commas += 1
+        elif c == b'"' or c == b'\n' or c == b'\r':
+            return False
+    return commas == width - 1
+
+
+cdef int _flow(
+    Buffer* b, object flow, object captures, _Times times, object address, object flags,
+    object numbers,
+) except -1:
+    """tables.py `_flow_row`'s cells, joined with commas (FLOW_COLUMNS)."""
+    _number(b, flow.flow_id)
+    _char(b, b',')
+    _text(b, captures[flow.capture])
+    _char(b, b',')
+    _text(b, flow.community_id)
+    _char(b, b',')
+    _text(b, flow.transport)
+    _char(b, b',')
+    _text(b, address(flow.initiator))
+    _char(b, b',')
+    _number(b, flow.initiator_port)
+    _char(b, b',')
+    _text(b, address(flow.responder))
+    _char(b, b',')
+    _number(b, flow.responder_port)
+    _char(b, b',')
+    _text(b, flow.initiator_basis)
+    _char(b, b',')
+    _flag(b, flow.handshake_seen, flags)
+    _char(b, b',')
+    _flag(b, flow.answered, flags)
+    _char(b, b',')
+    _flag(b, flow.accepted, flags)
+    _char(b, b',')
+    _flag(b, flow.rejected, flags)
+    _char(b, b',')
+    _number(b, flow.packets_out)
+    _char(b, b',')
+    _number(b, flow.packets_in)
+    _char(b, b',')
+    _number(b, flow.bytes_out)
+    _char(b, b',')
+    _number(b, flow.bytes_in)
+    _char(b, b',')
+    times.put(b, flow.first_time)
+    _char(b, b',')
+    times.put(b, flow.last_time)
+    _char(b, b',')
+    _number(b, flow.first_packet)
+    _char(b, b',')
+    _number(b, flow.last_packet)
+    _char(b, b',')
+    _samples(b, flow.sample_packets, numbers)
+    _char(b, b',')
+    _text(b, flow.payload_out)
+    _char(b, b',')
+    _text(b, flow.payload_in)
+    _char(b, b',')
+    _text(b, flow.encapsulation)
+    _char(b, b',')
+    _number(b, flow.ip_layer)
+    return 0
+
+
+cdef str _taken(Buffer* b):
+    """The buffer's lines as one string; the buffer is emptied."""
+    text = PyUnicode_DecodeUTF8(b.data, b.size, NULL)
+    b.size = 0
+    return text
+
+
+cdef class _Chunks:
+    """Lines built in a byte buffer, and the few that tables.py wrote, as strings of up to
+    `per_chunk` lines each."""
+
+    cdef Buffer b
+    cdef list pieces
+    cdef Py_ssize_t lines
+    cdef Py_ssize_t per_chunk
+
+    def __cinit__(self, Py_ssize_t per_chunk):
+        self.b.data = NULL
+        self.b.size = self.b.room = 0
+        self.pieces = []
+        self.per_chunk = per_chunk
+
+    def __dealloc__(self):
+        free(self.b.data)
+
+    cdef int python_line(self, Py_ssize_t start, str line) except -1:
+        """Drop the line begun at `start`; take tables.py's `line` instead."""
+        self.b.size = start
+        if self.b.size:
+            self.pieces.append(_taken(&self.b))
+        self.pieces.append(line)
+        return 0
+
+    cdef bint ended(self) except -1:
+        """End the current line; whether a chunk is full."""
+        _char(&self.b, b'\n')
+        self.lines += 1
+        return self.lines == self.per_chunk
+
+    cdef str chunk(self):
+        if self.b.size:
+            self.pieces.append(_taken(&self.b))
+        text = "".join(self.pieces)
+        self.pieces = []
+        self.lines = 0
+        return text
+
+
+def flow_chunks(
+    flows, captures, Py_ssize_t width, Py_ssize_t per_chunk, iso_epoch, seconds, address,
+    flags, numbers, line_of,
+):
+    """tables.py `_flow_rows` and `_lines`, compiled: flows.csv's lines after the header, in
+    strings of up to `per_chunk` lines, each ended by a newline (with how many lines each
+    holds). A flow whose line needs
+    quoting (or holds text UTF-8 cannot) is written by `line_of(flow)`: tables.py's line."""
+    cdef _Chunks out = _Chunks(per_chunk)
+    cdef Py_ssize_t start, row_number = 0
+    cdef _Times times = _Times(iso_epoch, seconds)
+    for flow in flows:
+        row_number += 1
+        if flow.flow_id != row_number:
+            # Links into this table are line numbers; a gap would make them point elsewhere.
+            raise ValueError(f"flow ids not dense from 1: row {row_number} is flow {flow.flow_id}")
+        start = out.b.size
+        try:
+            _flow(&out.b, flow, captures, times, address, flags, numbers)
+            plain = _plain(out.b.data + start, out.b.size - start, width)
+        except _NotMine:
+            plain = False
+        if not plain:
+            out.python_line(start, line_of(flow))
+        if out.ended():
+            yield out.chunk(), per_chunk
+    if out.lines:
+        lines = out.lines
+        yield out.chunk(), lines
+
+
+def tls_chunks(hellos, captures, Py_ssize_t per_chunk, iso_epoch, seconds, client_end, server_end, line_of):
+    """tables.py `_tls_lines`, compiled: tls.csv's lines in strings of up to `per_chunk`
+    lines, each ended by a newline (with how many lines each holds). `captures` holds each capture's cell already quoted; the
+    other cells before the hello's end are numbers and a time, which never need quoting. A
+    hello with text UTF-8 cannot hold is written by `line_of(hello)`: tables.py's line."""
+    cdef _Chunks out = _Chunks(per_chunk)
+    cdef Py_ssize_t start
+    cdef _Times times = _Times(iso_epoch, seconds)
+    for hello in hellos:
+        if isinstance(hello, TlsClientHello):
+            end = client_end(
+                hello.sni,
+                hello.versions,
+                hello.cipher_suites,
+                hello.alpn,
+                hello.segments,
+                hello.quic_version,
+                hello.ech,
+            )
+        else:
+            end = server_end(hello.version, hello.cipher_suite, hello.quic_version)
+        start = out.b.size
+        try:
+            _text(&out.b, captures[hello.capture])
+            _char(&out.b, b',')
+            _number(&out.b, hello.packet)
+            _char(&out.b, b',')
+            times.put(&out.b, hello.time)
+            _char(&out.b, b',')
+            _number(&out.b, hello.flow_id)
+            _text(&out.b, end)
+        except _NotMine:
+            out.python_line(start, line_of(hello))
+        if out.ended():
+            yield out.chunk(), per_chunk
+    if out.lines:
+        lines = out.lines
+        yield out.chunk(), lines

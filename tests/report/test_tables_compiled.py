@@ -1,0 +1,130 @@
+"""The compiled lines of flows.csv and tls.csv (report/_tables.pyx) are tables.py's, byte for
+byte, whatever the records hold: the awkward cells of test_tables_bytes.py, and what only
+the compiled code could get wrong (times outside the calendar, not a number, or not floats;
+numbers past 64 bits or not ints; text UTF-8 cannot hold; samples that are not a tuple; more
+lines than one chunk; a gap in the flow ids)."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from conformance.observe.records import Flow, TlsClientHello, TlsServerHello
+from conformance.report import tables
+from tests.compiled_paths import COMPILED_TABLES
+from tests.report.test_tables_bytes import CAPTURE_NAMES, Values, _flows, _hellos
+
+pytestmark = pytest.mark.skipif(not COMPILED_TABLES, reason="the compiled tables are not built")
+_ODD_TIMES = (
+    math.nan, math.inf, -math.inf, 1e300, -1e300, -0.5, -1.0, 0.0, -0.0, 253402300799.9999996,
+    1_700_000_000.0000005, 1_700_000_000.9999995, 1_700_000_000.0000015,
+)  # fmt: skip
+_ODD_NUMBERS = (2**63, -(2**63), 2**63 - 1, 2**70, -1, True, False)
+
+
+@contextmanager
+def _python_tables() -> Iterator[None]:
+    saved = tables._COMPILED
+    tables._COMPILED = None
+    try:
+        yield
+    finally:
+        tables._COMPILED = saved
+
+
+def _both(write: Callable[[io.StringIO], int]) -> tuple[tuple[str, int], tuple[str, int]]:
+    compiled = io.StringIO()
+    compiled_rows = write(compiled)
+    python = io.StringIO()
+    with _python_tables():
+        python_rows = write(python)
+    return (compiled.getvalue(), compiled_rows), (python.getvalue(), python_rows)
+
+
+def _odd(rng: random.Random, value: Any, odd: tuple[Any, ...]) -> Any:
+    return rng.choice(odd) if rng.random() < 0.15 else value
+
+
+def _odd_flows(seed: int) -> list[Flow]:
+    rng = random.Random(seed)
+    flows = []
+    for flow in _flows(Values(seed)):
+        first = _odd(rng, flow.first_time, _ODD_TIMES)
+        flows.append(
+            replace(
+                flow,
+                first_time=rng.choice((first, int(first))) if math.isfinite(first) else first,
+                last_time=_odd(rng, flow.last_time, _ODD_TIMES),
+                packets_out=_odd(rng, flow.packets_out, _ODD_NUMBERS),
+                bytes_in=_odd(rng, flow.bytes_in, _ODD_NUMBERS),
+                handshake_seen=_odd(rng, flow.handshake_seen, (0, 1)),
+                sample_packets=_odd(rng, flow.sample_packets, ((2**64, 1), (True,), ())),
+                community_id=_odd(rng, flow.community_id, ("\udcff", "1:ü+/=")),
+            )
+        )
+    return flows
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flow_lines_are_the_python_ones(seed: int) -> None:
+    flows = _odd_flows(seed)
+    names = [*CAPTURE_NAMES, rng_name(seed)]
+    compiled, python = _both(lambda out: tables.write_flows(out, flows, names))
+    assert compiled == python
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tls_lines_are_the_python_ones(seed: int) -> None:
+    rng = random.Random(seed)
+    clients, servers = _hellos(Values(seed))
+    clients = [
+        replace(
+            h,
+            time=_odd(rng, h.time, _ODD_TIMES),
+            packet=_odd(rng, h.packet, _ODD_NUMBERS),
+            sni=_odd(rng, h.sni, ("\ud800x", 'é,"')),
+        )
+        for h in clients
+    ]
+    servers = [replace(h, flow_id=_odd(rng, h.flow_id, _ODD_NUMBERS)) for h in servers]
+    names = [*CAPTURE_NAMES, rng_name(seed)]
+    compiled, python = _both(lambda out: tables.write_tls(out, clients, servers, names))
+    assert compiled == python
+
+
+def rng_name(seed: int) -> str:
+    """A capture name of its own per seed: plain, quoted, or not UTF-8 (surrogate-escaped)."""
+    return ("plain.pcap", "new\nline.pcap", "b\udcffd.pcap")[seed % 3]
+
+
+def test_more_lines_than_one_chunk() -> None:
+    flows = _flows(Values(1)) * 3
+    flows = [replace(f, flow_id=i) for i, f in enumerate(flows, start=1)]
+    assert len(flows) > 2 * tables.ROWS_PER_WRITE // 2
+    compiled, python = _both(lambda out: tables.write_flows(out, flows, CAPTURE_NAMES))
+    assert compiled == python and compiled[1] == len(flows)
+    clients, servers = _hellos(Values(2))
+    hellos: list[TlsClientHello | TlsServerHello] = [*clients, *servers] * 2
+    compiled, python = _both(lambda out: tables.write_tls(out, [], hellos, CAPTURE_NAMES))
+    assert compiled == python and compiled[1] == len(hellos) > tables.ROWS_PER_WRITE
+
+
+def test_a_gap_in_the_flow_ids_is_refused_as_in_python() -> None:
+    flows = _flows(Values(3))[:5]
+    flows[3] = replace(flows[3], flow_id=9)
+    with pytest.raises(ValueError, match="row 4 is flow 9"):
+        tables.write_flows(io.StringIO(), flows, CAPTURE_NAMES)
+    with _python_tables(), pytest.raises(ValueError, match="row 4 is flow 9"):
+        tables.write_flows(io.StringIO(), flows, CAPTURE_NAMES)
+
+
+def test_no_records_make_only_the_header() -> None:
+    compiled, python = _both(lambda out: tables.write_flows(out, [], CAPTURE_NAMES))
+    assert compiled == python == (",".join(tables.FLOW_COLUMNS) + "\n", 0)

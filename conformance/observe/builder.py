@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
@@ -68,11 +68,13 @@ from conformance.observe.flows import Addresses, FlowIds, FlowRef
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
 from conformance.observe.merge import flow_notes
+from conformance.observe.payloads import PayloadInspector
 from conformance.observe.records import (
     CaptureSummary,
     DnsQuery,
     Flow,
     HttpRequest,
+    IPAddress,
     NameMention,
     Observations,
     TlsClientHello,
@@ -276,10 +278,10 @@ def _read_part(
     packets = [hello.packet for _, hello in client_hellos]
     ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
     del packets
-    hellos = _Numbered(client_hellos, ordered, inspector.server_hellos)
-    # The hellos are numbered (and their flow references let go) before the flows are
-    # built: the two never both exist in full (#17: the web mix's peak).
-    flows, ids = ingest.table.finish(1, address, hellos.number)
+    numbered = _Numbered(inspector, client_hellos, ordered, address)
+    # Every record that names its flow is numbered (and the flow references let go) before
+    # the flows are built: the two never both exist in full (#17: the web mix's peak).
+    flows, _ = ingest.table.finish(1, address, numbered.number)
     reassembler = ingest.walker.reassembler
     return CapturePart(
         capture=index,
@@ -306,13 +308,13 @@ def _read_part(
         reassembled=ingest.reassembled,
         decoded=ingest.decoded,
         flows=flows,
-        dns=inspector.dns.records(ids, address),
-        client_hellos=hellos.client,
-        server_hellos=hellos.server,
-        http=sorted(inspector.http_requests(ids), key=lambda r: r.packet),
-        names=sorted(inspector.names(ids), key=lambda m: m.packet),
+        dns=numbered.dns,
+        client_hellos=numbered.client,
+        server_hellos=numbered.server,
+        http=numbered.http,
+        names=numbered.names,
         ech=_reindexed(inspector.ech_extensions, ordered),
-        hrr_ech={ids.get(ref, packet) for ref, packet in inspector.ech_confirmed},
+        hrr_ech=numbered.hrr_ech,
         dns_pending_high=inspector.dns.pending_high,
         quic_waiting_high=inspector.quic_waiting_high,
         fragments_given_up=reassembler.given_up,
@@ -322,23 +324,38 @@ def _read_part(
 
 
 class _Numbered:
-    """A part's hellos, numbered with their flows' ids once FlowTable.finish knows them."""
+    """A part's records that name their flow (DNS exchanges, hellos, HTTP requests, name
+    mentions, ECH confirmations), numbered once FlowTable.finish knows the flows' ids and
+    before it builds the flows; the ids are let go then."""
 
     def __init__(
         self,
+        inspector: PayloadInspector,
         client: list[tuple[FlowRef, TlsClientHello]],
         order: list[int],
-        server: list[tuple[FlowRef, TlsServerHello]],
+        address: Callable[[bytes], IPAddress],
     ) -> None:
-        self._pending = (client, order, server)
+        self._inspector = inspector
+        self._client = client
+        self._order = order
+        self._address = address
+        self.dns: list[DnsQuery] = []
         self.client: list[TlsClientHello] = []
         self.server: list[TlsServerHello] = []
+        self.http: list[HttpRequest] = []
+        self.names: list[NameMention] = []
+        self.hrr_ech: set[int] = set()
 
     def number(self, ids: FlowIds) -> None:
-        client, order, server = self._pending
-        self.client = _in_flows(TlsClientHello, _taken(client, order), ids)
-        numbered = _in_flows(TlsServerHello, _drained(server), ids)
+        inspector = self._inspector
+        self.client = _in_flows(TlsClientHello, _taken(self._client, self._order), ids)
+        numbered = _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids)
         self.server = sorted(numbered, key=attrgetter("packet"))
+        self.dns = inspector.dns.records(ids, self._address)
+        self.http = sorted(inspector.http_requests(ids), key=lambda r: r.packet)
+        self.names = sorted(inspector.names(ids), key=lambda m: m.packet)
+        self.hrr_ech = {ids.get(ref, packet) for ref, packet in inspector.ech_confirmed}
+        ids.release()
 
 
 def _in_flows(

@@ -182,6 +182,11 @@ class FlowIds:
             self._reused[ref] = [(0, known)]
         self._reused[ref].append((first_packet, flow_id))
 
+    def release(self) -> None:
+        """Forget every id (what named flows by reference is numbered): the references go."""
+        self._ids.clear()
+        self._reused.clear()
+
     def get(self, ref: FlowRef, packet: int) -> int:
         """The id of the flow `ref` names at `packet` (0 if none)."""
         found = self._ids.get(ref, 0)

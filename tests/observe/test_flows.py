@@ -447,3 +447,14 @@ def test_a_packet_counted_in_both_directions_is_sampled_once() -> None:
             table.account(IPPROTO_UDP, key_of, float(packet), packet, 60, 0, 0)
     (flow,), _ = table.finish(1, Addresses())
     assert flow.sample_packets == (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+def test_flow_ids_let_go_of_every_reference() -> None:
+    """The builder numbers what names flows by reference, then lets the references go
+    before the flows are built (FlowIds.release)."""
+    ids = FlowIds()
+    ids.add((6, b"a"), 1, 1)
+    ids.add((6, b"a"), 9, 2)  # a reused 5-tuple
+    assert (ids.get((6, b"a"), 1), ids.get((6, b"a"), 9)) == (1, 2)
+    ids.release()
+    assert (ids._ids, ids._reused, ids.get((6, b"a"), 9)) == ({}, {}, 0)

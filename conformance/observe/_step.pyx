@@ -453,6 +453,17 @@ cdef Py_ssize_t _options_end(const uint8_t* f, Py_ssize_t pos, Py_ssize_t end) n
     return end
 
 
+cdef inline bint _nothing_to_read(const uint8_t* f, Py_ssize_t l4, Py_ssize_t stop) noexcept:
+    """Whether PayloadInspector.inspect would read nothing of the TCP segment at f[l4:stop]:
+    its data offset is sound (at least the fixed header, options that parse up to it, as
+    inspect tests it) and ends where the bytes do. A SYN's options sent every new connection
+    to Python for nothing."""
+    cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
+    if start != stop or start < l4 + 20:
+        return False
+    return start == l4 + 20 or _options_end(f, l4 + 20, start) == start
+
+
 cdef tuple _flow_ref(int proto, bytes key):
     """flows.flow_ref: (protocol, the smaller of the two direction keys)."""
     cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
@@ -964,6 +975,8 @@ cdef class FastStep(CStep):
                 stop = off + _ETH + tot
                 if stop > off + cap:
                     stop = off + cap
+                if _nothing_to_read(<const uint8_t*>PyBytes_AS_STRING(buf), off + _IPV4_FAST_L4, stop):
+                    return 0
                 if key is None:
                     key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 if e.want == W_FIRST and self._usual_hello(
@@ -1024,6 +1037,8 @@ cdef class FastStep(CStep):
             stop = l4 + span
             if stop > cap:
                 stop = cap
+            if proto == PROTO_TCP and _nothing_to_read(f, l4, stop):
+                return 0
             if proto == PROTO_TCP and e.want == W_FIRST and self._usual_hello(
                 e, key, buf, off + l4, off + stop, ts, n
             ):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 
 from conformance.observe import payloads
 from conformance.observe.builder import observe_captures
@@ -185,3 +186,46 @@ def test_a_hello_reader_that_breaks_leaves_it_to_the_inspector(
     assert 3 in inspected and 4 in inspected
     reasons = {r.reason: r.count for r in obs.captures[0].payload_not_understood}
     assert reasons == {"TLS: ValueError": 2}
+
+
+def _syn_with_options(raw: bytes, v6: bool, payload: bytes = b"") -> bytes:
+    """A SYN carrying TCP options `raw` (a multiple of 4 bytes) and `payload`."""
+    segment = TCP(sport=51000, dport=443, flags="S", seq=1000, options=[("NOP", None)] * len(raw))
+    frame = eth(
+        (IPv6(src=CLIENT6, dst=SERVER6) if v6 else IP(src=CLIENT, dst=SERVER)) / segment / payload
+    )
+    at = (54 if v6 else 34) + 20
+    return frame[:at] + raw + frame[at + len(raw) :]
+
+
+_SYN_OPTIONS = b"\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x03\x07"
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_segment_with_sound_options_and_no_payload_is_not_inspected(
+    observe: Observe, inspected: list[int], v6: bool, tmp_path: Path
+) -> None:
+    """A SYN's options (MSS, SACK, timestamps, window scale) hide nothing: inspect would
+    read nothing, so the compiled step does not ask it (every new connection did)."""
+    frames = _exchange(client_hello("api.imagicle.com"), server_hello(), v6)
+    frames[0] = _syn_with_options(_SYN_OPTIONS, v6)
+    _assert_read(observe(frames))
+    assert 1 not in _compiled_step_asks(frames, inspected, tmp_path)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize(
+    ("raw", "payload"),
+    [
+        (b"\x00\x01\x00\x00" + bytes(16), b""),  # not zero padding after the end of the list
+        (b"\x01" * 16 + b"\x02\x08\x05\xb4", b""),  # an MSS whose length runs past the header
+        (_SYN_OPTIONS, b"data"),  # sound options, then bytes: read
+    ],
+)
+def test_a_segment_that_may_hide_bytes_is_still_inspected(
+    observe: Observe, inspected: list[int], v6: bool, raw: bytes, payload: bytes, tmp_path: Path
+) -> None:
+    frames = _exchange(client_hello(), server_hello(), v6)
+    frames[0] = _syn_with_options(raw, v6, payload)
+    observe(frames)
+    assert 1 in _compiled_step_asks(frames, inspected, tmp_path)

@@ -117,7 +117,7 @@ class Run:
         from conformance.sign.keys import ensure_key
         from conformance.sign.seal import sealed_files
 
-        profile = load_profile(_profile_path(options))
+        profile = _load_profile(options)
         if profile.draft:
             raise ProfileError(
                 profile.source,
@@ -401,6 +401,32 @@ def tool_versions() -> dict[str, str]:
 
     versions["decoder"] = compiled.describe()
     return versions
+
+
+def _load_profile(options: RunOptions) -> Profile:
+    """The profile, named as the user knows it: `rejudge` judges a copy of a report's
+    evidence in a temporary directory, and a profile from there is named where it lives in
+    that report (errors, report.json's profile source), never by a path that is gone."""
+    path = _profile_path(options)
+    shown = _in_source_report(path, options)
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        if shown is None:
+            raise
+        raise ProfileError(shown, exc.key, exc.problem) from None
+    return profile if shown is None else replace(profile, source=shown)
+
+
+def _in_source_report(path: Path, options: RunOptions) -> Path | None:
+    """Where `path`, a file of `rejudge`'s copy of a report's evidence, is in that report."""
+    if options.from_report is None or options.evidence_dir is None:
+        return None
+    try:
+        inside = path.absolute().relative_to(options.evidence_dir.absolute())
+    except ValueError:
+        return None
+    return Path(options.from_report) / inside
 
 
 def _profile_path(options: RunOptions) -> Path:

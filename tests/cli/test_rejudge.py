@@ -112,3 +112,31 @@ def test_what_the_report_writes_itself_is_never_judged_as_input() -> None:
     # every file the report's evidence writer names is in the set rejudge makes anew
     written = set(re.findall(r'_path\("([^"]+)"\)', Path(evidence_dir.__file__).read_text()))
     assert written and written <= REPORT_GENERATED
+
+
+def test_the_reports_own_profile_is_named_where_it_lives_in_that_report(
+    tmp_path: Path,
+    judged: Path,
+    sign_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """rejudge judges a copy of the evidence in a temporary directory: the new report and
+    any error name the profile in the judged report, never a path that is gone."""
+    again = tmp_path / "again"
+    args = ("rejudge", judged, "--key", f"{sign_key}.pub", "--sign-key", sign_key)
+    assert run_cli(*args, "--report-dir", again) == 1
+    shown = str(judged.absolute() / "evidence" / "profile.yaml")
+    assert json.loads((again / "report.json").read_text())["profile"]["source"] == shown
+
+    import conformance.run
+    from conformance.errors import ProfileError
+
+    def refused(path: Path) -> None:  # a profile an older harness took, this one refuses
+        raise ProfileError(path, "window", '"1:30" is read by YAML 1.1 as a base-60 number')
+
+    monkeypatch.setattr(conformance.run, "load_profile", refused)
+    capsys.readouterr()
+    assert run_cli(*args, "--report-dir", tmp_path / "refused") == 3
+    err = capsys.readouterr().err
+    assert f"{shown}: window: " in err and "ucx-rejudge-" not in err

@@ -8,6 +8,7 @@ pytest under the plugin's name, so the two fronts cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,3 +247,21 @@ def from_namespace(args: argparse.Namespace) -> RunOptions:
 def names() -> Sequence[str]:
     """The CLI flags, in table order (for docs and tests)."""
     return [option.flag for option in OPTIONS if option.cli]
+
+
+_FLAG_WORD = re.compile(r"(?<![\w/.-])--([a-z][a-z0-9-]*)(?![\w-])")
+
+
+def in_pytest_spelling(text: str) -> str:
+    """`text` (the harness's own words) with every run option named as the pytest plugin
+    spells it: errors name options as `run` does (`--pcap`); a pytest user typed the plugin's
+    (`--ucx-pcap`)."""
+
+    def spelled(match: re.Match[str]) -> str:
+        option = OPTION_BY_FLAG.get(match[0])
+        return match[0] if option is None else option.pytest_flag
+
+    return _FLAG_WORD.sub(spelled, text)
+
+
+OPTION_BY_FLAG: Final[dict[str, Option]] = {option.flag: option for option in OPTIONS}

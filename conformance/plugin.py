@@ -22,7 +22,7 @@ import pytest
 
 from conformance.errors import ConformanceError
 from conformance.judge.result import ControlResult
-from conformance.options import OPTIONS, Option, RunOptions
+from conformance.options import OPTION_BY_FLAG, OPTIONS, Option, RunOptions, in_pytest_spelling
 from conformance.progress import NULL_PROGRESS, Progress
 from conformance.run import Run, RunSummary
 from conformance.verdict import ExitCode, Verdict
@@ -96,7 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConformanceError as exc:
         # Said when collection starts (`pytest_collection`): a pytest.exit before the
         # session has begun is printed by pytest itself, as "Exit: <message>".
-        config.stash[_USAGE_ERROR] = str(exc)
+        config.stash[_USAGE_ERROR] = _said(config, exc)
+
+
+def _said(config: pytest.Config, exc: ConformanceError) -> str:
+    """`exc` with options named as this front's user typed them: a refusal that names a run
+    option (`--fault: ...`, in the harness's own words) is spelled `--ucx-fault` for a pytest
+    user; `ucx-conformance run` spells options as the error does."""
+    if _find_frontend(config) is None and getattr(exc, "path", None) in OPTION_BY_FLAG:
+        return in_pytest_spelling(str(exc))
+    return str(exc)
 
 
 def _find_frontend(config: pytest.Config) -> Frontend | None:
@@ -155,9 +164,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     try:
         run.observe(frontend.progress if frontend else NULL_PROGRESS)
     except ConformanceError as exc:
-        session.config.stash[_USAGE_ERROR] = str(exc)
+        said = _said(session.config, exc)
+        session.config.stash[_USAGE_ERROR] = said
         run.close()
-        _usage_exit(session.config, str(exc))
+        _usage_exit(session.config, said)
 
 
 def _control_id(item: pytest.Item) -> str | None:

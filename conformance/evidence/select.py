@@ -13,11 +13,11 @@ def build_source(request: RunOptions) -> EvidenceSource:
 
     if request.evidence_dir is not None:
         if request.sources > 1:
-            raise CaptureError("--ucx-evidence-dir", "judges a report's evidence alone")
+            raise CaptureError("--evidence-dir", "judges a report's evidence alone")
         given = request.faults or request.env or request.volumes or request.keep_secrets
         if given or request.tls_keylogs or request.content_logs:
             raise CaptureError(
-                "--ucx-evidence-dir",
+                "--evidence-dir",
                 "a report's evidence is judged as it was kept: no faults, container settings,"
                 " key logs, content logs or --keep-secrets",
             )
@@ -26,19 +26,19 @@ def build_source(request: RunOptions) -> EvidenceSource:
         return ReportEvidenceSource(request.evidence_dir)
     if not (request.pcaps or request.lab or request.image or request.host):
         raise CaptureError(
-            "--ucx-pcap", "no evidence: give --pcap FILE, --lab, --image IMAGE or --host URL"
+            "--pcap", "no evidence: give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
     if request.lab and request.pcaps:
-        raise CaptureError("--ucx-pcap", "use either --lab or --pcap, not both")
+        raise CaptureError("--pcap", "use either --lab or --pcap, not both")
     if request.image and request.pcaps:
-        raise CaptureError("--ucx-image", "use either --image or --pcap, not both")
+        raise CaptureError("--image", "use either --image or --pcap, not both")
     if (request.env or request.volumes) and not request.image:
-        raise CaptureError("--ucx-env", "--env and --volume apply only to --image")
+        raise CaptureError("--env", "--env and --volume apply only to --image")
     if request.faults and not (request.lab or request.image):
-        raise CaptureError("--ucx-fault", "fault switches exist only in the lab (--lab, --image)")
+        raise CaptureError("--fault", "fault switches exist only in the lab (--lab, --image)")
     if (request.tls_keylogs or request.content_logs) and not request.pcaps:
         raise CaptureError(
-            "--ucx-tls-keylog",
+            "--tls-keylog",
             "--tls-keylog and --content-log explain --pcap captures (the lab's target writes"
             " its own key log with `lab: {tls_keylog: true}`)",
         )

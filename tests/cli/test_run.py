@@ -400,6 +400,23 @@ def test_plain_pytest_bad_profile_is_3(tmp_path: Path, clean_capture: Path) -> N
     assert "bad.yaml" in done.stdout + done.stderr
 
 
+@pytest.mark.slow
+def test_each_front_names_the_options_as_its_user_typed_them(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refusal names the option: `--fault` for `run`, `--ucx-fault` for plain pytest."""
+    args = ["--profile", profile_file, "--pcap", clean_capture, "--fault", "ipv6-leak"]
+    assert run_cli("run", *args) == 3
+    said = capsys.readouterr().err
+    assert "--fault: fault switches exist only in the lab (--lab, --image)" in said
+    assert "--ucx-" not in said
+    spelled = [f"--ucx-{a.removeprefix('--')}" if a in args[::2] else a for a in args]
+    done = _plain_pytest(*spelled, cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "--ucx-fault: fault switches exist only in the lab (--ucx-lab, --ucx-image)" in said
+
+
 def test_keygen_writes_0600_key_and_refuses_overwrite(tmp_path: Path) -> None:
     key = tmp_path / "k.pem"
     assert run_cli("keygen", key) == 0

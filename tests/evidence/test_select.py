@@ -152,46 +152,46 @@ _ALONE = "judges a report's evidence alone"
 _EXPLAIN = "explain --pcap captures"
 _KEPT = "judged as it was kept"
 _CONFLICTS: dict[str, tuple[str, str, RunOptions]] = {
-    "nothing": ("--ucx-pcap", _NONE, RunOptions()),
-    "profile-only": ("--ucx-pcap", _NONE, RunOptions(profile=Path("p.yaml"))),
-    "secrets-only": ("--ucx-pcap", _NONE, RunOptions(keep_secrets=True)),
-    "faults-only": ("--ucx-pcap", _NONE, RunOptions(faults=(FAULT,))),
-    "lab-and-pcap": ("--ucx-pcap", "either --lab or --pcap", RunOptions(lab=True, pcaps=_PCAPS)),
-    "image-and-pcap": ("--ucx-image", "--pcap, not both", RunOptions(image=IMAGE, pcaps=_PCAPS)),
-    "env-with-lab": ("--ucx-env", "only to --image", RunOptions(lab=True, env=("A=1",))),
-    "env-with-pcap": ("--ucx-env", "only to --image", RunOptions(pcaps=_PCAPS, env=("A=1",))),
-    "volume-with-host": ("--ucx-env", "only to --image", RunOptions(host=HOST, volumes=("/a:/b",))),
+    "nothing": ("--pcap", _NONE, RunOptions()),
+    "profile-only": ("--pcap", _NONE, RunOptions(profile=Path("p.yaml"))),
+    "secrets-only": ("--pcap", _NONE, RunOptions(keep_secrets=True)),
+    "faults-only": ("--pcap", _NONE, RunOptions(faults=(FAULT,))),
+    "lab-and-pcap": ("--pcap", "either --lab or --pcap", RunOptions(lab=True, pcaps=_PCAPS)),
+    "image-and-pcap": ("--image", "--pcap, not both", RunOptions(image=IMAGE, pcaps=_PCAPS)),
+    "env-with-lab": ("--env", "only to --image", RunOptions(lab=True, env=("A=1",))),
+    "env-with-pcap": ("--env", "only to --image", RunOptions(pcaps=_PCAPS, env=("A=1",))),
+    "volume-with-host": ("--env", "only to --image", RunOptions(host=HOST, volumes=("/a:/b",))),
     "fault-with-pcap": (
-        "--ucx-fault",
+        "--fault",
         "only in the lab",
         RunOptions(pcaps=_PCAPS, faults=(FAULT,)),
     ),
-    "fault-with-host": ("--ucx-fault", "only in the lab", RunOptions(host=HOST, faults=(FAULT,))),
-    "keylog-with-lab": ("--ucx-tls-keylog", _EXPLAIN, RunOptions(lab=True, tls_keylogs=_KEYS)),
-    "keylog-with-image": ("--ucx-tls-keylog", _EXPLAIN, RunOptions(image=IMAGE, tls_keylogs=_KEYS)),
-    "har-with-host": ("--ucx-tls-keylog", _EXPLAIN, RunOptions(host=HOST, content_logs=_KEYS)),
-    "copy-and-pcap": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, pcaps=_PCAPS)),
-    "copy-and-lab": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, lab=True)),
-    "copy-and-image": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, image=IMAGE)),
-    "copy-and-host": ("--ucx-evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, host=HOST)),
+    "fault-with-host": ("--fault", "only in the lab", RunOptions(host=HOST, faults=(FAULT,))),
+    "keylog-with-lab": ("--tls-keylog", _EXPLAIN, RunOptions(lab=True, tls_keylogs=_KEYS)),
+    "keylog-with-image": ("--tls-keylog", _EXPLAIN, RunOptions(image=IMAGE, tls_keylogs=_KEYS)),
+    "har-with-host": ("--tls-keylog", _EXPLAIN, RunOptions(host=HOST, content_logs=_KEYS)),
+    "copy-and-pcap": ("--evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, pcaps=_PCAPS)),
+    "copy-and-lab": ("--evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, lab=True)),
+    "copy-and-image": ("--evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, image=IMAGE)),
+    "copy-and-host": ("--evidence-dir", _ALONE, RunOptions(evidence_dir=_COPY, host=HOST)),
     "copy-with-fault": (
-        "--ucx-evidence-dir",
+        "--evidence-dir",
         _KEPT,
         RunOptions(evidence_dir=_COPY, faults=(FAULT,)),
     ),
-    "copy-with-env": ("--ucx-evidence-dir", _KEPT, RunOptions(evidence_dir=_COPY, env=("A=1",))),
+    "copy-with-env": ("--evidence-dir", _KEPT, RunOptions(evidence_dir=_COPY, env=("A=1",))),
     "copy-with-keylog": (
-        "--ucx-evidence-dir",
+        "--evidence-dir",
         _KEPT,
         RunOptions(evidence_dir=_COPY, tls_keylogs=_KEYS),
     ),
     "copy-with-har": (
-        "--ucx-evidence-dir",
+        "--evidence-dir",
         _KEPT,
         RunOptions(evidence_dir=_COPY, content_logs=_KEYS),
     ),
     "copy-keeping-secrets": (
-        "--ucx-evidence-dir",
+        "--evidence-dir",
         _KEPT,
         RunOptions(evidence_dir=_COPY, keep_secrets=True),
     ),
@@ -211,15 +211,13 @@ def test_a_conflict_is_refused_naming_the_option(
 
 def test_every_option_select_can_refuse_has_a_conflict_above() -> None:
     """A new refusal in select.py needs its case here."""
-    refused = set(
-        re.findall(r'CaptureError\(\s*"(--ucx-[a-z-]+)"', Path(select.__file__).read_text())
-    )
+    refused = set(re.findall(r'CaptureError\(\s*"(--[a-z-]+)"', Path(select.__file__).read_text()))
     assert refused == {flag for flag, _, _ in _CONFLICTS.values()}
 
 
 def test_conflicts_are_found_before_any_file_is_read(tmp_path: Path) -> None:
     """A missing capture beside --lab names the conflict, not the file."""
-    with pytest.raises(CaptureError, match=r"^--ucx-pcap: use either --lab or --pcap"):
+    with pytest.raises(CaptureError, match=r"^--pcap: use either --lab or --pcap"):
         build_source(RunOptions(lab=True, pcaps=(tmp_path / "absent.pcap",)))
 
 

@@ -40,7 +40,8 @@ from conformance.observe.records import (
     maker,
 )
 
-# Entry slots.
+# Entry slots: of `new_entry`'s list, and of the compiled step's `Entry` (observe/_step.pyx,
+# its layout in _step.pxd, checked against these when it is imported).
 PKTS = 0  # packets sent in this direction
 BYTES = 1  # IP bytes on the wire
 T_FIRST = 2
@@ -80,7 +81,7 @@ PORTLESS = 256
 # SYN is retransmitted for about two minutes at most: RFC 6298 backoff, tcp_syn_retries).
 TCP_REUSE_IDLE_S = 120.0
 
-Entry = list[Any]
+Entry = list[Any]  # or the compiled step's Entry, read and written by the same slots
 FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
 
 _TRANSPORTS = {
@@ -377,10 +378,10 @@ class FlowTable:
         """Merge directions into oriented flows, numbered from `first_id` in packet order.
 
         Every flow's id is known before any flow is built: `numbered(ids)` is called then,
-        so what waits for those ids (a part's hellos) can be numbered and let go before the
-        flows exist. Entries are released as their flows are built, so the entries and the
-        flows never both exist in full. The compiled twin (observe/_flows.pyx) takes the
-        same steps.
+        so what waits for those ids (a part's hellos, DNS exchanges, requests) can be
+        numbered and let go before the flows exist. Entries are released as their flows
+        are built, so the entries and the flows never both exist in full. The compiled
+        twin (observe/_flows.pyx) takes the same steps.
         """
         if self.compiled_finish is not None:
             return self.compiled_finish(self, first_id, address, numbered)

@@ -60,6 +60,13 @@ _COMPILED = compiled.load(compiled.MODULES[1])
 _COMPILED_FLOWS = compiled.load(compiled.MODULES[4])  # FlowTable.finish's twin
 
 
+def _read_already(
+    _ts: float, _buf: bytes, _off: int, _cap: int, _orig: int, _lt: int, _dirf: int, _n: int
+) -> None:
+    """The step of an ingest whose capture was read: there is no packet left to step."""
+    raise RuntimeError("this capture was read already")
+
+
 class CaptureIngest:
     """Feeds one capture's packet records into its flow table and payload inspector."""
 
@@ -128,6 +135,10 @@ class CaptureIngest:
             close = getattr(self.step, "close", None)  # the compiled step's cache (_step.pyx)
             if close is not None:
                 close()
+            else:
+                # The Python step's closure names this ingest's own methods: a cycle that
+                # would keep everything read until the cyclic collector ran.
+                self.step = _read_already
 
     def _make_step(self) -> PacketStep:  # noqa: C901, PLR0915 (builds the hot loop's closure)
         """The per-packet step every reader calls (the hot loop: Ethernet, IPv4 without

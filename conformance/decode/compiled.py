@@ -6,10 +6,10 @@ TLS direction's first payload (decode/tls.py `quick_hello`: conformance/decode/_
 the record maker (observe/records.py `maker`: conformance/observe/_records.pyx), the
 flow builder (observe/flows.py `FlowTable.finish`: conformance/observe/_flows.pyx) and the
 lines of the two largest evidence tables (report/tables.py `write_flows`, `write_tls`:
-conformance/report/_tables.pyx) have a compiled twin each; every caller falls back to the pure-Python code, which is
-always there and always tested, when the extension modules were not built (no compiler at
-install time: see benchmarks/README.md), when a module built in a checkout is older than
-its source, or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
+conformance/report/_tables.pyx) have a compiled twin each; every caller falls back to the
+pure-Python code, which is always there and always tested, when the extension modules were
+not built (no compiler at install time: see benchmarks/README.md), when a module built in a
+checkout is older than its source, or when UCX_CONFORMANCE_PURE_PYTHON=1 asks for it.
 """
 
 from __future__ import annotations

@@ -266,6 +266,15 @@ cdef long W_DNS = payloads.W_DNS
 cdef long W_NBNS = payloads.W_NBNS
 cdef long W_SSDP = payloads.W_SSDP
 cdef long W_TUNNEL = payloads.W_TUNNEL
+cdef long W_HTTP = payloads.W_HTTP
+cdef long W_SEARCH = payloads.W_SEARCH
+_STREAM = payloads.Stream
+
+
+cdef inline bint _hello_wanted(long want) noexcept:
+    """Whether `_usual_hello` may read a TCP payload of a direction wanting `want`: its first
+    payload, or the next ones of a tunnel (after CONNECT) looking for its hello."""
+    return want == W_FIRST or want == W_SEARCH or want == (W_HTTP | W_SEARCH)
 cdef long TLS_RECORD_MAX = MAX_TLS_RECORD
 _KIND_TLS = payloads._KIND_TLS
 _ECH_NONE = payloads._ECH_NONE
@@ -813,15 +822,21 @@ cdef class FastStep(CStep):
     cdef bint _usual_hello(
         self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
     ) except -1:
-        """The inspection of a TCP direction's first payload (WANT is W_FIRST alone) that is
-        the usual hello: a sound data offset, then one TLS handshake record holding a whole
-        ClientHello without ECH or a ServerHello that is not a HelloRetryRequest, as
-        `quick_hello` reads it. PayloadInspector.inspect's steps for it (`_first`,
-        `_start_hello`, `_record_client_hello` / `_server_hello`), in the same order, with
-        the same records; 0, having changed nothing, for any other payload (inspect takes it)."""
+        """The inspection of a TCP payload that is the usual hello, where the direction wants
+        its first payload (WANT is W_FIRST alone) or looks for a hello after CONNECT (W_SEARCH,
+        with W_HTTP on the client's side): a sound data offset, then one TLS handshake record
+        holding a whole ClientHello without ECH or a ServerHello that is not a
+        HelloRetryRequest, as `quick_hello` reads it. PayloadInspector.inspect's steps for it
+        (`_first` or `_search`, `_start_hello`, `_record_client_hello` / `_server_hello`, and
+        `_http_head`, which finds no request in a TLS record), in the same order, with the
+        same records; 0, having changed nothing, for any other payload (inspect takes it)."""
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
         cdef const uint8_t* p
+        cdef long want = e.want
+        stream = e.stream
+        if want != W_FIRST and type(stream) is not _STREAM:  # `_search` would make one
+            return 0
         if start < l4 + 20 or start >= end:
             return 0
         if start > l4 + 20 and _options_end(f, l4 + 20, start) != start:
@@ -841,12 +856,15 @@ cdef class FastStep(CStep):
                 return 0
         elif type(info) is not ServerHelloInfo or info.hello_retry:
             return 0
-        # PayloadInspector._first
-        e.kind = _KIND_TLS
-        e.payload_n = n
-        if e.tcp_open != SYNACK_SEEN:
-            e.head = payload[:HEAD_BYTES]
-        e.want &= ~W_FIRST
+        if want == W_FIRST:  # PayloadInspector._first
+            e.kind = _KIND_TLS
+            e.payload_n = n
+            if e.tcp_open != SYNACK_SEEN:
+                e.head = payload[:HEAD_BYTES]
+            e.want &= ~W_FIRST
+        else:  # PayloadInspector._search: the hello is found, the search is over
+            stream.search = 0
+            e.want &= ~W_SEARCH
         ref = _flow_ref(PROTO_TCP, key)
         if type(info) is ClientHelloInfo:  # PayloadInspector._record_client_hello
             ints = self.hello_ints
@@ -872,6 +890,8 @@ cdef class FastStep(CStep):
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
             self.server_hellos.append((ref, record))
+        if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
+            e.want &= ~W_HTTP
         if not e.want:
             e.stream = None
         return 1
@@ -979,7 +999,7 @@ cdef class FastStep(CStep):
                     return 0
                 if key is None:
                     key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
-                if e.want == W_FIRST and self._usual_hello(
+                if _hello_wanted(e.want) and self._usual_hello(
                     e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
                 ):
                     return 0
@@ -1039,7 +1059,7 @@ cdef class FastStep(CStep):
                 stop = cap
             if proto == PROTO_TCP and _nothing_to_read(f, l4, stop):
                 return 0
-            if proto == PROTO_TCP and e.want == W_FIRST and self._usual_hello(
+            if proto == PROTO_TCP and _hello_wanted(e.want) and self._usual_hello(
                 e, key, buf, off + l4, off + stop, ts, n
             ):
                 return 0

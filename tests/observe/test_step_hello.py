@@ -229,3 +229,60 @@ def test_a_segment_that_may_hide_bytes_is_still_inspected(
     frames[0] = _syn_with_options(raw, v6, payload)
     observe(frames)
     assert 1 in _compiled_step_asks(frames, inspected, tmp_path)
+
+
+def _tunnel(hello: bytes, answer: bytes) -> list[bytes]:
+    """A CONNECT, the proxy's 200, then the ClientHello and ServerHello inside the tunnel."""
+    request = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    status = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    c, s = 1001 + len(request), 5001 + len(status)
+    return [
+        tcp(CLIENT, SERVER, 51000, 3128, "S"),
+        tcp(SERVER, CLIENT, 3128, 51000, "SA", seq=5000, ack=1001),
+        tcp(CLIENT, SERVER, 51000, 3128, "PA", request, seq=1001, ack=5001),
+        tcp(SERVER, CLIENT, 3128, 51000, "PA", status, seq=5001, ack=c),
+        tcp(CLIENT, SERVER, 51000, 3128, "PA", hello, seq=c, ack=s),
+        tcp(SERVER, CLIENT, 3128, 51000, "PA", answer, seq=s, ack=c + len(hello)),
+        tcp(CLIENT, SERVER, 51000, 3128, "PA", _APPLICATION_DATA, seq=c + len(hello)),
+    ]
+
+
+_APPLICATION_DATA = b"\x17\x03\x03\x00\x05hello"
+
+
+def test_the_hellos_of_a_connect_tunnel_are_read_without_the_inspector(
+    observe: Observe, inspected: list[int], tmp_path: Path
+) -> None:
+    """After CONNECT both sides look for a hello (W_SEARCH, the client's side also for a
+    request): the usual hellos are read in C, with the same records and the same end of
+    the search."""
+    frames = _tunnel(client_hello("api.imagicle.com"), server_hello())
+    obs = observe(frames)
+    (hello,), (answer,) = obs.client_hellos, obs.server_hellos
+    assert (hello.flow_id, hello.packet, hello.sni, answer.packet) == (1, 5, "api.imagicle.com", 6)
+    assert [r.method for r in obs.http_requests] == ["CONNECT"]
+    # and the search is over: the tunnel's next bytes are not looked at
+    assert not {5, 6, 7} & _compiled_step_asks(frames, inspected, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("why", "hello", "answer", "asked"),
+    [
+        ("ECH", ech_client_hello("public.example", 7), server_hello(), {5}),
+        ("half a hello", client_hello()[:60], server_hello(), {5}),
+        ("a retry", client_hello(), hello_retry_request(ech_confirmed=False), {6}),
+        ("a request in the tunnel", b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", b"", {5}),
+    ],
+)
+def test_other_tunnel_payloads_go_to_the_inspector(
+    observe: Observe,
+    inspected: list[int],
+    why: str,
+    hello: bytes,
+    answer: bytes,
+    asked: set[int],
+    tmp_path: Path,
+) -> None:
+    frames = _tunnel(hello, answer) if answer else [*_tunnel(hello, b"")[:5]]
+    observe(frames)
+    assert asked <= _compiled_step_asks(frames, inspected, tmp_path), why

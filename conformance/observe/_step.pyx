@@ -617,10 +617,6 @@ cdef class FastStep(CStep):
                 Py_DECREF(<object>self.slots[i].e)
                 self.slots[i].e = NULL
 
-    cdef int _before_python(self) except -1:
-        """Python code may read any entry: nothing is held back (entries count in C)."""
-        return 0
-
     cdef int _after_python(self) except -1:
         """Python code may have retired directions: the cache lets go of their entries."""
         cdef Py_ssize_t size = PyList_GET_SIZE(self.retired)
@@ -715,7 +711,6 @@ cdef class FastStep(CStep):
     cdef int _slow(
         self, double ts, bytes buf, Py_ssize_t off, Py_ssize_t cap, int lt, int dirf, long long n
     ) except -1:
-        self._before_python()
         try:
             self.slow(ts, buf, off, cap, lt, dirf, n)
         finally:
@@ -797,7 +792,6 @@ cdef class FastStep(CStep):
         table = self.tables.get(proto)
         found = NULL if table is None else PyDict_GetItem(<dict>table, key)
         if found == NULL:
-            self._before_python()
             try:
                 e = self.table_entry(proto, key, ts, n)
             finally:
@@ -900,7 +894,6 @@ cdef class FastStep(CStep):
         self, Entry e, int proto, key, bytes buf, Py_ssize_t start, Py_ssize_t stop, double ts,
         long long n,
     ) except -1:
-        self._before_python()
         try:
             self.inspect(e, proto, key, buf, start, stop, ts, n)
         finally:
@@ -951,9 +944,7 @@ cdef class FastStep(CStep):
             e.t_last = ts
             e.n_last = n
             e.dirs |= dirf
-            if e.n_samples < ENTRY_SAMPLES:
-                e.samples[e.n_samples] = n
-                e.n_samples += 1
+            e.add(n)
             if e.want:
                 stop = off + _ETH + tot
                 if stop > off + cap:
@@ -970,7 +961,6 @@ cdef class FastStep(CStep):
                 e.isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
             elif flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
-                self._before_python()
                 isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
                 try:
                     fresh = self.syn(key, e, ts, n, isn)
@@ -985,9 +975,7 @@ cdef class FastStep(CStep):
             e.n_last = n
             e.tcp_flags |= flags
             e.dirs |= dirf
-            if e.n_samples < ENTRY_SAMPLES:
-                e.samples[e.n_samples] = n
-                e.n_samples += 1
+            e.add(n)
             if flags & 6:  # SYN or RST
                 _tcp_control(e, flags)
             # WANT, and data (or a data offset that may lie) behind the header
@@ -1036,7 +1024,6 @@ cdef class FastStep(CStep):
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e.pkts:
             e.isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
         elif proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
-            self._before_python()
             try:
                 e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))
             finally:

@@ -24,7 +24,6 @@ from libc.math cimport isfinite, modf, nearbyint
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
-from conformance.observe.records import TlsClientHello
 
 
 cdef extern from "Python.h":
@@ -341,27 +340,17 @@ def flow_chunks(
         yield out.chunk(), lines
 
 
-def tls_chunks(hellos, captures, Py_ssize_t per_chunk, iso_epoch, seconds, client_end, server_end, line_of):
+def tls_chunks(hellos, captures, Py_ssize_t per_chunk, iso_epoch, seconds, end_of, line_of):
     """tables.py `_tls_lines`, compiled: tls.csv's lines in strings of up to `per_chunk`
-    lines, each ended by a newline (with how many lines each holds). `captures` holds each capture's cell already quoted; the
-    other cells before the hello's end are numbers and a time, which never need quoting. A
-    hello with text UTF-8 cannot hold is written by `line_of(hello)`: tables.py's line."""
+    lines, each ended by a newline (with how many lines each holds). `captures` holds each
+    capture's cell already quoted; the other cells before the hello's end (`end_of(hello)`)
+    are numbers and a time, which never need quoting. A hello with text UTF-8 cannot hold
+    is written by `line_of(hello)`: tables.py's line."""
     cdef _Chunks out = _Chunks(per_chunk)
     cdef Py_ssize_t start
     cdef _Times times = _Times(iso_epoch, seconds)
     for hello in hellos:
-        if isinstance(hello, TlsClientHello):
-            end = client_end(
-                hello.sni,
-                hello.versions,
-                hello.cipher_suites,
-                hello.alpn,
-                hello.segments,
-                hello.quic_version,
-                hello.ech,
-            )
-        else:
-            end = server_end(hello.version, hello.cipher_suite, hello.quic_version)
+        end = end_of(hello)
         start = out.b.size
         try:
             _text(&out.b, captures[hello.capture])

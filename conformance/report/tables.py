@@ -354,21 +354,25 @@ def _tls_lines(
     cells before the hello's formatted end are numbers and a time, which never need quoting:
     no line is checked or joined cell by cell."""
     for hello in hellos:
-        if isinstance(hello, TlsClientHello):
-            end = _client_hello_end(
-                hello.sni,
-                hello.versions,
-                hello.cipher_suites,
-                hello.alpn,
-                hello.segments,
-                hello.quic_version,
-                hello.ech,
-            )
-        else:
-            end = _server_hello_end(hello.version, hello.cipher_suite, hello.quic_version)
         yield (  # TLS_COLUMNS
-            f"{captures[hello.capture]},{hello.packet},{iso_epoch(hello.time)},{hello.flow_id}{end}"
+            f"{captures[hello.capture]},{hello.packet},{iso_epoch(hello.time)},{hello.flow_id}"
+            + _hello_end(hello)
         )
+
+
+def _hello_end(hello: TlsClientHello | TlsServerHello) -> str:
+    """A hello's line after its flow_id, formatted once per distinct hello."""
+    if isinstance(hello, TlsClientHello):
+        return _client_hello_end(
+            hello.sni,
+            hello.versions,
+            hello.cipher_suites,
+            hello.alpn,
+            hello.segments,
+            hello.quic_version,
+            hello.ech,
+        )
+    return _server_hello_end(hello.version, hello.cipher_suite, hello.quic_version)
 
 
 def write_tls(
@@ -397,8 +401,7 @@ def write_tls(
         ROWS_PER_WRITE,
         iso_epoch,
         text._second_texts,
-        _client_hello_end,
-        _server_hello_end,
+        _hello_end,
         line_of,
     )
     return _write_chunks(out, TLS_COLUMNS, chunks)

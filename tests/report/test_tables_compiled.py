@@ -9,8 +9,7 @@ from __future__ import annotations
 import io
 import math
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from conformance.observe.records import Flow, TlsClientHello, TlsServerHello
 from conformance.report import tables
-from tests.compiled_paths import COMPILED_TABLES
+from tests.compiled_paths import COMPILED_TABLES, pure_python
 from tests.report.test_tables_bytes import CAPTURE_NAMES, Values, _flows, _hellos
 
 pytestmark = pytest.mark.skipif(not COMPILED_TABLES, reason="the compiled tables are not built")
@@ -29,21 +28,11 @@ _ODD_TIMES = (
 _ODD_NUMBERS = (2**63, -(2**63), 2**63 - 1, 2**70, -1, True, False)
 
 
-@contextmanager
-def _python_tables() -> Iterator[None]:
-    saved = tables._COMPILED
-    tables._COMPILED = None
-    try:
-        yield
-    finally:
-        tables._COMPILED = saved
-
-
 def _both(write: Callable[[io.StringIO], int]) -> tuple[tuple[str, int], tuple[str, int]]:
     compiled = io.StringIO()
     compiled_rows = write(compiled)
     python = io.StringIO()
-    with _python_tables():
+    with pure_python():
         python_rows = write(python)
     return (compiled.getvalue(), compiled_rows), (python.getvalue(), python_rows)
 
@@ -121,7 +110,7 @@ def test_a_gap_in_the_flow_ids_is_refused_as_in_python() -> None:
     flows[3] = replace(flows[3], flow_id=9)
     with pytest.raises(ValueError, match="row 4 is flow 9"):
         tables.write_flows(io.StringIO(), flows, CAPTURE_NAMES)
-    with _python_tables(), pytest.raises(ValueError, match="row 4 is flow 9"):
+    with pure_python(), pytest.raises(ValueError, match="row 4 is flow 9"):
         tables.write_flows(io.StringIO(), flows, CAPTURE_NAMES)
 
 

@@ -282,6 +282,8 @@ def _read_part(
     # Every record that names its flow is numbered (and the flow references let go) before
     # the flows are built: the two never both exist in full (#17: the web mix's peak).
     flows, _ = ingest.table.finish(1, address, numbered.number)
+    if not numbered.done:  # records that name flows would be lost without a word
+        raise RuntimeError("FlowTable.finish did not number the part's records")
     reassembler = ingest.walker.reassembler
     return CapturePart(
         capture=index,
@@ -345,6 +347,7 @@ class _Numbered:
         self.http: list[HttpRequest] = []
         self.names: list[NameMention] = []
         self.hrr_ech: set[int] = set()
+        self.done = False
 
     def number(self, ids: FlowIds) -> None:
         inspector = self._inspector
@@ -356,6 +359,7 @@ class _Numbered:
         self.names = sorted(inspector.names(ids), key=lambda m: m.packet)
         self.hrr_ech = {ids.get(ref, packet) for ref, packet in inspector.ech_confirmed}
         ids.release()
+        self.done = True
 
 
 def _in_flows(

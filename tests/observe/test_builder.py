@@ -365,3 +365,23 @@ def test_hellos_are_let_go_as_they_are_numbered() -> None:
 def test_ech_extensions_follow_their_hellos_to_their_new_places() -> None:
     assert builder_module._reindexed({2: "x", 0: "y"}, [2, 1, 0]) == {0: "x", 2: "y"}
     assert builder_module._reindexed({}, [2, 1, 0]) == {}
+
+
+def test_a_finish_that_does_not_number_the_records_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hellos, DNS exchanges and requests are numbered in FlowTable.finish's callback: a
+    finish that skipped it would drop them without a word, so the builder refuses."""
+    from conformance.observe.flows import FlowTable
+
+    original = FlowTable.finish
+
+    def skipping(
+        self: FlowTable, first_id: int, address: object, numbered: object = None
+    ) -> object:
+        self.compiled_finish = None
+        return original(self, first_id, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FlowTable, "finish", skipping)
+    with pytest.raises(RuntimeError, match="did not number"):
+        observe_captures([write_pcap(tmp_path / "a.pcap", [udp()])])

@@ -1,0 +1,97 @@
+"""decode.read_ahead: chunks in order, the SHA-256 of every byte hashed on its own thread."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from pathlib import Path
+
+import pytest
+
+from conformance.decode import read_ahead
+from conformance.decode.read_ahead import ReadAhead
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("ucx-")}
+
+
+def _source(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "source.bin"
+    path.write_bytes(bytes((i * 7 + i // 251) % 256 for i in range(size)))
+    return path
+
+
+def test_every_chunk_in_order_and_the_hash_of_every_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
+    path = _source(tmp_path, 25_321)
+    with open(path, "rb", buffering=0) as file:
+        reader = ReadAhead(file, file.read(300))
+        chunks = []
+        while (chunk := reader.next_chunk()) is not None:
+            chunks.append(chunk)
+        reader.finish()
+    assert b"".join(chunks) == path.read_bytes()
+    assert reader.complete
+    assert reader.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not _threads()
+
+
+def test_a_hash_that_fails_reaches_the_decoder_and_the_file_is_not_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
+    path = _source(tmp_path, 20_000)
+
+    class Failing:
+        calls = 0
+
+        def update(self, chunk: bytes) -> None:
+            Failing.calls += 1
+            if Failing.calls == 3:
+                raise MemoryError("no memory for the hash")
+
+        def hexdigest(self) -> str:
+            return ""
+
+    with open(path, "rb", buffering=0) as file:
+        reader = ReadAhead(file, b"")
+        reader._hash = Failing()  # type: ignore[assignment]
+        with pytest.raises(MemoryError, match="no memory for the hash"):
+            while reader.next_chunk() is not None:
+                pass
+        reader.close()
+    assert not reader.complete
+    assert not _threads()
+
+
+def test_closing_half_way_stops_both_threads_and_is_not_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 512)
+    path = _source(tmp_path, 200_000)
+    with open(path, "rb", buffering=0) as file:
+        reader = ReadAhead(file, b"")
+        assert reader.next_chunk() == b""  # the head, empty here
+        assert reader.next_chunk() is not None
+        reader.close()
+    assert not reader.complete
+    assert not _threads()
+
+
+def test_without_digest_nothing_is_hashed_and_every_chunk_still_comes(
+    tmp_path: Path,
+) -> None:
+    data = b"x" * 10_000
+    reader = ReadAhead(io.BufferedReader(io.BytesIO(data)), b"")
+    reader.digest = False
+    got = b""
+    while (chunk := reader.next_chunk()) is not None:
+        got += chunk
+    reader.finish()
+    assert got == data
+    assert reader.complete
+    assert reader.sha256 == ""

@@ -114,6 +114,12 @@ MAX_DNS_TCP_BUFFER = 65537
 # Distinct DNS message bodies (all but the 2-byte ID) whose decoding is remembered: a
 # host asks the same few names all day. Bounded; the cache starts over when full.
 DNS_BODY_CACHE = 2048
+# First payloads of at most this many bytes have their kind and request head remembered (at
+# most FIRST_PAYLOAD_CACHE of them, then forgotten): a proxy's CONNECT requests and its
+# answers, or an agent's polls, repeat the same bytes on every connection, and classifying
+# and parsing them was a fifth of the 2M web capture's Python inspection time (#17).
+FIRST_PAYLOAD_MEMO_BYTES = 1024
+FIRST_PAYLOAD_CACHE = 1024
 # QUIC clients whose reader finished before their server's first datagram: their connection
 # IDs wait for it (the server's Initial keys come from them, RFC 9001 §5.2). Bounded: past
 # it the oldest go, and a server answering that late is counted as not understood.
@@ -288,6 +294,10 @@ class PayloadInspector:
         # The request head `_first` found in a direction's first payload, for `_http_head`
         # to record from the same payload object without parsing it again.
         self._first_head: tuple[bytes, HttpRequestHead] | None = None
+        # classify_payload and parse_request_head of short payloads seen before (pure
+        # functions of the bytes): payload -> kind; (payload, lenient) -> head
+        self._kinds: dict[bytes, PayloadKind] = {}
+        self._heads: dict[tuple[bytes, bool], HttpRequestHead | None] = {}
 
     # -- entry point from the hot loop ----------------------------------------------------
 
@@ -468,7 +478,7 @@ class PayloadInspector:
         ):
             kind = PayloadKind.QUIC
         else:
-            kind = classify_payload(payload)
+            kind = self._kind(payload)
         e[KIND] = kind
         e[PAYLOAD_N] = packet
         if e[TCP_OPEN] != SYNACK_SEEN:  # a SYN-ACK's sender responds: its head is never shown
@@ -481,7 +491,7 @@ class PayloadInspector:
         if kind is _KIND_TLS:
             self._start_hello(e, proto, key, payload, time, packet)
         elif (kind is _KIND_HTTP or kind is _KIND_OTHER) and (
-            (head := parse_request_head(payload, lenient=True)) is not None
+            (head := self._request_head(payload, True)) is not None
         ):
             # A damaged method does not hide the Host header that follows it (decision 10).
             e[WANT] |= W_HTTP
@@ -490,6 +500,30 @@ class PayloadInspector:
             # RFC 4511 §4.14: after the server's ExtendedResponse both sides start TLS.
             self._search_both(e, key)
 
+    def _kind(self, payload: bytes) -> PayloadKind:
+        """classify_payload, remembered for short payloads."""
+        if len(payload) > FIRST_PAYLOAD_MEMO_BYTES:
+            return classify_payload(payload)
+        kind = self._kinds.get(payload)
+        if kind is None:
+            if len(self._kinds) >= FIRST_PAYLOAD_CACHE:
+                self._kinds.clear()
+            kind = self._kinds[payload] = classify_payload(payload)
+        return kind
+
+    def _request_head(self, payload: bytes, lenient: bool) -> HttpRequestHead | None:
+        """parse_request_head, remembered for short payloads."""
+        if len(payload) > FIRST_PAYLOAD_MEMO_BYTES:
+            return parse_request_head(payload, lenient=lenient)
+        heads = self._heads
+        memo = (payload, lenient)
+        if memo in heads:
+            return heads[memo]
+        if len(heads) >= FIRST_PAYLOAD_CACHE:
+            heads.clear()
+        head = heads[memo] = parse_request_head(payload, lenient=lenient)
+        return head
+
     def _http_head(
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> None:
@@ -497,7 +531,7 @@ class PayloadInspector:
         if first is not None and first[0] is payload:  # _first parsed it, also leniently
             head: HttpRequestHead | None = first[1]
         else:
-            head = parse_request_head(payload, lenient=packet == e[PAYLOAD_N])
+            head = self._request_head(payload, packet == e[PAYLOAD_N])
         self._first_head = None
         if head is None:
             stream = e[STREAM]

@@ -435,3 +435,50 @@ def test_a_head_parsed_for_another_payload_is_not_used() -> None:
     entry = new_entry(0.0, 1, payloads.W_HTTP)
     inspector._http_head(entry, 6, key, new, 0.0, 2)
     assert [r.target for r in inspector.http_requests(FlowIds())] == ["/new"]
+
+
+def test_remembered_kinds_and_heads_change_no_conclusion(
+    observe: Observe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short first payloads' kinds and request heads are remembered (a proxy's CONNECT
+    requests and answers repeat on every connection): the facts are those of parsing every
+    payload, for repeats, near-repeats, damaged heads and payloads past the memo's size."""
+    connect = b"CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n"
+    answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    variants = [
+        connect,
+        connect.replace(b"api", b"cdn"),
+        b"CONNECT api.example:443 HTTP/1.1\r\n\r\n",  # no Host header
+        b"CONN\x01ECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n",  # lenient
+        b"GET /poll HTTP/1.1\r\nHost: api.example\r\n" + b"X-Pad: " + b"a" * 1100 + b"\r\n\r\n",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+    ]
+    damaged = b"GE\x01T /b HTTP/1.1\r\nHost: b.example\r\n\r\n"
+    frames = []
+    for i in range(24):
+        request = variants[i % len(variants)]
+        frames += handshake(CLIENT, PROXY, 30000 + i, 3128, request, answer)
+    for i in range(3):  # the same damaged head read leniently first, then strictly (no record)
+        frames += handshake(CLIENT, PROXY, 31000 + i, 80, damaged)
+        frames.append(tcp(CLIENT, PROXY, 31000 + i, 80, "PA", damaged, seq=2000))
+    remembered = facts(observe(frames))
+    monkeypatch.setattr(payloads, "FIRST_PAYLOAD_MEMO_BYTES", -1)  # nothing remembered
+    assert facts(observe(frames)) == remembered
+    monkeypatch.setattr(payloads, "FIRST_PAYLOAD_MEMO_BYTES", 4096)
+    monkeypatch.setattr(payloads, "FIRST_PAYLOAD_CACHE", 2)  # forgotten over and over
+    assert facts(observe(frames)) == remembered
+
+
+def test_the_memo_of_first_payloads_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(payloads, "FIRST_PAYLOAD_CACHE", 8)
+    inspector = payloads.PayloadInspector(0, FlowTable(0, payloads.initial_want), Accounting(0))
+    for i in range(100):
+        payload = b"GET /%d HTTP/1.1\r\nHost: h.example\r\n\r\n" % i
+        assert inspector._request_head(payload, False) == parse_request_head(payload)
+        assert inspector._kind(payload) is PayloadKind.HTTP
+        assert len(inspector._heads) <= 8
+        assert len(inspector._kinds) <= 8
+    long = b"GET /x HTTP/1.1\r\nHost: h.example\r\n" + b"X: " + b"y" * 2000 + b"\r\n\r\n"
+    inspector._heads.clear()
+    assert inspector._request_head(long, True) == parse_request_head(long, lenient=True)
+    assert not inspector._heads  # past FIRST_PAYLOAD_MEMO_BYTES: parsed, not remembered

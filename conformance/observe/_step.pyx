@@ -21,7 +21,7 @@ observe every capture they build with it and with the Python step and compare
 (tests/observe/conftest.py, tests/compiled_paths.py).
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -85,6 +85,8 @@ cdef Py_ssize_t STREAM = flows.STREAM
 cdef Py_ssize_t HEAD_BYTES = flows.PAYLOAD_HEAD_BYTES
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
+cdef long TCP_CLOSING = flows.TCP_FIN | flows.TCP_RST
+cdef double REUSE_IDLE_S = flows.TCP_REUSE_IDLE_S
 cdef int PROTO_UDP = IPPROTO_UDP
 cdef int PROTO_TCP = IPPROTO_TCP
 cdef int PROTO_ICMP = IPPROTO_ICMP
@@ -233,6 +235,21 @@ cdef class Entry:
 
     def __repr__(self):
         return f"Entry({[self.item(i) for i in range(E_SLOTS)]!r})"
+
+
+cdef bytes _reverse_key(bytes key):
+    """flows.reverse_key."""
+    cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(key)
+    cdef Py_ssize_t half = (size - 4) // 2
+    cdef uint8_t raw[36]
+    if size != 12 and size != 36:
+        return flows.reverse_key(key)
+    memcpy(raw, k + half, half)
+    memcpy(raw + half, k, half)
+    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
+    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
+    return PyBytes_FromStringAndSize(<const char*>raw, size)
 
 
 cdef inline Entry _new_entry(double time, long long packet, int want):
@@ -519,6 +536,8 @@ cdef class FastStep(CStep):
     cdef object want  # FlowTable._want: a new direction's payload inspection
     cdef bint want_compiled  # it is payloads.initial_want: `_initial_want` answers for it
     cdef object syn
+    cdef bint syn_compiled  # FlowTable.syn is flows.py's own: `_syn` takes its steps
+    cdef dict generations  # FlowTable._generations: a 5-tuple's retired connections
     cdef object inspect
     cdef object slow
     # The usual first payload of a TLS direction (`_usual_hello`): what the inspector's
@@ -573,6 +592,8 @@ cdef class FastStep(CStep):
         self.want_compiled = self.want is payloads.initial_want
         table.new_entry = new_entry  # every direction, made here or by flows.py, is an Entry
         self.syn = table.syn
+        self.syn_compiled = getattr(self.syn, "__func__", None) is flows.FlowTable.syn
+        self.generations = table._generations
         inspector = ingest.inspector
         self.inspect = inspector.inspect
         self.quick_hello = payloads.quick_hello
@@ -660,10 +681,64 @@ cdef class FastStep(CStep):
             return <Entry?>found
         return self._new_direction(table, proto, key, f, ts, n)
 
-    cdef Entry _new_direction(
-        self, dict table, int proto, bytes key, const uint8_t* f, double ts, long long n
+    cdef Entry _syn(
+        self, dict table, bytes key, Entry e, double ts, long long n, bytes isn, const uint8_t* f
     ):
-        """FlowTable.new_direction for a direction of an Ethernet frame `f`, compiled."""
+        """FlowTable.syn for a direction that has packets, compiled: the same steps (a change
+        to one is made to the other). `f`: the Ethernet frame of the SYN."""
+        cdef Entry other = None
+        cdef PyObject* found
+        cdef double last
+        cdef bint answered, idle, same
+        if not self.syn_compiled:  # another syn (a subclass, a test's): it decides
+            try:
+                return <Entry?>self.syn(key, e, ts, n, isn)
+            finally:
+                self._after_python()
+        rkey = _reverse_key(key)
+        if rkey != key:
+            found = PyDict_GetItem(table, rkey)
+            if found != NULL:
+                other = <Entry?>found
+        answered = other is not None and (other.tcp_open & SYNACK_SEEN) != 0
+        last = e.t_last
+        if other is not None and other.t_last > last:  # max(e[T_LAST], other[T_LAST])
+            last = other.t_last
+        idle = ts - last > REUSE_IDLE_S
+        same = e.isn == isn
+        if same and not answered and not idle:
+            return e
+        if not (
+            (e.tcp_flags | (other.tcp_flags if other is not None else 0)) & TCP_CLOSING
+            or idle
+            or (answered and not same)
+        ):
+            e.isn = isn  # e.g. another SYN before any answer: still the same attempt
+            return e
+        del table[key]
+        if other is not None:
+            del table[rkey]
+        self.retired.append((key, e, other))
+        ref = (PROTO_TCP, key if key <= rkey else rkey)  # flows.flow_ref
+        generations = self.generations
+        generations[ref] = generations.get(ref, 0) + 1
+        fresh = self._new_direction(table, PROTO_TCP, key, f, ts, n, False)
+        fresh.isn = isn
+        self._after_python()  # the cache lets go of the retired pair's entries
+        return fresh
+
+    cdef Entry _new_direction(
+        self,
+        dict table,
+        int proto,
+        bytes key,
+        const uint8_t* f,
+        double ts,
+        long long n,
+        bint learn=True,
+    ):
+        """FlowTable.new_direction for a direction of an Ethernet frame `f`, compiled; with
+        `learn` false its source MAC is not learned (as FlowTable.syn makes a fresh entry)."""
         cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
         cdef Py_ssize_t half = (len(key) - 4) // 2
         cdef uint8_t raw[42]
@@ -684,7 +759,7 @@ cdef class FastStep(CStep):
         if carried is not None:
             e.carried = carried
         senders = ft.senders
-        if len(senders) < ft.max_senders:
+        if learn and len(senders) < ft.max_senders:
             memcpy(raw, f + 6, 6)  # the source MAC, then the source address
             memcpy(raw + 6, k, half)
             senders.add(PyBytes_FromStringAndSize(<const char*>raw, 6 + half))
@@ -962,10 +1037,7 @@ cdef class FastStep(CStep):
             elif flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
                 isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
-                try:
-                    fresh = self.syn(key, e, ts, n, isn)
-                finally:
-                    self._after_python()
+                fresh = self._syn(self.tcp, key, e, ts, n, isn, f)
                 if fresh is not e:  # retired: the cache let go of this key's entry
                     s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
                     e = <Entry>s.e
@@ -1024,10 +1096,8 @@ cdef class FastStep(CStep):
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e.pkts:
             e.isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
         elif proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
-            try:
-                e = self.syn(key, e, ts, n, PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4))
-            finally:
-                self._after_python()
+            isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)
+            e = self._syn(self.tables[proto], key, e, ts, n, isn, f)
         # FlowTable.account's steps, inline (packets arrive in order here)
         e.pkts += 1
         e.nbytes += span + 40

@@ -16,7 +16,13 @@ from scapy.layers.inet6 import (
 
 from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
-from conformance.observe.flows import Addresses, FlowIds, FlowTable, reverse_key
+from conformance.observe.flows import (
+    TCP_REUSE_IDLE_S,
+    Addresses,
+    FlowIds,
+    FlowTable,
+    reverse_key,
+)
 from conformance.observe.records import InitiatorBasis, Observations, PayloadKind
 from tests.observe.conftest import Observe
 from tests.observe.frames import (
@@ -458,3 +464,15 @@ def test_flow_ids_let_go_of_every_reference() -> None:
     assert (ids.get((6, b"a"), 1), ids.get((6, b"a"), 9)) == (1, 2)
     ids.release()
     assert (ids._ids, ids._reused, ids.get((6, b"a"), 9)) == ({}, {}, 0)
+
+
+@pytest.mark.parametrize(("silence", "flows"), [(200.0, 2), (TCP_REUSE_IDLE_S, 1), (1.0, 1)])
+def test_a_syn_sent_again_after_a_long_silence_starts_a_new_flow(
+    observe: Observe, silence: float, flows: int
+) -> None:
+    """Silence alone decides here: the same ISN, never answered, no FIN or RST; the new
+    flow begins only past TCP_REUSE_IDLE_S (exactly that long is still the same attempt)."""
+    syn = tcp(CLIENT, SERVER, 51000, 443, "S", seq=1000)
+    obs = observe([(T0, syn), (T0 + silence, syn)])
+    assert len(obs.flows) == flows
+    assert sum(f.packets_out for f in obs.flows) == 2

@@ -694,6 +694,10 @@ class PayloadInspector:
         (collection goes on). Raises DecodeError when it cannot be read either way.
         """
         if not stream.lenient:
+            # A hello reassembled from segments is most often one sound record: the
+            # compiled one-pass reader takes it (parse_client_hello reads it the same).
+            if isinstance(quick := quick_hello(data[:need]), ClientHelloInfo):
+                return quick
             try:
                 return parse_client_hello(data[:need])
             except DecodeError:

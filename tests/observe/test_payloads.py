@@ -398,6 +398,33 @@ def test_usual_hellos_are_read_as_the_general_steps_read_them(
     assert facts(observe(frames)) == quick
 
 
+def test_split_hellos_are_read_as_the_general_steps_read_them(
+    observe: Observe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for hellos that arrive in two or three segments (reassembled, then read by
+    quick_hello where it takes them): the facts are those of the general steps."""
+    rng = random.Random(9121)
+    frames = []
+    for i, (request, response) in enumerate(_hello_variants(random.Random(8447))):
+        frames += handshake(cport=24000 + i)
+        for src, dst, sport, dport, payload, seq in (
+            (CLIENT, SERVER, 24000 + i, 443, request, 1001),
+            (SERVER, CLIENT, 443, 24000 + i, response, 5001),
+        ):
+            cuts = sorted(
+                rng.sample(range(1, len(payload)), min(rng.randrange(1, 3), len(payload) - 1))
+            )
+            for start, end in zip([0, *cuts], [*cuts, len(payload)], strict=True):
+                frames.append(
+                    tcp(src, dst, sport, dport, "PA", payload[start:end], seq=seq + start)
+                )
+    split = facts(observe(frames))
+    monkeypatch.setattr(payloads, "quick_hello", lambda _: None)
+    monkeypatch.setattr(tls, "_one_record_end", lambda *_: None)
+    monkeypatch.setattr(tls, "_one_record_length", lambda _: tls._WALK)
+    assert facts(observe(frames)) == split
+
+
 def test_a_first_request_head_is_parsed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

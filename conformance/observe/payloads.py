@@ -87,6 +87,7 @@ from conformance.observe.records import (
 # Every field given, in order (records.maker: the hot path makes one per hello).
 _CLIENT_HELLO = maker(TlsClientHello)
 _SERVER_HELLO = maker(TlsServerHello)
+_HTTP_REQUEST = maker(HttpRequest)
 
 W_FIRST = 1  # classify the first payload
 W_DNS = 2  # every payload is DNS-format (TCP: with a 2-byte length prefix)
@@ -538,7 +539,8 @@ class PayloadInspector:
             if isinstance(stream, Stream) and stream.tunnel and not e[WANT] & W_SEARCH:
                 e[WANT] &= ~W_HTTP  # the tunnel carries what its first payloads showed
             return
-        ref = flow_ref(proto, key)
+        rkey = reverse_key(key)
+        ref = (proto, key if key <= rkey else rkey)  # flow_ref(proto, key)
         # one record per connection: a reused 5-tuple's requests are not merged into the old
         identity = (
             ref,
@@ -550,8 +552,8 @@ class PayloadInspector:
         )
         seen = self._http.get(identity)
         if seen is None:
-            record = HttpRequest(
-                self.capture, packet, time, 0, head.method, head.target, head.version, head.host
+            record = _HTTP_REQUEST(
+                self.capture, packet, time, 0, head.method, head.target, head.version, head.host, 1
             )
             self._http[identity] = _Seen(record)
         else:
@@ -565,7 +567,7 @@ class PayloadInspector:
             stream = self._stream(e)
             stream.search = MAX_SEARCH_SEGMENTS
             stream.tunnel = True
-            peer = self.table.tables[IPPROTO_TCP].get(reverse_key(key))
+            peer = self.table.tables[IPPROTO_TCP].get(rkey)
             if peer is not None:
                 peer[WANT] |= W_SEARCH
                 self._stream(peer).search = MAX_SEARCH_SEGMENTS

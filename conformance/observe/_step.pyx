@@ -288,12 +288,20 @@ cdef long W_SEARCH = payloads.W_SEARCH
 _STREAM = payloads.Stream
 
 
+cdef inline bint _first_wanted(long want) noexcept:
+    """WANT as `_known_first` takes it: the first payload, maybe with a hello search."""
+    return want == W_FIRST or want == (W_FIRST | W_SEARCH)
+
+
 cdef inline bint _hello_wanted(long want) noexcept:
     """Whether `_usual_hello` may read a TCP payload of a direction wanting `want`: its first
     payload, or the next ones of a tunnel (after CONNECT) looking for its hello."""
     return want == W_FIRST or want == W_SEARCH or want == (W_HTTP | W_SEARCH)
 cdef long TLS_RECORD_MAX = MAX_TLS_RECORD
+cdef Py_ssize_t FIRST_MEMO_BYTES = payloads.FIRST_PAYLOAD_MEMO_BYTES
 _KIND_TLS = payloads._KIND_TLS
+_KIND_HTTP = payloads._KIND_HTTP
+_KIND_OTHER = payloads._KIND_OTHER
 _ECH_NONE = payloads._ECH_NONE
 
 
@@ -550,6 +558,8 @@ cdef class FastStep(CStep):
     cdef list server_hellos
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
     cdef dict hello_strs
+    cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
+    cdef dict heads
     cdef object time_step
     cdef double low
     cdef double high
@@ -604,6 +614,8 @@ cdef class FastStep(CStep):
         self.server_hellos = inspector.server_hellos
         self.hello_ints = inspector._ints
         self.hello_strs = inspector._strs
+        self.kinds = inspector._kinds
+        self.heads = inspector._heads
         self.slow = ingest.walker.frame
         timeline = ingest.timeline
         self.time_step = timeline.step
@@ -888,6 +900,52 @@ cdef class FastStep(CStep):
         acc.decoded += 1
         return 1
 
+    cdef bint _known_first(
+        self, Entry e, bytes buf, Py_ssize_t l4, Py_ssize_t end, long long n
+    ) except -1:
+        """PayloadInspector.inspect's steps for a TCP direction's first payload whose kind and
+        request head the inspector already found (`_kind` and `_request_head` remember them:
+        a proxy's answer to CONNECT repeats on every connection) where they are HTTP or other
+        text with no request head, and where no hello can start (its first byte is a letter:
+        no TLS record nor SSL 2.0 hello): WANT is W_FIRST, or W_FIRST|W_SEARCH after a
+        CONNECT (`_first`, then `_search`, which finds no hello), with a sound data offset.
+        0, having changed nothing, for any other payload (inspect takes it, and remembers)."""
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
+        cdef long want = e.want
+        cdef PyObject* found
+        stream = e.stream
+        if want & W_SEARCH and type(stream) is not _STREAM:  # `_search` would make one
+            return 0
+        if start < l4 + 20 or start >= end or end - start > FIRST_MEMO_BYTES:
+            return 0
+        if start > l4 + 20 and _options_end(f, l4 + 20, start) != start:
+            return 0
+        if not (65 <= f[start] <= 90 or 97 <= f[start] <= 122):  # a letter
+            return 0
+        payload = PyBytes_FromStringAndSize(<const char*>f + start, end - start)
+        found = PyDict_GetItem(self.kinds, payload)
+        if found == NULL:
+            return 0
+        kind = <object>found
+        if kind is not _KIND_HTTP and kind is not _KIND_OTHER:
+            return 0
+        found = PyDict_GetItem(self.heads, (payload, True))
+        if found == NULL or <object>found is not None:
+            return 0
+        e.kind = kind  # PayloadInspector._first
+        e.payload_n = n
+        if e.tcp_open != SYNACK_SEEN:
+            e.head = payload[:HEAD_BYTES]
+        e.want &= ~W_FIRST
+        if want & W_SEARCH:  # PayloadInspector._search: no hello starts here
+            stream.search -= 1
+            if stream.search <= 0:
+                e.want &= ~W_SEARCH
+        if not e.want:
+            e.stream = None
+        return 1
+
     cdef bint _usual_hello(
         self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
     ) except -1:
@@ -1063,6 +1121,8 @@ cdef class FastStep(CStep):
                     e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
                 ):
                     return 0
+                if _first_wanted(e.want) and self._known_first(e, buf, off + _IPV4_FAST_L4, stop, n):
+                    return 0
                 self._inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
         else:
             return self._general(ts, buf, off, cap, dirf, n)
@@ -1118,6 +1178,10 @@ cdef class FastStep(CStep):
                 return 0
             if proto == PROTO_TCP and _hello_wanted(e.want) and self._usual_hello(
                 e, key, buf, off + l4, off + stop, ts, n
+            ):
+                return 0
+            if proto == PROTO_TCP and _first_wanted(e.want) and self._known_first(
+                e, buf, off + l4, off + stop, n
             ):
                 return 0
             self._inspect(e, proto, key, buf, off + l4, off + stop, ts, n)

@@ -22,12 +22,15 @@ from tests.capture_files import write_pcap
 from tests.observe.conftest import Observe, facts
 from tests.observe.frames import (
     CLIENT,
+    CLIENT6,
     SERVER,
+    SERVER6,
     client_hello,
     eth,
     handshake,
     server_hello,
     tcp,
+    tcp6,
     timed,
     udp,
 )
@@ -509,3 +512,45 @@ def test_the_memo_of_first_payloads_is_bounded(monkeypatch: pytest.MonkeyPatch) 
     inspector._heads.clear()
     assert inspector._request_head(long, True) == parse_request_head(long, lenient=True)
     assert not inspector._heads  # past FIRST_PAYLOAD_MEMO_BYTES: parsed, not remembered
+
+
+def test_a_proxys_answer_counts_against_the_hello_search_each_time(observe: Observe) -> None:
+    """After CONNECT both sides look for a hello in their next MAX_SEARCH_SEGMENTS payloads,
+    the proxy's answer among them. The same answer repeats on every connection (its kind and
+    head are remembered, and the compiled step takes it then): the ServerHello is found only
+    within the search, whether the answer was read by the inspector or by the step."""
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    frames: list[bytes] = []
+    found = 0
+    port = 40000
+    for extra in range(payloads.MAX_SEARCH_SEGMENTS + 1):
+        for _ in range(3):
+            port += 1
+            frames += handshake(CLIENT, PROXY, port, 3128)
+            frames.append(tcp(CLIENT, PROXY, port, 3128, "PA", connect, seq=1001))
+            seq = 5001
+            for payload in [answer] + [b"x-padding: %d\r\n" % i for i in range(extra)]:
+                frames.append(tcp(PROXY, CLIENT, 3128, port, "PA", payload, seq=seq))
+                seq += len(payload)
+            frames.append(tcp(PROXY, CLIENT, 3128, port, "PA", server_hello(), seq=seq))
+            found += extra + 1 < payloads.MAX_SEARCH_SEGMENTS
+    obs = observe(frames)
+    assert len(obs.server_hellos) == found
+
+
+def test_a_proxys_answer_over_ipv6_is_read_as_over_ipv4(observe: Observe) -> None:
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    frames: list[bytes] = []
+    for port in range(41000, 41004):
+        frames += [
+            tcp6(CLIENT6, SERVER6, port, 3128, "S"),
+            tcp6(SERVER6, CLIENT6, 3128, port, "SA"),
+            tcp6(CLIENT6, SERVER6, port, 3128, "PA", connect),
+            tcp6(SERVER6, CLIENT6, 3128, port, "PA", answer),
+            tcp6(SERVER6, CLIENT6, 3128, port, "PA", server_hello()),
+        ]
+    obs = observe(frames)
+    assert len(obs.server_hellos) == 4
+    assert all(f.payload_in is PayloadKind.HTTP for f in obs.flows)

@@ -302,6 +302,10 @@ cdef Py_ssize_t FIRST_MEMO_BYTES = payloads.FIRST_PAYLOAD_MEMO_BYTES
 _KIND_TLS = payloads._KIND_TLS
 _KIND_HTTP = payloads._KIND_HTTP
 _KIND_OTHER = payloads._KIND_OTHER
+_SEEN = payloads._Seen
+_HTTP_REQUEST = payloads._HTTP_REQUEST
+_CONNECT = "CONNECT"
+cdef long SEARCH_SEGMENTS = payloads.MAX_SEARCH_SEGMENTS
 _ECH_NONE = payloads._ECH_NONE
 
 
@@ -560,6 +564,7 @@ cdef class FastStep(CStep):
     cdef dict hello_strs
     cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
     cdef dict heads
+    cdef dict http  # PayloadInspector._http: the requests seen, by connection and head
     cdef object time_step
     cdef double low
     cdef double high
@@ -616,6 +621,7 @@ cdef class FastStep(CStep):
         self.hello_strs = inspector._strs
         self.kinds = inspector._kinds
         self.heads = inspector._heads
+        self.http = inspector._http
         self.slow = ingest.walker.frame
         timeline = ingest.timeline
         self.time_step = timeline.step
@@ -901,14 +907,18 @@ cdef class FastStep(CStep):
         return 1
 
     cdef bint _known_first(
-        self, Entry e, bytes buf, Py_ssize_t l4, Py_ssize_t end, long long n
+        self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
     ) except -1:
         """PayloadInspector.inspect's steps for a TCP direction's first payload whose kind and
         request head the inspector already found (`_kind` and `_request_head` remember them:
-        a proxy's answer to CONNECT repeats on every connection) where they are HTTP or other
-        text with no request head, and where no hello can start (its first byte is a letter:
-        no TLS record nor SSL 2.0 hello): WANT is W_FIRST, or W_FIRST|W_SEARCH after a
-        CONNECT (`_first`, then `_search`, which finds no hello), with a sound data offset.
+        a proxy's CONNECT requests and its answers repeat on every connection), where the
+        kind is HTTP or other text and no hello can start (its first byte is a letter: no TLS
+        record nor SSL 2.0 hello), with a sound data offset:
+
+        - WANT W_FIRST with a request head: `_first`, then `_http_head` (`_request`);
+        - WANT W_FIRST, or W_FIRST|W_SEARCH after a CONNECT, with none: `_first`, then
+          `_search`, which finds no hello.
+
         0, having changed nothing, for any other payload (inspect takes it, and remembers)."""
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
@@ -931,20 +941,74 @@ cdef class FastStep(CStep):
         if kind is not _KIND_HTTP and kind is not _KIND_OTHER:
             return 0
         found = PyDict_GetItem(self.heads, (payload, True))
-        if found == NULL or <object>found is not None:
+        if found == NULL:
             return 0
+        head = <object>found
+        if head is not None:
+            if want != W_FIRST:  # a request inside a tunnel: inspect reads it
+                return 0
+            if stream is not None and type(stream) is not _STREAM:
+                return 0
+            if head.method == _CONNECT:  # `_http_head` gives the peer a Stream too
+                found = PyDict_GetItem(self.tcp, _reverse_key(key))
+                if found != NULL and (<Entry?>found).stream is not None and type(
+                    (<Entry?>found).stream
+                ) is not _STREAM:
+                    return 0
         e.kind = kind  # PayloadInspector._first
         e.payload_n = n
         if e.tcp_open != SYNACK_SEEN:
             e.head = payload[:HEAD_BYTES]
         e.want &= ~W_FIRST
-        if want & W_SEARCH:  # PayloadInspector._search: no hello starts here
+        if head is not None:  # a request head: W_HTTP, then PayloadInspector._http_head
+            e.want |= W_HTTP
+            self._request(e, key, payload, head, ts, n)
+        elif want & W_SEARCH:  # PayloadInspector._search: no hello starts here
             stream.search -= 1
             if stream.search <= 0:
                 e.want &= ~W_SEARCH
         if not e.want:
             e.stream = None
         return 1
+
+    cdef int _request(
+        self, Entry e, bytes key, bytes payload, object head, double ts, long long n
+    ) except -1:
+        """PayloadInspector._http_head for the head `_first` found in a TCP direction's first
+        payload: one record per connection and head (repeats counted), and after CONNECT
+        the search for a hello on both sides."""
+        cdef PyObject* found
+        rkey = _reverse_key(key)
+        ref = (PROTO_TCP, key if key <= rkey else rkey)  # flows.flow_ref
+        found = PyDict_GetItem(self.generations, ref)  # FlowTable.generation
+        generation = <object>found if found != NULL else 0
+        method = head.method
+        identity = (ref, generation, method, head.target, head.version, head.host)
+        found = PyDict_GetItem(self.http, identity)
+        if found == NULL:
+            record = _HTTP_REQUEST(
+                self.capture, n, ts, 0, method, head.target, head.version, head.host, 1
+            )
+            self.http[identity] = _SEEN(record)
+        else:
+            seen = <object>found
+            seen.count += 1
+        if method == _CONNECT:
+            e.want |= W_SEARCH
+            stream = e.stream
+            if stream is None:
+                stream = e.stream = _STREAM()
+            stream.search = SEARCH_SEGMENTS
+            stream.tunnel = True
+            found = PyDict_GetItem(self.tcp, rkey)
+            if found != NULL:
+                peer = <Entry?>found
+                peer.want |= W_SEARCH
+                stream = peer.stream
+                if stream is None:
+                    stream = peer.stream = _STREAM()
+                stream.search = SEARCH_SEGMENTS
+        return 0
 
     cdef bint _usual_hello(
         self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
@@ -1121,7 +1185,9 @@ cdef class FastStep(CStep):
                     e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
                 ):
                     return 0
-                if _first_wanted(e.want) and self._known_first(e, buf, off + _IPV4_FAST_L4, stop, n):
+                if _first_wanted(e.want) and self._known_first(
+                    e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
+                ):
                     return 0
                 self._inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
         else:
@@ -1181,7 +1247,7 @@ cdef class FastStep(CStep):
             ):
                 return 0
             if proto == PROTO_TCP and _first_wanted(e.want) and self._known_first(
-                e, buf, off + l4, off + stop, n
+                e, key, buf, off + l4, off + stop, ts, n
             ):
                 return 0
             self._inspect(e, proto, key, buf, off + l4, off + stop, ts, n)

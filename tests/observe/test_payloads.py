@@ -482,6 +482,8 @@ def test_remembered_kinds_and_heads_change_no_conclusion(
         b"CONN\x01ECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n",  # lenient
         b"GET /poll HTTP/1.1\r\nHost: api.example\r\n" + b"X-Pad: " + b"a" * 1100 + b"\r\n\r\n",
         b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"GET /poll HTTP/1.1\r\nHost: api.example\r\n\r\n",  # an agent's poll
+        b"HTTP/1.1 200 OK\r\n\r\n",  # text with no request head, from the client
     ]
     damaged = b"GE\x01T /b HTTP/1.1\r\nHost: b.example\r\n\r\n"
     frames = []

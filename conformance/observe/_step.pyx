@@ -56,7 +56,7 @@ from conformance.decode.link import (
     MAX_VLAN_TAGS,
 )
 from conformance.decode.classify import MAX_TLS_RECORD
-from conformance.decode.tls import ClientHelloInfo, ServerHelloInfo
+from conformance.decode.tls import MAX_PLAINTEXT_RECORD, ClientHelloInfo, ServerHelloInfo
 from conformance.decode.tunnel import TUNNEL_UDP_PORTS
 from conformance.observe import flows, layers, payloads
 from conformance.observe.accounting import MAX_SENDERS
@@ -288,6 +288,20 @@ cdef long W_SEARCH = payloads.W_SEARCH
 _STREAM = payloads.Stream
 
 
+cdef Py_ssize_t _one_record_need(const uint8_t* p, Py_ssize_t size) noexcept:
+    """tls.client_hello_length of a payload starting with one handshake record that holds the
+    whole ClientHello (tls._one_record_length's usual case), else -1."""
+    cdef long version, length, need
+    if size < 9 or p[0] != 22:
+        return -1
+    version = (p[1] << 8) | p[2]
+    length = (p[3] << 8) | p[4]
+    if not (0x0300 <= version <= 0x0304 and 4 <= length <= PLAINTEXT_RECORD_MAX) or p[5] != 1:
+        return -1
+    need = 4 + ((p[6] << 16) | (p[7] << 8) | p[8])
+    return 5 + need if need <= length else -1
+
+
 cdef inline bint _first_wanted(long want) noexcept:
     """WANT as `_known_first` takes it: the first payload, maybe with a hello search."""
     return want == W_FIRST or want == (W_FIRST | W_SEARCH)
@@ -306,6 +320,11 @@ _SEEN = payloads._Seen
 _HTTP_REQUEST = payloads._HTTP_REQUEST
 _CONNECT = "CONNECT"
 cdef long SEARCH_SEGMENTS = payloads.MAX_SEARCH_SEGMENTS
+cdef long HELLO_BYTES_MAX = payloads.MAX_HELLO_BYTES
+cdef long HELLO_SEGMENTS_MAX = payloads.MAX_HELLO_SEGMENTS
+cdef long PLAINTEXT_RECORD_MAX = MAX_PLAINTEXT_RECORD
+cdef long W_HELLO = payloads.W_HELLO
+_HELLO_CLIENT = payloads._CLIENT
 _ECH_NONE = payloads._ECH_NONE
 
 
@@ -1010,6 +1029,109 @@ cdef class FastStep(CStep):
                 stream.search = SEARCH_SEGMENTS
         return 0
 
+    cdef int _client_record(
+        self, tuple ref, object info, double ts, long long n, long segments
+    ) except -1:
+        """PayloadInspector._record_client_hello for a ClientHello without ECH."""
+        ints = self.hello_ints
+        versions = info.versions
+        suites = info.cipher_suites
+        alpn = info.alpn
+        record = self.client_hello(
+            self.capture,
+            n,
+            ts,
+            0,
+            info.sni,
+            ints.setdefault(versions, versions),
+            ints.setdefault(suites, suites),
+            self.hello_strs.setdefault(alpn, alpn),
+            segments,
+            None,
+            _ECH_NONE,
+        )
+        self.client_hellos.append((ref, record))
+        return 0
+
+    cdef bint _hello_begins(self, Entry e, bytes payload, double ts, long long n) except -1:
+        """PayloadInspector._first and `_start_hello` for a direction's first payload that
+        begins a ClientHello one handshake record holds whole and the payload does not
+        (it goes on in the next segments): the hello is collected from here, in a Stream.
+        0, having changed nothing, for any other payload."""
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+        cdef Py_ssize_t need = _one_record_need(p, size)
+        stream = e.stream
+        if need < 0 or need <= size or (stream is not None and type(stream) is not _STREAM):
+            return 0
+        e.kind = _KIND_TLS  # PayloadInspector._first
+        e.payload_n = n
+        if e.tcp_open != SYNACK_SEEN:
+            e.head = payload[:HEAD_BYTES]
+        e.want &= ~W_FIRST
+        if stream is None:  # PayloadInspector._start_hello
+            stream = e.stream = _STREAM()
+        stream.hello_kind = _HELLO_CLIENT
+        stream.hello_segments = 1
+        stream.lenient = False
+        stream.hello_packet = n
+        stream.hello_time = ts
+        stream.hello = bytearray(payload)
+        e.want |= W_HELLO
+        return 1
+
+    cdef bint _hello_more(
+        self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
+    ) except -1:
+        """PayloadInspector.inspect's steps for the next segment of a ClientHello collected
+        from a direction's first payload (WANT is W_HELLO alone; `_continue_hello`,
+        `_try_hello`): the segment is added; a hello one record holds whole and now
+        complete, without ECH, that quick_hello reads is recorded. 0, having changed
+        nothing, for any other segment or hello (inspect takes it)."""
+        cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
+        cdef Py_ssize_t need, size
+        stream = e.stream
+        if type(stream) is not _STREAM:
+            return 0
+        held = stream.hello
+        if type(held) is not bytearray or stream.hello_kind != _HELLO_CLIENT or stream.lenient:
+            return 0
+        if start < l4 + 20 or start >= end:
+            return 0
+        if start > l4 + 20 and _options_end(f, l4 + 20, start) != start:
+            return 0
+        payload = PyBytes_FromStringAndSize(<const char*>f + start, end - start)
+        data = bytes(held) + payload
+        size = PyBytes_GET_SIZE(data)
+        need = _one_record_need(<const uint8_t*>PyBytes_AS_STRING(data), size)
+        if need < 0:
+            return 0
+        segments = stream.hello_segments + 1
+        if need > size:  # still short: kept, unless `_try_hello` would give up
+            if size > HELLO_BYTES_MAX or segments >= HELLO_SEGMENTS_MAX:
+                return 0
+            held += payload
+            stream.hello_segments = segments
+            stream.hello_packet = n
+            stream.hello_time = ts
+            return 1
+        try:
+            info = self.quick_hello(data[:need])
+        except Exception:  # inspect reads it again, and counts what broke (decision 10)
+            return 0
+        if type(info) is not ClientHelloInfo or info.ech is not None:
+            return 0
+        stream.hello_segments = segments
+        stream.hello_packet = n
+        stream.hello_time = ts
+        stream.hello = None  # PayloadInspector._end_hello
+        e.want &= ~W_HELLO
+        self._client_record(_flow_ref(PROTO_TCP, key), info, ts, n, segments)
+        if not e.want:
+            e.stream = None
+        return 1
+
     cdef bint _usual_hello(
         self, Entry e, bytes key, bytes buf, Py_ssize_t l4, Py_ssize_t end, double ts, long long n
     ) except -1:
@@ -1042,6 +1164,8 @@ cdef class FastStep(CStep):
             info = self.quick_hello(payload)
         except Exception:  # inspect reads it again, and counts what broke (decision 10)
             return 0
+        if info is None and want == W_FIRST:
+            return self._hello_begins(e, payload, ts, n)
         if type(info) is ClientHelloInfo:
             if info.ech is not None:
                 return 0
@@ -1058,24 +1182,7 @@ cdef class FastStep(CStep):
             e.want &= ~W_SEARCH
         ref = _flow_ref(PROTO_TCP, key)
         if type(info) is ClientHelloInfo:  # PayloadInspector._record_client_hello
-            ints = self.hello_ints
-            versions = info.versions
-            suites = info.cipher_suites
-            alpn = info.alpn
-            record = self.client_hello(
-                self.capture,
-                n,
-                ts,
-                0,
-                info.sni,
-                ints.setdefault(versions, versions),
-                ints.setdefault(suites, suites),
-                self.hello_strs.setdefault(alpn, alpn),
-                1,
-                None,
-                _ECH_NONE,
-            )
-            self.client_hellos.append((ref, record))
+            self._client_record(ref, info, ts, n, 1)
         else:  # PayloadInspector._server_hello
             record = self.server_hello(
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
@@ -1189,6 +1296,10 @@ cdef class FastStep(CStep):
                     e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
                 ):
                     return 0
+                if e.want == W_HELLO and self._hello_more(
+                    e, key, buf, off + _IPV4_FAST_L4, stop, ts, n
+                ):
+                    return 0
                 self._inspect(e, PROTO_TCP, key, buf, off + _IPV4_FAST_L4, stop, ts, n)
         else:
             return self._general(ts, buf, off, cap, dirf, n)
@@ -1247,6 +1358,10 @@ cdef class FastStep(CStep):
             ):
                 return 0
             if proto == PROTO_TCP and _first_wanted(e.want) and self._known_first(
+                e, key, buf, off + l4, off + stop, ts, n
+            ):
+                return 0
+            if proto == PROTO_TCP and e.want == W_HELLO and self._hello_more(
                 e, key, buf, off + l4, off + stop, ts, n
             ):
                 return 0

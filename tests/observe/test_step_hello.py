@@ -129,8 +129,6 @@ def test_timestamps_and_padding_options_are_sound(
         ("ECH", ech_client_hello("public.example", 7)),
         ("not TLS", b"GET / HTTP/1.1\r\nHost: api.imagicle.com\r\n\r\n"),
         ("a record version TLS does not have", b"\x16\x05" + client_hello()[2:]),
-        ("half a hello", client_hello()[:60]),
-        ("a record cut short", client_hello()[:-3]),
     ],
 )
 def test_other_first_payloads_go_to_the_inspector(
@@ -139,6 +137,57 @@ def test_other_first_payloads_go_to_the_inspector(
     frames = _exchange(first, server_hello())
     observe(frames)
     assert 3 in _compiled_step_asks(frames, inspected, tmp_path), why
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("cuts", [(60,), (9,), (5, 70), (30, 31, 32)])
+def test_a_hello_in_segments_is_collected_and_read_without_the_inspector(
+    observe: Observe, inspected: list[int], v6: bool, cuts: tuple[int, ...], tmp_path: Path
+) -> None:
+    """A ClientHello one record holds whole, sent in several segments: begun from the first
+    payload, collected, and read when complete, in C, with the inspector's record (its
+    packet is the last segment's, `segments` how many there were)."""
+    hello = client_hello("api.imagicle.com")
+    pieces = [hello[a:b] for a, b in zip((0, *cuts), (*cuts, len(hello)), strict=True)]
+    send = tcp6 if v6 else tcp
+    client, server = (CLIENT6, SERVER6) if v6 else (CLIENT, SERVER)
+    frames = [send(client, server, 51000, 443, "S"), send(server, client, 443, 51000, "SA")]
+    frames += [send(client, server, 51000, 443, "PA", piece) for piece in pieces]
+    frames.append(send(server, client, 443, 51000, "PA", server_hello()))
+    obs = observe(frames)
+    (record,) = obs.client_hellos
+    last = 2 + len(pieces)
+    assert (record.sni, record.packet, record.segments) == ("api.imagicle.com", last, len(pieces))
+    assert len(obs.server_hellos) == 1
+    asked = _compiled_step_asks(frames, inspected, tmp_path)
+    # a first piece too short to show the handshake header goes to the inspector
+    assert not set(range(4 if len(pieces[0]) < 9 else 3, last + 2)) & asked
+
+
+def test_a_hello_that_never_ends_is_begun_in_c_and_given_up_as_the_inspector_does(
+    observe: Observe,
+) -> None:
+    obs = observe(_exchange(client_hello("api.imagicle.com")[:-3], server_hello()))
+    (record,) = obs.client_hellos  # its server name was there: read from what came
+    assert (record.sni, record.packet) == ("api.imagicle.com", 3)
+    (capture,) = obs.captures
+    (why,) = capture.payload_not_understood
+    assert (why.reason, why.frames) == ("TLS: ClientHello incomplete", (3,))
+
+
+def test_a_hello_in_too_many_segments_is_given_up_as_the_inspector_does(
+    observe: Observe,
+) -> None:
+    hello = client_hello("api.imagicle.com", padding=200)
+    size = len(hello) // 20 + 1
+    pieces = [hello[i : i + size] for i in range(0, len(hello), size)]
+    frames = [tcp(CLIENT, SERVER, 51000, 443, "S"), tcp(SERVER, CLIENT, 443, 51000, "SA")]
+    frames += [tcp(CLIENT, SERVER, 51000, 443, "PA", piece) for piece in pieces]
+    obs = observe(frames)
+    (capture,) = obs.captures
+    (why,) = capture.payload_not_understood
+    assert why.reason == "TLS: ClientHello incomplete"
+    assert why.frames == (2 + payloads.MAX_HELLO_SEGMENTS,)  # the last segment it waited for
 
 
 def test_hello_retry_request_goes_to_the_inspector(

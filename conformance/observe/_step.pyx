@@ -5,10 +5,15 @@ frames it does not take (observe/layers.py `LayerWalker._quick`: link-layer cont
 ARP, ICMP and ICMPv6 that is not an error; a tenth of the frames of a web capture).
 
 The same decisions in the same order, on the same flow-table entries, calling the same
-Python code for everything but the hot path (new directions, SYNs, payload inspection,
-the general path). The usual first payload of a TLS direction (a whole ClientHello or
-ServerHello in one record) is read here too (`_usual_hello`), with the inspector's steps for
-it. Two differences in how, not what: the flow table's entries are `Entry` records in C
+Python code for everything but the hot path (the general path, and the payloads below).
+The commonest payloads are read here too, with the inspector's steps for them (a change to
+one is made to the other): the usual first payload of a TLS direction (a whole ClientHello
+or ServerHello in one record, `_usual_hello`); a ClientHello one record holds, sent in
+several segments (`_hello_begins`, `_hello_more`); a first payload whose kind and request
+head the inspector already remembers, such as a proxy's CONNECT and its answer on every
+connection (`_known_first`, `_request`); and a SYN on a used 5-tuple (`_syn`). Anything
+else goes to the inspector, which also remembers what the next `_known_first` needs. Two
+differences in how, not what: the flow table's entries are `Entry` records in C
 (every direction, whether made here or by flows.py: the compiled step sets the table's
 `new_entry`), which Python code reads and writes by slot as it does flows.py's lists, so a
 packet is counted without boxing a number; and the IPv4 UDP/TCP hot path finds a direction's

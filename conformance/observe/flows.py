@@ -237,7 +237,8 @@ class FlowTable:
         (SYN-ACK) under another ISN. A SYN sent again with the same ISN before any SYN-ACK
         (a retransmission, or a retry after a refusal) stays in its attempt. A new
         connection's predecessor is kept aside as a flow of its own and fresh entries
-        start, so it gets its own initiator, payload inspection and ClientHello.
+        start, so it gets its own initiator, payload inspection and ClientHello. The compiled
+        step takes the same steps (observe/_step.pyx `_syn`): a change here is made there too.
         """
         if not e[PKTS]:
             e[ISN] = isn

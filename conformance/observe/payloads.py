@@ -315,9 +315,11 @@ class PayloadInspector:
     ) -> None:
         """Look at one packet's payload; l4 is its transport header, end the datagram's end.
 
-        The compiled step reads the usual TLS first payload itself, with these steps
-        (observe/_step.pyx `_usual_hello`): a change to `_first`, `_start_hello`,
-        `_record_client_hello` or `_server_hello` is made there too.
+        The compiled step reads the commonest payloads itself, with these steps
+        (observe/_step.pyx: `_usual_hello`, `_hello_begins`, `_hello_more`, `_known_first`,
+        `_request`): a change to `_first`, `_search`, `_start_hello`, `_continue_hello`,
+        `_try_hello`, `_http_head`, `_record_client_hello` or `_server_hello` is made there
+        too.
 
         Any parser that breaks on the packet costs that packet only: it is counted as a
         payload not understood ("<protocol>: <error>") and the run goes on (decision 10).

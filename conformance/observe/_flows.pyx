@@ -17,7 +17,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
 from cpython.ref cimport Py_INCREF, PyObject
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint32_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -346,6 +346,30 @@ cdef tuple _samples(object out, object back):
     return _tuple_of(values, kept)
 
 
+# The port numbers' int objects, made once each: a server's port repeats on every flow to it,
+# and a client's ephemeral ports come round again (#17: 2 x 1.7 MiB on the 2M web capture).
+cdef list _PORTS = [None] * 65536
+
+
+cdef object _port(int value):
+    cdef object made = <object>PyList_GET_ITEM(_PORTS, value)
+    if made is None:
+        made = value
+        _PORTS[value] = made
+    return made
+
+
+cdef object _one_of(object number, tuple samples):
+    """`number`, or the equal int object `samples` already holds (a flow's first packet is its
+    first sample; a short flow's last packet and its first payload are samples too)."""
+    cdef Py_ssize_t i
+    for i in range(PyTuple_GET_SIZE(samples)):
+        item = <object>PyTuple_GET_ITEM(samples, i)
+        if item == number:
+            return item
+    return number
+
+
 cdef object _address(object address, dict known, bytes raw):
     """address(raw), from flows.Addresses' own table when it has it."""
     cdef PyObject* found
@@ -421,9 +445,9 @@ cdef object _build_c(
         transport,
         4 if half == 4 else 6,
         _address(address, known, src),
-        sport,
+        _port(sport),
         _address(address, known, dst),
-        dport,
+        _port(dport),
         basis,
         basis is _SYN,
         answered,
@@ -435,14 +459,14 @@ cdef object _build_c(
         bytes_in,
         _entry_item(first, T_FIRST),
         _entry_item(last, T_LAST),
-        _entry_item(first, N_FIRST),
-        _entry_item(last, N_LAST),
+        _one_of(_entry_item(first, N_FIRST), samples),
+        _one_of(_entry_item(last, N_LAST), samples),
         samples,
         flags_out,
         flags_in,
         _entry_item(out, KIND) if out is not None else _NO_PAYLOAD,
         _entry_item(back, KIND) if back is not None else _NO_PAYLOAD,
-        (payload_n or None) if out is not None else None,
+        _one_of(payload_n, samples) if out is not None and payload_n else None,
         _entry_item(out, HEAD) if out is not None else b"",
         _community_id(proto, k, k + half, half, sport, dport),
         carried[0] if carried else "",

@@ -164,6 +164,31 @@ def test_compiled_finish_takes_the_common_flows_itself(monkeypatch: pytest.Monke
 
 
 @pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
+def test_compiled_flows_share_their_numbers() -> None:
+    """#17 (memory): a flow's first packet, last packet and first payload are the int objects
+    its samples hold, and flows to one port share that port's int (the 2M web capture's 65k
+    flows: 7 MiB)."""
+    assert ingest._COMPILED_FLOWS is not None
+    table = FlowTable(0, lambda _proto, _key: 0)
+    directions: dict[bytes, Entry] = {}
+    for n, sport in enumerate((40000, 40001)):
+        key = bytes((192, 0, 2, 1, 192, 0, 2, 2)) + sport.to_bytes(2, "big") + b"\x20\xfb"
+        first = 1000 + 10 * n
+        out, back = flows.new_entry(1.0, first, 0), flows.new_entry(1.1, first + 1, 0)
+        out[PKTS], out[TCP_OPEN], out[SAMPLES] = 2, SYN_SEEN, array("q", [first, first + 2])
+        out[N_LAST], out[PAYLOAD_N] = first + 2, first + 2
+        back[PKTS], back[TCP_OPEN], back[SAMPLES] = 1, SYNACK_SEEN, array("q", [first + 1])
+        directions |= {key: out, reverse_key(key): back}
+    table.tables[IPPROTO_TCP] = directions
+    built, _ = ingest._COMPILED_FLOWS.finish(table, 1, Addresses())
+    for flow in built:
+        samples = flow.sample_packets
+        assert flow.first_packet is samples[0] and flow.last_packet is samples[-1]
+        assert flow.first_payload_packet is samples[-1]
+    assert built[0].responder_port == 8443 and built[0].responder_port is built[1].responder_port
+
+
+@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
     """Hellos numbered with their flows' ids, a reused 5-tuple's told apart by packet."""

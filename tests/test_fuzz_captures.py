@@ -39,6 +39,7 @@ from conformance.observe.builder import observe_captures
 from conformance.verdict import Verdict
 from tests import defects
 from tests import encapsulations as enc
+from tests.byte_mutations import change_bytes
 from tests.defects import DNS_SERVER, OUTSIDE, OUTSIDE6, TARGET, TARGET6, _Clock, _mac
 
 # 3 bases x 800 mutants: a few thousand captures in well under a minute (about 8 ms each).
@@ -143,19 +144,6 @@ def _verdicts(path: Path) -> tuple[Verdict, ...]:
     return tuple(judge(obs, profile).verdict for judge in _JUDGES)
 
 
-def _mutate(data: bytearray, start: int, end: int, rng: random.Random) -> None:
-    """One to three bytes: a bit flipped, an interesting value, or a random byte."""
-    for _ in range(rng.randint(1, 3)):
-        pos = rng.randrange(start, end)
-        roll = rng.random()
-        if roll < 0.4:
-            data[pos] ^= 1 << rng.randrange(8)
-        elif roll < 0.6:
-            data[pos] = rng.choice(_INTERESTING)
-        else:
-            data[pos] = rng.randrange(256)
-
-
 def _structure_span(base: Base, rng: random.Random) -> tuple[int, int]:
     if rng.random() < 0.1:
         return 0, _PCAP_HEADER
@@ -179,7 +167,7 @@ def _fuzz(base: Base, tmp_path: Path, rng: random.Random) -> Outcome:
         else:
             kind = "structure"
             start, end = _structure_span(base, rng)
-        _mutate(data, start, end, rng)
+        change_bytes(data, start, end, rng, _INTERESTING)
         path = tmp_path / f"{base.name}-{n}.pcap"
         path.write_bytes(bytes(data))
         try:

@@ -491,7 +491,9 @@ class PayloadInspector:
             if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)
                 self._quic(e, key, payload, time, packet)
             return
-        if kind is _KIND_TLS:
+        if kind is _KIND_TLS and not e[WANT] & W_SEARCH:
+            # (A direction searching for its hello after CONNECT has `_search` read it: read
+            # here too, it would be recorded twice.)
             self._start_hello(e, proto, key, payload, time, packet)
         elif (kind is _KIND_HTTP or kind is _KIND_OTHER) and (
             (head := self._request_head(payload, True)) is not None
@@ -587,9 +589,12 @@ class PayloadInspector:
         self, e: Entry, proto: int, key: bytes, payload: bytes, time: float, packet: int
     ) -> None:
         stream = self._stream(e)
-        stream.search -= 1
-        if not e[WANT] & W_HELLO and self._start_hello(e, proto, key, payload, time, packet):
-            stream.search = 0
+        left = stream.search - 1
+        # Where a hello starts, the search is over; unless it is a HelloRetryRequest, whose
+        # reading begins a new search for the real ServerHello (`_server_hello_read`).
+        stream.search = 0
+        if e[WANT] & W_HELLO or not self._start_hello(e, proto, key, payload, time, packet):
+            stream.search = left
         if stream.search <= 0:
             e[WANT] &= ~W_SEARCH
 

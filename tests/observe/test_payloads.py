@@ -353,6 +353,47 @@ def test_hello_retry_request_waits_for_the_real_server_hello(observe: Observe) -
     assert (sh.packet, sh.cipher_suite) == (7, 0x1302)
 
 
+def test_hello_retry_request_in_a_tunnel_waits_for_the_real_server_hello(
+    observe: Observe,
+) -> None:
+    """Inside a CONNECT tunnel the ServerHello is found by the search CONNECT began: a
+    HelloRetryRequest found so must begin a new one, as on a direct connection."""
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    established = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    hrr = bytearray(server_hello())
+    hrr[11:43] = hashlib.sha256(b"HelloRetryRequest").digest()  # RFC 8446 §4.1.3
+    hello = client_hello()
+    frames = [
+        *handshake(CLIENT, PROXY, 52010, 3128, connect, established),
+        tcp(CLIENT, PROXY, 52010, 3128, "PA", hello, seq=2000),
+        tcp(PROXY, CLIENT, 3128, 52010, "PA", bytes(hrr), seq=6000),
+        tcp(CLIENT, PROXY, 52010, 3128, "PA", hello, seq=2000 + len(hello)),
+        tcp(PROXY, CLIENT, 3128, 52010, "PA", server_hello(0x0304, 0x1302), seq=7000),
+    ]
+    obs = observe(frames)
+    (sh,) = obs.server_hellos
+    assert (sh.packet, sh.cipher_suite) == (9, 0x1302)
+    # As on a direct connection, the ClientHello recorded is the first.
+    assert [h.packet for h in obs.client_hellos] == [6]
+
+
+def test_a_proxys_hello_as_its_first_payload_is_recorded_once(observe: Observe) -> None:
+    """The proxy's answer to CONNECT is not in the capture: its first payload is the
+    ServerHello, which the search CONNECT began reads (and `_first` then does not)."""
+    connect = b"CONNECT api.imagicle.com:443 HTTP/1.1\r\nHost: api.imagicle.com:443\r\n\r\n"
+    hello = client_hello()
+    frames = [
+        *handshake(CLIENT, PROXY, 52011, 3128, connect),
+        tcp(CLIENT, PROXY, 52011, 3128, "PA", hello, seq=1001 + len(connect)),
+        tcp(PROXY, CLIENT, 3128, 52011, "PA", server_hello(0x0303, 0xC02F), seq=5001),
+    ]
+    obs = observe(frames)
+    assert [(h.packet, h.cipher_suite) for h in obs.server_hellos] == [(6, 0xC02F)]
+    assert [h.packet for h in obs.client_hellos] == [5]
+    (flow,) = obs.flows
+    assert (flow.payload_out, flow.payload_in) == (PayloadKind.HTTP, PayloadKind.TLS)
+
+
 def test_malformed_client_hello_is_an_anomaly(observe: Observe) -> None:
     broken = bytearray(client_hello())
     broken[43] = 200  # legacy_session_id longer than 32 bytes

@@ -162,6 +162,9 @@ _STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP, "QUIC": W_QUIC}
 
 # Enum members, looked up once: a member's lookup through its class is slow (3.11).
 _KIND_TLS = PayloadKind.TLS
+# A TLS 1.2-framed ChangeCipherSpec record (type 20, length 1, value 1), as TLS 1.3 sends it.
+_CHANGE_CIPHER_SPEC = b"\x14\x03\x03\x00\x01\x01"
+_CCS_BYTES = len(_CHANGE_CIPHER_SPEC)
 _KIND_HTTP = PayloadKind.HTTP
 _KIND_OTHER = PayloadKind.OTHER
 _KIND_LDAP = PayloadKind.LDAP
@@ -593,7 +596,15 @@ class PayloadInspector:
         # Where a hello starts, the search is over; unless it is a HelloRetryRequest, whose
         # reading begins a new search for the real ServerHello (`_server_hello_read`).
         stream.search = 0
-        if e[WANT] & W_HELLO or not self._start_hello(e, proto, key, payload, time, packet):
+        if payload[:_CCS_BYTES] == _CHANGE_CIPHER_SPEC:
+            # RFC 8446 Appendix D.4: in middlebox compatibility mode a client sends a
+            # ChangeCipherSpec record just before its second ClientHello.
+            payload = payload[_CCS_BYTES:]
+        if (
+            e[WANT] & W_HELLO
+            or not payload
+            or not self._start_hello(e, proto, key, payload, time, packet)
+        ):
             stream.search = left
         if stream.search <= 0:
             e[WANT] &= ~W_SEARCH
@@ -787,9 +798,9 @@ class PayloadInspector:
     ) -> None:
         """Record a ServerHello read from a TCP payload; after a HelloRetryRequest, look on."""
         if info.hello_retry:
-            # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows.
-            e[WANT] |= W_SEARCH
-            self._stream(e).search = MAX_SEARCH_SEGMENTS
+            # RFC 8446 §4.1.4: not the server's choice yet; the real ServerHello follows,
+            # after the client's second ClientHello (which may name another server).
+            self._search_both(e, key)
         self._server_hello(proto, key, info, time, packet)
 
     def _server_hello(

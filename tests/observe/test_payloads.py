@@ -351,6 +351,36 @@ def test_hello_retry_request_waits_for_the_real_server_hello(observe: Observe) -
     obs = observe(frames)
     (sh,) = obs.server_hellos
     assert (sh.packet, sh.cipher_suite) == (7, 0x1302)
+    # The client's second ClientHello (RFC 8446 §4.1.2) is a hello of the flow too.
+    assert [h.packet for h in obs.client_hellos] == [4, 6]
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_second_client_hello_after_a_ccs_is_read(observe: Observe, split: bool) -> None:
+    """Middlebox compatibility mode (RFC 8446 Appendix D.4): the client's ChangeCipherSpec
+    comes just before its second ClientHello, in its segment or in one of its own; the second
+    hello may name another server than the first, and is judged as any hello is."""
+    hrr = bytearray(server_hello())
+    hrr[11:43] = hashlib.sha256(b"HelloRetryRequest").digest()  # RFC 8446 §4.1.3
+    ccs = b"\x14\x03\x03\x00\x01\x01"
+    second = client_hello("other.example.net")
+    flight = [ccs, second] if split else [ccs + second]
+    frames = [
+        *handshake(request=client_hello()),
+        tcp(SERVER, CLIENT, 443, 51000, "PA", bytes(hrr) + ccs, seq=5001),
+    ]
+    seq = 3000
+    for data in flight:
+        frames.append(tcp(CLIENT, SERVER, 51000, 443, "PA", data, seq=seq))
+        seq += len(data)
+    frames.append(tcp(SERVER, CLIENT, 443, 51000, "PA", server_hello(0x0304, 0x1302), seq=6000))
+    obs = observe(frames)
+    assert [(h.packet, h.sni) for h in obs.client_hellos] == [
+        (4, "api.imagicle.com"),
+        (6 + split, "other.example.net"),
+    ]
+    (sh,) = obs.server_hellos
+    assert (sh.packet, sh.cipher_suite) == (7 + split, 0x1302)
 
 
 def test_hello_retry_request_in_a_tunnel_waits_for_the_real_server_hello(
@@ -373,8 +403,7 @@ def test_hello_retry_request_in_a_tunnel_waits_for_the_real_server_hello(
     obs = observe(frames)
     (sh,) = obs.server_hellos
     assert (sh.packet, sh.cipher_suite) == (9, 0x1302)
-    # As on a direct connection, the ClientHello recorded is the first.
-    assert [h.packet for h in obs.client_hellos] == [6]
+    assert [h.packet for h in obs.client_hellos] == [6, 8]
 
 
 def test_a_proxys_hello_as_its_first_payload_is_recorded_once(observe: Observe) -> None:

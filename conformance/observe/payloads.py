@@ -136,6 +136,9 @@ _VERSION_NEGOTIATION = bytes(4)
 _TLS_HANDSHAKE = 0x16
 _TLS_SERVER_HELLO = 2
 _RECORD_HEADER = 5
+# A TLS 1.2-framed ChangeCipherSpec record (type 20, length 1, value 1), as TLS 1.3 sends it.
+_CHANGE_CIPHER_SPEC = b"\x14\x03\x03\x00\x01\x01"
+_CCS_BYTES = len(_CHANGE_CIPHER_SPEC)
 _HANDSHAKE_HEADER = 4
 _CLIENT = 1
 _SERVER = 2
@@ -162,9 +165,6 @@ _STEP_BITS = {"TLS": W_HELLO | W_SEARCH, "HTTP": W_HTTP, "QUIC": W_QUIC}
 
 # Enum members, looked up once: a member's lookup through its class is slow (3.11).
 _KIND_TLS = PayloadKind.TLS
-# A TLS 1.2-framed ChangeCipherSpec record (type 20, length 1, value 1), as TLS 1.3 sends it.
-_CHANGE_CIPHER_SPEC = b"\x14\x03\x03\x00\x01\x01"
-_CCS_BYTES = len(_CHANGE_CIPHER_SPEC)
 _KIND_HTTP = PayloadKind.HTTP
 _KIND_OTHER = PayloadKind.OTHER
 _KIND_LDAP = PayloadKind.LDAP

@@ -29,6 +29,7 @@ from conformance.observe.proxy_log import ProxyLog, ProxyLogEntry
 # The records judges read; decode's own record types are part of them (re-exported).
 __all__ = [
     "ANOMALY_SAMPLES",
+    "CAPTURE_PARTS",
     "MAX_ADDRESSES_PER_MAC",
     "MAX_LINK_ADDRESSES",
     "MAX_PARTY_GROUPS",
@@ -471,6 +472,12 @@ class Observations:
     def flow(self, flow_id: int) -> Flow:
         """The flow with that id (ids are 1-based and dense)."""
         return self.flows[flow_id - 1]
+
+
+_OBSERVATION_FIELDS = [f.name for f in fields(Observations)]
+# The fields of Observations the captures themselves give, in order: those before `source`
+# (what follows is evidence beyond the captures).
+CAPTURE_PARTS: tuple[str, ...] = tuple(_OBSERVATION_FIELDS[: _OBSERVATION_FIELDS.index("source")])
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,17 +30,7 @@ from conformance.observe.records import Observations
 
 FORMAT: Final = "ucx-conformance observations spill 1"
 # Fields of Observations a spill holds: the captures' part (a watch has no other evidence).
-_CAPTURE_FIELDS: Final = (
-    "captures",
-    "flows",
-    "dns",
-    "client_hellos",
-    "server_hellos",
-    "http_requests",
-    "names",
-    "notes",
-    "source",
-)
+_CAPTURE_FIELDS: Final = (*model.CAPTURE_PARTS, "source")
 # Fast compression: a spill is written once and read once, within a period.
 _GZIP_LEVEL: Final = 1
 

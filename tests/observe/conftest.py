@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance.observe.builder import observe_captures
-from conformance.observe.records import Observations
+from conformance.observe.records import CAPTURE_PARTS, Observations
 from tests.capture_files import LINKTYPE_ETHERNET, Epb, Interface, write_pcap, write_pcapng
 from tests.compiled_paths import (
     COMPILED_FLOWS,
@@ -71,18 +71,8 @@ def facts(obs: Observations) -> object:
         )
         for c in obs.captures
     ]
-    return _comparable(
-        (
-            captures,
-            obs.flows,
-            obs.dns,
-            obs.client_hellos,
-            obs.server_hellos,
-            obs.http_requests,
-            obs.names,
-            obs.notes,
-        )
-    )
+    rest = (getattr(obs, part) for part in CAPTURE_PARTS if part != "captures")
+    return _comparable((captures, *rest))
 
 
 def assert_every_frame_accounted(obs: Observations) -> None:

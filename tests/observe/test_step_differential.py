@@ -55,7 +55,7 @@ from conformance.errors import CaptureError
 from conformance.observe.builder import observe_captures
 from conformance.observe.flows import FlowTable
 from conformance.observe.payloads import PayloadInspector
-from conformance.observe.records import Observations
+from conformance.observe.records import CAPTURE_PARTS, Observations
 from tests.byte_mutations import change_bytes
 from tests.capture_files import INBOUND, OUTBOUND, Epb, pcap_bytes, pcapng_section
 from tests.compiled_paths import COMPILED_STEP, pure_python
@@ -812,17 +812,6 @@ def build_case(case: int, seed: int = SEED) -> Case:
 
 # --- observing both ways, and saying what differs ------------------------------------------
 
-_PARTS = (
-    "captures",
-    "flows",
-    "dns",
-    "client_hellos",
-    "server_hellos",
-    "http_requests",
-    "names",
-    "notes",
-)
-
 
 def _records(obs: Observations, part: str) -> tuple[object, ...]:
     return tuple(getattr(obs, part))
@@ -865,7 +854,7 @@ def difference(compiled: Observations, pure: Observations, limit: int = 4) -> st
     ours, theirs = facts(compiled), facts(pure)
     assert isinstance(ours, tuple) and isinstance(theirs, tuple)
     lines = []
-    for part, a, b in zip(_PARTS, ours, theirs, strict=True):
+    for part, a, b in zip(CAPTURE_PARTS, ours, theirs, strict=True):
         if a == b:
             continue
         left, right = _records(compiled, part), _records(pure, part)

@@ -558,3 +558,32 @@ def test_the_benchmark_says_which_code_the_harness_ran(tmp_path: Path) -> None:
         '{"harness": {"tools": {"decoder": "compiled (Cython): a, b"}}}'
     )
     assert run_benchmark.decoder_of(tmp_path) == "compiled (Cython): a, b"
+
+
+def test_memory_census_reports_every_stage_and_the_records(
+    small_capture: tuple[Path, gen_capture.Summary],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import memory_census
+
+    path, summary = small_capture
+    assert memory_census.main([str(path), "--types"]) == 0
+    out = capsys.readouterr().out
+    stages = [line.split()[0] for line in out.splitlines() if " RSS " in line]
+    assert stages == ["start", "walk", "numbering", "flows", "observed"]
+    assert "live objects by type" in out
+    flows_line = next(
+        line for line in out.splitlines() if line.split()[:1] == ["flows"] and "records" in line
+    )
+    assert int(flows_line.split()[1].replace(",", "")) == summary.flows
+    # the measurement leaves the observation as it found it
+    assert memory_census.flows.FlowTable.finish.__qualname__ == "FlowTable.finish"
+
+
+def test_memory_census_says_a_missing_capture_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import memory_census
+
+    assert memory_census.main([str(tmp_path / "none.pcap")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0

@@ -508,7 +508,7 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         ref = (PROTO_TCP, key if key <= rkey else rkey)
         order.append((first, PROTO_TCP, key, index, rkey, ref, e, other))
         index += 1
-    table._retired = []
+    table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
     order.sort(reverse=True)
     ids = flows.FlowIds()
     cdef dict id_of = ids._ids

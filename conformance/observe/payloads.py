@@ -452,20 +452,26 @@ class PayloadInspector:
     # -- results --------------------------------------------------------------------------
 
     def http_requests(self, ids: FlowIds) -> list[HttpRequest]:
-        """HTTP request heads with repeats merged, flow ids filled in."""
+        """HTTP request heads with repeats merged, flow ids filled in. The inspector lets go
+        of its own as they are numbered (the capture has ended: nothing adds to them)."""
         renumbered = renumbering(HttpRequest)
         requests = []
-        for identity, seen in self._http.items():
+        seen_requests = self._http
+        while seen_requests:
+            identity, seen = seen_requests.popitem()
             request = renumbered(seen.record, ids.get(identity[0], seen.record.packet))
             if seen.count != request.count:
                 request = dataclasses.replace(request, count=seen.count)
             requests.append(request)
+        requests.reverse()  # popitem takes the last first
         return requests
 
     def names(self, ids: FlowIds) -> list[NameMention]:
-        """Names carried by NBNS and SSDP, once per flow and name."""
+        """Names carried by NBNS and SSDP, once per flow and name (let go as numbered)."""
         renumbered = renumbering(NameMention)
-        return [renumbered(m, ids.get(ref, m.packet)) for (ref, _, _, _), m in self._names.items()]
+        named = [renumbered(m, ids.get(ref, m.packet)) for (ref, _, _, _), m in self._names.items()]
+        self._names.clear()
+        return named
 
     # -- steps ----------------------------------------------------------------------------
 

@@ -234,6 +234,23 @@ def test_every_id_is_known_before_any_flow_is_built(seed: int, compiled: bool) -
     assert (ids._ids, ids._reused) == (expected_ids._ids, expected_ids._reused)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_finish_lets_go_of_the_retired_entries_everywhere(compiled: bool) -> None:
+    """The compiled step keeps the table's list of retired connections as its own reference:
+    finish empties that very list, so no retired entry outlives its flow's building (#17: a
+    new list left the web mix's 24k retired entries alive, pinning 21 MiB of the peak)."""
+    if compiled and not COMPILED_FLOWS:
+        pytest.skip("the compiled flow builder is not built")
+    seed = next(s for s in range(100) if _table(s)[1])  # one with retired connections
+    table = FlowTable(3, lambda _proto, _key: 0)
+    table.tables, table._retired = _table(seed)
+    held = table._retired  # as observe/_step.pyx holds it
+    table.compiled_finish = ingest._COMPILED_FLOWS.finish if compiled else None
+    built, _ = table.finish(7, Addresses())
+    assert len(built) > len(_table(seed)[1])
+    assert held == [] and table._retired is held
+
+
 @pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
 def test_compiled_community_id_is_the_python_one() -> None:
     """SHA-1 and base64 in C (one block): the spec's example, then random TCP and UDP flows

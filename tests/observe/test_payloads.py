@@ -537,6 +537,21 @@ def test_a_head_parsed_for_another_payload_is_not_used() -> None:
     assert [r.target for r in inspector.http_requests(FlowIds())] == ["/new"]
 
 
+def test_the_inspector_lets_go_of_its_requests_and_names_once_numbered() -> None:
+    """Numbering hands the records over (in the order they were first seen) and the
+    inspector keeps none: they would pin the allocator's pools while the flows are built."""
+    inspector = payloads.PayloadInspector(0, FlowTable(0, payloads.initial_want), Accounting(0))
+    for port, target in ((52001, "/a"), (52002, "/b"), (52003, "/c")):
+        key = bytes(4) + bytes(4) + struct.pack("!HH", port, 80)
+        entry = new_entry(0.0, 1, payloads.W_HTTP)
+        request = f"GET {target} HTTP/1.1\r\nHost: h.example\r\n\r\n".encode()
+        inspector._http_head(entry, 6, key, request, 0.0, port - 52000)
+    inspector._name(17, bytes(12), "nbns", "HOST", 9)
+    assert [r.target for r in inspector.http_requests(FlowIds())] == ["/a", "/b", "/c"]
+    assert [m.name for m in inspector.names(FlowIds())] == ["HOST"]
+    assert inspector.http_requests(FlowIds()) == [] and inspector.names(FlowIds()) == []
+
+
 def test_remembered_kinds_and_heads_change_no_conclusion(
     observe: Observe, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -278,7 +278,9 @@ def _read_part(
     packets = [hello.packet for _, hello in client_hellos]
     ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
     del packets
+    ech = _reindexed(inspector.ech_extensions, ordered)
     numbered = _Numbered(inspector, client_hellos, ordered, address)
+    del ordered
     # Every record that names its flow is numbered (and the flow references let go) before
     # the flows are built: the two never both exist in full (#17: the web mix's peak).
     flows, _ = ingest.table.finish(1, address, numbered.number)
@@ -315,7 +317,7 @@ def _read_part(
         server_hellos=numbered.server,
         http=numbered.http,
         names=numbered.names,
-        ech=_reindexed(inspector.ech_extensions, ordered),
+        ech=ech,
         hrr_ech=numbered.hrr_ech,
         dns_pending_high=inspector.dns.pending_high,
         quic_waiting_high=inspector.quic_waiting_high,
@@ -352,6 +354,7 @@ class _Numbered:
     def number(self, ids: FlowIds) -> None:
         inspector = self._inspector
         self.client = _in_flows(TlsClientHello, _taken(self._client, self._order), ids)
+        self._order.clear()  # 64k ints on the web mix: none outlives its use (#17)
         numbered = _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids)
         self.server = sorted(numbered, key=attrgetter("packet"))
         self.dns = inspector.dns.records(ids, self._address)

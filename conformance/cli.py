@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from conformance import __version__
 from conformance.errors import ConformanceError
 from conformance.options import add_arguments, from_namespace, pytest_arguments
 from conformance.resources import suites_dir
+from conformance.scratch import scratch_dir
 from conformance.verdict import ExitCode, Verdict
 from conformance.watch.command import add_watch_commands
 
@@ -684,7 +684,7 @@ def _cmd_rejudge(args: argparse.Namespace, console: Console) -> int:
             f"{args.report_dir}: holds no {EVIDENCE}/profile.yaml to judge against;"
             " give --profile P"
         )
-    work = Path(tempfile.mkdtemp(prefix="ucx-rejudge-"))
+    work = scratch_dir("rejudge")
     try:
         # Only copies made through the verified reader are judged: a byte the signature
         # does not cover is never read, even if the directory changes meanwhile.

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -114,6 +113,7 @@ class Run:
         from conformance.evidence.select import build_source
         from conformance.report.assemble import check_report_dir
         from conformance.report.lock import acquire
+        from conformance.scratch import remove_stale_scratch
         from conformance.sign.keys import ensure_key
         from conformance.sign.seal import sealed_files
 
@@ -139,6 +139,8 @@ class Run:
         lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
         try:
             check_report_dir(report_dir, sealed_files)
+            # What earlier runs killed with SIGKILL left in the temporary directory.
+            remove_stale_scratch()
         except BaseException:
             lock.release()
             raise
@@ -168,6 +170,7 @@ class Run:
         that cannot be read) propagates: exit 3. A harness failure makes every control
         `error`, saying why."""
         from conformance.evidence.pcap import PcapSource
+        from conformance.report.lock import hidden_sibling
         from conformance.report.prestage import Prestage
 
         copies = None
@@ -180,7 +183,9 @@ class Run:
             self.prestage = Prestage(self.report_dir)
             self.prestage.start(self.source.paths, teed=executor.in_process)
             copies = self.prestage if executor.in_process else None
-        self.workdir = Path(tempfile.mkdtemp(prefix="ucx-observe-"))
+        # Beside the report directory, tagged with this process: a run killed with SIGKILL
+        # leaves it there, and the next run into that directory removes it (report.lock).
+        self.workdir = hidden_sibling(self.report_dir, "observe", create=True)
         collector = gc.isenabled()
         gc.disable()  # until the observations are frozen below (observe.builder pauses it too)
         try:

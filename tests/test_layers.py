@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "conformance.options",
             "conformance.resources",
             "conformance.digest",
+            "conformance.scratch",
         ),
     ),
     (

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from conformance.evidence.interface import CONTAINER_LOG, Collected
 from conformance.evidence.lab import LabSource
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+from conformance.scratch import scratch_dir
 
 RUN_LABEL = "ucx-conformance.run"
 OWNER_LABEL = "ucx-conformance.owner"
@@ -190,7 +190,7 @@ class DockerSource:
 
         client = docker_client()
         stale = remove_stale(client)
-        self._workdir = Path(tempfile.mkdtemp(prefix="ucx-image-"))
+        self._workdir = scratch_dir("image")
         self._target = ContainerTarget(
             client, self.image, self._workdir, self.env, self.volumes, secrets.token_hex(4)
         )

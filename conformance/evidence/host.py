@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from conformance.host.pktmon import PktmonCapture, is_windows, winrm_runner
 from conformance.host.remote_capture import CaptureStats, RemoteCapture
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+from conformance.scratch import scratch_dir
 
 DEFAULT_WINDOW = 10.0  # seconds of socket sampling for a host judged on its own
 
@@ -87,7 +87,7 @@ class HostSource:
         from conformance.evidence.lab import LabSource
 
         self._options = host_options(profile)
-        self._workdir = Path(tempfile.mkdtemp(prefix="ucx-host-"))
+        self._workdir = scratch_dir("host")
         inner_evidence: Collected | None = None
         if isinstance(self.inner, LabSource):
             self.inner.host_hook = self

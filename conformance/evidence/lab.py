@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from conformance.evidence.interface import PROBE_LOG, TLS_KEYLOG, Collected, Sec
 from conformance.evidence.pcap import capture_evidence_name
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+from conformance.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from conformance.lab import LabRun
@@ -38,7 +38,7 @@ class LabSource:
         if self.workdir is not None:
             workdir = self.workdir  # the caller owns it and removes it
         else:
-            workdir = self._workdir = Path(tempfile.mkdtemp(prefix="ucx-lab-"))
+            workdir = self._workdir = scratch_dir("lab")
         lab_run = run_lab(profile, self.faults, workdir, progress, self.host_hook, self.external)
         return collected_from(lab_run, self.faults, self.keep_secrets)
 

@@ -5,7 +5,6 @@ Secrets Blocks inside a pcapng) and an intercepting proxy's HAR (`--content-log`
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from conformance.evidence.interface import Collected, SecretInputs
 from conformance.evidence.secrets import CheckedSecrets, check_secrets, judged_captures
 from conformance.profile_model import Profile
 from conformance.progress import Progress
+from conformance.scratch import scratch_dir
 
 
 def capture_evidence_name(index: int, path: Path) -> str:
@@ -64,7 +64,7 @@ class PcapSource:
 
     def _work(self) -> Path:
         if self._workdir is None:
-            self._workdir = Path(tempfile.mkdtemp(prefix="ucx-pcap-"))
+            self._workdir = scratch_dir("pcap")
         return self._workdir
 
     def collect(self, profile: Profile, progress: Progress) -> Collected:

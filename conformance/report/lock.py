@@ -10,7 +10,8 @@ locked is still the one at that name).
 Taking the lock also proves the directory can be written (a probe directory is made and
 removed), so an unwritable or impossible REPORT_DIR is one line before anything is judged.
 
-Hidden siblings (`.partial`, `.prestage`, `.old`, see report.assemble) carry their owner's pid
+Hidden siblings (`.partial`, `.prestage`, `.old`, see report.assemble; `.observe`, the files
+the observation derives, run.py) carry their owner's pid
 and process start time in their names (`owner_tag`). While holding the lock, the ones whose
 owner is gone (a run killed with SIGKILL, a power cut) are removed; a live owner's never are.
 """
@@ -33,9 +34,11 @@ from pathlib import Path
 from typing import Final
 
 from conformance.errors import ConformanceError
+from conformance.scratch import owner_alive, owner_tag
 
-# Kinds of hidden sibling a run makes next to REPORT_DIR (report.assemble, report.prestage).
-SIBLING_KINDS: Final = ("partial", "prestage", "old", "probe")
+# Kinds of hidden sibling a run makes next to REPORT_DIR (report.assemble, report.prestage,
+# run.py's observation scratch).
+SIBLING_KINDS: Final = ("partial", "prestage", "old", "probe", "observe")
 # The holder line is a few dozen bytes; more is not ours.
 _MAX_HOLDER_BYTES: Final = 4096
 _SIBLING: Final = re.compile(
@@ -43,38 +46,6 @@ _SIBLING: Final = re.compile(
     r"-[0-9a-f]+",
     re.ASCII,
 )
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
-    fields = text.rpartition(")")[2].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def owner_tag() -> str:
-    """`<pid>-<start ticks>` of this process: put in a sibling's name to say whose it is."""
-    pid = os.getpid()
-    return f"{pid}-{_start_ticks(pid) or 0}"
-
-
-def owner_alive(pid: int, start: int) -> bool:
-    """Whether the process that made a sibling tagged `pid-start` still runs (pid reuse aside)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: it exists
-    ticks = _start_ticks(pid)
-    return ticks is None or start in (0, ticks)
 
 
 def remove_stale_siblings(target: Path) -> list[Path]:

@@ -98,10 +98,11 @@ def start_busy_run(
         # gcc is) the whole run would end before a signal sent half a second in.
         env={**os.environ, PURE_PYTHON_ENV: "1"},
     )
-    # Judging has begun once the capture's copy is being staged beside the report directory.
+    # Observing has begun once its scratch directory is beside the report directory (after
+    # the capture's copy began to be staged there).
     wait_for(
-        lambda: proc.poll() is not None or any(".prestage-" in n for n in siblings(report)),
-        "the run to start judging",
+        lambda: proc.poll() is not None or any(".observe-" in n for n in siblings(report)),
+        "the run to start observing",
     )
     assert proc.poll() is None, proc.communicate()
     return proc
@@ -289,13 +290,56 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(
     proc.kill()
     proc.communicate(timeout=WAIT)
     left = siblings(report)
-    assert any(".prestage-" in name for name in left), left  # what SIGKILL leaves behind
+    # what SIGKILL leaves behind: the staged copy and the observation's scratch (nothing of
+    # the run is left elsewhere, such as the system's temporary directory)
+    assert any(".prestage-" in name for name in left), left
+    assert any(".observe-" in name for name in left), left
     # A sibling whose owner still runs (this test process) must survive the clean-up.
     alive = hidden_sibling(report, "partial", create=True)
     done = small_run(report, profile_file, clean_capture, sign_key)
     assert done.returncode == 0, done.stderr
     assert siblings(report) == [alive.name]
     alive.rmdir()
+
+
+def test_a_killed_processs_scratch_in_the_temporary_directory_is_removed_by_the_next_run(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    """Sources work in the system's temporary directory (captures with secrets blanked, an
+    image's files, the lab's logs): what a SIGKILL left there goes with the next run."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from conformance.scratch import scratch_dir; import sys, time;"
+            " (scratch_dir('pcap') / 'copy.pcap').write_bytes(b'x'); print(flush=True);"
+            " time.sleep(60)",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "\n"
+    left = [p.name for p in temp.iterdir()]
+    assert len(left) == 1 and left[0].startswith(f"ucx-pcap-{holder.pid}-"), left
+    holder.kill()
+    holder.communicate(timeout=WAIT)
+    done = subprocess.run(
+        harness(
+            "run", "--profile", profile_file, "--pcap", clean_capture,
+            "--report-dir", tmp_path / "report", "--sign-key", sign_key,
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []
 
 
 # --- verify: the key path -------------------------------------------------------------------

@@ -15,10 +15,9 @@ from conformance.report.lock import (
     hidden_sibling,
     hold,
     lock_path,
-    owner_alive,
-    owner_tag,
     remove_stale_siblings,
 )
+from conformance.scratch import owner_alive, owner_tag
 
 
 def _dead_pid() -> int:

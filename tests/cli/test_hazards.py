@@ -342,6 +342,44 @@ def test_a_killed_processs_scratch_in_the_temporary_directory_is_removed_by_the_
     assert list(temp.iterdir()) == []
 
 
+def test_running_out_of_memory_is_every_control_in_error_saying_what_to_do(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    """A MemoryError says nothing itself: the run says it was memory, and what to do, and
+    still writes its signed report (exit 2: no control can pass)."""
+    # The observation raises it, as a capture with tens of millions of flows would (a real
+    # one needs gigabytes: the run is made to hit it where that would happen).
+    script = (
+        "import sys\n"
+        "import conformance.run as run\n"
+        "def observe_evidence(*args, **kwargs):\n"
+        "    raise MemoryError()\n"
+        "run.observe_evidence = observe_evidence\n"
+        "from conformance.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    report = tmp_path / "report"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", script, "run", "--profile", str(profile_file),
+            "--pcap", str(clean_capture), "--report-dir", str(report),
+            "--sign-key", str(sign_key),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    results = json.loads((report / "report.json").read_text())["controls"]
+    judged = [r for r in results if r["id"] != "RP-SIGNED"]  # the report itself is signed
+    assert judged and all(r["verdict"] in ("error", "not-applicable") for r in judged), judged
+    errors = [r for r in results if r["verdict"] == "error"]
+    assert errors and all("out of memory" in r["reason"] for r in errors)
+    assert all("editcap -c" in r["reason"] for r in errors)
+    assert "MemoryError: \n" not in done.stdout + done.stderr  # never the bare exception
+
+
 # --- verify: the key path -------------------------------------------------------------------
 
 

@@ -16,9 +16,11 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint32_t
+from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
 
 from conformance.observe._step cimport (
@@ -475,81 +477,157 @@ cdef object _build_c(
     )
 
 
+# One flow to build, in the order flows are numbered: (first packet, protocol, direction key,
+# retired index or -1), as flows.py's `order` tuples sort. The key and its entries are held
+# by `finish`'s list (`held`, three slots per flow); this keeps 40 bytes a flow where a tuple
+# of eight and the first packet's int object took 160 (#17: 10 MiB of the web mix's peak,
+# 150 MiB of a 1M-port scan's).
+cdef struct _Item:
+    long long first
+    long long index
+    const char* key
+    Py_ssize_t key_size
+    Py_ssize_t held  # the flow's first slot in `held`
+    int proto
+
+
+cdef int _compare_items(const void* a, const void* b) noexcept nogil:
+    cdef const _Item* x = <const _Item*>a
+    cdef const _Item* y = <const _Item*>b
+    cdef Py_ssize_t common
+    cdef int order
+    if x.first != y.first:
+        return -1 if x.first < y.first else 1
+    if x.proto != y.proto:
+        return -1 if x.proto < y.proto else 1
+    common = x.key_size if x.key_size < y.key_size else y.key_size
+    order = memcmp(x.key, y.key, common)  # bytes order: the bytes, then the length
+    if order != 0:
+        return order
+    if x.key_size != y.key_size:
+        return -1 if x.key_size < y.key_size else 1
+    if x.index != y.index:
+        return -1 if x.index < y.index else 1
+    return 0
+
+
+cdef inline void _item(
+    _Item* item, long long first, int proto, bytes key, long long index, Py_ssize_t held
+) noexcept:
+    item.first = first
+    item.proto = proto
+    item.key = PyBytes_AS_STRING(key)
+    item.key_size = PyBytes_GET_SIZE(key)
+    item.index = index
+    item.held = held
+
+
 def finish(table, Py_ssize_t first_id, address, numbered=None):
     """FlowTable.finish(first_id, address, numbered), compiled: (flows, FlowIds)."""
-    cdef list order = []
+    cdef list held = []
+    cdef Py_ssize_t count = len(table._retired)
     cdef int proto
-    cdef Py_ssize_t index
+    cdef Py_ssize_t index, at
+    cdef long long first
     cdef dict known = address._known if type(address) is _Addresses else None
     cdef PyObject* found
-    for proto_object, entries in table.tables.items():
-        proto = proto_object
-        for key, e in (<dict>entries).items():
+    cdef _Item* items
+    for entries in table.tables.values():
+        count += len(<dict>entries)
+    items = <_Item*>PyMem_Malloc(max(count, 1) * sizeof(_Item))
+    if items == NULL:
+        raise MemoryError()
+    try:
+        count = 0
+        for proto_object, entries in table.tables.items():
+            proto = proto_object
+            for key, e in (<dict>entries).items():
+                rkey = _reverse(key)
+                if rkey != key:
+                    found = PyDict_GetItem(<dict>entries, rkey)
+                    other = <object>found if found != NULL else None
+                else:
+                    other = None
+                if other is None:
+                    first = _number(e, N_FIRST)
+                elif key < rkey:  # the pair is listed once, under its smaller key
+                    first = min(_number(e, N_FIRST), _number(other, N_FIRST))
+                else:
+                    continue
+                _item(&items[count], first, proto, key, -1, len(held))
+                held.extend((key, e, other))
+                count += 1
+            (<dict>entries).clear()  # the entries now live in `held`
+        index = 0
+        for key, e, other in table._retired:
+            first = _number(e, N_FIRST)
+            if other is not None:
+                first = min(first, _number(other, N_FIRST))
+            _item(&items[count], first, PROTO_TCP, key, index, len(held))
+            held.extend((key, e, other))
+            count += 1
+            index += 1
+        table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
+        qsort(items, count, sizeof(_Item), _compare_items)
+        ids = flows.FlowIds()
+        id_of = ids._ids
+        add_id = ids.add
+        flow_id = first_id
+        for index in range(count):
+            key = <object>PyList_GET_ITEM(held, items[index].held)
             rkey = _reverse(key)
-            if rkey != key:
-                found = PyDict_GetItem(<dict>entries, rkey)
-                other = <object>found if found != NULL else None
+            ref = (items[index].proto, key if key <= rkey else rkey)
+            if PyDict_GetItem(id_of, ref) == NULL:  # FlowIds.add's first step
+                PyDict_SetItem(id_of, ref, flow_id)
             else:
-                other = None
-            if other is None:
-                ref = (proto_object, key if key <= rkey else rkey)
-                order.append((e[N_FIRST], proto_object, key, -1, rkey, ref, e, None))
-            elif key < rkey:
-                first = e[N_FIRST] if _number(e, N_FIRST) <= _number(other, N_FIRST) else other[N_FIRST]
-                order.append((first, proto_object, key, -1, rkey, (proto_object, key), e, other))
-        (<dict>entries).clear()
-    index = 0
-    for key, e, other in table._retired:
-        rkey = _reverse(key)
-        if other is None or _number(e, N_FIRST) <= _number(other, N_FIRST):
-            first = e[N_FIRST]
+                add_id(ref, items[index].first, flow_id)
+            flow_id += 1
+        if numbered is not None:
+            numbered(ids)
+        built = []
+        capture = table.capture
+        flow_id = first_id
+        for index in range(count):
+            at = items[index].held
+            key = <object>PyList_GET_ITEM(held, at)
+            e = <object>PyList_GET_ITEM(held, at + 1)
+            other = <object>PyList_GET_ITEM(held, at + 2)
+            held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
+            proto = items[index].proto
+            rkey = _reverse(key)
+            built.append(
+                _built(capture, flow_id, proto, key, rkey, e, other, address, known)
+            )
+            flow_id += 1
+        return built, ids
+    finally:
+        PyMem_Free(items)
+
+
+cdef object _built(
+    int capture, long long flow_id, int proto, bytes key, bytes rkey, object e, object other,
+    object address, dict known,
+):
+    """The flow of one direction pair: the compiled `_build` where it takes it, else
+    flows.py's own steps."""
+    flow = None
+    if _simple(proto, e, other, key):
+        oriented = _orient_c(proto, key, e, other)
+        if oriented is None:
+            oriented = _orient(proto, key, e, other)
+        forward, basis = oriented
+        if forward:
+            flow = _build_c(capture, flow_id, proto, key, e, other, basis, address, known)
         else:
-            first = other[N_FIRST]
-        ref = (PROTO_TCP, key if key <= rkey else rkey)
-        order.append((first, PROTO_TCP, key, index, rkey, ref, e, other))
-        index += 1
-    table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
-    order.sort(reverse=True)
-    ids = flows.FlowIds()
-    cdef dict id_of = ids._ids
-    add_id = ids.add
-    cdef long long flow_id = first_id
-    for index in range(len(order) - 1, -1, -1):
-        item = <tuple>order[index]
-        ref = item[5]
-        if PyDict_GetItem(id_of, ref) == NULL:  # FlowIds.add's first step
-            PyDict_SetItem(id_of, ref, flow_id)
+            flow = _build_c(capture, flow_id, proto, rkey, other, e, basis, address, known)
+    else:
+        forward, basis = _orient(proto, key, e, other)
+    if flow is None:
+        if forward:
+            flow = _build(capture, flow_id, proto, key, e, other, basis, address)
         else:
-            add_id(ref, item[0], flow_id)
-        flow_id += 1
-    if numbered is not None:
-        numbered(ids)
-    cdef int capture = table.capture
-    cdef list built = []
-    flow_id = first_id
-    while order:
-        first, proto_object, key, _, rkey, ref, e, other = order.pop()
-        proto = proto_object
-        flow = None
-        if _simple(proto, e, other, key):
-            oriented = _orient_c(proto, key, e, other)
-            if oriented is None:
-                oriented = _orient(proto, key, e, other)
-            forward, basis = oriented
-            if forward:
-                flow = _build_c(capture, flow_id, proto, key, e, other, basis, address, known)
-            else:
-                flow = _build_c(capture, flow_id, proto, rkey, other, e, basis, address, known)
-        else:
-            forward, basis = _orient(proto, key, e, other)
-        if flow is None:
-            if forward:
-                flow = _build(capture, flow_id, proto, key, e, other, basis, address)
-            else:
-                flow = _build(capture, flow_id, proto, rkey, other, e, basis, address)
-        built.append(flow)
-        flow_id += 1
-    return built, ids
+            flow = _build(capture, flow_id, proto, rkey, other, e, basis, address)
+    return flow
 
 
 def in_flows(renumbered, hellos, ids):

@@ -189,6 +189,27 @@ def test_compiled_flows_share_their_numbers() -> None:
 
 
 @pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
+def test_compiled_flows_of_one_instant_share_its_time() -> None:
+    """#17 (memory): a flow whose first and last packet have the same time holds one float
+    object for both (a port scan's flows are one SYN each: 32 MiB of 1M flows); a flow that
+    lasted holds two, and a zero time is never shared (0.0 and -0.0 are equal)."""
+    assert ingest._COMPILED_FLOWS is not None
+    table = FlowTable(0, lambda _proto, _key: 0)
+    directions: dict[bytes, Entry] = {}
+    for n, (start, end) in enumerate(((5.25, 5.25), (5.25, 6.5), (0.0, 0.0))):
+        key = bytes((192, 0, 2, 1, 192, 0, 2, 2)) + (40000 + n).to_bytes(2, "big") + b"\x00\x50"
+        out = flows.new_entry(start, 10 * n + 1, 0)
+        # two float objects, as the compiled step's entries give (a list entry may share one)
+        out[T_LAST], out[TCP_OPEN] = end * 1.0, SYN_SEEN
+        directions[key] = out
+    table.tables[IPPROTO_TCP] = directions
+    one, lasted, zero = ingest._COMPILED_FLOWS.finish(table, 1, Addresses())[0]
+    assert one.first_time == one.last_time == 5.25 and one.first_time is one.last_time
+    assert (lasted.first_time, lasted.last_time) == (5.25, 6.5)
+    assert zero.first_time == zero.last_time == 0.0 and zero.first_time is not zero.last_time
+
+
+@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
     """Hellos numbered with their flows' ids, a reused 5-tuple's told apart by packet."""

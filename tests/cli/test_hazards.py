@@ -302,7 +302,7 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(
     alive.rmdir()
 
 
-def test_a_killed_processs_scratch_in_the_temporary_directory_is_removed_by_the_next_run(
+def test_what_a_killed_process_left_in_the_temporary_directory_goes_with_the_next_run(
     tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
 ) -> None:
     """Sources work in the system's temporary directory (captures with secrets blanked, an

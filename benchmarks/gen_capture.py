@@ -54,6 +54,10 @@ CLOUD_V6 = (ipaddress.IPv6Address("2001:db8:ffff::10"),)
 PHONES_V4 = tuple(ipaddress.IPv4Address(f"192.0.2.{i}") for i in range(100, 251))
 PHONES_V6 = tuple(ipaddress.IPv6Address(f"2001:db8:1::{i:x}") for i in range(0x100, 0x140))
 ADMIN_PCS_V4 = tuple(ipaddress.IPv4Address(f"192.0.2.{i}") for i in range(60, 70))
+# A SYN scan from outside (`--scan-share`): the target's ports one after another, each probe
+# a flow of its own; the open ones answer SYN-ACK, the rest RST.
+SCANNER_V4 = ipaddress.IPv4Address("198.51.100.66")
+SCAN_OPEN_PORTS = frozenset((22, 443, 5060, 5061, 8443))
 
 # Internal names the resolver answers (A and AAAA); names not listed get NXDOMAIN.
 INTERNAL_NAMES: dict[str, tuple[Addr, ...]] = {
@@ -78,6 +82,7 @@ DEFAULT_CALLS = 64  # concurrent calls (each two RTP streams: 100 packets/s per 
 DEFAULT_RTP_SHARE = 0.88
 DEFAULT_CLOUD_SHARE = 0.3  # of new TLS sessions, the share that goes to the cloud
 DEFAULT_PROXY_SHARE = 0.5  # of cloud sessions, the share tunnelled through the proxy
+DEFAULT_SCAN_SHARE = 0.0  # of non-media traffic, the share that is a scan's probes
 # The target's stub resolver caches answers (Windows' DNS Client service does): a name is asked
 # again only when its answer expired. Answers carry TTL 300 s; NXDOMAIN (no SOA) is kept 60 s,
 # well below Windows' default MaxNegativeCacheTtl (900 s).
@@ -536,8 +541,11 @@ class Generator:
         rtp_share: float = DEFAULT_RTP_SHARE,
         cloud_share: float = DEFAULT_CLOUD_SHARE,
         proxy_share: float = DEFAULT_PROXY_SHARE,
+        scan_share: float = DEFAULT_SCAN_SHARE,
     ) -> None:
         self.rng = random.Random(seed)
+        self.scan_share = scan_share
+        self.next_scan_port = 1
         self.link = Link()
         self.calls_target = calls
         self.rtp_share = rtp_share
@@ -1208,9 +1216,27 @@ class Generator:
                 cport=self.client_port(client),
             )
 
+    def scan_probe(self, t: int) -> None:
+        """One port of a SYN scan from outside: a SYN to the target's next port, answered by
+        RST-ACK (closed) or by SYN-ACK and then the scanner's RST (open)."""
+        port = self.next_scan_port
+        self.next_scan_port = 1 if port >= 65535 else port + 1
+        c = self.tcp_conn(SCANNER_V4, self.client_port(SCANNER_V4), TARGET_V4, port)
+        mss = bytes.fromhex("020405b4")
+        self.seg(c, 0, t, SYN, options=mss)
+        t += self.local_delay()
+        if port in SCAN_OPEN_PORTS:
+            self.seg(c, 1, t, SYN | ACK, options=mss)
+            self.seg(c, 0, t + 2_000 + self.rng.randrange(8_000), RST)  # the scanner's RTT
+        else:
+            self.seg(c, 1, t, RST | ACK)
+
     def filler(self, t: int) -> None:
         """One piece of non-media traffic, drawn from the mix."""
         rng = self.rng
+        if self.scan_share and rng.random() < self.scan_share:
+            self.scan_probe(t)
+            return
         r = rng.random() * 100
         if r < 38:
             name = rng.choice((*INTERNAL_NAMES, *NXDOMAIN_NAMES))
@@ -1411,11 +1437,12 @@ def generate(
     rtp_share: float = DEFAULT_RTP_SHARE,
     cloud_share: float = DEFAULT_CLOUD_SHARE,
     proxy_share: float = DEFAULT_PROXY_SHARE,
+    scan_share: float = DEFAULT_SCAN_SHARE,
 ) -> Summary:
     """Write a capture of exactly `packets` packets to `out` and say what it holds."""
     if fmt not in ("pcap", "pcapng"):
         raise ValueError(f"format must be pcap or pcapng, not {fmt!r}")
-    gen = Generator(seed, calls, rtp_share, cloud_share, proxy_share)
+    gen = Generator(seed, calls, rtp_share, cloud_share, proxy_share, scan_share)
     with out.open("wb") as fh:
         return gen.generate(packets, fh, fmt, str(out))
 
@@ -1452,6 +1479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PROXY_SHARE,
         help="share of cloud sessions tunnelled through the proxy (CONNECT)",
     )
+    parser.add_argument(
+        "--scan-share",
+        type=_fraction,
+        default=DEFAULT_SCAN_SHARE,
+        help="share of non-media traffic that is a SYN scan from outside (a flow per probe)",
+    )
     args = parser.parse_args(argv)
     if args.packets < 1 or args.calls < 1 or not 0 < args.rtp_share < 1:
         parser.error("--packets and --calls must be positive, --rtp-share between 0 and 1")
@@ -1464,6 +1497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rtp_share,
         args.cloud_share,
         args.proxy_share,
+        args.scan_share,
     )
     print("\n".join(summary.lines()))
     return 0

@@ -51,9 +51,11 @@ SPEED_TARGET = 20.0  # the harness must be at least this many times faster than 
 ARGUS_TARGET = 1.0  # ... and at least as fast as argus, where argus is installed (issue #17)
 MEMORY_TARGET = 1.2  # harness peak RSS at the largest size / at the smallest size, at most
 PEAK_TARGET_MIB = 100.0  # harness peak RSS at the largest size, at most (issue #17)
-# Traffic mixes: the generator's share of RTP packets. "web": mostly TCP (TLS API sessions,
-# SIP trunks, DNS), the rest of the generator's mix with RTP nearly gone.
-MIXES = {"rtp": gen.DEFAULT_RTP_SHARE, "web": 0.02}
+# Traffic mixes: the generator's share of RTP packets and the share of the rest that is a SYN
+# scan from outside. "web": mostly TCP (TLS API sessions, SIP trunks, DNS), the rest of the
+# generator's mix with RTP nearly gone. "scan": the web mix with 60% of it a port scan, one
+# flow per probe (a capture of many flows: about one flow per four packets).
+MIXES = {"rtp": (gen.DEFAULT_RTP_SHARE, 0.0), "web": (0.02, 0.0), "scan": (0.02, 0.6)}
 # Set in the harness's environment to force its pure-Python code (conformance.decode.compiled).
 PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 DIFF_SHOWN = 10  # differences printed per side and fact kind
@@ -406,7 +408,7 @@ def capture_for(
 ) -> tuple[Path, str]:
     """The capture for these parameters and its summary line, generated only when needed.
 
-    `mix` is a key of MIXES (the generator's RTP share); `writer` "dumpcap" pipes the
+    `mix` is a key of MIXES (the generator's RTP and scan shares); `writer` "dumpcap" pipes the
     generated capture through `dumpcap -i -` so the file is one dumpcap wrote (its own
     section and interface blocks). A sidecar `<capture>.gen.json` records what made it
     (parameters, the generator's SHA-256) and the file's size and mtime; any difference
@@ -422,8 +424,11 @@ def capture_for(
         "cloud_share": cloud_share,
         "generator_sha256": _generator_digest(),
     }
+    rtp_share, scan_share = MIXES[mix]
     if mix != "rtp":
-        made_by["rtp_share"] = MIXES[mix]
+        made_by["rtp_share"] = rtp_share
+    if scan_share:
+        made_by["scan_share"] = scan_share
     if writer != "gen":
         made_by["writer"] = writer
     if not regenerate and pcap.is_file() and sidecar.is_file():
@@ -439,7 +444,15 @@ def capture_for(
             return pcap, f"{known.get('summary', pcap)} (reused, generated earlier)"
     sidecar.unlink(missing_ok=True)
     made = pcap.with_name(pcap.name + ".gen") if writer == "dumpcap" else pcap
-    summary = gen.generate(packets, made, fmt, seed, rtp_share=MIXES[mix], cloud_share=cloud_share)
+    summary = gen.generate(
+        packets,
+        made,
+        fmt,
+        seed,
+        rtp_share=rtp_share,
+        cloud_share=cloud_share,
+        scan_share=scan_share,
+    )
     line = summary.lines()[0]
     if writer == "dumpcap":
         _through_dumpcap(made, pcap)
@@ -847,7 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--mix",
         choices=sorted(MIXES),
         default="rtp",
-        help="traffic: rtp (a UC server, mostly RTP) or web (mostly TCP: TLS API sessions)",
+        help="traffic: rtp (a UC server, mostly RTP), web (mostly TCP: TLS API sessions) or"
+        " scan (the web mix with a SYN scan from outside: a flow per probe)",
     )
     parser.add_argument(
         "--writer",

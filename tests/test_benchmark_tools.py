@@ -243,6 +243,29 @@ def test_the_promised_mix_is_there(small_capture: tuple[Path, gen_capture.Summar
     assert summary.midstream_tcp_flows == len(tcp_keys - syn_keys)
 
 
+def test_a_scan_share_adds_one_flow_per_probe_from_outside(tmp_path: Path) -> None:
+    """`--scan-share`: SYNs from one outside address to the target's ports in turn, each a
+    flow of its own; the open ports answer SYN-ACK (and the scanner resets), the rest RST."""
+    path = tmp_path / "scan.pcapng"
+    summary = gen_capture.generate(3000, path, "pcapng", seed=5, rtp_share=0.02, scan_share=0.6)
+    ip = [f for _, f in _frames(path) if f.version]
+    scanner = str(gen_capture.SCANNER_V4)
+    probes = [f for f in ip if f.src == scanner and f.tcp_flags == 0x02]
+    answers = [f for f in ip if f.dst == scanner]
+    assert len(probes) >= 500
+    assert all(f.dst == "192.0.2.10" for f in probes)
+    ports = sorted(f.dport for f in probes)  # port after port (those due after the end: cut)
+    assert ports[0] == 1 and len(set(ports)) == len(ports)
+    assert len({f.key for f in probes}) == len(probes)  # one flow each
+    by_port = {f.sport: f.tcp_flags for f in answers}
+    assert by_port[443] == 0x12 and by_port[22] == 0x12  # SYN-ACK from the open ports
+    assert all(
+        flags == 0x14 for port, flags in by_port.items() if port not in (22, 443, 5060, 5061, 8443)
+    )
+    assert {f.key for f in ip} == summary.flow_keys  # the summary counts them
+    assert summary.flows >= len(probes)
+
+
 def test_generation_is_fast_and_in_time_order(tmp_path: Path) -> None:
     path = tmp_path / "fast.pcap"
     summary = gen_capture.generate(100_000, path, "pcap", seed=1)

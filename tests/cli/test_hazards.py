@@ -29,9 +29,11 @@ def harness(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "conformance", *map(str, args)]
 
 
-def run_harness(*args: str | Path, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
+def run_harness(
+    *args: str | Path, timeout: float = WAIT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        harness(*args), check=False, capture_output=True, text=True, timeout=timeout
+        harness(*args), check=False, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -327,16 +329,10 @@ def test_what_a_killed_process_left_in_the_temporary_directory_goes_with_the_nex
     assert len(left) == 1 and left[0].startswith(f"ucx-pcap-{holder.pid}-"), left
     holder.kill()
     holder.communicate(timeout=WAIT)
-    done = subprocess.run(
-        harness(
-            "run", "--profile", profile_file, "--pcap", clean_capture,
-            "--report-dir", tmp_path / "report", "--sign-key", sign_key,
-        ),
+    done = run_harness(
+        "run", "--profile", profile_file, "--pcap", clean_capture,
+        "--report-dir", tmp_path / "report", "--sign-key", sign_key,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert list(temp.iterdir()) == []

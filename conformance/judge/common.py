@@ -356,7 +356,7 @@ def answer_state(flow: Flow) -> str:
 
 def flow_packets(flow: Flow) -> PacketRef:
     """The flow's sample packets as a reference into its capture."""
-    packets = flow.sample_packets or (flow.first_packet,)
+    packets = tuple(flow.sample_packets) or (flow.first_packet,)
     return PacketRef(capture=flow.capture, packets=packets)
 
 

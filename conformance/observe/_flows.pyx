@@ -15,10 +15,9 @@ from cpython.array cimport array
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
-from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
+from cpython.long cimport PyLong_AsLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.ref cimport Py_INCREF, PyObject
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -34,7 +33,12 @@ from conformance.observe._step cimport (
 
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
 from conformance.observe import flows
-from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, InitiatorBasis, PayloadKind
+from conformance.observe.records import (
+    SAMPLE_PACKETS_PER_FLOW,
+    InitiatorBasis,
+    PacketNumbers,
+    PayloadKind,
+)
 
 # Entry slots and flags, read once from their one definition (observe/flows.py).
 cdef Py_ssize_t PKTS = flows.PKTS
@@ -64,6 +68,7 @@ _FIRST_PACKET = InitiatorBasis.FIRST_PACKET
 _NO_PAYLOAD = PayloadKind.NONE
 _FLOW = flows._FLOW
 _REUSED = flows._REUSED
+_BYTES_NEW = bytes.__new__
 _orient = flows._orient
 _build = flows._build
 _Addresses = flows.Addresses
@@ -294,14 +299,9 @@ cdef void _sort(long long* values, Py_ssize_t n) noexcept:
         values[j + 1] = v
 
 
-cdef tuple _tuple_of(long long* values, Py_ssize_t n):
-    cdef tuple result = PyTuple_New(n)
-    cdef Py_ssize_t i
-    for i in range(n):
-        item = PyLong_FromLongLong(values[i])
-        Py_INCREF(item)
-        PyTuple_SET_ITEM(result, i, item)
-    return result
+cdef object _packed_numbers(long long* values, Py_ssize_t n):
+    """records.PacketNumbers of `values` (packed as it packs them: native 64-bit integers)."""
+    return _BYTES_NEW(PacketNumbers, PyBytes_FromStringAndSize(<char*>values, n * sizeof(long long)))
 
 
 cdef Py_ssize_t _copy_samples(object e, long long* into, Py_ssize_t room) except -1:
@@ -319,7 +319,7 @@ cdef Py_ssize_t _copy_samples(object e, long long* into, Py_ssize_t room) except
     return n
 
 
-cdef tuple _samples(object out, object back):
+cdef object _samples(object out, object back):
     """flows._build's samples: the initiator's as kept when it alone sent, else the lowest
     SAMPLE_PACKETS_PER_FLOW packet numbers of both directions, each once."""
     cdef long long values[64]
@@ -327,8 +327,8 @@ cdef tuple _samples(object out, object back):
     cdef Py_ssize_t i, kept
     if back is None:
         if type(out) is Entry:
-            return _tuple_of((<Entry>out).samples, (<Entry>out).n_samples)
-        return tuple(<array>_entry_item(out, SAMPLES))
+            return _packed_numbers((<Entry>out).samples, (<Entry>out).n_samples)
+        return PacketNumbers(<array>_entry_item(out, SAMPLES))
     if _sample_count(back) > 32 or (
         out is not None and _sample_count(out) > 32
     ):  # more than any direction keeps: the Python code's answer
@@ -345,7 +345,7 @@ cdef tuple _samples(object out, object back):
         kept += 1
         if kept == SAMPLE_MAX:
             break
-    return _tuple_of(values, kept)
+    return _packed_numbers(values, kept)
 
 
 # The port numbers' int objects, made once each: a server's port repeats on every flow to it,
@@ -361,14 +361,12 @@ cdef object _port(int value):
     return made
 
 
-cdef object _one_of(object number, tuple samples):
-    """`number`, or the equal int object `samples` already holds (a flow's first packet is its
-    first sample; a short flow's last packet and its first payload are samples too)."""
-    cdef Py_ssize_t i
-    for i in range(PyTuple_GET_SIZE(samples)):
-        item = <object>PyTuple_GET_ITEM(samples, i)
-        if item == number:
-            return item
+cdef object _one_of(object number, object other):
+    """`number`, or `other` when they are equal ints: one object where a flow's first packet
+    is also its last (a flow of one packet: a port scan's million), or either is its first
+    payload."""
+    if other is not None and type(number) is int and type(other) is int and number == other:
+        return other
     return number
 
 
@@ -451,6 +449,8 @@ cdef object _build_c(
         _entry_item(back, CARRIED) if back is not None else None
     )
     payload_n = _entry_item(out, PAYLOAD_N) if out is not None else None
+    first_n = _entry_item(first, N_FIRST)
+    last_n = _one_of(_entry_item(last, N_LAST), first_n)
     return _FLOW(
         flow_id,
         capture,
@@ -471,14 +471,14 @@ cdef object _build_c(
         bytes_in,
         first_time,
         _same_time(first_time, _entry_item(last, T_LAST)),
-        _one_of(_entry_item(first, N_FIRST), samples),
-        _one_of(_entry_item(last, N_LAST), samples),
+        first_n,
+        last_n,
         samples,
         flags_out,
         flags_in,
         _entry_item(out, KIND) if out is not None else _NO_PAYLOAD,
         _entry_item(back, KIND) if back is not None else _NO_PAYLOAD,
-        _one_of(payload_n, samples) if out is not None and payload_n else None,
+        _one_of(_one_of(payload_n, first_n), last_n) if out is not None and payload_n else None,
         _entry_item(out, HEAD) if out is not None else b"",
         _community_id(proto, k, k + half, half, sport, dport),
         carried[0] if carried else "",

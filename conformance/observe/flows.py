@@ -36,6 +36,7 @@ from conformance.observe.records import (
     Flow,
     InitiatorBasis,
     IPAddress,
+    PacketNumbers,
     PayloadKind,
     maker,
 )
@@ -506,12 +507,12 @@ def _by_port(key: bytes, e: Entry, other: Entry | None, first: bool) -> tuple[bo
     return first, InitiatorBasis.PORT_HEURISTIC
 
 
-def _merged_samples(a: array[int], b: array[int]) -> tuple[int, ...]:
+def _merged_samples(a: array[int], b: array[int]) -> PacketNumbers:
     """The lowest SAMPLE_PACKETS_PER_FLOW packet numbers of two directions, each once."""
     lowest = sorted(a + b)[:SAMPLE_PACKETS_PER_FLOW]
     if len(set(lowest)) == len(lowest):  # no number twice (the usual case): no set of all
-        return tuple(lowest)
-    return tuple(sorted({*a, *b})[:SAMPLE_PACKETS_PER_FLOW])
+        return PacketNumbers(lowest)
+    return PacketNumbers(sorted({*a, *b})[:SAMPLE_PACKETS_PER_FLOW])
 
 
 def _is_group(address: bytes) -> bool:
@@ -570,9 +571,9 @@ def _build(
     last = back if out is None or (back is not None and back[N_LAST] > out[N_LAST]) else out
     assert first is not None and last is not None
     if back is None:
-        samples = tuple(first[SAMPLES])  # one direction (`out`): as it kept them
+        samples = PacketNumbers(first[SAMPLES])  # one direction (`out`): as it kept them
     elif out is None:
-        samples = tuple(sorted(set(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW])
+        samples = PacketNumbers(sorted(set(back[SAMPLES]))[:SAMPLE_PACKETS_PER_FLOW])
     else:
         samples = _merged_samples(out[SAMPLES], back[SAMPLES])
     if proto == IPPROTO_TCP:

@@ -13,7 +13,7 @@ a line that needs quoting (tables.py leaves it to csv.writer). tests/report/test
 compares the two on random records of every kind.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -26,8 +26,12 @@ from libc.string cimport memcpy
 
 
 
+from conformance.observe.records import PacketNumbers
+
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+_PACKED = PacketNumbers
 
 
 cdef struct Buffer:
@@ -175,6 +179,15 @@ cdef int _flag(Buffer* b, object value, object flags) except -1:
 
 cdef int _samples(Buffer* b, object values, object numbers) except -1:
     cdef Py_ssize_t i, n
+    cdef long long value
+    if type(values) is _PACKED:  # the observers' samples: native 64-bit numbers, packed
+        n = PyBytes_GET_SIZE(values) // sizeof(long long)
+        for i in range(n):
+            if i:
+                _char(b, b' ')
+            memcpy(&value, PyBytes_AS_STRING(values) + i * sizeof(long long), sizeof(long long))
+            _decimal(b, value)
+        return 0
     if type(values) is not tuple:
         return _text(b, numbers(values))
     n = PyTuple_GET_SIZE(values)

@@ -112,9 +112,9 @@ def _spaced(count: int) -> str:
     return " ".join(["%s"] * count)
 
 
-def _numbers(values: tuple[int, ...]) -> str:
+def _numbers(values: Sequence[int]) -> str:
     """Integers separated by spaces (sample packet numbers): one %-format, no str() each."""
-    return _spaced(len(values)) % values
+    return _spaced(len(values)) % (values if isinstance(values, tuple) else tuple(values))
 
 
 def _tls_version(value: int) -> str:

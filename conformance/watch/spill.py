@@ -93,6 +93,8 @@ def _encode(value: Any) -> Any:
     """JSON-ready form: dataclasses as lists of their fields in order, bytes as base64."""
     if value is None or isinstance(value, bool | int | float | str):
         return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, model.PacketNumbers):  # bytes that read as numbers
+        return list(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
@@ -130,6 +132,8 @@ def _decoder(kind: Any) -> Callable[[Any], Any]:
         return lambda v: tuple(d(x) for d, x in zip(items, _list(v), strict=True))
     if kind is bytes:
         return lambda v: base64.b64decode(_text(v), validate=True)
+    if kind is model.PacketNumbers:
+        return lambda v: model.PacketNumbers(_exact(int, x) for x in _list(v))
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return kind
     if kind is float:

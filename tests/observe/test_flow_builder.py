@@ -42,7 +42,13 @@ from conformance.observe.flows import (
     IcmpErrors,
     reverse_key,
 )
-from conformance.observe.records import Flow, PayloadKind, TlsServerHello, renumbering
+from conformance.observe.records import (
+    Flow,
+    PacketNumbers,
+    PayloadKind,
+    TlsServerHello,
+    renumbering,
+)
 from tests.compiled_paths import COMPILED_FLOWS
 
 _PROTOCOLS = (IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, PORTLESS + 47)
@@ -165,9 +171,10 @@ def test_compiled_finish_takes_the_common_flows_itself(monkeypatch: pytest.Monke
 
 @pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
 def test_compiled_flows_share_their_numbers() -> None:
-    """#17 (memory): a flow's first packet, last packet and first payload are the int objects
-    its samples hold, and flows to one port share that port's int (the 2M web capture's 65k
-    flows: 7 MiB)."""
+    """#17 (memory): a flow's samples are packed (records.PacketNumbers), its first payload is
+    the int object its first or last packet is when they are equal, a flow of one packet
+    holds one int for both, and flows to one port share that port's int (the 2M web
+    capture's 65k flows: 7 MiB)."""
     assert ingest._COMPILED_FLOWS is not None
     table = FlowTable(0, lambda _proto, _key: 0)
     directions: dict[bytes, Entry] = {}
@@ -179,12 +186,17 @@ def test_compiled_flows_share_their_numbers() -> None:
         out[N_LAST], out[PAYLOAD_N] = first + 2, first + 2
         back[PKTS], back[TCP_OPEN], back[SAMPLES] = 1, SYNACK_SEEN, array("q", [first + 1])
         directions |= {key: out, reverse_key(key): back}
+    key = bytes((192, 0, 2, 1, 192, 0, 2, 2)) + (40002).to_bytes(2, "big") + b"\x20\xfb"
+    alone = flows.new_entry(1.0, 2000, 0)  # one SYN, never answered
+    alone[PKTS], alone[TCP_OPEN], alone[SAMPLES] = 1, SYN_SEEN, array("q", [2000])
+    directions[key] = alone
     table.tables[IPPROTO_TCP] = directions
     built, _ = ingest._COMPILED_FLOWS.finish(table, 1, Addresses())
-    for flow in built:
-        samples = flow.sample_packets
-        assert flow.first_packet is samples[0] and flow.last_packet is samples[-1]
-        assert flow.first_payload_packet is samples[-1]
+    for flow in built[:2]:
+        assert type(flow.sample_packets) is PacketNumbers
+        assert flow.sample_packets == (flow.first_packet, flow.first_packet + 1, flow.last_packet)
+        assert flow.first_payload_packet is flow.last_packet
+    assert built[2].first_packet is built[2].last_packet and built[2].sample_packets == (2000,)
     assert built[0].responder_port == 8443 and built[0].responder_port is built[1].responder_port
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from conformance.errors import ConformanceError
 from conformance.observe.builder import observe_captures
+from conformance.observe.records import PacketNumbers
 from conformance.watch import spill
 from conformance.watch.closure import ClosureDetector, list_captures, open_for_writing, ring_of
 from conformance.watch.periods import duration, gaps, period_id, period_start
@@ -26,7 +27,10 @@ def test_a_spill_gives_back_the_same_observations(tmp_path: Path, builder: str) 
     capture = defects.write_pcap(tmp_path / "c.pcap", getattr(defects, builder)())
     obs = observe_captures([capture])
     spill.dump(obs, tmp_path / "s.json.gz")
-    assert spill.load(tmp_path / "s.json.gz") == obs
+    loaded = spill.load(tmp_path / "s.json.gz")
+    assert loaded == obs
+    # equal to a tuple of the same numbers too: the type is checked on its own
+    assert {type(f.sample_packets) for f in loaded.flows} == {PacketNumbers}
 
 
 def test_a_damaged_or_foreign_spill_is_refused(tmp_path: Path) -> None:

@@ -640,15 +640,15 @@ cdef object _built(
     return flow
 
 
-def in_flows(renumbered, hellos, ids):
-    """observe/builder.py `_in_flows`, compiled: each (reference, record) of `hellos` as a
-    copy numbered with the id of the flow its reference names at the record's packet
-    (FlowIds.get; a reference to a reused 5-tuple is asked of `ids` itself)."""
+def in_flows(renumbered, refs, hellos, ids):
+    """observe/builder.py `_in_flows`, compiled: each record of `hellos` numbered with the id
+    of the flow its reference in `refs` names at the record's packet (FlowIds.get; a
+    reference to a reused 5-tuple is asked of `ids` itself)."""
     cdef dict id_of = ids._ids
     cdef list numbered = []
     cdef PyObject* found
     get = ids.get
-    for ref, record in hellos:
+    for ref, record in zip(refs, hellos, strict=True):
         found = PyDict_GetItem(id_of, ref)
         if found == NULL:
             flow_id = 0

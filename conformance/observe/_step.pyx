@@ -582,8 +582,10 @@ cdef class FastStep(CStep):
     cdef object capture
     cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
     cdef object server_hello
-    cdef list client_hellos  # PayloadInspector.client_hellos, server_hellos
+    cdef list client_hellos  # PayloadInspector.client_hellos, client_refs, server_...
+    cdef list client_refs
     cdef list server_hellos
+    cdef list server_refs
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
     cdef dict hello_strs
     cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
@@ -640,7 +642,9 @@ cdef class FastStep(CStep):
         self.client_hello = payloads._CLIENT_HELLO
         self.server_hello = payloads._SERVER_HELLO
         self.client_hellos = inspector.client_hellos
+        self.client_refs = inspector.client_refs
         self.server_hellos = inspector.server_hellos
+        self.server_refs = inspector.server_refs
         self.hello_ints = inspector._ints
         self.hello_strs = inspector._strs
         self.kinds = inspector._kinds
@@ -1055,7 +1059,8 @@ cdef class FastStep(CStep):
             None,
             _ECH_NONE,
         )
-        self.client_hellos.append((ref, record))
+        self.client_hellos.append(record)
+        self.client_refs.append(ref)
         return 0
 
     cdef bint _hello_begins(self, Entry e, bytes payload, double ts, long long n) except -1:
@@ -1192,7 +1197,8 @@ cdef class FastStep(CStep):
             record = self.server_hello(
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
-            self.server_hellos.append((ref, record))
+            self.server_hellos.append(record)
+            self.server_refs.append(ref)
         if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
             e.want &= ~W_HTTP
         if not e.want:

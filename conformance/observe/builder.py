@@ -274,12 +274,11 @@ def _read_part(
     inspector = ingest.inspector
     # Hellos in packet order (their ECH extensions follow them): the order does not then
     # depend on when a hello's last segment came, which parts of a capture could not know.
-    client_hellos = inspector.client_hellos
-    packets = [hello.packet for _, hello in client_hellos]
-    ordered = sorted(range(len(client_hellos)), key=packets.__getitem__)
+    packets = [hello.packet for hello in inspector.client_hellos]
+    ordered = sorted(range(len(packets)), key=packets.__getitem__)
     del packets
     ech = _reindexed(inspector.ech_extensions, ordered)
-    numbered = _Numbered(inspector, client_hellos, ordered, address)
+    numbered = _Numbered(inspector, ordered, address)
     del ordered
     # Every record that names its flow is numbered (and the flow references let go) before
     # the flows are built: the two never both exist in full (#17: the web mix's peak).
@@ -335,12 +334,10 @@ class _Numbered:
     def __init__(
         self,
         inspector: PayloadInspector,
-        client: list[tuple[FlowRef, TlsClientHello]],
         order: list[int],
         address: Callable[[bytes], IPAddress],
     ) -> None:
         self._inspector = inspector
-        self._client = client
         self._order = order
         self._address = address
         self.dns: list[DnsQuery] = []
@@ -353,9 +350,17 @@ class _Numbered:
 
     def number(self, ids: FlowIds) -> None:
         inspector = self._inspector
-        self.client = _in_flows(TlsClientHello, _taken(self._client, self._order), ids)
-        self._order.clear()  # 64k ints on the web mix: none outlives its use (#17)
-        numbered = _in_flows(TlsServerHello, _drained(inspector.server_hellos), ids)
+        order = self._order
+        self.client = _in_flows(
+            TlsClientHello,
+            _taken(inspector.client_refs, order),
+            _taken(inspector.client_hellos, order),
+            ids,
+        )
+        order.clear()  # 64k ints on the web mix: none outlives its use (#17)
+        numbered = _in_flows(
+            TlsServerHello, _drained(inspector.server_refs), _drained(inspector.server_hellos), ids
+        )
         self.server = sorted(numbered, key=attrgetter("packet"))
         self.dns = inspector.dns.records(ids, self._address)
         self.http = sorted(inspector.http_requests(ids), key=lambda r: r.packet)
@@ -366,15 +371,19 @@ class _Numbered:
 
 
 def _in_flows(
-    kind: type[_Hello], hellos: Iterable[tuple[FlowRef, _Hello]], ids: FlowIds
+    kind: type[_Hello], refs: Iterable[FlowRef], hellos: Iterable[_Hello], ids: FlowIds
 ) -> list[_Hello]:
-    """Each hello with the id of the flow its reference names at the hello's packet."""
+    """Each hello with the id of the flow its reference (the one at its place in `refs`)
+    names at the hello's packet."""
     renumbered = numbering(kind)  # the part's own hellos: numbered in place where it can
     compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
     if compiled is not None:
-        return compiled.in_flows(renumbered, hellos, ids)  # type: ignore[no-any-return]
+        return compiled.in_flows(renumbered, refs, hellos, ids)  # type: ignore[no-any-return]
     flow_id = ids.get
-    return [renumbered(hello, flow_id(ref, hello.packet)) for ref, hello in hellos]
+    return [
+        renumbered(hello, flow_id(ref, hello.packet))
+        for ref, hello in zip(refs, hellos, strict=True)
+    ]
 
 
 def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:

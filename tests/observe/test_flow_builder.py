@@ -235,7 +235,14 @@ def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
     renumbered = renumbering(TlsServerHello)
     expected = [renumbered(hello, ids.get(ref, hello.packet)) for ref, hello in hellos]
     assert ingest._COMPILED_FLOWS is not None
-    assert ingest._COMPILED_FLOWS.in_flows(renumbered, hellos, ids) == expected
+    got = ingest._COMPILED_FLOWS.in_flows(
+        renumbered, [ref for ref, _ in hellos], [hello for _, hello in hellos], ids
+    )
+    assert got == expected
+    with pytest.raises(ValueError):  # a reference short: never a hello left unnumbered
+        ingest._COMPILED_FLOWS.in_flows(
+            renumbered, refs[:0], [hellos[0][1]] if hellos else [None], ids
+        )
 
 
 @pytest.mark.parametrize("compiled", [False, True])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import ipaddress
 import struct
 
 from conformance.decode.icmp import port_equivalents
@@ -43,3 +44,36 @@ def community_id(
         data = hashed.pack(seed, src, dst, bytes((proto, 0)), 0, 0)[:-4]
     digest = hashlib.sha1(data, usedforsecurity=False).digest()
     return "1:" + binascii.b2a_base64(digest, newline=False).decode("ascii")
+
+
+_TRANSPORT_NUMBERS = {
+    "tcp": IPPROTO_TCP,
+    "udp": IPPROTO_UDP,
+    "icmp": IPPROTO_ICMP,
+    "icmpv6": IPPROTO_ICMPV6,
+}
+
+
+def of_flow(
+    transport: str,
+    initiator: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    responder: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    initiator_port: int,
+    responder_port: int,
+) -> str:
+    """The Community ID of a flow as the observers record it: `transport` is "tcp", "udp",
+    "icmp", "icmpv6" or "ip-<protocol number>"; for ICMP the ports are the initiator's
+    message type and code; a flow of another protocol (or one seen by its IP header alone)
+    has ports 0. "" for ends no flow of the observers has (another transport, ports beyond
+    16 bits, addresses of two families): there is nothing to hash."""
+    number = _TRANSPORT_NUMBERS.get(transport)
+    if number is None:
+        name, _, digits = transport.partition("-")
+        if name != "ip" or not digits.isascii() or not digits.isdigit() or int(digits) > 255:
+            return ""
+        number = int(digits)
+    if not (0 <= initiator_port <= 0xFFFF and 0 <= responder_port <= 0xFFFF):
+        return ""
+    if initiator.version != responder.version:
+        return ""
+    return community_id(number, initiator.packed, responder.packed, initiator_port, responder_port)

@@ -18,9 +18,8 @@ from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint32_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy
 
 from conformance.observe._step cimport (
     E_N_FIRST,
@@ -109,134 +108,6 @@ cdef inline Py_ssize_t _sample_count(object e):
     if type(e) is Entry:
         return (<Entry>e).n_samples
     return len(<array>PyList_GET_ITEM(<list>e, SAMPLES))
-
-
-# decode/community_id.py `community_id` for a TCP or UDP flow, seed 0, compiled: SHA-1 of one
-# block (the hashed bytes are at most 40) and its base64. Building 65k flows of a web capture
-# spent 0.07 s in the Python function (a struct, a hashlib object, base64 per flow).
-cdef const char* _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-cdef inline uint32_t _rol(uint32_t x, int n) noexcept:
-    return (x << n) | (x >> (32 - n))
-
-
-cdef void _sha1_one_block(const unsigned char* message, Py_ssize_t size, unsigned char* out) noexcept:
-    """SHA-1 (FIPS 180-4) of `size` <= 55 bytes: one padded block."""
-    cdef unsigned char block[64]
-    cdef uint32_t w[80]
-    cdef uint32_t h[5]
-    cdef uint32_t a, b, c, d, e, f, k, t
-    cdef int i
-    memset(block, 0, 64)
-    memcpy(block, message, size)
-    block[size] = 0x80
-    block[62] = <unsigned char>((size * 8) >> 8)
-    block[63] = <unsigned char>((size * 8) & 0xFF)
-    h[0], h[1], h[2], h[3], h[4] = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
-    for i in range(16):
-        w[i] = (
-            (<uint32_t>block[4 * i] << 24) | (<uint32_t>block[4 * i + 1] << 16)
-            | (<uint32_t>block[4 * i + 2] << 8) | block[4 * i + 3]
-        )
-    for i in range(16, 80):
-        w[i] = _rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1)
-    a, b, c, d, e = h[0], h[1], h[2], h[3], h[4]
-    for i in range(80):
-        if i < 20:
-            f = (b & c) | (~b & d)
-            k = 0x5A827999
-        elif i < 40:
-            f = b ^ c ^ d
-            k = 0x6ED9EBA1
-        elif i < 60:
-            f = (b & c) | (b & d) | (c & d)
-            k = 0x8F1BBCDC
-        else:
-            f = b ^ c ^ d
-            k = 0xCA62C1D6
-        t = _rol(a, 5) + f + e + k + w[i]
-        e = d
-        d = c
-        c = _rol(b, 30)
-        b = a
-        a = t
-    h[0] += a
-    h[1] += b
-    h[2] += c
-    h[3] += d
-    h[4] += e
-    for i in range(5):
-        out[4 * i] = <unsigned char>(h[i] >> 24)
-        out[4 * i + 1] = <unsigned char>(h[i] >> 16)
-        out[4 * i + 2] = <unsigned char>(h[i] >> 8)
-        out[4 * i + 3] = <unsigned char>h[i]
-
-
-cdef str _community_id(
-    int proto, const unsigned char* src, const unsigned char* dst, Py_ssize_t half,
-    int sport, int dport,
-):
-    """community_id(proto, src, dst, sport, dport) of a TCP or UDP flow (addresses of
-    `half` bytes): the endpoints ordered so both directions hash alike."""
-    cdef unsigned char data[40]
-    cdef unsigned char digest[20]
-    cdef char text[30]
-    cdef const unsigned char* swap
-    cdef int order = memcmp(dst, src, half)
-    cdef int port
-    cdef Py_ssize_t n, i
-    cdef uint32_t triple
-    if order < 0 or (order == 0 and dport < sport):
-        swap = src
-        src = dst
-        dst = swap
-        port = sport
-        sport = dport
-        dport = port
-    data[0] = 0  # the seed
-    data[1] = 0
-    memcpy(data + 2, src, half)
-    memcpy(data + 2 + half, dst, half)
-    n = 2 + 2 * half
-    data[n] = <unsigned char>proto
-    data[n + 1] = 0
-    data[n + 2] = <unsigned char>(sport >> 8)
-    data[n + 3] = <unsigned char>sport
-    data[n + 4] = <unsigned char>(dport >> 8)
-    data[n + 5] = <unsigned char>dport
-    _sha1_one_block(data, n + 6, digest)
-    text[0] = b'1'
-    text[1] = b':'
-    for i in range(6):  # 18 bytes: 24 characters
-        triple = (<uint32_t>digest[3 * i] << 16) | (<uint32_t>digest[3 * i + 1] << 8) | digest[3 * i + 2]
-        text[2 + 4 * i] = _BASE64[(triple >> 18) & 63]
-        text[3 + 4 * i] = _BASE64[(triple >> 12) & 63]
-        text[4 + 4 * i] = _BASE64[(triple >> 6) & 63]
-        text[5 + 4 * i] = _BASE64[triple & 63]
-    triple = (<uint32_t>digest[18] << 16) | (<uint32_t>digest[19] << 8)  # the last 2 bytes
-    text[26] = _BASE64[(triple >> 18) & 63]
-    text[27] = _BASE64[(triple >> 12) & 63]
-    text[28] = _BASE64[(triple >> 6) & 63]
-    text[29] = b'='
-    return (<bytes>text[:30]).decode("ascii")
-
-
-def community_id_c(int proto, bytes src, bytes dst, int sport, int dport):
-    """The compiled community id, callable from Python (tests compare it with
-    decode/community_id.py)."""
-    if proto != PROTO_TCP and proto != PROTO_UDP or len(src) != len(dst) or len(src) not in (4, 16):
-        raise ValueError("a TCP or UDP flow between two IPv4 or two IPv6 addresses")
-    if not (0 <= sport <= 0xFFFF and 0 <= dport <= 0xFFFF):
-        raise ValueError("ports are 16 bits")
-    return _community_id(
-        proto,
-        <const unsigned char*>PyBytes_AS_STRING(src),
-        <const unsigned char*>PyBytes_AS_STRING(dst),
-        len(src),
-        sport,
-        dport,
-    )
 
 
 cdef bytes _reverse(bytes key):
@@ -480,7 +351,6 @@ cdef object _build_c(
         _entry_item(back, KIND) if back is not None else _NO_PAYLOAD,
         _one_of(_one_of(payload_n, first_n), last_n) if out is not None and payload_n else None,
         _entry_item(out, HEAD) if out is not None else b"",
-        _community_id(proto, k, k + half, half, sport, dport),
         carried[0] if carried else "",
         carried[1] if carried else 1,
         (),

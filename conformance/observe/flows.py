@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.decode.community_id import community_id
 from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from conformance.observe.direction import (
@@ -624,7 +623,6 @@ def _build(
         back[KIND] if back is not None else PayloadKind.NONE,
         (out[PAYLOAD_N] or None) if out is not None else None,
         out[HEAD] if out is not None else b"",
-        community_id(number, src, dst, sport, dport),
         carried[0] if carried else "",
         carried[1] if carried else 1,
         (),  # continued: only observe.merge adds the later files' packets

@@ -268,7 +268,6 @@ def _join(earlier: Flow, later: Flow) -> Flow:
         ),
         first_payload_packet=payload_from.first_payload_packet,
         payload_head_out=payload_from.payload_head_out,
-        community_id=first.community_id or then.community_id,
         continued=(
             *first.continued,
             FlowPart(then.capture, then.first_packet, then.last_packet),

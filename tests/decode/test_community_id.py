@@ -11,7 +11,7 @@ import ipaddress
 
 import pytest
 
-from conformance.decode.community_id import community_id
+from conformance.decode.community_id import community_id, of_flow
 
 
 def packed(text: str) -> bytes:
@@ -96,3 +96,35 @@ def test_seed() -> None:
 def test_mixed_families_are_refused() -> None:
     with pytest.raises(ValueError, match="same family"):
         community_id(6, packed("192.0.2.1"), packed("2001:db8::1"), 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("transport", "proto"), [("tcp", 6), ("udp", 17), ("icmp", 1), ("ip-46", 46), ("ip-6", 6)]
+)
+def test_a_flow_is_hashed_by_its_transport_ends_and_ports(transport: str, proto: int) -> None:
+    """What records.Flow.community_id gives: "ip-6" is TCP seen by its IP header alone (ports
+    0), hashed as TCP, as the spec hashes any packet of the protocol."""
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.7")
+    ports = (0, 0) if transport.startswith("ip-") else (8, 0) if proto == 1 else (40000, 443)
+    assert of_flow(transport, a, b, *ports) == community_id(proto, a.packed, b.packed, *ports)
+
+
+@pytest.mark.parametrize(
+    ("transport", "ports", "second"),
+    [
+        ("sctp", (1, 2), "198.51.100.7"),
+        ("ip-", (0, 0), "198.51.100.7"),
+        ("ip-256", (0, 0), "198.51.100.7"),
+        ("ip-٣", (0, 0), "198.51.100.7"),  # a digit, but not ASCII
+        ("tcp", (1, 65536), "198.51.100.7"),
+        ("udp", (-1, 53), "198.51.100.7"),
+        ("tcp", (1, 2), "2001:db8::7"),
+    ],
+)
+def test_ends_no_flow_has_have_no_community_id(
+    transport: str, ports: tuple[int, int], second: str
+) -> None:
+    """A record the observers never make (a test's, a damaged spill's) shows an empty cell
+    rather than failing the report."""
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address(second)
+    assert of_flow(transport, a, b, *ports) == ""

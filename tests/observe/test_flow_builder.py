@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from conformance.observe import flows, ingest
 from conformance.observe.flows import (
@@ -289,22 +288,3 @@ def test_finish_lets_go_of_the_retired_entries_everywhere(compiled: bool) -> Non
     built, _ = table.finish(7, Addresses())
     assert len(built) > len(_table(seed)[1])
     assert held == [] and table._retired is held
-
-
-@pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
-def test_compiled_community_id_is_the_python_one() -> None:
-    """SHA-1 and base64 in C (one block): the spec's example, then random TCP and UDP flows
-    of both families, equal addresses told apart by port, and the edges of the ports."""
-    compiled_id = ingest._COMPILED_FLOWS.community_id_c  # type: ignore[union-attr]
-    example = (bytes((128, 232, 110, 120)), bytes((66, 35, 250, 204)), 34855, 80)
-    assert compiled_id(6, *example) == community_id(6, *example) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
-    rng = random.Random(7)
-    for _ in range(3000):
-        half = rng.choice((4, 16))
-        a = rng.randbytes(half)
-        b = a if rng.random() < 0.1 else rng.randbytes(half)
-        ports = rng.choice((0, 1, 443, 65535, rng.randrange(65536))), rng.randrange(65536)
-        proto = rng.choice((IPPROTO_TCP, IPPROTO_UDP))
-        assert compiled_id(proto, a, b, *ports) == community_id(proto, a, b, *ports)
-    with pytest.raises(ValueError):
-        compiled_id(IPPROTO_ICMP, *example)  # ICMP maps type and code first: Python's

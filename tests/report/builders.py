@@ -89,7 +89,6 @@ def flow(flow_id: int, responder: str, port: int, **changes: object) -> Flow:
         first_packet=flow_id * 10,
         last_packet=flow_id * 10 + 4,
         sample_packets=(flow_id * 10, flow_id * 10 + 1),
-        community_id=f"1:fake{flow_id}=",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 

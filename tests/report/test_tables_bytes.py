@@ -127,7 +127,6 @@ def _flows(values: Values) -> list[Flow]:
             sample_packets=tuple(values.number() for _ in range(values.rng.randrange(9))),
             payload_out=values.rng.choice(list(PayloadKind)),
             payload_in=values.rng.choice(list(PayloadKind)),
-            community_id=values.text(),
             encapsulation=values.text(),
             ip_layer=values.rng.choice((1, 2)),
         )
@@ -320,7 +319,7 @@ def test_more_rows_than_one_write_holds() -> None:
 
 def test_flow_row_gives_the_report_plain_cells() -> None:
     """The report's cited flows show the values themselves, never CSV quoting."""
-    flow = replace(_flows(Values(5))[0], capture=1, community_id='1:a"b,c=')
+    flow = replace(_flows(Values(5))[0], capture=1, encapsulation='ipv4>a"b,c')
     row = dict(zip(FLOW_COLUMNS, flow_row(flow, CAPTURE_NAMES), strict=True))
-    assert row["capture"] == CAPTURE_NAMES[1] and row["community_id"] == '1:a"b,c='
+    assert row["capture"] == CAPTURE_NAMES[1] and row["encapsulation"] == 'ipv4>a"b,c'
     assert [str(c) for c in flow_row(flow, CAPTURE_NAMES)] == [str(c) for c in _flow_cells(flow)]

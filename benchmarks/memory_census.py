@@ -3,14 +3,16 @@
 Observes CAPTURE in this process, as `run` does but without pytest, the judges and the
 report, and prints at each stage (start, the walk's end, the flows numbered, the flows
 built, the end):
-- the resident set (VmRSS) and its high-water mark (VmHWM);
+- the resident set (VmRSS) and the high-water mark (VmHWM) of the work since the previous
+  stage (reset at each stage where Linux allows it), so each stage's own peak shows, not
+  only the first one's;
 - CPython's small-object allocator: arenas (1 MiB each), bytes in live blocks, empty pools
   (16 KiB each) and free blocks in partly used pools, the memory an arena keeps because
   one block in it is still alive;
 and at the end what each field of the `Observations` holds (deep sizes, an object shared by
 several records counted once). With `--types`, also the live objects by type at the walk's
-end: counting them takes memory of its own, so the later stages' high-water mark is then
-the census's, not the observation's.
+end: counting them takes memory of its own, so the next stage's high-water mark (or, where
+it cannot be reset, every later one's) is then the census's, not the observation's.
 
 Issue #17's memory target (<= 100 MiB at 2M packets) is about this figure; the benchmark
 (run_benchmark.py) measures the whole run's peak. This script is the instrument for
@@ -94,9 +96,23 @@ def allocator() -> Allocator | None:
     )
 
 
+def _reset_high_mark() -> bool:
+    """Start VmHWM again from the current RSS (Linux: "5" to /proc/self/clear_refs); False
+    where that cannot be done (then the high mark is the process's since it started)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def stage_line(stage: str) -> str:
-    """One stage's figures as a line of the report."""
-    line = f"{stage:<16} RSS {_status('VmRSS') / MIB:7.1f} MiB (high {_status('VmHWM') / MIB:7.1f})"
+    """One stage's figures as a line of the report. The high mark is that of the work since
+    the previous stage, where it can be reset (else since the start: it says "so far")."""
+    high = _status("VmHWM")
+    since = "since last" if _reset_high_mark() else "so far"
+    line = f"{stage:<16} RSS {_status('VmRSS') / MIB:7.1f} MiB (high {since} {high / MIB:7.1f})"
     found = allocator()
     if found is None:
         return line + "  allocator: not reported by this Python"

@@ -131,6 +131,48 @@ class PacketNumbers(bytes):
     def __hash__(self) -> int:
         return hash(tuple(self._numbers()))  # equal to its tuple, so hashed as that tuple
 
+    # Order, concatenation and repetition as the tuple's: bytes' own would work on the
+    # packing (little-endian bytes order, a plain bytes result) without a word.
+    def _tuple_of(self, other: object) -> tuple[int, ...] | None:
+        if isinstance(other, PacketNumbers):
+            return tuple(other._numbers())
+        if isinstance(other, bytes | bytearray | memoryview):  # bytes' reflected one would run
+            raise TypeError("packet numbers and bytes are not ordered or joined")
+        return other if isinstance(other, tuple) else None
+
+    def __lt__(self, other: object) -> bool:
+        theirs = self._tuple_of(other)
+        return NotImplemented if theirs is None else tuple(self._numbers()) < theirs
+
+    def __le__(self, other: object) -> bool:
+        theirs = self._tuple_of(other)
+        return NotImplemented if theirs is None else tuple(self._numbers()) <= theirs
+
+    def __gt__(self, other: object) -> bool:
+        theirs = self._tuple_of(other)
+        return NotImplemented if theirs is None else tuple(self._numbers()) > theirs
+
+    def __ge__(self, other: object) -> bool:
+        theirs = self._tuple_of(other)
+        return NotImplemented if theirs is None else tuple(self._numbers()) >= theirs
+
+    def __add__(self, other: object) -> PacketNumbers:
+        theirs = self._tuple_of(other)
+        if theirs is None:
+            return NotImplemented
+        return PacketNumbers((*self._numbers(), *theirs))
+
+    def __radd__(self, other: object) -> PacketNumbers:
+        theirs = self._tuple_of(other)
+        if theirs is None:
+            return NotImplemented
+        return PacketNumbers((*theirs, *self._numbers()))
+
+    def __mul__(self, times: SupportsIndex) -> PacketNumbers:
+        return PacketNumbers(self._numbers() * times)
+
+    __rmul__ = __mul__
+
     def __repr__(self) -> str:
         return f"PacketNumbers({tuple(self._numbers())!r})"
 

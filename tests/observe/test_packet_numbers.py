@@ -72,3 +72,20 @@ def test_a_number_beyond_64_bits_is_refused() -> None:
     """Packet numbers come from a capture's records; one that does not fit is a bug, said."""
     with pytest.raises(OverflowError):
         PacketNumbers((2**64,))
+
+
+def test_it_orders_adds_and_repeats_as_its_tuple() -> None:
+    """bytes' own operators would work on the packing: little-endian byte order (256 before
+    1) and a plain bytes result that equals no tuple."""
+    low, high = PacketNumbers((256,)), PacketNumbers((1, 2))
+    assert high < low and low > high and high <= (1, 2) and (1, 2) >= high  # noqa: SIM300
+    assert sorted([low, high]) == [high, low]
+    joined = high + low
+    assert type(joined) is PacketNumbers and joined == (1, 2, 256)
+    assert (0,) + high == (0, 1, 2) and type((0,) + high) is PacketNumbers  # noqa: RUF005
+    assert high + (3,) == (1, 2, 3)  # noqa: RUF005
+    assert high * 2 == (1, 2, 1, 2) and 2 * high == (1, 2, 1, 2)
+    with pytest.raises(TypeError):
+        high + b"\x00" * 8  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        high < b"\x00"  # type: ignore[operator]  # noqa: B015

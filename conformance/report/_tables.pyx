@@ -326,6 +326,21 @@ cdef void _community_id(
     text[29] = b'='
 
 
+cdef inline void _hashed(
+    int proto, bytes src, bytes dst, int sport, int dport, char* text
+) noexcept:
+    """`_community_id` of two packed addresses of one family (checked by the caller)."""
+    _community_id(
+        proto,
+        <const unsigned char*>PyBytes_AS_STRING(src),
+        <const unsigned char*>PyBytes_AS_STRING(dst),
+        PyBytes_GET_SIZE(src),
+        sport,
+        dport,
+        text,
+    )
+
+
 def community_id_c(int proto, bytes src, bytes dst, int sport, int dport):
     """The compiled community id, callable from Python (tests compare it with
     decode/community_id.py)."""
@@ -334,15 +349,7 @@ def community_id_c(int proto, bytes src, bytes dst, int sport, int dport):
     if not (0 <= sport <= 0xFFFF and 0 <= dport <= 0xFFFF):
         raise ValueError("ports are 16 bits")
     cdef char text[30]
-    _community_id(
-        proto,
-        <const unsigned char*>PyBytes_AS_STRING(src),
-        <const unsigned char*>PyBytes_AS_STRING(dst),
-        len(src),
-        sport,
-        dport,
-        text,
-    )
+    _hashed(proto, src, dst, sport, dport, text)
     return (<bytes>text[:30]).decode("ascii")
 
 
@@ -367,15 +374,7 @@ cdef int _community(Buffer* b, object flow) except -1:
         or not (0 <= sport <= 0xFFFF and 0 <= dport <= 0xFFFF)
     ):
         return _text(b, flow.community_id)
-    _community_id(
-        proto,
-        <const unsigned char*>PyBytes_AS_STRING(src),
-        <const unsigned char*>PyBytes_AS_STRING(dst),
-        len(src),
-        sport,
-        dport,
-        text,
-    )
+    _hashed(proto, src, dst, sport, dport, text)
     return _put(b, text, 30)
 
 

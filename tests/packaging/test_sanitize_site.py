@@ -38,7 +38,9 @@ print(json.dumps({
 
 
 def _probe(env: dict[str, str]) -> dict[str, object]:
-    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
+    # Not this process's own (the tests also run under scripts/sanitize itself).
+    own = ("LD_PRELOAD", "PYTHONPATH", "UCX_SANITIZE_PRELOAD")
+    base = {k: v for k, v in os.environ.items() if k not in own}
     done = subprocess.run(
         [sys.executable, "-c", _PROBE],
         env={**base, "PYTHONPATH": str(SITE), **env},

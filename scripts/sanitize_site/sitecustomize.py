@@ -1,9 +1,10 @@
 """scripts/sanitize: every Python process under AddressSanitizer, and no other program.
 
 The sanitizer's runtime must be the first library a process loads, so a process that loads
-the instrumented extension modules has to start with it in LD_PRELOAD. Python finds this
-module on PYTHONPATH when it starts: a Python process started without the runtime (a test
-that runs `sys.executable`, with an environment of its own) starts again with it, and each
+the instrumented extension modules has to start with it in LD_PRELOAD. scripts/sanitize
+puts this module in the site-packages of the environment the tests run from, so every
+Python process started from it (`sys.executable`, whatever environment a test gives it)
+imports it when it starts: one started without the runtime starts again with it, and each
 removes it from its own environment, so the programs the tests run (editcap, tshark, ...)
 start without it (editcap hangs under it).
 """

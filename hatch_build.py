@@ -6,7 +6,7 @@ decoder's per-packet work several times faster (figures: benchmarks/README.md):
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
     conformance/observe/_step.pyx  the observers' per-packet step
     conformance/decode/_hello.pyx  the hello in a TLS direction's first payload
-    conformance/observe/_records.pyx  the observers' records, made without dataclass __init__
+    conformance/observe/_records.pyx  the observers' records: compact flows and hellos, a maker
     conformance/observe/_flows.pyx    the flows built from the flow table at a capture's end
     conformance/report/_tables.pyx    the lines of the two largest evidence tables
 

@@ -3,9 +3,10 @@
 The record walks of the readers (`walk`: conformance/decode/_walk.pyx), the per-packet
 step of the observers (conformance/observe/_step.pyx), the hello reader asked of every
 TLS direction's first payload (decode/tls.py `quick_hello`: conformance/decode/_hello.pyx),
-the record maker (observe/records.py `maker`: conformance/observe/_records.pyx), the
-flow builder (observe/flows.py `FlowTable.finish`: conformance/observe/_flows.pyx) and the
-lines of the two largest evidence tables (report/tables.py `write_flows`, `write_tls`:
+the record maker and the compact flow and hello records (observe/records.py `maker`,
+`DATACLASS_RECORDS`: conformance/observe/_records.pyx), the flow builder (observe/flows.py
+`FlowTable.finish`: conformance/observe/_flows.pyx) and the lines of the two largest
+evidence tables (report/tables.py `write_flows`, `write_tls`:
 conformance/report/_tables.pyx) have a compiled twin each; every caller falls back to the
 pure-Python code, which is always there and always tested, when the extension modules were
 not built (no compiler at install time: see benchmarks/README.md), when a module built in a

@@ -1,6 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The compiled record maker of observe/records.py `maker`: a frozen, slotted dataclass's
-record from all its field values, without its generated `__init__`.
+"""The observers' records, compiled: the record maker of observe/records.py `maker` (a
+frozen, slotted dataclass's record from all its field values, without its generated
+`__init__`), and the compact Flow, TlsClientHello and TlsServerHello records.py binds its
+names to (below).
 
 A frozen dataclass's `__init__` sets each field through `object.__setattr__` (its own
 `__setattr__` refuses), some 130 ns a field: a web capture's 65k flows of 31 fields and twice
@@ -11,13 +13,21 @@ frozen (tests/observe/test_record_maker.py compares them). Only classes whose `_
 does nothing else are taken: every field in `__init__`, positional, no `__post_init__`.
 """
 
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import dataclasses
 from types import MemberDescriptorType
+
+from conformance.decode.classify import PayloadKind
+from conformance.decode.community_id import of_flow as _community_id_of_flow
+from conformance.decode.ech import EchKind
+from conformance.decode.ldap import LDAP_PORT as _LDAP_PORT_VALUE, is_starttls_request
 
 
 cdef extern from "Python.h":
@@ -107,3 +117,505 @@ cdef class Maker:
             finally:
                 Py_DECREF(<object>value)
         return copy
+
+
+# --- Compact records ----------------------------------------------------------------------
+#
+# Flow, TlsClientHello and TlsServerHello with their numbers unboxed: records.py binds its
+# names to these classes where this module is built (`bind`), and the dataclasses there stay
+# the definition (field names, order, defaults: `__dataclass_fields__` is theirs, so
+# dataclasses.fields, replace and asdict work) and the pure-Python records. A dataclass
+# record keeps an object for every number (an int above 256 is 32 bytes, a float 24) and a
+# slot for each: a web capture's flow was about 720 bytes with its sample packet numbers,
+# here it is about 290; a hello about 200 and 140, here 96 and 64 (#17). The tests compare
+# both classes of each record field by field (tests/observe/test_compact_records.py).
+#
+# No reference cycle can run through them (they hold numbers, strings, addresses, enum
+# members and tuples of those), so the collector does not track them: a web capture's
+# 200k records were 200k objects for every full collection to visit.
+
+cdef enum:
+    _INLINE_SAMPLES = 8  # records.SAMPLE_PACKETS_PER_FLOW: more are kept as the object itself
+    # Flow._flags
+    _HANDSHAKE_SEEN = 1
+    _ANSWERED = 2
+    _ACCEPTED = 4
+    _REJECTED = 8
+    _HAS_PAYLOAD_PACKET = 16
+    # the hellos' _flags
+    _HAS_QUIC_VERSION = 1
+
+cdef object _NO_PAYLOAD = PayloadKind.NONE
+cdef object _NO_ECH = EchKind.NONE
+cdef long _LDAP_PORT = _LDAP_PORT_VALUE
+cdef object _DEFAULT = object()  # "not given": a default the dataclass computes at import
+cdef object _packet_numbers = None  # records.PacketNumbers, from `bind`
+
+# The dataclasses' fields and annotations (typing.get_type_hints reads them: watch/spill.py),
+# filled by `bind` (a type's attributes cannot be set afterwards, a dict's items can).
+FLOW_FIELDS = {}
+CLIENT_HELLO_FIELDS = {}
+SERVER_HELLO_FIELDS = {}
+FLOW_ANNOTATIONS = {}
+CLIENT_HELLO_ANNOTATIONS = {}
+SERVER_HELLO_ANNOTATIONS = {}
+
+
+def bind(packet_numbers, flow, client_hello, server_hello):
+    """The compact classes, for records.py's dataclasses `flow`, `client_hello` and
+    `server_hello` (whose fields these classes must have, in order) and its PacketNumbers."""
+    global _packet_numbers
+    pairs = (
+        (flow, Flow, FLOW_FIELDS, FLOW_ANNOTATIONS),
+        (client_hello, TlsClientHello, CLIENT_HELLO_FIELDS, CLIENT_HELLO_ANNOTATIONS),
+        (server_hello, TlsServerHello, SERVER_HELLO_FIELDS, SERVER_HELLO_ANNOTATIONS),
+    )
+    for python, compact, fields, annotations in pairs:
+        names = tuple(python.__dataclass_fields__)
+        if names != compact._field_names:
+            raise ImportError(
+                f"records.{python.__name__}'s fields differ from the compiled record's: "
+                f"{names} != {compact._field_names}"
+            )
+        fields.clear()
+        fields.update(python.__dataclass_fields__)
+        annotations.clear()
+        annotations.update(python.__annotations__)
+    if int(packet_numbers.__basicsize__) != int(bytes.__basicsize__):
+        raise ImportError("records.PacketNumbers is not a plain bytes subclass")
+    _packet_numbers = packet_numbers
+    return Flow, TlsClientHello, TlsServerHello
+
+
+cdef inline object _optional(bint present, long long value):
+    return value if present else None
+
+
+cdef str _fields_repr(object record, tuple names):
+    return f"{type(record).__qualname__}(" + ", ".join(
+        [f"{name}={getattr(record, name)!r}" for name in names]
+    ) + ")"
+
+
+@cython.no_gc
+@cython.final
+cdef class Flow:
+    """records.Flow, compact (see above)."""
+
+    _field_names = (
+        "flow_id", "capture", "transport", "ip_version", "initiator", "initiator_port",
+        "responder", "responder_port", "initiator_basis", "handshake_seen", "answered",
+        "accepted", "rejected", "packets_out", "packets_in", "bytes_out", "bytes_in",
+        "first_time", "last_time", "first_packet", "last_packet", "sample_packets",
+        "tcp_flags_out", "tcp_flags_in", "payload_out", "payload_in", "first_payload_packet",
+        "payload_head_out", "encapsulation", "ip_layer", "continued",
+    )
+    __dataclass_fields__ = FLOW_FIELDS
+    __annotations__ = FLOW_ANNOTATIONS
+
+    cdef readonly long long flow_id
+    cdef readonly long long packets_out
+    cdef readonly long long packets_in
+    cdef readonly long long bytes_out
+    cdef readonly long long bytes_in
+    cdef readonly long long first_packet
+    cdef readonly long long last_packet
+    cdef long long _first_payload_packet
+    cdef readonly double first_time
+    cdef readonly double last_time
+    cdef long long _samples[_INLINE_SAMPLES]
+    cdef readonly int capture
+    cdef readonly int ip_version
+    cdef readonly int initiator_port
+    cdef readonly int responder_port
+    cdef readonly int tcp_flags_out
+    cdef readonly int tcp_flags_in
+    cdef readonly int ip_layer
+    cdef unsigned char _n_samples
+    cdef unsigned char _flags  # _HANDSHAKE_SEEN | _ANSWERED | ... | _HAS_PAYLOAD_PACKET
+    cdef readonly object transport
+    cdef readonly object initiator
+    cdef readonly object responder
+    cdef readonly object initiator_basis
+    cdef readonly object payload_out
+    cdef readonly object payload_in
+    cdef readonly object payload_head_out
+    cdef readonly object encapsulation
+    cdef readonly object continued
+    cdef object _more_samples  # the PacketNumbers itself when it holds more than fit inline
+
+    def __init__(
+        self, flow_id, capture, transport, ip_version, initiator, initiator_port, responder,
+        responder_port, initiator_basis, handshake_seen, answered, accepted, rejected,
+        packets_out, packets_in, bytes_out, bytes_in, first_time, last_time, first_packet,
+        last_packet, sample_packets, tcp_flags_out=0, tcp_flags_in=0, payload_out=_DEFAULT,
+        payload_in=_DEFAULT, first_payload_packet=None, payload_head_out=b"",
+        encapsulation="", ip_layer=1, continued=(),
+    ):
+        self.flow_id = flow_id
+        self.capture = capture
+        self.transport = transport
+        self.ip_version = ip_version
+        self.initiator = initiator
+        self.initiator_port = initiator_port
+        self.responder = responder
+        self.responder_port = responder_port
+        self.initiator_basis = initiator_basis
+        self._flags = (
+            (_HANDSHAKE_SEEN if handshake_seen else 0)
+            | (_ANSWERED if answered else 0)
+            | (_ACCEPTED if accepted else 0)
+            | (_REJECTED if rejected else 0)
+        )
+        self.packets_out = packets_out
+        self.packets_in = packets_in
+        self.bytes_out = bytes_out
+        self.bytes_in = bytes_in
+        self.first_time = first_time
+        self.last_time = last_time
+        self.first_packet = first_packet
+        self.last_packet = last_packet
+        self._set_samples(sample_packets)
+        self.tcp_flags_out = tcp_flags_out
+        self.tcp_flags_in = tcp_flags_in
+        self.payload_out = _NO_PAYLOAD if payload_out is _DEFAULT else payload_out
+        self.payload_in = _NO_PAYLOAD if payload_in is _DEFAULT else payload_in
+        if first_payload_packet is not None:
+            self._first_payload_packet = first_payload_packet
+            self._flags |= _HAS_PAYLOAD_PACKET
+        self.payload_head_out = payload_head_out
+        self.encapsulation = encapsulation
+        self.ip_layer = ip_layer
+        self.continued = continued
+
+    cdef int _set_samples(self, object samples) except -1:
+        cdef Py_ssize_t size
+        if type(samples) is not _packet_numbers:  # a tuple of numbers, as the dataclass takes
+            samples = _packet_numbers(samples)
+        size = PyBytes_GET_SIZE(samples)
+        if size > _INLINE_SAMPLES * 8:
+            self._more_samples = samples
+            self._n_samples = 0
+            return 0
+        memcpy(self._samples, PyBytes_AS_STRING(samples), size)
+        self._n_samples = <unsigned char>(size >> 3)
+        self._more_samples = None
+        return 0
+
+    @property
+    def handshake_seen(self):
+        return bool(self._flags & _HANDSHAKE_SEEN)
+
+    @property
+    def answered(self):
+        return bool(self._flags & _ANSWERED)
+
+    @property
+    def accepted(self):
+        return bool(self._flags & _ACCEPTED)
+
+    @property
+    def rejected(self):
+        return bool(self._flags & _REJECTED)
+
+    @property
+    def first_payload_packet(self):
+        return _optional(self._flags & _HAS_PAYLOAD_PACKET, self._first_payload_packet)
+
+    @property
+    def sample_packets(self):
+        if self._more_samples is not None:
+            return self._more_samples
+        packed = PyBytes_FromStringAndSize(<const char*>self._samples, self._n_samples * 8)
+        return _packet_numbers.from_packed(packed)
+
+    @property
+    def community_id(self):
+        """records.Flow.community_id."""
+        return _community_id_of_flow(
+            self.transport, self.initiator, self.responder, self.initiator_port,
+            self.responder_port,
+        )
+
+    def opens_with_starttls(self):
+        """records.Flow.opens_with_starttls."""
+        return self.responder_port == _LDAP_PORT and is_starttls_request(self.payload_head_out)
+
+    cpdef tuple _values(self):
+        return (
+            self.flow_id, self.capture, self.transport, self.ip_version, self.initiator,
+            self.initiator_port, self.responder, self.responder_port, self.initiator_basis,
+            self.handshake_seen, self.answered, self.accepted, self.rejected,
+            self.packets_out, self.packets_in, self.bytes_out, self.bytes_in,
+            self.first_time, self.last_time, self.first_packet, self.last_packet,
+            self.sample_packets, self.tcp_flags_out, self.tcp_flags_in, self.payload_out,
+            self.payload_in, self.first_payload_packet, self.payload_head_out,
+            self.encapsulation, self.ip_layer, self.continued,
+        )
+
+    cdef Flow _copy(self):
+        cdef Flow copy = Flow.__new__(Flow)
+        copy.flow_id = self.flow_id
+        copy.packets_out = self.packets_out
+        copy.packets_in = self.packets_in
+        copy.bytes_out = self.bytes_out
+        copy.bytes_in = self.bytes_in
+        copy.first_packet = self.first_packet
+        copy.last_packet = self.last_packet
+        copy._first_payload_packet = self._first_payload_packet
+        copy.first_time = self.first_time
+        copy.last_time = self.last_time
+        memcpy(copy._samples, self._samples, sizeof(self._samples))
+        copy.capture = self.capture
+        copy.ip_version = self.ip_version
+        copy.initiator_port = self.initiator_port
+        copy.responder_port = self.responder_port
+        copy.tcp_flags_out = self.tcp_flags_out
+        copy.tcp_flags_in = self.tcp_flags_in
+        copy.ip_layer = self.ip_layer
+        copy._n_samples = self._n_samples
+        copy._flags = self._flags
+        copy.transport = self.transport
+        copy.initiator = self.initiator
+        copy.responder = self.responder
+        copy.initiator_basis = self.initiator_basis
+        copy.payload_out = self.payload_out
+        copy.payload_in = self.payload_in
+        copy.payload_head_out = self.payload_head_out
+        copy.encapsulation = self.encapsulation
+        copy.continued = self.continued
+        copy._more_samples = self._more_samples
+        return copy
+
+    cdef Flow _renumbered(self, long long flow_id):
+        cdef Flow copy = self._copy()
+        copy.flow_id = flow_id
+        return copy
+
+    def __eq__(self, other):
+        if type(other) is not Flow:
+            return NotImplemented
+        return self._values() == (<Flow>other)._values()
+
+    def __ne__(self, other):
+        if type(other) is not Flow:
+            return NotImplemented
+        return self._values() != (<Flow>other)._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return _fields_repr(self, self._field_names)
+
+    def __reduce__(self):
+        return (Flow, self._values())
+
+
+@cython.no_gc
+@cython.final
+cdef class TlsClientHello:
+    """records.TlsClientHello, compact (see above)."""
+
+    _field_names = (
+        "capture", "packet", "time", "flow_id", "sni", "versions", "cipher_suites", "alpn",
+        "segments", "quic_version", "ech",
+    )
+    __dataclass_fields__ = CLIENT_HELLO_FIELDS
+    __annotations__ = CLIENT_HELLO_ANNOTATIONS
+
+    cdef readonly long long packet
+    cdef readonly long long flow_id
+    cdef readonly double time
+    cdef long long _quic_version
+    cdef readonly int capture
+    cdef readonly int segments
+    cdef unsigned char _flags
+    cdef readonly object sni
+    cdef readonly object versions
+    cdef readonly object cipher_suites
+    cdef readonly object alpn
+    cdef readonly object ech
+
+    def __init__(
+        self, capture, packet, time, flow_id, sni, versions, cipher_suites, alpn, segments=1,
+        quic_version=None, ech=_DEFAULT,
+    ):
+        self.capture = capture
+        self.packet = packet
+        self.time = time
+        self.flow_id = flow_id
+        self.sni = sni
+        self.versions = versions
+        self.cipher_suites = cipher_suites
+        self.alpn = alpn
+        self.segments = segments
+        self._flags = 0
+        if quic_version is not None:
+            self._quic_version = quic_version
+            self._flags = _HAS_QUIC_VERSION
+        self.ech = _NO_ECH if ech is _DEFAULT else ech
+
+    @property
+    def quic_version(self):
+        return _optional(self._flags & _HAS_QUIC_VERSION, self._quic_version)
+
+    cpdef tuple _values(self):
+        return (
+            self.capture, self.packet, self.time, self.flow_id, self.sni, self.versions,
+            self.cipher_suites, self.alpn, self.segments, self.quic_version, self.ech,
+        )
+
+    cdef TlsClientHello _renumbered(self, long long flow_id):
+        cdef TlsClientHello copy = TlsClientHello.__new__(TlsClientHello)
+        copy.packet = self.packet
+        copy.flow_id = flow_id
+        copy.time = self.time
+        copy._quic_version = self._quic_version
+        copy.capture = self.capture
+        copy.segments = self.segments
+        copy._flags = self._flags
+        copy.sni = self.sni
+        copy.versions = self.versions
+        copy.cipher_suites = self.cipher_suites
+        copy.alpn = self.alpn
+        copy.ech = self.ech
+        return copy
+
+    def __eq__(self, other):
+        if type(other) is not TlsClientHello:
+            return NotImplemented
+        return self._values() == (<TlsClientHello>other)._values()
+
+    def __ne__(self, other):
+        if type(other) is not TlsClientHello:
+            return NotImplemented
+        return self._values() != (<TlsClientHello>other)._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return _fields_repr(self, self._field_names)
+
+    def __reduce__(self):
+        return (TlsClientHello, self._values())
+
+
+@cython.no_gc
+@cython.final
+cdef class TlsServerHello:
+    """records.TlsServerHello, compact (see above)."""
+
+    _field_names = (
+        "capture", "packet", "time", "flow_id", "version", "cipher_suite", "quic_version",
+    )
+    __dataclass_fields__ = SERVER_HELLO_FIELDS
+    __annotations__ = SERVER_HELLO_ANNOTATIONS
+
+    cdef readonly long long packet
+    cdef readonly long long flow_id
+    cdef readonly double time
+    cdef long long _quic_version
+    cdef readonly int capture
+    cdef readonly int version
+    cdef readonly int cipher_suite
+    cdef unsigned char _flags
+
+    def __init__(self, capture, packet, time, flow_id, version, cipher_suite, quic_version=None):
+        self.capture = capture
+        self.packet = packet
+        self.time = time
+        self.flow_id = flow_id
+        self.version = version
+        self.cipher_suite = cipher_suite
+        self._flags = 0
+        if quic_version is not None:
+            self._quic_version = quic_version
+            self._flags = _HAS_QUIC_VERSION
+
+    @property
+    def quic_version(self):
+        return _optional(self._flags & _HAS_QUIC_VERSION, self._quic_version)
+
+    cpdef tuple _values(self):
+        return (
+            self.capture, self.packet, self.time, self.flow_id, self.version,
+            self.cipher_suite, self.quic_version,
+        )
+
+    cdef TlsServerHello _renumbered(self, long long flow_id):
+        cdef TlsServerHello copy = TlsServerHello.__new__(TlsServerHello)
+        copy.packet = self.packet
+        copy.flow_id = flow_id
+        copy.time = self.time
+        copy._quic_version = self._quic_version
+        copy.capture = self.capture
+        copy.version = self.version
+        copy.cipher_suite = self.cipher_suite
+        copy._flags = self._flags
+        return copy
+
+    def __eq__(self, other):
+        if type(other) is not TlsServerHello:
+            return NotImplemented
+        return self._values() == (<TlsServerHello>other)._values()
+
+    def __ne__(self, other):
+        if type(other) is not TlsServerHello:
+            return NotImplemented
+        return self._values() != (<TlsServerHello>other)._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return _fields_repr(self, self._field_names)
+
+    def __reduce__(self):
+        return (TlsServerHello, self._values())
+
+
+cdef class CompactMaker:
+    """records.maker for a compact class: the class itself makes the record; `numbered` sets
+    the id of a record nothing else holds yet, `renumbered` copies one with another id."""
+
+    cdef readonly object cls
+    cdef int which  # 0 Flow, 1 TlsClientHello, 2 TlsServerHello
+
+    def __init__(self, cls):
+        if cls is Flow:
+            self.which = 0
+        elif cls is TlsClientHello:
+            self.which = 1
+        elif cls is TlsServerHello:
+            self.which = 2
+        else:
+            raise TypeError(f"{cls.__name__}: not a compact record class")
+        self.cls = cls
+
+    def __call__(self, *values):
+        return self.cls(*values)
+
+    cdef int _check(self, object record) except -1:
+        if type(record) is not self.cls:
+            raise TypeError(f"{self.cls.__name__}: not a record of it")
+        return 0
+
+    def numbered(self, record, long long flow_id):
+        self._check(record)
+        if self.which == 0:
+            (<Flow>record).flow_id = flow_id
+        elif self.which == 1:
+            (<TlsClientHello>record).flow_id = flow_id
+        else:
+            (<TlsServerHello>record).flow_id = flow_id
+        return record
+
+    def renumbered(self, record, long long flow_id):
+        self._check(record)
+        if self.which == 0:
+            return (<Flow>record)._renumbered(flow_id)
+        if self.which == 1:
+            return (<TlsClientHello>record)._renumbered(flow_id)
+        return (<TlsServerHello>record)._renumbered(flow_id)

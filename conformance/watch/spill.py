@@ -81,7 +81,7 @@ def load(path: Path) -> Observations:
     hints = _hints(Observations)
     try:
         values = {name: _decode(hints[name], fields[name]) for name in _CAPTURE_FIELDS}
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: not 64-bit
         raise SpillError(f"{path}: damaged spill: {exc}") from exc
     return Observations(**values)
 

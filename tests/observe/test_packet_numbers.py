@@ -59,7 +59,7 @@ def test_it_pickles_and_copies_as_itself() -> None:
     again = pickle.loads(pickle.dumps(numbers, protocol=pickle.HIGHEST_PROTOCOL))
     assert type(again) is PacketNumbers and again == numbers
     flow = make_flow(sample_packets=numbers)
-    assert dataclasses.replace(flow, flow_id=9).sample_packets is numbers
+    assert dataclasses.replace(flow, flow_id=9).sample_packets == numbers
     assert PacketNumbers.from_packed(bytes(numbers)) == numbers
 
 

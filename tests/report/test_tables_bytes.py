@@ -80,6 +80,10 @@ class Values:
     def number(self) -> int:
         return self.rng.choice((0, 1, 7, 443, 65535, self.rng.randrange(10**12)))
 
+    def port(self) -> int:
+        # A 16-bit field (or an ICMP type or code): the compact Flow keeps it in 32 bits.
+        return self.rng.choice((0, 1, 7, 443, 65535, self.rng.randrange(65536)))
+
     def capture(self) -> int:
         return self.rng.choice((0, 1, 1, 5))  # 5: a capture not copied
 
@@ -108,9 +112,9 @@ def _flows(values: Values) -> list[Flow]:
             transport=values.text() or "tcp",
             ip_version=4,
             initiator=values.address(),
-            initiator_port=values.number(),
+            initiator_port=values.port(),
             responder=values.address(),
-            responder_port=values.number(),
+            responder_port=values.port(),
             initiator_basis=values.rng.choice(list(InitiatorBasis)),
             handshake_seen=values.rng.random() < 0.5,
             answered=values.rng.random() < 0.5,

@@ -2,7 +2,9 @@
 byte, whatever the records hold: the awkward cells of test_tables_bytes.py, and what only
 the compiled code could get wrong (times outside the calendar, not a number, or not floats;
 numbers past 64 bits or not ints; text UTF-8 cannot hold; samples that are not a tuple; more
-lines than one chunk; a gap in the flow ids)."""
+lines than one chunk; a gap in the flow ids). What only a dataclass record can hold (numbers
+past 64 bits, bools and ints where numbers and times go) is written from the dataclasses;
+the compact records (observe/_records.pyx) are written with every odd value they hold."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ import io
 import math
 import random
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 import pytest
 
 from conformance.decode.community_id import community_id
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
-from conformance.observe.records import Flow, TlsClientHello, TlsServerHello
+from conformance.observe.records import DATACLASS_RECORDS, Flow, TlsClientHello, TlsServerHello
 from conformance.report import tables
 from tests.compiled_paths import COMPILED_TABLES, pure_python
 from tests.report.test_tables_bytes import CAPTURE_NAMES, Values, _flows, _hellos
@@ -28,6 +30,21 @@ _ODD_TIMES = (
     1_700_000_000.0000005, 1_700_000_000.9999995, 1_700_000_000.0000015,
 )  # fmt: skip
 _ODD_NUMBERS = (2**63, -(2**63), 2**63 - 1, 2**70, -1, True, False)
+# What a compact record holds of them (64-bit numbers; the dataclass holds any object).
+_ODD_COMPACT_NUMBERS = (-(2**63), 2**63 - 1, -1, 0)
+_R = TypeVar("_R")
+
+
+def _records(compact: bool, records: list[_R]) -> list[_R]:
+    """`records` as they are (compact where the module is built), or as dataclass records."""
+    if compact:
+        return records
+    kinds = dict(zip((Flow, TlsClientHello, TlsServerHello), DATACLASS_RECORDS, strict=True))
+    out: list[Any] = []
+    for record in records:
+        kind = kinds.get(type(record), type(record))
+        out.append(kind(**{f.name: getattr(record, f.name) for f in fields(kind)}))
+    return out
 
 
 def _both(write: Callable[[io.StringIO], int]) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -43,28 +60,36 @@ def _odd(rng: random.Random, value: Any, odd: tuple[Any, ...]) -> Any:
     return rng.choice(odd) if rng.random() < 0.15 else value
 
 
-def _odd_flows(seed: int) -> list[Flow]:
+def _odd_flows(seed: int, compact: bool) -> list[Flow]:
     rng = random.Random(seed)
+    numbers = _ODD_COMPACT_NUMBERS if compact else _ODD_NUMBERS
     flows = []
-    for flow in _flows(Values(seed)):
+    for flow in _records(compact, _flows(Values(seed))):
         first = _odd(rng, flow.first_time, _ODD_TIMES)
+        if math.isfinite(first) and not compact:
+            first = rng.choice((first, int(first)))
         flows.append(
             replace(
                 flow,
-                first_time=rng.choice((first, int(first))) if math.isfinite(first) else first,
+                first_time=first,
                 last_time=_odd(rng, flow.last_time, _ODD_TIMES),
-                packets_out=_odd(rng, flow.packets_out, _ODD_NUMBERS),
-                bytes_in=_odd(rng, flow.bytes_in, _ODD_NUMBERS),
+                packets_out=_odd(rng, flow.packets_out, numbers),
+                bytes_in=_odd(rng, flow.bytes_in, numbers),
                 handshake_seen=_odd(rng, flow.handshake_seen, (0, 1)),
-                sample_packets=_odd(rng, flow.sample_packets, ((2**64, 1), (True,), ())),
+                sample_packets=_odd(
+                    rng,
+                    flow.sample_packets,
+                    ((2**63 - 1, 1), (1,), ()) if compact else ((2**64, 1), (True,), ()),
+                ),
             )
         )
     return flows
 
 
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "dataclass"])
 @pytest.mark.parametrize("seed", range(12))
-def test_flow_lines_are_the_python_ones(seed: int) -> None:
-    flows = _odd_flows(seed)
+def test_flow_lines_are_the_python_ones(seed: int, compact: bool) -> None:
+    flows = _odd_flows(seed, compact)
     names = [*CAPTURE_NAMES, rng_name(seed)]
     compiled, python = _both(lambda out: tables.write_flows(out, flows, names))
     assert compiled == python
@@ -72,18 +97,20 @@ def test_flow_lines_are_the_python_ones(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_tls_lines_are_the_python_ones(seed: int) -> None:
+    # The writer tells a client hello by records.TlsClientHello: the class the run makes.
     rng = random.Random(seed)
+    numbers = _ODD_COMPACT_NUMBERS if Flow not in DATACLASS_RECORDS else _ODD_NUMBERS
     clients, servers = _hellos(Values(seed))
     clients = [
         replace(
             h,
             time=_odd(rng, h.time, _ODD_TIMES),
-            packet=_odd(rng, h.packet, _ODD_NUMBERS),
+            packet=_odd(rng, h.packet, numbers),
             sni=_odd(rng, h.sni, ("\ud800x", 'é,"')),
         )
         for h in clients
     ]
-    servers = [replace(h, flow_id=_odd(rng, h.flow_id, _ODD_NUMBERS)) for h in servers]
+    servers = [replace(h, flow_id=_odd(rng, h.flow_id, numbers)) for h in servers]
     names = [*CAPTURE_NAMES, rng_name(seed)]
     compiled, python = _both(lambda out: tables.write_tls(out, clients, servers, names))
     assert compiled == python

@@ -28,6 +28,8 @@ from conformance.observe._step cimport (
     E_PKTS,
     E_RSTS,
     Entry,
+    entry_item,
+    entry_samples,
 )
 
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
@@ -82,7 +84,7 @@ cdef enum:
 # step's; the tests build both).
 cdef inline object _entry_item(object e, Py_ssize_t slot):
     if type(e) is Entry:
-        return (<Entry>e).item(slot)
+        return entry_item(<Entry>e, slot)
     return <object>PyList_GET_ITEM(<list>e, slot)
 
 
@@ -100,7 +102,7 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
             return x.payload_n
         elif slot == E_RSTS:
             return x.rsts
-        return PyLong_AsLongLong(x.item(slot))
+        return PyLong_AsLongLong(entry_item(x, slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
 
 
@@ -182,8 +184,7 @@ cdef Py_ssize_t _copy_samples(object e, long long* into, Py_ssize_t room) except
     if n > room:
         n = room
     if type(e) is Entry:
-        memcpy(into, (<Entry>e).samples, n * sizeof(long long))
-        return n
+        return entry_samples(<Entry>e, into, n)
     kept = <array>_entry_item(e, SAMPLES)
     for i in range(n):
         into[i] = kept.data.as_longlongs[i]
@@ -198,7 +199,7 @@ cdef object _samples(object out, object back):
     cdef Py_ssize_t i, kept
     if back is None:
         if type(out) is Entry:
-            return _packed_numbers((<Entry>out).samples, (<Entry>out).n_samples)
+            return _packed_numbers(values, entry_samples(<Entry>out, values, 64))
         return PacketNumbers(<array>_entry_item(out, SAMPLES))
     if _sample_count(back) > 32 or (
         out is not None and _sample_count(out) > 32

@@ -1,8 +1,12 @@
 # The compiled flow-table entry (observe/_step.pyx `Entry`): its layout, for the flow builder
 # (observe/_flows.pyx) that reads it at the capture's end.
 
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
+
 cdef enum:
     ENTRY_SAMPLES = 8  # records.SAMPLE_PACKETS_PER_FLOW (checked when _step is imported)
+    ENTRY_HAS_ISN = 1  # Entry.bits: isn_value holds the SYN's ISN
+    ENTRY_WIDE = 2  # Entry.bits: the samples are in rare.wide
 
 # flows.py's entry slots, as C constants (checked against flows.py when _step is imported)
 cdef enum:
@@ -29,6 +33,13 @@ cdef enum:
     E_SLOTS = 20
 
 
+cdef class Rare:
+    cdef object errors
+    cdef object carried
+    cdef object isn  # an ISN that is not 4 bytes (only Python code could set one)
+    cdef long long wide[ENTRY_SAMPLES]  # the samples, once one is past 32 bits
+
+
 cdef class Entry:
     cdef long long pkts
     cdef long long nbytes
@@ -38,19 +49,27 @@ cdef class Entry:
     cdef long long n_last
     cdef long long payload_n
     cdef long long rsts
-    cdef long long samples[ENTRY_SAMPLES]
-    cdef int n_samples
-    cdef int tcp_flags
-    cdef int want
-    cdef int tcp_open
-    cdef int dirs
-    cdef int icmp_code
+    cdef uint32_t samples[ENTRY_SAMPLES]  # in `rare.wide` instead once one is past 32 bits
+    cdef uint32_t isn_value
+    cdef uint16_t want
+    cdef uint16_t tcp_flags
+    cdef int16_t icmp_code
+    cdef uint8_t n_samples
+    cdef uint8_t tcp_open
+    cdef uint8_t dirs
+    cdef uint8_t bits  # ENTRY_HAS_ISN, ENTRY_WIDE
     cdef object kind
     cdef object head
-    cdef object errors
     cdef object stream
-    cdef object isn
-    cdef object carried
+    cdef Rare rare  # None for almost every direction
 
-    cdef object item(self, Py_ssize_t slot)
-    cdef int add(self, long long packet) except -1
+
+
+# Module functions, not methods: a cdef method gives every entry a vtable pointer (8 bytes,
+# and a web capture's directions sit one size class up for it).
+cdef object entry_item(Entry e, Py_ssize_t slot)
+cdef int entry_add(Entry e, long long packet) except -1
+cdef Py_ssize_t entry_samples(Entry e, long long* into, Py_ssize_t room) noexcept
+cdef Rare entry_rare(Entry e)
+cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept
+cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept

@@ -31,7 +31,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
@@ -115,14 +115,22 @@ _NO_KIND = flows.new_entry(0.0, 0, 0)[KIND]
 _EMPTY = b""
 
 
+cdef class Rare:
+    """What few directions hold (Entry.rare): ICMP errors filed under them, the tunnel that
+    carried them, an ISN that is not 4 bytes, sample packet numbers past 32 bits. A slot
+    for each in every entry cost a web capture's 130k directions 2 MiB."""
+
+
 cdef class Entry:
     """One direction of the flow table, in C: the slots of observe/flows.py `new_entry`, its
-    numbers unboxed and its first packet numbers inline (a list of boxed numbers and an
-    array cost a web capture's 100k directions some 550 bytes each; this is about 230).
+    numbers unboxed, its first packet numbers inline in 32 bits (64 once one is past
+    that), its SYN's ISN a number, and what few directions hold in `rare` (a list of boxed
+    numbers and an array cost a web capture's 100k directions some 550 bytes each; this
+    is 176, and 48 fewer for the ISN's bytes of each SYN).
 
     Python code reads and writes it by slot as it does the list (`e[PKTS] += 1`); SAMPLES
-    reads as a tuple, and a packet number is kept with `add_sample` (flows.add_sample),
-    never by appending to what SAMPLES gave.
+    reads as a tuple, ISN as the 4 bytes (or None), and a packet number is kept with
+    `add_sample` (flows.add_sample), never by appending to what SAMPLES gave.
     """
 
     def __cinit__(self):
@@ -132,51 +140,8 @@ cdef class Entry:
     def __len__(self):
         return E_SLOTS
 
-    cdef object item(self, Py_ssize_t slot):
-        if slot == E_PKTS:
-            return self.pkts
-        elif slot == E_BYTES:
-            return self.nbytes
-        elif slot == E_T_FIRST:
-            return self.t_first
-        elif slot == E_T_LAST:
-            return self.t_last
-        elif slot == E_N_FIRST:
-            return self.n_first
-        elif slot == E_N_LAST:
-            return self.n_last
-        elif slot == E_TCP_FLAGS:
-            return self.tcp_flags
-        elif slot == E_SAMPLES:
-            return tuple([self.samples[i] for i in range(self.n_samples)])
-        elif slot == E_WANT:
-            return self.want
-        elif slot == E_TCP_OPEN:
-            return self.tcp_open
-        elif slot == E_RSTS:
-            return self.rsts
-        elif slot == E_DIRS:
-            return self.dirs
-        elif slot == E_ICMP_CODE:
-            return self.icmp_code
-        elif slot == E_KIND:
-            return self.kind
-        elif slot == E_PAYLOAD_N:
-            return self.payload_n
-        elif slot == E_HEAD:
-            return self.head
-        elif slot == E_ERRORS:
-            return self.errors
-        elif slot == E_STREAM:
-            return self.stream
-        elif slot == E_ISN:
-            return self.isn
-        elif slot == E_CARRIED:
-            return self.carried
-        raise IndexError(f"entry slot {slot} out of range")
-
     def __getitem__(self, Py_ssize_t slot):
-        return self.item(slot)
+        return entry_item(self, slot)
 
     def __setitem__(self, Py_ssize_t slot, value):
         cdef Py_ssize_t i
@@ -198,9 +163,10 @@ cdef class Entry:
             kept = tuple(value)
             if len(kept) > ENTRY_SAMPLES:
                 raise ValueError(f"an entry keeps at most {ENTRY_SAMPLES} packet numbers")
+            self.n_samples = 0
+            self.bits &= ~ENTRY_WIDE
             for i in range(len(kept)):
-                self.samples[i] = kept[i]
-            self.n_samples = <int>len(kept)
+                entry_add(self, kept[i])
         elif slot == E_WANT:
             self.want = value
         elif slot == E_TCP_OPEN:
@@ -218,28 +184,141 @@ cdef class Entry:
         elif slot == E_HEAD:
             self.head = value
         elif slot == E_ERRORS:
-            self.errors = value
+            if value is not None or self.rare is not None:
+                entry_rare(self).errors = value
         elif slot == E_STREAM:
             self.stream = value
         elif slot == E_ISN:
-            self.isn = value
+            self.bits &= ~ENTRY_HAS_ISN
+            if type(value) is bytes and PyBytes_GET_SIZE(value) == 4:
+                entry_set_isn(self, <const uint8_t*>PyBytes_AS_STRING(value))
+            elif value is not None or self.rare is not None:
+                entry_rare(self).isn = value
         elif slot == E_CARRIED:
-            self.carried = value
+            if value is not None or self.rare is not None:
+                entry_rare(self).carried = value
         else:
             raise IndexError(f"entry slot {slot} out of range")
 
-    cdef int add(self, long long packet) except -1:
-        """Keep `packet` among the first ENTRY_SAMPLES packet numbers (flows.add_sample)."""
-        if self.n_samples < ENTRY_SAMPLES:
-            self.samples[self.n_samples] = packet
-            self.n_samples += 1
-        return 0
-
     def add_sample(self, long long packet):
-        self.add(packet)
+        entry_add(self, packet)
 
     def __repr__(self):
-        return f"Entry({[self.item(i) for i in range(E_SLOTS)]!r})"
+        return f"Entry({[entry_item(self, i) for i in range(E_SLOTS)]!r})"
+
+
+cdef Rare entry_rare(Entry e):
+    """The entry's Rare part, made if it has none."""
+    if e.rare is None:
+        e.rare = Rare.__new__(Rare)
+    return e.rare
+
+
+cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept:
+    """Whether the ISN kept is these 4 bytes (`e[ISN] == isn`)."""
+    return e.bits & ENTRY_HAS_ISN and e.isn_value == _isn(isn)
+
+
+cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept:
+    e.isn_value = _isn(isn)
+    e.bits |= ENTRY_HAS_ISN
+    if e.rare is not None:
+        e.rare.isn = None
+
+
+cdef Py_ssize_t entry_samples(Entry e, long long* into, Py_ssize_t room) noexcept:
+    """The first `room` samples into `into`, as 64-bit numbers; how many."""
+    cdef Py_ssize_t i, n = e.n_samples
+    if n > room:
+        n = room
+    if e.bits & ENTRY_WIDE:
+        memcpy(into, e.rare.wide, n * sizeof(long long))
+    else:
+        for i in range(n):
+            into[i] = e.samples[i]
+    return n
+
+
+cdef object entry_item(Entry e, Py_ssize_t slot):
+    """The entry's `slot`, as flows.py's list holds it."""
+    cdef long long kept[ENTRY_SAMPLES]
+    cdef Py_ssize_t i, n
+    if slot == E_PKTS:
+        return e.pkts
+    elif slot == E_BYTES:
+        return e.nbytes
+    elif slot == E_T_FIRST:
+        return e.t_first
+    elif slot == E_T_LAST:
+        return e.t_last
+    elif slot == E_N_FIRST:
+        return e.n_first
+    elif slot == E_N_LAST:
+        return e.n_last
+    elif slot == E_TCP_FLAGS:
+        return e.tcp_flags
+    elif slot == E_SAMPLES:
+        n = entry_samples(e, kept, ENTRY_SAMPLES)
+        return tuple([kept[i] for i in range(n)])
+    elif slot == E_WANT:
+        return e.want
+    elif slot == E_TCP_OPEN:
+        return e.tcp_open
+    elif slot == E_RSTS:
+        return e.rsts
+    elif slot == E_DIRS:
+        return e.dirs
+    elif slot == E_ICMP_CODE:
+        return e.icmp_code
+    elif slot == E_KIND:
+        return e.kind
+    elif slot == E_PAYLOAD_N:
+        return e.payload_n
+    elif slot == E_HEAD:
+        return e.head
+    elif slot == E_ERRORS:
+        return e.rare.errors if e.rare is not None else None
+    elif slot == E_STREAM:
+        return e.stream
+    elif slot == E_ISN:
+        if e.bits & ENTRY_HAS_ISN:
+            return _isn_bytes(e.isn_value)
+        return e.rare.isn if e.rare is not None else None
+    elif slot == E_CARRIED:
+        return e.rare.carried if e.rare is not None else None
+    raise IndexError(f"entry slot {slot} out of range")
+
+
+cdef int entry_add(Entry e, long long packet) except -1:
+    """Keep `packet` among the first ENTRY_SAMPLES packet numbers (flows.add_sample)."""
+    cdef Py_ssize_t i
+    cdef Rare rare
+    if e.n_samples >= ENTRY_SAMPLES:
+        return 0
+    if not e.bits & ENTRY_WIDE and 0 <= packet <= 0xFFFFFFFF:
+        e.samples[e.n_samples] = <uint32_t>packet
+    else:
+        rare = entry_rare(e)
+        if not e.bits & ENTRY_WIDE:
+            for i in range(e.n_samples):
+                rare.wide[i] = e.samples[i]
+            e.bits |= ENTRY_WIDE
+        rare.wide[e.n_samples] = packet
+    e.n_samples += 1
+    return 0
+
+
+cdef inline uint32_t _isn(const uint8_t* isn) noexcept:
+    return (<uint32_t>isn[0] << 24) | (<uint32_t>isn[1] << 16) | (<uint32_t>isn[2] << 8) | isn[3]
+
+
+cdef bytes _isn_bytes(uint32_t value):
+    cdef uint8_t raw[4]
+    raw[0] = value >> 24
+    raw[1] = (value >> 16) & 0xFF
+    raw[2] = (value >> 8) & 0xFF
+    raw[3] = value & 0xFF
+    return PyBytes_FromStringAndSize(<const char*>raw, 4)
 
 
 cdef bytes _reverse_key(bytes key):
@@ -728,7 +807,8 @@ cdef class FastStep(CStep):
         return self._new_direction(table, proto, key, f, ts, n)
 
     cdef Entry _syn(
-        self, dict table, bytes key, Entry e, double ts, long long n, bytes isn, const uint8_t* f
+        self, dict table, bytes key, Entry e, double ts, long long n, const uint8_t* isn,
+        const uint8_t* f,
     ):
         """FlowTable.syn for a direction that has packets, compiled: the same steps (a change
         to one is made to the other). `f`: the Ethernet frame of the SYN."""
@@ -738,7 +818,9 @@ cdef class FastStep(CStep):
         cdef bint answered, idle, same
         if not self.syn_compiled:  # another syn (a subclass, a test's): it decides
             try:
-                return <Entry?>self.syn(key, e, ts, n, isn)
+                return <Entry?>self.syn(
+                    key, e, ts, n, PyBytes_FromStringAndSize(<const char*>isn, 4)
+                )
             finally:
                 self._after_python()
         rkey = _reverse_key(key)
@@ -751,7 +833,7 @@ cdef class FastStep(CStep):
         if other is not None and other.t_last > last:  # max(e[T_LAST], other[T_LAST])
             last = other.t_last
         idle = ts - last > REUSE_IDLE_S
-        same = e.isn == isn
+        same = entry_same_isn(e, isn)
         if same and not answered and not idle:
             return e
         if not (
@@ -759,7 +841,7 @@ cdef class FastStep(CStep):
             or idle
             or (answered and not same)
         ):
-            e.isn = isn  # e.g. another SYN before any answer: still the same attempt
+            entry_set_isn(e, isn)  # e.g. another SYN before any answer: still the same attempt
             return e
         del table[key]
         if other is not None:
@@ -769,7 +851,7 @@ cdef class FastStep(CStep):
         generations = self.generations
         generations[ref] = generations.get(ref, 0) + 1
         fresh = self._new_direction(table, PROTO_TCP, key, f, ts, n, False)
-        fresh.isn = isn
+        entry_set_isn(fresh, isn)
         self._after_python()  # the cache lets go of the retired pair's entries
         return fresh
 
@@ -803,7 +885,7 @@ cdef class FastStep(CStep):
         table[key] = e
         carried = ft.carried
         if carried is not None:
-            e.carried = carried
+            entry_rare(e).carried = carried
         senders = ft.senders
         if learn and len(senders) < ft.max_senders:
             memcpy(raw, f + 6, 6)  # the source MAC, then the source address
@@ -929,7 +1011,7 @@ cdef class FastStep(CStep):
         if n < e.n_first:
             e.n_first = n
             e.t_first = ts
-        e.add(n)
+        entry_add(e, n)
         e.dirs |= dirf
         acc.decoded += 1
         return 1
@@ -1259,7 +1341,7 @@ cdef class FastStep(CStep):
             e.t_last = ts
             e.n_last = n
             e.dirs |= dirf
-            e.add(n)
+            entry_add(e, n)
             if e.want:
                 stop = off + _ETH + tot
                 if stop > off + cap:
@@ -1273,11 +1355,10 @@ cdef class FastStep(CStep):
             key = None
             if flags & 2 and not flags & 16 and e.pkts == 0:
                 # FlowTable.syn's first step: the direction's first packet opens it
-                e.isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
+                entry_set_isn(e, f + 38)
             elif flags & 2 and not flags & 16:  # SYN: maybe a new connection
                 key = PyBytes_FromStringAndSize(<const char*>f + 26, 12)
-                isn = PyBytes_FromStringAndSize(<const char*>f + 38, 4)
-                fresh = self._syn(self.tcp, key, e, ts, n, isn, f)
+                fresh = self._syn(self.tcp, key, e, ts, n, f + 38, f)
                 if fresh is not e:  # retired: the cache let go of this key's entry
                     s = self._slot(self.tcp, PROTO_TCP, f, ts, n)
                     e = <Entry>s.e
@@ -1287,7 +1368,7 @@ cdef class FastStep(CStep):
             e.n_last = n
             e.tcp_flags |= flags
             e.dirs |= dirf
-            e.add(n)
+            entry_add(e, n)
             if flags & 6:  # SYN or RST
                 _tcp_control(e, flags)
             # WANT, and data (or a data offset that may lie) behind the header
@@ -1342,16 +1423,15 @@ cdef class FastStep(CStep):
         key = PyBytes_FromStringAndSize(<const char*>f + 22, 36)  # src, dst, ports
         e = self._entry(self.tables[proto], proto, key, f, ts, n)
         if proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02 and not e.pkts:
-            e.isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)  # FlowTable.syn
+            entry_set_isn(e, f + l4 + 4)  # FlowTable.syn
         elif proto == PROTO_TCP and (f[l4 + 13] & 0x12) == 0x02:  # SYN: maybe a new connection
-            isn = PyBytes_FromStringAndSize(<const char*>f + l4 + 4, 4)
-            e = self._syn(self.tables[proto], key, e, ts, n, isn, f)
+            e = self._syn(self.tables[proto], key, e, ts, n, f + l4 + 4, f)
         # FlowTable.account's steps, inline (packets arrive in order here)
         e.pkts += 1
         e.nbytes += span + 40
         e.t_last = ts
         e.n_last = n
-        e.add(n)
+        entry_add(e, n)
         if proto == PROTO_TCP:
             flags = f[l4 + 13]
             e.tcp_flags |= flags

@@ -38,7 +38,15 @@ _OBJECTS = {
 }
 
 
-_SMALL = (flows.TCP_FLAGS, flows.WANT, flows.TCP_OPEN, flows.DIRS, flows.ICMP_CODE)
+# Bits and bytes: C ints of their own widths in the compiled entry (what the walk puts there
+# is far smaller: TCP flags, want bits, SYN/SYN-ACK seen, the two direction bits, a code).
+_SMALL = {
+    flows.TCP_FLAGS: (0, 1, 0x1FF, 0xFFFF),
+    flows.WANT: (0, 1, 511, 0xFFFF),
+    flows.TCP_OPEN: (0, 1, 3, 255),
+    flows.DIRS: (0, 1, 3, 255),
+    flows.ICMP_CODE: (0, 1, 255, -1, 32767),
+}
 
 
 def _compiled() -> Any:
@@ -51,8 +59,8 @@ def _value(rng: random.Random, slot: int) -> Any:
         return _OBJECTS[slot](rng)
     if slot in (flows.T_FIRST, flows.T_LAST):
         return rng.uniform(0, 2e9)
-    if slot in _SMALL:  # bits and bytes: C ints
-        return rng.choice((0, 1, 3, 255, 511))
+    if slot in _SMALL:
+        return rng.choice(_SMALL[slot])
     return rng.choice((0, 1, 7, 255, 65_535, 2**40))
 
 
@@ -103,3 +111,28 @@ def test_the_compiled_steps_table_makes_entries_in_c() -> None:
     assert type(e).__name__ == "Entry"
     table.account(IPPROTO_UDP, bytes(12), 1.5, 2, 100, 0, 0)
     assert (e[flows.PKTS], e[flows.BYTES], e[SAMPLES]) == (1, 100, (2,))
+
+
+@pytest.mark.parametrize(("slot", "value"), [(slot, max(v) + 1) for slot, v in _SMALL.items()])
+def test_a_number_past_its_c_width_is_refused(slot: int, value: int) -> None:
+    """Not kept cut short: the list would keep it, so the entry says it cannot."""
+    entry = _compiled().new_entry(1.0, 1, 0)
+    with pytest.raises(OverflowError):
+        entry[slot] = value
+
+
+def test_rare_slots_and_wide_samples_read_back() -> None:
+    """What few directions hold (ICMP errors, the tunnel, an ISN of another length, sample
+    packet numbers past 32 bits) is kept aside and reads back as the list's."""
+    listed, entry = flows.new_entry(1.0, 1, 0), _compiled().new_entry(1.0, 1, 0)
+    for sample in (3, 2**32 - 1, 2**32, 2**40, 5):
+        add_sample(listed, sample)
+        add_sample(entry, sample)
+    for slot, value in ((ISN, b"\x01\x02"), (CARRIED, ("ipv6>udp>vxlan>eth", 3))):
+        listed[slot] = entry[slot] = value
+    listed[ERRORS] = entry[ERRORS] = IcmpErrors(1, 60, True, False)
+    assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]
+    entry[ISN] = listed[ISN] = b"\x00\x00\x00\x07"
+    entry[CARRIED] = listed[CARRIED] = entry[ERRORS] = listed[ERRORS] = None
+    entry[SAMPLES] = listed[SAMPLES] = array("q", [9])
+    assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]

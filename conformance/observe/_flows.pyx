@@ -29,6 +29,7 @@ from conformance.observe._step cimport (
     E_RSTS,
     Entry,
     entry_item,
+    entry_number,
     entry_samples,
 )
 
@@ -104,6 +105,13 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
             return x.rsts
         return PyLong_AsLongLong(entry_item(x, slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
+
+
+cdef inline int _number_entry(object e, long long flow_id) except -1:
+    """FlowTable.finish's numbering of an entry (the compiled step's hellos name it)."""
+    if type(e) is Entry:
+        entry_number(<Entry>e, flow_id)
+    return 0
 
 
 cdef inline Py_ssize_t _sample_count(object e):
@@ -455,13 +463,16 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         add_id = ids.add
         flow_id = first_id
         for index in range(count):
-            key = <object>PyList_GET_ITEM(held, items[index].held)
+            at = items[index].held
+            key = <object>PyList_GET_ITEM(held, at)
             rkey = _reverse(key)
             ref = (items[index].proto, key if key <= rkey else rkey)
             if PyDict_GetItem(id_of, ref) == NULL:  # FlowIds.add's first step
                 PyDict_SetItem(id_of, ref, flow_id)
             else:
                 add_id(ref, items[index].first, flow_id)
+            _number_entry(<object>PyList_GET_ITEM(held, at + 1), flow_id)
+            _number_entry(<object>PyList_GET_ITEM(held, at + 2), flow_id)
             flow_id += 1
         if numbered is not None:
             numbered(ids)
@@ -520,6 +531,9 @@ def in_flows(renumbered, refs, hellos, ids):
     cdef PyObject* found
     get = ids.get
     for ref, record in zip(refs, hellos, strict=True):
+        if type(ref) is Entry:  # a hello the compiled step recorded: its entry is numbered
+            numbered.append(renumbered(record, (<Entry>ref).flow_id))
+            continue
         found = PyDict_GetItem(id_of, ref)
         if found == NULL:
             flow_id = 0

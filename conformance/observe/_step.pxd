@@ -7,6 +7,7 @@ cdef enum:
     ENTRY_SAMPLES = 8  # records.SAMPLE_PACKETS_PER_FLOW (checked when _step is imported)
     ENTRY_HAS_ISN = 1  # Entry.bits: isn_value holds the SYN's ISN
     ENTRY_WIDE = 2  # Entry.bits: the samples are in rare.wide
+    ENTRY_NUMBERED = 4  # Entry.bits: isn_value holds the id of the entry's flow (finish)
 
 # flows.py's entry slots, as C constants (checked against flows.py when _step is imported)
 cdef enum:
@@ -73,3 +74,4 @@ cdef Py_ssize_t entry_samples(Entry e, long long* into, Py_ssize_t room) noexcep
 cdef Rare entry_rare(Entry e)
 cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept
 cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept
+cdef int entry_number(Entry e, long long flow_id) except -1

@@ -21,7 +21,7 @@ import struct
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
@@ -83,6 +83,18 @@ TCP_REUSE_IDLE_S = 120.0
 
 Entry = list[Any]  # or the compiled step's Entry, read and written by the same slots
 FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
+
+
+class NumberedEntry(Protocol):
+    """The compiled step's entry (observe/_step.pyx `Entry`), numbered by `finish`."""
+
+    @property
+    def flow_id(self) -> int: ...
+
+
+# What a hello names its flow by: a reference, or (recorded by the compiled step) its
+# direction's entry, which `finish` numbers (no tuple and key of its own per hello: #17).
+HelloRef = FlowRef | NumberedEntry
 
 _TRANSPORTS = {
     IPPROTO_TCP: "tcp",
@@ -416,8 +428,11 @@ class FlowTable:
         self._retired.clear()
         order.sort(reverse=True)  # popped from the end: each flow's entries go once it is built
         ids = FlowIds()
-        for offset, (first, *_, ref, _e, _other) in enumerate(reversed(order)):
+        for offset, (first, *_, ref, e, other) in enumerate(reversed(order)):
             ids.add(ref, first, first_id + offset)
+            for entry in (e, other):
+                if entry is not None and type(entry) is not list:  # the compiled step's
+                    entry.number(first_id + offset)  # type: ignore[attr-defined]
         if numbered is not None:
             numbered(ids)
         capture = self.capture

@@ -69,6 +69,7 @@ from conformance.observe.flows import (
     FlowIds,
     FlowRef,
     FlowTable,
+    HelloRef,
     flow_ref,
     key_parts,
     reverse_key,
@@ -282,11 +283,11 @@ class PayloadInspector:
         self.dns = DnsMap(capture)
         # The hellos, and the flow each names (client_refs[i] is client_hellos[i]'s): two
         # lists, not a list of pairs, which cost a tuple each (#17: 8 MiB of the web mix's
-        # 129k hellos while the walk goes on).
+        # 129k hellos while the walk goes on). The compiled step names it by the entry.
         self.client_hellos: list[TlsClientHello] = []
-        self.client_refs: list[FlowRef] = []
+        self.client_refs: list[HelloRef] = []
         self.server_hellos: list[TlsServerHello] = []
-        self.server_refs: list[FlowRef] = []
+        self.server_refs: list[HelloRef] = []
         # The ECH extension of client_hellos[i], for the capture-wide classification
         # (observe/ech_kinds.py); those hellos are recorded as EchKind.UNKNOWN until then.
         self.ech_extensions: dict[int, EchExtension] = {}

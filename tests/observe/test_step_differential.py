@@ -52,6 +52,7 @@ from typing import Any
 import pytest
 
 from conformance.errors import CaptureError
+from conformance.observe import ingest
 from conformance.observe.builder import observe_captures
 from conformance.observe.flows import FlowTable
 from conformance.observe.payloads import PayloadInspector
@@ -1019,3 +1020,28 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+@pytest.mark.parametrize("first", range(4))
+def test_the_compiled_steps_hellos_are_numbered_by_either_finish(
+    first: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hello the compiled step records names its flow by its direction's entry, which
+    FlowTable.finish numbers: the Python finish (compiled step, flows.py's finish and
+    builder's `_in_flows`) gives every hello the id the compiled one does, reused 5-tuples
+    and retired connections included."""
+    hellos = 0
+    for case in range(first, CASES, 40):
+        made = build_case(case)
+        path = tmp_path / "case.pcap"
+        path.write_bytes(made.files()[0])
+        try:
+            compiled = observe_captures([path])
+        except CaptureError:
+            continue
+        with monkeypatch.context() as patched:
+            patched.setattr(ingest, "_COMPILED_FLOWS", None)
+            python_finish = observe_captures([path])
+        assert facts(compiled) == facts(python_finish), difference(compiled, python_finish)
+        hellos += len(compiled.client_hellos) + len(compiled.server_hellos)
+    assert hellos

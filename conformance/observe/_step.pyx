@@ -26,6 +26,7 @@ observe every capture they build with it and with the Python step and compare
 (tests/observe/conftest.py, tests/compiled_paths.py).
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
@@ -88,6 +89,7 @@ cdef Py_ssize_t PAYLOAD_N = flows.PAYLOAD_N
 cdef Py_ssize_t HEAD = flows.HEAD
 cdef Py_ssize_t STREAM = flows.STREAM
 cdef Py_ssize_t HEAD_BYTES = flows.PAYLOAD_HEAD_BYTES
+cdef Py_ssize_t TLS_HEAD_BYTES = flows.TLS_HEAD_BYTES
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
 cdef long TCP_CLOSING = flows.TCP_FIN | flows.TCP_RST
@@ -121,12 +123,16 @@ cdef class Rare:
     for each in every entry cost a web capture's 130k directions 2 MiB."""
 
 
+# No cycle can run through an entry (it holds numbers, bytes, an enum member, a reassembly
+# Stream of bytearrays and numbers, and its Rare part): the collector need not visit the
+# web mix's 130k entries, nor keep 16 bytes of each for it (160 bytes an entry).
+@cython.no_gc
 cdef class Entry:
     """One direction of the flow table, in C: the slots of observe/flows.py `new_entry`, its
     numbers unboxed, its first packet numbers inline in 32 bits (64 once one is past
     that), its SYN's ISN a number, and what few directions hold in `rare` (a list of boxed
     numbers and an array cost a web capture's 100k directions some 550 bytes each; this
-    is 176, and 48 fewer for the ISN's bytes of each SYN).
+    is 160, and 48 fewer for the ISN's bytes of each SYN).
 
     Python code reads and writes it by slot as it does the list (`e[PKTS] += 1`); SAMPLES
     reads as a tuple, ISN as the 4 bytes (or None), and a packet number is kept with
@@ -1077,7 +1083,7 @@ cdef class FastStep(CStep):
         e.kind = kind  # PayloadInspector._first
         e.payload_n = n
         if e.tcp_open != SYNACK_SEEN:
-            e.head = payload[:HEAD_BYTES]
+            e.head = payload[:TLS_HEAD_BYTES if kind is _KIND_TLS else HEAD_BYTES]
         e.want &= ~W_FIRST
         if head is not None:  # a request head: W_HTTP, then PayloadInspector._http_head
             e.want |= W_HTTP
@@ -1168,7 +1174,7 @@ cdef class FastStep(CStep):
         e.kind = _KIND_TLS  # PayloadInspector._first
         e.payload_n = n
         if e.tcp_open != SYNACK_SEEN:
-            e.head = payload[:HEAD_BYTES]
+            e.head = payload[:TLS_HEAD_BYTES]
         e.want &= ~W_FIRST
         if stream is None:  # PayloadInspector._start_hello
             stream = e.stream = _STREAM()
@@ -1276,7 +1282,7 @@ cdef class FastStep(CStep):
             e.kind = _KIND_TLS
             e.payload_n = n
             if e.tcp_open != SYNACK_SEEN:
-                e.head = payload[:HEAD_BYTES]
+                e.head = payload[:TLS_HEAD_BYTES]
             e.want &= ~W_FIRST
         else:  # PayloadInspector._search: the hello is found, the search is over
             stream.search = 0

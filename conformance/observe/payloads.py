@@ -64,6 +64,7 @@ from conformance.observe.flows import (
     STREAM,
     SYNACK_SEEN,
     TCP_OPEN,
+    TLS_HEAD_BYTES,
     WANT,
     Entry,
     FlowIds,
@@ -500,7 +501,7 @@ class PayloadInspector:
         e[KIND] = kind
         e[PAYLOAD_N] = packet
         if e[TCP_OPEN] != SYNACK_SEEN:  # a SYN-ACK's sender responds: its head is never shown
-            e[HEAD] = payload[:PAYLOAD_HEAD_BYTES]
+            e[HEAD] = payload[: TLS_HEAD_BYTES if kind is _KIND_TLS else PAYLOAD_HEAD_BYTES]
         e[WANT] &= ~W_FIRST
         if proto != IPPROTO_TCP:
             if e[WANT] & W_QUIC:  # an int test: enum members are slow to look up (3.11)

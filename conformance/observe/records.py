@@ -241,7 +241,7 @@ class Flow:
     payload_out: PayloadKind = PayloadKind.NONE  # first payload initiator -> responder
     payload_in: PayloadKind = PayloadKind.NONE
     first_payload_packet: int | None = None  # packet number of the initiator's first payload
-    payload_head_out: bytes = b""  # first bytes of that payload (<= 64), for findings
+    payload_head_out: bytes = b""  # first bytes of that payload (<= 64; TLS: 5), for findings
     # Decision 9: the headers around this flow's IP header in its first packet, outermost
     # first ("" when none: plain Ethernet, VLAN tags, raw IP), e.g. "ipv4>gre",
     # "ipv6>udp>vxlan>eth", "pppoe"; and which IP header of its version it is, counted as

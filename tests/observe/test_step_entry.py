@@ -5,7 +5,9 @@ reads as a tuple and a packet number is kept with flows.add_sample."""
 
 from __future__ import annotations
 
+import gc
 import random
+import sys
 from array import array
 from typing import Any
 
@@ -136,3 +138,10 @@ def test_rare_slots_and_wide_samples_read_back() -> None:
     entry[CARRIED] = listed[CARRIED] = entry[ERRORS] = listed[ERRORS] = None
     entry[SAMPLES] = listed[SAMPLES] = array("q", [9])
     assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]
+
+
+def test_an_entry_is_small_and_untracked() -> None:
+    """#17: 160 bytes, and the collector does not visit it (nothing it holds can hold it)."""
+    entry = _compiled().new_entry(1.0, 1, 0)
+    assert sys.getsizeof(entry) <= 160
+    assert not gc.is_tracked(entry)

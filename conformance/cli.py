@@ -25,14 +25,14 @@ from rich.table import Table
 
 from conformance import __version__
 from conformance.errors import ConformanceError
-from conformance.options import add_arguments, from_namespace, pytest_arguments
+from conformance.options import RunOptions, add_arguments, from_namespace, pytest_arguments
 from conformance.resources import suites_dir
 from conformance.scratch import scratch_dir
 from conformance.verdict import ExitCode, Verdict
 from conformance.watch.command import add_watch_commands
 
 if TYPE_CHECKING:
-    from conformance.run import RunSummary
+    from conformance.run import Run, RunSummary
     from conformance.sign.verified import VerifiedReport
 
 
@@ -60,11 +60,12 @@ class RichFrontend:
         self.console = console
         self.summary: RunSummary | None = None
         self.progress = _RichProgress(console)
-        self._start_up_over = start_up_over
+        self.start_up_over = start_up_over
+        self.run: Run | None = None  # prepared and observed before pytest (`_observe_first`)
 
     def pytest_collection_finish(self) -> None:
         """Start-up is over: the run is prepared, the suites collected, no evidence read yet."""
-        self._start_up_over()
+        self.start_up_over()
 
     def finished(self, summary: RunSummary) -> None:
         self.summary = summary
@@ -237,7 +238,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
             "[red]ucx-conformance run:[/] give --pcap FILE, --lab, --image IMAGE or --host URL"
         )
         return int(ExitCode.USAGE)
-    return _judge(pytest_arguments(args), console, verbose=args.verbose)
+    return _judge(pytest_arguments(args), console, verbose=args.verbose, given=given)
 
 
 @contextlib.contextmanager
@@ -274,11 +275,24 @@ def _collector_paused_for_start_up() -> Iterator[Callable[[], None]]:
             gc.enable()
 
 
-def _judge(options: list[str], console: Console, *, verbose: bool = False) -> int:
-    """Run the conformance suites through pytest with the plugin's `options`."""
+def _judge(
+    options: list[str],
+    console: Console,
+    *,
+    verbose: bool = False,
+    given: RunOptions | None = None,
+) -> int:
+    """Run the conformance suites through pytest with the plugin's `options`; a run of
+    captures alone (`given`) is prepared and its captures observed first (`_observe_first`)."""
     with _collector_paused_for_start_up() as start_up_over:
         frontend = RichFrontend(console, start_up_over)
-        code = _pytest_main(_pytest_args(options, verbose=verbose), frontend)
+        try:
+            code = _observe_first(given, frontend) if given is not None else None
+            if code is None:
+                code = _pytest_main(_pytest_args(options, verbose=verbose), frontend)
+        finally:
+            if frontend.run is not None:  # pytest ended it, or was stopped before it could
+                frontend.run.close()
     summary = frontend.summary
     if summary is not None:
         _print_summary(console, summary)
@@ -322,6 +336,63 @@ def _pytest_args(options: list[str], *, verbose: bool) -> list[str]:
     return pytest_args
 
 
+def _observe_first(given: RunOptions, frontend: RichFrontend) -> int | None:
+    """A run of captures alone: prepare it and observe its captures before pytest starts,
+    and hand the run to the plugin (`frontend.run`); None then, else the exit status (a
+    usage error, said; an interruption, summed up in `frontend.summary`).
+
+    #17: pytest, the judges and the report then load into the memory the walk let go, not
+    on top of the walk's peak (8 MiB of pytest alone). Labs, images and hosts keep the
+    plugin's order (their sources stand up and tear down inside pytest's session).
+    """
+    if not given.pcaps or given.lab or given.image or given.host:
+        return None
+    from conformance.run import INTERRUPTED, Run
+
+    with _signals_as_interrupts():
+        try:
+            run = Run.prepare(given, Path.cwd())
+        except ConformanceError as exc:
+            sys.stderr.write(f"ucx-conformance: {exc}\n")
+            return int(ExitCode.USAGE)
+        except KeyboardInterrupt:  # nothing held yet: Run.prepare lets go of what it took
+            sys.stderr.write(f"ucx-conformance: {INTERRUPTED}\n")
+            return int(ExitCode.INCOMPLETE)
+        frontend.start_up_over()
+        try:
+            run.observe(frontend.progress)
+        except ConformanceError as exc:
+            run.close()
+            sys.stderr.write(f"ucx-conformance: {exc}\n")
+            return int(ExitCode.USAGE)
+        except KeyboardInterrupt:
+            try:
+                frontend.finished(run.finish(interrupted=True))
+            finally:
+                run.close()
+            return int(ExitCode.INCOMPLETE)
+        except BaseException:
+            run.close()
+            raise
+    frontend.run = run
+    return None
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every source cleans up (lab namespaces, containers)
+    and no half report stays behind, whenever it arrives. SIGINT gets Python's own handler
+    back: a shell starts background jobs (`cmd &` in a script) with SIGINT ignored, and
+    `kill -INT PID` must still stop the run as Ctrl-C does."""
+    saved_term = signal.signal(signal.SIGTERM, _terminate)
+    saved_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved_int)
+        signal.signal(signal.SIGTERM, saved_term)
+
+
 def _pytest_main(pytest_args: list[str], frontend: RichFrontend) -> int:
     """pytest.main with no plugin but ours, its stdout on stderr, SIGTERM as Ctrl-C."""
     import pytest
@@ -329,18 +400,10 @@ def _pytest_main(pytest_args: list[str], frontend: RichFrontend) -> int:
     # pytest writes its own output to stdout; stdout is for machine output here.
     saved_autoload = os.environ.get(_AUTOLOAD)
     os.environ[_AUTOLOAD] = "1"
-    # SIGTERM unwinds like Ctrl-C, so every source cleans up (lab namespaces, containers)
-    # and no half report stays behind, whenever it arrives. SIGINT gets Python's own handler
-    # back: a shell starts background jobs (`cmd &` in a script) with SIGINT ignored, and
-    # `kill -INT PID` must still stop the run as Ctrl-C does.
-    saved_term = signal.signal(signal.SIGTERM, _terminate)
-    saved_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with _signals_as_interrupts(), contextlib.redirect_stdout(sys.stderr):
             return int(pytest.main(pytest_args, plugins=[frontend]))
     finally:
-        signal.signal(signal.SIGINT, saved_int)
-        signal.signal(signal.SIGTERM, saved_term)
         if saved_autoload is None:
             os.environ.pop(_AUTOLOAD, None)
         else:

@@ -7,8 +7,10 @@ suites (`ucx_control` items) without a profile is bad usage, so a CI job that fo
 option is not green with nothing judged.
 
 The hooks map onto the run's steps: configure → `Run.prepare` (exit 3 on anything a user
-can fix), the first test → `Run.observe`, each control test → `Run.judge` (the `ucx_judge`
-fixture), session end → `Run.finish` (report, signature) and `Run.close`.
+can fix), the first test → `Run.observe` (for a run of captures the CLI takes both steps
+before pytest starts and hands the run over: `Frontend.run`), each control test →
+`Run.judge` (the `ucx_judge` fixture), session end → `Run.finish` (report, signature) and
+`Run.close`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Frontend(Protocol):
 
     ucx_frontend: bool
     progress: Progress
+    run: Run | None  # prepared and observed already, or None
 
     def finished(self, summary: RunSummary) -> None: ...
 
@@ -91,6 +94,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # verdicts itself): the exception's message is enough, not its source-annotated
         # traceback (measured: ~0.1 s of a run with a dozen failed or inconclusive controls).
         config.option.tbstyle = "value"
+    frontend = _find_frontend(config)
+    prepared = getattr(frontend, "run", None)
+    if isinstance(prepared, Run):  # the CLI prepared it and observed its captures first
+        config.stash[_RUN] = prepared
+        return
     try:
         config.stash[_RUN] = Run.prepare(options, Path(config.invocation_params.dir))
     except ConformanceError as exc:
@@ -159,6 +167,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """Collect and observe the evidence once, before the first control is judged."""
     run = _active(session.config)
     if run is None or session.testscollected == 0 or session.config.option.collectonly:
+        return
+    if run.observed:  # by the CLI, before pytest started (cli.py `_observe_first`)
         return
     frontend = _find_frontend(session.config)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance.digest import ENVELOPE_NAME
@@ -43,4 +44,28 @@ def refuse_inside_report(path: Path, what: str) -> None:
         raise ConformanceError(
             f"{what} {path}: inside the signed report {report}; a file added there makes it"
             " fail verification (choose a path outside it)"
+        )
+
+
+def check_report_dir(report_dir: Path, sealed_files: Callable[[Path], object | None]) -> None:
+    """Refuse a REPORT_DIR this run may not take: call it early, before judging.
+
+    Accepted: absent, an empty directory, or a previous report of ours (`sealed_files`
+    names its files: conformance.sign.seal.sealed_files), never inside another signed
+    report (a file added there makes that one fail verification), whichever command or
+    plugin option named it.
+    """
+    refuse_inside_report(report_dir, "report directory")
+    if report_dir.is_symlink():
+        raise ConformanceError(f"{report_dir}: is a symlink; give the directory itself")
+    if not report_dir.exists():
+        return
+    if not report_dir.is_dir():
+        raise ConformanceError(f"{report_dir}: exists and is not a directory")
+    if not any(report_dir.iterdir()):
+        return
+    if sealed_files(report_dir) is None:
+        raise ConformanceError(
+            f"{report_dir}: not empty and not a previous ucx-conformance report; "
+            "refusing to replace it (choose another --report-dir)"
         )

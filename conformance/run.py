@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +27,7 @@ from conformance import __version__
 from conformance.catalog import Control, applies_when, load_catalog
 from conformance.errors import CaptureError, ConformanceError, ProfileError
 from conformance.evidence.interface import Collected, EvidenceSource
-from conformance.judge.common import coverage_for
-from conformance.judge.controls import JUDGES
 from conformance.judge.result import ControlResult
-from conformance.judge.telemetry import content_notes
 from conformance.observe.evidence import KEPT_LOGS, observe_evidence
 from conformance.observe.parallel import CaptureExecutor, Judged, check_executor, executor_for
 from conformance.observe.records import Observations
@@ -108,6 +105,8 @@ class Run:
     judged: tuple[Judged, ...] = ()  # which executor and worker read each capture
     period: PeriodLink | None = None  # `watch`: the period judged and its link in the chain
     frozen: bool = False  # the observations are out of the cyclic collector's way (`observe`)
+    observed: bool = False  # `observe` ran (it runs once)
+    closed: bool = False  # `close` ran
 
     # -- 1. prepare: everything a user can get wrong, before anything is judged --------------
 
@@ -119,8 +118,8 @@ class Run:
         `source`: the evidence source, when the caller has its own (a `watch` period's
         captures); otherwise the options name it."""
         from conformance.evidence.select import build_source
-        from conformance.report.assemble import check_report_dir
         from conformance.report.lock import acquire
+        from conformance.report_dirs import check_report_dir
         from conformance.scratch import remove_stale_scratch
         from conformance.sign.keys import ensure_key
         from conformance.sign.seal import sealed_files
@@ -181,6 +180,7 @@ class Run:
         from conformance.report.lock import hidden_sibling
         from conformance.report.prestage import Prestage
 
+        self.observed = True
         copies = None
         executor: CaptureExecutor | None = None
         if isinstance(self.source, PcapSource):
@@ -244,13 +244,13 @@ class Run:
         if self.observations is None:
             why = self.evidence_error or "no evidence was collected"
             return ControlResult(control_id, Verdict.ERROR, why)
-        return JUDGES[control_id](self.observations, self.profile)
+        return _judges()[control_id](self.observations, self.profile)
 
     def judge_all(self) -> None:
         """Judge every control of the profile's mode, as the suites do (`watch` judges its
         periods so, without pytest: the same judges through `judge` and `record`)."""
         for control in load_catalog().for_mode(self.profile.mode.value):
-            if control.id in JUDGES:
+            if control.id in _judges():
                 self.record(self.judge(control.id))
 
     def record(self, result: ControlResult) -> None:
@@ -279,7 +279,11 @@ class Run:
         return _with_extras(summary, waivers, baseline)
 
     def close(self) -> None:
-        """Release everything the run holds: copies, the source's leftovers, the lock."""
+        """Release everything the run holds: copies, the source's leftovers, the lock (once:
+        a run the CLI observed before pytest is closed by whichever of them ends it)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.frozen:  # back to the collector: a `watch` runs one Run after another
             gc.unfreeze()
             self.frozen = False
@@ -341,6 +345,9 @@ class Run:
                 kind: names[path] for kind, path in self.collected.logs.items() if path in names
             }
             logs.update((KEPT_LOGS[name], name) for _, name in self.derived if name in KEPT_LOGS)
+        from conformance.judge.common import coverage_for
+        from conformance.judge.telemetry import content_notes
+
         if self.observations is not None:
             notes = self.observations.notes + content_notes(self.observations, self.profile)
         if self.evidence_error:
@@ -399,6 +406,15 @@ class Run:
         from conformance.profile.check import warnings
 
         return tuple(f"profile {warning}" for warning in warnings(self.profile))
+
+
+def _judges() -> Mapping[str, Callable[[Observations, Profile], ControlResult]]:
+    """The judges, imported when the first control is judged: the CLI observes a run's
+    captures before that, and the judges' modules then load into what the walk let go
+    rather than on top of its peak (#17; `coverage_for` and `content_notes` likewise)."""
+    from conformance.judge.controls import JUDGES
+
+    return JUDGES
 
 
 def tool_versions() -> dict[str, str]:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, FileDigest
-from conformance.errors import ConformanceError
 from conformance.report.evidence_dir import (
     copy_evidence,
     write_tables,
@@ -48,35 +47,10 @@ from conformance.report.links import EVIDENCE_DIR
 from conformance.report.lock import hidden_sibling, hold
 from conformance.report.text import iso_utc
 from conformance.report.view import ReportView, build_view
+from conformance.report_dirs import check_report_dir
 
 if TYPE_CHECKING:
     from conformance.report.prestage import Prestage
-
-
-def check_report_dir(report_dir: Path, sealed_files: SealedFiles) -> None:
-    """Refuse a REPORT_DIR this run may not take: call it early, before judging.
-
-    Accepted: absent, an empty directory, or a previous report of ours (`sealed_files`
-    names its files: conformance.sign.seal.sealed_files), never inside another signed
-    report (a file added there makes that one fail verification), whichever command or
-    plugin option named it.
-    """
-    from conformance.report_dirs import refuse_inside_report
-
-    refuse_inside_report(report_dir, "report directory")
-    if report_dir.is_symlink():
-        raise ConformanceError(f"{report_dir}: is a symlink; give the directory itself")
-    if not report_dir.exists():
-        return
-    if not report_dir.is_dir():
-        raise ConformanceError(f"{report_dir}: exists and is not a directory")
-    if not any(report_dir.iterdir()):
-        return
-    if sealed_files(report_dir) is None:
-        raise ConformanceError(
-            f"{report_dir}: not empty and not a previous ucx-conformance report; "
-            "refusing to replace it (choose another --report-dir)"
-        )
 
 
 def _install(partial: Path, target: Path, sealed_files: SealedFiles) -> None:

@@ -474,3 +474,47 @@ def test_piped_summary_keeps_whole_reasons(
             line.startswith(control_id + " ") and line.endswith(reason) for line in printed
         ), (control_id, reason)
     assert "…" not in done.stderr
+
+
+# --- what is loaded while the captures are read ----------------------------------------------
+
+_SPY = """
+import sys
+from conformance.observe import builder
+
+observe = builder.observe_captures
+
+
+def spy(*args, **kwargs):
+    loaded = sorted(
+        name for name in ("_pytest", "pytest", "conformance.judge.controls",
+                          "conformance.report.assemble", "conformance.report.view")
+        if name in sys.modules
+    )
+    print("loaded while observing:", loaded, file=sys.stderr)
+    return observe(*args, **kwargs)
+
+
+builder.observe_captures = spy
+from conformance.cli import main
+
+sys.exit(main())
+"""
+
+
+def test_a_run_of_captures_observes_them_before_pytest_and_the_judges_load(
+    tmp_path: Path, profile_file: Path, clean_capture: Path, sign_key: Path
+) -> None:
+    """#17: pytest, the judges and the report load into the memory the walk let go, not on
+    top of its peak (the CLI prepares the run and observes first, then hands it to the
+    plugin); the run ends as any other, its report signed."""
+    report = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-c", _SPY, "run", "--profile", str(profile_file), "--pcap",
+         str(clean_capture), "--report-dir", str(report), "--sign-key", str(sign_key)],
+        check=False, capture_output=True, text=True, timeout=WAIT, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "loaded while observing: []" in done.stderr
+    assert (report / "report.intoto.json").is_file()
+    assert siblings(report) == []

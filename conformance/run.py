@@ -40,8 +40,6 @@ from conformance.resources import profiles_dir
 from conformance.verdict import ExitCode, Verdict, exit_code, overall
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from conformance.report.interface import BaselineCompare
     from conformance.report.lock import ReportLock
     from conformance.report.prestage import Prestage
@@ -86,7 +84,7 @@ class Run:
     profile: Profile
     source: EvidenceSource
     report_dir: Path
-    key: Ed25519PrivateKey
+    key_pem: bytes  # the signing key file, checked (sign/key_file.py); loaded to sign
     key_path: Path
     key_created: bool
     lock: ReportLock
@@ -121,8 +119,7 @@ class Run:
         from conformance.report.lock import acquire
         from conformance.report_dirs import check_report_dir
         from conformance.scratch import remove_stale_scratch
-        from conformance.sign.keys import ensure_key
-        from conformance.sign.seal import sealed_files
+        from conformance.sign.signing_key import signing_key_file
 
         profile = _load_profile(options)
         if profile.draft:
@@ -134,7 +131,7 @@ class Run:
             )
         source = source or build_source(options)
         check_executor(options.executor)
-        key, key_path, created = ensure_key(options.sign_key)
+        key_pem, key_path, created = signing_key_file(options.sign_key)
         started = datetime.now(UTC)
         report_dir = _report_dir(options.report_dir, profile, cwd, started)
         if key_path.absolute().is_relative_to(report_dir):
@@ -145,7 +142,7 @@ class Run:
         baseline = _baseline(options, key_path)
         lock = acquire(report_dir)  # last: nothing after it may fail without releasing it
         try:
-            check_report_dir(report_dir, sealed_files)
+            check_report_dir(report_dir, _sealed_files)
             # What earlier runs killed with SIGKILL left in the temporary directory.
             remove_stale_scratch()
         except BaseException:
@@ -155,7 +152,7 @@ class Run:
             profile=profile,
             source=source,
             report_dir=report_dir,
-            key=key,
+            key_pem=key_pem,
             key_path=key_path,
             key_created=created,
             lock=lock,
@@ -334,6 +331,7 @@ class Run:
         from conformance.report.assemble import write_report
         from conformance.report.interface import ReportRun
         from conformance.sign.seal import Ed25519Sealer
+        from conformance.sign.signing_key import signing_key
 
         files: tuple[tuple[Path, str], ...] = ()
         notes: tuple[str, ...] = ()
@@ -379,7 +377,11 @@ class Run:
             period=self.period,
         )
         summary = write_report(
-            self.report_dir, report_run, Ed25519Sealer(self.key), load_catalog().get, self.prestage
+            self.report_dir,
+            report_run,
+            Ed25519Sealer(signing_key(self.key_pem, self.key_path)),
+            load_catalog().get,
+            self.prestage,
         )
         return summary.baseline
 
@@ -406,6 +408,14 @@ class Run:
         from conformance.profile.check import warnings
 
         return tuple(f"profile {warning}" for warning in warnings(self.profile))
+
+
+def _sealed_files(directory: Path) -> set[str] | None:
+    """sign.seal.sealed_files, imported only for a report directory that holds files: the
+    signing modules load `cryptography` (11 MiB), which a run loads to sign, at its end."""
+    from conformance.sign.seal import sealed_files
+
+    return sealed_files(directory)
 
 
 def _judges() -> Mapping[str, Callable[[Observations, Profile], ControlResult]]:

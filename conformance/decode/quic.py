@@ -36,13 +36,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from conformance.decode.errors import DecodeError
 from conformance.decode.tls import (
@@ -52,6 +46,9 @@ from conformance.decode.tls import (
     parse_client_hello_message,
     parse_server_hello_message,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import CipherContext
 
 VERSION_NEGOTIATION = 0  # RFC 9000 §17.2.1
 VERSION_1 = 0x0000_0001  # RFC 9000
@@ -314,7 +311,14 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1) with SHA-256 and an empty context."""
     full = b"tls13 " + label
     info = length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
-    return HKDFExpand(SHA256(), length, info).derive(secret)
+    # HKDF-Expand (RFC 5869 §2.3) with the standard library's HMAC: the keys of a capture's
+    # QUIC Initials need no more, and `cryptography` loads only where a packet is opened.
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.digest(secret, block + info + bytes([counter]), hashlib.sha256)
+        out += block
+        counter += 1
+    return out[:length]
 
 
 def _decode_packet_number(truncated: int, bits: int, expected: int) -> int:
@@ -332,12 +336,19 @@ def _decode_packet_number(truncated: int, bits: int, expected: int) -> int:
 class _Protection:
     """One sender's Initial packet protection: AES-128-GCM and AES-ECB header masks."""
 
-    __slots__ = ("_aead", "_hp", "_iv")
+    __slots__ = ("_aead", "_hp", "_invalid_tag", "_iv")
 
     def __init__(self, keys: InitialKeys) -> None:
+        # Imported here, at the first QUIC packet to open: `cryptography` is 11 MiB of a run's
+        # memory, and most captures have no QUIC (#17; the report's signature loads it last).
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._aead = AESGCM(keys.key)
         # RFC 9001 §5.4.3: the mask is AES-ECB of the 16-byte sample under the hp key.
         self._hp: CipherContext = Cipher(algorithms.AES(keys.hp), modes.ECB()).encryptor()
+        self._invalid_tag = InvalidTag
         self._iv = int.from_bytes(keys.iv, "big")
 
     def open(self, buf: bytes, packet: _Packet, expected_pn: int) -> tuple[int, int, bytes] | None:
@@ -356,7 +367,7 @@ class _Protection:
         nonce = (self._iv ^ pn).to_bytes(12, "big")
         try:
             plain = self._aead.decrypt(nonce, bytes(buf[pn_at + pn_length : packet.end]), header)
-        except InvalidTag:
+        except self._invalid_tag:
             return None
         return first, pn, plain
 

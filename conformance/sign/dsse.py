@@ -12,11 +12,23 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Protocol
 
 from conformance.sign.strict_json import StrictJsonError, loads_object
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# An envelope is a few KiB per thousand evidence files; anything far larger is not ours.
+MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+
+
+class SigningKey(Protocol):
+    """An Ed25519 private key that signs: cryptography's, or the system libcrypto's
+    (sign/system_ed25519.py), so that signing a report need not load `cryptography`."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ED25519_SIGNATURE_BYTES = 64
@@ -47,7 +59,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     )
 
 
-def sign_envelope(payload: bytes, key: Ed25519PrivateKey, keyid: str) -> bytes:
+def sign_envelope(payload: bytes, key: SigningKey, keyid: str) -> bytes:
     """Sign `payload` (an in-toto statement) and return the envelope file's bytes."""
     signature = key.sign(pae(PAYLOAD_TYPE, payload))
     document = {
@@ -100,6 +112,8 @@ def parse_envelope(data: bytes) -> Envelope:
 
 def signature_valid(envelope: Envelope, key: Ed25519PublicKey) -> bool:
     """Whether the envelope's signature over PAE(type, payload) verifies under `key`."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(envelope.signature, pae(envelope.payload_type, envelope.payload))
     except InvalidSignature:

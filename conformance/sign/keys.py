@@ -11,10 +11,7 @@ auditor can reproduce it with nothing but openssl:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,18 +19,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from conformance.errors import SigningKeyError
+from conformance.sign.key_file import (
+    one_pem_block,
+    raw_fingerprint,
+    raw_public_key_pem,
+    read_key_file,
+    signing_key_path,
+)
 
-KEY_ENV = "UCX_CONFORMANCE_KEY"
 PUBLIC_SUFFIX = ".pub"
-FINGERPRINT_PREFIX = "sha256:"
-# A PEM key is a few hundred bytes; anything far larger is not a key file.
-MAX_KEY_FILE_BYTES = 64 * 1024
-# Group and others may neither read nor write a private key (as ssh insists).
-UNSAFE_MODE_BITS = 0o077
-# RFC 7468 boundaries; a key file is one block and nothing else.
-_PEM_BEGIN = re.compile(rb"-----BEGIN [^-\r\n]*-----")
-_PEM_END = re.compile(rb"-----END [^-\r\n]*-----")
-_PEM_BLOCK = re.compile(rb"\s*-----BEGIN ([^-\r\n]*)-----(?:(?!-----).)*-----END \1-----\s*", re.S)
 
 
 def public_key_path(private_key_path: Path) -> Path:
@@ -43,17 +37,12 @@ def public_key_path(private_key_path: Path) -> Path:
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:
     """The SubjectPublicKeyInfo PEM text of a public key."""
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    return raw_public_key_pem(public_key.public_bytes_raw())
 
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:
     """`sha256:<hex>` of the DER SubjectPublicKeyInfo (see the module docstring for openssl)."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return FINGERPRINT_PREFIX + hashlib.sha256(der).hexdigest()
+    return raw_fingerprint(public_key.public_bytes_raw())
 
 
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
@@ -102,75 +91,15 @@ def generate_key(path: Path) -> Path:
     return path
 
 
-def _kind(mode: int) -> str:
-    """What a non-regular file is, for "is a directory, not a key file"."""
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _read_key_file(path: Path, *, private: bool) -> bytes:
-    """Read a key file; for a private key, refuse group/other permissions first."""
-    # O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused below);
-    # it changes nothing for the regular file a key is.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        # A socket cannot be opened at all: say what it is rather than "no such device".
-        if not stat.S_ISREG(mode := os.stat(path).st_mode):
-            raise SigningKeyError(path, f"is {_kind(mode)}, not a key file")
-        fd = os.open(path, flags)
-    except FileNotFoundError as exc:
-        raise SigningKeyError(path, "no such key file") from exc
-    except OSError as exc:
-        raise SigningKeyError(path, f"cannot open key file: {exc.strerror}") from exc
-    # fstat on the open descriptor: the checked file is the file read.
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise SigningKeyError(path, f"is {_kind(info.st_mode)}, not a key file")
-    with os.fdopen(fd, "rb") as handle:
-        if private and info.st_mode & UNSAFE_MODE_BITS:
-            mode = stat.S_IMODE(info.st_mode)
-            raise SigningKeyError(
-                path,
-                f"private key has mode {mode:04o}, readable or writable by group or others; "
-                f"run: chmod 600 {path}",
-            )
-        data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise SigningKeyError(path, "too large to be a key file")
-    return data
-
-
-def _one_pem_block(data: bytes, source: Path | str) -> None:
-    """Refuse anything but exactly one PEM block (whitespace around it is fine).
-
-    cryptography reads the first block and ignores the rest, so a file with a second key
-    after the first would be trusted for a key nobody looked at.
-    """
-    begins = len(_PEM_BEGIN.findall(data))
-    ends = len(_PEM_END.findall(data))
-    if begins == 0 and ends == 0:
-        return  # not PEM at all: the parser says so
-    if begins != 1 or ends != 1:
-        raise SigningKeyError(
-            source, f"holds {max(begins, ends)} PEM blocks; a key file holds exactly one key"
-        )
-    if _PEM_BLOCK.fullmatch(data) is None:
-        raise SigningKeyError(source, "holds text outside its PEM block; keep only the key")
-
-
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Load an unencrypted Ed25519 PKCS#8 PEM private key that only its owner can access."""
-    data = _read_key_file(path, private=True)
-    _one_pem_block(data, path)
+    data = read_key_file(path, private=True)
+    one_pem_block(data, path)
+    return private_key_from(data, path)
+
+
+def private_key_from(data: bytes, path: Path) -> Ed25519PrivateKey:
+    """The key in `data`, read from `path` (conformance.sign.key_file checked it)."""
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as exc:  # cryptography: the key is encrypted and no password was given
@@ -184,7 +113,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def parse_public_key(pem: bytes, source: Path | str) -> Ed25519PublicKey:
     """Parse a SubjectPublicKeyInfo PEM Ed25519 public key; `source` names it in errors."""
-    _one_pem_block(pem, source)
+    one_pem_block(pem, source)
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -196,21 +125,7 @@ def parse_public_key(pem: bytes, source: Path | str) -> Ed25519PublicKey:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """Load an Ed25519 SubjectPublicKeyInfo PEM public key."""
-    return parse_public_key(_read_key_file(path, private=False), path)
-
-
-def default_key_path() -> Path:
-    """The signing key `run` uses without `--sign-key`.
-
-    `$UCX_CONFORMANCE_KEY` if set, else `$XDG_DATA_HOME/ucx-conformance/signing-key.pem`
-    (`~/.local/share/...` when XDG_DATA_HOME is unset or relative, as the XDG spec says).
-    """
-    explicit = os.environ.get(KEY_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "ucx-conformance" / "signing-key.pem"
+    return parse_public_key(read_key_file(path, private=False), path)
 
 
 def ensure_key(path: Path | None = None) -> tuple[Ed25519PrivateKey, Path, bool]:
@@ -220,13 +135,9 @@ def ensure_key(path: Path | None = None) -> tuple[Ed25519PrivateKey, Path, bool]
     so an auditor can pin it. A given path is never created: a mistyped `--sign-key` must
     not silently sign with a key nobody knows. Returns (key, path, created).
     """
-    if path is not None:
-        if not path.exists():
-            raise SigningKeyError(path, f"no such key file; create one with: keygen {path}")
-        return load_private_key(path), path, False
-    key_path = default_key_path()
+    key_path = signing_key_path(path)
     created = False
-    if not key_path.exists():
+    if not key_path.exists():  # the default key, on first use
         generate_key(key_path)
         created = True
     return load_private_key(key_path), key_path, created

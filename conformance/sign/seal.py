@@ -11,24 +11,39 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import Any, Protocol
 
 from conformance.digest import ENVELOPE_NAME, FileDigest, open_regular_nofollow
-from conformance.sign.dsse import EnvelopeError, parse_envelope, sign_envelope
-from conformance.sign.keys import fingerprint, public_key_pem
+from conformance.sign.dsse import (
+    MAX_ENVELOPE_BYTES,
+    EnvelopeError,
+    SigningKey,
+    parse_envelope,
+    sign_envelope,
+)
+from conformance.sign.key_file import raw_fingerprint, raw_public_key_pem
 from conformance.sign.statement import StatementError, build_statement, parse_statement
-from conformance.sign.verify import MAX_ENVELOPE_BYTES
+
+
+class _PublicKey(Protocol):
+    def public_bytes_raw(self) -> bytes: ...
+
+
+class SealingKey(SigningKey, Protocol):
+    """A private key that signs and names its public half (cryptography's Ed25519PrivateKey,
+    or sign/system_ed25519.py's)."""
+
+    def public_key(self) -> _PublicKey: ...
 
 
 class Ed25519Sealer:
     """Seals report directories with one Ed25519 key."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: SealingKey) -> None:
         self._key = key
-        self.fingerprint = fingerprint(key.public_key())
-        self.public_key_pem = public_key_pem(key.public_key())
+        public = key.public_key().public_bytes_raw()
+        self.fingerprint = raw_fingerprint(public)
+        self.public_key_pem = raw_public_key_pem(public)
 
     def envelope(self, files: Iterable[FileDigest], predicate: Mapping[str, Any]) -> bytes:
         """The signed envelope naming exactly `files` (the statement's bytes are signed as is)."""

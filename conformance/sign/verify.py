@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, open_regular_nofollow, sha256_file
 from conformance.errors import SigningKeyError, VerifyError
-from conformance.sign.dsse import EnvelopeError, parse_envelope, signature_valid
+from conformance.sign.dsse import MAX_ENVELOPE_BYTES, EnvelopeError, parse_envelope, signature_valid
 from conformance.sign.keys import fingerprint, load_public_key, parse_public_key
 from conformance.sign.statement import (
     Statement,
@@ -33,7 +33,6 @@ from conformance.sign.statement import (
 from conformance.sign.strict_json import StrictJsonError, loads_object
 
 # The envelope holds a statement of a few hundred subjects; far more is not ours.
-MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 # report.json is parsed after its hash matched; the bound keeps a signed-but-huge one sane.
 MAX_REPORT_JSON_BYTES = 256 * 1024 * 1024
 EVIDENCE_PREFIX = "evidence/"

@@ -16,6 +16,7 @@ import pytest
 
 from conformance.decode.compiled import PURE_PYTHON_ENV
 from conformance.report.lock import acquire, hidden_sibling
+from conformance.sign.system_ed25519 import system_key
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # A capture that takes a few seconds to judge (pure-Python decoder, ~2 s on CI's machine):
@@ -498,7 +499,10 @@ def spy(*args, **kwargs):
 builder.observe_captures = spy
 from conformance.cli import main
 
-sys.exit(main())
+code = main()
+print("cryptography loaded:", any(m.startswith("cryptography") for m in sys.modules),
+      file=sys.stderr)
+sys.exit(code)
 """
 
 
@@ -507,7 +511,8 @@ def test_a_run_of_captures_observes_them_before_pytest_and_the_judges_load(
 ) -> None:
     """#17: pytest, the judges and the report load into the memory the walk let go, not on
     top of its peak (the CLI prepares the run and observes first, then hands it to the
-    plugin); the run ends as any other, its report signed."""
+    plugin); the run ends as any other, its report signed, by the system's libcrypto where
+    it signs Ed25519 (`cryptography`, 11 MiB, never loaded: sign/system_ed25519.py)."""
     report = tmp_path / "report"
     done = subprocess.run(
         [sys.executable, "-c", _SPY, "run", "--profile", str(profile_file), "--pcap",
@@ -518,3 +523,7 @@ def test_a_run_of_captures_observes_them_before_pytest_and_the_judges_load(
     assert "loaded while observing: []" in done.stderr
     assert (report / "report.intoto.json").is_file()
     assert siblings(report) == []
+    if system_key(bytes(32)) is not None:
+        assert "cryptography loaded: False" in done.stderr
+    verified = run_harness("verify", report, "--key", f"{sign_key}.pub")
+    assert verified.returncode == 0, verified.stdout + verified.stderr

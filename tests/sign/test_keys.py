@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conformance.errors import SigningKeyError
+from conformance.sign.key_file import default_key_path
 from conformance.sign.keys import (
     check_key_outside,
-    default_key_path,
     ensure_key,
     fingerprint,
     generate_key,

@@ -284,7 +284,8 @@ def _judge(
 ) -> int:
     """Run the conformance suites through pytest with the plugin's `options`; a run of
     captures alone (`given`) is prepared and its captures observed first (`_observe_first`)."""
-    with _collector_paused_for_start_up() as start_up_over:
+    # One span of signal handling over both steps: a SIGINT between them is not lost.
+    with _collector_paused_for_start_up() as start_up_over, _signals_as_interrupts():
         frontend = RichFrontend(console, start_up_over)
         try:
             code = _observe_first(given, frontend) if given is not None else None
@@ -349,32 +350,24 @@ def _observe_first(given: RunOptions, frontend: RichFrontend) -> int | None:
         return None
     from conformance.run import INTERRUPTED, Run
 
-    with _signals_as_interrupts():
-        try:
-            run = Run.prepare(given, Path.cwd())
-        except ConformanceError as exc:
-            sys.stderr.write(f"ucx-conformance: {exc}\n")
-            return int(ExitCode.USAGE)
-        except KeyboardInterrupt:  # nothing held yet: Run.prepare lets go of what it took
-            sys.stderr.write(f"ucx-conformance: {INTERRUPTED}\n")
-            return int(ExitCode.INCOMPLETE)
+    try:
+        run = Run.prepare(given, Path.cwd())
+    except ConformanceError as exc:
+        sys.stderr.write(f"ucx-conformance: {exc}\n")
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:  # nothing held yet: Run.prepare lets go of what it took
+        sys.stderr.write(f"ucx-conformance: {INTERRUPTED}\n")
+        return int(ExitCode.INCOMPLETE)
+    frontend.run = run  # from here on `_judge` closes it, however the run ends
+    try:
         frontend.start_up_over()
-        try:
-            run.observe(frontend.progress)
-        except ConformanceError as exc:
-            run.close()
-            sys.stderr.write(f"ucx-conformance: {exc}\n")
-            return int(ExitCode.USAGE)
-        except KeyboardInterrupt:
-            try:
-                frontend.finished(run.finish(interrupted=True))
-            finally:
-                run.close()
-            return int(ExitCode.INCOMPLETE)
-        except BaseException:
-            run.close()
-            raise
-    frontend.run = run
+        run.observe(frontend.progress)
+    except ConformanceError as exc:
+        sys.stderr.write(f"ucx-conformance: {exc}\n")
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        frontend.finished(run.finish(interrupted=True))
+        return int(ExitCode.INCOMPLETE)
     return None
 
 
@@ -394,14 +387,14 @@ def _signals_as_interrupts() -> Iterator[None]:
 
 
 def _pytest_main(pytest_args: list[str], frontend: RichFrontend) -> int:
-    """pytest.main with no plugin but ours, its stdout on stderr, SIGTERM as Ctrl-C."""
+    """pytest.main with no plugin but ours, its stdout on stderr."""
     import pytest
 
     # pytest writes its own output to stdout; stdout is for machine output here.
     saved_autoload = os.environ.get(_AUTOLOAD)
     os.environ[_AUTOLOAD] = "1"
     try:
-        with _signals_as_interrupts(), contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr):  # `_judge` handles the signals
             return int(pytest.main(pytest_args, plugins=[frontend]))
     finally:
         if saved_autoload is None:

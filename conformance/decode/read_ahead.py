@@ -28,7 +28,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 # Large enough that read() calls and the reading thread's GIL hand-overs vanish in the
 # per-packet cost, small enough that the few in flight keep memory flat. The thread takes
@@ -45,6 +45,9 @@ READ_AHEAD_CHUNKS = 1
 HASH_AHEAD_CHUNKS = 1
 
 OnBytes = Callable[[bytes], None]
+_T = TypeVar("_T")
+# How long the decoder waits for a chunk before it looks for a signal and waits again.
+_WAIT_S = 0.1
 
 
 @runtime_checkable
@@ -72,11 +75,19 @@ class ReadAhead:
         self._head = head
         self._on_bytes = on_bytes
         self._hash = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | BaseException | None] | None = None
+        # The decoder's side is the main thread, where Ctrl-C and SIGTERM land as
+        # KeyboardInterrupt at any bytecode: queue.Queue's Python lock can be left held by
+        # one (bpo-29988: taken in `with`, interrupted before its body), and the cleanup's
+        # next put or get waits on it for ever (seen: a run hung after SIGINT). So the
+        # chunks come through a SimpleQueue (its get is one C call), the reading thread
+        # waits for a token before each chunk (handed back, by another C call, as the
+        # decoder takes one), and stopping is a flag.
+        self._chunks: queue.SimpleQueue[bytes | BaseException | None] | None = None
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._hashed_all = False  # the hashing thread hashed every chunk read
         self._hash_error: BaseException | None = None
-        self._stop = threading.Event()
+        self._stopped = False
         self._exhausted = False  # the decoder took the end-of-file marker
         self._head_taken = False
         self.complete = False  # every byte read, hashed and shown
@@ -97,7 +108,8 @@ class ReadAhead:
             return self._head
         if self._chunks is None or self._exhausted:
             return None
-        item = self._chunks.get()
+        item = _wait_for(self._chunks)
+        self._tokens.put(None)  # the reading thread may read one more
         if item is None:
             self._exhausted = True
             return None
@@ -118,27 +130,28 @@ class ReadAhead:
 
     def close(self) -> None:
         """Stop the thread where it is (the file stays open: its owner closes it)."""
-        thread, chunks = self._thread, self._chunks
-        if thread is None or chunks is None:
+        thread = self._thread
+        if thread is None or self._chunks is None:
             return
-        self._stop.set()
-        while thread.is_alive():  # unblock a put() on a full queue
-            with contextlib.suppress(queue.Empty):
-                chunks.get(timeout=0.05)
+        self._stopped = True
+        self._tokens.put(None)  # a thread waiting for room to read sees the stop
         thread.join()
         self._thread = None
         self._chunks = None
 
     def _start(self) -> None:
-        if self._thread is None and not self._stop.is_set():
-            self._chunks = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+        if self._thread is None and not self._stopped:
+            self._chunks = queue.SimpleQueue()
+            # One chunk read ahead and READ_AHEAD_CHUNKS more ready, as before the tokens.
+            for _ in range(READ_AHEAD_CHUNKS + 1):
+                self._tokens.put(None)
             self._thread = threading.Thread(
                 target=self._run, args=(self._chunks,), name="ucx-read-ahead", daemon=True
             )
             self._thread.start()
 
-    def _run(self, chunks: queue.Queue[bytes | BaseException | None]) -> None:
-        put, stop, read = chunks.put, self._stop, self._file.read
+    def _run(self, chunks: queue.SimpleQueue[bytes | BaseException | None]) -> None:
+        put, room, read = chunks.put, self._tokens.get, self._file.read
         show = self._on_bytes
         hashing: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_AHEAD_CHUNKS)
         hasher = threading.Thread(
@@ -153,7 +166,10 @@ class ReadAhead:
             update(self._head)
             if show is not None:
                 show(self._head)
-            while not stop.is_set():
+            while True:
+                room()  # a token: the decoder took a chunk (or `close` stops this thread)
+                if self._stopped:
+                    break
                 chunk = through(offset, CHUNK_BYTES) if through is not None else None
                 if chunk is None:
                     if through is not None and offset != start:  # the kernel stopped copying
@@ -177,7 +193,7 @@ class ReadAhead:
         ended = ended or self._hash_error
         if ended is not None:
             put(ended)
-        elif not stop.is_set():
+        elif not self._stopped:
             self.complete = self._hashed_all
             put(None)
 
@@ -200,6 +216,17 @@ class ReadAhead:
             return None
         copy_through, source = show.copy_through, file.fileno()
         return lambda offset, size: copy_through(source, offset, size)
+
+
+def _wait_for(chunks: queue.SimpleQueue[_T]) -> _T:
+    """The next item, waited for in short spans: a signal the kernel handed to another
+    thread interrupts no wait here, and Python raises it (KeyboardInterrupt) only between
+    two, so a wait without end would keep Ctrl-C from the run until the next chunk came."""
+    while True:
+        try:
+            return chunks.get(timeout=_WAIT_S)
+        except queue.Empty:
+            continue
 
 
 def _unhashed(chunk: bytes) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -95,3 +97,34 @@ def test_without_digest_nothing_is_hashed_and_every_chunk_still_comes(
     assert got == data
     assert reader.complete
     assert reader.sha256 == ""
+
+
+def test_an_interrupt_while_the_decoder_waits_leaves_close_able_to_stop_the_threads(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C lands in the main thread while the decoder waits for a chunk; cleaning up must
+    not wait for ever. (A queue.Queue there could be left with its lock held by the
+    interrupted `get`, bpo-29988, and `close` then hung on it: seen once, a run stuck 30
+    minutes after SIGINT. The chunks now come by C-level calls only.)"""
+    read_end, write_end = os.pipe()
+    file = os.fdopen(read_end, "rb", buffering=0)
+    try:
+        reader = ReadAhead(file, b"")
+        assert reader.next_chunk() == b""  # the head; the thread starts and blocks in read()
+        # Sent from another thread, as the kernel may hand a process's SIGINT to any thread.
+        timer = threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            reader.next_chunk()  # waits: nothing was written
+        timer.join()
+        os.close(write_end)  # the thread's read() returns (a file's never blocks for long)
+        write_end = -1
+        done = threading.Thread(target=reader.close)
+        done.start()
+        done.join(timeout=10)
+        assert not done.is_alive(), "close() did not return"
+        assert not _threads()
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        file.close()

@@ -108,23 +108,36 @@ def test_an_interrupt_while_the_decoder_waits_leaves_close_able_to_stop_the_thre
     minutes after SIGINT. The chunks now come by C-level calls only.)"""
     read_end, write_end = os.pipe()
     file = os.fdopen(read_end, "rb", buffering=0)
+    lock = threading.Lock()
+    open_ends = [write_end]
+
+    def end_of_file() -> None:  # the thread's read() returns (a file's never blocks long)
+        with lock:
+            while open_ends:
+                os.close(open_ends.pop())
+
+    # Python's own handler, whatever this process started with (a job started with `&` in a
+    # script has SIGINT ignored, and the signal would then never come).
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    guard = threading.Timer(10, end_of_file)  # should the interrupt not come: the wait ends
     try:
         reader = ReadAhead(file, b"")
         assert reader.next_chunk() == b""  # the head; the thread starts and blocks in read()
         # Sent from another thread, as the kernel may hand a process's SIGINT to any thread.
         timer = threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,))
+        guard.start()
         timer.start()
         with pytest.raises(KeyboardInterrupt):
             reader.next_chunk()  # waits: nothing was written
         timer.join()
-        os.close(write_end)  # the thread's read() returns (a file's never blocks for long)
-        write_end = -1
+        end_of_file()
         done = threading.Thread(target=reader.close)
         done.start()
         done.join(timeout=10)
         assert not done.is_alive(), "close() did not return"
         assert not _threads()
     finally:
-        if write_end >= 0:
-            os.close(write_end)
+        signal.signal(signal.SIGINT, saved)
+        guard.cancel()
+        end_of_file()
         file.close()

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from conformance.errors import SigningKeyError
+from conformance.sign import key_file
 from conformance.sign.key_file import (
     one_pem_block,
     raw_fingerprint,
@@ -28,6 +29,9 @@ from conformance.sign.key_file import (
 )
 
 PUBLIC_SUFFIX = ".pub"
+# Where scripts (scripts/main-job) and users have always found them.
+KEY_ENV = key_file.KEY_ENV
+default_key_path = key_file.default_key_path
 
 
 def public_key_path(private_key_path: Path) -> Path:

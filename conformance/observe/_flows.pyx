@@ -448,14 +448,7 @@ cdef class FlowIdTable:
     cdef readonly long long first_id
 
     def __cinit__(self):
-        self.keys = []
-        self.firsts = NULL
-        self.hashes = NULL
-        self.chain = NULL
-        self.slots = NULL
-        self.protos = NULL
-        self.swapped = NULL
-        self.count = 0
+        self.keys = []  # (the C fields start zeroed: NULL arrays, no flows)
 
     def __dealloc__(self):
         self._free()

@@ -198,8 +198,36 @@ cdef str _fields_repr(object record, tuple names):
 
 
 @cython.no_gc
+cdef class _Compact:
+    """What the compact records share: equality, hash, repr and pickling as their
+    dataclasses have them, all from the field values in order (`_values`)."""
+
+    cpdef tuple _values(self):
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == (<_Compact>other)._values()
+
+    def __ne__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() != (<_Compact>other)._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return _fields_repr(self, type(self)._field_names)
+
+    def __reduce__(self):
+        return (type(self), self._values())
+
+
+@cython.no_gc
 @cython.final
-cdef class Flow:
+cdef class Flow(_Compact):
     """records.Flow, compact (see above)."""
 
     _field_names = (
@@ -353,68 +381,11 @@ cdef class Flow:
             self.encapsulation, self.ip_layer, self.continued,
         )
 
-    cdef Flow _copy(self):
-        cdef Flow copy = Flow.__new__(Flow)
-        copy.flow_id = self.flow_id
-        copy.packets_out = self.packets_out
-        copy.packets_in = self.packets_in
-        copy.bytes_out = self.bytes_out
-        copy.bytes_in = self.bytes_in
-        copy.first_packet = self.first_packet
-        copy.last_packet = self.last_packet
-        copy._first_payload_packet = self._first_payload_packet
-        copy.first_time = self.first_time
-        copy.last_time = self.last_time
-        memcpy(copy._samples, self._samples, sizeof(self._samples))
-        copy.capture = self.capture
-        copy.ip_version = self.ip_version
-        copy.initiator_port = self.initiator_port
-        copy.responder_port = self.responder_port
-        copy.tcp_flags_out = self.tcp_flags_out
-        copy.tcp_flags_in = self.tcp_flags_in
-        copy.ip_layer = self.ip_layer
-        copy._n_samples = self._n_samples
-        copy._flags = self._flags
-        copy.transport = self.transport
-        copy.initiator = self.initiator
-        copy.responder = self.responder
-        copy.initiator_basis = self.initiator_basis
-        copy.payload_out = self.payload_out
-        copy.payload_in = self.payload_in
-        copy.payload_head_out = self.payload_head_out
-        copy.encapsulation = self.encapsulation
-        copy.continued = self.continued
-        copy._more_samples = self._more_samples
-        return copy
-
-    cdef Flow _renumbered(self, long long flow_id):
-        cdef Flow copy = self._copy()
-        copy.flow_id = flow_id
-        return copy
-
-    def __eq__(self, other):
-        if type(other) is not Flow:
-            return NotImplemented
-        return self._values() == (<Flow>other)._values()
-
-    def __ne__(self, other):
-        if type(other) is not Flow:
-            return NotImplemented
-        return self._values() != (<Flow>other)._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        return _fields_repr(self, self._field_names)
-
-    def __reduce__(self):
-        return (Flow, self._values())
 
 
 @cython.no_gc
 @cython.final
-cdef class TlsClientHello:
+cdef class TlsClientHello(_Compact):
     """records.TlsClientHello, compact (see above)."""
 
     _field_names = (
@@ -466,45 +437,11 @@ cdef class TlsClientHello:
             self.cipher_suites, self.alpn, self.segments, self.quic_version, self.ech,
         )
 
-    cdef TlsClientHello _renumbered(self, long long flow_id):
-        cdef TlsClientHello copy = TlsClientHello.__new__(TlsClientHello)
-        copy.packet = self.packet
-        copy.flow_id = flow_id
-        copy.time = self.time
-        copy._quic_version = self._quic_version
-        copy.capture = self.capture
-        copy.segments = self.segments
-        copy._flags = self._flags
-        copy.sni = self.sni
-        copy.versions = self.versions
-        copy.cipher_suites = self.cipher_suites
-        copy.alpn = self.alpn
-        copy.ech = self.ech
-        return copy
-
-    def __eq__(self, other):
-        if type(other) is not TlsClientHello:
-            return NotImplemented
-        return self._values() == (<TlsClientHello>other)._values()
-
-    def __ne__(self, other):
-        if type(other) is not TlsClientHello:
-            return NotImplemented
-        return self._values() != (<TlsClientHello>other)._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        return _fields_repr(self, self._field_names)
-
-    def __reduce__(self):
-        return (TlsClientHello, self._values())
 
 
 @cython.no_gc
 @cython.final
-cdef class TlsServerHello:
+cdef class TlsServerHello(_Compact):
     """records.TlsServerHello, compact (see above)."""
 
     _field_names = (
@@ -544,36 +481,6 @@ cdef class TlsServerHello:
             self.cipher_suite, self.quic_version,
         )
 
-    cdef TlsServerHello _renumbered(self, long long flow_id):
-        cdef TlsServerHello copy = TlsServerHello.__new__(TlsServerHello)
-        copy.packet = self.packet
-        copy.flow_id = flow_id
-        copy.time = self.time
-        copy._quic_version = self._quic_version
-        copy.capture = self.capture
-        copy.version = self.version
-        copy.cipher_suite = self.cipher_suite
-        copy._flags = self._flags
-        return copy
-
-    def __eq__(self, other):
-        if type(other) is not TlsServerHello:
-            return NotImplemented
-        return self._values() == (<TlsServerHello>other)._values()
-
-    def __ne__(self, other):
-        if type(other) is not TlsServerHello:
-            return NotImplemented
-        return self._values() != (<TlsServerHello>other)._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        return _fields_repr(self, self._field_names)
-
-    def __reduce__(self):
-        return (TlsServerHello, self._values())
 
 
 cdef class CompactMaker:
@@ -582,6 +489,7 @@ cdef class CompactMaker:
 
     cdef readonly object cls
     cdef int which  # 0 Flow, 1 TlsClientHello, 2 TlsServerHello
+    cdef Py_ssize_t flow_id_at
 
     def __init__(self, cls):
         if cls is Flow:
@@ -593,6 +501,7 @@ cdef class CompactMaker:
         else:
             raise TypeError(f"{cls.__name__}: not a compact record class")
         self.cls = cls
+        self.flow_id_at = cls._field_names.index("flow_id")
 
     def __call__(self, *values):
         return self.cls(*values)
@@ -614,8 +523,6 @@ cdef class CompactMaker:
 
     def renumbered(self, record, long long flow_id):
         self._check(record)
-        if self.which == 0:
-            return (<Flow>record)._renumbered(flow_id)
-        if self.which == 1:
-            return (<TlsClientHello>record)._renumbered(flow_id)
-        return (<TlsServerHello>record)._renumbered(flow_id)
+        values = list((<_Compact>record)._values())
+        values[self.flow_id_at] = flow_id
+        return self.cls(*values)

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from conformance import __version__
 from conformance.errors import ConformanceError
@@ -32,6 +30,8 @@ from conformance.verdict import ExitCode, Verdict
 from conformance.watch.command import add_watch_commands
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from conformance.run import Run, RunSummary
     from conformance.sign.verified import VerifiedReport
 
@@ -81,6 +81,12 @@ class _RichProgress:
 
     def start(self, step: str, total: float | None) -> None:
         self.finish()
+        if not self._console.is_terminal:
+            # rich draws a transient bar only at a terminal: elsewhere (a pipe, a file, cron,
+            # CI) nothing would show, and rich.progress is 3 MiB of a run's peak (#17).
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -111,6 +117,8 @@ def _shorten(text: str, limit: int = 160) -> str:
 
 def _print_table(console: Console, summary: RunSummary) -> None:
     """For a person at a terminal: a table sized to it, long reasons shortened."""
+    from rich.table import Table
+
     from conformance.catalog import load_catalog
 
     catalog = load_catalog()

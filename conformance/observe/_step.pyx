@@ -28,7 +28,7 @@ observe every capture they build with it and with the Python step and compare
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -429,6 +429,18 @@ cdef inline bint _hello_wanted(long want) noexcept:
     return want == W_FIRST or want == W_SEARCH or want == (W_HTTP | W_SEARCH)
 cdef long TLS_RECORD_MAX = MAX_TLS_RECORD
 cdef Py_ssize_t FIRST_MEMO_BYTES = payloads.FIRST_PAYLOAD_MEMO_BYTES
+cdef Py_ssize_t FIRST_CACHE = payloads.FIRST_PAYLOAD_CACHE
+
+
+cdef object _shared_head(dict values, bytes head):
+    """payloads.shared_head."""
+    cdef PyObject* found = PyDict_GetItem(values, head)
+    if found != NULL:
+        return <object>found
+    if PyDict_Size(values) >= FIRST_CACHE:
+        values.clear()
+    values[head] = head
+    return head
 _KIND_TLS = payloads._KIND_TLS
 _KIND_HTTP = payloads._KIND_HTTP
 _KIND_OTHER = payloads._KIND_OTHER
@@ -684,6 +696,7 @@ cdef class FastStep(CStep):
     cdef dict hello_strs
     cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
     cdef dict heads
+    cdef dict head_values  # PayloadInspector._head_values: one object per head kept
     cdef dict http  # PayloadInspector._http: the requests seen, by connection and head
     cdef object time_step
     cdef double low
@@ -743,6 +756,7 @@ cdef class FastStep(CStep):
         self.hello_strs = inspector._strs
         self.kinds = inspector._kinds
         self.heads = inspector._heads
+        self.head_values = inspector._head_values
         self.http = inspector._http
         self.slow = ingest.walker.frame
         timeline = ingest.timeline
@@ -1083,7 +1097,9 @@ cdef class FastStep(CStep):
         e.kind = kind  # PayloadInspector._first
         e.payload_n = n
         if e.tcp_open != SYNACK_SEEN:
-            e.head = payload[:TLS_HEAD_BYTES if kind is _KIND_TLS else HEAD_BYTES]
+            e.head = _shared_head(
+                self.head_values, payload[:TLS_HEAD_BYTES if kind is _KIND_TLS else HEAD_BYTES]
+            )
         e.want &= ~W_FIRST
         if head is not None:  # a request head: W_HTTP, then PayloadInspector._http_head
             e.want |= W_HTTP
@@ -1174,7 +1190,7 @@ cdef class FastStep(CStep):
         e.kind = _KIND_TLS  # PayloadInspector._first
         e.payload_n = n
         if e.tcp_open != SYNACK_SEEN:
-            e.head = payload[:TLS_HEAD_BYTES]
+            e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
         e.want &= ~W_FIRST
         if stream is None:  # PayloadInspector._start_hello
             stream = e.stream = _STREAM()
@@ -1282,7 +1298,7 @@ cdef class FastStep(CStep):
             e.kind = _KIND_TLS
             e.payload_n = n
             if e.tcp_open != SYNACK_SEEN:
-                e.head = payload[:TLS_HEAD_BYTES]
+                e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
             e.want &= ~W_FIRST
         else:  # PayloadInspector._search: the hello is found, the search is over
             stream.search = 0

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from conformance.errors import ConformanceError, VerifyError
 from conformance.verdict import ExitCode
@@ -186,6 +185,8 @@ def _cmd_verify_chain(args: argparse.Namespace, console: Console) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(chain_document(result), indent=2) + "\n")
     else:
+        from rich.table import Table  # only here: `run` and `watch` need not load it
+
         table = Table(title=f"{len(result.rows)} periods")
         for column in ("period", "verdict", "not passed", "new destinations", "gaps"):
             table.add_column(column, overflow="fold")

@@ -3,6 +3,7 @@ signals to the pid, leftovers of killed runs, bad key paths, empty options, pipe
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -489,7 +490,8 @@ observe = builder.observe_captures
 def spy(*args, **kwargs):
     loaded = sorted(
         name for name in ("_pytest", "pytest", "conformance.judge.controls",
-                          "conformance.report.assemble", "conformance.report.view")
+                          "conformance.report.assemble", "conformance.report.view",
+                          "rich.progress", "rich.table")
         if name in sys.modules
     )
     print("loaded while observing:", loaded, file=sys.stderr)
@@ -527,3 +529,21 @@ def test_a_run_of_captures_observes_them_before_pytest_and_the_judges_load(
         assert "cryptography loaded: False" in done.stderr
     verified = run_harness("verify", report, "--key", f"{sign_key}.pub")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_progress_bar_is_drawn_only_at_a_terminal() -> None:
+    """rich draws its transient bar only at a terminal; elsewhere the run does not load
+    rich.progress at all (3 MiB of a run's peak, #17), and a terminal still gets its bar."""
+    from rich.console import Console
+
+    from conformance.cli import _RichProgress
+
+    for terminal in (False, True):
+        out = io.StringIO()
+        progress = _RichProgress(Console(file=out, force_terminal=terminal, width=80))
+        progress.start("reading", 10)
+        progress.advance(5, "half")
+        assert (progress._bar is not None) is terminal
+        progress.finish()
+        assert progress._bar is None
+        assert ("reading" in out.getvalue()) is terminal

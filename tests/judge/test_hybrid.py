@@ -351,3 +351,20 @@ def test_answer_another_host_received_does_not_name_the_targets_flow(tmp_path: P
     packets = scenario(other, tls_to(API, None))
     result = hybrid.dest(observe(tmp_path, packets), profile_for(tmp_path, "other"))
     assert result.verdict is F and "unexplained" in result.violations[0].summary
+
+
+def test_first_of_flow_keeps_each_flows_first_record() -> None:
+    """#17: the judges' per-flow hellos are a list indexed by flow id (the flows' rows), not
+    a dict; a record naming no flow of the observation is still found, and the first of a
+    flow's records is the one kept."""
+
+    class Record:
+        def __init__(self, flow_id: int, n: int) -> None:
+            self.flow_id = flow_id
+            self.n = n
+
+    records = [Record(f, n) for n, f in enumerate([2, 3, 2, 0, -1, 9, 9, 3])]
+    table = hybrid.FirstOfFlow(records, flows=4)
+    assert [getattr(table.get(f), "n", None) for f in range(-1, 11)] == [
+        4, 3, None, 0, 1, None, None, None, None, None, 5, None,
+    ]  # fmt: skip

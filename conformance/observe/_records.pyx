@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -200,9 +201,10 @@ cdef str _fields_repr(object record, tuple names):
 @cython.no_gc
 cdef class _Compact:
     """What the compact records share: equality, hash, repr and pickling as their
-    dataclasses have them, all from the field values in order (`_values`)."""
+    dataclasses have them, all from the field values in order (`_values`, a Python method:
+    a cdef one gives every record a vtable pointer, and the hellos a size class more)."""
 
-    cpdef tuple _values(self):
+    def _values(self):
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -303,7 +305,7 @@ cdef class Flow(_Compact):
         self.last_time = last_time
         self.first_packet = first_packet
         self.last_packet = last_packet
-        self._set_samples(sample_packets)
+        _set_samples(self, sample_packets)
         self.tcp_flags_out = tcp_flags_out
         self.tcp_flags_in = tcp_flags_in
         self.payload_out = _NO_PAYLOAD if payload_out is _DEFAULT else payload_out
@@ -315,20 +317,6 @@ cdef class Flow(_Compact):
         self.encapsulation = encapsulation
         self.ip_layer = ip_layer
         self.continued = continued
-
-    cdef int _set_samples(self, object samples) except -1:
-        cdef Py_ssize_t size
-        if type(samples) is not _packet_numbers:  # a tuple of numbers, as the dataclass takes
-            samples = _packet_numbers(samples)
-        size = PyBytes_GET_SIZE(samples)
-        if size > _INLINE_SAMPLES * 8:
-            self._more_samples = samples
-            self._n_samples = 0
-            return 0
-        memcpy(self._samples, PyBytes_AS_STRING(samples), size)
-        self._n_samples = <unsigned char>(size >> 3)
-        self._more_samples = None
-        return 0
 
     @property
     def handshake_seen(self):
@@ -369,7 +357,7 @@ cdef class Flow(_Compact):
         """records.Flow.opens_with_starttls."""
         return self.responder_port == _LDAP_PORT and is_starttls_request(self.payload_head_out)
 
-    cpdef tuple _values(self):
+    def _values(self):
         return (
             self.flow_id, self.capture, self.transport, self.ip_version, self.initiator,
             self.initiator_port, self.responder, self.responder_port, self.initiator_basis,
@@ -381,6 +369,23 @@ cdef class Flow(_Compact):
             self.encapsulation, self.ip_layer, self.continued,
         )
 
+
+
+cdef int _set_samples(Flow flow, object samples) except -1:
+    """Flow's sample packet numbers, inline where they fit (a function, not a method: a cdef
+    method gives every flow a vtable pointer)."""
+    cdef Py_ssize_t size
+    if type(samples) is not _packet_numbers:  # a tuple of numbers, as the dataclass takes
+        samples = _packet_numbers(samples)
+    size = PyBytes_GET_SIZE(samples)
+    if size > _INLINE_SAMPLES * 8:
+        flow._more_samples = samples
+        flow._n_samples = 0
+        return 0
+    memcpy(flow._samples, PyBytes_AS_STRING(samples), size)
+    flow._n_samples = <unsigned char>(size >> 3)
+    flow._more_samples = None
+    return 0
 
 
 @cython.no_gc
@@ -398,7 +403,7 @@ cdef class TlsClientHello(_Compact):
     cdef readonly long long packet
     cdef readonly long long flow_id
     cdef readonly double time
-    cdef long long _quic_version
+    cdef uint32_t _quic_version  # 32 bits on the wire (RFC 9000 §17.2)
     cdef readonly int capture
     cdef readonly int segments
     cdef unsigned char _flags
@@ -431,7 +436,7 @@ cdef class TlsClientHello(_Compact):
     def quic_version(self):
         return _optional(self._flags & _HAS_QUIC_VERSION, self._quic_version)
 
-    cpdef tuple _values(self):
+    def _values(self):
         return (
             self.capture, self.packet, self.time, self.flow_id, self.sni, self.versions,
             self.cipher_suites, self.alpn, self.segments, self.quic_version, self.ech,
@@ -453,7 +458,7 @@ cdef class TlsServerHello(_Compact):
     cdef readonly long long packet
     cdef readonly long long flow_id
     cdef readonly double time
-    cdef long long _quic_version
+    cdef uint32_t _quic_version  # 32 bits on the wire (RFC 9000 §17.2)
     cdef readonly int capture
     cdef readonly int version
     cdef readonly int cipher_suite
@@ -475,7 +480,7 @@ cdef class TlsServerHello(_Compact):
     def quic_version(self):
         return _optional(self._flags & _HAS_QUIC_VERSION, self._quic_version)
 
-    cpdef tuple _values(self):
+    def _values(self):
         return (
             self.capture, self.packet, self.time, self.flow_id, self.version,
             self.cipher_suite, self.quic_version,

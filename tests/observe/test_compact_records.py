@@ -225,6 +225,10 @@ def test_a_compact_record_takes_what_the_dataclass_would_not_keep_exactly() -> N
         Flow(**_flow_values(packets_out=2**63))
     with pytest.raises(OverflowError):
         TlsServerHello(**_server_values(version=2**40))
+    for record, values in ((TlsClientHello, _client_values), (TlsServerHello, _server_values)):
+        with pytest.raises(OverflowError):  # a QUIC version is 32 bits on the wire
+            record(**values(quic_version=2**32))
+        assert record(**values(quic_version=2**32 - 1)).quic_version == 2**32 - 1
     with pytest.raises(TypeError):
         Flow(**_flow_values(sample_packets=("1", 2)))
     given = Flow(**_flow_values(sample_packets=(1, 2)))
@@ -234,10 +238,12 @@ def test_a_compact_record_takes_what_the_dataclass_would_not_keep_exactly() -> N
 
 
 def test_a_compact_record_is_smaller() -> None:
+    """No vtable pointer (no cdef method), a QUIC version in 32 bits: the web mix's 130k
+    hellos and 65k flows are one allocator size class smaller each (#17)."""
     values = _flow_values(sample_packets=PacketNumbers(range(1, 9)))
-    assert sys.getsizeof(Flow(**values)) <= 288
-    assert sys.getsizeof(TlsClientHello(**_client_values())) <= 112
-    assert sys.getsizeof(TlsServerHello(**_server_values())) <= 72
+    assert sys.getsizeof(Flow(**values)) <= 272
+    assert sys.getsizeof(TlsClientHello(**_client_values())) <= 96
+    assert sys.getsizeof(TlsServerHello(**_server_values())) <= 64
 
 
 def test_binding_refuses_a_dataclass_with_other_fields() -> None:

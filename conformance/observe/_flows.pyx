@@ -29,6 +29,10 @@ from conformance.observe._step cimport (
     E_PKTS,
     E_RSTS,
     Entry,
+    e_n_first,
+    e_n_last,
+    e_payload_n,
+    e_rsts,
     entry_item,
     entry_number,
     entry_samples,
@@ -95,15 +99,15 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
     if type(e) is Entry:
         x = <Entry>e
         if slot == E_N_FIRST:
-            return x.n_first
+            return e_n_first(x)
         elif slot == E_N_LAST:
-            return x.n_last
+            return e_n_last(x)
         elif slot == E_PKTS:
             return x.pkts
         elif slot == E_PAYLOAD_N:
-            return x.payload_n
+            return e_payload_n(x)
         elif slot == E_RSTS:
-            return x.rsts
+            return e_rsts(x)
         return PyLong_AsLongLong(entry_item(x, slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
 

@@ -66,7 +66,7 @@ from conformance.decode.tls import MAX_PLAINTEXT_RECORD, ClientHelloInfo, Server
 from conformance.decode.tunnel import TUNNEL_UDP_PORTS
 from conformance.observe import flows, layers, payloads
 from conformance.observe.accounting import MAX_SENDERS
-from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS
+from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, SILENCE_SECONDS, PayloadKind
 
 # Entry slots and flags, read once from their one definition (observe/flows.py).
 cdef Py_ssize_t PKTS = flows.PKTS
@@ -114,13 +114,28 @@ if any(getattr(flows, name) != slot for name, slot in _LAYOUT.items()) or len(
 if SAMPLE_PACKETS_PER_FLOW != ENTRY_SAMPLES:
     raise ImportError("records.SAMPLE_PACKETS_PER_FLOW differs from _step.pxd's ENTRY_SAMPLES")
 _NO_KIND = flows.new_entry(0.0, 0, 0)[KIND]
+# An entry keeps its first payload's kind as a place in KINDS (one byte, not a pointer).
+KINDS = tuple(PayloadKind)
+_KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+if len(KINDS) > 255 or _NO_KIND not in _KIND_CODES:
+    raise ImportError("an entry keeps a PayloadKind in one byte")
+cdef uint8_t NO_KIND_CODE = _KIND_CODES[_NO_KIND]
+
+
+cdef uint8_t _kind_code(object kind) except? 255:
+    """KINDS.index(kind), for a PayloadKind; ValueError for anything else."""
+    code = _KIND_CODES.get(kind) if type(kind) is PayloadKind else None
+    if code is None:  # (a str equal to a member's value would be found: not kept as given)
+        raise ValueError(f"an entry's KIND is a PayloadKind, not {kind!r}")
+    return <uint8_t>code
 _EMPTY = b""
 
 
 cdef class Rare:
     """What few directions hold (Entry.rare): ICMP errors filed under them, the tunnel that
-    carried them, an ISN that is not 4 bytes, sample packet numbers past 32 bits. A slot
-    for each in every entry cost a web capture's 130k directions 2 MiB."""
+    carried them, an ISN that is not 4 bytes, a reassembly Stream while one is open, packet
+    numbers past 32 bits. A slot for each in every entry cost a web capture's 130k
+    directions 2 MiB; a Rare that holds nothing more (its stream closed) is let go."""
 
 
 # No cycle can run through an entry (it holds numbers, bytes, an enum member, a reassembly
@@ -129,10 +144,11 @@ cdef class Rare:
 @cython.no_gc
 cdef class Entry:
     """One direction of the flow table, in C: the slots of observe/flows.py `new_entry`, its
-    numbers unboxed, its first packet numbers inline in 32 bits (64 once one is past
-    that), its SYN's ISN a number, and what few directions hold in `rare` (a list of boxed
+    numbers unboxed, its packet numbers and RST count in 32 bits (all in `rare`, in 64,
+    once one is past that), its first payload's kind a byte, its SYN's ISN a number, and
+    what few directions hold in `rare`, a reassembly stream among them (a list of boxed
     numbers and an array cost a web capture's 100k directions some 550 bytes each; this
-    is 160, and 48 fewer for the ISN's bytes of each SYN).
+    is 128, and 48 fewer for the ISN's bytes of each SYN).
 
     Python code reads and writes it by slot as it does the list (`e[PKTS] += 1`); SAMPLES
     reads as a tuple, ISN as the 4 bytes (or None), and a packet number is kept with
@@ -140,7 +156,7 @@ cdef class Entry:
     """
 
     def __cinit__(self):
-        self.kind = _NO_KIND
+        self.kind = NO_KIND_CODE
         self.head = _EMPTY
 
     def __len__(self):
@@ -160,9 +176,9 @@ cdef class Entry:
         elif slot == E_T_LAST:
             self.t_last = value
         elif slot == E_N_FIRST:
-            self.n_first = value
+            e_set_n_first(self, value)
         elif slot == E_N_LAST:
-            self.n_last = value
+            e_set_n_last(self, value)
         elif slot == E_TCP_FLAGS:
             self.tcp_flags = value
         elif slot == E_SAMPLES:
@@ -178,22 +194,22 @@ cdef class Entry:
         elif slot == E_TCP_OPEN:
             self.tcp_open = value
         elif slot == E_RSTS:
-            self.rsts = value
+            e_set_rsts(self, value)
         elif slot == E_DIRS:
             self.dirs = value
         elif slot == E_ICMP_CODE:
             self.icmp_code = value
         elif slot == E_KIND:
-            self.kind = value
+            self.kind = _kind_code(value)
         elif slot == E_PAYLOAD_N:
-            self.payload_n = value
+            e_set_payload_n(self, value)
         elif slot == E_HEAD:
             self.head = value
         elif slot == E_ERRORS:
             if value is not None or self.rare is not None:
                 entry_rare(self).errors = value
         elif slot == E_STREAM:
-            self.stream = value
+            e_set_stream(self, value)
         elif slot == E_ISN:
             self.bits &= ~ENTRY_HAS_ISN
             if type(value) is bytes and PyBytes_GET_SIZE(value) == 4:
@@ -230,6 +246,70 @@ cdef Rare entry_rare(Entry e):
     if e.rare is None:
         e.rare = Rare.__new__(Rare)
     return e.rare
+
+
+cdef Rare _wide_n(Entry e):
+    """The entry's Rare part, holding its packet numbers and RST count (ENTRY_WIDE_N)."""
+    cdef Rare rare = entry_rare(e)
+    if not e.bits & ENTRY_WIDE_N:
+        rare.n_first = e.n_first
+        rare.n_last = e.n_last
+        rare.payload_n = e.payload_n
+        rare.rsts = e.rsts
+        e.bits |= ENTRY_WIDE_N
+    return rare
+
+
+cdef inline bint _narrow(Entry e, long long n) noexcept:
+    """Whether `n` goes in the entry's 32-bit field (and none went to `rare`)."""
+    return not e.bits & ENTRY_WIDE_N and 0 <= n <= 0xFFFFFFFF
+
+
+cdef int e_set_n_first(Entry e, long long n) except -1:
+    if _narrow(e, n):
+        e.n_first = <uint32_t>n
+    else:
+        _wide_n(e).n_first = n
+    return 0
+
+
+cdef int e_set_n_last(Entry e, long long n) except -1:
+    if _narrow(e, n):
+        e.n_last = <uint32_t>n
+    else:
+        _wide_n(e).n_last = n
+    return 0
+
+
+cdef int e_set_payload_n(Entry e, long long n) except -1:
+    if _narrow(e, n):
+        e.payload_n = <uint32_t>n
+    else:
+        _wide_n(e).payload_n = n
+    return 0
+
+
+cdef int e_set_rsts(Entry e, long long n) except -1:
+    if _narrow(e, n):
+        e.rsts = <uint32_t>n
+    else:
+        _wide_n(e).rsts = n
+    return 0
+
+
+cdef int e_set_stream(Entry e, object stream) except -1:
+    """The direction's reassembly state; None closes it (and lets an empty Rare go)."""
+    cdef Rare rare = e.rare
+    if stream is not None:
+        entry_rare(e).stream = stream
+    elif rare is not None:
+        rare.stream = None
+        if (
+            rare.errors is None and rare.carried is None and rare.isn is None
+            and not e.bits & (ENTRY_WIDE | ENTRY_WIDE_N)
+        ):
+            e.rare = None
+    return 0
 
 
 cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept:
@@ -284,9 +364,9 @@ cdef object entry_item(Entry e, Py_ssize_t slot):
     elif slot == E_T_LAST:
         return e.t_last
     elif slot == E_N_FIRST:
-        return e.n_first
+        return e_n_first(e)
     elif slot == E_N_LAST:
-        return e.n_last
+        return e_n_last(e)
     elif slot == E_TCP_FLAGS:
         return e.tcp_flags
     elif slot == E_SAMPLES:
@@ -297,21 +377,21 @@ cdef object entry_item(Entry e, Py_ssize_t slot):
     elif slot == E_TCP_OPEN:
         return e.tcp_open
     elif slot == E_RSTS:
-        return e.rsts
+        return e_rsts(e)
     elif slot == E_DIRS:
         return e.dirs
     elif slot == E_ICMP_CODE:
         return e.icmp_code
     elif slot == E_KIND:
-        return e.kind
+        return KINDS[e.kind]
     elif slot == E_PAYLOAD_N:
-        return e.payload_n
+        return e_payload_n(e)
     elif slot == E_HEAD:
         return e.head
     elif slot == E_ERRORS:
         return e.rare.errors if e.rare is not None else None
     elif slot == E_STREAM:
-        return e.stream
+        return e_stream(e)
     elif slot == E_ISN:
         if e.bits & ENTRY_HAS_ISN:
             return _isn_bytes(e.isn_value)
@@ -372,7 +452,8 @@ cdef inline Entry _new_entry(double time, long long packet, int want):
     """flows.new_entry, compiled."""
     cdef Entry e = Entry.__new__(Entry)
     e.t_first = e.t_last = time
-    e.n_first = e.n_last = packet
+    e_set_n_first(e, packet)
+    e_set_n_last(e, packet)
     e.want = want
     return e
 
@@ -442,6 +523,7 @@ cdef object _shared_head(dict values, bytes head):
     values[head] = head
     return head
 _KIND_TLS = payloads._KIND_TLS
+cdef uint8_t KIND_TLS_CODE = _KIND_CODES[_KIND_TLS]
 _KIND_HTTP = payloads._KIND_HTTP
 _KIND_OTHER = payloads._KIND_OTHER
 _SEEN = payloads._Seen
@@ -617,7 +699,7 @@ cdef inline void _tcp_control(Entry e, long flags):
     if flags & 2:
         e.tcp_open |= SYNACK_SEEN if flags & 16 else SYN_SEEN
     if flags & 4:
-        e.rsts += 1
+        e_set_rsts(e, e_rsts(e) + 1)
 
 
 cdef Py_ssize_t _options_end(const uint8_t* f, Py_ssize_t pos, Py_ssize_t end) noexcept:
@@ -1034,11 +1116,11 @@ cdef class FastStep(CStep):
         # FlowTable.account's steps for a packet without TCP flags
         e.pkts += 1
         e.nbytes += length
-        if n >= e.n_last:
+        if n >= e_n_last(e):
             e.t_last = ts
-            e.n_last = n
-        if n < e.n_first:
-            e.n_first = n
+            e_set_n_last(e, n)
+        if n < e_n_first(e):
+            e_set_n_first(e, n)
             e.t_first = ts
         entry_add(e, n)
         e.dirs |= dirf
@@ -1063,7 +1145,7 @@ cdef class FastStep(CStep):
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
         cdef long want = e.want
         cdef PyObject* found
-        stream = e.stream
+        stream = e_stream(e)
         if want & W_SEARCH and type(stream) is not _STREAM:  # `_search` would make one
             return 0
         if start < l4 + 20 or start >= end or end - start > FIRST_MEMO_BYTES:
@@ -1090,12 +1172,12 @@ cdef class FastStep(CStep):
                 return 0
             if head.method == _CONNECT:  # `_http_head` gives the peer a Stream too
                 found = PyDict_GetItem(self.tcp, _reverse_key(key))
-                if found != NULL and (<Entry?>found).stream is not None and type(
-                    (<Entry?>found).stream
+                if found != NULL and e_stream(<Entry?>found) is not None and type(
+                    e_stream(<Entry?>found)
                 ) is not _STREAM:
                     return 0
-        e.kind = kind  # PayloadInspector._first
-        e.payload_n = n
+        e.kind = _kind_code(kind)  # PayloadInspector._first
+        e_set_payload_n(e, n)
         if e.tcp_open != SYNACK_SEEN:
             e.head = _shared_head(
                 self.head_values, payload[:TLS_HEAD_BYTES if kind is _KIND_TLS else HEAD_BYTES]
@@ -1109,7 +1191,7 @@ cdef class FastStep(CStep):
             if stream.search <= 0:
                 e.want &= ~W_SEARCH
         if not e.want:
-            e.stream = None
+            e_set_stream(e, None)
         return 1
 
     cdef int _request(
@@ -1136,18 +1218,20 @@ cdef class FastStep(CStep):
             seen.count += 1
         if method == _CONNECT:
             e.want |= W_SEARCH
-            stream = e.stream
+            stream = e_stream(e)
             if stream is None:
-                stream = e.stream = _STREAM()
+                stream = _STREAM()
+                e_set_stream(e, stream)
             stream.search = SEARCH_SEGMENTS
             stream.tunnel = True
             found = PyDict_GetItem(self.tcp, rkey)
             if found != NULL:
                 peer = <Entry?>found
                 peer.want |= W_SEARCH
-                stream = peer.stream
+                stream = e_stream(peer)
                 if stream is None:
-                    stream = peer.stream = _STREAM()
+                    stream = _STREAM()
+                    e_set_stream(peer, stream)
                 stream.search = SEARCH_SEGMENTS
         return 0
 
@@ -1184,16 +1268,17 @@ cdef class FastStep(CStep):
         cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
         cdef Py_ssize_t need = _one_record_need(p, size)
-        stream = e.stream
+        stream = e_stream(e)
         if need < 0 or need <= size or (stream is not None and type(stream) is not _STREAM):
             return 0
-        e.kind = _KIND_TLS  # PayloadInspector._first
-        e.payload_n = n
+        e.kind = KIND_TLS_CODE  # PayloadInspector._first
+        e_set_payload_n(e, n)
         if e.tcp_open != SYNACK_SEEN:
             e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
         e.want &= ~W_FIRST
         if stream is None:  # PayloadInspector._start_hello
-            stream = e.stream = _STREAM()
+            stream = _STREAM()
+            e_set_stream(e, stream)
         stream.hello_kind = _HELLO_CLIENT
         stream.hello_segments = 1
         stream.lenient = False
@@ -1214,7 +1299,7 @@ cdef class FastStep(CStep):
         cdef const uint8_t* f = <const uint8_t*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
         cdef Py_ssize_t need, size
-        stream = e.stream
+        stream = e_stream(e)
         if type(stream) is not _STREAM:
             return 0
         held = stream.hello
@@ -1252,7 +1337,7 @@ cdef class FastStep(CStep):
         e.want &= ~W_HELLO
         self._client_record(e, info, ts, n, segments)
         if not e.want:
-            e.stream = None
+            e_set_stream(e, None)
         return 1
 
     cdef bint _usual_hello(
@@ -1270,7 +1355,7 @@ cdef class FastStep(CStep):
         cdef Py_ssize_t start = l4 + (f[l4 + 12] >> 4) * 4
         cdef const uint8_t* p
         cdef long want = e.want
-        stream = e.stream
+        stream = e_stream(e)
         if want != W_FIRST and type(stream) is not _STREAM:  # `_search` would make one
             return 0
         if start < l4 + 20 or start >= end:
@@ -1295,8 +1380,8 @@ cdef class FastStep(CStep):
         elif type(info) is not ServerHelloInfo or info.hello_retry:
             return 0
         if want == W_FIRST:  # PayloadInspector._first
-            e.kind = _KIND_TLS
-            e.payload_n = n
+            e.kind = KIND_TLS_CODE
+            e_set_payload_n(e, n)
             if e.tcp_open != SYNACK_SEEN:
                 e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
             e.want &= ~W_FIRST
@@ -1315,7 +1400,7 @@ cdef class FastStep(CStep):
         if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
             e.want &= ~W_HTTP
         if not e.want:
-            e.stream = None
+            e_set_stream(e, None)
         return 1
 
     cdef int _inspect(
@@ -1370,7 +1455,7 @@ cdef class FastStep(CStep):
             e.pkts += 1
             e.nbytes += tot
             e.t_last = ts
-            e.n_last = n
+            e_set_n_last(e, n)
             e.dirs |= dirf
             entry_add(e, n)
             if e.want:
@@ -1396,7 +1481,7 @@ cdef class FastStep(CStep):
             e.pkts += 1
             e.nbytes += tot
             e.t_last = ts
-            e.n_last = n
+            e_set_n_last(e, n)
             e.tcp_flags |= flags
             e.dirs |= dirf
             entry_add(e, n)
@@ -1461,7 +1546,7 @@ cdef class FastStep(CStep):
         e.pkts += 1
         e.nbytes += span + 40
         e.t_last = ts
-        e.n_last = n
+        e_set_n_last(e, n)
         entry_add(e, n)
         if proto == PROTO_TCP:
             flags = f[l4 + 13]

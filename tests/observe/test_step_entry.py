@@ -9,12 +9,15 @@ import gc
 import random
 import sys
 from array import array
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance.decode import capture_reader
 from conformance.decode.ip import IPPROTO_UDP
 from conformance.observe import flows, ingest
+from conformance.observe.builder import observe_captures
 from conformance.observe.flows import (
     CARRIED,
     ERRORS,
@@ -27,7 +30,10 @@ from conformance.observe.flows import (
     add_sample,
 )
 from conformance.observe.records import SAMPLE_PACKETS_PER_FLOW, PayloadKind
-from tests.compiled_paths import COMPILED_STEP
+from tests.capture_files import write_pcap
+from tests.compiled_paths import COMPILED_STEP, pure_python
+from tests.observe.conftest import facts
+from tests.observe.frames import CLIENT, SERVER, client_hello, handshake, server_hello, tcp, timed
 
 pytestmark = pytest.mark.skipif(not COMPILED_STEP, reason="the compiled step is not built")
 _OBJECTS = {
@@ -141,7 +147,68 @@ def test_rare_slots_and_wide_samples_read_back() -> None:
 
 
 def test_an_entry_is_small_and_untracked() -> None:
-    """#17: 160 bytes, and the collector does not visit it (nothing it holds can hold it)."""
+    """#17: 128 bytes, and the collector does not visit it (nothing it holds can hold it)."""
     entry = _compiled().new_entry(1.0, 1, 0)
-    assert sys.getsizeof(entry) <= 160
+    assert sys.getsizeof(entry) <= 128
     assert not gc.is_tracked(entry)
+
+
+_WIDE_SLOTS = (flows.N_FIRST, flows.N_LAST, flows.PAYLOAD_N, flows.RSTS)
+
+
+@pytest.mark.parametrize("slot", _WIDE_SLOTS)
+@pytest.mark.parametrize("value", [2**32 - 1, 2**32, 2**40, -1, 2**63 - 1])
+def test_packet_numbers_past_32_bits_are_kept_whole(slot: int, value: int) -> None:
+    """Packet numbers and the RST count sit in 32 bits; one past that moves all four aside
+    (64 bits) and each reads back as the list's, before and after."""
+    listed, entry = flows.new_entry(1.0, 7, 0), _compiled().new_entry(1.0, 7, 0)
+    for other in _WIDE_SLOTS:
+        listed[other] = entry[other] = 3
+    listed[slot] = entry[slot] = value
+    assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]
+    for other in _WIDE_SLOTS:
+        listed[other] = entry[other] = 2**32 + other
+        assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]
+    listed[STREAM] = entry[STREAM] = object()
+    listed[STREAM] = entry[STREAM] = None  # the Rare part stays: it holds the numbers
+    assert list(entry) == [tuple(v) if isinstance(v, array) else v for v in listed]
+
+
+def test_a_kind_is_a_payload_kind() -> None:
+    """KIND is kept as a byte: any PayloadKind reads back as itself; anything else is
+    refused rather than kept as something else."""
+    entry = _compiled().new_entry(1.0, 1, 0)
+    assert entry[KIND] is PayloadKind.NONE
+    for kind in PayloadKind:
+        entry[KIND] = kind
+        assert entry[KIND] is kind
+    with pytest.raises(ValueError, match="PayloadKind"):
+        entry[KIND] = "tls"
+    assert entry[KIND] is list(PayloadKind)[-1]
+
+
+def test_a_capture_numbered_past_32_bits_is_read_as_by_the_python_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A capture's packets numbered across 2**32 (a file of four billion packets, which no
+    test can write): the compiled step's flows, hellos and requests name the same packet
+    numbers as the Python step's, whole."""
+    original = capture_reader.CaptureReader.__init__
+
+    def numbered_late(self: capture_reader.CaptureReader, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.packets_read = 2**32 - 6
+
+    monkeypatch.setattr(capture_reader.CaptureReader, "__init__", numbered_late)
+    frames = []
+    for i in range(3):
+        frames += handshake(CLIENT, SERVER, 42000 + i, 443, client_hello(), server_hello())
+        frames.append(tcp(CLIENT, SERVER, 42000 + i, 443, "R", seq=9000))
+    path = write_pcap(tmp_path / "late.pcap", timed(frames))
+    compiled = observe_captures([path])
+    with pure_python():
+        pure = observe_captures([path])
+    assert facts(compiled) == facts(pure)
+    assert max(f.last_packet for f in compiled.flows) > 2**32
+    assert min(f.first_packet for f in compiled.flows) < 2**32
+    assert [h.packet for h in compiled.client_hellos] == [h.packet for h in pure.client_hellos]

@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -36,7 +35,8 @@ from conformance.content.decryption_coverage import (
     coverage_record,
     target_tls_flows,
 )
-from conformance.content.har import HarFile, entry_records, match, read_har
+from conformance.content.har import entry_records, match
+from conformance.content.own_inputs import HAR_EVIDENCE, TLS_EVIDENCE, Inputs, OwnEvidence
 from conformance.content.personal import Scanner
 from conformance.content.prefilter import Subset, subset, wanted_flows
 from conformance.content.redact import redact_record, site_scanner
@@ -47,50 +47,13 @@ from conformance.content.tshark_content import (
     tls_ports,
     tshark_version,
 )
-from conformance.decode.keylog import CaptureSecrets, KeyLog, decrypts_client_data, merge
+from conformance.decode.keylog import decrypts_client_data, merge
 from conformance.errors import CaptureError
-from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED, SecretInputs
-from conformance.evidence.secrets import check_secrets
+from conformance.evidence.interface import HAR_CONTENT, TLS_DECRYPTED
 from conformance.observe.records import Observations, PayloadKind
 from conformance.profile_model import Profile
 
-TLS_EVIDENCE: Final = "content/tls-decrypted.jsonl"
-HAR_EVIDENCE: Final = "content/har-messages.jsonl"
 SECRETS_DIR: Final = "secrets"
-
-
-@dataclass(frozen=True, slots=True)
-class Inputs:
-    """The checked inputs: key logs, each capture's DSBs, HAR files."""
-
-    request: SecretInputs
-    keylogs: tuple[KeyLog, ...] = ()
-    secrets: tuple[CaptureSecrets, ...] = ()  # per capture, in capture order
-    hars: tuple[HarFile, ...] = ()
-
-    @property
-    def decrypts(self) -> bool:
-        return bool(self.keylogs or any(s.keylogs for s in self.secrets))
-
-
-@dataclass
-class OwnEvidence:
-    """What `collect` adds to the run's evidence: files for the report, logs to read, notes."""
-
-    files: list[tuple[Path, str]] = field(default_factory=list)
-    logs: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def check_inputs(request: SecretInputs, captures: Sequence[Path]) -> Inputs:
-    """Read and check every key log, DSB and HAR; KeyLogError / HarError (exit 3) on a bad
-    one, naming the file and the line or key."""
-    checked = check_secrets(request, captures)
-    hars = tuple(read_har(p) for p in request.hars)
-    inputs = Inputs(request, checked.keylogs, checked.secrets, hars)
-    if inputs.decrypts:
-        tshark_version()  # TsharkMissingError now, not after the captures were read
-    return inputs
 
 
 class _Writer:

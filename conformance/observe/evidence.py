@@ -20,15 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from conformance.content.logs import load_content
 from conformance.content.messages import ContentEvidence
-from conformance.content.own_evidence import (
-    HAR_EVIDENCE,
-    TLS_EVIDENCE,
-    OwnEvidence,
-    check_inputs,
-    collect,
-)
+from conformance.content.own_inputs import HAR_EVIDENCE, TLS_EVIDENCE, OwnEvidence, check_inputs
 from conformance.errors import ConformanceError
 from conformance.evidence.interface import (
     CLOUD_REQUESTS,
@@ -197,6 +190,8 @@ def _own_content(
     inputs = check_inputs(collected.secrets, given)
     if not (inputs.decrypts or inputs.hars):
         return OwnEvidence()
+    from conformance.content.own_evidence import collect
+
     names = [collected.evidence_name(p) for p in collected.captures]
     progress.start("decrypting the target's TLS sessions (tshark)", None)
     try:
@@ -207,7 +202,11 @@ def _own_content(
 
 def _content(logs: Mapping[str, Path], names: Mapping[Path, str]) -> ContentEvidence | None:
     present = {kind: path for kind in _CONTENT_LOGS if (path := _present(logs, kind)) is not None}
-    return load_content(present, names) if present else None
+    if not present:
+        return None
+    from conformance.content.logs import load_content  # with its body decoders: only if read
+
+    return load_content(present, names)
 
 
 def _impostors(logs: Mapping[str, Path], names: Mapping[Path, str]) -> ImpostorPhase | None:

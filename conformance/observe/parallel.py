@@ -19,11 +19,10 @@ Every file's record says which executor and which worker read it (`Judged`), for
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -102,6 +101,10 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.label = f"local ({self.workers} process{'es' if self.workers > 1 else ''})"
+        # Loaded here: a run of one file never starts a pool (2 MiB of its peak, #17).
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         # forkserver: workers do not inherit this process's threads (a report copy, a
         # capture tool's reader) or its heap.
         self._pool = ProcessPoolExecutor(

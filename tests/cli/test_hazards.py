@@ -491,7 +491,8 @@ def spy(*args, **kwargs):
     loaded = sorted(
         name for name in ("_pytest", "pytest", "conformance.judge.controls",
                           "conformance.report.assemble", "conformance.report.view",
-                          "rich.progress", "rich.table")
+                          "rich.progress", "rich.table", "multiprocessing",
+                          "conformance.content.own_evidence", "conformance.content.logs")
         if name in sys.modules
     )
     print("loaded while observing:", loaded, file=sys.stderr)
@@ -513,8 +514,10 @@ def test_a_run_of_captures_observes_them_before_pytest_and_the_judges_load(
 ) -> None:
     """#17: pytest, the judges and the report load into the memory the walk let go, not on
     top of its peak (the CLI prepares the run and observes first, then hands it to the
-    plugin); the run ends as any other, its report signed, by the system's libcrypto where
-    it signs Ed25519 (`cryptography`, 11 MiB, never loaded: sign/system_ed25519.py)."""
+    plugin); what a run of one capture without key logs never uses (a process pool, the
+    decryption and content readers, a progress bar off a terminal) is not loaded at all;
+    the run ends as any other, its report signed, by the system's libcrypto where it signs
+    Ed25519 (`cryptography`, 11 MiB, never loaded: sign/system_ed25519.py)."""
     report = tmp_path / "report"
     done = subprocess.run(
         [sys.executable, "-c", _SPY, "run", "--profile", str(profile_file), "--pcap",

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from conformance.content import tshark_content
-from conformance.content.own_evidence import _why, check_inputs
+from conformance.content.own_evidence import _why
+from conformance.content.own_inputs import check_inputs
 from conformance.content.tshark_content import Session
 from conformance.evidence.interface import TLS_DECRYPTED, SecretInputs
 from conformance.evidence.pcap import PcapSource

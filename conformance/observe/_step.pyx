@@ -138,9 +138,9 @@ cdef class Rare:
     directions 2 MiB; a Rare that holds nothing more (its stream closed) is let go."""
 
 
-# No cycle can run through an entry (it holds numbers, bytes, an enum member, a reassembly
-# Stream of bytearrays and numbers, and its Rare part): the collector need not visit the
-# web mix's 130k entries, nor keep 16 bytes of each for it (160 bytes an entry).
+# No cycle can run through an entry (it holds numbers, its head's bytes and its Rare part,
+# whose ICMP errors, tunnel and reassembly Stream hold numbers, bytes and bytearrays): the
+# collector need not visit the web mix's 130k entries, nor keep 16 bytes of each for it.
 @cython.no_gc
 cdef class Entry:
     """One direction of the flow table, in C: the slots of observe/flows.py `new_entry`, its

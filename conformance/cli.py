@@ -81,9 +81,10 @@ class _RichProgress:
 
     def start(self, step: str, total: float | None) -> None:
         self.finish()
-        if not self._console.is_terminal:
-            # rich draws a transient bar only at a terminal: elsewhere (a pipe, a file, cron,
-            # CI) nothing would show, and rich.progress is 3 MiB of a run's peak (#17).
+        if not self._console.is_terminal or self._console.is_dumb_terminal:
+            # rich draws a transient bar only at a terminal that can redraw a line: elsewhere
+            # (a pipe, a file, cron, CI, TERM=dumb) nothing would show, and rich.progress is
+            # 3 MiB of a run's peak (#17).
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -29,10 +29,11 @@ from conformance.observe._step cimport (
     E_PKTS,
     E_RSTS,
     Entry,
-    e_n_first,
-    e_n_last,
-    e_payload_n,
-    e_rsts,
+    NUM_FIRST,
+    NUM_LAST,
+    NUM_PAYLOAD,
+    NUM_RSTS,
+    e_num,
     entry_item,
     entry_number,
     entry_samples,
@@ -99,15 +100,15 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
     if type(e) is Entry:
         x = <Entry>e
         if slot == E_N_FIRST:
-            return e_n_first(x)
+            return e_num(x, NUM_FIRST)
         elif slot == E_N_LAST:
-            return e_n_last(x)
+            return e_num(x, NUM_LAST)
         elif slot == E_PKTS:
             return x.pkts
         elif slot == E_PAYLOAD_N:
-            return e_payload_n(x)
+            return e_num(x, NUM_PAYLOAD)
         elif slot == E_RSTS:
-            return e_rsts(x)
+            return e_num(x, NUM_RSTS)
         return PyLong_AsLongLong(entry_item(x, slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
 

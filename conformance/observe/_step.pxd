@@ -8,7 +8,15 @@ cdef enum:
     ENTRY_HAS_ISN = 1  # Entry.bits: isn_value holds the SYN's ISN
     ENTRY_WIDE = 2  # Entry.bits: the samples are in rare.wide
     ENTRY_NUMBERED = 4  # Entry.bits: isn_value holds the id of the entry's flow (finish)
-    ENTRY_WIDE_N = 8  # Entry.bits: n_first, n_last, payload_n and rsts are in rare (64 bits)
+    ENTRY_WIDE_N = 8  # Entry.bits: the numbers (nums) are in rare.nums, in 64 bits
+
+# Entry.nums: packet numbers and a count, 32 bits each until one is past that (ENTRY_WIDE_N)
+cdef enum:
+    NUM_FIRST = 0  # the direction's first packet
+    NUM_LAST = 1  # its last packet
+    NUM_PAYLOAD = 2  # the packet of its first payload
+    NUM_RSTS = 3  # RSTs it sent
+    ENTRY_NUMS = 4
 
 # flows.py's entry slots, as C constants (checked against flows.py when _step is imported)
 cdef enum:
@@ -40,11 +48,7 @@ cdef class Rare:
     cdef object carried
     cdef object isn  # an ISN that is not 4 bytes (only Python code could set one)
     cdef object stream  # the direction's reassembly state, while it has one
-    # ENTRY_WIDE_N: the entry's packet numbers and RST count, once one is past 32 bits
-    cdef long long n_first
-    cdef long long n_last
-    cdef long long payload_n
-    cdef long long rsts
+    cdef long long nums[ENTRY_NUMS]  # ENTRY_WIDE_N: the entry's nums, once one is past 32 bits
     cdef long long wide[ENTRY_SAMPLES]  # the samples, once one is past 32 bits
 
 
@@ -53,12 +57,7 @@ cdef class Entry:
     cdef long long nbytes
     cdef double t_first
     cdef double t_last
-    # Packet numbers and the RST count in 32 bits; in `rare` once one is past that
-    # (ENTRY_WIDE_N): read them with the e_* functions below.
-    cdef uint32_t n_first
-    cdef uint32_t n_last
-    cdef uint32_t payload_n
-    cdef uint32_t rsts
+    cdef uint32_t nums[ENTRY_NUMS]  # in `rare.nums` once one is past 32 bits: read `e_num`
     cdef uint32_t samples[ENTRY_SAMPLES]  # in `rare.wide` instead once one is past 32 bits
     cdef uint32_t isn_value
     cdef uint16_t want
@@ -73,20 +72,8 @@ cdef class Entry:
     cdef Rare rare  # None for almost every direction
 
 
-cdef inline long long e_n_first(Entry e) noexcept:
-    return e.rare.n_first if e.bits & ENTRY_WIDE_N else e.n_first
-
-
-cdef inline long long e_n_last(Entry e) noexcept:
-    return e.rare.n_last if e.bits & ENTRY_WIDE_N else e.n_last
-
-
-cdef inline long long e_payload_n(Entry e) noexcept:
-    return e.rare.payload_n if e.bits & ENTRY_WIDE_N else e.payload_n
-
-
-cdef inline long long e_rsts(Entry e) noexcept:
-    return e.rare.rsts if e.bits & ENTRY_WIDE_N else e.rsts
+cdef inline long long e_num(Entry e, int which) noexcept:
+    return e.rare.nums[which] if e.bits & ENTRY_WIDE_N else e.nums[which]
 
 
 cdef inline object e_stream(Entry e):
@@ -102,8 +89,5 @@ cdef Rare entry_rare(Entry e)
 cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept
 cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept
 cdef int entry_number(Entry e, long long flow_id) except -1
-cdef int e_set_n_first(Entry e, long long n) except -1
-cdef int e_set_n_last(Entry e, long long n) except -1
-cdef int e_set_payload_n(Entry e, long long n) except -1
-cdef int e_set_rsts(Entry e, long long n) except -1
+cdef int e_set_num(Entry e, int which, long long n) except -1
 cdef int e_set_stream(Entry e, object stream) except -1

@@ -176,9 +176,9 @@ cdef class Entry:
         elif slot == E_T_LAST:
             self.t_last = value
         elif slot == E_N_FIRST:
-            e_set_n_first(self, value)
+            e_set_num(self, NUM_FIRST, value)
         elif slot == E_N_LAST:
-            e_set_n_last(self, value)
+            e_set_num(self, NUM_LAST, value)
         elif slot == E_TCP_FLAGS:
             self.tcp_flags = value
         elif slot == E_SAMPLES:
@@ -194,7 +194,7 @@ cdef class Entry:
         elif slot == E_TCP_OPEN:
             self.tcp_open = value
         elif slot == E_RSTS:
-            e_set_rsts(self, value)
+            e_set_num(self, NUM_RSTS, value)
         elif slot == E_DIRS:
             self.dirs = value
         elif slot == E_ICMP_CODE:
@@ -202,7 +202,7 @@ cdef class Entry:
         elif slot == E_KIND:
             self.kind = _kind_code(value)
         elif slot == E_PAYLOAD_N:
-            e_set_payload_n(self, value)
+            e_set_num(self, NUM_PAYLOAD, value)
         elif slot == E_HEAD:
             self.head = value
         elif slot == E_ERRORS:
@@ -248,52 +248,19 @@ cdef Rare entry_rare(Entry e):
     return e.rare
 
 
-cdef Rare _wide_n(Entry e):
-    """The entry's Rare part, holding its packet numbers and RST count (ENTRY_WIDE_N)."""
-    cdef Rare rare = entry_rare(e)
+cdef int e_set_num(Entry e, int which, long long n) except -1:
+    """Entry.nums[which] = n; the first number past 32 bits moves them all to `rare`."""
+    cdef Rare rare
+    cdef int i
     if not e.bits & ENTRY_WIDE_N:
-        rare.n_first = e.n_first
-        rare.n_last = e.n_last
-        rare.payload_n = e.payload_n
-        rare.rsts = e.rsts
+        if 0 <= n <= 0xFFFFFFFF:
+            e.nums[which] = <uint32_t>n
+            return 0
+        rare = entry_rare(e)
+        for i in range(ENTRY_NUMS):
+            rare.nums[i] = e.nums[i]
         e.bits |= ENTRY_WIDE_N
-    return rare
-
-
-cdef inline bint _narrow(Entry e, long long n) noexcept:
-    """Whether `n` goes in the entry's 32-bit field (and none went to `rare`)."""
-    return not e.bits & ENTRY_WIDE_N and 0 <= n <= 0xFFFFFFFF
-
-
-cdef int e_set_n_first(Entry e, long long n) except -1:
-    if _narrow(e, n):
-        e.n_first = <uint32_t>n
-    else:
-        _wide_n(e).n_first = n
-    return 0
-
-
-cdef int e_set_n_last(Entry e, long long n) except -1:
-    if _narrow(e, n):
-        e.n_last = <uint32_t>n
-    else:
-        _wide_n(e).n_last = n
-    return 0
-
-
-cdef int e_set_payload_n(Entry e, long long n) except -1:
-    if _narrow(e, n):
-        e.payload_n = <uint32_t>n
-    else:
-        _wide_n(e).payload_n = n
-    return 0
-
-
-cdef int e_set_rsts(Entry e, long long n) except -1:
-    if _narrow(e, n):
-        e.rsts = <uint32_t>n
-    else:
-        _wide_n(e).rsts = n
+    e.rare.nums[which] = n
     return 0
 
 
@@ -364,9 +331,9 @@ cdef object entry_item(Entry e, Py_ssize_t slot):
     elif slot == E_T_LAST:
         return e.t_last
     elif slot == E_N_FIRST:
-        return e_n_first(e)
+        return e_num(e, NUM_FIRST)
     elif slot == E_N_LAST:
-        return e_n_last(e)
+        return e_num(e, NUM_LAST)
     elif slot == E_TCP_FLAGS:
         return e.tcp_flags
     elif slot == E_SAMPLES:
@@ -377,7 +344,7 @@ cdef object entry_item(Entry e, Py_ssize_t slot):
     elif slot == E_TCP_OPEN:
         return e.tcp_open
     elif slot == E_RSTS:
-        return e_rsts(e)
+        return e_num(e, NUM_RSTS)
     elif slot == E_DIRS:
         return e.dirs
     elif slot == E_ICMP_CODE:
@@ -385,7 +352,7 @@ cdef object entry_item(Entry e, Py_ssize_t slot):
     elif slot == E_KIND:
         return KINDS[e.kind]
     elif slot == E_PAYLOAD_N:
-        return e_payload_n(e)
+        return e_num(e, NUM_PAYLOAD)
     elif slot == E_HEAD:
         return e.head
     elif slot == E_ERRORS:
@@ -452,8 +419,8 @@ cdef inline Entry _new_entry(double time, long long packet, int want):
     """flows.new_entry, compiled."""
     cdef Entry e = Entry.__new__(Entry)
     e.t_first = e.t_last = time
-    e_set_n_first(e, packet)
-    e_set_n_last(e, packet)
+    e_set_num(e, NUM_FIRST, packet)
+    e_set_num(e, NUM_LAST, packet)
     e.want = want
     return e
 
@@ -699,7 +666,7 @@ cdef inline void _tcp_control(Entry e, long flags):
     if flags & 2:
         e.tcp_open |= SYNACK_SEEN if flags & 16 else SYN_SEEN
     if flags & 4:
-        e_set_rsts(e, e_rsts(e) + 1)
+        e_set_num(e, NUM_RSTS, e_num(e, NUM_RSTS) + 1)
 
 
 cdef Py_ssize_t _options_end(const uint8_t* f, Py_ssize_t pos, Py_ssize_t end) noexcept:
@@ -1116,11 +1083,11 @@ cdef class FastStep(CStep):
         # FlowTable.account's steps for a packet without TCP flags
         e.pkts += 1
         e.nbytes += length
-        if n >= e_n_last(e):
+        if n >= e_num(e, NUM_LAST):
             e.t_last = ts
-            e_set_n_last(e, n)
-        if n < e_n_first(e):
-            e_set_n_first(e, n)
+            e_set_num(e, NUM_LAST, n)
+        if n < e_num(e, NUM_FIRST):
+            e_set_num(e, NUM_FIRST, n)
             e.t_first = ts
         entry_add(e, n)
         e.dirs |= dirf
@@ -1177,7 +1144,7 @@ cdef class FastStep(CStep):
                 ) is not _STREAM:
                     return 0
         e.kind = _kind_code(kind)  # PayloadInspector._first
-        e_set_payload_n(e, n)
+        e_set_num(e, NUM_PAYLOAD, n)
         if e.tcp_open != SYNACK_SEEN:
             e.head = _shared_head(
                 self.head_values, payload[:TLS_HEAD_BYTES if kind is _KIND_TLS else HEAD_BYTES]
@@ -1272,7 +1239,7 @@ cdef class FastStep(CStep):
         if need < 0 or need <= size or (stream is not None and type(stream) is not _STREAM):
             return 0
         e.kind = KIND_TLS_CODE  # PayloadInspector._first
-        e_set_payload_n(e, n)
+        e_set_num(e, NUM_PAYLOAD, n)
         if e.tcp_open != SYNACK_SEEN:
             e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
         e.want &= ~W_FIRST
@@ -1381,7 +1348,7 @@ cdef class FastStep(CStep):
             return 0
         if want == W_FIRST:  # PayloadInspector._first
             e.kind = KIND_TLS_CODE
-            e_set_payload_n(e, n)
+            e_set_num(e, NUM_PAYLOAD, n)
             if e.tcp_open != SYNACK_SEEN:
                 e.head = _shared_head(self.head_values, payload[:TLS_HEAD_BYTES])
             e.want &= ~W_FIRST
@@ -1455,7 +1422,7 @@ cdef class FastStep(CStep):
             e.pkts += 1
             e.nbytes += tot
             e.t_last = ts
-            e_set_n_last(e, n)
+            e_set_num(e, NUM_LAST, n)
             e.dirs |= dirf
             entry_add(e, n)
             if e.want:
@@ -1481,7 +1448,7 @@ cdef class FastStep(CStep):
             e.pkts += 1
             e.nbytes += tot
             e.t_last = ts
-            e_set_n_last(e, n)
+            e_set_num(e, NUM_LAST, n)
             e.tcp_flags |= flags
             e.dirs |= dirf
             entry_add(e, n)
@@ -1546,7 +1513,7 @@ cdef class FastStep(CStep):
         e.pkts += 1
         e.nbytes += span + 40
         e.t_last = ts
-        e_set_n_last(e, n)
+        e_set_num(e, NUM_LAST, n)
         entry_add(e, n)
         if proto == PROTO_TCP:
             flags = f[l4 + 13]

@@ -293,23 +293,43 @@ def _judge(
 ) -> int:
     """Run the conformance suites through pytest with the plugin's `options`; a run of
     captures alone (`given`) is prepared and its captures observed first (`_observe_first`)."""
-    # One span of signal handling over both steps: a SIGINT between them is not lost.
-    with _collector_paused_for_start_up() as start_up_over, _signals_as_interrupts():
-        frontend = RichFrontend(console, start_up_over)
-        try:
-            code = _observe_first(given, frontend) if given is not None else None
-            if code is None:
-                code = _pytest_main(_pytest_args(options, verbose=verbose), frontend)
-        finally:
-            if frontend.run is not None:  # pytest ended it, or was stopped before it could
-                frontend.run.close()
-    summary = frontend.summary
-    if summary is not None:
-        _print_summary(console, summary)
-        if summary.report_dir is not None:
-            print(summary.report_dir)
-        return summary.exit_code
+    frontend: RichFrontend | None = None
+    try:
+        # One span of signal handling over both steps: a SIGINT between them is not lost.
+        with _collector_paused_for_start_up() as start_up_over, _signals_as_interrupts():
+            frontend = RichFrontend(console, start_up_over)
+            try:
+                code = _observe_first(given, frontend) if given is not None else None
+                if code is None:
+                    code = _pytest_main(_pytest_args(options, verbose=verbose), frontend)
+            finally:
+                if frontend.run is not None:  # pytest ended it, or was stopped before it could
+                    frontend.run.close()
+        summary = frontend.summary
+        if summary is not None:
+            _print_summary(console, summary)
+            if summary.report_dir is not None:
+                print(summary.report_dir)
+            return summary.exit_code
+    except KeyboardInterrupt:
+        sealed = frontend.summary if frontend is not None else None
+        if sealed is None or sealed.report_dir is None:
+            raise  # nothing sealed: main says so
+        return _interrupted_after_seal(console, sealed)
     return _unmapped_exit(code)
+
+
+def _interrupted_after_seal(console: Console, summary: RunSummary) -> int:
+    """A signal that lands once the report is sealed (while the run tears down or the summary
+    is printed): the report is whole and is said to be, not "no report written". A failure
+    it records stays the exit status (a leak found is a fail); anything else is incomplete,
+    as the run did not end on its own."""
+    console.print(
+        f"[yellow]interrupted[/] after the report was sealed: {escape(str(summary.report_dir))}"
+        f" (verdict {summary.verdict.value}; check it with `ucx-conformance verify`)"
+    )
+    print(summary.report_dir)
+    return int(ExitCode.FAILED if summary.exit_code == ExitCode.FAILED else ExitCode.INCOMPLETE)
 
 
 def _pytest_args(options: list[str], *, verbose: bool) -> list[str]:

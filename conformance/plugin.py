@@ -291,10 +291,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.stash[_SUMMARY] = summary
         session.exitstatus = summary.exit_code
     finally:
-        run.close()
+        # The front end hears of a sealed report before the run tears down: a signal during
+        # the teardown must not have it say that no report was written.
         frontend = _find_frontend(config)
         if frontend is not None and summary is not None:
             frontend.finished(summary)
+        run.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -553,3 +553,67 @@ def test_the_progress_bar_is_drawn_only_at_a_terminal() -> None:
         progress.finish()
         assert progress._bar is None
         assert ("reading" in out.getvalue()) is drawn
+
+
+@pytest.mark.parametrize(("capture", "status"), [("clean_capture", 2), ("leak_capture", 1)])
+def test_a_signal_after_the_seal_says_the_report_is_whole(
+    tmp_path: Path,
+    profile_file: Path,
+    sign_key: Path,
+    capture: str,
+    status: int,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM while the run tears down, its report already sealed (a CI job's timeout):
+    the report stays and is named; the exit status keeps a failure it records."""
+    from conformance.cli import main
+    from conformance.run import Run
+
+    close = Run.close
+    interrupted: list[bool] = []
+
+    def close_then_signal(run: Run) -> None:
+        close(run)
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt("signal 15")  # what cli._terminate raises
+
+    monkeypatch.setattr(Run, "close", close_then_signal)
+    report = tmp_path / "report"
+    args = ["run", "--profile", profile_file, "--pcap", request.getfixturevalue(capture)]
+    code = main([str(a) for a in [*args, "--report-dir", report, "--sign-key", sign_key]])
+    out, err = capsys.readouterr()
+    assert interrupted
+    assert code == status, err
+    assert "interrupted after the report was sealed" in err
+    assert "no report written" not in err
+    assert out.strip() == str(report)
+    assert main(["verify", str(report), "--key", f"{sign_key}.pub"]) == 0
+
+
+def test_a_signal_before_the_seal_still_says_no_report(
+    tmp_path: Path,
+    profile_file: Path,
+    clean_capture: Path,
+    sign_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conformance.cli import main
+    from conformance.run import Run
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(Run, "_write", interrupted)
+    report = tmp_path / "report"
+    args = ["run", "--profile", profile_file, "--pcap", clean_capture]
+    code = main([str(a) for a in [*args, "--report-dir", report, "--sign-key", sign_key]])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert "interrupted" in err and "no report" in err
+    assert "sealed" not in err
+    assert out == ""
+    assert not report.exists()

@@ -24,13 +24,17 @@ record format (`event: request` / `tcp-message`), plus where it is in the captur
 
 from __future__ import annotations
 
+import calendar
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -186,6 +190,39 @@ def _int(value: Any) -> int | None:
         return None
 
 
+# `-T ek` has printed absolute times in ISO 8601, UTC, since Wireshark 4.2 (Debian 13 has
+# 4.4): "2023-11-14T22:13:20.004999936Z" where 4.0 printed "1700000000.004999936".
+_ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)\Z")
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """A frame's time as tshark prints it (seconds since the epoch, or an ISO 8601 time with
+    its offset), in seconds; None for anything else. The digits are kept as printed: the
+    two forms of one time give the same float."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    text = str(value)
+    match = _ISO_TIME.match(text)
+    if match is None:
+        try:
+            seconds = float(text)
+        except ValueError:
+            return None
+        return seconds if math.isfinite(seconds) else None
+    whole, fraction, zone = match.groups()
+    try:
+        moment = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    except ValueError:  # a 13th month, a 25th hour
+        return None
+    seconds = calendar.timegm(moment.utctimetuple())
+    if seconds < 0:
+        return seconds + int(fraction or "0") * 10.0 ** -len(fraction or "0")
+    return float(f"{seconds}.{fraction or '0'}")
+
+
 # --- running tshark --------------------------------------------------------------------------
 
 
@@ -325,6 +362,8 @@ class Extractor:
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.pending_bytes = 0
         self.result = Extraction()
+        self.unread_times: list[int] = []  # frames whose time tshark printed in no known form
+        self.unread_time = ""  # the first such time, as printed
 
     def packet(self, layers: Mapping[str, Any]) -> None:
         frame = _instances(layers, "frame")
@@ -334,7 +373,12 @@ class Extractor:
         number = _int(_first(frame[0], "frame_frame_number")) or 0
         if self.frames is not None:
             number = self.frames.original(number)
-        time = float(_first(frame[0], "frame_frame_time_epoch") or 0.0)
+        printed = _first(frame[0], "frame_frame_time_epoch")
+        time = epoch_seconds(printed) if printed is not None else 0.0
+        if time is None:  # the packet is read on; its time is not known (said once, at close)
+            self.unread_times.append(number)
+            self.unread_time = self.unread_time or str(printed)[:40]
+            time = 0.0
         chain = str(_first(frame[0], "frame_frame_protocols") or "").split(":")
         ip = _instances(layers, "ip") or _instances(layers, "ipv6")
         if not ip:
@@ -580,6 +624,14 @@ class Extractor:
         """Flush HTTP/2 requests the capture ended inside of."""
         for key in list(self.pending):
             self._finish(key, incomplete="the connection or the capture ended before END_STREAM")
+        if self.unread_times:
+            frames = ", ".join(map(str, self.unread_times[:5]))
+            more = f" and {len(self.unread_times) - 5} more" if len(self.unread_times) > 5 else ""
+            self.result.problems.append(
+                f"{len(self.unread_times)} packets' times are in a form tshark never printed"
+                f" before ({self.unread_time!r}): frames {frames}{more}; their messages have"
+                " time 0"
+            )
         return self.result
 
 

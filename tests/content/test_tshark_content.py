@@ -6,7 +6,9 @@ HTTP, wrong keys, several key logs."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,88 @@ def test_an_interrupted_reading_leaves_no_tshark_running(
     packets.close()  # what Ctrl-C or SIGTERM does to the reading loop
     (proc,) = started
     assert proc.returncode is not None
+
+
+# --- what another Wireshark prints (fixtures/tshark/README.md) ------------------------------
+
+RECORDED = Path(__file__).parents[2] / "fixtures" / "tshark"
+LAB_TARGETS = frozenset({"192.0.2.10", "2001:db8:1::10"})
+
+
+def _extracted(packets: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    records: list[dict[str, Any]] = []
+    extractor = tshark_content.Extractor(
+        0, "telemetry-h2.pcapng", LAB_TARGETS, None, records.append
+    )
+    for layers in packets:
+        extractor.packet(layers)
+    return records, extractor.close()
+
+
+def _recorded_4_4(edit: Any = None) -> Iterator[dict[str, Any]]:
+    with gzip.open(RECORDED / "telemetry-h2.ek-4.4.19.jsonl.gz", "rt") as lines:
+        for line in lines:
+            if not line.startswith('{"index"'):
+                layers = json.loads(line)["layers"]
+                yield edit(layers) if edit is not None else layers
+
+
+@pytest.mark.parametrize(
+    ("printed", "seconds"),
+    [
+        ("1700000000.256996000", 1700000000.256996),  # Wireshark before 4.2, and -T fields
+        ("2023-11-14T22:13:20.256996000Z", 1700000000.256996),  # -T ek since 4.2
+        ("2023-11-14T22:13:20Z", 1700000000.0),
+        ("2023-11-14T23:13:20.5+01:00", 1700000000.5),
+        ("1969-12-31T23:59:59.5Z", -0.5),
+        (1700000000, 1700000000.0),
+        ("2023-13-14T22:13:20Z", None),  # no 13th month
+        ("2023-11-14 22:13:20Z", None),
+        ("2023-11-14T22:13:20.1234567890Z", None),  # finer than nanoseconds: not tshark's
+        ("nan", None),
+        ("inf", None),
+        ("", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_a_frame_time_is_read_as_either_wireshark_prints_it(printed: Any, seconds: Any) -> None:
+    assert tshark_content.epoch_seconds(printed) == seconds
+
+
+def test_both_forms_of_one_time_are_the_same_float() -> None:
+    for fraction in ("000000001", "256996000", "999999999", "5", "123456"):
+        iso = tshark_content.epoch_seconds(f"2023-11-14T22:13:20.{fraction}Z")
+        assert iso == tshark_content.epoch_seconds(f"1700000000.{fraction}")
+
+
+def test_wireshark_4_4_output_gives_the_messages_this_tshark_gives() -> None:
+    """Debian 13's tshark prints times in ISO 8601 and file data as hex: the same capture
+    gives the same messages as from the tshark here, whichever version that is."""
+    if shutil.which("tshark") is None:
+        pytest.skip("no tshark here to compare with")
+    times = [layers["frame"]["frame_frame_time_epoch"] for layers in _recorded_4_4()]
+    assert all(str(t).endswith("Z") for t in times)  # the form this test is about
+    recorded, recorded_result = _extracted(_recorded_4_4())
+    argv = tshark_content.tshark_argv(
+        RECORDED / "telemetry-h2.pcapng", RECORDED / "telemetry-h2.keys", sorted(LAB_TARGETS)
+    )
+    problems: list[str] = []
+    here, here_result = _extracted(tshark_content.run_tshark(argv, problems))
+    assert problems == [] and recorded_result.problems == [] and here_result.problems == []
+    assert recorded and recorded == here
+    assert {r["event"] for r in recorded} >= {"request"}
+    assert all(r["t"] > 1.6e9 for r in recorded)
+
+
+def test_a_time_in_no_known_form_is_said_once_and_loses_no_message() -> None:
+    def garbled(layers: dict[str, Any]) -> dict[str, Any]:
+        layers["frame"]["frame_frame_time_epoch"] = "next Tuesday"
+        return layers
+
+    good, _ = _extracted(_recorded_4_4())
+    records, result = _extracted(_recorded_4_4(garbled))
+    assert [{**r, "t": 0.0} for r in good] == records
+    (problem,) = result.problems
+    assert "times are in a form tshark never printed before ('next Tuesday')" in problem
+    assert problem.startswith("14 packets'") and "and 9 more" in problem

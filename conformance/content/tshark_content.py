@@ -130,10 +130,12 @@ class _Pending:
 
 @dataclass
 class Extraction:
-    """What one capture gave: its sessions and what could not be read."""
+    """What one capture gave: its sessions, what could not be read (`problems`: a message
+    may be unseen, so its sessions are not covered) and what was read with less (`notes`)."""
 
     sessions: list[Session] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     messages: int = 0
 
 
@@ -627,7 +629,7 @@ class Extractor:
         if self.unread_times:
             frames = ", ".join(map(str, self.unread_times[:5]))
             more = f" and {len(self.unread_times) - 5} more" if len(self.unread_times) > 5 else ""
-            self.result.problems.append(
+            self.result.notes.append(
                 f"{len(self.unread_times)} packets' times are in a form tshark never printed"
                 f" before ({self.unread_time!r}): frames {frames}{more}; their messages have"
                 " time 0"

@@ -340,6 +340,41 @@ def test_a_time_in_no_known_form_is_said_once_and_loses_no_message() -> None:
     good, _ = _extracted(_recorded_4_4())
     records, result = _extracted(_recorded_4_4(garbled))
     assert [{**r, "t": 0.0} for r in good] == records
-    (problem,) = result.problems
-    assert "times are in a form tshark never printed before ('next Tuesday')" in problem
-    assert problem.startswith("14 packets'") and "and 9 more" in problem
+    assert result.problems == []  # every message was read: the connections stay covered
+    (note,) = result.notes
+    assert "times are in a form tshark never printed before ('next Tuesday')" in note
+    assert note.startswith("14 packets'") and "and 9 more" in note
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "tshark wrote a line that is not JSON (skipped)",
+        "a packet's dissection is larger than 64 MiB of tshark output and was skipped",
+        "tshark exited with status 2: tshark: out of memory",
+    ],
+)
+def test_tshark_output_not_all_read_covers_no_connection_of_its_capture(
+    tmp_path: Path,
+    factory: SessionFactory,
+    opened: list[PcapSource],
+    monkeypatch: pytest.MonkeyPatch,
+    problem: str,
+) -> None:
+    """A skipped line may have held any connection's message: none is claimed covered, so the
+    telemetry controls cannot pass on what was read (fail closed), and the note says why."""
+    real = tshark_content.run_tshark
+
+    def skipping(argv: Any, problems: list[str]) -> Iterator[dict[str, Any]]:
+        yield from real(argv, problems)
+        problems.append(problem)
+
+    monkeypatch.setattr(tshark_content, "run_tshark", skipping)
+    sessions = [factory.http1("api.imagicle.com", [post("/v1/telemetry/beat", beat())])]
+    messages, coverage, notes = kept(tmp_path, sessions, [factory.keylog], opened)
+    assert len(messages) == 1  # what was read is kept
+    (flow,) = coverage.values()
+    assert not flow["covered"] and flow["why"] == (
+        f"tshark's output of its capture was not all read: {problem}"
+    )
+    assert any(problem in note for note in notes)

@@ -53,12 +53,16 @@ TLS_PORTS: Final = frozenset({443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 
 # structures (a client certificate) and TLS itself.
 NOT_APPLICATION: Final = ("x509", "pkix", "pkcs", "cms", "ocsp", "ber", "tls", "ssl")
 TLS_VERSIONS: Final = {
-    "0x0304": "TLSv1.3",
-    "0x0303": "TLSv1.2",
-    "0x0302": "TLSv1.1",
-    "0x0301": "TLSv1",
-    "0x0300": "SSLv3",
+    0x0304: "TLSv1.3",
+    0x0303: "TLSv1.2",
+    0x0302: "TLSv1.1",
+    0x0301: "TLSv1",
+    0x0300: "SSLv3",
 }
+# TLS handshake message types (RFC 8446 §4)
+CLIENT_HELLO: Final = 1
+SERVER_HELLO: Final = 2
+FINISHED: Final = 20
 
 
 class TsharkMissingError(ConformanceError):
@@ -397,7 +401,7 @@ class Extractor:
         from_target = src in self.targets
         if not from_target:
             session = self.sessions.get(stream)
-            if session is not None and "2" in _values_all(tls, "tls_tls_handshake_type"):
+            if session is not None and SERVER_HELLO in _numbers(tls, "tls_tls_handshake_type"):
                 self._server_hello(session, tls)
             return
         session = self.sessions.get(stream)
@@ -454,14 +458,14 @@ class Extractor:
         version = _any(tls, "tls_tls_handshake_extensions_supported_version") or _any(
             tls, "tls_tls_handshake_version"
         )
-        if isinstance(version, str):
-            session.version = TLS_VERSIONS.get(version.lower(), version)
+        if version is not None:
+            session.version = tls_version_name(version)
 
     def _tls(
         self, session: Session, tls: Sequence[Mapping[str, Any]], number: int, after: list[str]
     ) -> None:
-        types = _values_all(tls, "tls_tls_handshake_type")
-        if "1" in types and session.client_hello is None:
+        types = _numbers(tls, "tls_tls_handshake_type")
+        if CLIENT_HELLO in types and session.client_hello is None:
             session.client_hello = number
             random = _any(tls, "tls_tls_handshake_random_raw")
             session.client_random = random.lower() if isinstance(random, str) else None
@@ -469,7 +473,7 @@ class Extractor:
             session.sni = str(sni).lower().rstrip(".") if sni else None
             alpn = _values_all(tls, "tls_tls_handshake_extensions_alpn_str")
             session.alpn = ",".join(alpn) if alpn else None
-        if "20" in types:
+        if FINISHED in types:
             session.finished = True
         if any(layer.get("tls_tls_app_data") is not None for layer in tls):
             if any(not p.startswith(NOT_APPLICATION) for p in after):
@@ -635,6 +639,21 @@ class Extractor:
                 " time 0"
             )
         return self.result
+
+
+def _numbers(layers: Sequence[Mapping[str, Any]], key: str) -> set[int]:
+    """The values of `key` that are numbers, in decimal or in hex ("0x0016"): Wireshark 4.6
+    prints in decimal what earlier ones printed in hex, in EK output."""
+    return {n for layer in layers for v in _values(layer, key) if (n := _int(v)) is not None}
+
+
+def tls_version_name(printed: Any) -> str:
+    """A TLS version as tshark prints it ("0x0304" before Wireshark 4.6, "772" since) by its
+    name ("TLSv1.3"); any other version in hex ("0x7f1c"), anything else as printed."""
+    number = _int(printed)
+    if number is None or not 0 <= number <= 0xFFFF:
+        return str(printed)
+    return TLS_VERSIONS.get(number, f"0x{number:04x}")
 
 
 def _values_all(layers: Sequence[Mapping[str, Any]], key: str) -> list[str]:

@@ -276,8 +276,8 @@ def _extracted(packets: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     return records, extractor.close()
 
 
-def _recorded_4_4(edit: Any = None) -> Iterator[dict[str, Any]]:
-    with gzip.open(RECORDED / "telemetry-h2.ek-4.4.19.jsonl.gz", "rt") as lines:
+def _recorded(version: str = "4.4.19", edit: Any = None) -> Iterator[dict[str, Any]]:
+    with gzip.open(RECORDED / f"telemetry-h2.ek-{version}.jsonl.gz", "rt") as lines:
         for line in lines:
             if not line.startswith('{"index"'):
                 layers = json.loads(line)["layers"]
@@ -307,20 +307,44 @@ def test_a_frame_time_is_read_as_either_wireshark_prints_it(printed: Any, second
     assert tshark_content.epoch_seconds(printed) == seconds
 
 
+@pytest.mark.parametrize(
+    ("printed", "name"),
+    [
+        ("0x0304", "TLSv1.3"),  # Wireshark before 4.6
+        ("772", "TLSv1.3"),  # 4.6
+        ("0x0303", "TLSv1.2"),
+        ("771", "TLSv1.2"),
+        (0x0301, "TLSv1"),
+        ("0x7f1c", "0x7f1c"),  # a draft: in hex, whichever way it was printed
+        ("32540", "0x7f1c"),
+        ("0x10000", "0x10000"),  # not a 16-bit version: as printed
+        ("TLS 1.3", "TLS 1.3"),
+    ],
+)
+def test_a_tls_version_is_named_whichever_way_tshark_prints_it(printed: Any, name: str) -> None:
+    assert tshark_content.tls_version_name(printed) == name
+
+
 def test_both_forms_of_one_time_are_the_same_float() -> None:
     for fraction in ("000000001", "256996000", "999999999", "5", "123456"):
         iso = tshark_content.epoch_seconds(f"2023-11-14T22:13:20.{fraction}Z")
         assert iso == tshark_content.epoch_seconds(f"1700000000.{fraction}")
 
 
-def test_wireshark_4_4_output_gives_the_messages_this_tshark_gives() -> None:
-    """Debian 13's tshark prints times in ISO 8601 and file data as hex: the same capture
-    gives the same messages as from the tshark here, whichever version that is."""
+@pytest.mark.parametrize("version", ["4.4.19", "4.6.9"])
+def test_another_wiresharks_output_gives_the_messages_this_tshark_gives(version: str) -> None:
+    """Debian 13's tshark prints times in ISO 8601 and file data as hex, 4.6 numbers in
+    decimal: the same capture gives the same messages as from the tshark here, whichever
+    version that is."""
     if shutil.which("tshark") is None:
         pytest.skip("no tshark here to compare with")
-    times = [layers["frame"]["frame_frame_time_epoch"] for layers in _recorded_4_4()]
-    assert all(str(t).endswith("Z") for t in times)  # the form this test is about
-    recorded, recorded_result = _extracted(_recorded_4_4())
+    packets = list(_recorded(version))
+    times = [layers["frame"]["frame_frame_time_epoch"] for layers in packets]
+    assert all(str(t).endswith("Z") for t in times)  # the forms this test is about
+    if version.startswith("4.6"):
+        versions = [layers["tls"] for layers in packets if "tls" in layers]
+        assert '"tls_tls_handshake_version": "771"' in json.dumps(versions)
+    recorded, recorded_result = _extracted(iter(packets))
     argv = tshark_content.tshark_argv(
         RECORDED / "telemetry-h2.pcapng", RECORDED / "telemetry-h2.keys", sorted(LAB_TARGETS)
     )
@@ -330,6 +354,7 @@ def test_wireshark_4_4_output_gives_the_messages_this_tshark_gives() -> None:
     assert recorded and recorded == here
     assert {r["event"] for r in recorded} >= {"request"}
     assert all(r["t"] > 1.6e9 for r in recorded)
+    assert {r["tls"]["version"] for r in recorded} == {"TLSv1.3"}
 
 
 def test_a_time_in_no_known_form_is_said_once_and_loses_no_message() -> None:
@@ -337,8 +362,8 @@ def test_a_time_in_no_known_form_is_said_once_and_loses_no_message() -> None:
         layers["frame"]["frame_frame_time_epoch"] = "next Tuesday"
         return layers
 
-    good, _ = _extracted(_recorded_4_4())
-    records, result = _extracted(_recorded_4_4(garbled))
+    good, _ = _extracted(_recorded())
+    records, result = _extracted(_recorded(edit=garbled))
     assert [{**r, "t": 0.0} for r in good] == records
     assert result.problems == []  # every message was read: the connections stay covered
     (note,) = result.notes

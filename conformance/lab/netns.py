@@ -252,7 +252,7 @@ class LabState:
             run(["ip", "netns", "attach", namespace, str(self.attach[namespace])])
         else:
             run(["ip", "netns", "add", namespace])
-        ip_batch(namespace, ["link set lo up"])
+        ip_batch(namespace, ["link set dev lo up"])
 
     def spawn(
         self,

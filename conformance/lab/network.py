@@ -22,8 +22,16 @@ def _addr(address: str, dev: str) -> str:
     return f"address add {address}/{V4_PREFIX} dev {dev}"
 
 
+def _veth(name: str, namespace: str, peer: str, peer_ns: str) -> str:
+    return f"link add name {name} netns {namespace} type veth peer name {peer} netns {peer_ns}"
+
+
 def build(state: LabState, ns: topo.Namespaces) -> None:
-    """Create the namespaces, links, addresses and routes of one lab run."""
+    """Create the namespaces, links, addresses and routes of one lab run.
+
+    Every device is named by keyword (`name`, `dev`): iproute2 7 reads a bare `inet` after
+    `link add` as a keyword of its own ("Command line is not complete", Debian testing).
+    """
     resolvers = {
         ns.target: topo.DNS_V4,
         ns.onprem: topo.DNS_V4,
@@ -35,9 +43,9 @@ def build(state: LabState, ns: topo.Namespaces) -> None:
     ip_batch(
         None,
         [
-            f"link add eth0 netns {ns.target} type veth peer name p-target netns {ns.onprem}",
-            f"link add onprem netns {ns.router} type veth peer name p-router netns {ns.onprem}",
-            f"link add inet netns {ns.router} type veth peer name eth0 netns {ns.internet}",
+            _veth("eth0", ns.target, "p-target", ns.onprem),
+            _veth("onprem", ns.router, "p-router", ns.onprem),
+            _veth("inet", ns.router, "eth0", ns.internet),
         ],
     )
     ip_batch(
@@ -45,7 +53,7 @@ def build(state: LabState, ns: topo.Namespaces) -> None:
         [
             _addr(topo.TARGET_V4, topo.TARGET_LINK),
             _addr(topo.TARGET_V6, topo.TARGET_LINK),
-            f"link set {topo.TARGET_LINK} up",
+            f"link set dev {topo.TARGET_LINK} up",
             f"route add default via {topo.ROUTER_ONPREM_V4}",
             f"route add ::/0 via {topo.ROUTER_ONPREM_V6}",
         ],
@@ -53,12 +61,12 @@ def build(state: LabState, ns: topo.Namespaces) -> None:
     ip_batch(
         ns.onprem,
         [
-            "link add br0 type bridge forward_delay 0",
-            "link set p-target master br0",
-            "link set p-router master br0",
-            "link set br0 up",
-            "link set p-target up",
-            "link set p-router up",
+            "link add name br0 type bridge forward_delay 0",
+            "link set dev p-target master br0",
+            "link set dev p-router master br0",
+            "link set dev br0 up",
+            "link set dev p-target up",
+            "link set dev p-router up",
             *(_addr(a, "br0") for a in (*topo.ONPREM_SERVICE_V4, *topo.ONPREM_SERVICE_V6)),
             f"route add default via {topo.ROUTER_ONPREM_V4}",
             f"route add ::/0 via {topo.ROUTER_ONPREM_V6}",
@@ -72,8 +80,8 @@ def build(state: LabState, ns: topo.Namespaces) -> None:
             _addr(topo.ROUTER_INET_V4, "inet"),
             _addr(topo.ROUTER_INET_V4_B, "inet"),
             _addr(topo.ROUTER_INET_V6, "inet"),
-            "link set onprem up",
-            "link set inet up",
+            "link set dev onprem up",
+            "link set dev inet up",
         ],
     )
     write_sysctl(
@@ -84,7 +92,7 @@ def build(state: LabState, ns: topo.Namespaces) -> None:
         ns.internet,
         [
             *(_addr(a, "eth0") for a in (*topo.INTERNET_V4_ADDRESSES, *topo.INTERNET_V6_ADDRESSES)),
-            "link set eth0 up",
+            "link set dev eth0 up",
             f"route add {topo.ONPREM_V4} via {topo.ROUTER_INET_V4}",
             f"route add {topo.ONPREM_V6} via {topo.ROUTER_INET_V6}",
         ],

@@ -208,3 +208,27 @@ def test_faults_are_unique_and_described() -> None:
     names = [name for name, _ in faults]
     assert len(names) == len(set(names)) >= 15
     assert all(description and "\n" not in description for _, description in faults)
+
+
+def test_every_ip_link_command_names_its_device_by_keyword(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """iproute2 7 (Debian testing) reads `ip link add inet ...` as the `inet` keyword and
+    refuses the line: the lab names every device it adds or sets with `name` or `dev`."""
+    from conformance.lab import network, topology
+
+    batches: list[tuple[str | None, list[str]]] = []
+
+    class State:
+        def add_namespace(self, namespace: str, resolver: str | None) -> None:
+            pass
+
+    monkeypatch.setattr(network, "ip_batch", lambda ns, cmds: batches.append((ns, list(cmds))))
+    monkeypatch.setattr(network, "write_sysctl", lambda ns, settings: None)
+    network.build(State(), topology.Namespaces("x1"))  # type: ignore[arg-type]
+    links = [c for _, cmds in batches for c in cmds if c.startswith("link ")]
+    assert len(links) >= 12
+    for command in links:
+        verb, *rest = command.split()[1:]
+        assert (verb, rest[0]) in {("add", "name"), ("set", "dev")}, command
+    assert any("link add name inet " in c for c in links)

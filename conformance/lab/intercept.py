@@ -1,4 +1,5 @@
-"""The content-level interceptor: mitmproxy (11.0.x, as a library) behind the lab's proxy.
+"""The content-level interceptor: mitmproxy (11.0.x; 12.3 on Python 3.14), as a library, behind
+the lab's proxy.
 
     target --CONNECT--> squid 192.0.2.80:3128 --cache_peer--> this, 192.0.2.80:3129 --> stand-ins
 

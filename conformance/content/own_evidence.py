@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -205,11 +205,10 @@ def _coverage_lines(
     names: Sequence[str],
     labels: dict[str, frozenset[str]],
     writer: _Writer,
-    incomplete: Mapping[int, str],
 ) -> tuple[int, list[str]]:
     """One coverage line per TLS connection of the target: decrypted (or nothing to decrypt),
     or why not. Returns how many were covered and the others' descriptions. A capture whose
-    tshark output was not all read (`incomplete`: its first problem) covers none of its
+    tshark output was not all read (its extraction's problems) covers none of its
     connections: a skipped packet may have been any of their messages (fail closed)."""
     by_flow: dict[int, Session] = {}
     for extraction in extractions:
@@ -225,11 +224,9 @@ def _coverage_lines(
             if flow.transport == "udp"
             else _why(found, labels)
         )
-        if ok and flow.capture in incomplete:
-            ok, why = (
-                False,
-                f"tshark's output of its capture was not all read: {incomplete[flow.capture]}",
-            )
+        unread = extractions[flow.capture].problems
+        if ok and unread:
+            ok, why = False, f"tshark's output of its capture was not all read: {unread[0]}"
         record = coverage_record(flow, names[flow.capture], ok, why)
         if found is not None:
             record["client_random"] = found.client_random
@@ -305,12 +302,7 @@ def _decrypt(
             extractions.append(extraction)
             if cut is not None:
                 cut.path.unlink(missing_ok=True)
-        incomplete = {
-            number: extraction.problems[0]
-            for number, extraction in enumerate(extractions)
-            if extraction.problems
-        }
-        covered, missing = _coverage_lines(flows, extractions, names, labels, writer, incomplete)
+        covered, missing = _coverage_lines(flows, extractions, names, labels, writer)
     finally:
         writer.close()
     out.files.append((writer.path, TLS_EVIDENCE))

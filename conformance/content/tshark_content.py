@@ -47,6 +47,7 @@ TSHARK: Final = "tshark"
 PROTOCOLS: Final = "frame ip ipv6 tcp tls http http2"
 MAX_EK_LINE: Final = 64 << 20  # one packet's JSON: a 16 MiB body (hex twice, raw) still fits
 MAX_PENDING_BYTES: Final = 64 << 20  # HTTP/2 bodies waiting for END_STREAM, all streams
+MAX_FRAMES_NAMED: Final = 5  # frames a note names; the rest are counted
 MAX_DECODE_AS_PORTS: Final = 64  # -d tcp.port==N,tls for TLS on ports tshark does not know
 TLS_PORTS: Final = frozenset({443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 8443})
 # Layers that follow TLS in frame.protocols without being what the client sent: certificate
@@ -368,7 +369,8 @@ class Extractor:
         self.pending: dict[tuple[int, int], _Pending] = {}
         self.pending_bytes = 0
         self.result = Extraction()
-        self.unread_times: list[int] = []  # frames whose time tshark printed in no known form
+        self.unread_times = 0  # packets whose time tshark printed in no known form
+        self.unread_frames: list[int] = []  # the first MAX_FRAMES_NAMED of them
         self.unread_time = ""  # the first such time, as printed
 
     def packet(self, layers: Mapping[str, Any]) -> None:
@@ -382,7 +384,9 @@ class Extractor:
         printed = _first(frame[0], "frame_frame_time_epoch")
         time = epoch_seconds(printed) if printed is not None else 0.0
         if time is None:  # the packet is read on; its time is not known (said once, at close)
-            self.unread_times.append(number)
+            self.unread_times += 1
+            if len(self.unread_frames) < MAX_FRAMES_NAMED:
+                self.unread_frames.append(number)
             self.unread_time = self.unread_time or str(printed)[:40]
             time = 0.0
         chain = str(_first(frame[0], "frame_frame_protocols") or "").split(":")
@@ -631,10 +635,11 @@ class Extractor:
         for key in list(self.pending):
             self._finish(key, incomplete="the connection or the capture ended before END_STREAM")
         if self.unread_times:
-            frames = ", ".join(map(str, self.unread_times[:5]))
-            more = f" and {len(self.unread_times) - 5} more" if len(self.unread_times) > 5 else ""
+            frames = ", ".join(map(str, self.unread_frames))
+            unnamed = self.unread_times - len(self.unread_frames)
+            more = f" and {unnamed} more" if unnamed else ""
             self.result.notes.append(
-                f"{len(self.unread_times)} packets' times are in a form tshark never printed"
+                f"{self.unread_times} packets' times are in a form tshark never printed"
                 f" before ({self.unread_time!r}): frames {frames}{more}; their messages have"
                 " time 0"
             )

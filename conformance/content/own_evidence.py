@@ -84,6 +84,8 @@ def _why(session: Session | None, labels: dict[str, frozenset[str]]) -> tuple[bo
     """Whether a session is covered by decryption, and why (not)."""
     if session is None:
         return False, "tshark found no TLS session in it"
+    if session.unread is not None:
+        return False, f"not all it sent could be read: {session.unread}"
     keyed = session.client_random is not None and decrypts_client_data(
         labels.get(session.client_random)
     )

@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
+from conformance.content import ek_layers
 from conformance.content.decryption_coverage import FlowIndex, TlsFlow
 from conformance.content.prefilter import Subset
 from conformance.decode.bodies import MAX_BODY, decode_body
@@ -108,6 +109,7 @@ class Session:
     application: int = 0  # client packets with a protocol dissected above TLS
     opaque: int = 0  # client packets with TLS application data and nothing above it
     messages: int = 0
+    unread: str | None = None  # why some of what it sent could not be read (the first reason)
 
     @property
     def decrypted(self) -> bool:
@@ -175,6 +177,11 @@ def _any(layers: Sequence[Mapping[str, Any]], key: str) -> Any:
         if value is not None:
             return value
     return None
+
+
+def _unread(session: Session, number: int, why: str) -> None:
+    if session.unread is None:
+        session.unread = f"packet {number}: {why} (Wireshark 4 prints each apart)"
 
 
 def _hex(value: Any) -> bytes:
@@ -436,10 +443,19 @@ class Extractor:
         requests = [layer for layer in http if layer.get("http_http_request") is True]
         if requests and (not in_tls or "http" in after):
             for layer in requests:
+                if ek_layers.merged_http_requests(layer):
+                    _unread(session, number, "tshark printed several HTTP/1 requests as one")
+                    continue
                 self._http1(session, layer, number, time, tls_used=in_tls and "http" in after)
         if app == "http2":
             for layer in _instances(layers, "http2"):
-                self._http2(session, layer, number, time)
+                try:
+                    frames = ek_layers.http2_frames(layer, layers.get("http2_raw"))
+                except ek_layers.UnsplitError as why:
+                    _unread(session, number, str(why))
+                    continue
+                for frame in frames:
+                    self._http2(session, frame, number, time)
         elif app is not None and app != "http":
             raw = layers.get(f"{app}_raw")
             for chunk in raw if isinstance(raw, list) else [raw]:

@@ -95,11 +95,13 @@ def http2_frames(layer: Mapping[str, Any], raw: Any) -> list[Mapping[str, Any]]:
 
 
 def _raw_frames(printed: Any) -> list[tuple[tuple[int, int, int, int], bytes]]:
-    """(length, type, flags, stream id) and payload of each frame in the raw bytes."""
-    if not isinstance(printed, str):
+    """(length, type, flags, stream id) and payload of each frame in the raw bytes (several
+    pieces are joined in order: the frames they must hold are checked after)."""
+    pieces = printed if isinstance(printed, list) else [printed]
+    if not pieces or not all(isinstance(piece, str) for piece in pieces):
         raise UnsplitError("tshark printed HTTP/2 frames as one without their raw bytes")
     try:
-        raw = bytes.fromhex(printed.replace(":", ""))
+        raw = bytes.fromhex("".join(pieces).replace(":", ""))
     except ValueError:
         raise UnsplitError("tshark's raw bytes of merged HTTP/2 frames are not hex") from None
     if raw.startswith(H2_PREFACE):

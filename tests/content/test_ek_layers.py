@@ -67,6 +67,16 @@ def test_merged_frames_are_split_with_their_own_headers_data_and_flags() -> None
     assert "http2_http2_data_data_raw" not in empty
 
 
+def test_raw_bytes_in_pieces_are_read_in_order() -> None:
+    layer, raw = _merged(FRAMES, BLOCKS)
+    cut = len(raw) // 3 * 2
+    assert http2_frames(layer, [raw[:cut], raw[cut:]]) == http2_frames(layer, raw)
+    with pytest.raises(UnsplitError):  # out of order: not the frames tshark printed
+        http2_frames(layer, [raw[cut:], raw[:cut]])
+    with pytest.raises(UnsplitError, match="without their raw bytes"):
+        http2_frames(layer, [])
+
+
 def test_an_object_of_one_frame_is_read_as_it_is() -> None:
     layer = {"http2_http2_type": "1", "http2_http2_streamid": "1"}
     assert http2_frames(layer, None) == [layer]

@@ -179,9 +179,12 @@ def _any(layers: Sequence[Mapping[str, Any]], key: str) -> Any:
     return None
 
 
+APART: Final = " (Wireshark 4 prints each apart)"
+
+
 def _unread(session: Session, number: int, why: str) -> None:
     if session.unread is None:
-        session.unread = f"packet {number}: {why} (Wireshark 4 prints each apart)"
+        session.unread = f"packet {number}: {why}"
 
 
 def _hex(value: Any) -> bytes:
@@ -442,26 +445,53 @@ class Extractor:
         app = next((p for p in after if not p.startswith(NOT_APPLICATION)), None)
         requests = [layer for layer in http if layer.get("http_http_request") is True]
         if requests and (not in_tls or "http" in after):
-            for layer in requests:
-                if ek_layers.merged_http_requests(layer):
-                    _unread(session, number, "tshark printed several HTTP/1 requests as one")
-                    continue
-                self._http1(session, layer, number, time, tls_used=in_tls and "http" in after)
+            self._requests(session, requests, number, time, tls_used=in_tls and "http" in after)
         if app == "http2":
-            for layer in _instances(layers, "http2"):
-                try:
-                    frames = ek_layers.http2_frames(layer, layers.get("http2_raw"))
-                except ek_layers.UnsplitError as why:
-                    _unread(session, number, str(why))
-                    continue
-                for frame in frames:
-                    self._http2(session, frame, number, time)
+            self._http2_packet(session, layers, number, time)
         elif app is not None and app != "http":
             raw = layers.get(f"{app}_raw")
             for chunk in raw if isinstance(raw, list) else [raw]:
                 data = _hex(chunk)
                 if data:
                     self._tcp_message(session, data, number, time)
+
+    def _requests(
+        self,
+        session: Session,
+        requests: Sequence[Mapping[str, Any]],
+        number: int,
+        time: float,
+        *,
+        tls_used: bool,
+    ) -> None:
+        for layer in requests:
+            if ek_layers.merged_http_requests(layer):
+                _unread(session, number, f"tshark printed several HTTP/1 requests as one{APART}")
+            elif _first(layer, "http_http_request_method") is None:  # a field renamed?
+                _unread(session, number, "tshark printed an HTTP/1 request without its method")
+            else:
+                self._http1(session, layer, number, time, tls_used=tls_used)
+
+    def _http2_packet(
+        self, session: Session, layers: Mapping[str, Any], number: int, time: float
+    ) -> None:
+        """The HTTP/2 frames of a packet tshark dissected as HTTP/2. What it printed in a form
+        not known here (no frame, a frame without its type) leaves the connection not read:
+        a request in it would go unseen."""
+        instances = _instances(layers, "http2")
+        if not instances:
+            _unread(session, number, "tshark dissected HTTP/2 in it and printed no HTTP/2 frame")
+        for layer in instances:
+            try:
+                frames = ek_layers.http2_frames(layer, layers.get("http2_raw"))
+            except ek_layers.UnsplitError as why:
+                _unread(session, number, f"{why}{APART}")
+                continue
+            for frame in frames:
+                if frame.get("http2_http2_type") is None and "http2_http2_magic" not in frame:
+                    _unread(session, number, "tshark printed an HTTP/2 frame without its type")
+                else:
+                    self._http2(session, frame, number, time)
 
     def _session(
         self, stream: int, client: str, cport: int, server: str, sport: int, number: int

@@ -361,6 +361,7 @@ def test_another_wiresharks_output_gives_the_messages_this_tshark_gives(version:
     problems: list[str] = []
     here, here_result = _extracted(tshark_content.run_tshark(argv, problems))
     assert problems == [] and recorded_result.problems == [] and here_result.problems == []
+    assert [s.unread for s in recorded_result.sessions + here_result.sessions] == [None] * 6
     assert recorded and recorded == here
     assert {r["event"] for r in recorded} >= {"request"}
     assert all(r["t"] > 1.6e9 for r in recorded)
@@ -449,3 +450,41 @@ def test_merged_http1_requests_leave_their_connection_uncovered() -> None:
     assert all(r["proto"] == "HTTP/2.0" for r in records) and len(records) == 2
     (session,) = [s for s in result.sessions if s.unread is not None]
     assert "several HTTP/1 requests as one" in str(session.unread)
+
+
+def _renamed(layer: str, key: str) -> Any:
+    def rename(layers: dict[str, Any]) -> dict[str, Any]:
+        value = layers.get(layer)
+        for instance in value if isinstance(value, list) else [value]:
+            if isinstance(instance, dict) and key in instance:
+                instance[key + "_renamed"] = instance.pop(key)
+        return layers
+
+    return rename
+
+
+def _dropped(layers: dict[str, Any]) -> dict[str, Any]:
+    layers.pop("http2", None)
+    return layers
+
+
+@pytest.mark.parametrize(
+    ("edit", "why", "left"),
+    [
+        (_dropped, "tshark dissected HTTP/2 in it and printed no HTTP/2 frame", 1),
+        (_renamed("http2", "http2_http2_type"), "an HTTP/2 frame without its type", 1),
+        (_renamed("http", "http_http_request_method"), "an HTTP/1 request without its method", 2),
+    ],
+)
+def test_output_in_a_form_not_known_leaves_its_connection_uncovered(
+    edit: Any, why: str, left: int
+) -> None:
+    """A tshark that names a field otherwise (or prints no layer for a protocol it says it
+    dissected) would leave a request unseen in a connection claimed read: it is not covered."""
+    records, result = _extracted(_recorded("4.4.19", edit=edit))
+    assert len(records) == left  # what was read is kept
+    unread = [s.unread for s in result.sessions if s.unread is not None]
+    assert unread and all(why in str(u) for u in unread)
+    for session in result.sessions:
+        if session.unread is not None:
+            assert _why(session, {})[0] is False

@@ -97,6 +97,11 @@ def _why(session: Session | None, labels: dict[str, frozenset[str]]) -> tuple[bo
             )
         if session.messages:
             return True, f"decrypted: {session.messages} messages"
+        if session.application:  # e.g. HTTP/2 SETTINGS and PING only: no request
+            return True, (
+                f"decrypted: no request in its {session.application} application packets"
+                " (connection control only)"
+            )
         return True, "decrypted: the target sent no application data"
     if session.client_hello is None:
         return False, "its ClientHello is not in the capture (began before it): no client random"

@@ -193,6 +193,17 @@ def test_a_decrypted_session_with_nothing_dissected_is_not_covered() -> None:
     assert _why(None, {}) == (False, "tshark found no TLS session in it")
 
 
+def test_a_decrypted_session_of_control_frames_only_says_so() -> None:
+    """HTTP/2 SETTINGS and PING dissected, no request: covered, and not said to be a session
+    without application data (how one whose requests tshark printed unread looked before)."""
+    session = Session(0, 0, "192.0.2.10", 50000, "198.51.100.7", 443, 1, client_random="ab")
+    session.finished, session.application = True, 2
+    assert _why(session, {"ab": frozenset({"CLIENT_RANDOM"})}) == (
+        True,
+        "decrypted: no request in its 2 application packets (connection control only)",
+    )
+
+
 def test_plaintext_http_of_the_target_is_content_too(
     tmp_path: Path, factory: SessionFactory, opened: list[PcapSource]
 ) -> None:

@@ -78,9 +78,14 @@ def test_a_dask_cluster_gives_the_same_record(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed", reason="Dask not installed (extra [scale])")
     files = rotated_files(tmp_path)
     one_by_one = merge_all(observe_captures([f]) for f in files)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    dask = pytest.importorskip("dask")
+    scratch = {"temporary-directory": str(tmp_path)}  # not /tmp/dask-scratch-space, left behind
+    with (
+        dask.config.set(scratch),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+    ):
         executor = executor_for(f"dask://{cluster.scheduler_address}", len(files))
         try:
             merged, judged = observe_files(files, executor)

@@ -33,7 +33,8 @@ class UnsplitError(Exception):
     """An object that holds several protocol instances which cannot be told apart."""
 
 
-def _list(layer: Mapping[str, Any], key: str) -> list[Any]:
+def values(layer: Mapping[str, Any], key: str) -> list[Any]:
+    """A field's values in one object: none, one, or the list tshark printed."""
     value = layer.get(key)
     if value is None:
         return []
@@ -59,31 +60,32 @@ def http2_frames(layer: Mapping[str, Any], raw: Any) -> list[Mapping[str, Any]]:
     if not merged(layer, "http2_http2_type"):
         return [layer]
     printed = [
-        tuple(_number(v) for v in values)
-        for values in zip(
-            _list(layer, "http2_http2_length"),
-            _list(layer, "http2_http2_type"),
-            _list(layer, "http2_http2_flags"),
-            _list(layer, "http2_http2_streamid"),
+        tuple(_number(v) for v in fields)
+        for fields in zip(
+            values(layer, "http2_http2_length"),
+            values(layer, "http2_http2_type"),
+            values(layer, "http2_http2_flags"),
+            values(layer, "http2_http2_streamid"),
             strict=False,
         )
     ]
     frames = _raw_frames(raw)
-    if [header for header, _ in frames] != printed:
+    headers = [header for header, _ in frames]
+    if headers != printed:
         raise UnsplitError(
-            f"tshark printed {len(_list(layer, 'http2_http2_type'))} HTTP/2 frames as one"
+            f"tshark printed {len(values(layer, 'http2_http2_type'))} HTTP/2 frames as one"
             " and their raw bytes do not hold those frames"
         )
-    blocks = _header_blocks(layer, [header for header, _ in frames])
+    blocks = _header_blocks(layer, headers)
     out: list[Mapping[str, Any]] = []
     for (_, kind, flags, stream), payload in frames:
         frame: dict[str, Any] = {"http2_http2_type": str(kind), "http2_http2_streamid": str(stream)}
         if kind in _HEADER_BLOCK_TYPES:
             frame["http2_http2_flags_eh"] = bool(flags & _END_HEADERS)
             if flags & _END_HEADERS:
-                names, values = blocks.pop(0)
+                names, texts = blocks.pop(0)
                 frame["http2_http2_header_name_raw"] = names
-                frame["http2_http2_header_value_raw"] = values
+                frame["http2_http2_header_value_raw"] = texts
         if kind in (_DATA, _HEADERS):
             frame["http2_http2_flags_end_stream"] = bool(flags & _END_STREAM)
         if kind == _DATA:
@@ -127,21 +129,21 @@ def _header_blocks(
 ) -> list[tuple[list[Any], list[Any]]]:
     """The decoded header list of each header block, in frame order (one for each frame that
     ends a block), cut from the merged names and values by the blocks' counts."""
-    counts = [_number(c) for c in _list(layer, "http2_http2_header_count")]
-    names = _list(layer, "http2_http2_header_name_raw")
-    values = _list(layer, "http2_http2_header_value_raw")
+    counts = [_number(c) for c in values(layer, "http2_http2_header_count")]
+    names = values(layer, "http2_http2_header_name_raw")
+    texts = values(layer, "http2_http2_header_value_raw")
     ends = sum(
         1 for _, kind, flags, _ in headers if kind in _HEADER_BLOCK_TYPES and flags & _END_HEADERS
     )
-    if len(counts) != ends or sum(counts) != len(names) or len(names) != len(values):
+    if len(counts) != ends or sum(counts) != len(names) or len(names) != len(texts):
         raise UnsplitError(
             f"tshark printed {ends} HTTP/2 header blocks as one, with {len(counts)} counts"
-            f" for {len(names)} names and {len(values)} values"
+            f" for {len(names)} names and {len(texts)} values"
         )
     blocks = []
     start = 0
     for count in counts:
-        blocks.append((names[start : start + count], values[start : start + count]))
+        blocks.append((names[start : start + count], texts[start : start + count]))
         start += count
     return blocks
 

@@ -40,6 +40,7 @@ from typing import IO, Any, Final
 
 from conformance.content import ek_layers
 from conformance.content.decryption_coverage import FlowIndex, TlsFlow
+from conformance.content.ek_layers import values as _values
 from conformance.content.prefilter import Subset
 from conformance.decode.bodies import MAX_BODY, decode_body
 from conformance.errors import ConformanceError
@@ -157,13 +158,6 @@ def _instances(layers: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [v for v in value if isinstance(v, dict)]
     return [value] if isinstance(value, dict) else []
-
-
-def _values(layer: Mapping[str, Any], key: str) -> list[Any]:
-    value = layer.get(key)
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _first(layer: Mapping[str, Any], key: str) -> Any:

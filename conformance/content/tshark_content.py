@@ -440,6 +440,8 @@ class Extractor:
         requests = [layer for layer in http if layer.get("http_http_request") is True]
         if requests and (not in_tls or "http" in after):
             self._requests(session, requests, number, time, tls_used=in_tls and "http" in after)
+        elif app == "http":  # HTTP above TLS that is no request tshark printed: not read
+            _unread(session, number, "tshark dissected HTTP in it and printed no request")
         if app == "http2":
             self._http2_packet(session, layers, number, time)
         elif app is not None and app != "http":

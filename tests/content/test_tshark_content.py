@@ -485,6 +485,7 @@ def _dropped(layers: dict[str, Any]) -> dict[str, Any]:
         (_dropped, "tshark dissected HTTP/2 in it and printed no HTTP/2 frame", 1),
         (_renamed("http2", "http2_http2_type"), "an HTTP/2 frame without its type", 1),
         (_renamed("http", "http_http_request_method"), "an HTTP/1 request without its method", 2),
+        (_renamed("http", "http_http_request"), "dissected HTTP in it and printed no request", 2),
     ],
 )
 def test_output_in_a_form_not_known_leaves_its_connection_uncovered(

@@ -35,7 +35,6 @@ from conformance.observe._step cimport (
     NUM_RSTS,
     e_num,
     entry_item,
-    entry_number,
     entry_samples,
 )
 
@@ -111,13 +110,6 @@ cdef inline long long _number(object e, Py_ssize_t slot) except? -1:
             return e_num(x, NUM_RSTS)
         return PyLong_AsLongLong(entry_item(x, slot))
     return PyLong_AsLongLong(<object>PyList_GET_ITEM(<list>e, slot))
-
-
-cdef inline int _number_entry(object e, long long flow_id) except -1:
-    """FlowTable.finish's numbering of an entry (the compiled step's hellos name it)."""
-    if type(e) is Entry:
-        entry_number(<Entry>e, flow_id)
-    return 0
 
 
 cdef inline Py_ssize_t _sample_count(object e):
@@ -639,12 +631,6 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
         ids._fill(items, count, held, first_id)
-        flow_id = first_id
-        for index in range(count):
-            at = items[index].held
-            _number_entry(<object>PyList_GET_ITEM(held, at + 1), flow_id)
-            _number_entry(<object>PyList_GET_ITEM(held, at + 2), flow_id)
-            flow_id += 1
         if numbered is not None:
             numbered(ids)
         built = []
@@ -696,15 +682,12 @@ cdef object _built(
 def in_flows(renumbered, refs, hellos, ids):
     """observe/builder.py `_in_flows`, compiled: each record of `hellos` numbered with the id
     of the flow its reference in `refs` names at the record's packet (FlowIds.get; the
-    compiled finish's table answers it in C), or with its entry's id (a hello the compiled
-    step recorded)."""
+    compiled finish's table answers it in C)."""
     cdef list numbered = []
     cdef FlowIdTable table = ids if type(ids) is FlowIdTable else None
     get = ids.get
     for ref, record in zip(refs, hellos, strict=True):
-        if type(ref) is Entry:  # a hello the compiled step recorded: its entry is numbered
-            numbered.append(renumbered(record, (<Entry>ref).flow_id))
-        elif table is not None:
+        if table is not None:
             numbered.append(renumbered(record, table.lookup(ref, record.packet)))
         else:
             numbered.append(renumbered(record, get(ref, record.packet)))

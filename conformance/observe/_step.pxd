@@ -7,7 +7,6 @@ cdef enum:
     ENTRY_SAMPLES = 8  # records.SAMPLE_PACKETS_PER_FLOW (checked when _step is imported)
     ENTRY_HAS_ISN = 1  # Entry.bits: isn_value holds the SYN's ISN
     ENTRY_WIDE = 2  # Entry.bits: the samples are in rare.wide
-    ENTRY_NUMBERED = 4  # Entry.bits: isn_value holds the id of the entry's flow (finish)
     ENTRY_WIDE_N = 8  # Entry.bits: the numbers (nums) are in rare.nums, in 64 bits
 
 # Entry.nums: packet numbers and a count, 32 bits each until one is past that (ENTRY_WIDE_N)
@@ -66,7 +65,7 @@ cdef class Entry:
     cdef uint8_t n_samples
     cdef uint8_t tcp_open
     cdef uint8_t dirs
-    cdef uint8_t bits  # ENTRY_HAS_ISN, ENTRY_WIDE, ENTRY_NUMBERED, ENTRY_WIDE_N
+    cdef uint8_t bits  # ENTRY_HAS_ISN, ENTRY_WIDE, ENTRY_WIDE_N
     cdef uint8_t kind  # the first payload's PayloadKind, as its place in _step.KINDS
     cdef object head
     cdef Rare rare  # None for almost every direction
@@ -88,6 +87,5 @@ cdef Py_ssize_t entry_samples(Entry e, long long* into, Py_ssize_t room) noexcep
 cdef Rare entry_rare(Entry e)
 cdef bint entry_same_isn(Entry e, const uint8_t* isn) noexcept
 cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept
-cdef int entry_number(Entry e, long long flow_id) except -1
 cdef int e_set_num(Entry e, int which, long long n) except -1
 cdef int e_set_stream(Entry e, object stream) except -1

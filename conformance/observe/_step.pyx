@@ -225,18 +225,6 @@ cdef class Entry:
     def add_sample(self, long long packet):
         entry_add(self, packet)
 
-    def number(self, long long flow_id):
-        """Note the id of this direction's flow (FlowTable.finish, once the walk is over: the
-        ISN, needed no more, gives its room)."""
-        entry_number(self, flow_id)
-
-    @property
-    def flow_id(self):
-        """The id `number` noted, 0 before: a hello the compiled step recorded names its flow
-        by its direction's entry, not by a reference of its own (#17: a tuple and a key of
-        their own for each of the web mix's 129k hellos, 13 MiB)."""
-        return e_flow_id(self)
-
     def __repr__(self):
         return f"Entry({[entry_item(self, i) for i in range(E_SLOTS)]!r})"
 
@@ -289,20 +277,6 @@ cdef void entry_set_isn(Entry e, const uint8_t* isn) noexcept:
     e.bits |= ENTRY_HAS_ISN
     if e.rare is not None:
         e.rare.isn = None
-
-
-cdef int entry_number(Entry e, long long flow_id) except -1:
-    if not 0 < flow_id <= 0xFFFFFFFF:
-        raise OverflowError(f"flow id {flow_id}: more flows than an entry numbers (2**32 - 1)")
-    e.isn_value = <uint32_t>flow_id
-    e.bits = (e.bits & ~ENTRY_HAS_ISN) | ENTRY_NUMBERED
-    if e.rare is not None:
-        e.rare.isn = None
-    return 0
-
-
-cdef inline long long e_flow_id(Entry e) noexcept:
-    return e.isn_value if e.bits & ENTRY_NUMBERED else 0
 
 
 cdef Py_ssize_t entry_samples(Entry e, long long* into, Py_ssize_t room) noexcept:
@@ -738,9 +712,9 @@ cdef class FastStep(CStep):
     cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
     cdef object server_hello
     cdef list client_hellos  # PayloadInspector.client_hellos, client_refs, server_...
-    cdef list client_refs
+    cdef object client_refs  # flows.FlowRefs
     cdef list server_hellos
-    cdef list server_refs
+    cdef object server_refs
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
     cdef dict hello_strs
     cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
@@ -1203,7 +1177,7 @@ cdef class FastStep(CStep):
         return 0
 
     cdef int _client_record(
-        self, Entry ref, object info, double ts, long long n, long segments
+        self, bytes key, object info, double ts, long long n, long segments
     ) except -1:
         """PayloadInspector._record_client_hello for a ClientHello without ECH."""
         ints = self.hello_ints
@@ -1224,7 +1198,7 @@ cdef class FastStep(CStep):
             _ECH_NONE,
         )
         self.client_hellos.append(record)
-        self.client_refs.append(ref)
+        self.client_refs.add(PROTO_TCP, key)
         return 0
 
     cdef bint _hello_begins(self, Entry e, bytes payload, double ts, long long n) except -1:
@@ -1302,7 +1276,7 @@ cdef class FastStep(CStep):
         stream.hello_time = ts
         stream.hello = None  # PayloadInspector._end_hello
         e.want &= ~W_HELLO
-        self._client_record(e, info, ts, n, segments)
+        self._client_record(key, info, ts, n, segments)
         if not e.want:
             e_set_stream(e, None)
         return 1
@@ -1355,15 +1329,14 @@ cdef class FastStep(CStep):
         else:  # PayloadInspector._search: the hello is found, the search is over
             stream.search = 0
             e.want &= ~W_SEARCH
-        # The hello names its flow by the direction's entry (Entry.flow_id, once numbered).
         if type(info) is ClientHelloInfo:  # PayloadInspector._record_client_hello
-            self._client_record(e, info, ts, n, 1)
+            self._client_record(key, info, ts, n, 1)
         else:  # PayloadInspector._server_hello
             record = self.server_hello(
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
             self.server_hellos.append(record)
-            self.server_refs.append(e)
+            self.server_refs.add(PROTO_TCP, key)
         if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
             e.want &= ~W_HTTP
         if not e.want:

@@ -64,7 +64,7 @@ from conformance.observe.capture_parts import (
     parts_for,
 )
 from conformance.observe.ech_kinds import classify_hellos
-from conformance.observe.flows import Addresses, FlowIds, HelloRef
+from conformance.observe.flows import Addresses, FlowIds, FlowRef
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
 from conformance.observe.merge import flow_notes
@@ -353,13 +353,13 @@ class _Numbered:
         order = self._order
         self.client = _in_flows(
             TlsClientHello,
-            _taken(inspector.client_refs, order),
+            inspector.client_refs.taken(order),
             _taken(inspector.client_hellos, order),
             ids,
         )
         order.clear()  # 64k ints on the web mix: none outlives its use (#17)
         numbered = _in_flows(
-            TlsServerHello, _drained(inspector.server_refs), _drained(inspector.server_hellos), ids
+            TlsServerHello, inspector.server_refs.drained(), _drained(inspector.server_hellos), ids
         )
         self.server = sorted(numbered, key=attrgetter("packet"))
         self.dns = inspector.dns.records(ids, self._address)
@@ -371,7 +371,7 @@ class _Numbered:
 
 
 def _in_flows(
-    kind: type[_Hello], refs: Iterable[HelloRef], hellos: Iterable[_Hello], ids: FlowIds
+    kind: type[_Hello], refs: Iterable[FlowRef], hellos: Iterable[_Hello], ids: FlowIds
 ) -> list[_Hello]:
     """Each hello with the id of the flow its reference (the one at its place in `refs`)
     names at the hello's packet."""
@@ -380,10 +380,8 @@ def _in_flows(
     if compiled is not None:
         return compiled.in_flows(renumbered, refs, hellos, ids)  # type: ignore[no-any-return]
     flow_id = ids.get
-    # A hello the compiled step recorded names its flow by its direction's entry, numbered
-    # by FlowTable.finish (observe/_step.pyx `Entry.flow_id`); the others by reference.
     return [
-        renumbered(hello, flow_id(ref, hello.packet) if isinstance(ref, tuple) else ref.flow_id)
+        renumbered(hello, flow_id(ref, hello.packet))
         for ref, hello in zip(refs, hellos, strict=True)
     ]
 

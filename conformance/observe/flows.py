@@ -21,7 +21,7 @@ import struct
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
@@ -89,17 +89,6 @@ Entry = list[Any]  # or the compiled step's Entry, read and written by the same 
 FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
 
 
-class NumberedEntry(Protocol):
-    """The compiled step's entry (observe/_step.pyx `Entry`), numbered by `finish`."""
-
-    @property
-    def flow_id(self) -> int: ...
-
-
-# What a hello names its flow by: a reference, or (recorded by the compiled step) its
-# direction's entry, which `finish` numbers (no tuple and key of its own per hello: #17).
-HelloRef = FlowRef | NumberedEntry
-
 _TRANSPORTS = {
     IPPROTO_TCP: "tcp",
     IPPROTO_UDP: "udp",
@@ -135,6 +124,57 @@ def flow_ref(proto: int, key: bytes) -> FlowRef:
     """A direction-independent name for the flow a direction key belongs to."""
     rkey = reverse_key(key)
     return (proto, key if key <= rkey else rkey)
+
+
+class FlowRefs:
+    """The flow each of a list of records names, in the records' order: (protocol, a
+    direction key) packed in one buffer, read back as `FlowRef`s.
+
+    A hello names its flow this way, not by its direction's entry, so the entry can leave
+    the walk's table (a closed connection's spill, #17) while its hellos stay; and not by a
+    `FlowRef` of its own, a tuple and a key per hello (13 MiB for the web mix's 129k).
+    """
+
+    __slots__ = ("_ends", "_packed")
+
+    def __init__(self) -> None:
+        self._packed = bytearray()  # per reference: protocol (2 bytes, little end), key
+        self._ends = array("Q")  # where each reference ends in `_packed`
+
+    def add(self, proto: int, key: bytes) -> None:
+        """Name the flow of direction `key` (either direction names the same flow)."""
+        packed = self._packed
+        packed += proto.to_bytes(2, "little")
+        packed += key
+        self._ends.append(len(packed))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, index: int) -> FlowRef:
+        ends = self._ends
+        start = ends[index - 1] if index > 0 else 0
+        packed = self._packed
+        return flow_ref(
+            packed[start] | packed[start + 1] << 8, bytes(packed[start + 2 : ends[index]])
+        )
+
+    def taken(self, order: list[int]) -> Iterator[FlowRef]:
+        """The references at the indices `order`, in that order; then none is kept."""
+        for index in order:
+            yield self[index]
+        self.clear()
+
+    def drained(self) -> Iterator[FlowRef]:
+        """The references in order; then none is kept."""
+        for index in range(len(self._ends)):
+            yield self[index]
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every reference."""
+        self._packed = bytearray()
+        self._ends = array("Q")
 
 
 def key_parts(key: bytes) -> tuple[bytes, bytes, int, int]:
@@ -432,11 +472,8 @@ class FlowTable:
         self._retired.clear()
         order.sort(reverse=True)  # popped from the end: each flow's entries go once it is built
         ids = FlowIds()
-        for offset, (first, *_, ref, e, other) in enumerate(reversed(order)):
+        for offset, (first, *_, ref, _e, _other) in enumerate(reversed(order)):
             ids.add(ref, first, first_id + offset)
-            for entry in (e, other):
-                if entry is not None and type(entry) is not list:  # the compiled step's
-                    entry.number(first_id + offset)  # type: ignore[attr-defined]
         if numbered is not None:
             numbered(ids)
         capture = self.capture

@@ -69,8 +69,8 @@ from conformance.observe.flows import (
     Entry,
     FlowIds,
     FlowRef,
+    FlowRefs,
     FlowTable,
-    HelloRef,
     flow_ref,
     key_parts,
     reverse_key,
@@ -294,13 +294,13 @@ class PayloadInspector:
         self.accounting = accounting
         self.tunnel: TunnelSink = no_tunnel
         self.dns = DnsMap(capture)
-        # The hellos, and the flow each names (client_refs[i] is client_hellos[i]'s): two
-        # lists, not a list of pairs, which cost a tuple each (#17: 8 MiB of the web mix's
-        # 129k hellos while the walk goes on). The compiled step names it by the entry.
+        # The hellos, and the flow each names (client_refs[i] is client_hellos[i]'s): not a
+        # list of pairs, which cost a tuple each (#17: 8 MiB of the web mix's 129k hellos
+        # while the walk goes on), and the references packed (flows.FlowRefs).
         self.client_hellos: list[TlsClientHello] = []
-        self.client_refs: list[HelloRef] = []
+        self.client_refs = FlowRefs()
         self.server_hellos: list[TlsServerHello] = []
-        self.server_refs: list[HelloRef] = []
+        self.server_refs = FlowRefs()
         # The ECH extension of client_hellos[i], for the capture-wide classification
         # (observe/ech_kinds.py); those hellos are recorded as EchKind.UNKNOWN until then.
         self.ech_extensions: dict[int, EchExtension] = {}
@@ -818,7 +818,7 @@ class PayloadInspector:
         if info.ech is not None:
             self.ech_extensions[len(self.client_hellos)] = info.ech
         self.client_hellos.append(record)
-        self.client_refs.append(flow_ref(proto, key))
+        self.client_refs.add(proto, key)
 
     def _record_server_hello(
         self, e: Entry, proto: int, key: bytes, data: bytes, time: float, packet: int
@@ -853,7 +853,7 @@ class PayloadInspector:
             self.capture, packet, time, 0, info.version, info.cipher_suite, quic_version
         )
         self.server_hellos.append(record)
-        self.server_refs.append(flow_ref(proto, key))
+        self.server_refs.add(proto, key)
 
     # -- QUIC -----------------------------------------------------------------------------
 

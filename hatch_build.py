@@ -1,6 +1,6 @@
 """Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
 
-The harness is pure Python and always works as such; five extension modules make the
+The harness is pure Python and always works as such; seven extension modules make the
 decoder's per-packet work several times faster (figures: benchmarks/README.md):
 
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
@@ -8,6 +8,7 @@ decoder's per-packet work several times faster (figures: benchmarks/README.md):
     conformance/decode/_hello.pyx  the hello in a TLS direction's first payload
     conformance/observe/_records.pyx  the observers' records: compact flows and hellos, a maker
     conformance/observe/_flows.pyx    the flows built from the flow table at a capture's end
+    conformance/observe/_spill.pyx    closed connections out of the flow table, in a scratch file
     conformance/report/_tables.pyx    the lines of the two largest evidence tables
 
 They need Cython and a C compiler at build time, which not every machine has, so they are
@@ -41,6 +42,7 @@ EXTENSIONS = (
     ("conformance.decode._hello", "conformance/decode/_hello.pyx"),
     ("conformance.observe._records", "conformance/observe/_records.pyx"),
     ("conformance.observe._flows", "conformance/observe/_flows.pyx"),
+    ("conformance.observe._spill", "conformance/observe/_spill.pyx"),
     ("conformance.report._tables", "conformance/report/_tables.pyx"),
 )
 

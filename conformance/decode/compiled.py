@@ -26,7 +26,8 @@ PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 
 # Every compiled module (hatch_build.py builds them): the readers' walks, the observers' step,
-# the first payload's hello reader, the record maker, the flow builder, the table lines.
+# the first payload's hello reader, the record maker, the flow builder, the table lines,
+# the closed connections' spill.
 MODULES = (
     "conformance.decode._walk",
     "conformance.observe._step",
@@ -34,6 +35,7 @@ MODULES = (
     "conformance.observe._records",
     "conformance.observe._flows",
     "conformance.report._tables",
+    "conformance.observe._spill",
 )
 # What `load` found for each module it was asked for: "compiled", or why not.
 STATUS: dict[str, str] = {}

@@ -594,6 +594,9 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
     cdef _Item* items
     for entries in table.tables.values():
         count += len(<dict>entries)
+    spill, table.spill = table.spill, None  # connections that ended during the walk
+    if spill is not None:
+        count += spill.count
     items = <_Item*>PyMem_Malloc(max(count, 1) * sizeof(_Item))
     if items == NULL:
         raise MemoryError()
@@ -628,6 +631,11 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             count += 1
             index += 1
         table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
+        if spill is not None:  # read back one at a time as they are built (observe/_spill.pyx)
+            for key, first, offset in spill.live():
+                _item(&items[count], first, PROTO_TCP, key, -1, len(held))
+                held.extend((key, spill, offset))
+                count += 1
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
         ids._fill(items, count, held, first_id)
@@ -642,6 +650,8 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             e = <object>PyList_GET_ITEM(held, at + 1)
             other = <object>PyList_GET_ITEM(held, at + 2)
             held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
+            if e is spill:
+                e, other = spill.load(other)
             proto = items[index].proto
             rkey = _reverse(key)
             built.append(
@@ -651,6 +661,8 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         return built, ids
     finally:
         PyMem_Free(items)
+        if spill is not None:
+            spill.close()
 
 
 cdef object _built(

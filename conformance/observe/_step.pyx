@@ -93,6 +93,8 @@ cdef Py_ssize_t TLS_HEAD_BYTES = flows.TLS_HEAD_BYTES
 cdef long SYN_SEEN = flows.SYN_SEEN
 cdef long SYNACK_SEEN = flows.SYNACK_SEEN
 cdef long TCP_CLOSING = flows.TCP_FIN | flows.TCP_RST
+cdef long TCP_FIN_BIT = flows.TCP_FIN
+cdef long TCP_RST_BIT = flows.TCP_RST
 cdef double REUSE_IDLE_S = flows.TCP_REUSE_IDLE_S
 cdef int PROTO_UDP = IPPROTO_UDP
 cdef int PROTO_TCP = IPPROTO_TCP
@@ -731,6 +733,12 @@ cdef class FastStep(CStep):
     cdef Slot* slots
     cdef list retired  # FlowTable._retired: it grows when a SYN retires a direction pair
     cdef Py_ssize_t retired_seen
+    # Closed connections leave the table for the spill (observe/_spill.pyx), looked for
+    # every `sweep_every` packets among those silent for `sweep_quiet`; None: they stay.
+    cdef object spill
+    cdef long long next_sweep
+    cdef long long sweep_every
+    cdef long long sweep_quiet
     # The general path's quick settling (layers.LayerWalker._quick), compiled:
     cdef object acc  # the capture's Accounting
     cdef object link_control  # acc.link_control
@@ -792,6 +800,16 @@ cdef class FastStep(CStep):
         self.skipped = 0
         self.retired = table._retired
         self.retired_seen = len(self.retired)
+        self.spill = None
+        self.sweep_every = flows.SPILL_SWEEP_PACKETS
+        self.sweep_quiet = flows.SPILL_QUIET_PACKETS
+        self.next_sweep = self.sweep_every
+        if self.sweep_every > 0 and self.syn_compiled:
+            from conformance.decode import compiled  # _spill cimports this module's Entry
+
+            spill_module = compiled.load("conformance.observe._spill")
+            if spill_module is not None:
+                self.spill = table.spill = spill_module.Spill()
         self.acc = ingest.accounting
         self.link_control = self.acc.link_control
         self.senders = self.acc.senders
@@ -856,7 +874,51 @@ cdef class FastStep(CStep):
         cdef PyObject* found = PyDict_GetItem(table, key)
         if found != NULL:
             return <Entry?>found
+        if self.spill is not None and proto == PROTO_TCP and self.spill.reload(table, key):
+            found = PyDict_GetItem(table, key)  # its connection is back from the spill
+            if found != NULL:
+                return <Entry?>found
         return self._new_direction(table, proto, key, f, ts, n)
+
+    cdef int _sweep(self, long long n) except -1:
+        """Move the TCP connections that ended (FIN both ways, or a RST) and were silent
+        for `sweep_quiet` packets from the table to the spill (observe/_spill.pyx)."""
+        cdef long long quiet = n - self.sweep_quiet
+        cdef Entry e, other
+        cdef PyObject* found
+        cdef long both
+        self.next_sweep = n + self.sweep_every
+        victims = []
+        for key, value in self.tcp.items():
+            e = <Entry>value
+            if e.rare is not None or e_num(e, NUM_LAST) > quiet:
+                continue
+            rkey = _reverse_key(key)
+            found = PyDict_GetItem(self.tcp, rkey) if rkey != key else NULL
+            if found == NULL:  # one direction only: ended by a RST it sent
+                if e.tcp_flags & TCP_RST_BIT:
+                    victims.append((key, rkey, e, None))
+                continue
+            if key > rkey:  # the pair is looked at once, under its smaller key
+                continue
+            other = <Entry>found
+            if other.rare is not None or e_num(other, NUM_LAST) > quiet:
+                continue
+            both = e.tcp_flags & other.tcp_flags
+            if (e.tcp_flags | other.tcp_flags) & TCP_RST_BIT or both & TCP_FIN_BIT:
+                victims.append((key, rkey, e, other))
+        for key, rkey, e_object, other_object in victims:
+            if key < rkey:
+                self.spill.put(key, e_object, other_object)
+            else:
+                self.spill.put(rkey, other_object, e_object)
+            del self.tcp[key]
+            if other_object is not None:
+                del self.tcp[rkey]
+            if PyBytes_GET_SIZE(key) == 12:  # IPv4: maybe cached
+                self._forget(<const uint8_t*>PyBytes_AS_STRING(key))
+                self._forget(<const uint8_t*>PyBytes_AS_STRING(rkey))
+        return 0
 
     cdef Entry _syn(
         self, dict table, bytes key, Entry e, double ts, long long n, const uint8_t* isn,
@@ -1369,6 +1431,8 @@ cdef class FastStep(CStep):
         cdef Entry e
         cdef Slot* s
         cdef Py_ssize_t stop
+        if n >= self.next_sweep and self.spill is not None:
+            self._sweep(n)
         if not self.low <= ts <= self.high:  # timeline.py: a silence or a step back
             self.time_step(self.low, ts, n)
         self.low = ts

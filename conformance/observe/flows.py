@@ -84,6 +84,15 @@ PORTLESS = 256
 # A SYN on a TCP 5-tuple silent this long opens a new connection, whatever came before (a
 # SYN is retransmitted for about two minutes at most: RFC 6298 backoff, tcp_syn_retries).
 TCP_REUSE_IDLE_S = 120.0
+# The compiled step moves TCP connections that ended (FIN both ways, or a RST) out of the
+# table into a spill file (observe/_spill.pyx), looking for them every SPILL_SWEEP_PACKETS
+# packets among those silent for SPILL_QUIET_PACKETS; a later packet brings one back (#17:
+# the table holds the connections open at once, not every connection of the capture).
+# SPILL_SWEEP_PACKETS = 0: none leaves. Off for now: on the 2M web mix it lowers the peak
+# only from 94 to 89 MiB (the flows built at the end are the rest: docs/scaling.md steps
+# 3-4) and costs 0.3-0.4 s of a 1.5 s walk; the tests force it on (test_spill.py).
+SPILL_SWEEP_PACKETS = 0
+SPILL_QUIET_PACKETS = 1 << 16
 
 Entry = list[Any]  # or the compiled step's Entry, read and written by the same slots
 FlowRef = tuple[int, bytes]  # (protocol, the smaller of the two direction keys)
@@ -280,6 +289,8 @@ class FlowTable:
         # What makes a direction's entry: the compiled step sets its own (observe/_step.pyx
         # `Entry`, read and written by slot as this list is).
         self.new_entry: Callable[[float, int, int], Entry] = new_entry
+        # Where the compiled step's closed connections wait (observe/_spill.pyx `Spill`).
+        self.spill: Any = None
 
     def generation(self, ref: FlowRef) -> int:
         """How many times the 5-tuple of `ref` was reused so far (0: never)."""
@@ -342,9 +353,21 @@ class FlowTable:
         if table is None:
             table = self.tables[proto] = {}
         e = table.get(key)
+        if e is None and self.reloaded(proto, key):
+            e = table.get(key)
         if e is None:
             e = self.new_direction(table, proto, key, time, packet)
         return e
+
+    def reloaded(self, proto: int, key: bytes) -> bool:
+        """Whether the connection of direction `key` was in the spill and is now back in
+        the table (what looks a direction up there asks this before making one)."""
+        spill = self.spill
+        return (
+            spill is not None
+            and proto == IPPROTO_TCP
+            and bool(spill.reload(self.tables[IPPROTO_TCP], key))
+        )
 
     def new_direction(
         self,
@@ -461,6 +484,14 @@ class FlowTable:
                     first = min(e[N_FIRST], other[N_FIRST])
                     order.append((first, proto, key, -1, rkey, (proto, key), e, other))
             table.clear()  # the entries now live in `order`
+        spill, self.spill = self.spill, None
+        if spill is not None:  # connections that ended during the walk (observe/_spill.pyx)
+            for key, first, offset in spill.live():
+                e, other = spill.load(offset)
+                rkey = reverse_key(key)
+                ref = (IPPROTO_TCP, key if key <= rkey else rkey)
+                order.append((first, IPPROTO_TCP, key, -1, rkey, ref, e, other))
+            spill.close()
         for index, (key, e, other) in enumerate(self._retired):
             rkey = reverse_key(key)
             first = e[N_FIRST] if other is None else min(e[N_FIRST], other[N_FIRST])

@@ -346,6 +346,8 @@ class LayerWalker:
         entries = table.tables[proto]
         key = buf[off + 26 : off + 38]
         e = entries.get(key)
+        if e is None and table.reloaded(proto, key):
+            e = entries.get(key)
         flags = buf[l4 + 13] if proto == IPPROTO_TCP else 0
         if e is None or flags & 0x12 == 2:  # new, or a SYN that may open a new connection
             table.carried = carried

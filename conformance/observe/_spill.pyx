@@ -1,0 +1,453 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Closed TCP connections out of the walk's flow table (#17, docs/scaling.md step 2).
+
+The compiled step (observe/_step.pyx `FastStep._sweep`) moves a connection that ended (FIN
+both ways, or a RST) and has been silent for a while from the table to here: its two
+directions' `Entry` records, packed, in an unlinked scratch file. A later packet of either
+direction (the last ACK, a retransmitted FIN, a SYN on the same 5-tuple) brings both back
+(`reload`) before it is counted, so every fact is what it would be had they stayed: the
+spill changes where a connection waits, never what is counted. `FlowTable.finish` builds the
+flows still here from the file (observe/_flows.pyx), one at a time.
+
+An entry that holds anything besides numbers and its payload head (`Entry.rare`: a
+reassembly stream, ICMP errors, an encapsulation, numbers past 32 bits) is not spilled: its
+connection stays in the table, as every connection did before.
+
+A record: its size (4 bytes), whether it is live (1: a reload marks it dead), the key size,
+which directions it holds (1: the reference key's, 2: the other), the reference key (the
+smaller of the two direction keys, flows.flow_ref), then each direction's `_Packed` and its
+payload head. The index finds a record by the reference key's hash (open addressing, 16
+bytes a slot, at most half full); the key in the record settles a collision.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+from conformance.observe._step cimport ENTRY_NUMS, ENTRY_SAMPLES, NUM_FIRST, Entry, e_num
+
+import os
+import tempfile
+
+
+cdef enum:
+    _HEADER = 7  # size (4), live (1), key size (1), directions (1)
+    _HAS_REF = 1  # the reference key's direction is in the record
+    _HAS_OTHER = 2  # the other direction is
+    _FLUSH_AT = 1 << 20  # the write buffer goes to the file at this size
+    _NO_HEAD = 255  # Entry.head was None
+    _PACKED = 96  # sizeof(_Packed), checked below
+    _RECORD_MAX = _HEADER + 36 + 2 * (_PACKED + 254)  # key, two entries with their heads
+    _HEADS_KEPT = 4096  # distinct payload heads shared as they are read back
+
+# Records spilled and brought back by every spill closed so far in this process (the tests
+# check that forcing the spill reaches both).
+TOTALS = {"spilled": 0, "reloaded": 0}
+
+cdef int64_t _EMPTY_SLOT = -1
+cdef int64_t _DEAD_SLOT = -2
+
+
+cdef packed struct _Packed:
+    long long pkts
+    long long nbytes
+    double t_first
+    double t_last
+    uint32_t nums[ENTRY_NUMS]
+    uint32_t samples[ENTRY_SAMPLES]
+    uint32_t isn_value
+    uint16_t want
+    uint16_t tcp_flags
+    int16_t icmp_code
+    uint8_t n_samples
+    uint8_t tcp_open
+    uint8_t dirs
+    uint8_t bits
+    uint8_t kind
+    uint8_t head_size
+
+
+cdef inline uint64_t _hash(const uint8_t* k, Py_ssize_t size) noexcept:
+    """FNV-1a, 64 bits, mixed at the end (the low bits pick the slot)."""
+    cdef uint64_t h = 0xCBF29CE484222325ULL
+    cdef Py_ssize_t i
+    for i in range(size):
+        h = (h ^ k[i]) * 0x100000001B3ULL
+    h ^= h >> 29
+    return h if h > 1 else h + 2  # 0 and 1 are never a key's hash: nothing to confuse
+
+
+cdef bytes _reverse(const uint8_t* k, Py_ssize_t size):
+    """The opposite direction's key (flows.reverse_key)."""
+    cdef Py_ssize_t half = (size - 4) // 2
+    cdef uint8_t raw[36]
+    memcpy(raw, k + half, half)
+    memcpy(raw + half, k, half)
+    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
+    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
+    return PyBytes_FromStringAndSize(<const char*>raw, size)
+
+
+if sizeof(_Packed) != _PACKED:
+    raise ImportError(f"observe._spill: a packed entry is {sizeof(_Packed)} bytes, not {_PACKED}")
+
+
+cdef inline uint32_t _record_size(const uint8_t* h) noexcept:
+    return h[0] | (h[1] << 8) | (h[2] << 16) | (<uint32_t>h[3] << 24)
+
+
+cdef inline long long _first(const uint8_t* packed) noexcept:
+    """A packed entry's first packet (its nums are 32 bits: a spilled entry has no `rare`)."""
+    cdef _Packed p
+    memcpy(&p, packed, sizeof(_Packed))
+    return p.nums[NUM_FIRST]
+
+
+cdef inline Py_ssize_t _packed_size(const uint8_t* packed) noexcept:
+    cdef _Packed p
+    memcpy(&p, packed, sizeof(_Packed))
+    return sizeof(_Packed) + (0 if p.head_size == _NO_HEAD else p.head_size)
+
+
+cdef bint spillable(Entry e) noexcept:
+    """Whether `e` is only numbers and a head (nothing in `rare`)."""
+    return e is None or e.rare is None
+
+
+cdef Py_ssize_t _entry_size(Entry e):
+    if e is None:
+        return 0
+    head = e.head
+    return sizeof(_Packed) + (PyBytes_GET_SIZE(head) if head is not None else 0)
+
+
+cdef Py_ssize_t _pack(Entry e, uint8_t* out) except -1:
+    cdef _Packed p
+    cdef Py_ssize_t size = 0
+    memset(&p, 0, sizeof(_Packed))
+    p.pkts = e.pkts
+    p.nbytes = e.nbytes
+    p.t_first = e.t_first
+    p.t_last = e.t_last
+    memcpy(p.nums, e.nums, sizeof(p.nums))
+    memcpy(p.samples, e.samples, sizeof(p.samples))
+    p.isn_value = e.isn_value
+    p.want = e.want
+    p.tcp_flags = e.tcp_flags
+    p.icmp_code = e.icmp_code
+    p.n_samples = e.n_samples
+    p.tcp_open = e.tcp_open
+    p.dirs = e.dirs
+    p.bits = e.bits
+    p.kind = e.kind
+    head = e.head
+    if head is None:
+        p.head_size = _NO_HEAD
+    else:
+        size = PyBytes_GET_SIZE(head)
+        if size >= _NO_HEAD:
+            raise ValueError(f"payload head of {size} bytes: more than a spill record keeps")
+        p.head_size = <uint8_t>size
+    memcpy(out, &p, sizeof(_Packed))
+    if size:
+        memcpy(out + sizeof(_Packed), PyBytes_AS_STRING(head), size)
+    return sizeof(_Packed) + size
+
+
+cdef Entry _unpack(const uint8_t* data, Py_ssize_t* used):
+    cdef _Packed p
+    cdef Entry e = Entry.__new__(Entry)
+    memcpy(&p, data, sizeof(_Packed))
+    e.pkts = p.pkts
+    e.nbytes = p.nbytes
+    e.t_first = p.t_first
+    e.t_last = p.t_last
+    memcpy(e.nums, p.nums, sizeof(p.nums))
+    memcpy(e.samples, p.samples, sizeof(p.samples))
+    e.isn_value = p.isn_value
+    e.want = p.want
+    e.tcp_flags = p.tcp_flags
+    e.icmp_code = p.icmp_code
+    e.n_samples = p.n_samples
+    e.tcp_open = p.tcp_open
+    e.dirs = p.dirs
+    e.bits = p.bits
+    e.kind = p.kind
+    if p.head_size == _NO_HEAD:
+        e.head = None
+        used[0] = sizeof(_Packed)
+    else:
+        e.head = PyBytes_FromStringAndSize(<const char*>data + sizeof(_Packed), p.head_size)
+        used[0] = sizeof(_Packed) + p.head_size
+    return e
+
+
+@cython.final
+cdef class Spill:
+    """Closed connections' direction pairs, in a scratch file, found by reference key."""
+
+    cdef object file
+    cdef int fd
+    cdef bytearray pending  # written past `flushed`, not yet in the file
+    cdef long long flushed
+    cdef uint64_t* hashes
+    cdef int64_t* offsets  # a record's offset; _EMPTY_SLOT, or _DEAD_SLOT (was one)
+    cdef Py_ssize_t width  # slots, a power of two
+    cdef Py_ssize_t taken  # slots live or dead
+    cdef dict heads  # one object per distinct payload head read back (most are a few)
+    cdef readonly Py_ssize_t count  # live records
+    cdef readonly long long spilled  # records written
+    cdef readonly long long reloaded  # records brought back
+
+    def __cinit__(self):
+        self.hashes = NULL
+        self.offsets = NULL
+
+    def __init__(self, directory=None):
+        self.file = tempfile.TemporaryFile(dir=directory)  # unlinked: nothing left behind
+        self.fd = self.file.fileno()
+        self.pending = bytearray()
+        self.flushed = 0
+        self.heads = {}
+        self._grow(1024)
+
+    def __dealloc__(self):
+        PyMem_Free(self.hashes)
+        PyMem_Free(self.offsets)
+
+    def close(self):
+        """Let go of the file and the index."""
+        TOTALS["spilled"] += self.spilled
+        TOTALS["reloaded"] += self.reloaded
+        self.spilled = self.reloaded = 0
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        PyMem_Free(self.hashes)
+        PyMem_Free(self.offsets)
+        self.hashes = NULL
+        self.offsets = NULL
+        self.width = self.taken = self.count = 0
+        self.pending = bytearray()
+
+    cdef int _grow(self, Py_ssize_t width) except -1:
+        cdef uint64_t* old_hashes = self.hashes
+        cdef int64_t* old_offsets = self.offsets
+        cdef Py_ssize_t old_width = self.width, i, slot
+        self.hashes = <uint64_t*>PyMem_Malloc(width * sizeof(uint64_t))
+        self.offsets = <int64_t*>PyMem_Malloc(width * sizeof(int64_t))
+        if self.hashes == NULL or self.offsets == NULL:
+            PyMem_Free(self.hashes)
+            PyMem_Free(self.offsets)
+            self.hashes, self.offsets = old_hashes, old_offsets
+            raise MemoryError()
+        for i in range(width):
+            self.offsets[i] = _EMPTY_SLOT
+        self.width = width
+        self.taken = 0
+        for i in range(old_width):
+            if old_offsets[i] >= 0:
+                slot = old_hashes[i] & (width - 1)
+                while self.offsets[slot] != _EMPTY_SLOT:
+                    slot = (slot + 1) & (width - 1)
+                self.hashes[slot] = old_hashes[i]
+                self.offsets[slot] = old_offsets[i]
+                self.taken += 1
+        PyMem_Free(old_hashes)
+        PyMem_Free(old_offsets)
+        return 0
+
+    cdef bytes _read(self, long long offset, Py_ssize_t size):
+        """`size` bytes of the spill at `offset` (from the file, or not yet written)."""
+        cdef Py_ssize_t at
+        if offset >= self.flushed:
+            at = offset - self.flushed
+            return bytes(self.pending[at : at + size])
+        data = os.pread(self.fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"spill file: {len(data)} of {size} bytes at offset {offset}")
+        return data
+
+    cdef bytes _record(self, long long offset):
+        """The whole record at `offset` (one read of the largest a record can be, cut)."""
+        cdef Py_ssize_t size
+        if offset >= self.flushed:
+            return self._read(offset, self._size_at(offset))
+        data = os.pread(self.fd, _RECORD_MAX, offset)
+        if PyBytes_GET_SIZE(data) < 4:
+            raise OSError(f"spill file: no record at offset {offset}")
+        size = _record_size(<const uint8_t*>PyBytes_AS_STRING(data))
+        if PyBytes_GET_SIZE(data) < size:
+            raise OSError(f"spill file: ends inside the record at offset {offset}")
+        return data[:size]
+
+    def put(self, bytes ref, Entry a, Entry b):
+        """Keep the pair of reference key `ref`: `a` its direction's entry, `b` the other's
+        (either may be None, not both)."""
+        cdef Py_ssize_t key_size = PyBytes_GET_SIZE(ref)
+        cdef Py_ssize_t size = _HEADER + key_size + _entry_size(a) + _entry_size(b), at
+        cdef uint8_t* out
+        cdef uint64_t h = _hash(<const uint8_t*>PyBytes_AS_STRING(ref), key_size)
+        cdef Py_ssize_t slot
+        cdef long long offset = self.flushed + len(self.pending)
+        if 2 * (self.taken + 1) > self.width:
+            self._grow(self.width * 2 if 2 * (self.count + 1) > self.width // 2 else self.width)
+        at = len(self.pending)
+        self.pending.extend(b"\0" * size)
+        out = <uint8_t*>(<char*>self.pending) + at
+        out[0] = size & 0xFF
+        out[1] = (size >> 8) & 0xFF
+        out[2] = (size >> 16) & 0xFF
+        out[3] = (size >> 24) & 0xFF
+        out[4] = 1
+        out[5] = <uint8_t>key_size
+        out[6] = (_HAS_REF if a is not None else 0) | (_HAS_OTHER if b is not None else 0)
+        memcpy(out + _HEADER, PyBytes_AS_STRING(ref), key_size)
+        at = _HEADER + key_size
+        if a is not None:
+            at += _pack(a, out + at)
+        if b is not None:
+            at += _pack(b, out + at)
+        slot = h & (self.width - 1)
+        while self.offsets[slot] >= 0:
+            slot = (slot + 1) & (self.width - 1)
+        if self.offsets[slot] == _EMPTY_SLOT:
+            self.taken += 1
+        self.hashes[slot] = h
+        self.offsets[slot] = offset
+        self.count += 1
+        self.spilled += 1
+        if len(self.pending) >= _FLUSH_AT:
+            self._flush()
+
+    cdef int _flush(self) except -1:
+        cdef Py_ssize_t done = 0, size = len(self.pending)
+        view = memoryview(self.pending)
+        while done < size:
+            done += os.write(self.fd, view[done:])
+        view.release()
+        self.flushed += size
+        self.pending = bytearray()
+        return 0
+
+    cdef Py_ssize_t _find(self, bytes ref, long long* offset) except -2:
+        """The slot of `ref`'s record (its offset in `offset`), or -1."""
+        cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(ref)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(ref)
+        cdef uint64_t h = _hash(k, size)
+        cdef Py_ssize_t slot = h & (self.width - 1)
+        cdef const uint8_t* r
+        while self.offsets[slot] != _EMPTY_SLOT:
+            if self.offsets[slot] >= 0 and self.hashes[slot] == h:
+                record = self._read(self.offsets[slot], _HEADER + size)
+                r = <const uint8_t*>PyBytes_AS_STRING(record)
+                if r[5] == size and memcmp(r + _HEADER, k, size) == 0:
+                    offset[0] = self.offsets[slot]
+                    return slot
+            slot = (slot + 1) & (self.width - 1)
+        return -1
+
+    cdef tuple _entries(self, bytes record):
+        """(reference key, its direction's entry, the other's) of a record."""
+        cdef const uint8_t* r = <const uint8_t*>PyBytes_AS_STRING(record)
+        cdef Py_ssize_t key_size = r[5], at = _HEADER + r[5], used = 0
+        cdef Entry a = None, b = None
+        ref = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
+        if r[6] & _HAS_REF:
+            a = _unpack(r + at, &used)
+            a.head = self._shared(a.head)
+            at += used
+        if r[6] & _HAS_OTHER:
+            b = _unpack(r + at, &used)
+            b.head = self._shared(b.head)
+        return ref, a, b
+
+    cdef object _shared(self, object head):
+        """The one object of this head's value (as the step shares them: payloads.shared_head)."""
+        if head is None or not head:
+            return head
+        found = self.heads.get(head)
+        if found is not None:
+            return found
+        if len(self.heads) >= _HEADS_KEPT:
+            self.heads.clear()
+        self.heads[head] = head
+        return head
+
+    def reload(self, dict table, bytes key):
+        """Bring back into `table` the pair direction `key` belongs to, if it is here: True
+        when it was (the record is then dead: the pair lives in the table again)."""
+        cdef long long offset = 0
+        cdef Py_ssize_t slot
+        cdef const uint8_t* k
+        if not self.count:
+            return False
+        k = <const uint8_t*>PyBytes_AS_STRING(key)
+        rkey = _reverse(k, PyBytes_GET_SIZE(key))
+        ref = key if key <= rkey else rkey
+        slot = self._find(ref, &offset)
+        if slot < 0:
+            return False
+        record = self._record(offset)
+        ref, a, b = self._entries(record)
+        self.offsets[slot] = _DEAD_SLOT
+        self.count -= 1
+        self.reloaded += 1
+        if offset >= self.flushed:
+            self.pending[offset - self.flushed + 4] = 0
+        else:
+            os.pwrite(self.fd, b"\0", offset + 4)
+        if a is not None:
+            table[ref] = a
+        if b is not None:
+            table[_reverse(<const uint8_t*>PyBytes_AS_STRING(ref), PyBytes_GET_SIZE(ref))] = b
+        return True
+
+    def live(self):
+        """(listing key, first packet, offset) of each record still here, in file order:
+        a pair is listed under its reference key, a lone direction under its own key (as
+        FlowTable.finish lists the table's). The file is read in pieces, front to back."""
+        cdef long long base = 0, end
+        cdef Py_ssize_t at, size, have, key_size
+        cdef const uint8_t* r
+        cdef const uint8_t* c
+        cdef uint32_t record_size
+        cdef long long first
+        self._flush()
+        end = self.flushed
+        chunk = b""
+        at = 0
+        while base + at < end:
+            have = PyBytes_GET_SIZE(chunk) - at
+            if have < 4 or have < _record_size(<const uint8_t*>PyBytes_AS_STRING(chunk) + at):
+                base += at
+                chunk = os.pread(self.fd, max(_FLUSH_AT, self._size_at(base)), base)
+                at = 0
+                if PyBytes_GET_SIZE(chunk) < 4:
+                    raise OSError(f"spill file: ends inside a record at offset {base}")
+            c = <const uint8_t*>PyBytes_AS_STRING(chunk)
+            r = c + at
+            record_size = _record_size(r)
+            if PyBytes_GET_SIZE(chunk) - at < record_size:
+                raise OSError(f"spill file: ends inside a record at offset {base + at}")
+            if r[4]:
+                key_size = r[5]
+                size = _HEADER + key_size
+                if r[6] & _HAS_REF and r[6] & _HAS_OTHER:
+                    first = min(_first(r + size), _first(r + size + _packed_size(r + size)))
+                    yield PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size), first, base + at
+                elif r[6] & _HAS_REF:
+                    yield PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size), _first(r + size), base + at
+                else:
+                    yield _reverse(r + _HEADER, key_size), _first(r + size), base + at
+            at += record_size
+
+    cdef Py_ssize_t _size_at(self, long long offset) except -1:
+        return _record_size(<const uint8_t*>PyBytes_AS_STRING(self._read(offset, 4)))
+
+    def load(self, long long offset):
+        """(listing key's entry, the other direction's or None) of the record at `offset`."""
+        ref, a, b = self._entries(self._record(offset))
+        return (a, b) if a is not None else (b, None)

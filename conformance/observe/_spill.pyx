@@ -21,10 +21,17 @@ bytes a slot, at most half full); the key in the record settles a collision.
 """
 
 cimport cython
+from libc.errno cimport errno
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
+
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t c_pread "pread"(int fd, void* buf, size_t count, long long offset)
+    ssize_t c_pwrite "pwrite"(int fd, const void* buf, size_t count, long long offset)
+    ssize_t c_write "write"(int fd, const void* buf, size_t count)
 
 from conformance.observe._step cimport ENTRY_NUMS, ENTRY_SAMPLES, NUM_FIRST, Entry, e_num
 
@@ -79,14 +86,19 @@ cdef inline uint64_t _hash(const uint8_t* k, Py_ssize_t size) noexcept:
     return h if h > 1 else h + 2  # 0 and 1 are never a key's hash: nothing to confuse
 
 
-cdef bytes _reverse(const uint8_t* k, Py_ssize_t size):
-    """The opposite direction's key (flows.reverse_key)."""
+cdef void _reverse_into(const uint8_t* k, Py_ssize_t size, uint8_t* raw) noexcept:
+    """The opposite direction's key (flows.reverse_key) into `raw`."""
     cdef Py_ssize_t half = (size - 4) // 2
-    cdef uint8_t raw[36]
     memcpy(raw, k + half, half)
     memcpy(raw + half, k, half)
     memcpy(raw + 2 * half, k + 2 * half + 2, 2)
     memcpy(raw + 2 * half + 2, k + 2 * half, 2)
+
+
+cdef bytes _reverse(const uint8_t* k, Py_ssize_t size):
+    """The opposite direction's key (flows.reverse_key)."""
+    cdef uint8_t raw[36]
+    _reverse_into(k, size, raw)
     return PyBytes_FromStringAndSize(<const char*>raw, size)
 
 
@@ -190,7 +202,8 @@ cdef class Spill:
 
     cdef object file
     cdef int fd
-    cdef bytearray pending  # written past `flushed`, not yet in the file
+    cdef uint8_t* buffer  # records past `flushed`, not yet in the file (`used` bytes)
+    cdef Py_ssize_t used
     cdef long long flushed
     cdef uint64_t* hashes
     cdef int64_t* offsets  # a record's offset; _EMPTY_SLOT, or _DEAD_SLOT (was one)
@@ -204,11 +217,15 @@ cdef class Spill:
     def __cinit__(self):
         self.hashes = NULL
         self.offsets = NULL
+        self.buffer = NULL
 
     def __init__(self, directory=None):
         self.file = tempfile.TemporaryFile(dir=directory)  # unlinked: nothing left behind
         self.fd = self.file.fileno()
-        self.pending = bytearray()
+        self.buffer = <uint8_t*>PyMem_Malloc(_FLUSH_AT + _RECORD_MAX)
+        if self.buffer == NULL:
+            raise MemoryError()
+        self.used = 0
         self.flushed = 0
         self.heads = {}
         self._grow(1024)
@@ -216,9 +233,10 @@ cdef class Spill:
     def __dealloc__(self):
         PyMem_Free(self.hashes)
         PyMem_Free(self.offsets)
+        PyMem_Free(self.buffer)
 
     def close(self):
-        """Let go of the file and the index."""
+        """Let go of the file, the buffer and the index."""
         TOTALS["spilled"] += self.spilled
         TOTALS["reloaded"] += self.reloaded
         self.spilled = self.reloaded = 0
@@ -227,10 +245,11 @@ cdef class Spill:
             self.file = None
         PyMem_Free(self.hashes)
         PyMem_Free(self.offsets)
+        PyMem_Free(self.buffer)
         self.hashes = NULL
         self.offsets = NULL
-        self.width = self.taken = self.count = 0
-        self.pending = bytearray()
+        self.buffer = NULL
+        self.width = self.taken = self.count = self.used = 0
 
     cdef int _grow(self, Py_ssize_t width) except -1:
         cdef uint64_t* old_hashes = self.hashes
@@ -259,29 +278,18 @@ cdef class Spill:
         PyMem_Free(old_offsets)
         return 0
 
-    cdef bytes _read(self, long long offset, Py_ssize_t size):
-        """`size` bytes of the spill at `offset` (from the file, or not yet written)."""
-        cdef Py_ssize_t at
+    cdef const uint8_t* _at(self, long long offset, uint8_t* scratch) except NULL:
+        """The record at `offset`: in the buffer, or read from the file into `scratch`
+        (_RECORD_MAX bytes)."""
+        cdef ssize_t got
         if offset >= self.flushed:
-            at = offset - self.flushed
-            return bytes(self.pending[at : at + size])
-        data = os.pread(self.fd, size, offset)
-        if len(data) != size:
-            raise OSError(f"spill file: {len(data)} of {size} bytes at offset {offset}")
-        return data
-
-    cdef bytes _record(self, long long offset):
-        """The whole record at `offset` (one read of the largest a record can be, cut)."""
-        cdef Py_ssize_t size
-        if offset >= self.flushed:
-            return self._read(offset, self._size_at(offset))
-        data = os.pread(self.fd, _RECORD_MAX, offset)
-        if PyBytes_GET_SIZE(data) < 4:
-            raise OSError(f"spill file: no record at offset {offset}")
-        size = _record_size(<const uint8_t*>PyBytes_AS_STRING(data))
-        if PyBytes_GET_SIZE(data) < size:
+            return self.buffer + (offset - self.flushed)
+        got = c_pread(self.fd, scratch, _RECORD_MAX, offset)
+        if got < 0:
+            raise OSError(errno, f"spill file: cannot read at offset {offset}")
+        if got < 4 or got < <ssize_t>_record_size(scratch):
             raise OSError(f"spill file: ends inside the record at offset {offset}")
-        return data[:size]
+        return scratch
 
     def put(self, bytes ref, Entry a, Entry b):
         """Keep the pair of reference key `ref`: `a` its direction's entry, `b` the other's
@@ -291,12 +299,15 @@ cdef class Spill:
         cdef uint8_t* out
         cdef uint64_t h = _hash(<const uint8_t*>PyBytes_AS_STRING(ref), key_size)
         cdef Py_ssize_t slot
-        cdef long long offset = self.flushed + len(self.pending)
+        if not (spillable(a) and spillable(b)):
+            raise ValueError("an entry with rare state (a stream, ICMP errors, an encapsulation, numbers past 32 bits) is not spilled")
+        if size > _RECORD_MAX:
+            raise ValueError(f"spill record of {size} bytes: more than {_RECORD_MAX}")
+        if self.used + size > _FLUSH_AT:
+            self._flush()
         if 2 * (self.taken + 1) > self.width:
-            self._grow(self.width * 2 if 2 * (self.count + 1) > self.width // 2 else self.width)
-        at = len(self.pending)
-        self.pending.extend(b"\0" * size)
-        out = <uint8_t*>(<char*>self.pending) + at
+            self._grow(self.width * 2 if 4 * (self.count + 1) > self.width else self.width)
+        out = self.buffer + self.used
         out[0] = size & 0xFF
         out[1] = (size >> 8) & 0xFF
         out[2] = (size >> 16) & 0xFF
@@ -316,42 +327,40 @@ cdef class Spill:
         if self.offsets[slot] == _EMPTY_SLOT:
             self.taken += 1
         self.hashes[slot] = h
-        self.offsets[slot] = offset
+        self.offsets[slot] = self.flushed + self.used
+        self.used += size
         self.count += 1
         self.spilled += 1
-        if len(self.pending) >= _FLUSH_AT:
-            self._flush()
 
     cdef int _flush(self) except -1:
-        cdef Py_ssize_t done = 0, size = len(self.pending)
-        view = memoryview(self.pending)
-        while done < size:
-            done += os.write(self.fd, view[done:])
-        view.release()
-        self.flushed += size
-        self.pending = bytearray()
+        cdef Py_ssize_t done = 0
+        cdef ssize_t wrote
+        while done < self.used:
+            wrote = c_write(self.fd, self.buffer + done, self.used - done)
+            if wrote < 0:
+                raise OSError(errno, "spill file: cannot write")
+            done += wrote
+        self.flushed += self.used
+        self.used = 0
         return 0
 
-    cdef Py_ssize_t _find(self, bytes ref, long long* offset) except -2:
-        """The slot of `ref`'s record (its offset in `offset`), or -1."""
-        cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(ref)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(ref)
+    cdef Py_ssize_t _find(self, const uint8_t* k, Py_ssize_t size, long long* offset) except -2:
+        """The slot of the record of reference key `k` (its offset in `offset`), or -1."""
         cdef uint64_t h = _hash(k, size)
         cdef Py_ssize_t slot = h & (self.width - 1)
         cdef const uint8_t* r
+        cdef uint8_t scratch[_RECORD_MAX]
         while self.offsets[slot] != _EMPTY_SLOT:
             if self.offsets[slot] >= 0 and self.hashes[slot] == h:
-                record = self._read(self.offsets[slot], _HEADER + size)
-                r = <const uint8_t*>PyBytes_AS_STRING(record)
+                r = self._at(self.offsets[slot], scratch)
                 if r[5] == size and memcmp(r + _HEADER, k, size) == 0:
                     offset[0] = self.offsets[slot]
                     return slot
             slot = (slot + 1) & (self.width - 1)
         return -1
 
-    cdef tuple _entries(self, bytes record):
-        """(reference key, its direction's entry, the other's) of a record."""
-        cdef const uint8_t* r = <const uint8_t*>PyBytes_AS_STRING(record)
+    cdef tuple _entries(self, const uint8_t* r):
+        """(reference key, its direction's entry, the other's) of the record at `r`."""
         cdef Py_ssize_t key_size = r[5], at = _HEADER + r[5], used = 0
         cdef Entry a = None, b = None
         ref = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
@@ -380,29 +389,35 @@ cdef class Spill:
         """Bring back into `table` the pair direction `key` belongs to, if it is here: True
         when it was (the record is then dead: the pair lives in the table again)."""
         cdef long long offset = 0
-        cdef Py_ssize_t slot
+        cdef Py_ssize_t slot, size
         cdef const uint8_t* k
+        cdef const uint8_t* ref
+        cdef uint8_t back[36]
+        cdef uint8_t scratch[_RECORD_MAX]
+        cdef uint8_t dead = 0
         if not self.count:
             return False
         k = <const uint8_t*>PyBytes_AS_STRING(key)
-        rkey = _reverse(k, PyBytes_GET_SIZE(key))
-        ref = key if key <= rkey else rkey
-        slot = self._find(ref, &offset)
+        size = PyBytes_GET_SIZE(key)
+        if size != 12 and size != 36:
+            return False
+        _reverse_into(k, size, back)
+        ref = k if memcmp(k, back, size) <= 0 else back
+        slot = self._find(ref, size, &offset)
         if slot < 0:
             return False
-        record = self._record(offset)
-        ref, a, b = self._entries(record)
+        ref_key, a, b = self._entries(self._at(offset, scratch))
         self.offsets[slot] = _DEAD_SLOT
         self.count -= 1
         self.reloaded += 1
         if offset >= self.flushed:
-            self.pending[offset - self.flushed + 4] = 0
-        else:
-            os.pwrite(self.fd, b"\0", offset + 4)
+            self.buffer[offset - self.flushed + 4] = 0
+        elif c_pwrite(self.fd, &dead, 1, offset + 4) != 1:
+            raise OSError(errno, f"spill file: cannot mark the record at offset {offset}")
         if a is not None:
-            table[ref] = a
+            table[ref_key] = a
         if b is not None:
-            table[_reverse(<const uint8_t*>PyBytes_AS_STRING(ref), PyBytes_GET_SIZE(ref))] = b
+            table[_reverse(<const uint8_t*>PyBytes_AS_STRING(ref_key), size)] = b
         return True
 
     def live(self):
@@ -410,9 +425,8 @@ cdef class Spill:
         a pair is listed under its reference key, a lone direction under its own key (as
         FlowTable.finish lists the table's). The file is read in pieces, front to back."""
         cdef long long base = 0, end
-        cdef Py_ssize_t at, size, have, key_size
+        cdef Py_ssize_t at, size, key_size, have
         cdef const uint8_t* r
-        cdef const uint8_t* c
         cdef uint32_t record_size
         cdef long long first
         self._flush()
@@ -421,17 +435,16 @@ cdef class Spill:
         at = 0
         while base + at < end:
             have = PyBytes_GET_SIZE(chunk) - at
-            if have < 4 or have < _record_size(<const uint8_t*>PyBytes_AS_STRING(chunk) + at):
+            if have < 4 or have < <Py_ssize_t>_record_size(<const uint8_t*>PyBytes_AS_STRING(chunk) + at):
                 base += at
-                chunk = os.pread(self.fd, max(_FLUSH_AT, self._size_at(base)), base)
+                chunk = os.pread(self.fd, _FLUSH_AT + _RECORD_MAX, base)
                 at = 0
-                if PyBytes_GET_SIZE(chunk) < 4:
-                    raise OSError(f"spill file: ends inside a record at offset {base}")
-            c = <const uint8_t*>PyBytes_AS_STRING(chunk)
-            r = c + at
+                if PyBytes_GET_SIZE(chunk) < 4 or PyBytes_GET_SIZE(chunk) < <Py_ssize_t>_record_size(
+                    <const uint8_t*>PyBytes_AS_STRING(chunk)
+                ):
+                    raise OSError(f"spill file: ends inside the record at offset {base}")
+            r = <const uint8_t*>PyBytes_AS_STRING(chunk) + at
             record_size = _record_size(r)
-            if PyBytes_GET_SIZE(chunk) - at < record_size:
-                raise OSError(f"spill file: ends inside a record at offset {base + at}")
             if r[4]:
                 key_size = r[5]
                 size = _HEADER + key_size
@@ -444,10 +457,8 @@ cdef class Spill:
                     yield _reverse(r + _HEADER, key_size), _first(r + size), base + at
             at += record_size
 
-    cdef Py_ssize_t _size_at(self, long long offset) except -1:
-        return _record_size(<const uint8_t*>PyBytes_AS_STRING(self._read(offset, 4)))
-
     def load(self, long long offset):
         """(listing key's entry, the other direction's or None) of the record at `offset`."""
-        ref, a, b = self._entries(self._record(offset))
+        cdef uint8_t scratch[_RECORD_MAX]
+        ref, a, b = self._entries(self._at(offset, scratch))
         return (a, b) if a is not None else (b, None)

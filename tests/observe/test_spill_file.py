@@ -1,0 +1,167 @@
+"""The spill file itself (observe/_spill.pyx): what goes in comes back, whole, once.
+
+test_spill.py checks the facts with the spill forced on; this checks the store under it:
+a pair and a lone direction (under either key) come back with every slot as it was, a
+record reloaded is gone (not listed, not found again), keys whose slots collide stay
+apart, records on both sides of the write buffer's flushes read back alike, and `live`
+lists what is left as FlowTable.finish lists the table's directions.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+
+from conformance.decode import compiled
+from conformance.decode.classify import PayloadKind
+from conformance.observe.flows import (
+    BYTES,
+    CARRIED,
+    DIRS,
+    HEAD,
+    ISN,
+    KIND,
+    PAYLOAD_N,
+    PKTS,
+    RSTS,
+    TCP_FLAGS,
+    TCP_OPEN,
+    WANT,
+    reverse_key,
+)
+
+_SPILL: Any = compiled.load("conformance.observe._spill")
+_STEP: Any = compiled.load(compiled.MODULES[1])
+
+pytestmark = pytest.mark.skipif(_SPILL is None or _STEP is None, reason="not built")
+
+
+def _key(n: int, v6: bool = False) -> bytes:
+    """A direction key: client n -> a server, port 443."""
+    ports = struct.pack("!HH", 1024 + n, 443)
+    if v6:
+        return (
+            b"\x20\x01\x0d\xb8"
+            + n.to_bytes(12, "big")
+            + b"\x20\x01\x0d\xb8"
+            + bytes(11)
+            + b"\x01"
+            + ports
+        )
+    return bytes((192, 0, 2, n % 250 + 1, 198, 51, 100, 7)) + ports
+
+
+def _entry(n: int, head: bytes | None = b"\x16\x03\x01\x02\x00") -> Any:
+    e = _STEP.new_entry(1_700_000_000.0 + n, 10 * n + 1, 5)
+    e[PKTS] = 3 + n
+    e[BYTES] = 1500 * n + 7
+    e[TCP_FLAGS] = 0x1B
+    e[TCP_OPEN] = 1
+    e[RSTS] = n % 3
+    e[DIRS] = 2
+    e[KIND] = PayloadKind.TLS
+    e[PAYLOAD_N] = 10 * n + 4
+    e[HEAD] = head
+    e[ISN] = (n * 7919).to_bytes(4, "big")
+    for packet in range(10 * n + 1, 10 * n + 1 + n % 12):
+        e.add_sample(packet)
+    return e
+
+
+def _slots(e: Any) -> list[object]:
+    return [e[i] for i in range(CARRIED + 1)]
+
+
+def test_a_pair_comes_back_whole_under_either_key_and_only_once() -> None:
+    spill = _SPILL.Spill()
+    key = _key(5)
+    rkey = reverse_key(key)
+    ref, other = (key, rkey) if key < rkey else (rkey, key)
+    a, b = _entry(5), _entry(6, head=None)
+    spill.put(ref, a, b)
+    table: dict[bytes, Any] = {}
+    assert spill.reload(table, other) is True
+    assert set(table) == {ref, other}
+    assert _slots(table[ref]) == _slots(a) and _slots(table[other]) == _slots(b)
+    assert spill.reload(table, ref) is False and spill.count == 0
+    assert list(spill.live()) == []
+    spill.close()
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_lone_direction_is_listed_under_its_own_key(v6: bool) -> None:
+    spill = _SPILL.Spill()
+    key = _key(9, v6)
+    rkey = reverse_key(key)
+    e = _entry(9)
+    if key < rkey:
+        spill.put(key, e, None)
+    else:
+        spill.put(rkey, None, e)
+    [(listed, first, offset)] = list(spill.live())
+    assert listed == key and first == 91
+    loaded, none = spill.load(offset)
+    assert none is None and _slots(loaded) == _slots(e)
+    table: dict[bytes, Any] = {}
+    assert spill.reload(table, rkey) is True and list(table) == [key]
+    spill.close()
+
+
+def test_many_records_across_flushes_and_growth_come_back_in_file_order() -> None:
+    spill = _SPILL.Spill()
+    made = {}
+    for n in range(12_000):  # ~2.5 MB: the write buffer goes to the file twice
+        key = _key(n)
+        rkey = reverse_key(key)
+        ref = min(key, rkey)
+        made[ref] = (_entry(n), _entry(n + 1) if n % 4 else None)
+        spill.put(ref, *made[ref])
+    live = list(spill.live())
+    assert [k for k, _, _ in live] == list(made)  # each under its reference key, in order
+    for ref, first, offset in live[::997]:
+        a, b = made[ref]
+        got_a, got_b = spill.load(offset)
+        assert _slots(got_a) == _slots(a)
+        assert (got_b is None) == (b is None) and (b is None or _slots(got_b) == _slots(b))
+    table: dict[bytes, Any] = {}
+    gone = [ref for i, ref in enumerate(made) if i % 3 == 0]
+    for ref in gone:
+        assert spill.reload(table, reverse_key(ref)) is True
+    assert spill.count == len(made) - len(gone)
+    left = {k for k, _, _ in spill.live()}
+    assert left == set(made) - set(gone)
+    for ref in gone:  # reloaded: found no more
+        assert spill.reload({}, ref) is False
+    spill.close()
+
+
+def test_a_key_never_spilled_is_not_found_among_many() -> None:
+    spill = _SPILL.Spill()
+    for n in range(3000):
+        key = _key(n)
+        spill.put(min(key, reverse_key(key)), _entry(n), None)
+    assert not any(spill.reload({}, _key(n, v6=True)) for n in range(3000))
+    assert spill.count == 3000
+    spill.close()
+
+
+def test_an_entry_with_rare_state_is_refused_by_the_sweep_not_packed_wrong() -> None:
+    spill = _SPILL.Spill()
+    e = _entry(1)
+    e[CARRIED] = ("vxlan", 2)  # Entry.rare: the step never spills it
+    with pytest.raises(ValueError, match="rare"):
+        spill.put(_key(1), e, None)
+    spill.close()
+
+
+def test_want_is_kept() -> None:
+    spill = _SPILL.Spill()
+    e = _entry(2)
+    e[WANT] = 0x35
+    spill.put(min(_key(2), reverse_key(_key(2))), e, None)
+    table: dict[bytes, Any] = {}
+    spill.reload(table, _key(2))
+    assert table[_key(2)][WANT] == 0x35
+    spill.close()

@@ -23,6 +23,7 @@ from conformance.observe.flows import (
     HEAD,
     ISN,
     KIND,
+    N_FIRST,
     PAYLOAD_N,
     PKTS,
     RSTS,
@@ -122,6 +123,7 @@ def test_many_records_across_flushes_and_growth_come_back_in_file_order() -> Non
     assert [k for k, _, _ in live] == list(made)  # each under its reference key, in order
     for ref, first, offset in live[::997]:
         a, b = made[ref]
+        assert first == a[N_FIRST]
         got_a, got_b = spill.load(offset)
         assert _slots(got_a) == _slots(a)
         assert (got_b is None) == (b is None) and (b is None or _slots(got_b) == _slots(b))
@@ -147,7 +149,7 @@ def test_a_key_never_spilled_is_not_found_among_many() -> None:
     spill.close()
 
 
-def test_an_entry_with_rare_state_is_refused_by_the_sweep_not_packed_wrong() -> None:
+def test_an_entry_with_rare_state_is_refused() -> None:
     spill = _SPILL.Spill()
     e = _entry(1)
     e[CARRIED] = ("vxlan", 2)  # Entry.rare: the step never spills it

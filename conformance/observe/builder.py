@@ -65,6 +65,7 @@ from conformance.observe.capture_parts import (
 )
 from conformance.observe.ech_kinds import classify_hellos
 from conformance.observe.flows import Addresses, FlowIds, FlowRef
+from conformance.observe.heap import release_free_heap
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
 from conformance.observe.merge import flow_notes
@@ -285,6 +286,7 @@ def _read_part(
     flows, _ = ingest.table.finish(1, address, numbered.number)
     if not numbered.done:  # records that name flows would be lost without a word
         raise RuntimeError("FlowTable.finish did not number the part's records")
+    release_free_heap()  # the build's order and entries, before judging reads the records
     reassembler = ingest.walker.reassembler
     return CapturePart(
         capture=index,
@@ -367,6 +369,7 @@ class _Numbered:
         self.names = sorted(inspector.names(ids), key=lambda m: m.packet)
         self.hrr_ech = {ids.get(ref, packet) for ref, packet in inspector.ech_confirmed}
         ids.release()
+        release_free_heap()  # the numbering's arrays and the references, before the flows
         self.done = True
 
 

@@ -30,6 +30,7 @@ from conformance.observe.direction import (
     responder_by_rank,
     udp_response_first,
 )
+from conformance.observe.heap import release_free_heap
 from conformance.observe.records import (
     SAMPLE_PACKETS_PER_FLOW,
     Flow,
@@ -466,6 +467,7 @@ class FlowTable:
         # Only the walk asks which use of a 5-tuple a packet belongs to: let go of the
         # answers before the flows are built, as the entries are (#17: the allocator's pools).
         self._generations.clear()
+        release_free_heap()  # the walk's free heap, before the flows are built on top of it
         if self.compiled_finish is not None:
             return self.compiled_finish(self, first_id, address, numbered)
         # (first packet, protocol, a direction key, retired index or -1, then what building

@@ -596,7 +596,7 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         count += len(<dict>entries)
     spill, table.spill = table.spill, None  # connections that ended during the walk
     if spill is not None:
-        count += spill.count
+        count += spill.count + spill.finals
     items = <_Item*>PyMem_Malloc(max(count, 1) * sizeof(_Item))
     if items == NULL:
         raise MemoryError()
@@ -632,10 +632,11 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             index += 1
         table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
         if spill is not None:  # read back one at a time as they are built (observe/_spill.pyx)
-            for key, first, offset in spill.live():
-                _item(&items[count], first, PROTO_TCP, key, -1, len(held))
+            for key, first, offset, final in spill.live():
+                _item(&items[count], first, PROTO_TCP, key, index if final else -1, len(held))
                 held.extend((key, spill, offset))
                 count += 1
+                index += final  # a retired connection's place, after the table's retired
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
         ids._fill(items, count, held, first_id)

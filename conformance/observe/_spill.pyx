@@ -41,6 +41,8 @@ import tempfile
 
 cdef enum:
     _HEADER = 7  # size (4), live (1), key size (1), directions (1)
+    _LIVE = 1  # a record's second field: found by `reload` until it is reloaded (then 0)
+    _FINAL = 2  # ... a retired connection's, never reloaded
     _HAS_REF = 1  # the reference key's direction is in the record
     _HAS_OTHER = 2  # the other direction is
     _FLUSH_AT = 1 << 20  # the write buffer goes to the file at this size
@@ -210,7 +212,8 @@ cdef class Spill:
     cdef Py_ssize_t width  # slots, a power of two
     cdef Py_ssize_t taken  # slots live or dead
     cdef dict heads  # one object per distinct payload head read back (most are a few)
-    cdef readonly Py_ssize_t count  # live records
+    cdef readonly Py_ssize_t count  # live records `reload` finds
+    cdef readonly Py_ssize_t finals  # retired connections' records (`put(final=True)`)
     cdef readonly long long spilled  # records written
     cdef readonly long long reloaded  # records brought back
 
@@ -249,7 +252,7 @@ cdef class Spill:
         self.hashes = NULL
         self.offsets = NULL
         self.buffer = NULL
-        self.width = self.taken = self.count = self.used = 0
+        self.width = self.taken = self.count = self.finals = self.used = 0
 
     cdef int _grow(self, Py_ssize_t width) except -1:
         cdef uint64_t* old_hashes = self.hashes
@@ -291,9 +294,11 @@ cdef class Spill:
             raise OSError(f"spill file: ends inside the record at offset {offset}")
         return scratch
 
-    def put(self, bytes ref, Entry a, Entry b):
+    def put(self, bytes ref, Entry a, Entry b, bint final=False):
         """Keep the pair of reference key `ref`: `a` its direction's entry, `b` the other's
-        (either may be None, not both)."""
+        (either may be None, not both). `final`: a connection a SYN retired (its 5-tuple
+        now names another), kept under its own key `ref` with `a` its entry, read back
+        only by `live` and `load`, never found by `reload`."""
         cdef Py_ssize_t key_size = PyBytes_GET_SIZE(ref)
         cdef Py_ssize_t size = _HEADER + key_size + _entry_size(a) + _entry_size(b), at
         cdef uint8_t* out
@@ -305,14 +310,14 @@ cdef class Spill:
             raise ValueError(f"spill record of {size} bytes: more than {_RECORD_MAX}")
         if self.used + size > _FLUSH_AT:
             self._flush()
-        if 2 * (self.taken + 1) > self.width:
+        if not final and 2 * (self.taken + 1) > self.width:
             self._grow(self.width * 2 if 4 * (self.count + 1) > self.width else self.width)
         out = self.buffer + self.used
         out[0] = size & 0xFF
         out[1] = (size >> 8) & 0xFF
         out[2] = (size >> 16) & 0xFF
         out[3] = (size >> 24) & 0xFF
-        out[4] = 1
+        out[4] = _FINAL if final else _LIVE
         out[5] = <uint8_t>key_size
         out[6] = (_HAS_REF if a is not None else 0) | (_HAS_OTHER if b is not None else 0)
         memcpy(out + _HEADER, PyBytes_AS_STRING(ref), key_size)
@@ -321,6 +326,11 @@ cdef class Spill:
             at += _pack(a, out + at)
         if b is not None:
             at += _pack(b, out + at)
+        self.spilled += 1
+        if final:
+            self.used += size
+            self.finals += 1
+            return
         slot = h & (self.width - 1)
         while self.offsets[slot] >= 0:
             slot = (slot + 1) & (self.width - 1)
@@ -330,7 +340,6 @@ cdef class Spill:
         self.offsets[slot] = self.flushed + self.used
         self.used += size
         self.count += 1
-        self.spilled += 1
 
     cdef int _flush(self) except -1:
         cdef Py_ssize_t done = 0
@@ -421,9 +430,10 @@ cdef class Spill:
         return True
 
     def live(self):
-        """(listing key, first packet, offset) of each record still here, in file order:
-        a pair is listed under its reference key, a lone direction under its own key (as
-        FlowTable.finish lists the table's). The file is read in pieces, front to back."""
+        """(listing key, first packet, offset, final) of each record still here, in file
+        order: a pair is listed under its reference key, a lone direction under its own key
+        (as FlowTable.finish lists the table's), a retired connection (`final`) under the key
+        it was put with. The file is read in pieces, front to back."""
         cdef long long base = 0, end
         cdef Py_ssize_t at, size, key_size, have
         cdef const uint8_t* r
@@ -450,11 +460,14 @@ cdef class Spill:
                 size = _HEADER + key_size
                 if r[6] & _HAS_REF and r[6] & _HAS_OTHER:
                     first = min(_first(r + size), _first(r + size + _packed_size(r + size)))
-                    yield PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size), first, base + at
+                    key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
                 elif r[6] & _HAS_REF:
-                    yield PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size), _first(r + size), base + at
+                    first = _first(r + size)
+                    key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
                 else:
-                    yield _reverse(r + _HEADER, key_size), _first(r + size), base + at
+                    first = _first(r + size)
+                    key = _reverse(r + _HEADER, key_size)
+                yield key, first, base + at, r[4] == _FINAL
             at += record_size
 
     def load(self, long long offset):

@@ -918,6 +918,23 @@ cdef class FastStep(CStep):
             if PyBytes_GET_SIZE(key) == 12:  # IPv4: maybe cached
                 self._forget(<const uint8_t*>PyBytes_AS_STRING(key))
                 self._forget(<const uint8_t*>PyBytes_AS_STRING(rkey))
+        if PyList_GET_SIZE(self.retired):
+            self._spill_retired()
+        return 0
+
+    cdef int _spill_retired(self) except -1:
+        """Connections a SYN retired (FlowTable._retired: their 5-tuple names another now)
+        go to the spill too, for good: no packet can come back to them."""
+        self._after_python()  # the cache lets go of what it held of them first
+        kept = []
+        for item in self.retired:
+            key, e, other = item
+            if (<Entry>e).rare is None and (other is None or (<Entry>other).rare is None):
+                self.spill.put(key, e, other, True)
+            else:
+                kept.append(item)
+        self.retired[:] = kept  # in place: FlowTable holds this list
+        self.retired_seen = len(kept)
         return 0
 
     cdef Entry _syn(

@@ -486,13 +486,15 @@ class FlowTable:
                     first = min(e[N_FIRST], other[N_FIRST])
                     order.append((first, proto, key, -1, rkey, (proto, key), e, other))
             table.clear()  # the entries now live in `order`
+        index = len(self._retired)  # a spilled retired connection's place, after these
         spill, self.spill = self.spill, None
         if spill is not None:  # connections that ended during the walk (observe/_spill.pyx)
-            for key, first, offset in spill.live():
+            for key, first, offset, final in spill.live():
                 e, other = spill.load(offset)
                 rkey = reverse_key(key)
                 ref = (IPPROTO_TCP, key if key <= rkey else rkey)
-                order.append((first, IPPROTO_TCP, key, -1, rkey, ref, e, other))
+                order.append((first, IPPROTO_TCP, key, index if final else -1, rkey, ref, e, other))
+                index += final
             spill.close()
         for index, (key, e, other) in enumerate(self._retired):
             rkey = reverse_key(key)

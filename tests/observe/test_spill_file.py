@@ -101,7 +101,8 @@ def test_a_lone_direction_is_listed_under_its_own_key(v6: bool) -> None:
         spill.put(key, e, None)
     else:
         spill.put(rkey, None, e)
-    [(listed, first, offset)] = list(spill.live())
+    [(listed, first, offset, final)] = list(spill.live())
+    assert final is False
     assert listed == key and first == 91
     loaded, none = spill.load(offset)
     assert none is None and _slots(loaded) == _slots(e)
@@ -120,8 +121,8 @@ def test_many_records_across_flushes_and_growth_come_back_in_file_order() -> Non
         made[ref] = (_entry(n), _entry(n + 1) if n % 4 else None)
         spill.put(ref, *made[ref])
     live = list(spill.live())
-    assert [k for k, _, _ in live] == list(made)  # each under its reference key, in order
-    for ref, first, offset in live[::997]:
+    assert [k for k, _, _, _ in live] == list(made)  # each under its reference key, in order
+    for ref, first, offset, _ in live[::997]:
         a, b = made[ref]
         assert first == a[N_FIRST]
         got_a, got_b = spill.load(offset)
@@ -132,7 +133,7 @@ def test_many_records_across_flushes_and_growth_come_back_in_file_order() -> Non
     for ref in gone:
         assert spill.reload(table, reverse_key(ref)) is True
     assert spill.count == len(made) - len(gone)
-    left = {k for k, _, _ in spill.live()}
+    left = {k for k, _, _, _ in spill.live()}
     assert left == set(made) - set(gone)
     for ref in gone:  # reloaded: found no more
         assert spill.reload({}, ref) is False
@@ -166,4 +167,18 @@ def test_want_is_kept() -> None:
     table: dict[bytes, Any] = {}
     spill.reload(table, _key(2))
     assert table[_key(2)][WANT] == 0x35
+    spill.close()
+
+
+def test_a_retired_connection_is_listed_under_its_key_and_never_reloaded() -> None:
+    spill = _SPILL.Spill()
+    key = _key(7)
+    larger = max(key, reverse_key(key))  # not the reference key: kept as given
+    e, other = _entry(7), _entry(8)
+    spill.put(larger, e, other, True)
+    assert spill.reload({}, larger) is False and spill.count == 0 and spill.finals == 1
+    [(listed, first, offset, final)] = list(spill.live())
+    assert (listed, first, final) == (larger, 71, True)
+    got_e, got_other = spill.load(offset)
+    assert _slots(got_e) == _slots(e) and _slots(got_other) == _slots(other)
     spill.close()

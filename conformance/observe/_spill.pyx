@@ -23,7 +23,7 @@ bytes a slot, at most half full); the key in the record settles a collision.
 cimport cython
 from libc.errno cimport errno
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -32,6 +32,7 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t c_pread "pread"(int fd, void* buf, size_t count, long long offset)
     ssize_t c_pwrite "pwrite"(int fd, const void* buf, size_t count, long long offset)
     ssize_t c_write "write"(int fd, const void* buf, size_t count)
+    int c_ftruncate "ftruncate"(int fd, long long length)
 
 from conformance.observe._step cimport ENTRY_NUMS, ENTRY_SAMPLES, NUM_FIRST, Entry, e_num
 
@@ -206,6 +207,8 @@ cdef class Spill:
     cdef int fd
     cdef uint8_t* buffer  # records past `flushed`, not yet in the file (`used` bytes)
     cdef Py_ssize_t used
+    cdef Py_ssize_t capacity  # of `buffer`: _FLUSH_AT + _RECORD_MAX, more once in memory
+    cdef bint in_memory  # the file could not take more: the buffer keeps what follows
     cdef long long flushed
     cdef uint64_t* hashes
     cdef int64_t* offsets  # a record's offset; _EMPTY_SLOT, or _DEAD_SLOT (was one)
@@ -225,9 +228,11 @@ cdef class Spill:
     def __init__(self, directory=None):
         self.file = tempfile.TemporaryFile(dir=directory)  # unlinked: nothing left behind
         self.fd = self.file.fileno()
-        self.buffer = <uint8_t*>PyMem_Malloc(_FLUSH_AT + _RECORD_MAX)
+        self.capacity = _FLUSH_AT + _RECORD_MAX
+        self.buffer = <uint8_t*>PyMem_Malloc(self.capacity)
         if self.buffer == NULL:
             raise MemoryError()
+        self.in_memory = False
         self.used = 0
         self.flushed = 0
         self.heads = {}
@@ -308,7 +313,7 @@ cdef class Spill:
             raise ValueError("an entry with rare state (a stream, ICMP errors, an encapsulation, numbers past 32 bits) is not spilled")
         if size > _RECORD_MAX:
             raise ValueError(f"spill record of {size} bytes: more than {_RECORD_MAX}")
-        if self.used + size > _FLUSH_AT:
+        while self.used + size > self.capacity - _RECORD_MAX:
             self._flush()
         if not final and 2 * (self.taken + 1) > self.width:
             self._grow(self.width * 2 if 4 * (self.count + 1) > self.width else self.width)
@@ -342,12 +347,27 @@ cdef class Spill:
         self.count += 1
 
     cdef int _flush(self) except -1:
+        """The buffer to the file; where the file cannot take it (a full disk), the buffer
+        grows instead and keeps every later record in memory: the walk goes on, the facts
+        unchanged, only the memory the spill saves is lost."""
         cdef Py_ssize_t done = 0
         cdef ssize_t wrote
+        cdef uint8_t* larger
+        if self.in_memory:
+            larger = <uint8_t*>PyMem_Realloc(self.buffer, 2 * self.capacity)
+            if larger == NULL:
+                raise MemoryError()
+            self.buffer = larger
+            self.capacity *= 2
+            return 0
         while done < self.used:
             wrote = c_write(self.fd, self.buffer + done, self.used - done)
-            if wrote < 0:
-                raise OSError(errno, "spill file: cannot write")
+            if wrote <= 0:
+                # The file ends at the last whole flush (a record is never split between
+                # the file and the buffer); the buffer keeps this flush and what follows.
+                c_ftruncate(self.fd, self.flushed)
+                self.in_memory = True
+                return self._flush()
             done += wrote
         self.flushed += self.used
         self.used = 0
@@ -433,13 +453,12 @@ cdef class Spill:
         """(listing key, first packet, offset, final) of each record still here, in file
         order: a pair is listed under its reference key, a lone direction under its own key
         (as FlowTable.finish lists the table's), a retired connection (`final`) under the key
-        it was put with. The file is read in pieces, front to back."""
+        it was put with. The file is read in pieces, front to back, then the buffer."""
         cdef long long base = 0, end
-        cdef Py_ssize_t at, size, key_size, have
+        cdef Py_ssize_t at, have
         cdef const uint8_t* r
-        cdef uint32_t record_size
-        cdef long long first
-        self._flush()
+        if not self.in_memory:
+            self._flush()
         end = self.flushed
         chunk = b""
         at = 0
@@ -454,21 +473,29 @@ cdef class Spill:
                 ):
                     raise OSError(f"spill file: ends inside the record at offset {base}")
             r = <const uint8_t*>PyBytes_AS_STRING(chunk) + at
-            record_size = _record_size(r)
             if r[4]:
-                key_size = r[5]
-                size = _HEADER + key_size
-                if r[6] & _HAS_REF and r[6] & _HAS_OTHER:
-                    first = min(_first(r + size), _first(r + size + _packed_size(r + size)))
-                    key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
-                elif r[6] & _HAS_REF:
-                    first = _first(r + size)
-                    key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
-                else:
-                    first = _first(r + size)
-                    key = _reverse(r + _HEADER, key_size)
-                yield key, first, base + at, r[4] == _FINAL
-            at += record_size
+                yield self._listed(r, base + at)
+            at += _record_size(r)
+        at = 0
+        while at < self.used:  # what the file could not take (or was not given yet)
+            r = self.buffer + at
+            if r[4]:
+                yield self._listed(r, self.flushed + at)
+            at += _record_size(r)
+
+    cdef tuple _listed(self, const uint8_t* r, long long offset):
+        cdef Py_ssize_t key_size = r[5], size = _HEADER + r[5]
+        cdef long long first
+        if r[6] & _HAS_REF and r[6] & _HAS_OTHER:
+            first = min(_first(r + size), _first(r + size + _packed_size(r + size)))
+            key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
+        elif r[6] & _HAS_REF:
+            first = _first(r + size)
+            key = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
+        else:
+            first = _first(r + size)
+            key = _reverse(r + _HEADER, key_size)
+        return key, first, offset, r[4] == _FINAL
 
     def load(self, long long offset):
         """(listing key's entry, the other direction's or None) of the record at `offset`."""

@@ -10,6 +10,9 @@ lists what is left as FlowTable.finish lists the table's directions.
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +185,42 @@ def test_a_retired_connection_is_listed_under_its_key_and_never_reloaded() -> No
     got_e, got_other = spill.load(offset)
     assert _slots(got_e) == _slots(e) and _slots(got_other) == _slots(other)
     spill.close()
+
+
+_FULL_DISK = """
+import resource, signal, struct, sys
+sys.path.insert(0, sys.argv[1])
+from tests.observe.test_spill_file import _SPILL, _entry, _key, _slots
+from conformance.observe.flows import reverse_key
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+spill = _SPILL.Spill()
+made = {}
+for n in range(12_000):
+    key = _key(n)
+    ref = min(key, reverse_key(key))
+    made[ref] = (_entry(n), None)
+    spill.put(ref, *made[ref])
+table = {}
+assert all(spill.reload(table, ref) for ref in list(made)[::5])
+live = list(spill.live())
+assert len(live) == len(made) - len(table), (len(live), len(made), len(table))
+for ref, first, offset, final in live[::101]:
+    assert _slots(spill.load(offset)[0]) == _slots(made[ref][0])
+print("ok")
+"""
+
+
+def test_a_full_disk_keeps_the_rest_in_memory(tmp_path: Path) -> None:
+    """The file stops taking records at 1 MiB (RLIMIT_FSIZE): what follows stays in the
+    buffer, and every record still reads back."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

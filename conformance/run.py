@@ -29,7 +29,6 @@ from conformance.errors import CaptureError, ConformanceError, ProfileError
 from conformance.evidence.interface import Collected, EvidenceSource
 from conformance.judge.result import ControlResult
 from conformance.observe.evidence import KEPT_LOGS, observe_evidence
-from conformance.observe.heap import release_free_heap
 from conformance.observe.parallel import CaptureExecutor, Judged, check_executor, executor_for
 from conformance.observe.records import Observations
 from conformance.options import RunOptions
@@ -216,7 +215,6 @@ class Run:
             # collection while judging and reporting would otherwise walk them all again.
             gc.freeze()
             self.frozen = True
-            release_free_heap()  # what observing let go, before judging and reporting (#17)
         finally:
             if collector:
                 gc.enable()
@@ -331,8 +329,6 @@ class Run:
     ) -> Mapping[str, Any] | None:
         """Write and sign the report; return its `baseline` section (None without one)."""
         from conformance.report.assemble import write_report
-
-        release_free_heap()  # what judging let go, before the report's tables
         from conformance.report.interface import ReportRun
         from conformance.sign.seal import Ed25519Sealer
         from conformance.sign.signing_key import signing_key

@@ -805,9 +805,8 @@ cdef class FastStep(CStep):
         self.sweep_quiet = flows.SPILL_QUIET_PACKETS
         self.next_sweep = self.sweep_every
         if self.sweep_every > 0 and self.syn_compiled:
-            from conformance.decode import compiled  # _spill cimports this module's Entry
+            from conformance.observe.ingest import COMPILED_SPILL as spill_module
 
-            spill_module = compiled.load("conformance.observe._spill")
             if spill_module is not None:
                 try:
                     self.spill = table.spill = spill_module.Spill()

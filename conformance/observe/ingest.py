@@ -58,6 +58,8 @@ _FRAG_MASK = 0x3FFF  # MF flag and fragment offset
 _PLAIN_TCP_HEADER = 32
 _COMPILED = compiled.load(compiled.MODULES[1])
 _COMPILED_FLOWS = compiled.load(compiled.MODULES[4])  # FlowTable.finish's twin
+# Where the compiled step puts closed connections (observe/_spill.pyx); it cimports the step.
+COMPILED_SPILL = compiled.load(compiled.MODULES[6]) if _COMPILED is not None else None
 
 
 def _read_already(

@@ -12,6 +12,7 @@ build every capture they observe with this and with the Python code and compare.
 """
 
 from cpython.array cimport array
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
@@ -539,10 +540,7 @@ cdef class FlowIdTable:
     cpdef long long lookup(self, object ref, long long packet) except? -1:
         """FlowIds.get: the id of the flow `ref` names at `packet` (0 if none)."""
         cdef int proto
-        cdef Py_ssize_t size, index
-        cdef uint64_t h
-        cdef long long found = 0
-        cdef bint seen = False
+        cdef Py_ssize_t size
         cdef const unsigned char* k
         if self.count == 0 or type(ref) is not tuple or len(<tuple>ref) != 2:
             return 0
@@ -555,6 +553,18 @@ cdef class FlowIdTable:
         k = <const unsigned char*>PyBytes_AS_STRING(key)
         size = PyBytes_GET_SIZE(key)
         if size > _MAX_KEY:
+            return 0
+        return self._lookup(proto, k, size, packet)
+
+    cdef long long _lookup(
+        self, int proto, const unsigned char* k, Py_ssize_t size, long long packet
+    ) noexcept:
+        """`lookup` of the reference (proto, the `size` bytes at k)."""
+        cdef Py_ssize_t index
+        cdef long long found = 0
+        cdef bint seen = False
+        cdef uint64_t h
+        if self.count == 0:
             return 0
         h = _ref_hash(proto, k, size)
         index = self.slots[h & <uint64_t>self.mask]
@@ -692,16 +702,60 @@ cdef object _built(
     return flow
 
 
-def in_flows(renumbered, refs, hellos, ids):
-    """observe/builder.py `_in_flows`, compiled: each record of `hellos` numbered with the id
-    of the flow its reference in `refs` names at the record's packet (FlowIds.get; the
-    compiled finish's table answers it in C)."""
+def in_flows(renumbered, refs, order, hellos, ids):
+    """observe/builder.py `_in_flows`, compiled: each record of `hellos` (in the order of
+    the indices `order`, None: as recorded) numbered with the id of the flow its reference
+    in `refs` (flows.FlowRefs, read in place) names at the record's packet (FlowIds.get;
+    the compiled finish's table answers it in C, with no object per reference)."""
     cdef list numbered = []
     cdef FlowIdTable table = ids if type(ids) is FlowIdTable else None
-    get = ids.get
-    for ref, record in zip(refs, hellos, strict=True):
-        if table is not None:
-            numbered.append(renumbered(record, table.lookup(ref, record.packet)))
-        else:
-            numbered.append(renumbered(record, get(ref, record.packet)))
+    cdef bytearray packed = refs.packed
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(packed)
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(packed), at = 0, count = 0, index, key_size
+    cdef Py_ssize_t* starts
+    cdef Py_ssize_t taken = 0
+    cdef const unsigned char* k
+    cdef unsigned char back[_MAX_KEY]
+    cdef int proto
+    while at < size:
+        count += 1
+        at += 3 + p[at + 2]
+    if at != size:
+        raise ValueError("flow references: the buffer ends inside one")
+    starts = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+    if starts == NULL:
+        raise MemoryError()
+    try:
+        at = index = 0
+        while at < size:
+            starts[index] = at
+            index += 1
+            at += 3 + p[at + 2]
+        get = ids.get
+        for record in hellos:
+            if taken >= count:
+                raise ValueError("more records than flow references")
+            index = taken if order is None else order[taken]
+            if not 0 <= index < count:
+                raise IndexError(f"flow reference {index} of {count}")
+            taken += 1
+            at = starts[index]
+            proto = p[at] | (p[at + 1] << 8)
+            key_size = p[at + 2]
+            k = p + at + 3
+            if key_size != 12 and key_size != 36:  # a direction key: IPv4 or IPv6
+                raise ValueError(f"flow reference of {key_size} bytes")
+            _reversed_into(back, k, key_size)
+            if memcmp(back, k, key_size) < 0:  # the reference names a flow by its smaller key
+                k = back
+            if table is not None:
+                numbered.append(renumbered(record, table._lookup(proto, k, key_size, record.packet)))
+            else:
+                ref = (proto, PyBytes_FromStringAndSize(<const char*>k, key_size))
+                numbered.append(renumbered(record, get(ref, record.packet)))
+        if taken != count:
+            raise ValueError(f"{count} flow references for {taken} records")
+    finally:
+        PyMem_Free(starts)
+    refs.clear()
     return numbered

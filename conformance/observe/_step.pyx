@@ -27,12 +27,13 @@ observe every capture they build with it and with the Python step and compare
 """
 
 cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
-from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
@@ -693,6 +694,39 @@ cdef inline uint32_t _slot_of(const uint8_t* k, int proto):
     return (h ^ (h >> 15)) & _SLOT_MASK
 
 
+cdef enum:
+    _SPILLED_BITS = 1 << 22  # FastStep.spilled: a bit per hash of a spilled connection
+
+
+cdef uint32_t _pair_bit(const uint8_t* k, Py_ssize_t size) noexcept:
+    """A bit for the connection of direction key `k` (12 or 36 bytes), the same from either
+    direction: FNV-1a of the addresses and ports, each pair combined in an order-free way."""
+    cdef Py_ssize_t half = (size - 4) // 2, i
+    cdef uint64_t a = 0xCBF29CE484222325ULL, b = 0xCBF29CE484222325ULL
+    for i in range(half):
+        a = (a ^ k[i]) * 0x100000001B3ULL
+        b = (b ^ k[half + i]) * 0x100000001B3ULL
+    a = (a ^ k[2 * half]) * 0x100000001B3ULL
+    a = (a ^ k[2 * half + 1]) * 0x100000001B3ULL
+    b = (b ^ k[2 * half + 2]) * 0x100000001B3ULL
+    b = (b ^ k[2 * half + 3]) * 0x100000001B3ULL
+    a = (a ^ b) + (a & b) * 0x9E3779B97F4A7C15ULL  # symmetric in the two ends
+    return <uint32_t>((a ^ (a >> 31)) & (_SPILLED_BITS - 1))
+
+
+cdef int _add_ref(bytearray packed, int proto, bytes key) except -1:
+    """flows.FlowRefs.add, in place: protocol (2 bytes, little end), key size, key."""
+    cdef Py_ssize_t at = PyByteArray_GET_SIZE(packed), size = PyBytes_GET_SIZE(key)
+    cdef char* out
+    PyByteArray_Resize(packed, at + 3 + size)
+    out = PyByteArray_AS_STRING(packed) + at
+    out[0] = <char>(proto & 0xFF)
+    out[1] = <char>((proto >> 8) & 0xFF)
+    out[2] = <char>size
+    memcpy(out + 3, PyBytes_AS_STRING(key), size)
+    return 0
+
+
 cdef class FastStep(CStep):
     """The per-packet step of one `CaptureIngest`, compiled."""
 
@@ -714,9 +748,9 @@ cdef class FastStep(CStep):
     cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
     cdef object server_hello
     cdef list client_hellos  # PayloadInspector.client_hellos, client_refs, server_...
-    cdef object client_refs  # flows.FlowRefs
+    cdef bytearray client_refs  # flows.FlowRefs.packed of the client, server hellos (_add_ref)
     cdef list server_hellos
-    cdef object server_refs
+    cdef bytearray server_refs
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
     cdef dict hello_strs
     cdef dict kinds  # PayloadInspector._kinds, _heads: first payloads' kinds and heads known
@@ -736,6 +770,10 @@ cdef class FastStep(CStep):
     # Closed connections leave the table for the spill (observe/_spill.pyx), looked for
     # every `sweep_every` packets among those silent for `sweep_quiet`; None: they stay.
     cdef object spill
+    cdef object spill_module  # observe/_spill.pyx, when connections may be spilled at all
+    cdef Py_ssize_t sweep_from  # TCP directions in the table before the first sweep
+    cdef uint8_t* spilled  # a bit set per connection spilled (never cleared): when its bit
+    # is clear, a direction not in the table is not in the spill either (no call to ask)
     cdef long long next_sweep
     cdef long long sweep_every
     cdef long long sweep_quiet
@@ -754,11 +792,13 @@ cdef class FastStep(CStep):
         self.slots = <Slot*>calloc(_SLOTS, sizeof(Slot))
         if self.slots == NULL:
             raise MemoryError()
+        self.spilled = NULL
 
     def __dealloc__(self):
         if self.slots != NULL:
             self._drop_all()
             free(self.slots)
+        free(self.spilled)
 
     def __init__(self, ingest):
         cdef int t
@@ -780,9 +820,9 @@ cdef class FastStep(CStep):
         self.client_hello = payloads._CLIENT_HELLO
         self.server_hello = payloads._SERVER_HELLO
         self.client_hellos = inspector.client_hellos
-        self.client_refs = inspector.client_refs
+        self.client_refs = inspector.client_refs.packed
         self.server_hellos = inspector.server_hellos
-        self.server_refs = inspector.server_refs
+        self.server_refs = inspector.server_refs.packed
         self.hello_ints = inspector._ints
         self.hello_strs = inspector._strs
         self.kinds = inspector._kinds
@@ -800,18 +840,18 @@ cdef class FastStep(CStep):
         self.skipped = 0
         self.retired = table._retired
         self.retired_seen = len(self.retired)
-        self.spill = None
+        self.spill = None  # made at the first sweep that finds the table large enough
+        self.spill_module = None
         self.sweep_every = flows.SPILL_SWEEP_PACKETS
         self.sweep_quiet = flows.SPILL_QUIET_PACKETS
+        self.sweep_from = flows.SPILL_FROM_DIRECTIONS
         self.next_sweep = self.sweep_every
         if self.sweep_every > 0 and self.syn_compiled:
-            from conformance.observe.ingest import COMPILED_SPILL as spill_module
+            from conformance.observe.ingest import COMPILED_SPILL
 
-            if spill_module is not None:
-                try:
-                    self.spill = table.spill = spill_module.Spill()
-                except OSError:  # no scratch file to be had: every connection stays here
-                    self.spill = table.spill = None
+            self.spill_module = COMPILED_SPILL
+        if self.spill_module is None:
+            self.next_sweep = 0x7FFFFFFFFFFFFFFF  # never
         self.acc = ingest.accounting
         self.link_control = self.acc.link_control
         self.senders = self.acc.senders
@@ -876,11 +916,19 @@ cdef class FastStep(CStep):
         cdef PyObject* found = PyDict_GetItem(table, key)
         if found != NULL:
             return <Entry?>found
-        if self.spill is not None and proto == PROTO_TCP and self.spill.reload(table, key):
+        if self.spill is not None and proto == PROTO_TCP and self._maybe_spilled(key) and self.spill.reload(table, key):
             found = PyDict_GetItem(table, key)  # its connection is back from the spill
             if found != NULL:
                 return <Entry?>found
         return self._new_direction(table, proto, key, f, ts, n)
+
+    cdef bint _maybe_spilled(self, bytes key) noexcept:
+        cdef uint32_t bit = _pair_bit(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+        return (self.spilled[bit >> 3] >> (bit & 7)) & 1
+
+    cdef void _mark_spilled(self, bytes key) noexcept:
+        cdef uint32_t bit = _pair_bit(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+        self.spilled[bit >> 3] |= <uint8_t>(1 << (bit & 7))
 
     cdef int _sweep(self, long long n) except -1:
         """Move the TCP connections that ended (FIN both ways, or a RST) and were silent
@@ -890,6 +938,18 @@ cdef class FastStep(CStep):
         cdef PyObject* found
         cdef long both
         self.next_sweep = n + self.sweep_every
+        if self.spill is None:
+            if PyDict_Size(self.tcp) < self.sweep_from:
+                return 0
+            try:
+                spill = self.spill_module.Spill()
+            except OSError:  # no scratch file to be had: every connection stays here
+                self.next_sweep = 0x7FFFFFFFFFFFFFFF
+                return 0
+            self.spilled = <uint8_t*>calloc(_SPILLED_BITS // 8, 1)
+            if self.spilled == NULL:
+                raise MemoryError()
+            self.spill = self.flow_table.spill = spill
         victims = []
         for key, value in self.tcp.items():
             e = <Entry>value
@@ -914,6 +974,7 @@ cdef class FastStep(CStep):
                 self.spill.put(key, e_object, other_object)
             else:
                 self.spill.put(rkey, other_object, e_object)
+            self._mark_spilled(key)
             del self.tcp[key]
             if other_object is not None:
                 del self.tcp[rkey]
@@ -1279,7 +1340,7 @@ cdef class FastStep(CStep):
             _ECH_NONE,
         )
         self.client_hellos.append(record)
-        self.client_refs.add(PROTO_TCP, key)
+        _add_ref(self.client_refs, PROTO_TCP, key)
         return 0
 
     cdef bint _hello_begins(self, Entry e, bytes payload, double ts, long long n) except -1:
@@ -1417,7 +1478,7 @@ cdef class FastStep(CStep):
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
             self.server_hellos.append(record)
-            self.server_refs.add(PROTO_TCP, key)
+            _add_ref(self.server_refs, PROTO_TCP, key)
         if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
             e.want &= ~W_HTTP
         if not e.want:
@@ -1450,7 +1511,7 @@ cdef class FastStep(CStep):
         cdef Entry e
         cdef Slot* s
         cdef Py_ssize_t stop
-        if n >= self.next_sweep and self.spill is not None:
+        if n >= self.next_sweep:
             self._sweep(n)
         if not self.low <= ts <= self.high:  # timeline.py: a silence or a step back
             self.time_step(self.low, ts, n)

@@ -64,7 +64,7 @@ from conformance.observe.capture_parts import (
     parts_for,
 )
 from conformance.observe.ech_kinds import classify_hellos
-from conformance.observe.flows import Addresses, FlowIds, FlowRef
+from conformance.observe.flows import Addresses, FlowIds, FlowRefs
 from conformance.observe.heap import release_free_heap
 from conformance.observe.ingest import CaptureIngest
 from conformance.observe.layers import UNSUPPORTED_LINK
@@ -355,13 +355,14 @@ class _Numbered:
         order = self._order
         self.client = _in_flows(
             TlsClientHello,
-            inspector.client_refs.taken(order),
+            inspector.client_refs,
+            order,
             _taken(inspector.client_hellos, order),
             ids,
         )
         order.clear()  # 64k ints on the web mix: none outlives its use (#17)
         numbered = _in_flows(
-            TlsServerHello, inspector.server_refs.drained(), _drained(inspector.server_hellos), ids
+            TlsServerHello, inspector.server_refs, None, _drained(inspector.server_hellos), ids
         )
         self.server = sorted(numbered, key=attrgetter("packet"))
         self.dns = inspector.dns.records(ids, self._address)
@@ -374,18 +375,23 @@ class _Numbered:
 
 
 def _in_flows(
-    kind: type[_Hello], refs: Iterable[FlowRef], hellos: Iterable[_Hello], ids: FlowIds
+    kind: type[_Hello],
+    refs: FlowRefs,
+    order: list[int] | None,
+    hellos: Iterable[_Hello],
+    ids: FlowIds,
 ) -> list[_Hello]:
-    """Each hello with the id of the flow its reference (the one at its place in `refs`)
-    names at the hello's packet."""
+    """Each hello (in the order of the indices `order`, None: as recorded) with the id of
+    the flow its reference (the one at its index in `refs`) names at the hello's packet;
+    `refs` is emptied."""
     renumbered = numbering(kind)  # the part's own hellos: numbered in place where it can
     compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
     if compiled is not None:
-        return compiled.in_flows(renumbered, refs, hellos, ids)  # type: ignore[no-any-return]
+        return compiled.in_flows(renumbered, refs, order, hellos, ids)  # type: ignore[no-any-return]
     flow_id = ids.get
     return [
         renumbered(hello, flow_id(ref, hello.packet))
-        for ref, hello in zip(refs, hellos, strict=True)
+        for ref, hello in zip(refs.taken(order), hellos, strict=True)
     ]
 
 

@@ -87,12 +87,14 @@ PORTLESS = 256
 TCP_REUSE_IDLE_S = 120.0
 # The compiled step moves TCP connections that ended (FIN both ways, or a RST) out of the
 # table into a spill file (observe/_spill.pyx), looking for them every SPILL_SWEEP_PACKETS
-# packets among those silent for SPILL_QUIET_PACKETS; a later packet brings one back (#17:
-# the table holds the connections open at once, not every connection of the capture).
-# SPILL_SWEEP_PACKETS = 0: none leaves. Off for now: on the 2M web mix it lowers the peak
-# only from 94 to 89 MiB (the flows built at the end are the rest: docs/scaling.md steps
-# 3-4) and costs 0.3-0.4 s of a 1.5 s walk; the tests force it on (test_spill.py).
-SPILL_SWEEP_PACKETS = 0
+# packets among those silent for SPILL_QUIET_PACKETS, once the table holds
+# SPILL_FROM_DIRECTIONS TCP directions (some 500 MiB of walk state); a later packet brings
+# one back (#17: the table then holds the connections open at once, not every connection of
+# the capture). Below that nothing is spilled: the spill costs the walk 10-35% (the web mix
+# ends with 105k directions, the 2M scan mix below 1M: docs/scaling.md), a price worth
+# paying only where the table would otherwise outgrow the machine. 0: never.
+SPILL_SWEEP_PACKETS = 1 << 16
+SPILL_FROM_DIRECTIONS = 1 << 20
 SPILL_QUIET_PACKETS = 1 << 16
 
 Entry = list[Any]  # or the compiled step's Entry, read and written by the same slots
@@ -142,49 +144,49 @@ class FlowRefs:
 
     A hello names its flow this way, not by its direction's entry, so the entry can leave
     the walk's table (a closed connection's spill, #17) while its hellos stay; and not by a
-    `FlowRef` of its own, a tuple and a key per hello (13 MiB for the web mix's 129k).
+    `FlowRef` of its own, a tuple and a key per hello (13 MiB for the web mix's 129k). The
+    compiled step appends to `packed` itself, and the compiled numbering reads it
+    (observe/_step.pyx `_add_ref`, observe/_flows.pyx `in_flows`).
     """
 
-    __slots__ = ("_ends", "_packed")
+    __slots__ = ("packed",)
 
     def __init__(self) -> None:
-        self._packed = bytearray()  # per reference: protocol (2 bytes, little end), key
-        self._ends = array("Q")  # where each reference ends in `_packed`
+        # Per reference: protocol (2 bytes, little end), the key's size (1 byte), the key.
+        self.packed = bytearray()
 
     def add(self, proto: int, key: bytes) -> None:
         """Name the flow of direction `key` (either direction names the same flow)."""
-        packed = self._packed
-        packed += proto.to_bytes(2, "little")
-        packed += key
-        self._ends.append(len(packed))
+        self.packed += proto.to_bytes(2, "little") + len(key).to_bytes(1, "little") + key
+
+    def _starts(self) -> list[int]:
+        starts = []
+        packed = self.packed
+        at = 0
+        while at < len(packed):
+            starts.append(at)
+            at += 3 + packed[at + 2]
+        return starts
+
+    def _at(self, start: int) -> FlowRef:
+        packed = self.packed
+        end = start + 3 + packed[start + 2]
+        return flow_ref(packed[start] | packed[start + 1] << 8, bytes(packed[start + 3 : end]))
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._starts())
 
-    def __getitem__(self, index: int) -> FlowRef:
-        ends = self._ends
-        start = ends[index - 1] if index > 0 else 0
-        packed = self._packed
-        return flow_ref(
-            packed[start] | packed[start + 1] << 8, bytes(packed[start + 2 : ends[index]])
-        )
-
-    def taken(self, order: list[int]) -> Iterator[FlowRef]:
-        """The references at the indices `order`, in that order; then none is kept."""
-        for index in order:
-            yield self[index]
-        self.clear()
-
-    def drained(self) -> Iterator[FlowRef]:
-        """The references in order; then none is kept."""
-        for index in range(len(self._ends)):
-            yield self[index]
+    def taken(self, order: list[int] | None = None) -> Iterator[FlowRef]:
+        """The references at the indices `order` (None: all), in that order; then none is
+        kept."""
+        starts = self._starts()
+        for index in range(len(starts)) if order is None else order:
+            yield self._at(starts[index])
         self.clear()
 
     def clear(self) -> None:
         """Forget every reference."""
-        self._packed = bytearray()
-        self._ends = array("Q")
+        self.packed = bytearray()
 
 
 def key_parts(key: bytes) -> tuple[bytes, bytes, int, int]:

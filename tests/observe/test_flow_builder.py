@@ -37,6 +37,7 @@ from conformance.observe.flows import (
     Addresses,
     Entry,
     FlowIds,
+    FlowRefs,
     FlowTable,
     IcmpErrors,
     reverse_key,
@@ -245,7 +246,8 @@ def test_compiled_flows_of_one_instant_share_its_time() -> None:
 @pytest.mark.skipif(not COMPILED_FLOWS, reason="the compiled flow builder is not built")
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
-    """Hellos numbered with their flows' ids, a reused 5-tuple's told apart by packet."""
+    """Hellos numbered with their flows' ids, a reused 5-tuple's told apart by packet; the
+    references read in place (flows.FlowRefs), in the hellos' order or in another."""
     _, ids, _ = _finish(seed, None)
     refs = [*ids._ids, (IPPROTO_TCP, b"no such flow")]
     rng = random.Random(seed)
@@ -254,15 +256,23 @@ def test_compiled_in_flows_is_the_python_one(seed: int) -> None:
         for _ in range(rng.randrange(0, 60))
     ]
     renumbered = renumbering(TlsServerHello)
-    expected = [renumbered(hello, ids.get(ref, hello.packet)) for ref, hello in hellos]
+    order = list(range(len(hellos)))
+    rng.shuffle(order)
     assert ingest._COMPILED_FLOWS is not None
-    got = ingest._COMPILED_FLOWS.in_flows(
-        renumbered, [ref for ref, _ in hellos], [hello for _, hello in hellos], ids
-    )
-    assert got == expected
+    for taken in (None, order):
+        packed = FlowRefs()
+        for (proto, key), _ in hellos:
+            packed.add(proto, key if rng.random() < 0.5 else flows.reverse_key(key))
+        chosen = [hellos[i] for i in (range(len(hellos)) if taken is None else taken)]
+        expected = [renumbered(hello, ids.get(ref, hello.packet)) for ref, hello in chosen]
+        got = ingest._COMPILED_FLOWS.in_flows(
+            renumbered, packed, taken, [hello for _, hello in chosen], ids
+        )
+        assert got == expected
+        assert not packed.packed  # let go once read
     with pytest.raises(ValueError):  # a reference short: never a hello left unnumbered
         ingest._COMPILED_FLOWS.in_flows(
-            renumbered, refs[:0], [hellos[0][1]] if hellos else [None], ids
+            renumbered, FlowRefs(), None, [hellos[0][1]] if hellos else [None], ids
         )
 
 

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 def forced_spill(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flows, "SPILL_SWEEP_PACKETS", 1)
     monkeypatch.setattr(flows, "SPILL_QUIET_PACKETS", 0)
+    monkeypatch.setattr(flows, "SPILL_FROM_DIRECTIONS", 0)
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))

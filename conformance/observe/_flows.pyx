@@ -37,6 +37,7 @@ from conformance.observe._step cimport (
     e_num,
     entry_item,
     entry_samples,
+    key_reversed_into,
 )
 
 from conformance.decode.ip import IPPROTO_TCP, IPPROTO_UDP
@@ -119,24 +120,13 @@ cdef inline Py_ssize_t _sample_count(object e):
     return len(<array>PyList_GET_ITEM(<list>e, SAMPLES))
 
 
-cdef inline void _reversed_into(
-    unsigned char* raw, const unsigned char* k, Py_ssize_t size
-) noexcept:
-    """flows.reverse_key of a 12- or 36-byte key, into `raw`."""
-    cdef Py_ssize_t half = (size - 4) // 2
-    memcpy(raw, k + half, half)
-    memcpy(raw + half, k, half)
-    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
-    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
-
-
 cdef bytes _reverse(bytes key):
     """flows.reverse_key."""
     cdef Py_ssize_t size = PyBytes_GET_SIZE(key)
     cdef unsigned char raw[_MAX_KEY]
     if size != 12 and size != 36:
         return flows.reverse_key(key)
-    _reversed_into(raw, <const unsigned char*>PyBytes_AS_STRING(key), size)
+    key_reversed_into(raw, <const unsigned char*>PyBytes_AS_STRING(key), size)
     return PyBytes_FromStringAndSize(<const char*>raw, size)
 
 
@@ -501,7 +491,7 @@ cdef class FlowIdTable:
                 swap = False
                 if size == 12 or size == 36:  # flow_ref: the smaller of the key and its reverse
                     k = <const unsigned char*>PyBytes_AS_STRING(key)
-                    _reversed_into(raw, k, size)
+                    key_reversed_into(raw, k, size)
                     if memcmp(raw, k, size) < 0:
                         swap = True
                         k = raw
@@ -533,7 +523,7 @@ cdef class FlowIdTable:
         if self.protos[index] != proto or PyBytes_GET_SIZE(key) != size:
             return False
         if self.swapped[index]:
-            _reversed_into(raw, own, size)
+            key_reversed_into(raw, own, size)
             own = raw
         return memcmp(own, k, size) == 0
 
@@ -745,7 +735,7 @@ def in_flows(renumbered, refs, order, hellos, ids):
             k = p + at + 3
             if key_size != 12 and key_size != 36:  # a direction key: IPv4 or IPv6
                 raise ValueError(f"flow reference of {key_size} bytes")
-            _reversed_into(back, k, key_size)
+            key_reversed_into(back, k, key_size)
             if memcmp(back, k, key_size) < 0:  # the reference names a flow by its smaller key
                 k = back
             if table is not None:

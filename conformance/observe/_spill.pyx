@@ -34,7 +34,14 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t c_write "write"(int fd, const void* buf, size_t count)
     int c_ftruncate "ftruncate"(int fd, long long length)
 
-from conformance.observe._step cimport ENTRY_NUMS, ENTRY_SAMPLES, NUM_FIRST, Entry, e_num
+from conformance.observe._step cimport (
+    ENTRY_NUMS,
+    ENTRY_SAMPLES,
+    NUM_FIRST,
+    Entry,
+    e_num,
+    key_reversed_into,
+)
 
 import os
 import tempfile
@@ -89,19 +96,10 @@ cdef inline uint64_t _hash(const uint8_t* k, Py_ssize_t size) noexcept:
     return h if h > 1 else h + 2  # 0 and 1 are never a key's hash: nothing to confuse
 
 
-cdef void _reverse_into(const uint8_t* k, Py_ssize_t size, uint8_t* raw) noexcept:
-    """The opposite direction's key (flows.reverse_key) into `raw`."""
-    cdef Py_ssize_t half = (size - 4) // 2
-    memcpy(raw, k + half, half)
-    memcpy(raw + half, k, half)
-    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
-    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
-
-
 cdef bytes _reverse(const uint8_t* k, Py_ssize_t size):
     """The opposite direction's key (flows.reverse_key)."""
     cdef uint8_t raw[36]
-    _reverse_into(k, size, raw)
+    key_reversed_into(raw, k, size)
     return PyBytes_FromStringAndSize(<const char*>raw, size)
 
 
@@ -430,7 +428,7 @@ cdef class Spill:
         size = PyBytes_GET_SIZE(key)
         if size != 12 and size != 36:
             return False
-        _reverse_into(k, size, back)
+        key_reversed_into(back, k, size)
         ref = k if memcmp(k, back, size) <= 0 else back
         slot = self._find(ref, size, &offset)
         if slot < 0:

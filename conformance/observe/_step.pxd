@@ -2,6 +2,7 @@
 # (observe/_flows.pyx) that reads it at the capture's end.
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy
 
 cdef enum:
     ENTRY_SAMPLES = 8  # records.SAMPLE_PACKETS_PER_FLOW (checked when _step is imported)
@@ -69,6 +70,16 @@ cdef class Entry:
     cdef uint8_t kind  # the first payload's PayloadKind, as its place in _step.KINDS
     cdef object head
     cdef Rare rare  # None for almost every direction
+
+
+cdef inline void key_reversed_into(uint8_t* raw, const uint8_t* k, Py_ssize_t size) noexcept:
+    """flows.reverse_key of a 12- or 36-byte direction key, into `raw` (the flow builder's
+    and the spill's)."""
+    cdef Py_ssize_t half = (size - 4) // 2
+    memcpy(raw, k + half, half)
+    memcpy(raw + half, k, half)
+    memcpy(raw + 2 * half, k + 2 * half + 2, 2)
+    memcpy(raw + 2 * half + 2, k + 2 * half, 2)
 
 
 cdef inline long long e_num(Entry e, int which) noexcept:

@@ -916,10 +916,11 @@ cdef class FastStep(CStep):
         cdef PyObject* found = PyDict_GetItem(table, key)
         if found != NULL:
             return <Entry?>found
-        if self.spill is not None and proto == PROTO_TCP and self._maybe_spilled(key) and self.spill.reload(table, key):
-            found = PyDict_GetItem(table, key)  # its connection is back from the spill
-            if found != NULL:
-                return <Entry?>found
+        if self.spill is not None and proto == PROTO_TCP and self._maybe_spilled(key):
+            if self.spill.reload(table, key):  # its connection is back from the spill
+                found = PyDict_GetItem(table, key)
+                if found != NULL:
+                    return <Entry?>found
         return self._new_direction(table, proto, key, f, ts, n)
 
     cdef bint _maybe_spilled(self, bytes key) noexcept:

@@ -173,9 +173,6 @@ class FlowRefs:
         end = start + 3 + packed[start + 2]
         return flow_ref(packed[start] | packed[start + 1] << 8, bytes(packed[start + 3 : end]))
 
-    def __len__(self) -> int:
-        return len(self._starts())
-
     def taken(self, order: list[int] | None = None) -> Iterator[FlowRef]:
         """The references at the indices `order` (None: all), in that order; then none is
         kept."""

@@ -582,6 +582,21 @@ cdef class FlowIdTable:
         return self.count
 
 
+cdef int _list_spilled(
+    _Item* items, Py_ssize_t* count, Py_ssize_t* index, list held, object spill, list keys,
+    const long long[:] firsts, const long long[:] offsets, const unsigned char[:] finals,
+) except -1:
+    """The spill's records (Spill.listing) as items, each held as (key, the spill, offset)."""
+    cdef Py_ssize_t i
+    for i in range(len(keys)):
+        key = <object>PyList_GET_ITEM(keys, i)
+        _item(&items[count[0]], firsts[i], PROTO_TCP, key, index[0] if finals[i] else -1, len(held))
+        held.extend((key, spill, offsets[i]))
+        count[0] += 1
+        index[0] += finals[i]  # a retired connection's place, after the table's retired
+    return 0
+
+
 def finish(table, Py_ssize_t first_id, address, numbered=None):
     """FlowTable.finish(first_id, address, numbered), compiled: (flows, FlowIds)."""
     cdef list held = []
@@ -632,11 +647,8 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             index += 1
         table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
         if spill is not None:  # read back one at a time as they are built (observe/_spill.pyx)
-            for key, first, offset, final in spill.live():
-                _item(&items[count], first, PROTO_TCP, key, index if final else -1, len(held))
-                held.extend((key, spill, offset))
-                count += 1
-                index += final  # a retired connection's place, after the table's retired
+            keys, firsts, offsets, finals = spill.listing()
+            _list_spilled(items, &count, &index, held, spill, keys, firsts, offsets, finals)
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
         ids._fill(items, count, held, first_id)

@@ -22,6 +22,7 @@ bytes a slot, at most half full); the key in the record settles a collision.
 
 cimport cython
 from libc.errno cimport errno
+from cpython cimport array
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -43,7 +44,7 @@ from conformance.observe._step cimport (
     key_reversed_into,
 )
 
-import os
+import array
 import tempfile
 
 
@@ -58,6 +59,8 @@ cdef enum:
     _PACKED = 96  # sizeof(_Packed), checked below
     _RECORD_MAX = _HEADER + 36 + 2 * (_PACKED + 254)  # key, two entries with their heads
     _HEADS_KEPT = 4096  # distinct payload heads shared as they are read back
+    _WINDOWS = 4  # Spill.window: windows of the file the build reads records through
+    _WINDOW = 1 << 16  # ... of this many bytes each
 
 # Records spilled and brought back by every spill closed so far in this process (the tests
 # check that forcing the spill reaches both).
@@ -213,6 +216,15 @@ cdef class Spill:
     cdef Py_ssize_t width  # slots, a power of two
     cdef Py_ssize_t taken  # slots live or dead
     cdef dict heads  # one object per distinct payload head read back (most are a few)
+    # The build reads records back in packet order: file order within one sweep's records,
+    # with the connections that outlived a sweep read from the next sweep's. A few windows
+    # of the file (`window_size[w]` bytes from `window_at[w]`, the least recently used one
+    # read again on a miss) save a read per record.
+    cdef uint8_t* window
+    cdef long long window_at[_WINDOWS]
+    cdef Py_ssize_t window_size[_WINDOWS]
+    cdef unsigned long long window_used[_WINDOWS]
+    cdef unsigned long long window_clock
     cdef readonly Py_ssize_t count  # live records `reload` finds
     cdef readonly Py_ssize_t finals  # retired connections' records (`put(final=True)`)
     cdef readonly long long spilled  # records written
@@ -222,6 +234,10 @@ cdef class Spill:
         self.hashes = NULL
         self.offsets = NULL
         self.buffer = NULL
+        self.window = NULL
+        memset(self.window_size, 0, sizeof(self.window_size))
+        memset(self.window_used, 0, sizeof(self.window_used))
+        self.window_clock = 0
 
     def __init__(self, directory=None):
         self.file = tempfile.TemporaryFile(dir=directory)  # unlinked: nothing left behind
@@ -240,9 +256,11 @@ cdef class Spill:
         PyMem_Free(self.hashes)
         PyMem_Free(self.offsets)
         PyMem_Free(self.buffer)
+        PyMem_Free(self.window)
 
     def close(self):
         """Let go of the file, the buffer and the index."""
+        cdef Py_ssize_t w
         TOTALS["spilled"] += self.spilled
         TOTALS["reloaded"] += self.reloaded
         self.spilled = self.reloaded = 0
@@ -252,9 +270,13 @@ cdef class Spill:
         PyMem_Free(self.hashes)
         PyMem_Free(self.offsets)
         PyMem_Free(self.buffer)
+        PyMem_Free(self.window)
         self.hashes = NULL
         self.offsets = NULL
         self.buffer = NULL
+        self.window = NULL
+        for w in range(_WINDOWS):
+            self.window_size[w] = 0
         self.width = self.taken = self.count = self.finals = self.used = 0
 
     cdef int _grow(self, Py_ssize_t width) except -1:
@@ -296,6 +318,38 @@ cdef class Spill:
         if got < 4 or got < <ssize_t>_record_size(scratch):
             raise OSError(f"spill file: ends inside the record at offset {offset}")
         return scratch
+
+    cdef const uint8_t* _windowed(self, long long offset) except NULL:
+        """The record at `offset`, read through the windows."""
+        cdef ssize_t got
+        cdef Py_ssize_t w, oldest = 0
+        cdef uint8_t* window
+        if offset >= self.flushed:
+            return self.buffer + (offset - self.flushed)
+        self.window_clock += 1
+        for w in range(_WINDOWS):
+            if self.window_at[w] <= offset and offset + 4 <= self.window_at[w] + self.window_size[w]:
+                window = self.window + w * _WINDOW + (offset - self.window_at[w])
+                if offset + _record_size(window) <= self.window_at[w] + self.window_size[w]:
+                    self.window_used[w] = self.window_clock
+                    return window
+            if self.window_used[w] < self.window_used[oldest]:
+                oldest = w
+        if self.window == NULL:
+            self.window = <uint8_t*>PyMem_Malloc(_WINDOWS * _WINDOW)
+            if self.window == NULL:
+                raise MemoryError()
+        window = self.window + oldest * _WINDOW
+        self.window_size[oldest] = 0
+        got = c_pread(self.fd, window, _WINDOW, offset)
+        if got < 0:
+            raise OSError(errno, f"spill file: cannot read at offset {offset}")
+        if got < 4 or got < <ssize_t>_record_size(window):
+            raise OSError(f"spill file: ends inside the record at offset {offset}")
+        self.window_at[oldest] = offset
+        self.window_size[oldest] = got
+        self.window_used[oldest] = self.window_clock
+        return window
 
     def put(self, bytes ref, Entry a, Entry b, bint final=False):
         """Keep the pair of reference key `ref`: `a` its direction's entry, `b` the other's
@@ -386,11 +440,12 @@ cdef class Spill:
             slot = (slot + 1) & (self.width - 1)
         return -1
 
-    cdef tuple _entries(self, const uint8_t* r):
-        """(reference key, its direction's entry, the other's) of the record at `r`."""
+    cdef tuple _entries(self, const uint8_t* r, bint with_ref=True):
+        """(reference key (None unless `with_ref`), its direction's entry, the other's) of
+        the record at `r`."""
         cdef Py_ssize_t key_size = r[5], at = _HEADER + r[5], used = 0
         cdef Entry a = None, b = None
-        ref = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size)
+        ref = PyBytes_FromStringAndSize(<const char*>r + _HEADER, key_size) if with_ref else None
         if r[6] & _HAS_REF:
             a = _unpack(r + at, &used)
             a.head = self._shared(a.head)
@@ -416,7 +471,7 @@ cdef class Spill:
         """Bring back into `table` the pair direction `key` belongs to, if it is here: True
         when it was (the record is then dead: the pair lives in the table again)."""
         cdef long long offset = 0
-        cdef Py_ssize_t slot, size
+        cdef Py_ssize_t slot, size, w
         cdef const uint8_t* k
         cdef const uint8_t* ref
         cdef uint8_t back[36]
@@ -439,47 +494,85 @@ cdef class Spill:
         self.reloaded += 1
         if offset >= self.flushed:
             self.buffer[offset - self.flushed + 4] = 0
-        elif c_pwrite(self.fd, &dead, 1, offset + 4) != 1:
-            raise OSError(errno, f"spill file: cannot mark the record at offset {offset}")
+        else:
+            if c_pwrite(self.fd, &dead, 1, offset + 4) != 1:
+                raise OSError(errno, f"spill file: cannot mark the record at offset {offset}")
+            for w in range(_WINDOWS):
+                if self.window_at[w] <= offset + 4 < self.window_at[w] + self.window_size[w]:
+                    self.window[w * _WINDOW + offset + 4 - self.window_at[w]] = 0
         if a is not None:
             table[ref_key] = a
         if b is not None:
             table[_reverse(<const uint8_t*>PyBytes_AS_STRING(ref_key), size)] = b
         return True
 
-    def live(self):
-        """(listing key, first packet, offset, final) of each record still here, in file
-        order: a pair is listed under its reference key, a lone direction under its own key
-        (as FlowTable.finish lists the table's), a retired connection (`final`) under the key
-        it was put with. The file is read in pieces, front to back, then the buffer."""
+    def listing(self):
+        """The records still here, in file order, as (keys, first packets, offsets, finals):
+        a list and two arrays of 64-bit numbers, a byte each (1: final), one item a record.
+        A pair is listed under its reference key, a lone direction under its own key (as
+        FlowTable.finish lists the table's), a retired connection (final) under the key it
+        was put with. The file is read in pieces, front to back, then the buffer."""
+        cdef Py_ssize_t wanted = self.count + self.finals, n = 0, at, have
         cdef long long base = 0, end
-        cdef Py_ssize_t at, have
+        cdef ssize_t got
         cdef const uint8_t* r
+        cdef uint8_t* chunk
+        cdef list keys = []
+        cdef array.array firsts = array.clone(array.array("q"), wanted, False)
+        cdef array.array offsets = array.clone(array.array("q"), wanted, False)
+        cdef bytearray finals = bytearray(wanted)
         if not self.in_memory:
             self._flush()
         end = self.flushed
-        chunk = b""
-        at = 0
-        while base + at < end:
-            have = PyBytes_GET_SIZE(chunk) - at
-            if have < 4 or have < <Py_ssize_t>_record_size(<const uint8_t*>PyBytes_AS_STRING(chunk) + at):
-                base += at
-                chunk = os.pread(self.fd, _FLUSH_AT + _RECORD_MAX, base)
-                at = 0
-                if PyBytes_GET_SIZE(chunk) < 4 or PyBytes_GET_SIZE(chunk) < <Py_ssize_t>_record_size(
-                    <const uint8_t*>PyBytes_AS_STRING(chunk)
-                ):
-                    raise OSError(f"spill file: ends inside the record at offset {base}")
-            r = <const uint8_t*>PyBytes_AS_STRING(chunk) + at
-            if r[4]:
-                yield self._listed(r, base + at)
-            at += _record_size(r)
+        chunk = <uint8_t*>PyMem_Malloc(_FLUSH_AT + _RECORD_MAX)
+        if chunk == NULL:
+            raise MemoryError()
+        try:
+            at = have = 0
+            while base + at < end:
+                if have - at < 4 or have - at < <Py_ssize_t>_record_size(chunk + at):
+                    base += at
+                    got = c_pread(self.fd, chunk, _FLUSH_AT + _RECORD_MAX, base)
+                    if got < 0:
+                        raise OSError(errno, f"spill file: cannot read at offset {base}")
+                    at, have = 0, got
+                    if have < 4 or have < <Py_ssize_t>_record_size(chunk):
+                        raise OSError(f"spill file: ends inside the record at offset {base}")
+                r = chunk + at
+                if r[4]:
+                    n = self._list(r, base + at, keys, firsts, offsets, finals, n)
+                at += _record_size(r)
+        finally:
+            PyMem_Free(chunk)
         at = 0
         while at < self.used:  # what the file could not take (or was not given yet)
             r = self.buffer + at
             if r[4]:
-                yield self._listed(r, self.flushed + at)
+                n = self._list(r, self.flushed + at, keys, firsts, offsets, finals, n)
             at += _record_size(r)
+        if n != wanted:
+            raise OSError(f"spill file: {n} records found, {wanted} kept")
+        return keys, firsts, offsets, bytes(finals)
+
+    cdef Py_ssize_t _list(
+        self, const uint8_t* r, long long offset, list keys, array.array firsts,
+        array.array offsets, bytearray finals, Py_ssize_t n,
+    ) except -1:
+        if n >= len(finals):
+            raise OSError(f"spill file: more live records than the {len(finals)} kept")
+        key, first, _, final = self._listed(r, offset)
+        keys.append(key)
+        firsts.data.as_longlongs[n] = first
+        offsets.data.as_longlongs[n] = offset
+        finals[n] = final
+        return n + 1
+
+    def live(self):
+        """(listing key, first packet, offset, final) of each record still here, in file
+        order (`listing`, one tuple a record)."""
+        keys, firsts, offsets, finals = self.listing()
+        for i in range(len(keys)):
+            yield keys[i], firsts[i], offsets[i], bool(finals[i])
 
     cdef tuple _listed(self, const uint8_t* r, long long offset):
         cdef Py_ssize_t key_size = r[5], size = _HEADER + r[5]
@@ -497,6 +590,5 @@ cdef class Spill:
 
     def load(self, long long offset):
         """(listing key's entry, the other direction's or None) of the record at `offset`."""
-        cdef uint8_t scratch[_RECORD_MAX]
-        ref, a, b = self._entries(self._at(offset, scratch))
+        _, a, b = self._entries(self._windowed(offset), False)
         return (a, b) if a is not None else (b, None)

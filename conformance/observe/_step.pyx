@@ -937,7 +937,9 @@ cdef class FastStep(CStep):
         cdef long long quiet = n - self.sweep_quiet
         cdef Entry e, other
         cdef PyObject* found
-        cdef long both
+        cdef long both, ended
+        cdef Py_ssize_t at
+        cdef bytes key, rkey
         self.next_sweep = n + self.sweep_every
         if self.spill is None:
             if PyDict_Size(self.tcp) < self.sweep_from:
@@ -951,26 +953,34 @@ cdef class FastStep(CStep):
             if self.spilled == NULL:
                 raise MemoryError()
             self.spill = self.flow_table.spill = spill
+        # Four items a connection: its key, the reverse, their entries (the other may be None).
         victims = []
+        ended = TCP_FIN_BIT | TCP_RST_BIT
         for key, value in self.tcp.items():
             e = <Entry>value
-            if e.rare is not None or e_num(e, NUM_LAST) > quiet:
+            # A connection ends with a FIN or a RST in one of its directions: one without
+            # either is left to its other direction to look at (no reverse key made here).
+            if e.rare is not None or not (e.tcp_flags & ended) or e_num(e, NUM_LAST) > quiet:
                 continue
             rkey = _reverse_key(key)
             found = PyDict_GetItem(self.tcp, rkey) if rkey != key else NULL
             if found == NULL:  # one direction only: ended by a RST it sent
                 if e.tcp_flags & TCP_RST_BIT:
-                    victims.append((key, rkey, e, None))
-                continue
-            if key > rkey:  # the pair is looked at once, under its smaller key
+                    victims.extend((key, rkey, e, None))
                 continue
             other = <Entry>found
+            if key > rkey and other.tcp_flags & ended:
+                continue  # the other direction looks at the pair: it has the smaller key
             if other.rare is not None or e_num(other, NUM_LAST) > quiet:
                 continue
             both = e.tcp_flags & other.tcp_flags
             if (e.tcp_flags | other.tcp_flags) & TCP_RST_BIT or both & TCP_FIN_BIT:
-                victims.append((key, rkey, e, other))
-        for key, rkey, e_object, other_object in victims:
+                victims.extend((key, rkey, e, other))
+        for at in range(0, PyList_GET_SIZE(victims), 4):
+            key = <bytes>PyList_GET_ITEM(victims, at)
+            rkey = <bytes>PyList_GET_ITEM(victims, at + 1)
+            e_object = <object>PyList_GET_ITEM(victims, at + 2)
+            other_object = <object>PyList_GET_ITEM(victims, at + 3)
             if key < rkey:
                 self.spill.put(key, e_object, other_object)
             else:
@@ -979,9 +989,10 @@ cdef class FastStep(CStep):
             del self.tcp[key]
             if other_object is not None:
                 del self.tcp[rkey]
-            if PyBytes_GET_SIZE(key) == 12:  # IPv4: maybe cached
-                self._forget(<const uint8_t*>PyBytes_AS_STRING(key))
-                self._forget(<const uint8_t*>PyBytes_AS_STRING(rkey))
+        if PyList_GET_SIZE(victims):
+            # The cache holds some of them: it lets go of everything (one pass over its
+            # slots, where forgetting each victim's two was a cache miss each).
+            self._drop_all()
         if PyList_GET_SIZE(self.retired):
             self._spill_retired()
         return 0

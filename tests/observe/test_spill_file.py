@@ -143,6 +143,39 @@ def test_many_records_across_flushes_and_growth_come_back_in_file_order() -> Non
     spill.close()
 
 
+def test_records_read_back_in_any_order_through_the_windows() -> None:
+    """The build reads records in packet order, not file order: through the few windows of
+    the file every record comes back whole in any order (forward, backward, shuffled,
+    jumping between far parts of the file), and a reload's mark reaches a window holding it."""
+    spill = _SPILL.Spill()
+    made = {}
+    for n in range(12_000):
+        ref = min(_key(n), reverse_key(_key(n)))
+        made[ref] = (_entry(n), _entry(n + 1) if n % 4 else None)
+        spill.put(ref, *made[ref])
+    keys, firsts, offsets, finals = spill.listing()
+    assert keys == list(made) and finals == bytes(len(made))
+    assert list(firsts) == [made[k][0][N_FIRST] for k in keys]
+    order = list(range(len(keys)))
+    half = len(order) // 2
+    jumping = [i for pair in zip(order[:half], order[::-1][:half], strict=True) for i in pair]
+    shuffled = order[7::13] + order[3::13] + order[::13] + order[1::13]
+    for sequence in (order, order[::-1], jumping, shuffled):
+        for i in sequence:
+            a, b = made[keys[i]]
+            got_a, got_b = spill.load(offsets[i])
+            assert _slots(got_a) == _slots(a)
+            assert (got_b is None) == (b is None) and (b is None or _slots(got_b) == _slots(b))
+    gone = set(keys[::5])
+    for ref in gone:
+        assert spill.reload({}, ref) is True
+    left, _, left_offsets, _ = spill.listing()
+    assert left == [k for k in keys if k not in gone]
+    for ref, offset in zip(left, left_offsets, strict=True):
+        assert _slots(spill.load(offset)[0]) == _slots(made[ref][0])
+    spill.close()
+
+
 def test_a_key_never_spilled_is_not_found_among_many() -> None:
     spill = _SPILL.Spill()
     for n in range(3000):

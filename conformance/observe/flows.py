@@ -88,13 +88,13 @@ TCP_REUSE_IDLE_S = 120.0
 # The compiled step moves TCP connections that ended (FIN both ways, or a RST) out of the
 # table into a spill file (observe/_spill.pyx), looking for them every SPILL_SWEEP_PACKETS
 # packets among those silent for SPILL_QUIET_PACKETS, once the table holds
-# SPILL_FROM_DIRECTIONS TCP directions (some 500 MiB of walk state); a later packet brings
-# one back (#17: the table then holds the connections open at once, not every connection of
-# the capture). Below that nothing is spilled: the spill costs the walk 10-35% (the web mix
-# ends with 105k directions, the 2M scan mix below 1M: docs/scaling.md), a price worth
-# paying only where the table would otherwise outgrow the machine. 0: never.
+# SPILL_FROM_DIRECTIONS TCP directions; a later packet brings one back (#17: the table then
+# holds the connections open at once, not every connection of the capture). It costs the
+# walk about as much as it saves in allocations (the 2M web mix: within noise; the 2M scan
+# mix, 500k connections: 3%; docs/scaling.md), so it starts at the first sweep.
+# SPILL_SWEEP_PACKETS 0: never.
 SPILL_SWEEP_PACKETS = 1 << 16
-SPILL_FROM_DIRECTIONS = 1 << 20
+SPILL_FROM_DIRECTIONS = 0
 SPILL_QUIET_PACKETS = 1 << 16
 
 Entry = list[Any]  # or the compiled step's Entry, read and written by the same slots

@@ -960,7 +960,8 @@ cdef class FastStep(CStep):
             e = <Entry>value
             # A connection ends with a FIN or a RST in one of its directions: one without
             # either is left to its other direction to look at (no reverse key made here).
-            if e.rare is not None or not (e.tcp_flags & ended) or e_num(e, NUM_LAST) > quiet:
+            # (no `rare`: its numbers are its own, 32 bits: `e_num` is not needed)
+            if e.rare is not None or not (e.tcp_flags & ended) or e.nums[NUM_LAST] > quiet:
                 continue
             rkey = _reverse_key(key)
             found = PyDict_GetItem(self.tcp, rkey) if rkey != key else NULL
@@ -971,7 +972,7 @@ cdef class FastStep(CStep):
             other = <Entry>found
             if key > rkey and other.tcp_flags & ended:
                 continue  # the other direction looks at the pair: it has the smaller key
-            if other.rare is not None or e_num(other, NUM_LAST) > quiet:
+            if other.rare is not None or other.nums[NUM_LAST] > quiet:
                 continue
             both = e.tcp_flags & other.tcp_flags
             if (e.tcp_flags | other.tcp_flags) & TCP_RST_BIT or both & TCP_FIN_BIT:

@@ -363,15 +363,17 @@ cdef object _build_c(
 
 # One flow to build, in the order flows are numbered: (first packet, protocol, direction key,
 # retired index or -1), as flows.py's `order` tuples sort. The key and its entries are held
-# by `finish`'s list (`held`, three slots per flow); this keeps 40 bytes a flow where a tuple
-# of eight and the first packet's int object took 160 (#17: 10 MiB of the web mix's peak,
-# 150 MiB of a 1M-port scan's).
+# by `finish`'s list (`held`, three slots per flow), or for a connection in the spill its key
+# by the spill's listing and its entries by the spill (at `offset`); this keeps 48 bytes a
+# flow where a tuple of eight and the first packet's int object took 160 (#17: 10 MiB of the
+# web mix's peak, 150 MiB of a 1M-port scan's).
 cdef struct _Item:
     long long first
     long long index
+    long long offset  # in the spill; -1: the flow's key and entries are in `held`
     const char* key
     Py_ssize_t key_size
-    Py_ssize_t held  # the flow's first slot in `held`
+    Py_ssize_t held  # the flow's first slot in `held`, or its key's place in the listing
     int proto
 
 
@@ -396,9 +398,11 @@ cdef int _compare_items(const void* a, const void* b) noexcept nogil:
 
 
 cdef inline void _item(
-    _Item* item, long long first, int proto, bytes key, long long index, Py_ssize_t held
+    _Item* item, long long first, int proto, bytes key, long long index, Py_ssize_t held,
+    long long offset=-1,
 ) noexcept:
     item.first = first
+    item.offset = offset
     item.proto = proto
     item.key = PyBytes_AS_STRING(key)
     item.key_size = PyBytes_GET_SIZE(key)
@@ -456,8 +460,11 @@ cdef class FlowIdTable:
         self.swapped = NULL
         self.count = 0
 
-    cdef int _fill(self, _Item* items, Py_ssize_t count, list held, long long first_id) except -1:
-        """Number `items` (sorted, in `held`) from `first_id`."""
+    cdef int _fill(
+        self, _Item* items, Py_ssize_t count, list held, list spilled, long long first_id
+    ) except -1:
+        """Number `items` (sorted; their keys in `held`, or in `spilled`: the spill's
+        listing) from `first_id`."""
         cdef Py_ssize_t index, size, slot, width = 1
         cdef int32_t* tail
         cdef const unsigned char* k
@@ -486,7 +493,9 @@ cdef class FlowIdTable:
             for slot in range(width):
                 self.slots[slot] = -1
             for index in range(count):
-                key = <bytes>PyList_GET_ITEM(held, items[index].held)
+                key = <bytes>PyList_GET_ITEM(
+                    held if items[index].offset < 0 else spilled, items[index].held
+                )
                 size = PyBytes_GET_SIZE(key)
                 swap = False
                 if size == 12 or size == 36:  # flow_ref: the smaller of the key and its reverse
@@ -583,15 +592,17 @@ cdef class FlowIdTable:
 
 
 cdef int _list_spilled(
-    _Item* items, Py_ssize_t* count, Py_ssize_t* index, list held, object spill, list keys,
+    _Item* items, Py_ssize_t* count, Py_ssize_t* index, list keys,
     const long long[:] firsts, const long long[:] offsets, const unsigned char[:] finals,
 ) except -1:
-    """The spill's records (Spill.listing) as items, each held as (key, the spill, offset)."""
+    """The spill's records (Spill.listing: `keys` holds their keys) as items."""
     cdef Py_ssize_t i
     for i in range(len(keys)):
         key = <object>PyList_GET_ITEM(keys, i)
-        _item(&items[count[0]], firsts[i], PROTO_TCP, key, index[0] if finals[i] else -1, len(held))
-        held.extend((key, spill, offsets[i]))
+        _item(
+            &items[count[0]], firsts[i], PROTO_TCP, key, index[0] if finals[i] else -1, i,
+            offsets[i],
+        )
         count[0] += 1
         index[0] += finals[i]  # a retired connection's place, after the table's retired
     return 0
@@ -600,6 +611,7 @@ cdef int _list_spilled(
 def finish(table, Py_ssize_t first_id, address, numbered=None):
     """FlowTable.finish(first_id, address, numbered), compiled: (flows, FlowIds)."""
     cdef list held = []
+    cdef list spilled = []  # the spill listing's keys
     cdef Py_ssize_t count = len(table._retired)
     cdef int proto
     cdef Py_ssize_t index, at
@@ -647,11 +659,12 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             index += 1
         table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
         if spill is not None:  # read back one at a time as they are built (observe/_spill.pyx)
-            keys, firsts, offsets, finals = spill.listing()
-            _list_spilled(items, &count, &index, held, spill, keys, firsts, offsets, finals)
+            spilled, firsts, offsets, finals = spill.listing()
+            _list_spilled(items, &count, &index, spilled, firsts, offsets, finals)
+            del firsts, offsets, finals
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
-        ids._fill(items, count, held, first_id)
+        ids._fill(items, count, held, spilled, first_id)
         if numbered is not None:
             numbered(ids)
         built = []
@@ -659,12 +672,14 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         flow_id = first_id
         for index in range(count):
             at = items[index].held
-            key = <object>PyList_GET_ITEM(held, at)
-            e = <object>PyList_GET_ITEM(held, at + 1)
-            other = <object>PyList_GET_ITEM(held, at + 2)
-            held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
-            if e is spill:
-                e, other = spill.load(other)
+            if items[index].offset >= 0:
+                key = <object>PyList_GET_ITEM(spilled, at)
+                e, other = spill.load(items[index].offset)
+            else:
+                key = <object>PyList_GET_ITEM(held, at)
+                e = <object>PyList_GET_ITEM(held, at + 1)
+                other = <object>PyList_GET_ITEM(held, at + 2)
+                held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
             proto = items[index].proto
             rkey = _reverse(key)
             built.append(

@@ -478,17 +478,17 @@ cdef class TlsClientHello(_Compact):
     __annotations__ = CLIENT_HELLO_ANNOTATIONS
 
     cdef readonly long long packet
-    cdef readonly long long flow_id
     cdef readonly double time
-    cdef uint32_t _quic_version  # 32 bits on the wire (RFC 9000 §17.2)
-    cdef readonly int capture
-    cdef readonly int segments
-    cdef unsigned char _flags
     cdef readonly object sni
     cdef readonly object versions
     cdef readonly object cipher_suites
     cdef readonly object alpn
-    cdef readonly object ech
+    cdef uint32_t _quic_version  # 32 bits on the wire (RFC 9000 §17.2)
+    cdef readonly uint32_t flow_id  # a flow's row: 2**32 flows would not fit in memory
+    cdef readonly int capture
+    cdef readonly unsigned short segments  # payloads.MAX_HELLO_SEGMENTS: a few
+    cdef unsigned char _flags
+    cdef unsigned char _ech  # a code into _members
 
     def __init__(
         self, capture, packet, time, flow_id, sni, versions, cipher_suites, alpn, segments=1,
@@ -507,11 +507,15 @@ cdef class TlsClientHello(_Compact):
         if quic_version is not None:
             self._quic_version = quic_version
             self._flags = _HAS_QUIC_VERSION
-        self.ech = _NO_ECH if ech is _DEFAULT else ech
+        self._ech = _member_code(_NO_ECH if ech is _DEFAULT else ech)
 
     @property
     def quic_version(self):
         return _optional(self._flags & _HAS_QUIC_VERSION, self._quic_version)
+
+    @property
+    def ech(self):
+        return _members[self._ech]
 
     def _values(self):
         return (
@@ -598,7 +602,9 @@ cdef class CompactMaker:
         if self.which == 0:
             (<Flow>record).flow_id = flow_id
         elif self.which == 1:
-            (<TlsClientHello>record).flow_id = flow_id
+            if not 0 <= flow_id <= 0xFFFFFFFF:
+                raise OverflowError(f"flow id {flow_id}: a hello keeps 32 bits")
+            (<TlsClientHello>record).flow_id = <uint32_t>flow_id
         else:
             (<TlsServerHello>record).flow_id = flow_id
         return record

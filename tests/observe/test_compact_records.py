@@ -242,7 +242,7 @@ def test_a_compact_record_is_smaller() -> None:
     coded: the web mix's 130k hellos and 65k flows are allocator size classes smaller (#17)."""
     values = _flow_values(sample_packets=PacketNumbers(range(1, 9)))
     assert sys.getsizeof(Flow(**values)) <= 192
-    assert sys.getsizeof(TlsClientHello(**_client_values())) <= 96
+    assert sys.getsizeof(TlsClientHello(**_client_values())) <= 80
     assert sys.getsizeof(TlsServerHello(**_server_values())) <= 64
 
 
@@ -288,3 +288,17 @@ def test_a_flow_refuses_a_small_field_out_of_its_range() -> None:
     for field, value in (("initiator_port", 65536), ("tcp_flags_in", -1), ("ip_layer", 256)):
         with pytest.raises(OverflowError):
             Flow(**_flow_values(**{field: value}))
+
+
+def test_a_client_hello_keeps_its_flow_id_and_segments_in_their_widths() -> None:
+    """A hello's flow id in 32 bits (a flow's row: 2**32 flows would not fit in memory) and
+    its segments in 16 (payloads.MAX_HELLO_SEGMENTS): past that it refuses, never wraps."""
+    for field, value in (("flow_id", 2**32), ("flow_id", -1), ("segments", 2**16)):
+        with pytest.raises(OverflowError):
+            TlsClientHello(**_client_values(**{field: value}))
+    hello = TlsClientHello(**_client_values(flow_id=2**32 - 1, ech=EchKind.GREASE))
+    assert hello.flow_id == 2**32 - 1 and hello.ech is EchKind.GREASE
+    maker = _MODULE.CompactMaker(TlsClientHello)
+    with pytest.raises(OverflowError):
+        maker.numbered(TlsClientHello(**_client_values()), 2**32)
+    assert maker.numbered(TlsClientHello(**_client_values()), 7).flow_id == 7

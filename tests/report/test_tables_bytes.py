@@ -81,7 +81,7 @@ class Values:
         return self.rng.choice((0, 1, 7, 443, 65535, self.rng.randrange(10**12)))
 
     def port(self) -> int:
-        # A 16-bit field (or an ICMP type or code): the compact Flow keeps it in 32 bits.
+        # A 16-bit field (or an ICMP type or code): the compact Flow keeps it in 16 bits.
         return self.rng.choice((0, 1, 7, 443, 65535, self.rng.randrange(65536)))
 
     def capture(self) -> int:
@@ -158,7 +158,7 @@ def _hellos(values: Values) -> tuple[list[TlsClientHello], list[TlsServerHello]]
             capture=values.capture(),
             packet=packet,
             time=values.time(),
-            flow_id=values.number(),
+            flow_id=values.number() % 2**32,  # a flow's row: the compact hello keeps 32 bits
             sni=values.rng.choice((None, values.text())),
             versions=values.rng.choice(((0x0304, 0x0303), (0x0303,), (0x7F1C, 0x0300))),
             cipher_suites=values.rng.choice(suites),

@@ -353,6 +353,27 @@ def community_id_c(int proto, bytes src, bytes dst, int sport, int dport):
     return (<bytes>text[:30]).decode("ascii")
 
 
+# id(address) -> (address, its packed bytes): the observers intern addresses, so a table's
+# rows share a few hundred, and `packed` is Python code in ipaddress (0.6 us an address).
+# An entry holds its address, so no other object can take that id while it lives.
+cdef dict _packed_addresses = {}
+cdef enum:
+    _PACKED_KEPT = 4096
+
+
+cdef object _packed(object address):
+    """`address.packed`, or None where it has none."""
+    cdef object key = <Py_ssize_t><void*>address
+    kept = _packed_addresses.get(key)
+    if kept is not None:
+        return (<tuple>kept)[1]
+    if len(_packed_addresses) >= _PACKED_KEPT:
+        _packed_addresses.clear()
+    packed = getattr(address, "packed", None)
+    _packed_addresses[key] = (address, packed)
+    return packed
+
+
 cdef int _community(Buffer* b, object flow) except -1:
     """records.Flow.community_id: in C for a TCP or UDP flow between two addresses of one
     family with 16-bit ports, else the record's own (which raises what it raises)."""
@@ -366,8 +387,8 @@ cdef int _community(Buffer* b, object flow) except -1:
     else:
         return _text(b, flow.community_id)
     sport, dport = flow.initiator_port, flow.responder_port
-    src = getattr(flow.initiator, "packed", None)
-    dst = getattr(flow.responder, "packed", None)
+    src = _packed(flow.initiator)
+    dst = _packed(flow.responder)
     if (
         type(src) is not bytes or type(dst) is not bytes or len(src) != len(dst)
         or len(src) not in (4, 16) or type(sport) is not int or type(dport) is not int

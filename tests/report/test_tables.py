@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from dataclasses import replace
+from itertools import chain
+from operator import attrgetter
 
 import pytest
 
-from conformance.report.tables import FLOW_COLUMNS, write_dns, write_flows, write_tls
+from conformance.observe.records import TlsClientHello, TlsServerHello
+from conformance.report.tables import (
+    FLOW_COLUMNS,
+    _in_packet_order,
+    write_dns,
+    write_flows,
+    write_tls,
+)
 from conformance.report.text import one_line
 from tests.report.builders import SignedReport, flow, make_run
 
@@ -59,3 +69,30 @@ def test_one_line_escapes_controls_only() -> None:
     """Printable text passes as it is; other unprintable characters are kept."""
     assert one_line("GET /é?a=1 HTTP/1.1") == "GET /é?a=1 HTTP/1.1"
     assert one_line("a\x00b\tc\x7fd\u2028e\xa0f") == "a\\x00b\\x09c\\x7fd\u2028e\xa0f"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_hellos_in_packet_order_merged_or_sorted_as_one_stable_sort(seed: int) -> None:
+    """tls.csv's order: one stable sort by (capture, packet, flow_id) of the client hellos
+    then the server hellos. Merged where each kind is in that order already (as the
+    observers record them), sorted where not; ties within and across kinds included."""
+    rng = random.Random(seed)
+
+    def numbers() -> tuple[int, int, int]:
+        return rng.randrange(2), rng.randrange(1, 12), rng.randrange(4)
+
+    clients = [
+        TlsClientHello(c, p, 1.0, f, f"n{i}", (0x0303,), (0x1301,), ())
+        for i, (c, p, f) in enumerate(numbers() for _ in range(rng.randrange(30)))
+    ]
+    servers = [
+        TlsServerHello(c, p, 1.0, f, 0x0303 + i, 0x1301)
+        for i, (c, p, f) in enumerate(numbers() for _ in range(rng.randrange(30)))
+    ]
+    key = attrgetter("capture", "packet", "flow_id")
+    if seed % 2:  # as the observers record them: each kind in order already
+        clients.sort(key=key)
+        servers.sort(key=key)
+    expected = sorted(chain(clients, servers), key=key)
+    got = _in_packet_order(tuple(clients), tuple(servers))
+    assert [(type(h), id(h)) for h in got] == [(type(h), id(h)) for h in expected]

@@ -565,3 +565,70 @@ def tls_chunks(hellos, captures, Py_ssize_t per_chunk, iso_epoch, seconds, end_o
     if out.lines:
         lines = out.lines
         yield out.chunk(), lines
+
+
+cdef inline int _hello_key(object hello, long long* key) except -1:
+    key[0] = hello.capture
+    key[1] = hello.packet
+    key[2] = hello.flow_id
+    return 0
+
+
+cdef inline int _compare_keys(const long long* a, const long long* b) noexcept:
+    cdef int k
+    for k in range(3):
+        if a[k] != b[k]:
+            return -1 if a[k] < b[k] else 1
+    return 0
+
+
+cdef int _rest(tuple hellos, Py_ssize_t at, long long* key, list out) except -1:
+    """Append hellos[at:] to `out`, checking their order from `key` (hellos[at]'s): 1 when
+    they are in order, 0 when not."""
+    cdef long long previous[3]
+    cdef Py_ssize_t i
+    for i in range(at, len(hellos)):
+        out.append(hellos[i])
+        if i + 1 < len(hellos):
+            previous[0], previous[1], previous[2] = key[0], key[1], key[2]
+            _hello_key(hellos[i + 1], key)
+            if _compare_keys(key, previous) < 0:
+                return 0
+    return 1
+
+
+def merged_hellos(tuple clients, tuple servers):
+    """tables.py `_in_packet_order`'s merge, compiled: the client and server hellos in
+    (capture, packet, flow_id) order, client hellos first among equals, each kind in its own
+    order among its equals; None when either kind is not in that order itself."""
+    cdef Py_ssize_t i = 0, j = 0, n = len(clients), m = len(servers)
+    cdef long long a[3]
+    cdef long long b[3]
+    cdef long long previous[3]
+    cdef list out = []
+    if n:
+        _hello_key(clients[0], a)
+    if m:
+        _hello_key(servers[0], b)
+    while i < n and j < m:
+        if _compare_keys(b, a) < 0:
+            out.append(servers[j])
+            j += 1
+            if j < m:
+                previous[0], previous[1], previous[2] = b[0], b[1], b[2]
+                _hello_key(servers[j], b)
+                if _compare_keys(b, previous) < 0:
+                    return None
+        else:
+            out.append(clients[i])
+            i += 1
+            if i < n:
+                previous[0], previous[1], previous[2] = a[0], a[1], a[2]
+                _hello_key(clients[i], a)
+                if _compare_keys(a, previous) < 0:
+                    return None
+    if i < n and not _rest(clients, i, a, out):
+        return None
+    if j < m and not _rest(servers, j, b, out):
+        return None
+    return out

@@ -414,7 +414,13 @@ def _in_packet_order(
     one after the other. The observers record each kind in that order already, so the two
     are merged, with no key kept for every hello (a key list of 130k numbers is 5 MiB, the
     2M web mix's report's peak); else sorted."""
-    if _ordered(clients) and _ordered(servers):
+    if _COMPILED is not None:
+        merged: list[TlsClientHello | TlsServerHello] | None = _COMPILED.merged_hellos(
+            clients, servers
+        )
+        if merged is not None:
+            return merged
+    elif _ordered(clients) and _ordered(servers):
         return list(heapq.merge(clients, servers, key=_HELLO_ORDER))
     hellos: list[TlsClientHello | TlsServerHello] = list(chain(clients, servers))
     # Stable sorts from the last key to the first: a key tuple per hello would be 100k+ new

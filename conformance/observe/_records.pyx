@@ -128,8 +128,9 @@ cdef class Maker:
 # dataclasses.fields, replace and asdict work) and the pure-Python records. A dataclass
 # record keeps an object for every number (an int above 256 is 32 bytes, a float 24) and a
 # slot for each: a web capture's flow was about 720 bytes with its sample packet numbers,
-# here it is about 290; a hello about 200 and 140, here 96 and 64 (#17). The tests compare
-# both classes of each record field by field (tests/observe/test_compact_records.py).
+# here it is 192 (its small values coded: below); a hello about 200 and 140, here 80 and 64
+# (#17). The tests compare both classes of each record field by field
+# (tests/observe/test_compact_records.py).
 #
 # No reference cycle can run through them (they hold numbers, strings, addresses, enum
 # members and tuples of those), so the collector does not track them: a web capture's

@@ -582,19 +582,17 @@ cdef inline int _compare_keys(const long long* a, const long long* b) noexcept:
     return 0
 
 
-cdef int _rest(tuple hellos, Py_ssize_t at, long long* key, list out) except -1:
-    """Append hellos[at:] to `out`, checking their order from `key` (hellos[at]'s): 1 when
-    they are in order, 0 when not."""
+cdef int _take(tuple hellos, Py_ssize_t* at, long long* key, list out) except -1:
+    """Append hellos[at] (whose key is `key`) to `out` and step on, `key` becoming the next
+    hello's: 1 when the next is not before it (or there is none), 0 when it is."""
     cdef long long previous[3]
-    cdef Py_ssize_t i
-    for i in range(at, len(hellos)):
-        out.append(hellos[i])
-        if i + 1 < len(hellos):
-            previous[0], previous[1], previous[2] = key[0], key[1], key[2]
-            _hello_key(hellos[i + 1], key)
-            if _compare_keys(key, previous) < 0:
-                return 0
-    return 1
+    out.append(hellos[at[0]])
+    at[0] += 1
+    if at[0] == len(hellos):
+        return 1
+    previous[0], previous[1], previous[2] = key[0], key[1], key[2]
+    _hello_key(hellos[at[0]], key)
+    return _compare_keys(key, previous) >= 0
 
 
 def merged_hellos(tuple clients, tuple servers):
@@ -604,31 +602,15 @@ def merged_hellos(tuple clients, tuple servers):
     cdef Py_ssize_t i = 0, j = 0, n = len(clients), m = len(servers)
     cdef long long a[3]
     cdef long long b[3]
-    cdef long long previous[3]
     cdef list out = []
     if n:
         _hello_key(clients[0], a)
     if m:
         _hello_key(servers[0], b)
-    while i < n and j < m:
-        if _compare_keys(b, a) < 0:
-            out.append(servers[j])
-            j += 1
-            if j < m:
-                previous[0], previous[1], previous[2] = b[0], b[1], b[2]
-                _hello_key(servers[j], b)
-                if _compare_keys(b, previous) < 0:
-                    return None
-        else:
-            out.append(clients[i])
-            i += 1
-            if i < n:
-                previous[0], previous[1], previous[2] = a[0], a[1], a[2]
-                _hello_key(clients[i], a)
-                if _compare_keys(a, previous) < 0:
-                    return None
-    if i < n and not _rest(clients, i, a, out):
-        return None
-    if j < m and not _rest(servers, j, b, out):
-        return None
+    while i < n or j < m:
+        if i == n or (j < m and _compare_keys(b, a) < 0):
+            if not _take(servers, &j, b, out):
+                return None
+        elif not _take(clients, &i, a, out):
+            return None
     return out

@@ -43,9 +43,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from operator import attrgetter
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -90,6 +92,7 @@ PROGRESS_EVERY = 1 << 16
 _T = TypeVar("_T")
 _R = TypeVar("_R", Flow, DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
 _Hello = TypeVar("_Hello", TlsClientHello, TlsServerHello)
+_P = TypeVar("_P", TlsServerHello, HttpRequest, NameMention)  # records with a packet
 # While decoding, the read-ahead thread (file I/O, SHA-256, the evidence copy) needs the
 # GIL briefly a few times per chunk; at CPython's default 5 ms switch interval it would
 # wait that long each time behind the decoding loop and fall behind it. Measured on a 600 MB
@@ -275,12 +278,9 @@ def _read_part(
     inspector = ingest.inspector
     # Hellos in packet order (their ECH extensions follow them): the order does not then
     # depend on when a hello's last segment came, which parts of a capture could not know.
-    packets = [hello.packet for hello in inspector.client_hellos]
-    ordered = sorted(range(len(packets)), key=packets.__getitem__)
-    del packets
+    ordered = _packet_order(inspector.client_hellos)
     ech = _reindexed(inspector.ech_extensions, ordered)
     numbered = _Numbered(inspector, ordered, address)
-    del ordered
     # Every record that names its flow is numbered (and the flow references let go) before
     # the flows are built: the two never both exist in full (#17: the web mix's peak).
     flows, _ = ingest.table.finish(1, address, numbered.number)
@@ -336,7 +336,7 @@ class _Numbered:
     def __init__(
         self,
         inspector: PayloadInspector,
-        order: list[int],
+        order: array[int] | None,
         address: Callable[[bytes], IPAddress],
     ) -> None:
         self._inspector = inspector
@@ -353,21 +353,22 @@ class _Numbered:
     def number(self, ids: FlowIds) -> None:
         inspector = self._inspector
         order = self._order
+        hellos = inspector.client_hellos
         self.client = _in_flows(
             TlsClientHello,
             inspector.client_refs,
             order,
-            _taken(inspector.client_hellos, order),
+            _drained(hellos) if order is None else _taken(hellos, order),
             ids,
         )
-        order.clear()  # 64k ints on the web mix: none outlives its use (#17)
+        self._order = None
         numbered = _in_flows(
             TlsServerHello, inspector.server_refs, None, _drained(inspector.server_hellos), ids
         )
-        self.server = sorted(numbered, key=attrgetter("packet"))
+        self.server = _by_packet(numbered)
         self.dns = inspector.dns.records(ids, self._address)
-        self.http = sorted(inspector.http_requests(ids), key=lambda r: r.packet)
-        self.names = sorted(inspector.names(ids), key=lambda m: m.packet)
+        self.http = _by_packet(inspector.http_requests(ids))
+        self.names = _by_packet(inspector.names(ids))
         self.hrr_ech = {ids.get(ref, packet) for ref, packet in inspector.ech_confirmed}
         ids.release()
         release_free_heap()  # the numbering's arrays and the references, before the flows
@@ -377,7 +378,7 @@ class _Numbered:
 def _in_flows(
     kind: type[_Hello],
     refs: FlowRefs,
-    order: list[int] | None,
+    order: Sequence[int] | None,
     hellos: Iterable[_Hello],
     ids: FlowIds,
 ) -> list[_Hello]:
@@ -469,7 +470,25 @@ def _summary(part: CapturePart, flows: Sequence[Flow]) -> CaptureSummary:
     )
 
 
-def _taken(items: list[_T], order: list[int]) -> Iterator[_T]:
+def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
+    """The indices of `records` in packet order (a stable sort), None when they are in it
+    already, as the observers record them unless a hello's segments interleave with
+    another's: then no index is made at all (#17: 64k of them on the 2M web mix)."""
+    if all(a.packet <= b.packet for a, b in pairwise(records)):
+        return None
+    packets = [record.packet for record in records]
+    return array("q", sorted(range(len(packets)), key=packets.__getitem__))
+
+
+def _by_packet(records: list[_P]) -> list[_P]:
+    """`records` in packet order (a stable sort), the list itself when it is in it already
+    (no key per record)."""
+    if all(a.packet <= b.packet for a, b in pairwise(records)):
+        return records
+    return sorted(records, key=attrgetter("packet"))
+
+
+def _taken(items: list[_T], order: Sequence[int]) -> Iterator[_T]:
     """The items of `items` in the order of their indices `order`, each let go by the list
     as it is taken: a renumbered copy and its original never both exist for every record."""
     for i in order:
@@ -479,10 +498,13 @@ def _taken(items: list[_T], order: list[int]) -> Iterator[_T]:
     items.clear()
 
 
-def _reindexed(by_index: dict[int, _T], order: list[int]) -> dict[int, _T]:
-    """`by_index` keyed by each index's place in `order` (only the few indices it holds)."""
+def _reindexed(by_index: dict[int, _T], order: Sequence[int] | None) -> dict[int, _T]:
+    """`by_index` keyed by each index's place in `order` (only the few indices it holds;
+    None: the indices are the places)."""
     if not by_index:
         return {}
+    if order is None:
+        return dict(by_index)
     position = {old: new for new, old in enumerate(order)}
     return {position[i]: value for i, value in by_index.items()}
 

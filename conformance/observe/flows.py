@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,7 +173,7 @@ class FlowRefs:
         end = start + 3 + packed[start + 2]
         return flow_ref(packed[start] | packed[start + 1] << 8, bytes(packed[start + 3 : end]))
 
-    def taken(self, order: list[int] | None = None) -> Iterator[FlowRef]:
+    def taken(self, order: Sequence[int] | None = None) -> Iterator[FlowRef]:
         """The references at the indices `order` (None: all), in that order; then none is
         kept."""
         starts = self._starts()

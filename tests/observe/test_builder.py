@@ -23,7 +23,7 @@ from scapy.packet import Raw
 from conformance.errors import CaptureError
 from conformance.observe import builder as builder_module
 from conformance.observe.builder import observe_captures
-from conformance.observe.records import InitiatorBasis
+from conformance.observe.records import InitiatorBasis, TlsServerHello
 from tests.capture_files import (
     INBOUND,
     LINKTYPE_ETHERNET,
@@ -365,6 +365,26 @@ def test_hellos_are_let_go_as_they_are_numbered() -> None:
 def test_ech_extensions_follow_their_hellos_to_their_new_places() -> None:
     assert builder_module._reindexed({2: "x", 0: "y"}, [2, 1, 0]) == {0: "x", 2: "y"}
     assert builder_module._reindexed({}, [2, 1, 0]) == {}
+    assert builder_module._reindexed({2: "x"}, None) == {2: "x"}  # None: already in order
+
+
+def _hello(packet: int, mark: int = 0) -> TlsServerHello:
+    return TlsServerHello(0, packet, 0.0, 1, 0x0303, mark)
+
+
+def test_records_in_packet_order_need_no_index_and_no_sort() -> None:
+    """The observers record hellos in packet order unless segments interleave: then no index
+    per hello is made (#17: 64k ints on the 2M web mix), and a sorted list is kept as it is;
+    out of order, both give a stable sort's order (ties keep their recorded order)."""
+    in_order = [_hello(1), _hello(3), _hello(3), _hello(9)]
+    assert builder_module._packet_order(in_order) is None
+    assert builder_module._by_packet(in_order) is in_order
+    assert builder_module._packet_order([]) is None
+    mixed = [_hello(5, 1), _hello(2, 2), _hello(5, 3), _hello(1, 4), _hello(2, 5)]
+    order = builder_module._packet_order(mixed)
+    assert order is not None and list(order) == [3, 1, 4, 0, 2]
+    assert [h.cipher_suite for h in builder_module._by_packet(mixed)] == [4, 2, 5, 1, 3]
+    assert [h.cipher_suite for h in builder_module._taken(list(mixed), order)] == [4, 2, 5, 1, 3]
 
 
 def test_a_finish_that_does_not_number_the_records_is_an_error(

@@ -174,7 +174,7 @@ def _hellos(values: Values) -> tuple[list[TlsClientHello], list[TlsServerHello]]
             capture=values.capture(),
             packet=packet,
             time=values.time(),
-            flow_id=values.number(),
+            flow_id=values.number() % 2**32,  # a flow's row: the compact hello keeps 32 bits
             version=values.rng.choice((0x0304, 0x0303, 0x0299)),
             cipher_suite=values.rng.choice((0x1301, 0xC02C, 0xABCD)),
             quic_version=values.rng.choice((None, 1)),

@@ -674,6 +674,7 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
             at = items[index].held
             if items[index].offset >= 0:
                 key = <object>PyList_GET_ITEM(spilled, at)
+                spilled[at] = None  # each key goes once its flow is built (items[index].key too)
                 e, other = spill.load(items[index].offset)
             else:
                 key = <object>PyList_GET_ITEM(held, at)

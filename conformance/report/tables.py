@@ -408,20 +408,20 @@ _HELLO_ORDER = attrgetter("capture", "packet", "flow_id")
 
 def _in_packet_order(
     clients: tuple[TlsClientHello, ...], servers: tuple[TlsServerHello, ...]
-) -> list[TlsClientHello | TlsServerHello]:
+) -> Iterable[TlsClientHello | TlsServerHello]:
     """The hellos ordered by (capture, packet, flow_id), the client hellos first among
     equals, each kind in its own order among its equals: a stable sort of the two kinds
     one after the other. The observers record each kind in that order already, so the two
-    are merged, with no key kept for every hello (a key list of 130k numbers is 5 MiB, the
-    2M web mix's report's peak); else sorted."""
+    are merged as they are written, with no key kept for every hello (a key list of 130k
+    numbers is 5 MiB, the 2M web mix's report's peak) and no list of them; else sorted."""
     if _COMPILED is not None:
-        merged: list[TlsClientHello | TlsServerHello] | None = _COMPILED.merged_hellos(
+        merged: Iterator[TlsClientHello | TlsServerHello] | None = _COMPILED.merged_hellos(
             clients, servers
         )
         if merged is not None:
             return merged
     elif _ordered(clients) and _ordered(servers):
-        return list(heapq.merge(clients, servers, key=_HELLO_ORDER))
+        return heapq.merge(clients, servers, key=_HELLO_ORDER)
     hellos: list[TlsClientHello | TlsServerHello] = list(chain(clients, servers))
     # Stable sorts from the last key to the first: a key tuple per hello would be 100k+ new
     # objects at once, and the cyclic collector would run over and over meanwhile

@@ -266,6 +266,12 @@ class Memo:
         self._by_evidence[id(evidence)] = (evidence, values)
         return values
 
+    def forget(self, evidence: object) -> None:
+        """Let go of what was derived from `evidence` (a later `values` starts afresh)."""
+        entry = self._by_evidence.get(id(evidence))
+        if entry is not None and entry[0] is evidence:
+            del self._by_evidence[id(evidence)]
+
     def __len__(self) -> int:
         """How many pieces of evidence it keeps values for."""
         return len(self._by_evidence)

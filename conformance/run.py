@@ -263,6 +263,10 @@ class Run:
         if interrupted:
             return self._summary((), Verdict.INCONCLUSIVE, None, INTERRUPTED)
         results, waivers = self._apply_waivers(self._complete_results())
+        if self.observations is not None:
+            # Judging is over: its indexes go before the report is written (#17: the 2M web
+            # mix's 3 MiB of target flows, first hellos and cloud conversations).
+            self.profile.memo.forget(self.observations)
         verdict = overall(r.verdict for r in results)
         if not judged_any:
             verdict = Verdict.INCONCLUSIVE  # no suite ran: nothing was proven

@@ -184,3 +184,17 @@ def test_the_name_index_gives_the_same_names_whichever_is_asked_first() -> None:
     )
     assert by_names.requests(flow) == (request,)
     assert name_index(obs, defect_profile()).names(flow) == by_names.names(flow)
+
+
+def test_what_was_derived_from_a_capture_is_let_go_when_asked() -> None:
+    """Run.finish forgets the judges' indexes before the report is written (#17): only that
+    capture's, and judging it again derives them afresh, the same."""
+    profile = defect_profile()
+    judged, other = tcp_leak(), onprem_only()
+    first = target_view(judged, profile)
+    kept = target_view(other, profile)
+    profile.memo.forget(judged)
+    profile.memo.forget(tcp_leak())  # never judged: nothing to forget
+    assert len(profile.memo) == 1 and target_view(other, profile) is kept
+    again = target_view(judged, profile)
+    assert again is not first and again.flows == first.flows and again.opened == first.opened

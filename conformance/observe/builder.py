@@ -352,7 +352,7 @@ class _Numbered:
 
     def number(self, ids: FlowIds) -> None:
         inspector = self._inspector
-        order = self._order
+        order, self._order = self._order, None
         hellos = inspector.client_hellos
         self.client = _in_flows(
             TlsClientHello,
@@ -361,7 +361,7 @@ class _Numbered:
             _drained(hellos) if order is None else _taken(hellos, order),
             ids,
         )
-        self._order = None
+        del order  # none outlives its use (#17)
         numbered = _in_flows(
             TlsServerHello, inspector.server_refs, None, _drained(inspector.server_hellos), ids
         )

@@ -366,21 +366,26 @@ cdef object _build_c(
 # by `finish`'s list (`held`, three slots per flow), or for a connection in the spill its key
 # by the spill's listing and its entries by the spill (at `offset`); this keeps 48 bytes a
 # flow where a tuple of eight and the first packet's int object took 160 (#17: 10 MiB of the
-# web mix's peak, 150 MiB of a 1M-port scan's).
+# web mix's peak, 150 MiB of a 1M-port scan's), and 40 where it took 56 (the places and the
+# key's size in 32 bits: `finish` refuses more flows than `_MAX_ITEMS`; 8 MiB of the scan's).
 cdef struct _Item:
     long long first
-    long long index
     long long offset  # in the spill; -1: the flow's key and entries are in `held`
     const char* key
-    Py_ssize_t key_size
-    Py_ssize_t held  # the flow's first slot in `held`, or its key's place in the listing
-    int proto
+    int32_t index  # the retired connection's place, -1 for the table's own
+    int32_t held  # the flow's first slot in `held`, or its key's place in the listing
+    int32_t proto
+    uint32_t key_size
+
+
+# `held` has three slots a flow: every place must fit an _Item's 32 bits.
+cdef Py_ssize_t _MAX_ITEMS = 0x7FFFFFFF // 3
 
 
 cdef int _compare_items(const void* a, const void* b) noexcept nogil:
     cdef const _Item* x = <const _Item*>a
     cdef const _Item* y = <const _Item*>b
-    cdef Py_ssize_t common
+    cdef uint32_t common
     cdef int order
     if x.first != y.first:
         return -1 if x.first < y.first else 1
@@ -405,9 +410,9 @@ cdef inline void _item(
     item.offset = offset
     item.proto = proto
     item.key = PyBytes_AS_STRING(key)
-    item.key_size = PyBytes_GET_SIZE(key)
-    item.index = index
-    item.held = held
+    item.key_size = <uint32_t>PyBytes_GET_SIZE(key)  # a direction key: at most _MAX_KEY
+    item.index = <int32_t>index  # both under 3 * _MAX_ITEMS (`finish` checks the count)
+    item.held = <int32_t>held
 
 
 cdef inline uint64_t _ref_hash(int proto, const unsigned char* k, Py_ssize_t size) noexcept:
@@ -624,6 +629,8 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
     spill, table.spill = table.spill, None  # connections that ended during the walk
     if spill is not None:
         count += spill.count + spill.finals
+    if count > _MAX_ITEMS:
+        raise OverflowError(f"{count} flows: more than one capture's build numbers")
     items = <_Item*>PyMem_Malloc(max(count, 1) * sizeof(_Item))
     if items == NULL:
         raise MemoryError()
@@ -667,7 +674,9 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         ids._fill(items, count, held, spilled, first_id)
         if numbered is not None:
             numbered(ids)
-        built = []
+        # Made whole at once: a list grown by appends is copied as it grows, twice its size
+        # for a moment (4 MiB of a 503k-flow scan's build, #17).
+        built = [None] * count
         capture = table.capture
         flow_id = first_id
         for index in range(count):
@@ -683,9 +692,7 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
                 held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
             proto = items[index].proto
             rkey = _reverse(key)
-            built.append(
-                _built(capture, flow_id, proto, key, rkey, e, other, address, known)
-            )
+            built[index] = _built(capture, flow_id, proto, key, rkey, e, other, address, known)
             flow_id += 1
         return built, ids
     finally:

@@ -474,7 +474,7 @@ def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
     """The indices of `records` in packet order (a stable sort), None when they are in it
     already, as the observers record them unless a hello's segments interleave with
     another's: then no index is made at all (#17: 64k of them on the 2M web mix)."""
-    if all(a.packet <= b.packet for a, b in pairwise(records)):
+    if _packets_ascend(records):
         return None
     packets = [record.packet for record in records]
     return array("q", sorted(range(len(packets)), key=packets.__getitem__))
@@ -483,9 +483,13 @@ def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
 def _by_packet(records: list[_P]) -> list[_P]:
     """`records` in packet order (a stable sort), the list itself when it is in it already
     (no key per record)."""
-    if all(a.packet <= b.packet for a, b in pairwise(records)):
+    if _packets_ascend(records):
         return records
     return sorted(records, key=attrgetter("packet"))
+
+
+def _packets_ascend(records: Sequence[_Hello | _P]) -> bool:
+    return all(a.packet <= b.packet for a, b in pairwise(records))
 
 
 def _taken(items: list[_T], order: Sequence[int]) -> Iterator[_T]:

@@ -608,6 +608,18 @@ cdef bint _in_order(tuple hellos) except -1:
     return True
 
 
+cdef inline bint _before(
+    long long x0, long long x1, long long x2, long long y0, long long y1, long long y2
+) noexcept:
+    """Whether key (x0, x1, x2) sorts before (y0, y1, y2): `_compare_keys` on numbers a
+    generator can hold (it keeps no C arrays)."""
+    if x0 != y0:
+        return x0 < y0
+    if x1 != y1:
+        return x1 < y1
+    return x2 < y2
+
+
 def _merging(tuple clients, tuple servers):
     cdef Py_ssize_t i = 0, j = 0, n = len(clients), m = len(servers)
     cdef long long a0 = 0, a1 = 0, a2 = 0, b0 = 0, b1 = 0, b2 = 0
@@ -619,9 +631,7 @@ def _merging(tuple clients, tuple servers):
         b0, b1, b2 = hello.capture, hello.packet, hello.flow_id
     while i < n or j < m:
         # A server hello goes first only when it is strictly before: a client leads its equals.
-        if i == n or (
-            j < m and (b0 < a0 or (b0 == a0 and (b1 < a1 or (b1 == a1 and b2 < a2))))
-        ):
+        if i == n or (j < m and _before(b0, b1, b2, a0, a1, a2)):
             yield servers[j]
             j += 1
             if j < m:

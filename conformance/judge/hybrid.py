@@ -15,8 +15,10 @@ whose ClientHello came in a QUIC Initial) maps only to a `/udp` endpoint, TCP on
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Generic, Protocol, TypeVar
 
 from conformance.judge import air_gapped
@@ -108,34 +110,39 @@ class _OfFlow(Protocol):
 _R = TypeVar("_R", bound=_OfFlow)
 
 
+_FLOW_ID = attrgetter("flow_id")
+
+
 class FirstOfFlow(Generic[_R]):
     """The first of `records` (in their order) of each flow id, `get(flow_id)`.
 
-    Flow ids are the 1-based rows of `obs.flows`, so a list indexed by them holds the answer:
-    a dict would hold an int object and an entry per flow as well (9 of the web mix's 13
-    MiB of judging, #17). An id outside the flows (a record of a flow not observed) is kept
-    in a dict beside it.
+    Flow ids are the 1-based rows of `obs.flows`, so an array indexed by them holds the
+    answer: the record's index in `records`, which makes it when asked (an observation's
+    hellos are packed out of memory, records.hello_store: holding the first of each flow
+    would make them all again, 8 MiB of the 2M web mix's judging, #17). An id outside the
+    flows (a record of a flow not observed) is kept in a dict beside it.
     """
 
-    __slots__ = ("_by_id", "_others")
+    __slots__ = ("_by_id", "_others", "_records")
 
-    def __init__(self, records: Iterable[_R], flows: int) -> None:
-        by_id: list[_R | None] = [None] * (flows + 1)
+    def __init__(self, records: Sequence[_R], flows: int) -> None:
+        by_id = array("l", bytes(8 * (flows + 1)))  # the record's index + 1; 0: none
         others: dict[int, _R] = {}
-        for record in records:
-            flow_id = record.flow_id
+        for index, flow_id in enumerate(map(_FLOW_ID, records)):
             if 0 < flow_id <= flows:
-                if by_id[flow_id] is None:
-                    by_id[flow_id] = record
-            else:
-                others.setdefault(flow_id, record)
+                if not by_id[flow_id]:
+                    by_id[flow_id] = index + 1
+            elif flow_id not in others:
+                others[flow_id] = records[index]
         self._by_id = by_id
         self._others = others
+        self._records = records
 
     def get(self, flow_id: int) -> _R | None:
         """The flow's first record, None if it has none."""
         if 0 < flow_id < len(self._by_id):
-            return self._by_id[flow_id]
+            index = self._by_id[flow_id]
+            return self._records[index - 1] if index else None
         return self._others.get(flow_id)
 
 

@@ -727,12 +727,14 @@ cdef object _built(
     return flow
 
 
-def in_flows(renumbered, refs, order, hellos, ids):
+def in_flows(renumbered, refs, order, hellos, ids, into=None):
     """observe/builder.py `_in_flows`, compiled: each record of `hellos` (in the order of
     the indices `order`, None: as recorded) numbered with the id of the flow its reference
     in `refs` (flows.FlowRefs, read in place) names at the record's packet (FlowIds.get;
-    the compiled finish's table answers it in C, with no object per reference)."""
-    cdef list numbered = []
+    the compiled finish's table answers it in C, with no object per reference), appended
+    to `into` (None: a new list), which is returned."""
+    numbered = [] if into is None else into
+    add = numbered.append
     cdef FlowIdTable table = ids if type(ids) is FlowIdTable else None
     cdef bytearray packed = refs.packed
     cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(packed)
@@ -774,10 +776,10 @@ def in_flows(renumbered, refs, order, hellos, ids):
             if memcmp(back, k, key_size) < 0:  # the reference names a flow by its smaller key
                 k = back
             if table is not None:
-                numbered.append(renumbered(record, table._lookup(proto, k, key_size, record.packet)))
+                add(renumbered(record, table._lookup(proto, k, key_size, record.packet)))
             else:
                 ref = (proto, PyBytes_FromStringAndSize(<const char*>k, key_size))
-                numbered.append(renumbered(record, get(ref, record.packet)))
+                add(renumbered(record, get(ref, record.packet)))
         if taken != count:
             raise ValueError(f"{count} flow references for {taken} records")
     finally:

@@ -621,3 +621,492 @@ cdef class CompactMaker:
         values = list((<_Compact>record)._values())
         values[self.flow_id_at] = flow_id
         return self.cls(*values)
+
+
+# --- The hellos out of memory (#17, docs/scaling.md step 4) --------------------------------
+#
+# A web capture has a client and a server hello for nearly every flow: 129k records, 9 MiB
+# of objects on the 2M web mix from the walk to the report. `HelloStore` keeps one kind
+# packed at a fixed size (52 and 32 bytes) in an unlinked scratch file, with the last
+# records in a buffer until a block is full, and makes each record when asked: its reader
+# passes (the judges', the coverage's, the evidence tables') each make their objects again
+# and drop them. A record's object fields (the SNI, the lists of versions, suites and ALPN
+# protocols, the ECH kind) are codes into the store's table of the distinct values, each
+# coming back as the very object given. Without a scratch file, or once the file takes no
+# more, the records stay in memory, packed.
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t c_pread "pread"(int fd, void* buf, size_t count, long long offset)
+    ssize_t c_pwrite "pwrite"(int fd, const void* buf, size_t count, long long offset)
+    int c_close "close"(int fd)
+
+from libc.errno cimport errno
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+
+import os
+import tempfile
+from array import array as _array
+
+
+cdef packed struct _ClientPacked:
+    int64_t packet
+    double time
+    uint32_t flow_id
+    int32_t capture
+    uint32_t quic_version
+    uint32_t sni  # codes into HelloStore.values
+    uint32_t versions
+    uint32_t cipher_suites
+    uint32_t alpn
+    uint32_t ech
+    uint16_t segments
+    uint8_t flags
+    uint8_t unused
+
+
+cdef packed struct _ServerPacked:
+    int64_t packet
+    double time
+    uint32_t flow_id
+    uint32_t quic_version  # 0: none, as TlsServerHello keeps it
+    int32_t capture
+    uint16_t version
+    uint16_t cipher_suite
+
+
+cdef enum:
+    _CLIENT = 1
+    _SERVER = 2
+    _TAIL_BYTES = 1 << 17  # records past the file's, before they are written to it
+    _STORE_WINDOWS = 4  # windows of the file records are read through
+    _STORE_WINDOW = 1 << 15  # ... of this many bytes each (a multiple of both record sizes)
+    _MAX_CODES = 0xFFFFFFFE
+
+assert sizeof(_ClientPacked) == 52 and sizeof(_ServerPacked) == 32
+
+
+def _scratch_file():
+    """A file descriptor of a new, unlinked file in the system's temporary directory
+    (nothing is left behind, however the process ends); the store closes it."""
+    with tempfile.TemporaryFile() as file:  # O_TMPFILE where it can: never a name at all
+        return os.dup(file.fileno())
+
+
+cdef class HelloStore:
+    """A sequence of one kind of hello (TlsClientHello or TlsServerHello), packed, the
+    records past the last block in memory and the rest in an unlinked scratch file (see
+    above). It is filled by `append`/`extend` (and `__setitem__` replaces a record in
+    place) until `sealed`; then, as the tuple it stands in for in an Observations, it is
+    equal to any sequence of the same records and hashes as their tuple."""
+
+    cdef readonly int which  # _CLIENT or _SERVER
+    cdef Py_ssize_t size  # of a packed record
+    cdef Py_ssize_t n  # records
+    cdef list values  # the distinct object field values; a record holds their codes
+    cdef dict codes
+    cdef int fd  # the scratch file's, -1 until the tail first fills (or if none was had)
+    cdef Py_ssize_t flushed  # records in the file: indices below this are read from it
+    cdef bint in_memory  # no file takes more: the tail keeps every record past `flushed`
+    cdef uint8_t* tail
+    cdef Py_ssize_t tail_capacity  # records
+    cdef uint8_t* windows
+    cdef Py_ssize_t window_records  # records a window holds
+    cdef Py_ssize_t window_first[_STORE_WINDOWS]  # the window's first record, -1 if none
+    cdef Py_ssize_t window_count[_STORE_WINDOWS]
+    cdef unsigned long long window_used[_STORE_WINDOWS]
+    cdef unsigned long long clock
+    cdef readonly bint sealed
+
+    def __cinit__(self):
+        self.tail = NULL
+        self.windows = NULL
+        self.fd = -1
+
+    def __init__(self, kind, records=()):
+        if kind is TlsClientHello:
+            self.which, self.size = _CLIENT, sizeof(_ClientPacked)
+        elif kind is TlsServerHello:
+            self.which, self.size = _SERVER, sizeof(_ServerPacked)
+        else:
+            raise TypeError(f"{getattr(kind, '__name__', kind)}: not a compact hello class")
+        self.values = []
+        self.codes = {}
+        self.tail_capacity = _TAIL_BYTES // self.size
+        self.window_records = _STORE_WINDOW // self.size
+        self._forget_windows()
+        self.extend(records)
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            c_close(self.fd)
+        PyMem_Free(self.tail)
+        PyMem_Free(self.windows)
+
+    @property
+    def kind(self):
+        return TlsClientHello if self.which == _CLIENT else TlsServerHello
+
+    @property
+    def on_file(self):
+        """Records in the scratch file (the rest are in memory)."""
+        return self.flushed
+
+    cdef void _forget_windows(self) noexcept:
+        cdef Py_ssize_t w
+        for w in range(_STORE_WINDOWS):
+            self.window_first[w] = -1
+            self.window_count[w] = 0
+            self.window_used[w] = 0
+
+    def seal(self):
+        """No record added or replaced from now on; the store itself."""
+        self.sealed = True
+        return self
+
+    def close(self):
+        """Let go of every record, the file and the buffers."""
+        if self.fd >= 0:
+            c_close(self.fd)
+        self.fd = -1
+        PyMem_Free(self.tail)
+        PyMem_Free(self.windows)
+        self.tail = NULL
+        self.windows = NULL
+        self.n = self.flushed = 0
+        self.in_memory = False
+        self.values = []
+        self.codes = {}
+        self._forget_windows()
+
+    def clear(self):
+        if self.sealed:
+            raise TypeError("a sealed HelloStore is not changed")
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------
+
+    cdef int _refuse_change(self) except -1:
+        if self.sealed:
+            raise TypeError("a sealed HelloStore is not changed")
+        return 0
+
+    cdef uint32_t _code_of(self, object value) except? 0xFFFFFFFF:
+        return <uint32_t>_code(self.values, self.codes, value, _MAX_CODES)
+
+    cdef int _pack(self, object record, uint8_t* out) except -1:
+        cdef _ClientPacked c
+        cdef _ServerPacked s
+        cdef TlsClientHello client
+        cdef TlsServerHello server
+        if self.which == _CLIENT:
+            if type(record) is not TlsClientHello:
+                raise TypeError(f"{type(record).__name__}: not a TlsClientHello")
+            client = <TlsClientHello>record
+            c.packet = client.packet
+            c.time = client.time
+            c.flow_id = client.flow_id
+            c.capture = client.capture
+            c.quic_version = client._quic_version
+            c.sni = self._code_of(client.sni)
+            c.versions = self._code_of(client.versions)
+            c.cipher_suites = self._code_of(client.cipher_suites)
+            c.alpn = self._code_of(client.alpn)
+            c.ech = self._code_of(_members[client._ech])
+            c.segments = client.segments
+            c.flags = client._flags
+            c.unused = 0
+            memcpy(out, &c, sizeof(c))
+        else:
+            if type(record) is not TlsServerHello:
+                raise TypeError(f"{type(record).__name__}: not a TlsServerHello")
+            server = <TlsServerHello>record
+            s.packet = server.packet
+            s.time = server.time
+            s.flow_id = server.flow_id
+            s.quic_version = server._quic_version
+            s.capture = server.capture
+            s.version = server.version
+            s.cipher_suite = server.cipher_suite
+            memcpy(out, &s, sizeof(s))
+        return 0
+
+    def append(self, record):
+        self._refuse_change()
+        if self.tail == NULL:
+            self.tail = <uint8_t*>PyMem_Malloc(self.tail_capacity * self.size)
+            if self.tail == NULL:
+                raise MemoryError()
+        elif self.n - self.flushed == self.tail_capacity:
+            self._make_room()
+        self._pack(record, self.tail + (self.n - self.flushed) * self.size)
+        self.n += 1
+
+    def extend(self, records):
+        for record in records:
+            self.append(record)
+
+    cdef int _make_room(self) except -1:
+        """The full tail to the file; or, where no file takes it, a tail twice as large."""
+        cdef Py_ssize_t held = self.n - self.flushed
+        cdef ssize_t wrote
+        cdef uint8_t* grown
+        if not self.in_memory and self.fd < 0:
+            try:
+                self.fd = _scratch_file()
+            except OSError:
+                self.in_memory = True
+        if not self.in_memory:
+            wrote = c_pwrite(self.fd, self.tail, held * self.size, self.flushed * self.size)
+            if wrote == held * self.size:
+                self.flushed = self.n
+                return 0
+            # A full disk: what is on file stays readable, the rest stays here.
+            self.in_memory = True
+        grown = <uint8_t*>PyMem_Realloc(self.tail, 2 * self.tail_capacity * self.size)
+        if grown == NULL:
+            raise MemoryError()
+        self.tail = grown
+        self.tail_capacity *= 2
+        return 0
+
+    def __setitem__(self, index, record):
+        cdef Py_ssize_t i = self._index(index)
+        cdef uint8_t packed[64]
+        cdef Py_ssize_t w, first
+        self._refuse_change()
+        self._pack(record, packed)
+        if i >= self.flushed:
+            memcpy(self.tail + (i - self.flushed) * self.size, packed, self.size)
+            return
+        if c_pwrite(self.fd, packed, self.size, i * self.size) != self.size:
+            raise OSError(errno, f"hello store: cannot write record {i} to its scratch file")
+        for w in range(_STORE_WINDOWS):  # a window holding it holds the new one
+            first = self.window_first[w]
+            if first >= 0 and first <= i < first + self.window_count[w]:
+                memcpy(self.windows + (w * self.window_records + i - first) * self.size,
+                       packed, self.size)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def __len__(self):
+        return self.n
+
+    cdef Py_ssize_t _index(self, object index) except -1:
+        cdef Py_ssize_t i = index
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError("HelloStore index out of range")
+        return i
+
+    cdef const uint8_t* _at(self, Py_ssize_t i) except NULL:
+        """The packed record `i` (0 <= i < count): in the tail, or in a window of the file."""
+        cdef Py_ssize_t w, oldest = 0, first, n
+        cdef ssize_t got
+        if i >= self.flushed:
+            return self.tail + (i - self.flushed) * self.size
+        self.clock += 1
+        for w in range(_STORE_WINDOWS):
+            first = self.window_first[w]
+            if first >= 0 and first <= i < first + self.window_count[w]:
+                self.window_used[w] = self.clock
+                return self.windows + (w * self.window_records + i - first) * self.size
+            if self.window_used[w] < self.window_used[oldest]:
+                oldest = w
+        if self.windows == NULL:
+            self.windows = <uint8_t*>PyMem_Malloc(
+                _STORE_WINDOWS * self.window_records * self.size
+            )
+            if self.windows == NULL:
+                raise MemoryError()
+        first = i - i % self.window_records
+        n = min(self.window_records, self.flushed - first)
+        got = c_pread(self.fd, self.windows + oldest * self.window_records * self.size,
+                      n * self.size, first * self.size)
+        if got != n * self.size:
+            self.window_first[oldest] = -1
+            raise OSError(errno, f"hello store: cannot read record {i} from its scratch file")
+        self.window_first[oldest] = first
+        self.window_count[oldest] = n
+        self.window_used[oldest] = self.clock
+        return self.windows + (oldest * self.window_records + i - first) * self.size
+
+    cdef object _made(self, Py_ssize_t i):
+        cdef const uint8_t* at = self._at(i)
+        cdef _ClientPacked c
+        cdef _ServerPacked s
+        cdef TlsClientHello client
+        cdef TlsServerHello server
+        if self.which == _CLIENT:
+            memcpy(&c, at, sizeof(c))
+            client = TlsClientHello.__new__(TlsClientHello)
+            client.packet = c.packet
+            client.time = c.time
+            client.flow_id = c.flow_id
+            client.capture = c.capture
+            client._quic_version = c.quic_version
+            client.sni = self.values[c.sni]
+            client.versions = self.values[c.versions]
+            client.cipher_suites = self.values[c.cipher_suites]
+            client.alpn = self.values[c.alpn]
+            client._ech = _member_code(self.values[c.ech])
+            client.segments = c.segments
+            client._flags = c.flags
+            return client
+        memcpy(&s, at, sizeof(s))
+        server = TlsServerHello.__new__(TlsServerHello)
+        server.packet = s.packet
+        server.time = s.time
+        server.flow_id = s.flow_id
+        server._quic_version = s.quic_version
+        server.capture = s.capture
+        server.version = s.version
+        server.cipher_suite = s.cipher_suite
+        return server
+
+    cdef int _check_codes(self, const uint8_t* at) except -1:
+        """Refuse a record whose codes name no value (a damaged pickle), before it is read."""
+        cdef _ClientPacked c
+        cdef uint32_t limit = len(self.values)
+        if self.which != _CLIENT:
+            return 0
+        memcpy(&c, at, sizeof(c))
+        if max(c.sni, c.versions, c.cipher_suites, c.alpn, c.ech) >= limit:
+            raise ValueError("a pickled HelloStore's record names a value it does not hold")
+        if type(self.values[c.ech]) is not EchKind:
+            raise ValueError("a pickled HelloStore's record has no ECH kind")
+        return 0
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple([self._made(i) for i in range(*index.indices(self.n))])
+        return self._made(self._index(index))
+
+    def __iter__(self):
+        return _StoreIterator(self)
+
+    def __reversed__(self):
+        return (self._made(i) for i in range(self.n - 1, -1, -1))
+
+    cdef inline long long _packet_of(self, Py_ssize_t i) except? -1:
+        cdef int64_t packet
+        memcpy(&packet, self._at(i), sizeof(packet))  # the first field of both kinds
+        return packet
+
+    def packets(self):
+        """Every record's packet number, in order (array 'q')."""
+        cdef Py_ssize_t i
+        out = _array("q", bytes(8 * self.n))
+        cdef long long[:] view = out
+        for i in range(self.n):
+            view[i] = self._packet_of(i)
+        return out
+
+    def packets_ascend(self):
+        """Whether the records are in packet order (equal packets allowed)."""
+        cdef Py_ssize_t i
+        cdef long long previous = -0x7FFFFFFFFFFFFFFF, packet
+        for i in range(self.n):
+            packet = self._packet_of(i)
+            if packet < previous:
+                return False
+            previous = packet
+        return True
+
+    def taken(self, order):
+        """A new store of these records in the order of the indices `order` (each once);
+        this one is closed."""
+        out = HelloStore(self.kind)
+        for i in order:
+            out.append(self._made(self._index(i)))
+        self.close()
+        return out
+
+    # -- as the tuple it stands in for --------------------------------------------------
+
+    def __eq__(self, other):
+        cdef Py_ssize_t i
+        if other is self:
+            return True
+        if not isinstance(other, (tuple, list, HelloStore)):
+            return NotImplemented
+        if len(other) != self.n:
+            return False
+        for i, record in enumerate(other):
+            if self._made(i) != record:
+                return False
+        return True
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self):
+        if not self.sealed:
+            raise TypeError("unhashable: a HelloStore still being filled")
+        return hash(tuple(self))
+
+    def __repr__(self):
+        return f"HelloStore({self.kind.__name__}, {self.n} records)"
+
+    def __reduce__(self):
+        cdef Py_ssize_t i
+        packed = bytearray(self.n * self.size)
+        cdef uint8_t* out = <uint8_t*>PyByteArray_AS_STRING(packed) if self.n else NULL
+        for i in range(self.n):
+            memcpy(out + i * self.size, self._at(i), self.size)
+        return (_restored_store, (self.kind, bytes(packed), self.values, self.sealed))
+
+
+def _restored_store(kind, bytes packed, list values, bint sealed):
+    """A pickled HelloStore made again (here in memory, then on file as it is filled)."""
+    cdef HelloStore store = HelloStore(kind)
+    cdef Py_ssize_t i, count = len(packed) // store.size
+    cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
+    cdef uint8_t* slot
+    if len(packed) % store.size:
+        raise ValueError("a pickled HelloStore's records end inside one")
+    store.values = list(values)
+    for i, value in enumerate(store.values):
+        store.codes[(type(value), value)] = i
+    for i in range(count):
+        if store.tail == NULL:
+            store.tail = <uint8_t*>PyMem_Malloc(store.tail_capacity * store.size)
+            if store.tail == NULL:
+                raise MemoryError()
+        elif store.n - store.flushed == store.tail_capacity:
+            store._make_room()
+        slot = store.tail + (store.n - store.flushed) * store.size
+        memcpy(slot, data + i * store.size, store.size)
+        store._check_codes(slot)
+        store.n += 1
+    store.sealed = sealed
+    return store
+
+
+@cython.final
+cdef class _StoreIterator:
+    cdef HelloStore store
+    cdef Py_ssize_t next_index
+
+    def __cinit__(self, HelloStore store):
+        self.store = store
+        self.next_index = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.next_index >= self.store.n:
+            raise StopIteration
+        self.next_index += 1
+        return self.store._made(self.next_index - 1)
+
+    def __length_hint__(self):
+        return max(self.store.n - self.next_index, 0)
+
+
+from collections.abc import Sequence as _Sequence
+_Sequence.register(HelloStore)

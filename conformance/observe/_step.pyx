@@ -747,9 +747,9 @@ cdef class FastStep(CStep):
     cdef object capture
     cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
     cdef object server_hello
-    cdef list client_hellos  # PayloadInspector.client_hellos, client_refs, server_...
+    cdef object client_hellos  # PayloadInspector.client_hellos (a HelloStore), client_refs, ...
     cdef bytearray client_refs  # flows.FlowRefs.packed of the client, server hellos (_add_ref)
-    cdef list server_hellos
+    cdef object server_hellos
     cdef bytearray server_refs
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
     cdef dict hello_strs

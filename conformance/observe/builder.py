@@ -44,7 +44,7 @@ import dataclasses
 import gc
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -82,7 +82,9 @@ from conformance.observe.records import (
     Observations,
     TlsClientHello,
     TlsServerHello,
+    hello_store,
     numbering,
+    sealed_hellos,
 )
 from conformance.progress import NULL_PROGRESS, Progress
 
@@ -115,8 +117,12 @@ class _Collected:
     captures: list[CaptureSummary] = dataclasses.field(default_factory=list)
     flows: list[Flow] = dataclasses.field(default_factory=list)
     dns: list[DnsQuery] = dataclasses.field(default_factory=list)
-    client_hellos: list[TlsClientHello] = dataclasses.field(default_factory=list)
-    server_hellos: list[TlsServerHello] = dataclasses.field(default_factory=list)
+    client_hellos: MutableSequence[TlsClientHello] = dataclasses.field(
+        default_factory=lambda: hello_store(TlsClientHello)
+    )
+    server_hellos: MutableSequence[TlsServerHello] = dataclasses.field(
+        default_factory=lambda: hello_store(TlsServerHello)
+    )
     http: list[HttpRequest] = dataclasses.field(default_factory=list)
     names: list[NameMention] = dataclasses.field(default_factory=list)
     # ECH extensions by index in client_hellos, and flows whose HRR confirmed ECH
@@ -154,8 +160,8 @@ def observe_captures(
         captures=tuple(out.captures),
         flows=tuple(out.flows),
         dns=tuple(out.dns),
-        client_hellos=tuple(out.client_hellos),
-        server_hellos=tuple(out.server_hellos),
+        client_hellos=sealed_hellos(out.client_hellos),
+        server_hellos=sealed_hellos(out.server_hellos),
         http_requests=tuple(out.http),
         names=tuple(out.names),
         notes=flow_notes(out.flows, out.captures),
@@ -343,8 +349,8 @@ class _Numbered:
         self._order = order
         self._address = address
         self.dns: list[DnsQuery] = []
-        self.client: list[TlsClientHello] = []
-        self.server: list[TlsServerHello] = []
+        self.client: MutableSequence[TlsClientHello] = []
+        self.server: MutableSequence[TlsServerHello] = []
         self.http: list[HttpRequest] = []
         self.names: list[NameMention] = []
         self.hrr_ech: set[int] = set()
@@ -365,7 +371,7 @@ class _Numbered:
         numbered = _in_flows(
             TlsServerHello, inspector.server_refs, None, _drained(inspector.server_hellos), ids
         )
-        self.server = _by_packet(numbered)
+        self.server = _hellos_by_packet(numbered)
         self.dns = inspector.dns.records(ids, self._address)
         self.http = _by_packet(inspector.http_requests(ids))
         self.names = _by_packet(inspector.names(ids))
@@ -381,19 +387,21 @@ def _in_flows(
     order: Sequence[int] | None,
     hellos: Iterable[_Hello],
     ids: FlowIds,
-) -> list[_Hello]:
+) -> MutableSequence[_Hello]:
     """Each hello (in the order of the indices `order`, None: as recorded) with the id of
-    the flow its reference (the one at its index in `refs`) names at the hello's packet;
-    `refs` is emptied."""
+    the flow its reference (the one at its index in `refs`) names at the hello's packet, in
+    a new records.hello_store; `refs` is emptied."""
     renumbered = numbering(kind)  # the part's own hellos: numbered in place where it can
+    into = hello_store(kind)
     compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
     if compiled is not None:
-        return compiled.in_flows(renumbered, refs, order, hellos, ids)  # type: ignore[no-any-return]
+        return compiled.in_flows(renumbered, refs, order, hellos, ids, into)  # type: ignore[no-any-return]
     flow_id = ids.get
-    return [
+    into.extend(
         renumbered(hello, flow_id(ref, hello.packet))
         for ref, hello in zip(refs.taken(order), hellos, strict=True)
-    ]
+    )
+    return into
 
 
 def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
@@ -401,7 +409,7 @@ def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
     shift = len(out.flows)
     first_hello = len(out.client_hellos)
 
-    def moved(records: list[_R]) -> Iterator[_R]:
+    def moved(records: MutableSequence[_R]) -> Iterator[_R]:
         if not shift:
             return _drained(records)
         return (dataclasses.replace(r, flow_id=r.flow_id + shift) for r in _drained(records))
@@ -410,8 +418,12 @@ def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
     out.dns.extend(moved(part.dns))
     out.ech.update((first_hello + i, ext) for i, ext in part.ech.items())
     out.hrr_ech.update(i + shift for i in part.hrr_ech)
-    out.client_hellos.extend(moved(part.client_hellos))
-    out.server_hellos.extend(moved(part.server_hellos))
+    if not shift and not out.client_hellos and not out.server_hellos:
+        # The first capture's hellos are taken as they are (a store is not copied).
+        out.client_hellos, out.server_hellos = part.client_hellos, part.server_hellos
+    else:
+        out.client_hellos.extend(moved(part.client_hellos))
+        out.server_hellos.extend(moved(part.server_hellos))
     out.http.extend(moved(part.http))
     out.names.extend(moved(part.names))
     out.captures.append(_summary(part, out.flows[shift:]))
@@ -476,8 +488,22 @@ def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
     another's: then no index is made at all (#17: 64k of them on the 2M web mix)."""
     if _packets_ascend(records):
         return None
-    packets = [record.packet for record in records]
+    if isinstance(records, list | tuple):
+        packets: Sequence[int] = [record.packet for record in records]
+    else:  # a HelloStore reads its packet numbers without making the records
+        packets = records.packets()  # type: ignore[attr-defined]
     return array("q", sorted(range(len(packets)), key=packets.__getitem__))
+
+
+def _hellos_by_packet(records: MutableSequence[_Hello]) -> MutableSequence[_Hello]:
+    """`records` in packet order (a stable sort): the sequence itself when it is in it."""
+    order = _packet_order(records)
+    if order is None:
+        return records
+    if isinstance(records, list):
+        return [records[i] for i in order]
+    taken: MutableSequence[_Hello] = records.taken(order)  # type: ignore[attr-defined]
+    return taken
 
 
 def _by_packet(records: list[_P]) -> list[_P]:
@@ -489,15 +515,20 @@ def _by_packet(records: list[_P]) -> list[_P]:
 
 
 def _packets_ascend(records: Sequence[_Hello | _P]) -> bool:
+    if not isinstance(records, list | tuple):  # a HelloStore, which asks no record
+        return records.packets_ascend()  # type: ignore[attr-defined,no-any-return]
     return all(a.packet <= b.packet for a, b in pairwise(records))
 
 
-def _taken(items: list[_T], order: Sequence[int]) -> Iterator[_T]:
+def _taken(items: MutableSequence[_T], order: Sequence[int]) -> Iterator[_T]:
     """The items of `items` in the order of their indices `order`, each let go by the list
-    as it is taken: a renumbered copy and its original never both exist for every record."""
+    as it is taken: a renumbered copy and its original never both exist for every record
+    (a HelloStore makes each only when it is taken)."""
+    keep = not isinstance(items, list)
     for i in order:
         item = items[i]
-        items[i] = None  # type: ignore[assignment]
+        if not keep:
+            items[i] = None  # type: ignore[assignment]
         yield item
     items.clear()
 
@@ -513,8 +544,13 @@ def _reindexed(by_index: dict[int, _T], order: Sequence[int] | None) -> dict[int
     return {position[i]: value for i, value in by_index.items()}
 
 
-def _drained(items: list[_T]) -> Iterator[_T]:
-    """The items of `items` in order, emptying the list as they are taken."""
+def _drained(items: MutableSequence[_T]) -> Iterator[_T]:
+    """The items of `items` in order, emptying the list as they are taken (a HelloStore,
+    which makes each only when it is taken, once all are)."""
+    if not isinstance(items, list):
+        yield from items
+        items.clear()
+        return
     items.reverse()
     while items:
         yield items.pop()

@@ -33,7 +33,7 @@ import os
 import pickle
 import signal
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
@@ -50,6 +50,7 @@ from conformance.observe.records import (
     NameMention,
     TlsClientHello,
     TlsServerHello,
+    hello_store,
 )
 from conformance.observe.timeline import Timeline
 
@@ -111,8 +112,8 @@ class CapturePart:
     decoded: int
     flows: list[Flow] = dataclasses.field(default_factory=list)
     dns: list[DnsQuery] = dataclasses.field(default_factory=list)
-    client_hellos: list[TlsClientHello] = dataclasses.field(default_factory=list)
-    server_hellos: list[TlsServerHello] = dataclasses.field(default_factory=list)
+    client_hellos: MutableSequence[TlsClientHello] = dataclasses.field(default_factory=list)
+    server_hellos: MutableSequence[TlsServerHello] = dataclasses.field(default_factory=list)
     http: list[HttpRequest] = dataclasses.field(default_factory=list)
     names: list[NameMention] = dataclasses.field(default_factory=list)
     ech: dict[int, EchExtension] = dataclasses.field(default_factory=dict)
@@ -246,7 +247,6 @@ def join_parts(parts: Sequence[CapturePart]) -> CapturePart | None:
         dataclasses.replace(flow, flow_id=flow_ids[k][flow.flow_id])
         for k, flow in _merged([p.flows for p in parts], lambda f: (f.first_packet, f.flow_id))
     ]
-    hellos = list(_merged_records([p.client_hellos for p in parts], flow_ids))
     ech: dict[int, EchExtension] = {}
     positions = _positions([p.client_hellos for p in parts])
     for k, part in enumerate(parts):
@@ -262,8 +262,14 @@ def join_parts(parts: Sequence[CapturePart]) -> CapturePart | None:
         decoded=sum(p.decoded for p in parts),
         flows=flows,
         dns=[r for _, r in _merged_records([p.dns for p in parts], flow_ids)],
-        client_hellos=[r for _, r in hellos],
-        server_hellos=[r for _, r in _merged_records([p.server_hellos for p in parts], flow_ids)],
+        client_hellos=hello_store(
+            TlsClientHello,
+            (r for _, r in _merged_records([p.client_hellos for p in parts], flow_ids)),
+        ),
+        server_hellos=hello_store(
+            TlsServerHello,
+            (r for _, r in _merged_records([p.server_hellos for p in parts], flow_ids)),
+        ),
         http=[r for _, r in _merged_records([p.http for p in parts], flow_ids)],
         names=[r for _, r in _merged_records([p.names for p in parts], flow_ids)],
         ech=ech,

@@ -20,7 +20,7 @@ GREASE while any SVCB/HTTPS answer in the captures failed to decode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableSequence, Sequence
 from dataclasses import replace
 
 from conformance.decode.dns import TYPE_HTTPS, TYPE_SVCB, SvcbRecord, parse_svcb_rdata
@@ -134,7 +134,7 @@ def _usable_since(query: DnsQuery, flow: Flow) -> float | None:
 
 
 def classify_hellos(
-    hellos: list[TlsClientHello],
+    hellos: MutableSequence[TlsClientHello],
     extensions: Mapping[int, EchExtension],
     flows: Sequence[Flow],
     dns: Sequence[DnsQuery],

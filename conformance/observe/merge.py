@@ -68,6 +68,8 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
+    hello_store,
+    sealed_hellos,
 )
 
 __all__ = ["merge", "merge_all"]
@@ -78,6 +80,7 @@ _Cited = TypeVar(
     "_Cited", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention, Anomaly
 )
 _Named = TypeVar("_Named", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
+_Hello = TypeVar("_Hello", TlsClientHello, TlsServerHello)
 _Side = int  # 0: a, 1: b
 
 # TCP initiator bases by strength: the one the most telling part used decides a merged flow.
@@ -108,8 +111,12 @@ def merge(a: Observations, b: Observations) -> Observations:
         captures=a.captures + b.captures,
         flows=flows,
         dns=_merge_dns(_remapped(a.dns, b.dns, renumber)),
-        client_hellos=_sorted(_remapped(a.client_hellos, b.client_hellos, renumber)),
-        server_hellos=_sorted(_remapped(a.server_hellos, b.server_hellos, renumber)),
+        client_hellos=_stored(
+            TlsClientHello, _sorted(_remapped(a.client_hellos, b.client_hellos, renumber))
+        ),
+        server_hellos=_stored(
+            TlsServerHello, _sorted(_remapped(a.server_hellos, b.server_hellos, renumber))
+        ),
         http_requests=_merge_http(_remapped(a.http_requests, b.http_requests, renumber)),
         names=_merge_names(_remapped(a.names, b.names, renumber)),
         notes=_notes(a.notes + b.notes, flows, a.captures + b.captures),
@@ -161,8 +168,8 @@ def _shifted(obs: Observations, offset: int) -> Observations:
         captures=captures,
         flows=flows,
         dns=tuple(move(q) for q in obs.dns),
-        client_hellos=tuple(move(h) for h in obs.client_hellos),
-        server_hellos=tuple(move(h) for h in obs.server_hellos),
+        client_hellos=_stored(TlsClientHello, (move(h) for h in obs.client_hellos)),
+        server_hellos=_stored(TlsServerHello, (move(h) for h in obs.server_hellos)),
         http_requests=tuple(move(r) for r in obs.http_requests),
         names=tuple(move(m) for m in obs.names),
     )
@@ -331,6 +338,11 @@ def _remapped(
             same = new == record.flow_id
             out.append((side, record if same else dataclasses.replace(record, flow_id=new)))
     return out
+
+
+def _stored(kind: type[_Hello], records: Iterable[_Hello]) -> Sequence[_Hello]:
+    """Hellos as the observers keep them (records.hello_store, sealed)."""
+    return sealed_hellos(hello_store(kind, records))
 
 
 def _sorted(records: list[tuple[_Side, _Named]]) -> tuple[_Named, ...]:

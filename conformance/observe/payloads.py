@@ -16,7 +16,7 @@ the look at its first byte.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 
 from conformance.decode.classify import classify_payload
@@ -82,6 +82,7 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
+    hello_store,
     maker,
     renumbering,
 )
@@ -296,10 +297,11 @@ class PayloadInspector:
         self.dns = DnsMap(capture)
         # The hellos, and the flow each names (client_refs[i] is client_hellos[i]'s): not a
         # list of pairs, which cost a tuple each (#17: 8 MiB of the web mix's 129k hellos
-        # while the walk goes on), and the references packed (flows.FlowRefs).
-        self.client_hellos: list[TlsClientHello] = []
+        # while the walk goes on), the hellos packed out of memory (records.hello_store) and
+        # the references packed (flows.FlowRefs).
+        self.client_hellos: MutableSequence[TlsClientHello] = hello_store(TlsClientHello)
         self.client_refs = FlowRefs()
-        self.server_hellos: list[TlsServerHello] = []
+        self.server_hellos: MutableSequence[TlsServerHello] = hello_store(TlsServerHello)
         self.server_refs = FlowRefs()
         # The ECH extension of client_hellos[i], for the capture-wide classification
         # (observe/ech_kinds.py); those hellos are recorded as EchKind.UNKNOWN until then.

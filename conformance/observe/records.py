@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from operator import attrgetter
@@ -336,6 +336,29 @@ if _MAKER is not None and not TYPE_CHECKING:
     Flow, TlsClientHello, TlsServerHello = _MAKER.bind(PacketNumbers, *DATACLASS_RECORDS)
 
 
+# A capture's hellos as they are recorded, from the walk to the report: packed in a scratch
+# file where the compiled records are built (observe/_records.pyx `HelloStore`, #17), else a
+# list of the records.
+Hellos = TypeVar("Hellos", TlsClientHello, TlsServerHello)
+
+
+def hello_store(kind: type[Hellos], records: Iterable[Hellos] = ()) -> MutableSequence[Hellos]:
+    """An empty (or filled from `records`) sequence for `kind` hellos to be appended to."""
+    if _MAKER is not None and kind not in DATACLASS_RECORDS:
+        store: MutableSequence[Hellos] = _MAKER.HelloStore(kind, records)
+        return store
+    return list(records)
+
+
+def sealed_hellos(hellos: Iterable[Hellos]) -> Sequence[Hellos]:
+    """`hellos` as an Observations holds them: a store sealed (no record added from now on),
+    anything else as a tuple."""
+    if _MAKER is not None and type(hellos) is _MAKER.HelloStore:
+        sealed: Sequence[Hellos] = hellos.seal()  # type: ignore[attr-defined]
+        return sealed
+    return tuple(hellos)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """An HTTP/1.x request line (plus Host), on any port."""
@@ -575,8 +598,9 @@ class Observations:
     captures: tuple[CaptureSummary, ...]
     flows: tuple[Flow, ...]
     dns: tuple[DnsQuery, ...] = ()
-    client_hellos: tuple[TlsClientHello, ...] = ()
-    server_hellos: tuple[TlsServerHello, ...] = ()
+    # tuples, or HelloStores (records.hello_store, sealed): equal to the tuple of their records
+    client_hellos: Sequence[TlsClientHello] = ()
+    server_hellos: Sequence[TlsServerHello] = ()
     http_requests: tuple[HttpRequest, ...] = ()
     names: tuple[NameMention, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "12 flows began before the capture"

@@ -582,7 +582,7 @@ cdef inline int _compare_keys(const long long* a, const long long* b) noexcept:
     return 0
 
 
-def merged_hellos(tuple clients, tuple servers):
+def merged_hellos(clients, servers):
     """tables.py `_in_packet_order`'s merge, compiled: the client and server hellos in
     (capture, packet, flow_id) order, client hellos first among equals, each kind in its own
     order among its equals, as an iterator (no list of every hello: 1-2 MiB of the 2M web
@@ -593,7 +593,7 @@ def merged_hellos(tuple clients, tuple servers):
     return _merging(clients, servers)
 
 
-cdef bint _in_order(tuple hellos) except -1:
+cdef bint _in_order(object hellos) except -1:
     cdef long long previous[3]
     cdef long long key[3]
     cdef Py_ssize_t i
@@ -620,7 +620,7 @@ cdef inline bint _before(
     return x2 < y2
 
 
-def _merging(tuple clients, tuple servers):
+def _merging(clients, servers):
     cdef Py_ssize_t i = 0, j = 0, n = len(clients), m = len(servers)
     cdef long long a0 = 0, a1 = 0, a2 = 0, b0 = 0, b1 = 0, b2 = 0
     if n:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain, islice, pairwise
 from operator import attrgetter
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from conformance.decode import compiled
 from conformance.observe.records import (
@@ -383,7 +383,7 @@ def write_tls(
     capture_names: Sequence[str],
 ) -> int:
     """Write tls.csv: ClientHello and ServerHello rows in packet order per capture."""
-    hellos = _in_packet_order(tuple(client_hellos), tuple(server_hellos))
+    hellos = _in_packet_order(_sequence(client_hellos), _sequence(server_hellos))
     captures = _CaptureLabels([_quoted_cell(name) for name in capture_names])
     if _COMPILED is None:
         return _write_lines(out, TLS_COLUMNS, _tls_lines(hellos, captures))
@@ -404,10 +404,17 @@ def write_tls(
 
 
 _HELLO_ORDER = attrgetter("capture", "packet", "flow_id")
+_H = TypeVar("_H", TlsClientHello, TlsServerHello)
+
+
+def _sequence(hellos: Iterable[_H]) -> Sequence[_H]:
+    """`hellos` itself where it is a sequence (an observation's HelloStore is not copied
+    into a tuple: #17), else its items in a tuple."""
+    return hellos if isinstance(hellos, Sequence) else tuple(hellos)
 
 
 def _in_packet_order(
-    clients: tuple[TlsClientHello, ...], servers: tuple[TlsServerHello, ...]
+    clients: Sequence[TlsClientHello], servers: Sequence[TlsServerHello]
 ) -> Iterable[TlsClientHello | TlsServerHello]:
     """The hellos ordered by (capture, packet, flow_id), the client hellos first among
     equals, each kind in its own order among its equals: a stable sort of the two kinds

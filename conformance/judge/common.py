@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TypeVar, cast
+from typing import TypeVar, cast, overload
 from urllib.parse import urlsplit
 
 from conformance.judge.platform import looks_like
@@ -206,10 +207,10 @@ class TargetView:
 
     obs: Observations
     profile: Profile
-    flows: tuple[Flow, ...]  # flows with a target address at either end
+    flows: Sequence[Flow]  # flows with a target address at either end
     sent: bool  # some flow carries at least one packet from the target
-    outgoing: tuple[Flow, ...] = ()  # those of `flows` the target initiated, in order
-    incoming: tuple[Flow, ...] = ()  # the others (the target is their responder), in order
+    outgoing: Sequence[Flow] = ()  # those of `flows` the target initiated, in order
+    incoming: Sequence[Flow] = ()  # the others (the target is their responder), in order
     opened: bytes = b""  # 1 where the target initiated that flow of `flows`, else 0
     # What is known of each address object, by identity (hashing an address costs more than
     # the lookup saves): the view holds every object it remembers, so no other object can
@@ -258,14 +259,14 @@ def target_view(obs: Observations, profile: Profile) -> TargetView:
 
 
 def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
-    flows: list[Flow] = []
-    outgoing: list[Flow] = []
-    incoming: list[Flow] = []
+    # Rows of obs.flows, not the flows: a store's flows are made as they are read, and a
+    # list of them all would hold every one again (#17).
+    chosen, outgoing, incoming = array("l"), array("l"), array("l")
     opened = bytearray()
     sent = False
     # The observers share one object per address: the profile is asked once per object.
     targets: dict[int, tuple[IPAddress, bool]] = {}
-    for flow in obs.flows:
+    for row, flow in enumerate(obs.flows):
         initiator, responder = flow.initiator, flow.responder
         by_target = targets.get(id(initiator))
         if by_target is None:
@@ -274,30 +275,66 @@ def _select_target_flows(obs: Observations, profile: Profile) -> TargetView:
         if to_target is None:
             to_target = targets[id(responder)] = (responder, profile.is_target(responder))
         if by_target[1]:
-            outgoing.append(flow)
+            outgoing.append(row)
         elif to_target[1]:
-            incoming.append(flow)
+            incoming.append(row)
         else:
             continue
-        flows.append(flow)
+        chosen.append(row)
         opened.append(by_target[1])
         if not sent:
             sent = (by_target[1] and flow.packets_out > 0) or (to_target[1] and flow.packets_in > 0)
-    # A tuple already made is shared, not copied: on a capture of the target's own traffic
-    # every flow is one of its flows, and it opened most (#17: 0.5 MiB each on the 2M web mix).
-    every = len(flows) == len(obs.flows) and isinstance(obs.flows, tuple)
-    chosen = obs.flows if every else tuple(flows)
-    del flows
+    flows = _rows(obs.flows, chosen)
     return TargetView(
         obs=obs,
         profile=profile,
-        flows=chosen,
+        flows=flows,
         sent=sent,
-        outgoing=chosen if len(outgoing) == len(chosen) else tuple(outgoing),
-        incoming=chosen if len(incoming) == len(chosen) else tuple(incoming),
+        outgoing=flows if len(outgoing) == len(chosen) else _rows(obs.flows, outgoing),
+        incoming=flows if len(incoming) == len(chosen) else _rows(obs.flows, incoming),
         opened=bytes(opened),
         _targets=targets,
     )
+
+
+def _rows(flows: Sequence[Flow], rows: array[int]) -> Sequence[Flow]:
+    """The flows at `rows` (ascending). All of them: `flows` itself, shared, not copied (on
+    a capture of the target's own traffic every flow is one of its flows, and it opened
+    most: #17); else a tuple of them, or a `FlowRows` view of a store's."""
+    if len(rows) == len(flows):
+        return flows
+    if isinstance(flows, tuple | list):
+        return tuple(flows[row] for row in rows)
+    return FlowRows(flows, rows)
+
+
+class FlowRows(Sequence[Flow]):
+    """Some rows of a sequence of flows (a RecordStore's, records.record_store), each flow
+    made when it is read."""
+
+    __slots__ = ("_flows", "_rows")
+
+    def __init__(self, flows: Sequence[Flow], rows: array[int]) -> None:
+        self._flows = flows
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Flow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Flow, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Flow | tuple[Flow, ...]:
+        if isinstance(index, slice):
+            return tuple(self._flows[row] for row in self._rows[index])
+        return self._flows[self._rows[index]]
+
+    def __iter__(self) -> Iterator[Flow]:
+        flows = self._flows
+        return (flows[row] for row in self._rows)
 
 
 def name_index(obs: Observations, profile: Profile) -> NameIndex:

@@ -118,7 +118,7 @@ class FirstOfFlow(Generic[_R]):
 
     Flow ids are the 1-based rows of `obs.flows`, so an array indexed by them holds the
     answer: the record's index in `records`, which makes it when asked (an observation's
-    hellos are packed out of memory, records.hello_store: holding the first of each flow
+    hellos are packed out of memory, records.record_store: holding the first of each flow
     would make them all again, 8 MiB of the 2M web mix's judging, #17). An id outside the
     flows (a record of a flow not observed) is kept in a dict beside it.
     """

@@ -613,8 +613,8 @@ cdef int _list_spilled(
     return 0
 
 
-def finish(table, Py_ssize_t first_id, address, numbered=None):
-    """FlowTable.finish(first_id, address, numbered), compiled: (flows, FlowIds)."""
+def finish(table, Py_ssize_t first_id, address, numbered=None, into=None):
+    """FlowTable.finish(first_id, address, numbered, into), compiled: (flows, FlowIds)."""
     cdef list held = []
     cdef list spilled = []  # the spill listing's keys
     cdef Py_ssize_t count = len(table._retired)
@@ -675,8 +675,10 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
         if numbered is not None:
             numbered(ids)
         # Made whole at once: a list grown by appends is copied as it grows, twice its size
-        # for a moment (4 MiB of a 503k-flow scan's build, #17).
-        built = [None] * count
+        # for a moment (4 MiB of a 503k-flow scan's build, #17). A store (`into`) takes each
+        # flow as it is built.
+        built = [None] * count if into is None else into
+        add = None if into is None else into.append
         capture = table.capture
         flow_id = first_id
         for index in range(count):
@@ -692,7 +694,12 @@ def finish(table, Py_ssize_t first_id, address, numbered=None):
                 held[at] = held[at + 1] = held[at + 2] = None  # each flow's entries go once built
             proto = items[index].proto
             rkey = _reverse(key)
-            built[index] = _built(capture, flow_id, proto, key, rkey, e, other, address, known)
+            flow = _built(capture, flow_id, proto, key, rkey, e, other, address, known)
+            if add is None:
+                built[index] = flow
+            else:
+                add(flow)
+            del flow  # a store's flow goes as it is packed
             flow_id += 1
         return built, ids
     finally:

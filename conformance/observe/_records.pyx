@@ -623,17 +623,18 @@ cdef class CompactMaker:
         return self.cls(*values)
 
 
-# --- The hellos out of memory (#17, docs/scaling.md step 4) --------------------------------
+# --- The records out of memory (#17, docs/scaling.md steps 3-4) ---------------------------
 #
-# A web capture has a client and a server hello for nearly every flow: 129k records, 9 MiB
-# of objects on the 2M web mix from the walk to the report. `HelloStore` keeps one kind
-# packed at a fixed size (52 and 32 bytes) in an unlinked scratch file, with the last
-# records in a buffer until a block is full, and makes each record when asked: its reader
-# passes (the judges', the coverage's, the evidence tables') each make their objects again
-# and drop them. A record's object fields (the SNI, the lists of versions, suites and ALPN
-# protocols, the ECH kind) are codes into the store's table of the distinct values, each
-# coming back as the very object given. Without a scratch file, or once the file takes no
-# more, the records stay in memory, packed.
+# A web capture has a flow and a client and a server hello for nearly every connection:
+# 194k records, 21 MiB of objects on the 2M web mix from the walk to the report. A
+# `RecordStore` keeps one kind packed at a fixed size (164, 52 and 32 bytes) in an unlinked
+# scratch file, with the last records in a buffer until a block is full, and makes each
+# record when asked: its reader passes (the judges', the coverage's, the evidence tables')
+# each make their objects again and drop them. A record's object fields (addresses, the
+# payload head, the SNI, the lists of versions, suites and ALPN protocols, the enum
+# members, a flow's rare slot) are codes into the store's table of the distinct values,
+# each coming back as the very object given. Without a scratch file, or once the file takes
+# no more, the records stay in memory, packed.
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t c_pread "pread"(int fd, void* buf, size_t count, long long offset)
@@ -643,11 +644,45 @@ cdef extern from "<unistd.h>" nogil:
 from libc.errno cimport errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 
+import enum as _enum
 import os
 import tempfile
 from array import array as _array
+
+
+cdef packed struct _FlowPacked:
+    int64_t flow_id
+    int64_t packets_out
+    int64_t packets_in
+    int64_t bytes_out
+    int64_t bytes_in
+    int64_t first_packet
+    int64_t last_packet
+    int64_t first_payload_packet
+    double first_time
+    double last_time
+    uint32_t samples[_INLINE_SAMPLES]
+    uint32_t initiator  # codes into RecordStore.values
+    uint32_t responder
+    uint32_t payload_head_out
+    uint32_t rare
+    uint32_t transport
+    uint32_t encapsulation
+    uint32_t initiator_basis
+    uint32_t payload_out
+    uint32_t payload_in
+    int32_t capture
+    uint16_t initiator_port
+    uint16_t responder_port
+    uint16_t tcp_flags_out
+    uint16_t tcp_flags_in
+    uint8_t ip_version
+    uint8_t ip_layer
+    uint8_t n_samples
+    uint8_t flags
 
 
 cdef packed struct _ClientPacked:
@@ -656,7 +691,7 @@ cdef packed struct _ClientPacked:
     uint32_t flow_id
     int32_t capture
     uint32_t quic_version
-    uint32_t sni  # codes into HelloStore.values
+    uint32_t sni  # codes into RecordStore.values
     uint32_t versions
     uint32_t cipher_suites
     uint32_t alpn
@@ -677,13 +712,17 @@ cdef packed struct _ServerPacked:
 
 
 cdef enum:
+    _FLOW = 0
     _CLIENT = 1
     _SERVER = 2
     _TAIL_BYTES = 1 << 17  # records past the file's, before they are written to it
     _STORE_WINDOWS = 4  # windows of the file records are read through
     _STORE_WINDOW = 1 << 15  # ... of this many bytes each (a multiple of both record sizes)
-    _MAX_CODES = 0xFFFFFFFE
+    _RECORD_MAX = 176  # at least the largest packed record (checked below)
 
+cdef Py_ssize_t _MAX_CODES = 0xFFFFFFFE  # codes are 32 bits
+
+assert sizeof(_FlowPacked) == 164 and sizeof(_FlowPacked) <= _RECORD_MAX
 assert sizeof(_ClientPacked) == 52 and sizeof(_ServerPacked) == 32
 
 
@@ -694,18 +733,19 @@ def _scratch_file():
         return os.dup(file.fileno())
 
 
-cdef class HelloStore:
-    """A sequence of one kind of hello (TlsClientHello or TlsServerHello), packed, the
-    records past the last block in memory and the rest in an unlinked scratch file (see
-    above). It is filled by `append`/`extend` (and `__setitem__` replaces a record in
+cdef class RecordStore:
+    """A sequence of one kind of compact record (Flow, TlsClientHello or TlsServerHello),
+    packed, the records past the last block in memory and the rest in an unlinked scratch
+    file (see above). It is filled by `append`/`extend` (and `__setitem__` replaces a record in
     place) until `sealed`; then, as the tuple it stands in for in an Observations, it is
     equal to any sequence of the same records and hashes as their tuple."""
 
-    cdef readonly int which  # _CLIENT or _SERVER
+    cdef readonly int which  # _FLOW, _CLIENT or _SERVER
     cdef Py_ssize_t size  # of a packed record
     cdef Py_ssize_t n  # records
     cdef list values  # the distinct object field values; a record holds their codes
-    cdef dict codes
+    cdef dict codes  # (type, value) -> code
+    cdef dict ids  # id(value) -> code, for the values in `values` (alive, so ids are theirs)
     cdef int fd  # the scratch file's, -1 until the tail first fills (or if none was had)
     cdef Py_ssize_t flushed  # records in the file: indices below this are read from it
     cdef bint in_memory  # no file takes more: the tail keeps every record past `flushed`
@@ -725,14 +765,17 @@ cdef class HelloStore:
         self.fd = -1
 
     def __init__(self, kind, records=()):
-        if kind is TlsClientHello:
+        if kind is Flow:
+            self.which, self.size = _FLOW, sizeof(_FlowPacked)
+        elif kind is TlsClientHello:
             self.which, self.size = _CLIENT, sizeof(_ClientPacked)
         elif kind is TlsServerHello:
             self.which, self.size = _SERVER, sizeof(_ServerPacked)
         else:
-            raise TypeError(f"{getattr(kind, '__name__', kind)}: not a compact hello class")
+            raise TypeError(f"{getattr(kind, '__name__', kind)}: not a compact record class")
         self.values = []
         self.codes = {}
+        self.ids = {}
         self.tail_capacity = _TAIL_BYTES // self.size
         self.window_records = _STORE_WINDOW // self.size
         self._forget_windows()
@@ -746,7 +789,7 @@ cdef class HelloStore:
 
     @property
     def kind(self):
-        return TlsClientHello if self.which == _CLIENT else TlsServerHello
+        return (Flow, TlsClientHello, TlsServerHello)[self.which]
 
     @property
     def on_file(self):
@@ -778,28 +821,83 @@ cdef class HelloStore:
         self.in_memory = False
         self.values = []
         self.codes = {}
+        self.ids = {}
         self._forget_windows()
 
     def clear(self):
         if self.sealed:
-            raise TypeError("a sealed HelloStore is not changed")
+            raise TypeError("a sealed RecordStore is not changed")
         self.close()
 
     # -- writing ------------------------------------------------------------------------
 
     cdef int _refuse_change(self) except -1:
         if self.sealed:
-            raise TypeError("a sealed HelloStore is not changed")
+            raise TypeError("a sealed RecordStore is not changed")
         return 0
 
     cdef uint32_t _code_of(self, object value) except? 0xFFFFFFFF:
-        return <uint32_t>_code(self.values, self.codes, value, _MAX_CODES)
+        """`value`'s code, a new one when no equal value of its type has one."""
+        cdef PyObject* found = PyDict_GetItem(self.ids, id(value))
+        if found != NULL:
+            return <uint32_t><object>found
+        key = (type(value), value)
+        code = self.codes.get(key)
+        if code is not None:
+            return code
+        code = len(self.values)
+        if code >= _MAX_CODES:
+            raise OverflowError(f"more than {_MAX_CODES} distinct values in one record store")
+        self.values.append(value)
+        self.codes[key] = code
+        self.ids[id(value)] = code
+        return code
+
+    cdef int _pack_flow(self, object record, uint8_t* out) except -1:
+        cdef _FlowPacked f
+        cdef Flow flow
+        if type(record) is not Flow:
+            raise TypeError(f"{type(record).__name__}: not a Flow")
+        flow = <Flow>record
+        f.flow_id = flow.flow_id
+        f.packets_out = flow.packets_out
+        f.packets_in = flow.packets_in
+        f.bytes_out = flow.bytes_out
+        f.bytes_in = flow.bytes_in
+        f.first_packet = flow.first_packet
+        f.last_packet = flow.last_packet
+        f.first_payload_packet = flow._first_payload_packet
+        f.first_time = flow.first_time
+        f.last_time = flow.last_time
+        memcpy(f.samples, flow._samples, sizeof(f.samples))
+        f.initiator = self._code_of(flow.initiator)
+        f.responder = self._code_of(flow.responder)
+        f.payload_head_out = self._code_of(flow.payload_head_out)
+        f.rare = self._code_of(flow._rare)
+        f.transport = self._code_of(_texts[flow._transport])
+        f.encapsulation = self._code_of(_texts[flow._encapsulation])
+        f.initiator_basis = self._code_of(_members[flow._initiator_basis])
+        f.payload_out = self._code_of(_members[flow._payload_out])
+        f.payload_in = self._code_of(_members[flow._payload_in])
+        f.capture = flow.capture
+        f.initiator_port = flow.initiator_port
+        f.responder_port = flow.responder_port
+        f.tcp_flags_out = flow.tcp_flags_out
+        f.tcp_flags_in = flow.tcp_flags_in
+        f.ip_version = flow.ip_version
+        f.ip_layer = flow.ip_layer
+        f.n_samples = flow._n_samples
+        f.flags = flow._flags
+        memcpy(out, &f, sizeof(f))
+        return 0
 
     cdef int _pack(self, object record, uint8_t* out) except -1:
         cdef _ClientPacked c
         cdef _ServerPacked s
         cdef TlsClientHello client
         cdef TlsServerHello server
+        if self.which == _FLOW:
+            return self._pack_flow(record, out)
         if self.which == _CLIENT:
             if type(record) is not TlsClientHello:
                 raise TypeError(f"{type(record).__name__}: not a TlsClientHello")
@@ -873,7 +971,7 @@ cdef class HelloStore:
 
     def __setitem__(self, index, record):
         cdef Py_ssize_t i = self._index(index)
-        cdef uint8_t packed[64]
+        cdef uint8_t packed[_RECORD_MAX]
         cdef Py_ssize_t w, first
         self._refuse_change()
         self._pack(record, packed)
@@ -898,7 +996,7 @@ cdef class HelloStore:
         if i < 0:
             i += self.n
         if not 0 <= i < self.n:
-            raise IndexError("HelloStore index out of range")
+            raise IndexError("RecordStore index out of range")
         return i
 
     cdef const uint8_t* _at(self, Py_ssize_t i) except NULL:
@@ -933,12 +1031,50 @@ cdef class HelloStore:
         self.window_used[oldest] = self.clock
         return self.windows + (oldest * self.window_records + i - first) * self.size
 
+    cdef object _made_flow(self, const uint8_t* at):
+        cdef _FlowPacked f
+        cdef Flow flow = Flow.__new__(Flow)
+        cdef list values = self.values
+        memcpy(&f, at, sizeof(f))
+        flow.flow_id = f.flow_id
+        flow.packets_out = f.packets_out
+        flow.packets_in = f.packets_in
+        flow.bytes_out = f.bytes_out
+        flow.bytes_in = f.bytes_in
+        flow.first_packet = f.first_packet
+        flow.last_packet = f.last_packet
+        flow._first_payload_packet = f.first_payload_packet
+        flow.first_time = f.first_time
+        flow.last_time = f.last_time
+        memcpy(flow._samples, f.samples, sizeof(f.samples))
+        flow.initiator = values[f.initiator]
+        flow.responder = values[f.responder]
+        flow.payload_head_out = values[f.payload_head_out]
+        flow._rare = values[f.rare]
+        flow._transport = _text_code(values[f.transport])
+        flow._encapsulation = _text_code(values[f.encapsulation])
+        flow._initiator_basis = _member_code(values[f.initiator_basis])
+        flow._payload_out = _member_code(values[f.payload_out])
+        flow._payload_in = _member_code(values[f.payload_in])
+        flow.capture = f.capture
+        flow.initiator_port = f.initiator_port
+        flow.responder_port = f.responder_port
+        flow.tcp_flags_out = f.tcp_flags_out
+        flow.tcp_flags_in = f.tcp_flags_in
+        flow.ip_version = f.ip_version
+        flow.ip_layer = f.ip_layer
+        flow._n_samples = f.n_samples
+        flow._flags = f.flags
+        return flow
+
     cdef object _made(self, Py_ssize_t i):
         cdef const uint8_t* at = self._at(i)
         cdef _ClientPacked c
         cdef _ServerPacked s
         cdef TlsClientHello client
         cdef TlsServerHello server
+        if self.which == _FLOW:
+            return self._made_flow(at)
         if self.which == _CLIENT:
             memcpy(&c, at, sizeof(c))
             client = TlsClientHello.__new__(TlsClientHello)
@@ -969,14 +1105,32 @@ cdef class HelloStore:
     cdef int _check_codes(self, const uint8_t* at) except -1:
         """Refuse a record whose codes name no value (a damaged pickle), before it is read."""
         cdef _ClientPacked c
+        cdef _FlowPacked f
         cdef uint32_t limit = len(self.values)
+        if self.which == _FLOW:
+            memcpy(&f, at, sizeof(f))
+            if max(f.initiator, f.responder, f.payload_head_out, f.rare, f.transport,
+                   f.encapsulation, f.initiator_basis, f.payload_out, f.payload_in) >= limit:
+                raise ValueError("a pickled RecordStore's record names a value it does not hold")
+            if f.n_samples > _INLINE_SAMPLES:
+                raise ValueError("a pickled RecordStore's flow has more samples than it holds")
+            for code in (f.initiator_basis, f.payload_out, f.payload_in):
+                if not isinstance(self.values[code], _enum.Enum):
+                    raise ValueError("a pickled RecordStore's flow has no member for a kind")
+            for code in (f.transport, f.encapsulation):
+                if type(self.values[code]) is not str:
+                    raise ValueError("a pickled RecordStore's flow has no text for a kind")
+            rare = self.values[f.rare]
+            if rare is not None and not (type(rare) is tuple and len(rare) == 2):
+                raise ValueError("a pickled RecordStore's flow has a damaged rare slot")
+            return 0
         if self.which != _CLIENT:
             return 0
         memcpy(&c, at, sizeof(c))
         if max(c.sni, c.versions, c.cipher_suites, c.alpn, c.ech) >= limit:
-            raise ValueError("a pickled HelloStore's record names a value it does not hold")
+            raise ValueError("a pickled RecordStore's record names a value it does not hold")
         if type(self.values[c.ech]) is not EchKind:
-            raise ValueError("a pickled HelloStore's record has no ECH kind")
+            raise ValueError("a pickled RecordStore's record has no ECH kind")
         return 0
 
     def __getitem__(self, index):
@@ -991,8 +1145,12 @@ cdef class HelloStore:
         return (self._made(i) for i in range(self.n - 1, -1, -1))
 
     cdef inline long long _packet_of(self, Py_ssize_t i) except? -1:
+        """A hello's packet, a flow's first packet."""
         cdef int64_t packet
-        memcpy(&packet, self._at(i), sizeof(packet))  # the first field of both kinds
+        cdef const uint8_t* at = self._at(i)
+        if self.which == _FLOW:
+            at += <Py_ssize_t>&(<_FlowPacked*>NULL).first_packet
+        memcpy(&packet, at, sizeof(packet))  # the first field of both hellos
         return packet
 
     def packets(self):
@@ -1018,7 +1176,7 @@ cdef class HelloStore:
     def taken(self, order):
         """A new store of these records in the order of the indices `order` (each once);
         this one is closed."""
-        out = HelloStore(self.kind)
+        out = RecordStore(self.kind)
         for i in order:
             out.append(self._made(self._index(i)))
         self.close()
@@ -1030,7 +1188,7 @@ cdef class HelloStore:
         cdef Py_ssize_t i
         if other is self:
             return True
-        if not isinstance(other, (tuple, list, HelloStore)):
+        if not isinstance(other, (tuple, list, RecordStore)):
             return NotImplemented
         if len(other) != self.n:
             return False
@@ -1045,11 +1203,11 @@ cdef class HelloStore:
 
     def __hash__(self):
         if not self.sealed:
-            raise TypeError("unhashable: a HelloStore still being filled")
+            raise TypeError("unhashable: a RecordStore still being filled")
         return hash(tuple(self))
 
     def __repr__(self):
-        return f"HelloStore({self.kind.__name__}, {self.n} records)"
+        return f"RecordStore({self.kind.__name__}, {self.n} records)"
 
     def __reduce__(self):
         cdef Py_ssize_t i
@@ -1061,16 +1219,17 @@ cdef class HelloStore:
 
 
 def _restored_store(kind, bytes packed, list values, bint sealed):
-    """A pickled HelloStore made again (here in memory, then on file as it is filled)."""
-    cdef HelloStore store = HelloStore(kind)
+    """A pickled RecordStore made again (here in memory, then on file as it is filled)."""
+    cdef RecordStore store = RecordStore(kind)
     cdef Py_ssize_t i, count = len(packed) // store.size
     cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(packed)
     cdef uint8_t* slot
     if len(packed) % store.size:
-        raise ValueError("a pickled HelloStore's records end inside one")
+        raise ValueError("a pickled RecordStore's records end inside one")
     store.values = list(values)
     for i, value in enumerate(store.values):
         store.codes[(type(value), value)] = i
+        store.ids[id(value)] = i
     for i in range(count):
         if store.tail == NULL:
             store.tail = <uint8_t*>PyMem_Malloc(store.tail_capacity * store.size)
@@ -1088,10 +1247,10 @@ def _restored_store(kind, bytes packed, list values, bint sealed):
 
 @cython.final
 cdef class _StoreIterator:
-    cdef HelloStore store
+    cdef RecordStore store
     cdef Py_ssize_t next_index
 
-    def __cinit__(self, HelloStore store):
+    def __cinit__(self, RecordStore store):
         self.store = store
         self.next_index = 0
 
@@ -1109,4 +1268,4 @@ cdef class _StoreIterator:
 
 
 from collections.abc import Sequence as _Sequence
-_Sequence.register(HelloStore)
+_Sequence.register(RecordStore)

@@ -747,7 +747,7 @@ cdef class FastStep(CStep):
     cdef object capture
     cdef object client_hello  # payloads._CLIENT_HELLO, _SERVER_HELLO: the record makers
     cdef object server_hello
-    cdef object client_hellos  # PayloadInspector.client_hellos (a HelloStore), client_refs, ...
+    cdef object client_hellos  # PayloadInspector.client_hellos (a RecordStore), client_refs, ...
     cdef bytearray client_refs  # flows.FlowRefs.packed of the client, server hellos (_add_ref)
     cdef object server_hellos
     cdef bytearray server_refs

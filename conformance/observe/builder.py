@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
@@ -82,9 +83,9 @@ from conformance.observe.records import (
     Observations,
     TlsClientHello,
     TlsServerHello,
-    hello_store,
     numbering,
-    sealed_hellos,
+    record_store,
+    sealed_records,
 )
 from conformance.progress import NULL_PROGRESS, Progress
 
@@ -115,13 +116,13 @@ class EvidenceCopies(Protocol):
 @dataclass(slots=True)
 class _Collected:
     captures: list[CaptureSummary] = dataclasses.field(default_factory=list)
-    flows: list[Flow] = dataclasses.field(default_factory=list)
+    flows: MutableSequence[Flow] = dataclasses.field(default_factory=lambda: record_store(Flow))
     dns: list[DnsQuery] = dataclasses.field(default_factory=list)
     client_hellos: MutableSequence[TlsClientHello] = dataclasses.field(
-        default_factory=lambda: hello_store(TlsClientHello)
+        default_factory=lambda: record_store(TlsClientHello)
     )
     server_hellos: MutableSequence[TlsServerHello] = dataclasses.field(
-        default_factory=lambda: hello_store(TlsServerHello)
+        default_factory=lambda: record_store(TlsServerHello)
     )
     http: list[HttpRequest] = dataclasses.field(default_factory=list)
     names: list[NameMention] = dataclasses.field(default_factory=list)
@@ -158,10 +159,10 @@ def observe_captures(
     classify_hellos(out.client_hellos, out.ech, out.flows, out.dns, frozenset(out.hrr_ech))
     return Observations(
         captures=tuple(out.captures),
-        flows=tuple(out.flows),
+        flows=sealed_records(out.flows),
         dns=tuple(out.dns),
-        client_hellos=sealed_hellos(out.client_hellos),
-        server_hellos=sealed_hellos(out.server_hellos),
+        client_hellos=sealed_records(out.client_hellos),
+        server_hellos=sealed_records(out.server_hellos),
         http_requests=tuple(out.http),
         names=tuple(out.names),
         notes=flow_notes(out.flows, out.captures),
@@ -289,7 +290,7 @@ def _read_part(
     numbered = _Numbered(inspector, ordered, address)
     # Every record that names its flow is numbered (and the flow references let go) before
     # the flows are built: the two never both exist in full (#17: the web mix's peak).
-    flows, _ = ingest.table.finish(1, address, numbered.number)
+    flows, _ = ingest.table.finish(1, address, numbered.number, record_store(Flow))
     if not numbered.done:  # records that name flows would be lost without a word
         raise RuntimeError("FlowTable.finish did not number the part's records")
     release_free_heap()  # the build's order and entries, before judging reads the records
@@ -390,9 +391,9 @@ def _in_flows(
 ) -> MutableSequence[_Hello]:
     """Each hello (in the order of the indices `order`, None: as recorded) with the id of
     the flow its reference (the one at its index in `refs`) names at the hello's packet, in
-    a new records.hello_store; `refs` is emptied."""
+    a new records.record_store; `refs` is emptied."""
     renumbered = numbering(kind)  # the part's own hellos: numbered in place where it can
-    into = hello_store(kind)
+    into = record_store(kind)
     compiled = ingest_module._COMPILED_FLOWS  # the same, compiled (observe/_flows.pyx)
     if compiled is not None:
         return compiled.in_flows(renumbered, refs, order, hellos, ids, into)  # type: ignore[no-any-return]
@@ -414,7 +415,10 @@ def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
             return _drained(records)
         return (dataclasses.replace(r, flow_id=r.flow_id + shift) for r in _drained(records))
 
-    out.flows.extend(moved(part.flows))
+    if not shift:  # the first capture's flows are taken as they are (a store is not copied)
+        out.flows = part.flows
+    else:
+        out.flows.extend(moved(part.flows))
     out.dns.extend(moved(part.dns))
     out.ech.update((first_hello + i, ext) for i, ext in part.ech.items())
     out.hrr_ech.update(i + shift for i in part.hrr_ech)
@@ -426,21 +430,31 @@ def _append(out: _Collected, part: CapturePart, address: Addresses) -> None:
         out.server_hellos.extend(moved(part.server_hellos))
     out.http.extend(moved(part.http))
     out.names.extend(moved(part.names))
-    out.captures.append(_summary(part, out.flows[shift:]))
+    out.captures.append(_summary(part, out.flows, shift))
 
 
-def _summary(part: CapturePart, flows: Sequence[Flow]) -> CaptureSummary:
+def _flow_times(flows: Sequence[Flow], start: int) -> tuple[float, float]:
+    """The earliest first time and the latest last time of the flows from `start` on (one
+    record at a time: a store's flows are made as they are read)."""
+    earliest, latest = math.inf, -math.inf
+    for i in range(start, len(flows)):
+        flow = flows[i]
+        earliest = min(earliest, flow.first_time)
+        latest = max(latest, flow.last_time)
+    return earliest, latest
+
+
+def _summary(part: CapturePart, every: Sequence[Flow], start: int) -> CaptureSummary:
     """The capture's summary from what its reader, accounting and timeline saw."""
     reader = part.reader
     acc = part.accounting
     link_addresses, link_complete = acc.link_addresses()
     frames_not_understood = acc.frames_not_understood()
     first, last = reader.first_time, reader.last_time
-    if flows:
-        first = min(
-            first if first is not None else flows[0].first_time, *(f.first_time for f in flows)
-        )
-        last = max(last if last is not None else flows[0].last_time, *(f.last_time for f in flows))
+    if start < len(every):  # the capture's flows: `every` from `start` on
+        earliest, latest = _flow_times(every, start)
+        first = earliest if first is None else min(first, earliest)
+        last = latest if last is None else max(last, latest)
     timeline = part.timeline
     if timeline.backward_count and first is not None and last is not None:
         # time went backwards: the window runs from the earliest to the latest time seen
@@ -490,7 +504,7 @@ def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
         return None
     if isinstance(records, list | tuple):
         packets: Sequence[int] = [record.packet for record in records]
-    else:  # a HelloStore reads its packet numbers without making the records
+    else:  # a RecordStore reads its packet numbers without making the records
         packets = records.packets()  # type: ignore[attr-defined]
     return array("q", sorted(range(len(packets)), key=packets.__getitem__))
 
@@ -515,7 +529,7 @@ def _by_packet(records: list[_P]) -> list[_P]:
 
 
 def _packets_ascend(records: Sequence[_Hello | _P]) -> bool:
-    if not isinstance(records, list | tuple):  # a HelloStore, which asks no record
+    if not isinstance(records, list | tuple):  # a RecordStore, which asks no record
         return records.packets_ascend()  # type: ignore[attr-defined,no-any-return]
     return all(a.packet <= b.packet for a, b in pairwise(records))
 
@@ -523,7 +537,7 @@ def _packets_ascend(records: Sequence[_Hello | _P]) -> bool:
 def _taken(items: MutableSequence[_T], order: Sequence[int]) -> Iterator[_T]:
     """The items of `items` in the order of their indices `order`, each let go by the list
     as it is taken: a renumbered copy and its original never both exist for every record
-    (a HelloStore makes each only when it is taken)."""
+    (a RecordStore makes each only when it is taken)."""
     keep = not isinstance(items, list)
     for i in order:
         item = items[i]
@@ -545,7 +559,7 @@ def _reindexed(by_index: dict[int, _T], order: Sequence[int] | None) -> dict[int
 
 
 def _drained(items: MutableSequence[_T]) -> Iterator[_T]:
-    """The items of `items` in order, emptying the list as they are taken (a HelloStore,
+    """The items of `items` in order, emptying the list as they are taken (a RecordStore,
     which makes each only when it is taken, once all are)."""
     if not isinstance(items, list):
         yield from items

@@ -50,7 +50,7 @@ from conformance.observe.records import (
     NameMention,
     TlsClientHello,
     TlsServerHello,
-    hello_store,
+    record_store,
 )
 from conformance.observe.timeline import Timeline
 
@@ -110,7 +110,7 @@ class CapturePart:
     fragments: int
     reassembled: int
     decoded: int
-    flows: list[Flow] = dataclasses.field(default_factory=list)
+    flows: MutableSequence[Flow] = dataclasses.field(default_factory=list)
     dns: list[DnsQuery] = dataclasses.field(default_factory=list)
     client_hellos: MutableSequence[TlsClientHello] = dataclasses.field(default_factory=list)
     server_hellos: MutableSequence[TlsServerHello] = dataclasses.field(default_factory=list)
@@ -243,10 +243,13 @@ def join_parts(parts: Sequence[CapturePart]) -> CapturePart | None:
     for part in parts[1:]:
         if not accounting.absorb(part.accounting):
             return None
-    flows = [
-        dataclasses.replace(flow, flow_id=flow_ids[k][flow.flow_id])
-        for k, flow in _merged([p.flows for p in parts], lambda f: (f.first_packet, f.flow_id))
-    ]
+    flows = record_store(
+        Flow,
+        (
+            dataclasses.replace(flow, flow_id=flow_ids[k][flow.flow_id])
+            for k, flow in _merged([p.flows for p in parts], lambda f: (f.first_packet, f.flow_id))
+        ),
+    )
     ech: dict[int, EchExtension] = {}
     positions = _positions([p.client_hellos for p in parts])
     for k, part in enumerate(parts):
@@ -262,11 +265,11 @@ def join_parts(parts: Sequence[CapturePart]) -> CapturePart | None:
         decoded=sum(p.decoded for p in parts),
         flows=flows,
         dns=[r for _, r in _merged_records([p.dns for p in parts], flow_ids)],
-        client_hellos=hello_store(
+        client_hellos=record_store(
             TlsClientHello,
             (r for _, r in _merged_records([p.client_hellos for p in parts], flow_ids)),
         ),
-        server_hellos=hello_store(
+        server_hellos=record_store(
             TlsServerHello,
             (r for _, r in _merged_records([p.server_hellos for p in parts], flow_ids)),
         ),

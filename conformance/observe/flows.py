@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -454,8 +454,10 @@ class FlowTable:
         first_id: int,
         address: Callable[[bytes], IPAddress],
         numbered: Callable[[FlowIds], None] | None = None,
-    ) -> tuple[list[Flow], FlowIds]:
-        """Merge directions into oriented flows, numbered from `first_id` in packet order.
+        into: MutableSequence[Flow] | None = None,
+    ) -> tuple[MutableSequence[Flow], FlowIds]:
+        """Merge directions into oriented flows, numbered from `first_id` in packet order,
+        appended to `into` as they are built (None: a new list).
 
         Every flow's id is known before any flow is built: `numbered(ids)` is called then,
         so what waits for those ids (a part's hellos, DNS exchanges, requests) can be
@@ -468,7 +470,7 @@ class FlowTable:
         self._generations.clear()
         release_free_heap()  # the walk's free heap, before the flows are built on top of it
         if self.compiled_finish is not None:
-            return self.compiled_finish(self, first_id, address, numbered)
+            return self.compiled_finish(self, first_id, address, numbered, into)
         # (first packet, protocol, a direction key, retired index or -1, then what building
         # needs: the key's reverse, the flow reference, the key's entry and the reverse's).
         # Sorting never compares past the index: (protocol, key) names one live entry, the
@@ -511,7 +513,7 @@ class FlowTable:
         if numbered is not None:
             numbered(ids)
         capture = self.capture
-        flows: list[Flow] = []
+        flows: MutableSequence[Flow] = [] if into is None else into
         flow_id = first_id
         while order:
             first, proto, key, _, rkey, ref, e, other = order.pop()

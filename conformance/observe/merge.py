@@ -68,8 +68,8 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
-    hello_store,
-    sealed_hellos,
+    record_store,
+    sealed_records,
 )
 
 __all__ = ["merge", "merge_all"]
@@ -80,7 +80,7 @@ _Cited = TypeVar(
     "_Cited", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention, Anomaly
 )
 _Named = TypeVar("_Named", DnsQuery, TlsClientHello, TlsServerHello, HttpRequest, NameMention)
-_Hello = TypeVar("_Hello", TlsClientHello, TlsServerHello)
+_Stored = TypeVar("_Stored", Flow, TlsClientHello, TlsServerHello)
 _Side = int  # 0: a, 1: b
 
 # TCP initiator bases by strength: the one the most telling part used decides a merged flow.
@@ -149,15 +149,18 @@ def _shifted(obs: Observations, offset: int) -> Observations:
     def move(record: _Cited) -> _Cited:
         return dataclasses.replace(record, capture=record.capture + offset)
 
-    flows = tuple(
-        dataclasses.replace(
-            f,
-            capture=f.capture + offset,
-            continued=tuple(
-                FlowPart(p.capture + offset, p.first_packet, p.last_packet) for p in f.continued
-            ),
-        )
-        for f in obs.flows
+    flows = _stored(
+        Flow,
+        (
+            dataclasses.replace(
+                f,
+                capture=f.capture + offset,
+                continued=tuple(
+                    FlowPart(p.capture + offset, p.first_packet, p.last_packet) for p in f.continued
+                ),
+            )
+            for f in obs.flows
+        ),
     )
     captures = tuple(
         dataclasses.replace(c, anomalies=tuple(move(x) for x in c.anomalies)) if c.anomalies else c
@@ -285,7 +288,7 @@ def _join(earlier: Flow, later: Flow) -> Flow:
 
 def _merge_flows(
     a: Sequence[Flow], b: Sequence[Flow]
-) -> tuple[tuple[Flow, ...], dict[tuple[_Side, int], int]]:
+) -> tuple[Sequence[Flow], dict[tuple[_Side, int], int]]:
     """Every flow of a and b, continuations joined, numbered densely; the new id of each old
     (side, id)."""
     groups: dict[_GroupKey, list[tuple[_Side, Flow]]] = {}
@@ -321,7 +324,7 @@ def _merge_flows(
         )
         for member in members:
             ids[member] = number
-    return tuple(numbered), ids
+    return _stored(Flow, numbered), ids
 
 
 # -- records that name a flow ---------------------------------------------------------------
@@ -340,9 +343,9 @@ def _remapped(
     return out
 
 
-def _stored(kind: type[_Hello], records: Iterable[_Hello]) -> Sequence[_Hello]:
-    """Hellos as the observers keep them (records.hello_store, sealed)."""
-    return sealed_hellos(hello_store(kind, records))
+def _stored(kind: type[_Stored], records: Iterable[_Stored]) -> Sequence[_Stored]:
+    """Flows or hellos as the observers keep them (records.record_store, sealed)."""
+    return sealed_records(record_store(kind, records))
 
 
 def _sorted(records: list[tuple[_Side, _Named]]) -> tuple[_Named, ...]:

@@ -82,8 +82,8 @@ from conformance.observe.records import (
     PayloadKind,
     TlsClientHello,
     TlsServerHello,
-    hello_store,
     maker,
+    record_store,
     renumbering,
 )
 
@@ -297,11 +297,11 @@ class PayloadInspector:
         self.dns = DnsMap(capture)
         # The hellos, and the flow each names (client_refs[i] is client_hellos[i]'s): not a
         # list of pairs, which cost a tuple each (#17: 8 MiB of the web mix's 129k hellos
-        # while the walk goes on), the hellos packed out of memory (records.hello_store) and
+        # while the walk goes on), the hellos packed out of memory (records.record_store) and
         # the references packed (flows.FlowRefs).
-        self.client_hellos: MutableSequence[TlsClientHello] = hello_store(TlsClientHello)
+        self.client_hellos: MutableSequence[TlsClientHello] = record_store(TlsClientHello)
         self.client_refs = FlowRefs()
-        self.server_hellos: MutableSequence[TlsServerHello] = hello_store(TlsServerHello)
+        self.server_hellos: MutableSequence[TlsServerHello] = record_store(TlsServerHello)
         self.server_refs = FlowRefs()
         # The ECH extension of client_hellos[i], for the capture-wide classification
         # (observe/ech_kinds.py); those hellos are recorded as EchKind.UNKNOWN until then.

@@ -336,27 +336,27 @@ if _MAKER is not None and not TYPE_CHECKING:
     Flow, TlsClientHello, TlsServerHello = _MAKER.bind(PacketNumbers, *DATACLASS_RECORDS)
 
 
-# A capture's hellos as they are recorded, from the walk to the report: packed in a scratch
-# file where the compiled records are built (observe/_records.pyx `HelloStore`, #17), else a
-# list of the records.
-Hellos = TypeVar("Hellos", TlsClientHello, TlsServerHello)
+# A capture's flows and hellos as they are recorded (the hellos from the walk on, the flows
+# as they are built) to the report: packed in a scratch file where the compiled records are
+# built (observe/_records.pyx `RecordStore`, #17), else a list of the records.
+Stored = TypeVar("Stored", Flow, TlsClientHello, TlsServerHello)
 
 
-def hello_store(kind: type[Hellos], records: Iterable[Hellos] = ()) -> MutableSequence[Hellos]:
-    """An empty (or filled from `records`) sequence for `kind` hellos to be appended to."""
+def record_store(kind: type[Stored], records: Iterable[Stored] = ()) -> MutableSequence[Stored]:
+    """An empty (or filled from `records`) sequence for `kind` records to be appended to."""
     if _MAKER is not None and kind not in DATACLASS_RECORDS:
-        store: MutableSequence[Hellos] = _MAKER.HelloStore(kind, records)
+        store: MutableSequence[Stored] = _MAKER.RecordStore(kind, records)
         return store
     return list(records)
 
 
-def sealed_hellos(hellos: Iterable[Hellos]) -> Sequence[Hellos]:
-    """`hellos` as an Observations holds them: a store sealed (no record added from now on),
-    anything else as a tuple."""
-    if _MAKER is not None and type(hellos) is _MAKER.HelloStore:
-        sealed: Sequence[Hellos] = hellos.seal()  # type: ignore[attr-defined]
+def sealed_records(records: Iterable[Stored]) -> Sequence[Stored]:
+    """`records` as an Observations holds them: a store sealed (no record added from now
+    on), anything else as a tuple."""
+    if _MAKER is not None and type(records) is _MAKER.RecordStore:
+        sealed: Sequence[Stored] = records.seal()  # type: ignore[attr-defined]
         return sealed
-    return tuple(hellos)
+    return tuple(records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,9 +596,10 @@ class Observations:
     """
 
     captures: tuple[CaptureSummary, ...]
-    flows: tuple[Flow, ...]
+    # flows and hellos: tuples, or RecordStores (records.record_store, sealed), each equal to
+    # the tuple of its records
+    flows: Sequence[Flow]
     dns: tuple[DnsQuery, ...] = ()
-    # tuples, or HelloStores (records.hello_store, sealed): equal to the tuple of their records
     client_hellos: Sequence[TlsClientHello] = ()
     server_hellos: Sequence[TlsServerHello] = ()
     http_requests: tuple[HttpRequest, ...] = ()

@@ -408,7 +408,7 @@ _H = TypeVar("_H", TlsClientHello, TlsServerHello)
 
 
 def _sequence(hellos: Iterable[_H]) -> Sequence[_H]:
-    """`hellos` itself where it is a sequence (an observation's HelloStore is not copied
+    """`hellos` itself where it is a sequence (an observation's RecordStore is not copied
     into a tuple: #17), else its items in a tuple."""
     return hellos if isinstance(hellos, Sequence) else tuple(hellos)
 

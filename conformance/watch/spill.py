@@ -99,7 +99,7 @@ def _encode(value: Any) -> Any:
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)
-    if isinstance(value, Sequence):  # a tuple, a list, an observation's HelloStore
+    if isinstance(value, Sequence):  # a tuple, a list, an observation's RecordStore
         return [_encode(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [_encode(getattr(value, f.name)) for f in dataclasses.fields(value)]
@@ -123,7 +123,7 @@ def _decoder(kind: Any) -> Callable[[Any], Any]:
             raise TypeError(f"spill: cannot decode {kind}")
         decode_inner = _decoder(inner[0])
         return lambda v: None if v is None else decode_inner(v)
-    if origin is Sequence:  # the hellos (records.hello_store): read back as a tuple
+    if origin is Sequence:  # the hellos (records.record_store): read back as a tuple
         item = _decoder(typing.get_args(kind)[0])
         return lambda v: tuple(item(x) for x in _list(v))
     if origin is tuple:

@@ -37,7 +37,7 @@ def _comparable(value: object) -> object:
     """Records with times rounded to the microsecond (both formats store microseconds)."""
     if isinstance(value, float):
         return round(value, 6)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):  # a HelloStore too
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):  # a RecordStore too
         return tuple(_comparable(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return tuple(_comparable(getattr(value, f.name)) for f in dataclasses.fields(value))

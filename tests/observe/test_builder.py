@@ -397,10 +397,14 @@ def test_a_finish_that_does_not_number_the_records_is_an_error(
     original = FlowTable.finish
 
     def skipping(
-        self: FlowTable, first_id: int, address: object, numbered: object = None
+        self: FlowTable,
+        first_id: int,
+        address: object,
+        numbered: object = None,
+        into: object = None,
     ) -> object:
         self.compiled_finish = None
-        return original(self, first_id, address)  # type: ignore[arg-type]
+        return original(self, first_id, address, None, into)  # type: ignore[arg-type]
 
     monkeypatch.setattr(FlowTable, "finish", skipping)
     with pytest.raises(RuntimeError, match="did not number"):

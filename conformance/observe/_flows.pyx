@@ -743,7 +743,7 @@ def in_flows(renumbered, refs, order, hellos, ids, into=None):
     numbered = [] if into is None else into
     add = numbered.append
     cdef FlowIdTable table = ids if type(ids) is FlowIdTable else None
-    cdef bytearray packed = refs.packed
+    cdef bytearray packed = refs.whole()  # those written to its file during the walk too
     cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(packed)
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(packed), at = 0, count = 0, index, key_size
     cdef Py_ssize_t* starts

@@ -714,8 +714,12 @@ cdef uint32_t _pair_bit(const uint8_t* k, Py_ssize_t size) noexcept:
     return <uint32_t>((a ^ (a >> 31)) & (_SPILLED_BITS - 1))
 
 
-cdef int _add_ref(bytearray packed, int proto, bytes key) except -1:
-    """flows.FlowRefs.add, in place: protocol (2 bytes, little end), key size, key."""
+cdef int _add_ref(
+    bytearray packed, int proto, bytes key, object refs, Py_ssize_t flush_at
+) except -1:
+    """flows.FlowRefs.add, in place: protocol (2 bytes, little end), key size, key; past
+    `flush_at` bytes (flows.REFS_FLUSH_BYTES), `refs` (the FlowRefs whose `packed` it is)
+    writes them to its file."""
     cdef Py_ssize_t at = PyByteArray_GET_SIZE(packed), size = PyBytes_GET_SIZE(key)
     cdef char* out
     PyByteArray_Resize(packed, at + 3 + size)
@@ -724,6 +728,8 @@ cdef int _add_ref(bytearray packed, int proto, bytes key) except -1:
     out[1] = <char>((proto >> 8) & 0xFF)
     out[2] = <char>size
     memcpy(out + 3, PyBytes_AS_STRING(key), size)
+    if at + 3 + size >= flush_at:
+        refs.flush()
     return 0
 
 
@@ -749,6 +755,9 @@ cdef class FastStep(CStep):
     cdef object server_hello
     cdef object client_hellos  # PayloadInspector.client_hellos (a RecordStore), client_refs, ...
     cdef bytearray client_refs  # flows.FlowRefs.packed of the client, server hellos (_add_ref)
+    cdef object client_ref_owner  # ... and the FlowRefs themselves (their `flush`)
+    cdef object server_ref_owner
+    cdef Py_ssize_t refs_flush  # flows.REFS_FLUSH_BYTES, read once
     cdef object server_hellos
     cdef bytearray server_refs
     cdef dict hello_ints  # PayloadInspector._ints, _strs: one object per distinct list
@@ -821,6 +830,9 @@ cdef class FastStep(CStep):
         self.server_hello = payloads._SERVER_HELLO
         self.client_hellos = inspector.client_hellos
         self.client_refs = inspector.client_refs.packed
+        self.client_ref_owner = inspector.client_refs
+        self.server_ref_owner = inspector.server_refs
+        self.refs_flush = flows.REFS_FLUSH_BYTES
         self.server_hellos = inspector.server_hellos
         self.server_refs = inspector.server_refs.packed
         self.hello_ints = inspector._ints
@@ -1353,7 +1365,7 @@ cdef class FastStep(CStep):
             _ECH_NONE,
         )
         self.client_hellos.append(record)
-        _add_ref(self.client_refs, PROTO_TCP, key)
+        _add_ref(self.client_refs, PROTO_TCP, key, self.client_ref_owner, self.refs_flush)
         return 0
 
     cdef bint _hello_begins(self, Entry e, bytes payload, double ts, long long n) except -1:
@@ -1491,7 +1503,9 @@ cdef class FastStep(CStep):
                 self.capture, n, ts, 0, info.version, info.cipher_suite, None
             )
             self.server_hellos.append(record)
-            _add_ref(self.server_refs, PROTO_TCP, key)
+            _add_ref(
+                self.server_refs, PROTO_TCP, key, self.server_ref_owner, self.refs_flush
+            )
         if want & W_HTTP and stream.tunnel:  # _http_head: no request, the tunnel carries TLS
             e.want &= ~W_HTTP
         if not e.want:

@@ -17,11 +17,13 @@ record CPython has); nothing per packet is retained beyond SAMPLE_PACKETS_PER_FL
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
+import tempfile
 from array import array
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from conformance.decode.icmp import ICMP_COUNTERPART, ICMPV6_COUNTERPART, is_request
 from conformance.decode.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
@@ -66,6 +68,10 @@ CARRIED = 19  # (encapsulation, IP layer) of the first packet when inside a tunn
 
 SYN_SEEN = 1
 SYNACK_SEEN = 2
+
+# FlowRefs.flush: the walk's hellos name their flows in this many bytes at most before the
+# references go to a file (about 17k IPv4 references).
+REFS_FLUSH_BYTES = 1 << 18
 
 TCP_FIN = 0x01
 TCP_SYN = 0x02
@@ -147,21 +153,67 @@ class FlowRefs:
     `FlowRef` of its own, a tuple and a key per hello (13 MiB for the web mix's 129k). The
     compiled step appends to `packed` itself, and the compiled numbering reads it
     (observe/_step.pyx `_add_ref`, observe/_flows.pyx `in_flows`).
+
+    While the walk goes on, each REFS_FLUSH_BYTES of references go to an unlinked scratch
+    file (`flush`; #17: 2.2 MiB of the 2M web mix's walk), and `whole` brings them back into
+    `packed`, in place, once the walk is over and its read-ahead is gone. Without a file, or
+    once it takes no more, they stay in `packed`.
     """
 
-    __slots__ = ("packed",)
+    __slots__ = ("_file", "_on_file", "_writable", "packed")
 
     def __init__(self) -> None:
         # Per reference: protocol (2 bytes, little end), the key's size (1 byte), the key.
         self.packed = bytearray()
+        self._file: BinaryIO | None = None
+        self._on_file = 0  # bytes the file holds, in front of `packed`
+        self._writable = True  # False once no file could be made or one took no more
 
     def add(self, proto: int, key: bytes) -> None:
         """Name the flow of direction `key` (either direction names the same flow)."""
         self.packed += proto.to_bytes(2, "little") + len(key).to_bytes(1, "little") + key
+        if len(self.packed) >= REFS_FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """The references so far to the scratch file, `packed` emptied in place (the
+        compiled step holds it)."""
+        if not self._writable or not self.packed:
+            return
+        try:
+            if self._file is None:
+                # Unlinked: nothing left behind. Kept open across calls, closed by `whole`,
+                # `clear` or the references' end.
+                self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115
+            written = self._file.write(self.packed)
+        except OSError:
+            written = None
+        if written != len(self.packed):  # none, or a full disk: what follows stays here
+            self._writable = False
+            return
+        self._on_file += len(self.packed)
+        del self.packed[:]
+
+    def whole(self) -> bytearray:
+        """`packed` with every reference the file holds back in front, in place; the file
+        is let go. OSError when the file cannot be read back whole."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            with file:
+                written = os.pread(file.fileno(), self._on_file, 0) if self._on_file else b""
+            if len(written) != self._on_file:
+                raise OSError(f"flow references: {len(written)} of {self._on_file} bytes read back")
+            self.packed[0:0] = written
+            self._on_file = 0
+        return self.packed
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
     def _starts(self) -> list[int]:
         starts = []
-        packed = self.packed
+        packed = self.whole()
         at = 0
         while at < len(packed):
             starts.append(at)
@@ -183,6 +235,10 @@ class FlowRefs:
 
     def clear(self) -> None:
         """Forget every reference."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._on_file = 0
         self.packed = bytearray()
 
 

@@ -6,6 +6,7 @@ UDP that may begin with a response, one-way flows, retired connections, damaged 
 from __future__ import annotations
 
 import random
+import tempfile
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -319,3 +320,58 @@ def test_finish_lets_go_of_the_retired_entries_everywhere(compiled: bool) -> Non
     built, _ = table.finish(7, Addresses())
     assert len(built) > len(_table(seed)[1])
     assert held == [] and table._retired is held
+
+
+_TEMPORARY_FILE = tempfile.TemporaryFile
+
+
+class _ShortFile:
+    """A scratch file on a full disk: takes `room` bytes, then writes short."""
+
+    def __init__(self, room: int) -> None:
+        self._file = _TEMPORARY_FILE(buffering=0)
+        self._room = room
+
+    def write(self, data: bytes) -> int:
+        taken = min(len(data), self._room)
+        self._room -= taken
+        return self._file.write(bytes(data[:taken])) or 0
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _ShortFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.mark.parametrize("room", [None, 0, 40, 10**6])
+def test_flow_references_through_their_file_come_back_in_order(
+    room: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FlowRefs.flush sends the walk's references to a file; `whole` brings them back in
+    front, in order. No file (None), or one that takes no more (a full disk: 0, 40 bytes):
+    the rest stay in memory, nothing is lost."""
+    if room is None:
+
+        def refused(*args: object, **kwargs: object) -> object:
+            raise OSError(28, "no scratch file here")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    else:
+        monkeypatch.setattr(tempfile, "TemporaryFile", lambda **kwargs: _ShortFile(room))
+    monkeypatch.setattr(flows, "REFS_FLUSH_BYTES", 20)
+    refs = FlowRefs()
+    given = [
+        (IPPROTO_TCP if i % 3 else IPPROTO_UDP, bytes([i]) * (12 if i % 2 else 36))
+        for i in range(50)
+    ]
+    for proto, key in given:
+        refs.add(proto, key)
+    assert list(refs.taken()) == [(proto, key) for proto, key in given]
+    assert not refs.packed  # let go once read

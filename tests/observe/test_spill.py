@@ -6,7 +6,8 @@ the same 5-tuple, an ICMP error quoting it, the same connection inside a tunnel)
 spill is forced on every packet (looked for after each one, with no quiet time), so nearly
 every connection leaves and most come back, and the differential fuzz's captures
 (tests/observe/test_step_differential.py) must still be observed exactly as the pure-Python
-step, which never spills, observes them.
+step, which never spills, observes them. The hellos' flow references go to their file after
+every hello meanwhile (flows.FlowRefs), in both steps.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def forced_spill(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flows, "SPILL_SWEEP_PACKETS", 1)
     monkeypatch.setattr(flows, "SPILL_QUIET_PACKETS", 0)
     monkeypatch.setattr(flows, "SPILL_FROM_DIRECTIONS", 0)
+    # and the hellos' flow references to their file after each one (flows.FlowRefs.flush)
+    monkeypatch.setattr(flows, "REFS_FLUSH_BYTES", 1)
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))

@@ -167,7 +167,9 @@ def _watch_finish(say: Callable[[str], None], types: bool) -> Callable[[], None]
     hook for this: a measurement's wrapper stays out of the code it measures.)"""
     original = flows.FlowTable.finish
 
-    def finish(self: flows.FlowTable, first_id: int, address: Any, numbered: Any = None) -> Any:
+    def finish(
+        self: flows.FlowTable, first_id: int, address: Any, numbered: Any = None, into: Any = None
+    ) -> Any:
         say(stage_line("walk ended"))
         if types:
             sizes = census()
@@ -180,7 +182,9 @@ def _watch_finish(say: Callable[[str], None], types: bool) -> Callable[[], None]
             say(stage_line("numbering"))
             numbered(ids)
 
-        result = original(self, first_id, address, number if numbered is not None else None)
+        result = original(
+            self, first_id, address, number if numbered is not None else None, into
+        )
         say(stage_line("flows built"))
         return result
 
@@ -192,19 +196,25 @@ def _watch_finish(say: Callable[[str], None], types: bool) -> Callable[[], None]
     return undo
 
 
-def record_sizes(obs: Observations) -> list[tuple[str, int, int]]:
-    """(field, records, bytes) of each sequence field of `obs` (shared objects once)."""
+def record_sizes(obs: Observations) -> list[tuple[str, int, int, bool]]:
+    """(field, records, bytes, stored) of each sequence field of `obs` (shared objects
+    once); of a record store (`stored`, records.record_store: the records in a scratch
+    file), the memory it holds itself."""
     seen: set[int] = set()
     rows = []
     for f in fields(obs):
         value = getattr(obs, f.name)
-        if isinstance(value, tuple):
+        resident = getattr(value, "resident_bytes", None)
+        if resident is not None:
+            rows.append((f.name, len(value), resident(), True))
+        elif isinstance(value, tuple):
             seen.add(id(value))  # the tuple itself is counted below with its records
             rows.append(
                 (
                     f.name,
                     len(value),
                     sys.getsizeof(value) + sum(deep_size(item, seen) for item in value),
+                    False,
                 )
             )
     return rows
@@ -234,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         undo()
     say(stage_line("observed"))
     say("  what the record holds:")
-    for name, count, size in record_sizes(obs):
+    for name, count, size, stored in record_sizes(obs):
         if count:
-            say(f"    {name:<24} {count:9,d} records {size / MIB:7.1f} MiB")
+            where = " (in a scratch file; its buffers)" if stored else ""
+            say(f"    {name:<24} {count:9,d} records {size / MIB:7.1f} MiB{where}")
     return 0
 
 

@@ -649,6 +649,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 
 import enum as _enum
 import os
+import sys
 import tempfile
 from array import array as _array
 
@@ -802,6 +803,16 @@ cdef class RecordStore:
             self.window_first[w] = -1
             self.window_count[w] = 0
             self.window_used[w] = 0
+
+    def resident_bytes(self):
+        """The memory the store holds itself: its buffers and its table of values (not the
+        values, which its records share with the rest of the run)."""
+        held = sys.getsizeof(self.values) + sys.getsizeof(self.codes) + sys.getsizeof(self.ids)
+        if self.tail != NULL:
+            held += self.tail_capacity * self.size
+        if self.windows != NULL:
+            held += _STORE_WINDOWS * self.window_records * self.size
+        return held
 
     def seal(self):
         """No record added or replaced from now on; the store itself."""

@@ -182,9 +182,7 @@ def _watch_finish(say: Callable[[str], None], types: bool) -> Callable[[], None]
             say(stage_line("numbering"))
             numbered(ids)
 
-        result = original(
-            self, first_id, address, number if numbered is not None else None, into
-        )
+        result = original(self, first_id, address, number if numbered is not None else None, into)
         say(stage_line("flows built"))
         return result
 

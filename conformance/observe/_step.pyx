@@ -470,7 +470,7 @@ _KIND_TLS = payloads._KIND_TLS
 cdef uint8_t KIND_TLS_CODE = _KIND_CODES[_KIND_TLS]
 _KIND_HTTP = payloads._KIND_HTTP
 _KIND_OTHER = payloads._KIND_OTHER
-_SEEN = payloads._Seen
+_COUNTED_AGAIN = payloads.counted_again
 _HTTP_REQUEST = payloads._HTTP_REQUEST
 _CONNECT = "CONNECT"
 cdef long SEARCH_SEGMENTS = payloads.MAX_SEARCH_SEGMENTS
@@ -744,7 +744,7 @@ cdef class FastStep(CStep):
     cdef bint want_compiled  # it is payloads.initial_want: `_initial_want` answers for it
     cdef object syn
     cdef bint syn_compiled  # FlowTable.syn is flows.py's own: `_syn` takes its steps
-    cdef dict generations  # FlowTable._generations: a 5-tuple's retired connections
+    cdef dict generations  # FlowTable._generations: a TCP 5-tuple's retired connections
     cdef object inspect
     cdef object slow
     # The usual first payload of a TLS direction (`_usual_hello`): what the inspector's
@@ -1066,9 +1066,9 @@ cdef class FastStep(CStep):
         if other is not None:
             del table[rkey]
         self.retired.append((key, e, other))
-        ref = (PROTO_TCP, key if key <= rkey else rkey)  # flows.flow_ref
+        ref_key = key if key <= rkey else rkey  # flows.flow_ref's key: the dict's key
         generations = self.generations
-        generations[ref] = generations.get(ref, 0) + 1
+        generations[ref_key] = generations.get(ref_key, 0) + 1
         fresh = self._new_direction(table, PROTO_TCP, key, f, ts, n, False)
         entry_set_isn(fresh, isn)
         self._after_python()  # the cache lets go of the retired pair's entries
@@ -1310,8 +1310,9 @@ cdef class FastStep(CStep):
         the search for a hello on both sides."""
         cdef PyObject* found
         rkey = _reverse_key(key)
-        ref = (PROTO_TCP, key if key <= rkey else rkey)  # flows.flow_ref
-        found = PyDict_GetItem(self.generations, ref)  # FlowTable.generation
+        ref_key = key if key <= rkey else rkey
+        ref = (PROTO_TCP, ref_key)  # flows.flow_ref
+        found = PyDict_GetItem(self.generations, ref_key)  # FlowTable.generation
         generation = <object>found if found != NULL else 0
         method = head.method
         identity = (ref, generation, method, head.target, head.version, head.host)
@@ -1320,10 +1321,9 @@ cdef class FastStep(CStep):
             record = _HTTP_REQUEST(
                 self.capture, n, ts, 0, method, head.target, head.version, head.host, 1
             )
-            self.http[identity] = _SEEN(record)
+            self.http[identity] = record
         else:
-            seen = <object>found
-            seen.count += 1
+            self.http[identity] = _COUNTED_AGAIN(<object>found)
         if method == _CONNECT:
             e.want |= W_SEARCH
             stream = e_stream(e)

@@ -181,10 +181,10 @@ def no_tunnel(port: int, key: bytes, buf: bytes, start: int, end: int, t: float,
     """Default tunnel sink: the ingest replaces it with the layer walker's."""
 
 
-@dataclass(slots=True)
-class _Seen:
-    record: HttpRequest
-    count: int = 1
+def counted_again(record: HttpRequest) -> HttpRequest:
+    """The record of a request head seen once more on its connection (repeats are few: a
+    copy each, rather than a counter beside every record, 0.5 MiB of the 2M web mix, #17)."""
+    return dataclasses.replace(record, count=record.count + 1)
 
 
 @dataclass(slots=True)
@@ -311,7 +311,7 @@ class PayloadInspector:
         self._quic_waiting: dict[FlowRef, tuple[bytes, ...]] = {}
         self.quic_waiting_high = 0  # most ever waiting at once (capture_parts checks it)
         self._quic_seen = False  # a QUIC client direction started: a reply may be QUIC
-        self._http: dict[tuple[FlowRef, int, str, str, str, str | None], _Seen] = {}
+        self._http: dict[tuple[FlowRef, int, str, str, str, str | None], HttpRequest] = {}
         self._names: dict[tuple[FlowRef, int, str, str], NameMention] = {}
         self._dns_bodies: dict[bytes, tuple[bytes, DnsMessage, str | None]] = {}
         self._ints: dict[tuple[int, ...], tuple[int, ...]] = {}
@@ -483,10 +483,7 @@ class PayloadInspector:
         seen_requests = self._http
         while seen_requests:
             identity, seen = seen_requests.popitem()
-            request = renumbered(seen.record, ids.get(identity[0], seen.record.packet))
-            if seen.count != request.count:
-                request = dataclasses.replace(request, count=seen.count)
-            requests.append(request)
+            requests.append(renumbered(seen, ids.get(identity[0], seen.packet)))
         requests.reverse()  # popitem takes the last first
         return requests
 
@@ -595,9 +592,9 @@ class PayloadInspector:
             record = _HTTP_REQUEST(
                 self.capture, packet, time, 0, head.method, head.target, head.version, head.host, 1
             )
-            self._http[identity] = _Seen(record)
+            self._http[identity] = record
         else:
-            seen.count += 1
+            self._http[identity] = counted_again(seen)
         if head.method == "CONNECT":
             # RFC 9110 §9.3.6: after a 2xx the connection is a tunnel; the client's next
             # bytes are the inner protocol (TLS), the proxy's reply comes first. Requests are

@@ -953,6 +953,8 @@ cdef class RecordStore:
         self.n += 1
 
     def extend(self, records):
+        if records is self:  # as list.extend: the records as they were, once more
+            records = list(self)
         for record in records:
             self.append(record)
 
@@ -1044,9 +1046,12 @@ cdef class RecordStore:
 
     cdef object _made_flow(self, const uint8_t* at):
         cdef _FlowPacked f
-        cdef Flow flow = Flow.__new__(Flow)
+        cdef Flow flow
         cdef list values = self.values
+        # Copied out before anything is allocated: an allocation may run the collector, and
+        # so other threads, which may read this store through the same window.
         memcpy(&f, at, sizeof(f))
+        flow = Flow.__new__(Flow)
         flow.flow_id = f.flow_id
         flow.packets_out = f.packets_out
         flow.packets_in = f.packets_in

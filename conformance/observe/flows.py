@@ -199,10 +199,15 @@ class FlowRefs:
         is let go. OSError when the file cannot be read back whole."""
         if self._file is not None:
             file, self._file = self._file, None
+            written = bytearray()
             with file:
-                written = os.pread(file.fileno(), self._on_file, 0) if self._on_file else b""
-            if len(written) != self._on_file:
-                raise OSError(f"flow references: {len(written)} of {self._on_file} bytes read back")
+                while len(written) < self._on_file:  # a read returns 2 GiB at most
+                    got = os.pread(file.fileno(), self._on_file - len(written), len(written))
+                    if not got:
+                        raise OSError(
+                            f"flow references: {len(written)} of {self._on_file} bytes read back"
+                        )
+                    written += got
             self.packed[0:0] = written
             self._on_file = 0
         return self.packed

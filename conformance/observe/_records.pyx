@@ -836,8 +836,7 @@ cdef class RecordStore:
         self._forget_windows()
 
     def clear(self):
-        if self.sealed:
-            raise TypeError("a sealed RecordStore is not changed")
+        self._refuse_change()
         self.close()
 
     # -- writing ------------------------------------------------------------------------
@@ -941,15 +940,20 @@ cdef class RecordStore:
             memcpy(out, &s, sizeof(s))
         return 0
 
-    def append(self, record):
-        self._refuse_change()
+    cdef uint8_t* _next_slot(self) except NULL:
+        """Where the next record goes in the tail (made, or emptied to the file, as needed);
+        the caller fills it and counts it."""
         if self.tail == NULL:
             self.tail = <uint8_t*>PyMem_Malloc(self.tail_capacity * self.size)
             if self.tail == NULL:
                 raise MemoryError()
         elif self.n - self.flushed == self.tail_capacity:
             self._make_room()
-        self._pack(record, self.tail + (self.n - self.flushed) * self.size)
+        return self.tail + (self.n - self.flushed) * self.size
+
+    def append(self, record):
+        self._refuse_change()
+        self._pack(record, self._next_slot())
         self.n += 1
 
     def extend(self, records):
@@ -1247,13 +1251,7 @@ def _restored_store(kind, bytes packed, list values, bint sealed):
         store.codes[(type(value), value)] = i
         store.ids[id(value)] = i
     for i in range(count):
-        if store.tail == NULL:
-            store.tail = <uint8_t*>PyMem_Malloc(store.tail_capacity * store.size)
-            if store.tail == NULL:
-                raise MemoryError()
-        elif store.n - store.flushed == store.tail_capacity:
-            store._make_room()
-        slot = store.tail + (store.n - store.flushed) * store.size
+        slot = store._next_slot()
         memcpy(slot, data + i * store.size, store.size)
         store._check_codes(slot)
         store.n += 1

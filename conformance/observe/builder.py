@@ -510,12 +510,12 @@ def _packet_order(records: Sequence[_Hello]) -> array[int] | None:
 
 
 def _hellos_by_packet(records: MutableSequence[_Hello]) -> MutableSequence[_Hello]:
-    """`records` in packet order (a stable sort): the sequence itself when it is in it."""
+    """`_by_packet` for hellos, which may be a RecordStore: reordered into a new one."""
+    if isinstance(records, list):
+        return _by_packet(records)
     order = _packet_order(records)
     if order is None:
         return records
-    if isinstance(records, list):
-        return [records[i] for i in order]
     taken: MutableSequence[_Hello] = records.taken(order)  # type: ignore[attr-defined]
     return taken
 

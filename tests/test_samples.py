@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -59,6 +60,11 @@ def test_bundled_sample_gives_its_documented_verdict(
     assert not {cid for cid, v in verdicts.items() if v in ("inconclusive", "error")}
     captures = json.loads((report / "evidence" / "captures.json").read_text())["captures"]
     assert [(c["malformed"], c["anomalies"], c["complete"]) for c in captures] == [(0, [], True)]
+    # The decoder read the report's copy back and left its hash to that copy (report.prestage):
+    # the SHA-256 given is still the one of the file judged.
+    digest = hashlib.sha256((captures_dir() / sample).read_bytes()).hexdigest()
+    assert [c["sha256"] for c in captures] == [digest]
+    assert (report / captures[0]["evidence"]).read_bytes() == (captures_dir() / sample).read_bytes()
 
 
 def test_samples_are_rebuilt_byte_for_byte(tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ class CaptureReader:
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of the whole file (read to its end if the decoder stopped early)."""
+        """SHA-256 of the whole file (read to its end if the decoder stopped early); empty
+        without a digest or `by_copy`."""
         if self._file is not None:
             self._source.finish()
         return self._source.sha256
@@ -108,6 +109,17 @@ class CaptureReader:
     def without_digest(self) -> None:
         """Compute no SHA-256 (before the walk starts): another reader hashes this file."""
         self._source.digest = False
+
+    def hash_in_copy(self) -> None:
+        """Let the subscriber's copy stand for the SHA-256 when every byte comes back from it
+        (before the walk starts; decode/read_ahead.py): its owner hashes it afterwards."""
+        self._source.hash_in_copy = True
+
+    @property
+    def by_copy(self) -> bool:
+        """Every byte came back from the subscriber's copy, and `sha256` is empty: the copy's
+        SHA-256 is the file's."""
+        return self._source.by_copy
 
     def walk(self, step: PacketStep) -> None:
         """Call `step` for every packet record of the file, in file order."""

@@ -106,11 +106,15 @@ READ_SWITCH_INTERVAL_S = 0.0002
 
 class EvidenceCopies(Protocol):
     """Who copies the captures while the decoder reads them (report.prestage): shown every
-    byte as it is read and hashed, then told the file's SHA-256 and whether it saw it all."""
+    byte as it is read and hashed, then told the file's SHA-256 and whether it saw it all.
+
+    The SHA-256 is None when the decoder read every byte back from the copy and hashed none
+    (decode/read_ahead.py): the copy's own digest is then the file's, taken by its owner.
+    """
 
     def copier(self, source: Path) -> OnBytes | None: ...
 
-    def done(self, source: Path, sha256: str, complete: bool) -> None: ...
+    def done(self, source: Path, sha256: str | None, complete: bool) -> None: ...
 
 
 @dataclass(slots=True)
@@ -264,10 +268,14 @@ def _read_part(
             progress.advance(reader.bytes_read, f"{reported} packets, {len(ingest.table)} flows")
 
     copier = copies.copier(path) if copies is not None else None
-    complete = False
+    complete = by_copy = False
     sha256 = ""
     try:
         with open_capture(path, report, copier, digest=part == 0) as reader:
+            if parts == 1:
+                # The copy's hash is taken after the walk, on a core the walk frees (#17).
+                # Not for parts: a failed join compares part 0's digest at once.
+                reader.hash_in_copy()
             progress.start(f"reading {path.name}", reader.file_size)
             try:
                 ingest.run_reader(reader)
@@ -279,9 +287,10 @@ def _read_part(
                 progress.finish()
             sha256 = reader.sha256
             complete = reader.complete
+            by_copy = reader.by_copy
     finally:
         if copies is not None and copier is not None:
-            copies.done(path, sha256, complete)
+            copies.done(path, None if by_copy else sha256, complete)
     inspector = ingest.inspector
     # Hellos in packet order (their ECH extensions follow them): the order does not then
     # depend on when a hello's last segment came, which parts of a capture could not know.

@@ -538,7 +538,10 @@ class CaptureSummary:
 
     path: str
     format: str  # "pcap" | "pcapng"
-    sha256: str  # of the bytes read (computed while streaming)
+    # Of the bytes read (computed while streaming). Empty when the decoder read them back
+    # from the report's copy: the copy is hashed after the walk, and the report's
+    # captures.json gives that digest (report/prestage.py).
+    sha256: str
     link_types: tuple[int, ...]  # DLT/LINKTYPE values seen
     interfaces: int
     packets: int

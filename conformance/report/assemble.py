@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 from conformance.digest import ENVELOPE_NAME, PRIMARY_SUBJECT, FileDigest
 from conformance.report.evidence_dir import (
     copy_evidence,
+    evidence_paths,
+    write_captures,
     write_tables,
     write_tool_versions,
     write_waivers,
@@ -106,8 +108,11 @@ def _fill(
 ) -> tuple[ReportView, tuple[FileDigest, ...]]:
     """Write every file into `root` in order, the envelope last; return the view and subjects."""
     ledger = ReportLedger(root)
-    capture_paths = copy_evidence(ledger, run, prestage)
+    capture_paths = evidence_paths(run)
     write_tables(ledger, run.observations, capture_paths)
+    # After the tables: a capture's copy may still be being hashed (report.prestage).
+    digests = copy_evidence(ledger, run, prestage)
+    write_captures(ledger, run.observations, capture_paths, digests)
     write_tool_versions(ledger, run)
     write_waivers(ledger, run)
     view = build_view(

@@ -99,6 +99,18 @@ def test_without_digest_nothing_is_hashed_and_every_chunk_still_comes(
     assert reader.sha256 == ""
 
 
+def test_hash_in_copy_without_a_copying_subscriber_hashes_every_byte_here() -> None:
+    data = bytes(range(256)) * 40_000
+    shown: list[bytes] = []
+    reader = ReadAhead(io.BufferedReader(io.BytesIO(data)), b"", shown.append)
+    reader.hash_in_copy = True  # nothing copies the file: no copy can stand for the hash
+    assert b"".join(iter(reader.next_chunk, None)) == data
+    reader.finish()
+    assert not reader.by_copy
+    assert reader.sha256 == hashlib.sha256(data).hexdigest()
+    assert b"".join(shown) == data
+
+
 def test_an_interrupt_while_the_decoder_waits_leaves_close_able_to_stop_the_threads(
     tmp_path: Path,
 ) -> None:

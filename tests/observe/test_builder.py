@@ -22,8 +22,10 @@ from scapy.packet import Raw
 
 from conformance.errors import CaptureError
 from conformance.observe import builder as builder_module
+from conformance.observe import capture_parts as capture_parts_module
 from conformance.observe.builder import observe_captures
 from conformance.observe.records import InitiatorBasis, TlsServerHello
+from conformance.report.prestage import Prestage
 from tests.capture_files import (
     INBOUND,
     LINKTYPE_ETHERNET,
@@ -272,6 +274,25 @@ def test_pcapng_interfaces_drops_and_direction_flags(tmp_path: Path) -> None:
     assert tcp_flow.initiator_basis is InitiatorBasis.DIRECTION_FLAG
     assert "by the capture's direction flags" in obs.notes[0]
     assert summary.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_a_capture_read_back_from_the_reports_copy_leaves_its_hash_to_the_copy(
+    tmp_path: Path, parts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture_parts_module, "FORK_PARTS", False)
+    monkeypatch.setattr(capture_parts_module, "MIN_SPLIT_BYTES", 0)
+    path = write_pcapng(tmp_path / "copied.pcapng", [udp() for _ in range(50)])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    stage = Prestage(tmp_path / "report")
+    stage.start([path], teed=True)
+    summary = observe_captures([path], copies=stage, parts=parts).captures[0]
+    staged = stage.take(path)
+    stage.close()
+    assert staged is not None and staged[1] == digest
+    # One pass: the copy's digest, taken after the walk, is the file's (the report's
+    # captures.json gives it). In parts, a join that fails compares part 0's digest at once.
+    assert summary.sha256 == ("" if parts == 1 else digest)
 
 
 def test_unknown_drops_do_not_make_a_capture_incomplete(tmp_path: Path) -> None:

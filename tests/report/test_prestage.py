@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import random
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -105,16 +106,20 @@ def test_a_copy_that_could_not_be_written_is_dropped(tmp_path: Path) -> None:
 # -- the kernel's copy (copy_file_range), read back by the decoder's reader --------------------
 
 
-def _read_through(stage: Prestage, source: Path) -> tuple[bytes, str, bool]:
+def _read_through(
+    stage: Prestage, source: Path, *, in_copy: bool = False
+) -> tuple[bytes, str, bool]:
     """Read `source` as the decoder does (head by the opener, the rest by ReadAhead) with the
-    stage's copier; what the decoder got, its SHA-256 and whether it read every byte."""
+    stage's copier; what the decoder got, its SHA-256 and whether it read every byte.
+    `in_copy`: the copy may stand for the hash, as the builder lets it (observe.builder)."""
     copier = stage.copier(source)
     assert copier is not None
     with source.open("rb", buffering=0) as file:
         reader = ReadAhead(file, file.read(1000), copier)
+        reader.hash_in_copy = in_copy
         got = b"".join(iter(reader.next_chunk, None))
         reader.finish()
-    stage.done(source, reader.sha256, reader.complete)
+    stage.done(source, None if reader.by_copy else reader.sha256, reader.complete)
     return got, reader.sha256, reader.complete
 
 
@@ -243,3 +248,114 @@ def test_only_a_plain_file_is_copied_by_the_kernel(tmp_path: Path) -> None:
     assert staged is not None
     assert staged[0].read_bytes() == data
     stage.close()
+
+
+# -- the copy hashed after the walk: the decoder read every byte back from it -----------------
+
+
+def test_a_copy_the_decoder_read_back_is_hashed_after_the_walk(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    got, sha256, complete = _read_through(stage, source, in_copy=True)
+    data = source.read_bytes()
+    assert (got, sha256, complete) == (data, "", True)  # nothing hashed during the walk
+    staged = stage.take(source)
+    assert staged is not None
+    assert staged[0].read_bytes() == data
+    assert staged[1:] == (hashlib.sha256(data).hexdigest(), len(data))
+    stage.close()
+
+
+def test_where_the_kernel_refuses_the_reader_hashes_as_before(tmp_path: Path) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    with mock.patch.object(os, "copy_file_range", side_effect=OSError(errno.EXDEV, "x")):
+        got, sha256, _ = _read_through(stage, source, in_copy=True)
+    data = source.read_bytes()
+    assert (got, sha256) == (data, hashlib.sha256(data).hexdigest())
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1]) == (data, sha256)
+    stage.close()
+
+
+def test_a_copy_read_back_that_stops_midway_fails_the_read(tmp_path: Path) -> None:
+    """What was decoded before the copy stopped was hashed nowhere: no digest can be given."""
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    real = os.copy_file_range
+    calls: list[int] = []
+
+    def fails_second(*args: int) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    copier = stage.copier(source)
+    assert copier is not None
+    with (
+        mock.patch.object(os, "copy_file_range", fails_second),
+        source.open("rb", buffering=0) as file,
+    ):
+        reader = ReadAhead(file, file.read(1000), copier)
+        reader.hash_in_copy = True
+        with pytest.raises(OSError, match="the copy of this capture stopped at byte"):
+            while reader.next_chunk() is not None:
+                pass
+        reader.finish()
+    assert not reader.complete
+    stage.done(source, reader.sha256, reader.complete)
+    assert stage.take(source) is None
+    stage.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
+
+
+def _staged_by_copy(tmp_path: Path) -> tuple[Prestage, Path, bytes]:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    _read_through(stage, source, in_copy=True)
+    return stage, source, source.read_bytes()
+
+
+def test_without_an_interpreter_to_start_the_copy_is_hashed_when_taken(tmp_path: Path) -> None:
+    with mock.patch.object(sys, "executable", str(tmp_path / "no-python")):
+        stage, source, data = _staged_by_copy(tmp_path)
+    staged = stage.take(source)
+    assert staged is not None
+    assert staged[1:] == (hashlib.sha256(data).hexdigest(), len(data))
+    stage.close()
+
+
+@pytest.mark.parametrize(
+    ("hasher", "problem"),
+    [
+        ("raise SystemExit(3)", "could not be hashed"),
+        ("import sys; sys.stdout.write('ab 12')", "12 bytes read back from a copy of 3000000"),
+        ("import sys; sys.stdout.write('nonsense')", "could not be hashed"),
+    ],
+)
+def test_a_copy_that_cannot_be_hashed_in_full_is_an_error_not_a_fresh_copy(
+    tmp_path: Path, hasher: str, problem: str
+) -> None:
+    with mock.patch.object(prestage, "_HASHER", hasher):
+        stage, source, _ = _staged_by_copy(tmp_path)
+    with pytest.raises(OSError, match=problem):
+        stage.take(source)
+    stage.close()
+
+
+def test_close_ends_and_reaps_a_hashing_child(tmp_path: Path) -> None:
+    with mock.patch.object(prestage, "_HASHER", "import time; time.sleep(60)"):
+        stage, _, _ = _staged_by_copy(tmp_path)
+    (pending,) = stage._teed.values()
+    assert isinstance(pending, prestage._CopyHash)
+    child = pending._child
+    assert child is not None and child.poll() is None
+    stage.close()
+    assert child.returncode is not None  # killed and waited for: no process left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]

@@ -267,6 +267,22 @@ def test_a_copy_the_decoder_read_back_is_hashed_after_the_walk(tmp_path: Path) -
     stage.close()
 
 
+def test_a_source_changed_after_the_walk_leaves_the_copy_judged_and_its_digest(
+    tmp_path: Path,
+) -> None:
+    source = _capture_like(tmp_path, 3_000_000)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    got, _, _ = _read_through(stage, source, in_copy=True)
+    with source.open("r+b") as handle:  # edited once the decoder has read it
+        handle.write(b"\xff" * 100)
+    staged = stage.take(source)
+    assert staged is not None
+    assert staged[0].read_bytes() == got  # the report signs the bytes that were judged
+    assert staged[1] == hashlib.sha256(got).hexdigest()
+    stage.close()
+
+
 def test_where_the_kernel_refuses_the_reader_hashes_as_before(tmp_path: Path) -> None:
     source = _capture_like(tmp_path, 3_000_000)
     stage = Prestage(tmp_path / "report")

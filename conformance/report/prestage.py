@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,7 @@ while count := os.readv(fd, [view]):
     size += count
 sys.stdout.write(f"{digest.hexdigest()} {size}")
 """
+_DIGEST_LINE = re.compile(rb"[0-9a-f]{64} [0-9]+")
 
 
 class Prestage:
@@ -278,10 +280,12 @@ class _CopyHash:
         if child is None:
             sha256, size = sha256_file(self.destination, follow_symlinks=False)
         else:
-            out, _ = child.communicate()
-            self._child = None
+            try:
+                out, _ = child.communicate()
+            finally:  # interrupted while waiting: the child goes too
+                self.stop()
             words = out.decode("ascii", "replace").split()
-            if child.returncode != 0 or len(words) != 2 or not words[1].isdigit():
+            if child.returncode != 0 or len(words) != 2 or not _DIGEST_LINE.fullmatch(out):
                 raise OSError(f"{self.destination}: the copy could not be hashed")
             sha256, size = words[0], int(words[1])
         if size != self.size:
@@ -292,8 +296,10 @@ class _CopyHash:
         """End the child, if it runs, and reap it."""
         child, self._child = self._child, None
         if child is not None:
-            child.kill()
-            child.communicate()
+            child.kill()  # nothing if it has ended
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
 
 
 def _copy(source: Path, destination: Path) -> tuple[Path, str, int]:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
@@ -351,7 +352,11 @@ def test_without_an_interpreter_to_start_the_copy_is_hashed_when_taken(tmp_path:
     ("hasher", "problem"),
     [
         ("raise SystemExit(3)", "could not be hashed"),
-        ("import sys; sys.stdout.write('ab 12')", "12 bytes read back from a copy of 3000000"),
+        (
+            "import sys; sys.stdout.write('0' * 64 + ' 12')",
+            "12 bytes read back from a copy of 3000000",
+        ),
+        ("import sys; sys.stdout.write('ab 12')", "could not be hashed"),  # not a digest
         ("import sys; sys.stdout.write('nonsense')", "could not be hashed"),
     ],
 )
@@ -375,3 +380,19 @@ def test_close_ends_and_reaps_a_hashing_child(tmp_path: Path) -> None:
     stage.close()
     assert child.returncode is not None  # killed and waited for: no process left behind
     assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
+
+
+def test_an_interrupt_while_waiting_for_the_digest_ends_the_child(tmp_path: Path) -> None:
+    with mock.patch.object(prestage, "_HASHER", "import time; time.sleep(60)"):
+        stage, source, _ = _staged_by_copy(tmp_path)
+    (pending,) = stage._teed.values()
+    assert isinstance(pending, prestage._CopyHash)
+    child = pending._child
+    assert child is not None
+    with (
+        mock.patch.object(subprocess.Popen, "communicate", side_effect=KeyboardInterrupt),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        stage.take(source)
+    assert child.returncode is not None  # killed and waited for, though `take` let go of it
+    stage.close()

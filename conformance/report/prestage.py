@@ -125,6 +125,11 @@ class Prestage:
             copy.destination.unlink(missing_ok=True)
             return
         if sha256 is None:
+            # One hashing child at a time: a serial run of many captures would otherwise
+            # start one per file while the next files are read (each ~9 MiB).
+            for pending in self._teed.values():
+                if isinstance(pending, _CopyHash) and pending.running:
+                    pending.settle()
             self._teed[key] = _CopyHash(copy.destination, copy.size)
         else:
             self._teed[key] = (copy.destination, sha256, copy.size)
@@ -263,6 +268,7 @@ class _CopyHash:
     def __init__(self, destination: Path, size: int) -> None:
         self.destination = destination
         self.size = size
+        self._outcome: tuple[Path, str, int] | OSError | None = None
         self._child: subprocess.Popen[bytes] | None = None
         try:
             self._child = subprocess.Popen(
@@ -272,25 +278,43 @@ class _CopyHash:
                 stderr=subprocess.DEVNULL,  # a Ctrl-C's traceback there says nothing new
             )
         except OSError:
-            self._child = None  # no interpreter to start: `result` hashes the copy here
+            self._child = None  # no interpreter to start: `settle` hashes the copy here
+
+    @property
+    def running(self) -> bool:
+        """The child may still be hashing (not waited for yet)."""
+        return self._child is not None
 
     def result(self) -> tuple[Path, str, int]:
         """(copy, SHA-256, size); OSError if the copy does not hold exactly `size` bytes."""
+        outcome = self._outcome if self._outcome is not None else self.settle()
+        if isinstance(outcome, OSError):
+            raise outcome
+        return outcome
+
+    def settle(self) -> tuple[Path, str, int] | OSError:
+        """Wait for the digest (or hash the copy here, without a child) and keep it."""
         child = self._child
-        if child is None:
-            sha256, size = sha256_file(self.destination, follow_symlinks=False)
-        else:
-            try:
-                out, _ = child.communicate()
-            finally:  # interrupted while waiting: the child goes too
-                self.stop()
-            words = out.decode("ascii", "replace").split()
-            if child.returncode != 0 or len(words) != 2 or not _DIGEST_LINE.fullmatch(out):
-                raise OSError(f"{self.destination}: the copy could not be hashed")
-            sha256, size = words[0], int(words[1])
-        if size != self.size:
-            raise OSError(f"{self.destination}: {size} bytes read back from a copy of {self.size}")
-        return self.destination, sha256, size
+        try:
+            if child is None:
+                sha256, size = sha256_file(self.destination, follow_symlinks=False)
+            else:
+                try:
+                    out, _ = child.communicate()
+                finally:  # interrupted while waiting: the child goes too
+                    self.stop()
+                words = out.decode("ascii", "replace").split()
+                if child.returncode != 0 or len(words) != 2 or not _DIGEST_LINE.fullmatch(out):
+                    raise OSError(f"{self.destination}: the copy could not be hashed")
+                sha256, size = words[0], int(words[1])
+            if size != self.size:
+                raise OSError(
+                    f"{self.destination}: {size} bytes read back from a copy of {self.size}"
+                )
+            self._outcome = (self.destination, sha256, size)
+        except OSError as exc:
+            self._outcome = exc
+        return self._outcome
 
     def stop(self) -> None:
         """End the child, if it runs, and reap it."""

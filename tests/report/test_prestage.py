@@ -396,3 +396,25 @@ def test_an_interrupt_while_waiting_for_the_digest_ends_the_child(tmp_path: Path
         stage.take(source)
     assert child.returncode is not None  # killed and waited for, though `take` let go of it
     stage.close()
+
+
+def test_one_hashing_child_at_a_time_and_every_digest_kept(tmp_path: Path) -> None:
+    sources = []
+    for i in range(3):
+        source = tmp_path / f"c{i}.pcapng"
+        source.write_bytes(random.Random(i).randbytes(2_000_000 + i))
+        sources.append(source)
+    stage = Prestage(tmp_path / "report")
+    stage.start(sources, teed=True)
+    for source in sources:  # as a serial run reads them, one after another
+        _read_through(stage, source, in_copy=True)
+        running = [p for p in stage._teed.values() if isinstance(p, prestage._CopyHash)]
+        assert sum(p.running for p in running) <= 1
+    for source in sources:
+        staged = stage.take(source)
+        assert staged is not None
+        assert staged[1:] == (
+            hashlib.sha256(source.read_bytes()).hexdigest(),
+            source.stat().st_size,
+        )
+    stage.close()

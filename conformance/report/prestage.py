@@ -270,6 +270,8 @@ class _CopyHash:
         self.size = size
         self._outcome: tuple[Path, str, int] | OSError | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        if not sys.executable or getattr(sys, "frozen", False):
+            return  # no interpreter to start (an embedded or frozen one): `settle` hashes
         try:
             self._child = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _HASHER, str(destination)],

@@ -339,9 +339,21 @@ def _staged_by_copy(tmp_path: Path) -> tuple[Prestage, Path, bytes]:
     return stage, source, source.read_bytes()
 
 
-def test_without_an_interpreter_to_start_the_copy_is_hashed_when_taken(tmp_path: Path) -> None:
-    with mock.patch.object(sys, "executable", str(tmp_path / "no-python")):
+@pytest.mark.parametrize(
+    ("executable", "frozen"), [("no-python", False), ("", False), (sys.executable, True)]
+)
+def test_without_an_interpreter_to_start_the_copy_is_hashed_when_taken(
+    tmp_path: Path, executable: str, frozen: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frozen application's executable (PyInstaller marks `sys.frozen`) would take the
+    # child's arguments as its own: no child is started for it either.
+    monkeypatch.setattr(sys, "frozen", frozen, raising=False)
+    path = executable if executable in ("", sys.executable) else str(tmp_path / executable)
+    with mock.patch.object(sys, "executable", path):
         stage, source, data = _staged_by_copy(tmp_path)
+    (pending,) = stage._teed.values()
+    assert isinstance(pending, prestage._CopyHash)
+    assert not pending.running
     staged = stage.take(source)
     assert staged is not None
     assert staged[1:] == (hashlib.sha256(data).hexdigest(), len(data))

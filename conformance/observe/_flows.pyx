@@ -403,14 +403,14 @@ cdef int _compare_items(const void* a, const void* b) noexcept nogil:
 
 
 cdef inline void _item(
-    _Item* item, long long first, int proto, bytes key, long long index, Py_ssize_t held,
-    long long offset=-1,
+    _Item* item, long long first, int proto, const char* key, Py_ssize_t key_size,
+    long long index, Py_ssize_t held, long long offset=-1,
 ) noexcept:
     item.first = first
     item.offset = offset
     item.proto = proto
-    item.key = PyBytes_AS_STRING(key)
-    item.key_size = <uint32_t>PyBytes_GET_SIZE(key)  # a direction key: at most _MAX_KEY
+    item.key = key
+    item.key_size = <uint32_t>key_size  # a direction key: at most _MAX_KEY
     item.index = <int32_t>index  # both under 3 * _MAX_ITEMS (`finish` checks the count)
     item.held = <int32_t>held
 
@@ -433,7 +433,11 @@ cdef class FlowIdTable:
     numbering 77 MiB, the web mix's 9 (#17). `get` answers as FlowIds.get does, a reused
     5-tuple's generations told apart by packet; `release` lets go of everything."""
 
-    cdef list keys  # the direction key each flow was listed under (held until `release`)
+    # What keeps each flow's listed key alive until `release`: the table's own keys, and the
+    # spill's listing once (its keys are packed: no object a closed connection, #17).
+    cdef list owners
+    cdef const unsigned char** kptrs  # the direction key each flow was listed under
+    cdef uint32_t* ksizes  # and its size
     cdef long long* firsts  # each flow's first packet
     cdef uint64_t* hashes  # each flow's reference, hashed
     cdef int32_t* chain  # the next flow with the same slot, in flow order; -1 ends it
@@ -445,7 +449,7 @@ cdef class FlowIdTable:
     cdef readonly long long first_id
 
     def __cinit__(self):
-        self.keys = []  # (the C fields start zeroed: NULL arrays, no flows)
+        self.owners = []  # (the C fields start zeroed: NULL arrays, no flows)
 
     def __dealloc__(self):
         self._free()
@@ -457,6 +461,10 @@ cdef class FlowIdTable:
         PyMem_Free(self.slots)
         PyMem_Free(self.protos)
         PyMem_Free(self.swapped)
+        PyMem_Free(self.kptrs)
+        PyMem_Free(self.ksizes)
+        self.kptrs = NULL
+        self.ksizes = NULL
         self.firsts = NULL
         self.hashes = NULL
         self.chain = NULL
@@ -466,13 +474,14 @@ cdef class FlowIdTable:
         self.count = 0
 
     cdef int _fill(
-        self, _Item* items, Py_ssize_t count, list held, list spilled, long long first_id
+        self, _Item* items, Py_ssize_t count, list held, object spilled, long long first_id
     ) except -1:
-        """Number `items` (sorted; their keys in `held`, or in `spilled`: the spill's
-        listing) from `first_id`."""
+        """Number `items` (sorted; their keys in `held`, or packed in `spilled`: the spill's
+        listing, which the items point into) from `first_id`."""
         cdef Py_ssize_t index, size, slot, width = 1
         cdef int32_t* tail
         cdef const unsigned char* k
+        cdef const unsigned char* listed
         cdef unsigned char raw[_MAX_KEY]
         cdef bint swap
         if count > 0x7FFFFFFF:
@@ -485,34 +494,47 @@ cdef class FlowIdTable:
         self.chain = <int32_t*>PyMem_Malloc(max(count, 1) * sizeof(int32_t))
         self.protos = <int*>PyMem_Malloc(max(count, 1) * sizeof(int))
         self.swapped = <unsigned char*>PyMem_Malloc(max(count, 1))
+        self.kptrs = <const unsigned char**>PyMem_Malloc(max(count, 1) * sizeof(char*))
+        self.ksizes = <uint32_t*>PyMem_Malloc(max(count, 1) * sizeof(uint32_t))
         self.slots = <int32_t*>PyMem_Malloc(width * sizeof(int32_t))
         tail = <int32_t*>PyMem_Malloc(width * sizeof(int32_t))
         try:
             if (
                 self.firsts == NULL or self.hashes == NULL or self.chain == NULL
                 or self.protos == NULL or self.swapped == NULL or self.slots == NULL
-                or tail == NULL
+                or self.kptrs == NULL or self.ksizes == NULL or tail == NULL
             ):
                 raise MemoryError()
+            if spilled is not None:
+                self.owners.append(spilled)
             self.mask = width - 1
             for slot in range(width):
                 self.slots[slot] = -1
             for index in range(count):
-                key = <bytes>PyList_GET_ITEM(
-                    held if items[index].offset < 0 else spilled, items[index].held
-                )
-                size = PyBytes_GET_SIZE(key)
+                if items[index].offset < 0:
+                    key = <bytes>PyList_GET_ITEM(held, items[index].held)
+                    listed = <const unsigned char*>PyBytes_AS_STRING(key)
+                else:  # packed in the spill's listing (kept in `owners`)
+                    key = None
+                    listed = <const unsigned char*>items[index].key
+                size = items[index].key_size
                 swap = False
                 if size == 12 or size == 36:  # flow_ref: the smaller of the key and its reverse
-                    k = <const unsigned char*>PyBytes_AS_STRING(key)
+                    k = listed
                     key_reversed_into(raw, k, size)
                     if memcmp(raw, k, size) < 0:
                         swap = True
                         k = raw
                 else:  # no key the step makes: the reference itself is kept
+                    if key is None:
+                        key = PyBytes_FromStringAndSize(<const char*>listed, size)
                     key = flows.flow_ref(items[index].proto, key)[1]
-                    k = <const unsigned char*>PyBytes_AS_STRING(key)
-                self.keys.append(key)
+                    listed = k = <const unsigned char*>PyBytes_AS_STRING(key)
+                    size = PyBytes_GET_SIZE(key)
+                if key is not None:
+                    self.owners.append(key)
+                self.kptrs[index] = listed
+                self.ksizes[index] = <uint32_t>size
                 self.firsts[index] = items[index].first
                 self.protos[index] = items[index].proto
                 self.swapped[index] = swap
@@ -531,10 +553,9 @@ cdef class FlowIdTable:
 
     cdef bint _names(self, Py_ssize_t index, int proto, const unsigned char* k, Py_ssize_t size):
         """Whether flow `index`'s reference is (proto, the `size` bytes at k)."""
-        cdef bytes key = <bytes>PyList_GET_ITEM(self.keys, index)
         cdef unsigned char raw[_MAX_KEY]
-        cdef const unsigned char* own = <const unsigned char*>PyBytes_AS_STRING(key)
-        if self.protos[index] != proto or PyBytes_GET_SIZE(key) != size:
+        cdef const unsigned char* own = self.kptrs[index]
+        if self.protos[index] != proto or self.ksizes[index] != size:
             return False
         if self.swapped[index]:
             key_reversed_into(raw, own, size)
@@ -590,23 +611,29 @@ cdef class FlowIdTable:
     def release(self):
         """Forget every id (as FlowIds.release): the keys and the arrays go."""
         self._free()
-        self.keys = []
+        self.owners = []
 
     def __len__(self):
         return self.count
 
 
 cdef int _list_spilled(
-    _Item* items, Py_ssize_t* count, Py_ssize_t* index, list keys,
-    const long long[:] firsts, const long long[:] offsets, const unsigned char[:] finals,
+    _Item* items, Py_ssize_t* count, Py_ssize_t* index, bytearray keys,
+    const long long[:] key_at, const long long[:] firsts, const long long[:] offsets,
+    const unsigned char[:] finals,
 ) except -1:
-    """The spill's records (Spill.listing: `keys` holds their keys) as items."""
+    """The spill's records (Spill.listing: their keys packed in `keys`, record i's from
+    key_at[i] to key_at[i + 1]) as items pointing into `keys`."""
     cdef Py_ssize_t i
-    for i in range(len(keys)):
-        key = <object>PyList_GET_ITEM(keys, i)
+    cdef const char* packed = PyByteArray_AS_STRING(keys)
+    if key_at.shape[0] != firsts.shape[0] + 1 or key_at[firsts.shape[0]] != len(keys):
+        raise ValueError("the spill's listing: key offsets that do not cover its keys")
+    for i in range(firsts.shape[0]):
+        if not 0 <= key_at[i] <= key_at[i + 1] <= key_at[i] + _MAX_KEY:
+            raise ValueError(f"the spill's listing: record {i}'s key offsets")
         _item(
-            &items[count[0]], firsts[i], PROTO_TCP, key, index[0] if finals[i] else -1, i,
-            offsets[i],
+            &items[count[0]], firsts[i], PROTO_TCP, packed + key_at[i], key_at[i + 1] - key_at[i],
+            index[0] if finals[i] else -1, i, offsets[i],
         )
         count[0] += 1
         index[0] += finals[i]  # a retired connection's place, after the table's retired
@@ -616,7 +643,7 @@ cdef int _list_spilled(
 def finish(table, Py_ssize_t first_id, address, numbered=None, into=None):
     """FlowTable.finish(first_id, address, numbered, into), compiled: (flows, FlowIds)."""
     cdef list held = []
-    cdef list spilled = []  # the spill listing's keys
+    cdef bytearray spilled = None  # the spill listing's keys, packed
     cdef Py_ssize_t count = len(table._retired)
     cdef int proto
     cdef Py_ssize_t index, at
@@ -651,7 +678,7 @@ def finish(table, Py_ssize_t first_id, address, numbered=None, into=None):
                     first = min(_number(e, N_FIRST), _number(other, N_FIRST))
                 else:
                     continue
-                _item(&items[count], first, proto, key, -1, len(held))
+                _item(&items[count], first, proto, key, len(key), -1, len(held))
                 held.extend((key, e, other))
                 count += 1
             (<dict>entries).clear()  # the entries now live in `held`
@@ -660,15 +687,15 @@ def finish(table, Py_ssize_t first_id, address, numbered=None, into=None):
             first = _number(e, N_FIRST)
             if other is not None:
                 first = min(first, _number(other, N_FIRST))
-            _item(&items[count], first, PROTO_TCP, key, index, len(held))
+            _item(&items[count], first, PROTO_TCP, key, len(key), index, len(held))
             held.extend((key, e, other))
             count += 1
             index += 1
         table._retired.clear()  # in place: the compiled step holds this list too (flows.py)
         if spill is not None:  # read back one at a time as they are built (observe/_spill.pyx)
-            spilled, firsts, offsets, finals = spill.listing()
-            _list_spilled(items, &count, &index, spilled, firsts, offsets, finals)
-            del firsts, offsets, finals
+            spilled, key_at, firsts, offsets, finals = spill.listing()
+            _list_spilled(items, &count, &index, spilled, key_at, firsts, offsets, finals)
+            del key_at, firsts, offsets, finals
         qsort(items, count, sizeof(_Item), _compare_items)
         ids = FlowIdTable()
         ids._fill(items, count, held, spilled, first_id)
@@ -683,9 +710,8 @@ def finish(table, Py_ssize_t first_id, address, numbered=None, into=None):
         flow_id = first_id
         for index in range(count):
             at = items[index].held
-            if items[index].offset >= 0:
-                key = <object>PyList_GET_ITEM(spilled, at)
-                spilled[at] = None  # each key goes once its flow is built (items[index].key too)
+            if items[index].offset >= 0:  # its key packed in the listing, made as it is built
+                key = PyBytes_FromStringAndSize(items[index].key, items[index].key_size)
                 e, other = spill.load(items[index].offset)
             else:
                 key = <object>PyList_GET_ITEM(held, at)

@@ -20,7 +20,8 @@ still exactly the copy's. Where the kernel cannot copy the file, the subscriber 
 the thread reads and shows the chunks as above.
 
 When the decoder takes every byte back from such a copy, the copy itself is the record of
-what was decoded, so its SHA-256 can wait until after the walk (`hash_in_copy`): then
+what was decoded, so its SHA-256 can wait until after the walk (`hash_in_copy`, which the
+builder sets for a file the page cache can keep: observe.builder.copy_stays_cached): then
 nothing is hashed here, `by_copy` says so, and the copy's owner hashes the copy on a core
 the walk no longer needs (report.prestage). On two cores, copying, hashing and decoding a
 large capture together made the walk wait for its chunks: the 2M-packet web mix walked in

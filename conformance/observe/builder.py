@@ -241,6 +241,23 @@ def _observe_one(
     _append(out, joined, address)
 
 
+def copy_stays_cached(size: int, meminfo: Path = Path("/proc/meminfo")) -> bool:
+    """Whether a copy of `size` bytes, just written, is likely still in the page cache when
+    it is hashed after the walk: at most half the memory the kernel says is available
+    (Linux's MemAvailable). A larger one would be read from disk a second time, where
+    hashing it during the walk reads nothing twice. Unknown (no /proc/meminfo): no."""
+    try:
+        with meminfo.open("rb") as lines:
+            for line in lines:
+                if line.startswith(b"MemAvailable:"):
+                    fields = line.split()
+                    available = int(fields[1]) * 1024 if fields[2:3] == [b"kB"] else 0
+                    return 0 < size <= available // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -272,7 +289,7 @@ def _read_part(
     sha256 = ""
     try:
         with open_capture(path, report, copier, digest=part == 0) as reader:
-            if parts == 1:
+            if parts == 1 and copy_stays_cached(_size(path)):
                 # The copy's hash is taken after the walk, on a core the walk frees (#17).
                 # Not for parts: a failed join compares part 0's digest at once.
                 reader.hash_in_copy()

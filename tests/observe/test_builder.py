@@ -276,12 +276,13 @@ def test_pcapng_interfaces_drops_and_direction_flags(tmp_path: Path) -> None:
     assert summary.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize(("parts", "cached"), [(1, True), (2, True), (1, False)])
 def test_a_capture_read_back_from_the_reports_copy_leaves_its_hash_to_the_copy(
-    tmp_path: Path, parts: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parts: int, cached: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(capture_parts_module, "FORK_PARTS", False)
     monkeypatch.setattr(capture_parts_module, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(builder_module, "copy_stays_cached", lambda size: cached)
     path = write_pcapng(tmp_path / "copied.pcapng", [udp() for _ in range(50)])
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     stage = Prestage(tmp_path / "report")
@@ -291,8 +292,28 @@ def test_a_capture_read_back_from_the_reports_copy_leaves_its_hash_to_the_copy(
     stage.close()
     assert staged is not None and staged[1] == digest
     # One pass: the copy's digest, taken after the walk, is the file's (the report's
-    # captures.json gives it). In parts, a join that fails compares part 0's digest at once.
-    assert summary.sha256 == ("" if parts == 1 else digest)
+    # captures.json gives it). In parts, a join that fails compares part 0's digest at once;
+    # a copy the page cache could not keep would be read from disk again: hashed in the walk.
+    assert summary.sha256 == ("" if parts == 1 and cached else digest)
+
+
+@pytest.mark.parametrize(
+    ("meminfo", "size", "expected"),
+    [
+        (b"MemTotal: 8000000 kB\nMemAvailable:    2000000 kB\n", 1_000_000_000, True),
+        (b"MemTotal: 8000000 kB\nMemAvailable:    2000000 kB\n", 1_100_000_000, False),
+        (b"MemTotal: 8000000 kB\n", 1000, False),  # a kernel before 3.14: unknown
+        (b"MemAvailable: lots\n", 1000, False),
+        (None, 1000, False),  # no /proc
+    ],
+)
+def test_a_copy_is_hashed_after_the_walk_only_while_it_stays_in_the_page_cache(
+    tmp_path: Path, meminfo: bytes | None, size: int, expected: bool
+) -> None:
+    path = tmp_path / "meminfo"
+    if meminfo is not None:
+        path.write_bytes(meminfo)
+    assert builder_module.copy_stays_cached(size, path) is expected
 
 
 def test_unknown_drops_do_not_make_a_capture_incomplete(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -208,12 +209,8 @@ def test_a_kernel_that_reports_the_end_too_early_is_not_believed(tmp_path: Path)
     stage.close()
 
 
-def test_a_kernel_copy_that_fails_midway_is_dropped_and_the_file_still_read(
-    tmp_path: Path,
-) -> None:
-    source = _capture_like(tmp_path)
-    stage = Prestage(tmp_path / "report")
-    stage.start([source], teed=True)
+def _kernel_copy_failing_second() -> Callable[..., int]:
+    """copy_file_range that copies once, then finds the disk full, then copies again."""
     real = os.copy_file_range
     calls: list[int] = []
 
@@ -223,6 +220,16 @@ def test_a_kernel_copy_that_fails_midway_is_dropped_and_the_file_still_read(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args)
 
+    return fails_second
+
+
+def test_a_kernel_copy_that_fails_midway_is_dropped_and_the_file_still_read(
+    tmp_path: Path,
+) -> None:
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    fails_second = _kernel_copy_failing_second()
     with mock.patch.object(os, "copy_file_range", fails_second):
         got, sha256, complete = _read_through(stage, source)
     data = source.read_bytes()
@@ -303,15 +310,7 @@ def test_a_copy_read_back_that_stops_midway_fails_the_read(tmp_path: Path) -> No
     source = _capture_like(tmp_path)
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
-    real = os.copy_file_range
-    calls: list[int] = []
-
-    def fails_second(*args: int) -> int:
-        calls.append(1)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*args)
-
+    fails_second = _kernel_copy_failing_second()
     copier = stage.copier(source)
     assert copier is not None
     with (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import struct
+import types
 from pathlib import Path
 
 import pytest
@@ -160,6 +163,37 @@ def test_records_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.Mon
     reader, packets = read_all(path)
     assert [p[1] for p in packets] == frames
     assert reader.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("compiled", [False, True] if COMPILED_WALK else [False])
+def test_the_walk_holds_no_chunk_when_it_takes_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """Taking a chunk lets the read-ahead read one more: the walked one must be let go by
+    then, or four chunks are alive at once (a 4 MiB step at the 2M-packet peak)."""
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", 1000)
+    frames = [bytes([i % 251]) * (60 + i % 500) for i in range(300)]
+    path = write_pcap(tmp_path / "many.pcap", frames)
+    held: list[int] = []
+    with contextlib.ExitStack() as stack:
+        if not compiled:
+            stack.enter_context(pure_python())
+        reader = stack.enter_context(open_capture(path))
+        source = reader._source
+        take, given = source.next_chunk, []
+
+        def next_chunk() -> bytes | None:
+            if given:  # the hashing thread may still hold it; the walk (a generator) not
+                holders = gc.get_referrers(given[-1])
+                held.append(sum(isinstance(h, types.GeneratorType) for h in holders))
+            chunk = take()
+            given.append(chunk)
+            return chunk
+
+        monkeypatch.setattr(source, "next_chunk", next_chunk)
+        reader.walk(lambda *record: None)
+    assert len(held) > 50
+    assert set(held) == {0}, held
 
 
 def test_pcap_ending_inside_a_record_is_read_to_the_last_whole_one(tmp_path: Path) -> None:

@@ -381,6 +381,55 @@ def test_a_copy_that_cannot_be_hashed_in_full_is_an_error_not_a_fresh_copy(
     stage.close()
 
 
+_NO_MMAP = (
+    "import mmap\n"
+    "def _refused(*args, **kwargs):\n"
+    "    raise OSError(19, 'no mmap here')\n"
+    "mmap.mmap = _refused\n"
+)
+
+
+def _child_digest(path: Path, prelude: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", prelude + prestage._HASHER, str(path)],
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode()
+
+
+@pytest.mark.parametrize("size", [0, 1, (4 << 20) - 1, 4 << 20, (4 << 20) + 1, 9 << 20])
+@pytest.mark.parametrize("mapped", [True, False])
+def test_the_hashing_child_hashes_every_byte_mapped_or_read(
+    tmp_path: Path, size: int, mapped: bool
+) -> None:
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "copy"
+    path.write_bytes(data)
+    answer = _child_digest(path, "" if mapped else _NO_MMAP)
+    assert answer == f"{hashlib.sha256(data).hexdigest()} {size}"
+    assert prestage._DIGEST_LINE.fullmatch(answer.encode())
+
+
+def test_a_window_that_cannot_be_mapped_is_read_from_where_the_mapping_stopped(
+    tmp_path: Path,
+) -> None:
+    data = random.Random(5).randbytes((9 << 20) + 7)
+    path = tmp_path / "copy"
+    path.write_bytes(data)
+    second_refused = (
+        "import mmap\n_real, _calls = mmap.mmap, []\n"
+        "def _once(*args, **kwargs):\n"
+        "    _calls.append(1)\n"
+        "    if len(_calls) == 2:\n"
+        "        raise OSError(12, 'no room to map')\n"
+        "    return _real(*args, **kwargs)\n"
+        "mmap.mmap = _once\n"
+    )
+    answer = _child_digest(path, second_refused)
+    assert answer == f"{hashlib.sha256(data).hexdigest()} {len(data)}"
+
+
 def test_close_ends_and_reaps_a_hashing_child(tmp_path: Path) -> None:
     with mock.patch.object(prestage, "_HASHER", "import time; time.sleep(60)"):
         stage, _, _ = _staged_by_copy(tmp_path)

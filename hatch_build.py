@@ -1,6 +1,6 @@
 """Build the optional compiled hot loops (Cython): for a wheel, or in place for a checkout.
 
-The harness is pure Python and always works as such; seven extension modules make the
+The harness is pure Python and always works as such; eight extension modules make the
 decoder's per-packet work several times faster (figures: benchmarks/README.md):
 
     conformance/decode/_walk.pyx   the readers' record walks (pcap records, pcapng EPBs)
@@ -10,6 +10,7 @@ decoder's per-packet work several times faster (figures: benchmarks/README.md):
     conformance/observe/_flows.pyx    the flows built from the flow table at a capture's end
     conformance/observe/_spill.pyx    closed connections out of the flow table, in a scratch file
     conformance/report/_tables.pyx    the lines of the two largest evidence tables
+    conformance/decode/_chunks.pyx    the read-ahead's chunks, read into bytes objects used again
 
 They need Cython and a C compiler at build time, which not every machine has, so they are
 built only on request:
@@ -44,6 +45,7 @@ EXTENSIONS = (
     ("conformance.observe._flows", "conformance/observe/_flows.pyx"),
     ("conformance.observe._spill", "conformance/observe/_spill.pyx"),
     ("conformance.report._tables", "conformance/report/_tables.pyx"),
+    ("conformance.decode._chunks", "conformance/decode/_chunks.pyx"),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from conformance.decode import compiled, pcap_reader, pcapng_reader, tls
+from conformance.decode import chunk_pool, compiled, pcap_reader, pcapng_reader, tls
 from conformance.observe import capture_parts, ingest, payloads
 from conformance.report import tables
 
@@ -23,6 +23,7 @@ COMPILED_STEP = ingest._COMPILED is not None
 COMPILED_HELLO = tls._COMPILED is not None
 COMPILED_FLOWS = ingest._COMPILED_FLOWS is not None
 COMPILED_TABLES = tables._COMPILED is not None
+COMPILED_CHUNKS = chunk_pool._COMPILED is not None
 
 
 @contextmanager
@@ -30,11 +31,11 @@ def pure_python() -> Iterator[None]:
     """The pure-Python record walks, per-packet step, hello reader and flow builder, even where
     compiled ones are loaded."""
     saved = (ingest._COMPILED, ingest._COMPILED_FLOWS, pcap_reader._run, pcapng_reader._epbs)
-    saved_tables = tables._COMPILED
+    saved_tables, saved_chunks = tables._COMPILED, chunk_pool._COMPILED
     # payloads took `quick_hello` by name at import: its name is switched too.
     users = (vars(tls), vars(payloads))
     hellos = [names["quick_hello"] for names in users]
-    ingest._COMPILED = ingest._COMPILED_FLOWS = tables._COMPILED = None
+    ingest._COMPILED = ingest._COMPILED_FLOWS = tables._COMPILED = chunk_pool._COMPILED = None
     pcap_reader._run = pcap_reader._python_run
     pcapng_reader._epbs = pcapng_reader._python_epbs
     for names in users:
@@ -43,7 +44,7 @@ def pure_python() -> Iterator[None]:
         yield
     finally:
         ingest._COMPILED, ingest._COMPILED_FLOWS, pcap_reader._run, pcapng_reader._epbs = saved
-        tables._COMPILED = saved_tables
+        tables._COMPILED, chunk_pool._COMPILED = saved_tables, saved_chunks
         for names, hello in zip(users, hellos, strict=True):
             names["quick_hello"] = hello
 

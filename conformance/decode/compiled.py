@@ -27,7 +27,7 @@ PURE_PYTHON_ENV = "UCX_CONFORMANCE_PURE_PYTHON"
 
 # Every compiled module (hatch_build.py builds them): the readers' walks, the observers' step,
 # the first payload's hello reader, the record maker, the flow builder, the table lines,
-# the closed connections' spill.
+# the closed connections' spill, the read-ahead's chunks used again.
 MODULES = (
     "conformance.decode._walk",
     "conformance.observe._step",
@@ -36,6 +36,7 @@ MODULES = (
     "conformance.observe._flows",
     "conformance.report._tables",
     "conformance.observe._spill",
+    "conformance.decode._chunks",
 )
 # What `load` found for each module it was asked for: "compiled", or why not.
 STATUS: dict[str, str] = {}

@@ -41,6 +41,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from conformance.decode import read_ahead
+from conformance.decode.chunk_pool import chunk_reads
 from conformance.digest import copy_hashed, sha256_file
 
 # Chunks (of decode.read_ahead.CHUNK_BYTES) a teed copy's writer may have waiting.
@@ -213,6 +215,8 @@ class _TeedCopy:
         self._copied = 0  # and where it ends
         self._returned = 0  # bytes copy_through handed back (on the reader's thread)
         self._source_end = False
+        # The read-back's chunks (decode/chunk_pool.py), of the size the reader asks for.
+        self._reads = chunk_reads(read_ahead.CHUNK_BYTES)
 
     @property
     def size(self) -> int:
@@ -242,13 +246,16 @@ class _TeedCopy:
                 self._copied += copied
                 self._source_end = copied == 0
             want = min(size, self._copied - offset)
-            chunk = os.pread(self._handle.fileno(), want, offset) if want > 0 else b""
+            chunk = self._reads.pread(self._handle.fileno(), want, offset) if want > 0 else b""
             if len(chunk) != max(want, 0):
                 raise OSError(f"read {len(chunk)} of {want} bytes back from the copy")
+            if not chunk:
+                self._reads.clear()  # the end: the last chunks go with the decoder
         except OSError as exc:
             # From here the reader reads and shows chunks; a copy the kernel began is dropped
             # (its next writes would land at the handle's position, not at `offset`).
             self._kernel = False
+            self._reads.clear()
             if self._copied > self._start:
                 self.error = exc
             return None
@@ -270,6 +277,7 @@ class _TeedCopy:
 
     def close(self) -> None:
         """Wait for every queued chunk to be written, then close the file."""
+        self._reads.clear()
         if self._thread is not None:
             self._chunks.put(None)
             self._thread.join()

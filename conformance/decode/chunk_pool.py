@@ -19,9 +19,10 @@ from typing import Protocol
 
 from conformance.decode import compiled
 
-# Chunks alive at once on the read-ahead's path: the one being read, one ready and the one
-# the decoder walks (decode/capture_reader.py lets go of it before taking the next), and one
-# for slack.
+# Chunks alive at once on the path of a copy the kernel makes (report/prestage.py): the one
+# being read, one ready and the one the decoder walks (decode/capture_reader.py lets go of
+# it before taking the next), and one for slack. The plain path keeps more
+# (decode/read_ahead.py: its hash and the report's copy hold chunks too).
 POOL_KEEP = 4
 
 _COMPILED = compiled.load(compiled.MODULES[7])
@@ -50,9 +51,10 @@ class FreshReads:
         """Nothing is kept."""
 
 
-def chunk_reads(size: int) -> ChunkReads:
-    """Reads of `size`-byte chunks: pooled where the compiled module is there."""
+def chunk_reads(size: int, keep: int = POOL_KEEP) -> ChunkReads:
+    """Reads of `size`-byte chunks, at most `keep` of them kept for reuse: pooled where the
+    compiled module is there."""
     if _COMPILED is None:
         return FreshReads()
-    pool: ChunkReads = _COMPILED.ChunkPool(size, POOL_KEEP)
+    pool: ChunkReads = _COMPILED.ChunkPool(size, keep)
     return pool

@@ -9,6 +9,9 @@ has a thread of its own because it is the dearest of the three (about 0.4 s of a
 capture, where reading it costs 0.1 s and decoding an RTP capture's headers 0.2 s): read,
 copied and hashed on one thread, the decoder waited for its chunks most of the time.
 
+The thread reads a plain file's chunks into a few bytes objects it reuses once nobody
+holds them (decode/chunk_pool.py), so the walk allocates no chunk after the first few.
+
 A subscriber is called on the reading thread, in file order, and must not raise (one that
 can fail, such as a copy on a full disk, keeps its own error). `complete` says whether every
 byte of the file was read (and so hashed and shown to the subscriber).
@@ -34,10 +37,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import queue
+import stat
 import threading
 from collections.abc import Callable
 from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
+
+from conformance.decode.chunk_pool import ChunkReads, FreshReads, chunk_reads
 
 # Large enough that read() calls and the reading thread's GIL hand-overs vanish in the
 # per-packet cost, small enough that the few in flight keep memory flat. The thread takes
@@ -52,6 +59,11 @@ READ_AHEAD_CHUNKS = 1
 # Chunks read but not yet hashed that the hashing thread may have waiting: it is the slowest
 # of the three, so the reader runs ahead of it by this many and then waits (4 MiB each).
 HASH_AHEAD_CHUNKS = 1
+
+# Chunks the plain path (no kernel copy) may have alive at once, each reused once free
+# (decode/chunk_pool.py): being read, ready, walked, waiting for and being hashed, and
+# waiting for and being written by a copying subscriber (report.prestage: two queued).
+_PLAIN_POOL_KEEP = READ_AHEAD_CHUNKS + HASH_AHEAD_CHUNKS + 6
 
 OnBytes = Callable[[bytes], None]
 _T = TypeVar("_T")
@@ -163,7 +175,8 @@ class ReadAhead:
             self._thread.start()
 
     def _run(self, chunks: queue.SimpleQueue[bytes | BaseException | None]) -> None:
-        put, room, read = chunks.put, self._tokens.get, self._file.read
+        put, room = chunks.put, self._tokens.get
+        read, pool = self._plain_reads()
         show = self._on_bytes
         hashing: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_AHEAD_CHUNKS)
         hasher = threading.Thread(
@@ -198,7 +211,7 @@ class ReadAhead:
                         by_copy = False
                         update(self._head)
                     through = None
-                    chunk = read(CHUNK_BYTES)
+                    chunk = read(offset)
                     if chunk and show is not None:
                         show(chunk)
                 if not chunk:
@@ -215,12 +228,24 @@ class ReadAhead:
             # every chunk read: the end of the file is told after it is done.
             hashing.put(None)
             hasher.join()
+            pool.clear()  # chunks still walked or written live on with their holders
         ended = ended or self._hash_error
         if ended is not None:
             put(ended)
         elif not self._stopped:
             self.complete = self._hashed_all
             put(None)
+
+    def _plain_reads(self) -> tuple[Callable[[int], bytes], ChunkReads]:
+        """The next chunk from an offset, read from the file, and the pool it is read into:
+        reused chunks where the file is a plain one (the usual case where the kernel cannot
+        copy it into the report's copy: a capture on another file system), else read()."""
+        file = self._file
+        # pread(2) needs a regular file: a pipe or a device is read as it comes.
+        if not isinstance(file, io.FileIO) or not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return (lambda offset: file.read(CHUNK_BYTES)), FreshReads()
+        pool, fd = chunk_reads(CHUNK_BYTES, _PLAIN_POOL_KEEP), file.fileno()
+        return (lambda offset: pool.pread(fd, CHUNK_BYTES, offset)), pool
 
     def _hash_chunks(self, hashing: queue.Queue[bytes | None]) -> None:
         """The hashing thread: SHA-256 of every chunk, in order, until None."""

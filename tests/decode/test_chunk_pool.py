@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Iterator
@@ -144,3 +145,44 @@ def test_a_walk_read_back_from_the_report_copy_keeps_three_chunks(
     (pool,) = counted
     assert pool.reads > 50  # the chunks came back from the copy
     assert pool.most == 3
+
+
+@needs_compiled
+def test_the_plain_path_reads_a_regular_file_into_reused_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kernel copy (no report, or one the kernel cannot copy into): the reader's own
+    reads come from the pool too, whose chunks the hash and the copy may still hold."""
+    monkeypatch.setattr(read_ahead, "CHUNK_BYTES", SIZE)
+    counted: list[_Counted] = []
+
+    def reads(size: int, keep: int) -> ChunkReads:
+        counted.append(_Counted(chunk_reads(size, keep)))
+        return counted[-1]
+
+    monkeypatch.setattr(read_ahead, "chunk_reads", reads)
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    shown: list[bytes] = []
+    with path.open("rb", buffering=0) as file:
+        reader = read_ahead.ReadAhead(file, file.read(100), shown.append)
+        got = b"".join(iter(reader.next_chunk, None))
+        reader.finish()
+    assert got == DATA and b"".join(shown) == DATA
+    assert reader.complete and reader.sha256 == hashlib.sha256(DATA).hexdigest()
+    (pool,) = counted
+    assert pool.reads == 7  # five whole chunks, the short one, the end
+    # `shown` holds every chunk, so none could be refilled: a chunk for each of the six
+    # reads (the short last one is copied out of its chunk), fewer than the pool's limit
+    assert pool.most == 6 < read_ahead._PLAIN_POOL_KEEP
+
+
+def test_a_pipe_is_read_as_it_comes(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, DATA[:3000])
+    os.close(write_end)
+    with os.fdopen(read_end, "rb", buffering=0) as file:
+        reader = read_ahead.ReadAhead(file, b"")
+        got = b"".join(iter(reader.next_chunk, None))
+        reader.finish()
+    assert got == DATA[:3000]

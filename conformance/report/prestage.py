@@ -13,7 +13,8 @@ teed=True)`): the reader shows every chunk it hashed to a copier (`copier`), whi
 into the copy, so the file is read once, hashed once, and the copy is exactly the bytes
 that were judged. A teed copy the reader did not show in full (`done(..., complete=False)`)
 or that could not be written (a full disk) is dropped and the report copies the file
-itself. Where the kernel can, the copy is made by copy_file_range and the reader takes the
+itself. Where the kernel can, the copy is made by copy_file_range (between two file systems:
+sendfile) and the reader takes the
 bytes back from the copy (decode.read_ahead.CopyThrough): the same guarantee for a third of
 the CPU of writing each chunk.
 
@@ -51,6 +52,13 @@ _QUEUED_CHUNKS = 2
 _KERNEL_COPY_BYTES = 8 << 20
 # Linux (and FreeBSD 13+) have copy_file_range; elsewhere the reader writes each chunk.
 _KERNEL_COPY = hasattr(os, "copy_file_range")
+# Where copy_file_range refuses from the first byte (between two file systems: EXDEV since
+# Linux 5.19 and before 5.3; ENOSYS, EOPNOTSUPP), sendfile(2) makes the same copy in the
+# kernel (both come down to splicing page-cache pages), so a capture on another disk than
+# the report is still read back from its copy (read through the reader, the 2M web mix's
+# peak was 65 MiB against 62, and its SHA-256 taken during the walk). macOS's sendfile
+# writes only to sockets: refused, and the reader writes the copy.
+_SENDFILE = hasattr(os, "sendfile")
 # The child that hashes a copy the decoder read back (`_CopyHash`): its own interpreter,
 # with no site packages. The copy was just written, so it is in the page cache: the child
 # maps it 4 MiB at a time and hashes the cached pages themselves (2M web mix: 0.08 s of
@@ -197,7 +205,9 @@ class _TeedCopy:
     capture together took longer than decoding it). At most `_QUEUED_CHUNKS` wait.
 
     Where the kernel copies the file itself (`copy_through`), only the head the opener read
-    goes through that thread; the rest is copied by copy_file_range at the same offsets.
+    goes through that thread; the rest is copied by copy_file_range (or sendfile, through a
+    descriptor of its own: the thread writes the head at the handle's position) at the same
+    offsets.
     """
 
     def __init__(self, destination: Path) -> None:
@@ -210,7 +220,8 @@ class _TeedCopy:
             target=self._run, name="ucx-evidence-copy", daemon=True
         )
         self._thread.start()
-        self._kernel = True  # copy_file_range still usable for this file
+        self._kernel = True  # copy_file_range (or sendfile) still usable for this file
+        self._sendfile = -1  # the descriptor sendfile writes through, once it took over
         self._start = -1  # where the kernel's copy starts (-1: not yet asked)
         self._copied = 0  # and where it ends
         self._returned = 0  # bytes copy_through handed back (on the reader's thread)
@@ -236,13 +247,11 @@ class _TeedCopy:
             self._start = self._copied = offset
         try:
             while self._copied < offset + size and not self._source_end:
-                copied = os.copy_file_range(
-                    source, self._handle.fileno(), _KERNEL_COPY_BYTES, self._copied, self._copied
-                )
+                copied = self._kernel_copy(source, self._copied)
                 # Some kernels and file systems report 0 before the end of a file
                 # (copy_file_range(2) on procfs-like files): the end only if a read agrees.
                 if copied == 0 and os.pread(source, 1, self._copied):
-                    raise OSError(f"copy_file_range stopped at {self._copied} before the end")
+                    raise OSError(f"the kernel's copy stopped at {self._copied} before the end")
                 self._copied += copied
                 self._source_end = copied == 0
             want = min(size, self._copied - offset)
@@ -261,6 +270,20 @@ class _TeedCopy:
             return None
         self._returned += len(chunk)
         return chunk
+
+    def _kernel_copy(self, source: int, at: int) -> int:
+        """Copy up to `_KERNEL_COPY_BYTES` of `source` from `at` into the copy at `at`."""
+        if self._sendfile >= 0:
+            os.lseek(self._sendfile, at, os.SEEK_SET)
+            return os.sendfile(self._sendfile, source, at, _KERNEL_COPY_BYTES)
+        try:
+            return os.copy_file_range(source, self._handle.fileno(), _KERNEL_COPY_BYTES, at, at)
+        except OSError:
+            if at != self._start or not _SENDFILE:
+                raise  # part way: the caller drops the copy, as before
+            self._sendfile = os.open(self.destination, os.O_WRONLY | os.O_CLOEXEC)
+        os.lseek(self._sendfile, at, os.SEEK_SET)
+        return os.sendfile(self._sendfile, source, at, _KERNEL_COPY_BYTES)
 
     def _run(self) -> None:
         while (chunk := self._chunks.get()) is not None:
@@ -282,6 +305,9 @@ class _TeedCopy:
             self._chunks.put(None)
             self._thread.join()
             self._thread = None
+        if self._sendfile >= 0:
+            os.close(self._sendfile)
+            self._sendfile = -1
         self._handle.close()
 
 

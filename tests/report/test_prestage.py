@@ -167,7 +167,10 @@ def test_where_the_kernel_refuses_the_reader_writes_the_copy(
     source = _capture_like(tmp_path, 3_000_000)
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
-    with mock.patch.object(os, "copy_file_range", side_effect=refusal):
+    with (
+        mock.patch.object(os, "copy_file_range", side_effect=refusal),
+        mock.patch.object(os, "sendfile", side_effect=refusal),
+    ):
         got, sha256, _ = _read_through(stage, source)
     data = source.read_bytes()
     assert got == data
@@ -175,6 +178,41 @@ def test_where_the_kernel_refuses_the_reader_writes_the_copy(
     assert staged is not None
     assert (staged[0].read_bytes(), staged[1]) == (data, sha256)
     stage.close()
+
+
+@pytest.mark.parametrize("errno_", [errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_between_two_file_systems_sendfile_makes_the_copy_the_decoder_reads(
+    tmp_path: Path, errno_: int
+) -> None:
+    """copy_file_range refuses from the first byte (another file system): sendfile copies in
+    the kernel instead, and the copy still stands for the hash."""
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    sent: list[int] = []
+    real = os.sendfile
+
+    def counted(out: int, in_: int, offset: int, count: int) -> int:
+        sent.append(offset)
+        return real(out, in_, offset, count)
+
+    with (
+        mock.patch.object(os, "copy_file_range", side_effect=OSError(errno_, "refused")),
+        mock.patch.object(os, "sendfile", counted),
+    ):
+        got, sha256, complete = _read_through(stage, source, in_copy=True)
+    data = source.read_bytes()
+    assert (got, sha256, complete) == (data, "", True)  # by the copy: hashed after the walk
+    assert sent[0] == 1000 and len(sent) >= 3  # from the head on, in 8 MiB steps
+    staged = stage.take(source)
+    assert staged is not None
+    assert (staged[0].read_bytes(), staged[1], staged[2]) == (
+        data,
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+    )
+    stage.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
 
 
 def test_without_copy_file_range_the_reader_writes_the_copy(tmp_path: Path) -> None:
@@ -295,7 +333,10 @@ def test_where_the_kernel_refuses_the_reader_hashes_as_before(tmp_path: Path) ->
     source = _capture_like(tmp_path, 3_000_000)
     stage = Prestage(tmp_path / "report")
     stage.start([source], teed=True)
-    with mock.patch.object(os, "copy_file_range", side_effect=OSError(errno.EXDEV, "x")):
+    with (
+        mock.patch.object(os, "copy_file_range", side_effect=OSError(errno.EXDEV, "x")),
+        mock.patch.object(os, "sendfile", side_effect=OSError(errno.EINVAL, "x")),
+    ):
         got, sha256, _ = _read_through(stage, source, in_copy=True)
     data = source.read_bytes()
     assert (got, sha256) == (data, hashlib.sha256(data).hexdigest())

@@ -874,6 +874,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"also run the harness with {PURE_PYTHON_ENV}=1 (its pure-Python fallback)",
     )
+    parser.add_argument(
+        "--report-root",
+        type=Path,
+        default=None,
+        help="where the harness writes its reports (default: the workdir); a directory on"
+        " another file system measures the usual server case, the capture on one disk and"
+        " the report on another",
+    )
     parser.add_argument("--no-argus", action="store_true", help="do not run argus")
     parser.add_argument("--no-nfstream", action="store_true", help="do not run NFStream")
     args = parser.parse_args(argv)
@@ -903,6 +911,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    report_root: Path = (args.report_root or workdir).resolve()
+    report_root.mkdir(parents=True, exist_ok=True)
     cloud = args.cloud_share > 0
     profile = workdir / "profile.yaml"
     profile.write_text(profile_yaml(cloud))
@@ -930,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out(line)
         row = Row(packets, pcap.stat().st_size)
         rows.append(row)
-        report_dir = workdir / f"report-{packets}"
+        report_dir = report_root / f"report-{packets}"
         try:
             runs = []
             warm_cache(pcap)

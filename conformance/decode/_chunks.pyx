@@ -30,6 +30,21 @@ cdef extern from *:
     """
     void ucx_forget_hash(PyObject *b)
 
+cdef extern from *:
+    """
+    /* Whether the pool's reference is the only one. Without the GIL (a free-threaded
+       build) another thread could take one meanwhile: never, then, and every chunk is
+       fresh. */
+    static inline int ucx_only_ours(PyObject *o) {
+    #ifdef Py_GIL_DISABLED
+        return 0;
+    #else
+        return Py_REFCNT(o) == 1;
+    #endif
+    }
+    """
+    bint ucx_only_ours(PyObject *o)
+
 
 cdef Py_ssize_t _fill(int fd, char* into, Py_ssize_t size, off_t offset) except -1:
     """Read up to `size` bytes of `fd` at `offset` into `into` (fewer only at the file's
@@ -92,7 +107,7 @@ cdef class ChunkPool:
         cdef PyObject* item
         for i in range(PyList_GET_SIZE(chunks)):
             item = PyList_GET_ITEM(chunks, i)
-            if item.ob_refcnt == 1:  # the list's reference alone: nobody else holds it
+            if ucx_only_ours(item):  # the list's reference alone: nobody else holds it
                 ucx_forget_hash(item)
                 return <bytes>item
         chunk = PyBytes_FromStringAndSize(NULL, self.size)

@@ -215,6 +215,37 @@ def test_between_two_file_systems_sendfile_makes_the_copy_the_decoder_reads(
     assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
 
 
+def test_the_descriptor_sendfile_writes_through_is_closed_however_the_copy_ends(
+    tmp_path: Path,
+) -> None:
+    """sendfile takes over, then stops part way (a full disk): the copy is dropped, and
+    neither it nor its second descriptor outlives `close`."""
+    source = _capture_like(tmp_path)
+    stage = Prestage(tmp_path / "report")
+    stage.start([source], teed=True)
+    before = set(os.listdir("/proc/self/fd"))
+    real, calls = os.sendfile, []
+
+    def full_after_one(out: int, in_: int, offset: int, count: int) -> int:
+        calls.append(offset)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "no space left")
+        return real(out, in_, offset, count)
+
+    with (
+        mock.patch.object(os, "copy_file_range", side_effect=OSError(errno.EXDEV, "x")),
+        mock.patch.object(os, "sendfile", full_after_one),
+    ):
+        got, sha256, complete = _read_through(stage, source)
+    data = source.read_bytes()
+    assert (got, complete) == (data, True)  # read on from the file, hashed here
+    assert sha256 == hashlib.sha256(data).hexdigest()
+    assert stage.take(source) is None  # the copy the kernel began is dropped
+    stage.close()
+    assert set(os.listdir("/proc/self/fd")) <= before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pcapng"]
+
+
 def test_without_copy_file_range_the_reader_writes_the_copy(tmp_path: Path) -> None:
     source = _capture_like(tmp_path, 3_000_000)
     stage = Prestage(tmp_path / "report")

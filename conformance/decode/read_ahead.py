@@ -238,11 +238,16 @@ class ReadAhead:
 
     def _plain_reads(self) -> tuple[Callable[[int], bytes], ChunkReads]:
         """The next chunk from an offset, read from the file, and the pool it is read into:
-        reused chunks where the file is a plain one (the usual case where the kernel cannot
-        copy it into the report's copy: a capture on another file system), else read()."""
+        reused chunks where the file is a regular one (read by this thread: no copying
+        subscriber, or one the kernel cannot copy for), else read() as it comes (a pipe, a
+        device). Never raises: a file that cannot be asked is read(), which raises to the
+        decoder."""
         file = self._file
-        # pread(2) needs a regular file: a pipe or a device is read as it comes.
-        if not isinstance(file, io.FileIO) or not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        try:
+            regular = isinstance(file, io.FileIO) and stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+        except (OSError, ValueError):  # closed, or not a descriptor at all
+            regular = False
+        if not regular:
             return (lambda offset: file.read(CHUNK_BYTES)), FreshReads()
         pool, fd = chunk_reads(CHUNK_BYTES, _PLAIN_POOL_KEEP), file.fileno()
         return (lambda offset: pool.pread(fd, CHUNK_BYTES, offset)), pool

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +188,28 @@ def test_a_pipe_is_read_as_it_comes(tmp_path: Path) -> None:
         got = b"".join(iter(reader.next_chunk, None))
         reader.finish()
     assert got == DATA[:3000]
+
+
+def test_a_file_the_reader_cannot_ask_fails_the_read_instead_of_hanging(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    file = path.open("rb", buffering=0)
+    reader = read_ahead.ReadAhead(file, file.read(100))
+    os.close(file.fileno())  # gone under the reader: fstat and read both fail
+    outcome: list[BaseException | bytes | None] = []
+
+    def take() -> None:
+        try:
+            outcome.append(reader.next_chunk())  # the head
+            outcome.append(reader.next_chunk())
+        except OSError as exc:
+            outcome.append(exc)
+
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    taker.join(timeout=10)
+    assert not taker.is_alive(), "the decoder waited for ever"
+    assert outcome[0] == DATA[:100] and isinstance(outcome[1], OSError)
+    reader.close()
+    with contextlib.suppress(OSError):
+        file.close()

@@ -81,15 +81,11 @@ cdef class ChunkPool:
 
     def pread(self, int fd, Py_ssize_t size, off_t offset):
         """`size` bytes of `fd` from `offset` (fewer at the file's end), as bytes."""
-        cdef bytes chunk
-        cdef Py_ssize_t got
-        if size != self.size:
-            chunk = PyBytes_FromStringAndSize(NULL, size)
-            got = _fill(fd, PyBytes_AS_STRING(chunk), size, offset)
-            return chunk if got == size else chunk[:got]
-        chunk = self._free()
-        got = _fill(fd, PyBytes_AS_STRING(chunk), size, offset)
-        # The file's last chunk is short: a copy of it, and the pool's stays free.
+        cdef bytes chunk = (
+            self._free() if size == self.size else PyBytes_FromStringAndSize(NULL, size)
+        )
+        cdef Py_ssize_t got = _fill(fd, PyBytes_AS_STRING(chunk), size, offset)
+        # The file's last chunk is short: a copy of it, and a pool's chunk stays free.
         return chunk if got == size else PyBytes_FromStringAndSize(PyBytes_AS_STRING(chunk), got)
 
     def clear(self):

@@ -204,9 +204,9 @@ class CaptureReader:
                 base += len(buf)
                 # Let go of the walked chunk (`chunk` names it too, from the second on)
                 # before taking the next, which lets the read-ahead read one more: so at most
-                # three are alive (walked, ready, being read). A fourth, held here for a few
-                # microseconds in one run of four, stayed stranded in glibc's heap to the
-                # walk's end (2M-packet web mix: 66 instead of 62 MiB at the peak).
+                # three are alive (walked, ready, being read). Held here while the next was
+                # taken, a fourth was read in one run of four (2M-packet web mix: 66 instead
+                # of 62 MiB at the peak).
                 buf = chunk = b""
                 chunk = self._next_chunk()
                 used = 0  # bytes of `chunk` already moved into `tail`

@@ -273,15 +273,13 @@ class _TeedCopy:
 
     def _kernel_copy(self, source: int, at: int) -> int:
         """Copy up to `_KERNEL_COPY_BYTES` of `source` from `at` into the copy at `at`."""
-        if self._sendfile >= 0:
-            os.lseek(self._sendfile, at, os.SEEK_SET)
-            return os.sendfile(self._sendfile, source, at, _KERNEL_COPY_BYTES)
-        try:
-            return os.copy_file_range(source, self._handle.fileno(), _KERNEL_COPY_BYTES, at, at)
-        except OSError:
-            if at != self._start or not _SENDFILE:
-                raise  # part way: the caller drops the copy, as before
-            self._sendfile = os.open(self.destination, os.O_WRONLY | os.O_CLOEXEC)
+        if self._sendfile < 0:
+            try:
+                return os.copy_file_range(source, self._handle.fileno(), _KERNEL_COPY_BYTES, at, at)
+            except OSError:
+                if at != self._start or not _SENDFILE:
+                    raise  # part way: the caller drops the copy, as before
+                self._sendfile = os.open(self.destination, os.O_WRONLY | os.O_CLOEXEC)
         os.lseek(self._sendfile, at, os.SEEK_SET)
         return os.sendfile(self._sendfile, source, at, _KERNEL_COPY_BYTES)
 
